@@ -1,0 +1,91 @@
+// The backward pass: order the graph, run each node once, accumulate gradients with +=.
+//
+// Two loops, no recursion (a 100,000-node chain must not overflow the stack):
+//  1. walk the graph from the root and count, for each node, how many edges point at it;
+//  2. run nodes whose count has dropped to zero, starting from the root. A node's gradient is
+//     the sum of what all its consumers sent it, so it only runs once every consumer has.
+#include <unordered_map>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "core/factories.h"
+
+namespace tg {
+
+namespace {
+
+std::unordered_map<Node*, int> count_dependencies(Node* root) {
+  std::unordered_map<Node*, int> dependencies{{root, 0}};
+  std::vector<Node*> stack{root};
+  while (!stack.empty()) {
+    Node* node = stack.back();
+    stack.pop_back();
+    for (const Edge& e : node->next_edges) {
+      if (!e.node) continue;
+      auto [it, first_visit] = dependencies.try_emplace(e.node.get(), 0);
+      ++it->second;
+      if (first_visit) stack.push_back(e.node.get());
+    }
+  }
+  return dependencies;
+}
+
+void run_backward(const Tensor& root, const Tensor& root_grad, bool retain_graph) {
+  NoGradGuard no_grad;  // backward computes values, it does not record a graph of its own
+  Node* start = root.grad_fn().get();
+  std::unordered_map<Node*, int> dependencies = count_dependencies(start);
+  std::unordered_map<Node*, Tensor> grads{{start, root_grad}};
+  std::vector<Node*> ready{start};
+
+  while (!ready.empty()) {
+    Node* node = ready.back();
+    ready.pop_back();
+    check(!node->released(), "backward: ", node->name(), " was already run by an earlier "
+          "backward() that freed the graph; pass retain_graph=true to the first backward() to "
+          "run backward twice");
+    // A node that received no gradient (its consumers' gradients were all undefined) passes
+    // none on, but still counts as run so that its predecessors are released in turn.
+    std::vector<Tensor> input_grads;
+    if (auto it = grads.find(node); it != grads.end()) {
+      Tensor grad = std::move(it->second);
+      grads.erase(it);
+      input_grads = node->apply(grad);
+    }
+    if (!retain_graph) node->release();
+
+    for (size_t i = 0; i < node->next_edges.size(); ++i) {
+      Node* next = node->next_edges[i].node.get();
+      if (!next) continue;
+      if (i < input_grads.size() && input_grads[i].defined()) {
+        Tensor& slot = grads[next];
+        slot = slot.defined() ? slot + input_grads[i] : input_grads[i];
+      }
+      if (--dependencies[next] == 0) ready.push_back(next);
+    }
+  }
+}
+
+}  // namespace
+
+void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+  check(requires_grad(), "backward: tensor of shape ", shape_str(shape()),
+        " does not require grad (no input of the ops that made it requires grad)");
+  Tensor root_grad = gradient;
+  if (!root_grad.defined()) {
+    check(numel() == 1, "backward: tensor of shape ", shape_str(shape()),
+          " is not a scalar; pass the upstream gradient explicitly");
+    root_grad = ones(shape(), dtype(), device());
+  }
+  check(root_grad.shape() == shape(), "backward: gradient of shape ", shape_str(root_grad.shape()),
+        " does not match tensor of shape ", shape_str(shape()));
+  check(root_grad.dtype() == dtype(), "backward: gradient is ", dtype_name(root_grad.dtype()),
+        ", tensor is ", dtype_name(dtype()));
+  if (is_leaf()) {
+    AccumulateGrad(impl_ptr()).apply(root_grad);
+    return;
+  }
+  run_backward(*this, root_grad.detach(), retain_graph);
+}
+
+}  // namespace tg

@@ -1,0 +1,65 @@
+// Node: graph edges, recording, leaf accumulation, and loop-based destruction of long chains.
+#include "autograd/node.h"
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+
+namespace tg {
+
+Node::~Node() {
+  // Destroying a chain of nodes recursively (each destructor releasing the next) overflows the
+  // stack for long graphs. Instead, take over every predecessor this node owns alone, and let it
+  // die here with its own edges already moved out, so no destructor nests inside another.
+  std::vector<std::shared_ptr<Node>> pending;
+  for (Edge& e : next_edges)
+    if (e.node) pending.push_back(std::move(e.node));
+  while (!pending.empty()) {
+    std::shared_ptr<Node> node = std::move(pending.back());
+    pending.pop_back();
+    if (node.use_count() == 1)
+      for (Edge& e : node->next_edges)
+        if (e.node) pending.push_back(std::move(e.node));
+  }
+}
+
+std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
+  // Leaves receive a gradient shaped like themselves, in their own dtype, owned (not a view).
+  Tensor grad = grad_output.contiguous();
+  if (grad.same(grad_output)) grad = grad_output.clone();
+  if (leaf_->grad) {
+    grad = Tensor(leaf_->grad) + grad;  // accumulate across backward calls and shared uses
+  }
+  leaf_->grad = grad.impl_ptr();
+  return {};
+}
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!GradMode::enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+Edge edge_to(const Tensor& input) {
+  if (!input.defined() || !input.requires_grad()) return {};
+  if (input.grad_fn()) return {input.grad_fn()};
+  return {std::make_shared<AccumulateGrad>(input.impl_ptr())};
+}
+
+Tensor record(Tensor output, const char* name, BackwardFn backward,
+              std::initializer_list<const Tensor*> inputs) {
+  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+  for (const Tensor* t : inputs) node->next_edges.push_back(t ? edge_to(*t) : Edge{});
+  output.impl()->grad_fn = std::move(node);
+  return output;
+}
+
+Tensor record(Tensor output, const char* name, BackwardFn backward,
+              const std::vector<Tensor>& inputs) {
+  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+  for (const Tensor& t : inputs) node->next_edges.push_back(edge_to(t));
+  output.impl()->grad_fn = std::move(node);
+  return output;
+}
+
+}  // namespace tg

@@ -1,0 +1,101 @@
+// Node: one recorded op in the backward graph — its gradient function and its input edges.
+//
+// When an op runs with an input that requires grad, it creates a Node subclass that saves only
+// what its backward needs, points one edge at each input's producer (another Node, or an
+// AccumulateGrad for a leaf), and becomes the output's grad_fn. backward() (engine.cpp) then
+// calls apply() on each node once, in reverse topological order.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace tg {
+
+class Node;
+
+// Where the gradient of one input goes: the node that produced that input, or null when the
+// input does not require grad.
+struct Edge {
+  std::shared_ptr<Node> node;
+};
+
+class Node {
+ public:
+  virtual ~Node();
+
+  // The op's name for error messages and graph printing, e.g. "MatmulBackward".
+  virtual std::string name() const = 0;
+
+  // Given d(loss)/d(output), returns d(loss)/d(input) for each edge, in edge order (an undefined
+  // Tensor where the input needs none). Runs with grad mode off.
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+
+  // Drops saved tensors once backward has used them (unless retain_graph).
+  void release() {
+    release_saved();
+    released_ = true;
+  }
+  bool released() const { return released_; }
+
+  std::vector<Edge> next_edges;
+
+ protected:
+  virtual void release_saved() {}
+
+ private:
+  bool released_ = false;
+};
+
+// The sink for a leaf tensor: adds the incoming gradient into leaf.grad.
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
+  std::string name() const override { return "AccumulateGrad"; }
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+// True when an op on these inputs must be recorded: grad mode is on and some input needs grad.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+
+// The edge for one input: its grad_fn, a new AccumulateGrad for a leaf that requires grad, or a
+// null edge.
+Edge edge_to(const Tensor& input);
+
+// A node whose backward is a closure written beside the op's forward, micrograd-style. The
+// closure captures what backward needs (through save()); release() destroys it, and with it the
+// saved tensors.
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+class FunctionNode final : public Node {
+ public:
+  FunctionNode(const char* name, BackwardFn backward) : name_(name), backward_(std::move(backward)) {}
+  std::string name() const override { return name_; }
+  std::vector<Tensor> apply(const Tensor& grad_output) override { return backward_(grad_output); }
+
+ protected:
+  void release_saved() override { backward_ = nullptr; }
+
+ private:
+  const char* name_;
+  BackwardFn backward_;
+};
+
+// Makes `output` the result of a recorded op: a FunctionNode named `name` with one edge per
+// input, in the order the backward closure returns their gradients. Returns `output`.
+Tensor record(Tensor output, const char* name, BackwardFn backward,
+              std::initializer_list<const Tensor*> inputs);
+Tensor record(Tensor output, const char* name, BackwardFn backward,
+              const std::vector<Tensor>& inputs);
+
+// Saved tensors are stored detached: a node must not own its own output's grad_fn (that would
+// be a reference cycle), and backward only needs the values.
+inline Tensor save(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
+
+}  // namespace tg

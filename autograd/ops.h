@@ -1,0 +1,80 @@
+// The differentiable ops: each checks its inputs, runs a backend primitive, and records its
+// backward node when an input requires grad. One file per family under autograd/ops/ holds the
+// forward and the backward of each op side by side.
+#pragma once
+
+#include <vector>
+
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace tg {
+
+// --- elementwise (autograd/ops/elementwise.cpp); binary ops broadcast like NumPy ---------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // exact (erf) form, as torch.nn.GELU()
+Tensor tanh(const Tensor& x);
+Tensor scale(const Tensor& x, double factor);  // x * factor
+// Comparisons: 1 where true, 0 where false, in the inputs' dtype; not differentiable.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+// x where mask is 0, value where mask is nonzero; mask broadcasts to x (causal masks).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+// A scalar operand becomes a 0-d tensor of the other operand's dtype and device.
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+// --- reductions (autograd/ops/reduce.cpp); empty axes = all axes -----------------------------
+Tensor sum(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+// Gradient flows to the maxima, split evenly among ties (as torch.amax).
+Tensor max(const Tensor& x, const std::vector<int64_t>& axes = {}, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);  // int64, not differentiable
+
+// --- linear algebra (autograd/ops/matmul.cpp) ------------------------------------------------
+// [..., M, K] @ [..., K, N] with broadcast batch axes; 1-D operands as in numpy.matmul.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// --- neural-network ops (autograd/ops/softmax.cpp, loss.cpp, index.cpp, norm.cpp, ...) -------
+Tensor softmax(const Tensor& x, int64_t axis = -1);
+Tensor log_softmax(const Tensor& x, int64_t axis = -1);
+enum class Reduction { Mean, Sum, None };
+// logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
+                     Reduction reduction = Reduction::Mean);
+// table [V, D...], int64 index of any shape -> [index.shape..., D...]; backward scatter-adds.
+Tensor embedding(const Tensor& table, const Tensor& index);
+Tensor one_hot(const Tensor& index, int64_t classes, DType dtype = DType::Float32);
+// Normalises the last axis; weight and bias [D] are optional (pass undefined tensors).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// Zeroes each element with probability p and scales the rest by 1/(1-p); identity when !training.
+Tensor dropout(const Tensor& x, double p, bool training = true,
+               Generator& gen = default_generator());
+Tensor cat(const std::vector<Tensor>& tensors, int64_t axis = 0);
+
+}  // namespace tg

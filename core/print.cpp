@@ -1,0 +1,63 @@
+// Printing: "tensor([[1, 2], [3, 4]], shape=[2, 2], dtype=float32, device=cpu)", NumPy-style,
+// with "..." in place of the middle of any axis longer than a dozen elements.
+#include <cstdio>
+#include <sstream>
+
+#include "core/tensor.h"
+
+namespace tg {
+
+namespace {
+
+constexpr int64_t kEdgeItems = 3;   // shown at each end of a summarised axis
+constexpr int64_t kSummariseAbove = 12;
+
+std::string format_value(double v, DType dtype) {
+  char buf[32];
+  if (dtype == DType::Int64) {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+  }
+  return buf;
+}
+
+void print_axis(std::ostream& out, const std::vector<double>& values, const Shape& shape,
+                const Strides& strides, size_t axis, int64_t base, DType dtype, int indent) {
+  if (axis == shape.size()) {
+    out << format_value(values[base], dtype);
+    return;
+  }
+  out << "[";
+  const int64_t n = shape[axis];
+  for (int64_t i = 0; i < n; ++i) {
+    if (n > kSummariseAbove && i == kEdgeItems) {
+      out << "...";
+      i = n - kEdgeItems - 1;
+      out << (axis + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
+      continue;
+    }
+    print_axis(out, values, shape, strides, axis + 1, base + i * strides[axis], dtype, indent + 1);
+    if (i + 1 < n) out << (axis + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
+  }
+  out << "]";
+}
+
+}  // namespace
+
+std::string Tensor::str() const {
+  if (!defined()) return "tensor(undefined)";
+  std::ostringstream out;
+  const std::vector<double> values = to_vector<double>();
+  out << "tensor(";
+  print_axis(out, values, shape(), contiguous_strides(shape()), 0, 0, dtype(), 7);
+  out << ", shape=" << shape_str(shape()) << ", dtype=" << dtype_name(dtype())
+      << ", device=" << device().str();
+  if (requires_grad()) out << ", requires_grad";
+  out << ")";
+  return out.str();
+}
+
+std::ostream& operator<<(std::ostream& out, const Tensor& t) { return out << t.str(); }
+
+}  // namespace tg

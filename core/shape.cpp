@@ -1,0 +1,59 @@
+// Shape arithmetic: element counts, contiguous strides, broadcasting and axis normalisation.
+#include "core/shape.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace tg {
+
+int64_t numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Strides contiguous_strides(const Shape& shape) {
+  Strides strides(shape.size());
+  int64_t stride = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= std::max<int64_t>(shape[i], 1);
+  }
+  return strides;
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const size_t ndim = std::max(a.size(), b.size());
+  Shape out(ndim);
+  for (size_t i = 0; i < ndim; ++i) {
+    // Align from the right, as NumPy does.
+    const int64_t da = i < ndim - a.size() ? 1 : a[i - (ndim - a.size())];
+    const int64_t db = i < ndim - b.size() ? 1 : b[i - (ndim - b.size())];
+    check(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+          " cannot be broadcast (axis ", i, ": ", da, " vs ", db, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+int normalize_axis(int64_t axis, int64_t ndim, const char* op) {
+  check(axis >= -ndim && axis < ndim, op, ": axis ", axis, " is out of range for a tensor with ",
+        ndim, " dimension", ndim == 1 ? "" : "s");
+  return static_cast<int>(axis < 0 ? axis + ndim : axis);
+}
+
+std::vector<int> normalize_axes(const std::vector<int64_t>& axes, int64_t ndim, const char* op) {
+  std::vector<int> out;
+  if (axes.empty()) {
+    for (int i = 0; i < ndim; ++i) out.push_back(i);
+    return out;
+  }
+  for (int64_t a : axes) out.push_back(normalize_axis(a, ndim, op));
+  std::sort(out.begin(), out.end());
+  check(std::adjacent_find(out.begin(), out.end()) == out.end(), op, ": axis list ",
+        shape_str(axes), " repeats an axis");
+  return out;
+}
+
+}  // namespace tg

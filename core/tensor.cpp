@@ -1,0 +1,122 @@
+// Tensor: allocation, metadata queries, host conversion and in-place fills (the data side only).
+#include "core/tensor.h"
+
+#include <cstring>
+
+#include "autograd/grad_mode.h"
+#include "kernels/backend.h"
+
+namespace tg {
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape) check(d >= 0, "empty: negative size in shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = backend_for(device).allocate(tg::numel(shape) * dtype_size(dtype));
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.storage();
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = base.dtype();
+  return Tensor(std::move(impl));
+}
+
+int64_t Tensor::size(int64_t axis) const {
+  return shape()[normalize_axis(axis, dim(), "size")];
+}
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (size_t i = shape().size(); i-- > 0;) {
+    if (shape()[i] == 1) continue;  // the stride of a size-1 axis never matters
+    if (strides()[i] != expected) return false;
+    expected *= shape()[i];
+  }
+  return true;
+}
+
+template <typename T>
+std::vector<T> Tensor::to_vector() const {
+  const Tensor dense = contiguous_copy_if_needed(*this);
+  std::vector<T> out(static_cast<size_t>(numel()));
+  if (out.empty()) return out;
+  auto convert = [&](auto* src) {
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(src[i]);
+  };
+  if (dense.dtype() == dtype_of<T>() && dense.device().is_cpu()) {
+    std::memcpy(out.data(), dense.raw_data(), out.size() * sizeof(T));
+    return out;
+  }
+  std::vector<char> host(out.size() * dtype_size(dense.dtype()));
+  backend_for(dense.device()).copy_to_host(dense, host.data());
+  switch (dense.dtype()) {
+    case DType::Float32: convert(reinterpret_cast<float*>(host.data())); break;
+    case DType::Float64: convert(reinterpret_cast<double*>(host.data())); break;
+    case DType::Int64: convert(reinterpret_cast<int64_t*>(host.data())); break;
+  }
+  return out;
+}
+template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
+template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
+
+double Tensor::item() const {
+  check(numel() == 1, "item: tensor of shape ", shape_str(shape()),
+        " has ", numel(), " elements, not 1");
+  return to_vector<double>()[0];
+}
+
+Tensor& Tensor::requires_grad_(bool value) {
+  check(is_leaf(), "requires_grad_: only leaf tensors can change requires_grad (this one was "
+        "computed by an op; use detach() first)");
+  check(!value || is_floating(dtype()), "requires_grad_: ", dtype_name(dtype()),
+        " tensors cannot require gradients");
+  impl()->requires_grad = value;
+  return *this;
+}
+
+Tensor Tensor::detach() const {
+  return make_view(*this, shape(), strides(), offset());
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check(!(GradMode::enabled() && requires_grad()),
+        "copy_: in-place write to a tensor that requires grad; wrap it in NoGradGuard");
+  check(src.device() == device(), "copy_: source is on ", src.device().str(),
+        ", destination on ", device().str());
+  backend_for(device()).copy(src.detach().expand(shape()), *this);
+  return *this;
+}
+
+Tensor& Tensor::fill_(double value) {
+  check(!(GradMode::enabled() && requires_grad()),
+        "fill_: in-place write to a tensor that requires grad; wrap it in NoGradGuard");
+  backend_for(device()).fill(*this, value);
+  return *this;
+}
+
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  const Tensor src = contiguous_copy_if_needed(*this);
+  Tensor out = Tensor::empty(shape(), dtype(), target);
+  std::vector<char> host(numel() * dtype_size(dtype()));
+  backend_for(src.device()).copy_to_host(src, host.data());
+  backend_for(target).copy_from_host(host.data(), out);
+  return out;  // cross-device copies are not recorded in the graph (CPU-only for now)
+}
+
+Tensor contiguous_copy_if_needed(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
+  backend_for(t.device()).copy(t, out);
+  return out;
+}
+
+}  // namespace tg

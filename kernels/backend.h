@@ -1,0 +1,107 @@
+// Backend: the small set of raw compute primitives a device implements (no autograd here).
+//
+// autograd/ops builds every differentiable op from these. Contracts shared by all primitives:
+//  - inputs may be any strided view (including stride-0 broadcast views) unless a primitive says
+//    otherwise; the caller has already checked shapes, dtypes and devices;
+//  - outputs are freshly allocated, contiguous tensors of the documented shape, on this device;
+//  - a backend reports unsupported dtypes with tg::Error naming the primitive.
+// A new device (kernels/cuda) implements this interface and registers itself in backend.cpp.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace tg {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Sqrt, Tanh,
+  Relu,
+  Step,       // 1 where x > 0, else 0: relu's derivative (0 at the kink, as in PyTorch)
+  Gelu,       // exact: x * Phi(x)
+  GeluGrad,   // d gelu / dx = Phi(x) + x * phi(x)
+  PowScalar,  // x ^ param
+  Scale,      // x * param
+};
+
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Eq, Ne, Lt, Le, Gt, Ge };
+
+enum class ReduceOp : uint8_t { Sum, Max };
+
+enum class RandomKind : uint8_t {
+  Uniform,      // low + (high - low) * U[0, 1)
+  Normal,       // mean + std * N(0, 1)
+  DropoutMask,  // 1 / (1 - p) where U[0, 1) >= p, else 0   (param a = p)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::shared_ptr<Storage> allocate(size_t nbytes) = 0;
+
+  // --- data movement --------------------------------------------------------------------
+  // dst[i] = convert(src[i]) for views of equal shape; dst may be strided (not overlapping).
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void fill(const Tensor& dst, double value) = 0;
+  virtual void fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, uint64_t counter,
+                           double a, double b) = 0;
+  // Copies between this device and contiguous host memory of the tensor's dtype.
+  virtual void copy_to_host(const Tensor& src_contiguous, void* host) = 0;
+  virtual void copy_from_host(const void* host, const Tensor& dst_contiguous) = 0;
+
+  // --- elementwise -------------------------------------------------------------------------
+  virtual Tensor unary(UnaryOp op, const Tensor& x, double param) = 0;
+  // a and b are already expanded to the output shape; comparisons give 1 or 0 in the input dtype.
+  virtual Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) = 0;
+  // x where mask == 0, value where mask != 0; mask (any dtype) already expanded to x's shape.
+  virtual Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) = 0;
+
+  // --- reductions ----------------------------------------------------------------------------
+  // Reduces the listed axes (sorted, unique); the output keeps them as size-1 axes.
+  virtual Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) = 0;
+  // int64 index of the first maximum along `axis`; the output keeps it as a size-1 axis.
+  virtual Tensor argmax(const Tensor& x, int axis) = 0;
+
+  // --- linear algebra ------------------------------------------------------------------------
+  // [..., M, K] @ [..., K, N] -> [..., M, N]; the batch axes of a and b are already expanded to
+  // the output's batch shape.
+  virtual Tensor matmul(const Tensor& a, const Tensor& b) = 0;
+
+  // --- neural-network primitives -------------------------------------------------------------
+  // softmax or log-softmax along `axis`.
+  virtual Tensor softmax(const Tensor& x, int axis, bool log) = 0;
+  // Given the forward output y and dy: dx = y * (dy - sum(dy * y)) for softmax,
+  // dx = dy - exp(y) * sum(dy) for log-softmax.
+  virtual Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) = 0;
+  // logits [N, C], int64 targets [N] -> per-row loss [N] and log-sum-exp [N].
+  virtual void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss,
+                             Tensor& logsumexp) = 0;
+  // dlogits [N, C] = (softmax(logits) - onehot(targets)) * row_grad[:, None].
+  virtual Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
+                                        const Tensor& logsumexp, const Tensor& row_grad) = 0;
+  // table [V, ...], int64 index of any shape -> [index.shape..., ...]: out[i] = table[index[i]].
+  virtual Tensor index_select(const Tensor& table, const Tensor& index) = 0;
+  // The scatter-add adjoint: out [rows, ...] with out[index[i]] += src[i].
+  virtual Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) = 0;
+  // int64 index of any shape -> [index.shape..., classes] of 0/1 in `dtype`.
+  virtual Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) = 0;
+  // Layer norm over the last axis of x [..., D] with weight and bias [D] (either may be
+  // undefined): y, and per-row mean and 1/std saved for backward.
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                          Tensor& y, Tensor& mean, Tensor& rstd) = 0;
+  virtual void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                   const Tensor& mean, const Tensor& rstd, Tensor& dx,
+                                   Tensor& dweight, Tensor& dbias) = 0;
+};
+
+// The backend that owns `device`; throws a clear tg::Error when this build or machine has none.
+Backend& backend_for(Device device);
+
+// For device runtimes to announce themselves (kernels/cuda registers at start-up).
+void register_backend(DeviceType type, Backend* backend);
+
+}  // namespace tg

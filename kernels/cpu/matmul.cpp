@@ -1,0 +1,94 @@
+// CPU matmul: Eigen's GEMM over the engine's own buffers (Eigen::Map, no copies), one call per
+// batch matrix. A row-major view maps as is and a transposed view maps as column-major, so the
+// transposes of backward cost nothing; any other layout is copied contiguous first.
+#include <Eigen/Core>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace tg {
+
+using namespace cpu;
+
+namespace {
+
+template <typename T, int Order>
+using MatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, 0,
+                             Eigen::OuterStride<>>;
+
+enum class Layout { RowMajor, ColMajor, Other };
+
+// How the last two axes [rows, cols] of t lie in memory, and the stride between rows (or columns).
+Layout layout_of(const Tensor& t, int64_t& outer_stride) {
+  const int64_t rows = t.shape()[t.dim() - 2], cols = t.shape()[t.dim() - 1];
+  const int64_t s_row = t.strides()[t.dim() - 2], s_col = t.strides()[t.dim() - 1];
+  if ((s_col == 1 || cols == 1) && (s_row >= cols || rows == 1)) {
+    outer_stride = rows == 1 ? cols : s_row;
+    return Layout::RowMajor;
+  }
+  if ((s_row == 1 || rows == 1) && (s_col >= rows || cols == 1)) {
+    outer_stride = cols == 1 ? rows : s_col;
+    return Layout::ColMajor;
+  }
+  return Layout::Other;
+}
+
+// Element offset of batch matrix `b` (row-major over the batch axes) in t.
+int64_t batch_offset(const Tensor& t, int64_t b) {
+  int64_t offset = 0;
+  for (int64_t d = t.dim() - 3; d >= 0; --d) {
+    offset += (b % t.shape()[d]) * t.strides()[d];
+    b /= t.shape()[d];
+  }
+  return offset;
+}
+
+template <typename T>
+void gemm(const T* a, Layout la, int64_t lda, const T* b, Layout lb, int64_t ldb, T* c, int64_t m,
+          int64_t k, int64_t n) {
+  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> out(c, m, n);
+  auto multiply = [&](const auto& A) {
+    if (lb == Layout::RowMajor)
+      out.noalias() = A * MatrixMap<T, Eigen::RowMajor>(b, k, n, Eigen::OuterStride<>(ldb));
+    else
+      out.noalias() = A * MatrixMap<T, Eigen::ColMajor>(b, k, n, Eigen::OuterStride<>(ldb));
+  };
+  if (la == Layout::RowMajor) multiply(MatrixMap<T, Eigen::RowMajor>(a, m, k, Eigen::OuterStride<>(lda)));
+  else multiply(MatrixMap<T, Eigen::ColMajor>(a, m, k, Eigen::OuterStride<>(lda)));
+}
+
+}  // namespace
+
+Tensor CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
+  Tensor a = a_in, b = b_in;
+  int64_t lda = 0, ldb = 0;
+  Layout la = layout_of(a, lda), lb = layout_of(b, ldb);
+  if (la == Layout::Other) la = layout_of(a = contiguous_copy_if_needed(a), lda);
+  if (lb == Layout::Other) lb = layout_of(b = contiguous_copy_if_needed(b), ldb);
+
+  const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
+  Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+  out_shape.push_back(n);
+  Tensor out = Tensor::empty(out_shape, a.dtype());
+  const int64_t batches = m * n == 0 ? 0 : out.numel() / (m * n);
+  if (k == 0) {
+    fill(out, 0);
+    return out;
+  }
+  dispatch_floating(a.dtype(), "matmul", [&]<typename T>() {
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* pc = out.data<T>();
+    // Many small matrices: one per thread. Few large ones: Eigen threads each GEMM itself
+    // (it runs single-threaded when already inside a parallel region, so threads never nest).
+    const bool small = m * n * k < (1 << 18);
+    parallel_for(batches, small ? 2 : batches + 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        gemm<T>(pa + batch_offset(a, i), la, lda, pb + batch_offset(b, i), lb, ldb,
+                pc + i * m * n, m, k, n);
+    });
+  });
+  return out;
+}
+
+}  // namespace tg

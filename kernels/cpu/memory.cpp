@@ -1,0 +1,87 @@
+// CPU memory primitives: allocation, strided copy with dtype conversion, fill, random fill and
+// host transfers (which on the CPU are plain memcpy).
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace tg {
+
+using namespace cpu;
+
+std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {
+  // 64-byte alignment: whole cache lines, and aligned loads for AVX-512.
+  const size_t rounded = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
+  void* data = std::aligned_alloc(64, rounded);
+  check(data != nullptr, "allocate: out of host memory for ", nbytes, " bytes");
+  return std::make_shared<Storage>(data, nbytes, Device::cpu(), [](void* p) { std::free(p); });
+}
+
+void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+  check(src.shape() == dst.shape(), "copy: source ", shape_str(src.shape()), " and destination ",
+        shape_str(dst.shape()), " differ");
+  dispatch(src.dtype(), [&]<typename S>() {
+    dispatch(dst.dtype(), [&]<typename D>() {
+      const S* in = src.data<S>();
+      D* out = dst.data<D>();
+      for_each_row<2>(src.shape(), {src.strides(), dst.strides()},
+                      [&](const auto& off, int64_t n, const auto& step) {
+                        const S* s = in + off[0];
+                        D* d = out + off[1];
+                        for (int64_t i = 0; i < n; ++i) d[i * step[1]] = static_cast<D>(s[i * step[0]]);
+                      });
+    });
+  });
+}
+
+void CpuBackend::fill(const Tensor& dst, double value) {
+  dispatch(dst.dtype(), [&]<typename T>() {
+    T* out = dst.data<T>();
+    const T v = static_cast<T>(value);
+    for_each_row<1>(dst.shape(), {dst.strides()}, [&](const auto& off, int64_t n, const auto& step) {
+      for (int64_t i = 0; i < n; ++i) out[off[0] + i * step[0]] = v;
+    });
+  });
+}
+
+void CpuBackend::fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, uint64_t counter,
+                             double a, double b) {
+  check(dst.is_contiguous(), "fill_random: destination must be contiguous");
+  dispatch_floating(dst.dtype(), "fill_random", [&]<typename T>() {
+    T* out = dst.data<T>();
+    // Element i depends only on (seed, counter, i): any split across threads gives the same values.
+    parallel_for(dst.numel(), 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        switch (kind) {
+          case RandomKind::Uniform: {
+            const uint32_t w = random_word(seed, counter, i);
+            const double u = std::is_same_v<T, float> ? uniform_float(w) : uniform_double(w);
+            out[i] = static_cast<T>(a + (b - a) * u);
+            break;
+          }
+          case RandomKind::Normal:
+            out[i] = static_cast<T>(a + b * normal_double(seed, counter, i));
+            break;
+          case RandomKind::DropoutMask: {
+            const float u = uniform_float(random_word(seed, counter, i));
+            out[i] = u >= a ? static_cast<T>(1.0 / (1.0 - a)) : T(0);
+            break;
+          }
+        }
+      }
+    });
+  });
+}
+
+void CpuBackend::copy_to_host(const Tensor& src, void* host) {
+  check(src.is_contiguous(), "copy_to_host: source must be contiguous");
+  std::memcpy(host, src.raw_data(), src.numel() * dtype_size(src.dtype()));
+}
+
+void CpuBackend::copy_from_host(const void* host, const Tensor& dst) {
+  check(dst.is_contiguous(), "copy_from_host: destination must be contiguous");
+  std::memcpy(dst.raw_data(), host, dst.numel() * dtype_size(dst.dtype()));
+}
+
+}  // namespace tg

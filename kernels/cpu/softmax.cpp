@@ -1,0 +1,151 @@
+// CPU softmax / log-softmax along any axis, their backwards, and fused cross-entropy. The axis is
+// handled by viewing the contiguous input as [outer, n, inner] and striding by `inner` along it.
+#include <cmath>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/loops.h"
+
+namespace tg {
+
+using namespace cpu;
+
+namespace {
+
+struct AxisView {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+AxisView axis_view(const Shape& shape, int axis) {
+  AxisView v;
+  for (int d = 0; d < static_cast<int>(shape.size()); ++d) {
+    if (d < axis) v.outer *= shape[d];
+    else if (d == axis) v.n = shape[d];
+    else v.inner *= shape[d];
+  }
+  return v;
+}
+
+// Runs fn(base, stride) for each of the outer * inner lines along the axis, in parallel.
+template <typename Fn>
+void for_each_line(const AxisView& v, Fn&& fn) {
+  parallel_for(v.outer * v.inner, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(v.n, 1)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t line = begin; line < end; ++line)
+                   fn((line / v.inner) * v.n * v.inner + line % v.inner, v.inner);
+               });
+}
+
+}  // namespace
+
+Tensor CpuBackend::softmax(const Tensor& x_in, int axis, bool log) {
+  const Tensor x = contiguous_copy_if_needed(x_in);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  const AxisView v = axis_view(x.shape(), axis);
+  if (x.numel() == 0) return out;
+  dispatch_floating(x.dtype(), "softmax", [&]<typename T>() {
+    const T* in = x.data<T>();
+    T* o = out.data<T>();
+    for_each_line(v, [&](int64_t base, int64_t s) {
+      // Subtract the maximum so exp never overflows.
+      T peak = in[base];
+      for (int64_t i = 1; i < v.n; ++i) peak = std::max(peak, in[base + i * s]);
+      double total = 0;
+      for (int64_t i = 0; i < v.n; ++i) total += std::exp(double(in[base + i * s] - peak));
+      if (log) {
+        const double log_total = std::log(total);
+        for (int64_t i = 0; i < v.n; ++i)
+          o[base + i * s] = static_cast<T>(double(in[base + i * s] - peak) - log_total);
+      } else {
+        for (int64_t i = 0; i < v.n; ++i)
+          o[base + i * s] = static_cast<T>(std::exp(double(in[base + i * s] - peak)) / total);
+      }
+    });
+  });
+  return out;
+}
+
+Tensor CpuBackend::softmax_backward(const Tensor& y_in, const Tensor& dy_in, int axis, bool log) {
+  const Tensor y = contiguous_copy_if_needed(y_in), dy = contiguous_copy_if_needed(dy_in);
+  Tensor dx = Tensor::empty(y.shape(), y.dtype());
+  const AxisView v = axis_view(y.shape(), axis);
+  if (y.numel() == 0) return dx;
+  dispatch_floating(y.dtype(), "softmax_backward", [&]<typename T>() {
+    const T* py = y.data<T>();
+    const T* pdy = dy.data<T>();
+    T* pdx = dx.data<T>();
+    for_each_line(v, [&](int64_t base, int64_t s) {
+      double dot = 0;  // softmax: sum(dy * y);  log-softmax: sum(dy)
+      for (int64_t i = 0; i < v.n; ++i)
+        dot += log ? double(pdy[base + i * s]) : double(pdy[base + i * s]) * py[base + i * s];
+      for (int64_t i = 0; i < v.n; ++i) {
+        const int64_t j = base + i * s;
+        pdx[j] = log ? static_cast<T>(pdy[j] - std::exp(double(py[j])) * dot)
+                     : static_cast<T>(py[j] * (pdy[j] - dot));
+      }
+    });
+  });
+  return dx;
+}
+
+namespace {
+void check_targets(const Tensor& targets, int64_t classes) {
+  const int64_t* t = targets.data<int64_t>();
+  for (int64_t i = 0; i < targets.numel(); ++i)
+    check(t[i] >= 0 && t[i] < classes, "cross_entropy: target ", t[i], " at row ", i,
+          " is out of range [0, ", classes, ")");
+}
+}  // namespace
+
+void CpuBackend::cross_entropy(const Tensor& logits_in, const Tensor& targets_in, Tensor& loss,
+                               Tensor& logsumexp) {
+  const Tensor logits = contiguous_copy_if_needed(logits_in);
+  const Tensor targets = contiguous_copy_if_needed(targets_in);
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  check_targets(targets, classes);
+  loss = Tensor::empty({rows}, logits.dtype());
+  logsumexp = Tensor::empty({rows}, logits.dtype());
+  dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
+    const T* x = logits.data<T>();
+    const int64_t* t = targets.data<int64_t>();
+    T* pl = loss.data<T>();
+    T* plse = logsumexp.data<T>();
+    parallel_for(rows, std::max<int64_t>(1, kParallelGrain / classes), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T* row = x + r * classes;
+        T peak = row[0];
+        for (int64_t c = 1; c < classes; ++c) peak = std::max(peak, row[c]);
+        double total = 0;
+        for (int64_t c = 0; c < classes; ++c) total += std::exp(double(row[c] - peak));
+        const double lse = double(peak) + std::log(total);
+        plse[r] = static_cast<T>(lse);
+        pl[r] = static_cast<T>(lse - double(row[t[r]]));
+      }
+    });
+  });
+}
+
+Tensor CpuBackend::cross_entropy_backward(const Tensor& logits_in, const Tensor& targets_in,
+                                          const Tensor& logsumexp, const Tensor& row_grad_in) {
+  const Tensor logits = contiguous_copy_if_needed(logits_in);
+  const Tensor targets = contiguous_copy_if_needed(targets_in);
+  const Tensor row_grad = contiguous_copy_if_needed(row_grad_in);
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype());
+  dispatch_floating(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
+    const T* x = logits.data<T>();
+    const int64_t* t = targets.data<int64_t>();
+    const T* lse = logsumexp.data<T>();
+    const T* g = row_grad.data<T>();
+    T* dx = dlogits.data<T>();
+    parallel_for(rows, std::max<int64_t>(1, kParallelGrain / classes), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        for (int64_t c = 0; c < classes; ++c) {
+          const double p = std::exp(double(x[r * classes + c]) - double(lse[r]));
+          dx[r * classes + c] = static_cast<T>((p - (c == t[r] ? 1.0 : 0.0)) * double(g[r]));
+        }
+    });
+  });
+  return dlogits;
+}
+
+}  // namespace tg
