@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tinygrok needs that are missing; does nothing when all are there.
+# As root it runs apt-get itself; otherwise it prints the command to run and fails.
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build   # toolchain
+  libeigen3-dev           # CPU kernels
+  catch2                  # tests
+  libbenchmark-dev        # bench/
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tinygrok: missing Debian packages: ${missing[*]}" >&2
+  echo "  install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "tinygrok: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

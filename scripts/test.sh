@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: installs missing packages, configures, builds and runs every test with
+# CTest. `--sanitize` does the same in build-sanitize/ with AddressSanitizer + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=build
+flags=(-DCMAKE_BUILD_TYPE=Release)
+if [ "${1:-}" = "--sanitize" ]; then
+  build=build-sanitize
+  # RelWithDebInfo keeps Eigen's assertions off but gives readable sanitizer stack traces.
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTINYGROK_SANITIZE=ON -DTINYGROK_BUILD_BENCH=OFF)
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+
+bash scripts/install_deps.sh
+jobs=$(nproc)
+cmake -S . -B "$build" -G Ninja "${flags[@]}"
+cmake --build "$build" -j "$jobs"
+ctest --test-dir "$build" --output-on-failure -j "$jobs"
