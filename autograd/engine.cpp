@@ -55,9 +55,16 @@ void run_backward(const Tensor& root, const Tensor& root_grad, bool retain_graph
     if (!retain_graph) node->release();
 
     for (size_t i = 0; i < node->next_edges.size(); ++i) {
-      Node* next = node->next_edges[i].node.get();
+      const Edge& edge = node->next_edges[i];
+      Node* next = edge.node.get();
       if (!next) continue;
       if (i < input_grads.size() && input_grads[i].defined()) {
+        // A gradient that does not fit its input is a bug in that op's backward; catching it
+        // here keeps it from being silently broadcast into the sum below.
+        check(input_grads[i].shape() == edge.shape && input_grads[i].dtype() == edge.dtype,
+              "backward: ", node->name(), " returned a gradient ",
+              shape_str(input_grads[i].shape()), " ", dtype_name(input_grads[i].dtype()),
+              " for input ", i, " of shape ", shape_str(edge.shape), " ", dtype_name(edge.dtype));
         Tensor& slot = grads[next];
         slot = slot.defined() ? slot + input_grads[i] : input_grads[i];
       }
@@ -81,8 +88,11 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
         " does not match tensor of shape ", shape_str(shape()));
   check(root_grad.dtype() == dtype(), "backward: gradient is ", dtype_name(root_grad.dtype()),
         ", tensor is ", dtype_name(dtype()));
-  if (is_leaf()) {
-    AccumulateGrad(impl_ptr()).apply(root_grad);
+  check(root_grad.device() == device(), "backward: gradient is on ", root_grad.device().str(),
+        ", tensor on ", device().str());
+  if (is_leaf()) {  // nothing to traverse: the gradient goes straight into .grad
+    NoGradGuard no_grad;
+    AccumulateGrad(impl_ptr()).apply(root_grad.detach());
     return;
   }
   run_backward(*this, root_grad.detach(), retain_graph);

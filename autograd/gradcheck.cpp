@@ -1,6 +1,7 @@
 // gradcheck: autograd's Jacobian, row by row, against central differences, column by column.
 #include "autograd/gradcheck.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/grad_mode.h"
@@ -39,6 +40,10 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     values.push_back(x.dtype() == DType::Float64 ? x.to_vector<double>() : std::vector<double>{});
   }
 
+  bool any_checked = false;
+  for (const Tensor& x : inputs) any_checked = any_checked || x.requires_grad();
+  check(any_checked, "gradcheck: no input requires grad, so there is nothing to check");
+
   // Analytic Jacobian: one backward per output element, with a one-hot upstream gradient.
   std::vector<Tensor> leaves = make_leaves(values, inputs);
   const Tensor out = f(leaves);
@@ -66,6 +71,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   // Numeric Jacobian: perturb one input element at a time by +-eps.
   NoGradGuard no_grad;
   GradcheckResult result;
+  result.worst_ratio = -1;  // so that the first compared element is recorded
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].requires_grad()) continue;
     for (size_t k = 0; k < values[i].size(); ++k) {
@@ -86,6 +92,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
       }
     }
   }
+  result.worst_ratio = std::max(result.worst_ratio, 0.0);  // 0 when f has no outputs
   result.passed = result.worst_ratio <= 1;
   result.report = cat("gradcheck ", result.passed ? "passed" : "FAILED", ": worst at input ",
                       result.input, " element ", result.element, ", output ", result.output,

@@ -42,8 +42,9 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs) {
 
 Edge edge_to(const Tensor& input) {
   if (!input.defined() || !input.requires_grad()) return {};
-  if (input.grad_fn()) return {input.grad_fn()};
-  return {std::make_shared<AccumulateGrad>(input.impl_ptr())};
+  std::shared_ptr<Node> node = input.grad_fn();
+  if (!node) node = std::make_shared<AccumulateGrad>(input.impl_ptr());
+  return {std::move(node), input.shape(), input.dtype()};
 }
 
 Tensor record(Tensor output, const char* name, BackwardFn backward,

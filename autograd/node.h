@@ -18,9 +18,12 @@ namespace tg {
 class Node;
 
 // Where the gradient of one input goes: the node that produced that input, or null when the
-// input does not require grad.
+// input does not require grad. The input's shape and dtype let the engine check that a backward
+// returns a gradient that fits its input.
 struct Edge {
   std::shared_ptr<Node> node;
+  Shape shape;
+  DType dtype = DType::Float32;
 };
 
 class Node {

@@ -1,6 +1,7 @@
 // Device: where a tensor's storage lives (the host CPU, or a CUDA device by index).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace tg {

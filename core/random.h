@@ -54,6 +54,15 @@ TG_HOST_DEVICE inline double uniform_double(uint32_t word) {
   return static_cast<double>(word) * (1.0 / 4294967296.0);
 }
 
+// low + (high - low) * u in T, for u in [0, 1). Rounding to T can land on high itself
+// (1 + (1 - 2^-24) rounds to 2.0f), so such a value steps down to the largest T below high.
+template <typename T>
+TG_HOST_DEVICE inline T uniform_between(double low, double high, double u) {
+  const T value = static_cast<T>(low + (high - low) * u);
+  const T top = static_cast<T>(high);
+  return value >= top && high > low ? std::nextafter(top, static_cast<T>(low)) : value;
+}
+
 // Standard normal for element i of a draw: Box-Muller on the word pair (0,1) or (2,3) of its
 // block, cos for even i and sin for odd i. Computed in double so that float32 results round the
 // same way everywhere.

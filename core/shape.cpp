@@ -56,4 +56,16 @@ std::vector<int> normalize_axes(const std::vector<int64_t>& axes, int64_t ndim, 
   return out;
 }
 
+int normalize_axis(int64_t axis, const Shape& shape, const char* op) {
+  const auto ndim = static_cast<int64_t>(shape.size());
+  check(axis >= -ndim && axis < ndim, op, ": axis ", axis, " is out of range for a tensor of shape ",
+        shape_str(shape));
+  return normalize_axis(axis, ndim, op);
+}
+
+std::vector<int> normalize_axes(const std::vector<int64_t>& axes, const Shape& shape, const char* op) {
+  for (int64_t a : axes) normalize_axis(a, shape, op);  // range errors name the shape
+  return normalize_axes(axes, static_cast<int64_t>(shape.size()), op);
+}
+
 }  // namespace tg

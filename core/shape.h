@@ -23,4 +23,9 @@ int normalize_axis(int64_t axis, int64_t ndim, const char* op);
 // Normalised, sorted, duplicate-free axes; an empty list means every axis.
 std::vector<int> normalize_axes(const std::vector<int64_t>& axes, int64_t ndim, const char* op);
 
+// As above for an axis of a tensor of `shape`, which the error message names: "axis 2 is out of
+// range" alone does not say which tensor was meant.
+int normalize_axis(int64_t axis, const Shape& shape, const char* op);
+std::vector<int> normalize_axes(const std::vector<int64_t>& axes, const Shape& shape, const char* op);
+
 }  // namespace tg

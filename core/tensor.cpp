@@ -29,7 +29,7 @@ Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offse
 }
 
 int64_t Tensor::size(int64_t axis) const {
-  return shape()[normalize_axis(axis, dim(), "size")];
+  return shape()[normalize_axis(axis, shape(), "size")];
 }
 
 bool Tensor::is_contiguous() const {
@@ -74,10 +74,10 @@ double Tensor::item() const {
 }
 
 Tensor& Tensor::requires_grad_(bool value) {
-  check(is_leaf(), "requires_grad_: only leaf tensors can change requires_grad (this one was "
-        "computed by an op; use detach() first)");
-  check(!value || is_floating(dtype()), "requires_grad_: ", dtype_name(dtype()),
-        " tensors cannot require gradients");
+  check(is_leaf(), "requires_grad_: only leaf tensors can change requires_grad (this one, of shape ",
+        shape_str(shape()), ", was computed by an op; use detach() first)");
+  check(!value || is_floating(dtype()), "requires_grad_: ", dtype_name(dtype()), " tensor of shape ",
+        shape_str(shape()), " cannot require gradients");
   impl()->requires_grad = value;
   return *this;
 }
@@ -87,17 +87,20 @@ Tensor Tensor::detach() const {
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
-  check(!(GradMode::enabled() && requires_grad()),
-        "copy_: in-place write to a tensor that requires grad; wrap it in NoGradGuard");
+  check(!(GradMode::enabled() && requires_grad()), "copy_: in-place write to a tensor of shape ",
+        shape_str(shape()), " that requires grad; wrap it in NoGradGuard");
   check(src.device() == device(), "copy_: source is on ", src.device().str(),
         ", destination on ", device().str());
+  // Checked here so that a mismatch is reported as copy_'s, not as the expand used below.
+  check(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_: source ",
+        shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
   backend_for(device()).copy(src.detach().expand(shape()), *this);
   return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
-  check(!(GradMode::enabled() && requires_grad()),
-        "fill_: in-place write to a tensor that requires grad; wrap it in NoGradGuard");
+  check(!(GradMode::enabled() && requires_grad()), "fill_: in-place write to a tensor of shape ",
+        shape_str(shape()), " that requires grad; wrap it in NoGradGuard");
   backend_for(device()).fill(*this, value);
   return *this;
 }

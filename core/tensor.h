@@ -10,6 +10,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/device.h"
@@ -79,7 +80,11 @@ class Tensor {
   double item() const;  // the single element of a one-element tensor
   template <typename T>
   T item() const {
-    return static_cast<T>(item());
+    const double value = item();  // checks for exactly one element
+    // int64 above 2^53 does not survive the trip through double: read integers exactly.
+    if constexpr (std::is_integral_v<T>)
+      if (dtype() == DType::Int64) return static_cast<T>(to_vector<int64_t>()[0]);
+    return static_cast<T>(value);
   }
   std::string str() const;  // shape, dtype, device and values (summarised when large)
 
@@ -90,7 +95,8 @@ class Tensor {
   Tensor grad() const { return Tensor(checked().grad); }
   void zero_grad() { checked().grad.reset(); }
   const std::shared_ptr<Node>& grad_fn() const { return checked().grad_fn; }
-  // Backpropagates from this tensor: a scalar gets gradient 1; otherwise pass `gradient`.
+  // Backpropagates from this tensor: a one-element tensor gets gradient 1; otherwise pass
+  // `gradient` (same shape and dtype).
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
   Tensor detach() const;  // shares data, cut from the graph
 

@@ -20,7 +20,7 @@ int main() {
   Generator gen(0);
   std::vector<Tensor> params = {
       randn({1, 32}, gen).requires_grad_(), zeros({32}).requires_grad_(),
-      (randn({32, 1}, gen) / std::sqrt(32.0)).detach().requires_grad_(), zeros({1}).requires_grad_()};
+      (randn({32, 1}, gen) / std::sqrt(32.0)).requires_grad_(), zeros({1}).requires_grad_()};
   auto model = [&](const Tensor& in) {
     const Tensor hidden = tanh(matmul(in, params[0]) + params[1]);
     return matmul(hidden, params[2]) + params[3];

@@ -23,8 +23,7 @@ Backend& backend_for(Device device) {
     return cpu;
   }
   check(cuda_backend() != nullptr, "device ", device.str(),
-        ": this build of tinygrok has no CUDA backend (configure with -DTINYGROK_CUDA=ON on a "
-        "machine with nvcc)");
+        ": this build of tinygrok has no CUDA backend");
   return *cuda_backend();
 }
 

@@ -5,7 +5,8 @@
 //    otherwise; the caller has already checked shapes, dtypes and devices;
 //  - outputs are freshly allocated, contiguous tensors of the documented shape, on this device;
 //  - a backend reports unsupported dtypes with tg::Error naming the primitive.
-// A new device (kernels/cuda) implements this interface and registers itself in backend.cpp.
+// A new device (kernels/cuda) implements this interface and announces itself at start-up with
+// register_backend().
 #pragma once
 
 #include <cstdint>
@@ -77,12 +78,15 @@ class Backend {
   // Given the forward output y and dy: dx = y * (dy - sum(dy * y)) for softmax,
   // dx = dy - exp(y) * sum(dy) for log-softmax.
   virtual Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) = 0;
-  // logits [N, C], int64 targets [N] -> per-row loss [N] and log-sum-exp [N].
+  // logits [N, C], int64 targets [N] -> per-row loss [N] and, for backward, the shifted
+  // log-sum-exp [N]: log(sum_c exp(logits[n, c] - max_c logits[n, c])). It lies in [0, log C], so
+  // it keeps full precision in float32, where the plain log-sum-exp of logits near 1000 would not.
   virtual void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss,
-                             Tensor& logsumexp) = 0;
+                             Tensor& shifted_logsumexp) = 0;
   // dlogits [N, C] = (softmax(logits) - onehot(targets)) * row_grad[:, None].
   virtual Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
-                                        const Tensor& logsumexp, const Tensor& row_grad) = 0;
+                                        const Tensor& shifted_logsumexp,
+                                        const Tensor& row_grad) = 0;
   // table [V, ...], int64 index of any shape -> [index.shape..., ...]: out[i] = table[index[i]].
   virtual Tensor index_select(const Tensor& table, const Tensor& index) = 0;
   // The scatter-add adjoint: out [rows, ...] with out[index[i]] += src[i].

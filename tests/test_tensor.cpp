@@ -251,6 +251,12 @@ TEST_CASE("tensor: item and to_vector read values on the host", "[tensor]") {
   CHECK(a.to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3, 4, 5});
   CHECK(a.select(1, 2).to_vector<float>() == std::vector<float>{2, 5});
   CHECK(from_vector<int64_t>({1LL << 40}).to_vector<int64_t>()[0] == (1LL << 40));
+  // int64 values above 2^53 are not representable in double: item<int64_t> must read them exactly.
+  const int64_t big = (1LL << 53) + 1;
+  CHECK(from_vector<int64_t>({big}).item<int64_t>() == big);
+  CHECK(scalar(-7, DType::Int64).item<int>() == -7);
+  CHECK(scalar(2.75).item<int>() == 2);
+  CHECK_THROWS_AS(zeros({2}, DType::Int64).item<int64_t>(), Error);
 }
 
 TEST_CASE("tensor: str() shows values, shape, dtype and device", "[tensor]") {
@@ -284,6 +290,9 @@ TEST_CASE("tensor: large tensors print summarised with ...", "[tensor]") {
   CHECK_THAT(s, Contains("[0, 1, 2, ..., 97, 98, 99]"));
   CHECK_THAT(s, Contains("shape=[100]"));
   CHECK_THAT(s, !Contains("50"));
+
+  CHECK_THAT(arange(0).str(), StartsWith("tensor([], shape=[0]"));
+  CHECK_THAT(arange(13).str(), Contains("[0, 1, 2, ..., 10, 11, 12]"));
 
   // Twelve elements are still printed in full.
   CHECK_THAT(arange(12).str(), Contains("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"));

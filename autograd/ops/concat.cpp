@@ -7,7 +7,7 @@ namespace tg {
 Tensor cat(const std::vector<Tensor>& tensors, int64_t axis) {
   check(!tensors.empty(), "cat: needs at least one tensor");
   const Tensor& first = tensors[0];
-  const int a = normalize_axis(axis, first.dim(), "cat");
+  const int a = normalize_axis(axis, first.shape(), "cat");
   Shape out_shape = first.shape();
   out_shape[a] = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {

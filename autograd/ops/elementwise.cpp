@@ -30,7 +30,14 @@ Tensor unary_kernel(UnaryOp op, const Tensor& x, double param = 0) {
   return backend_for(x.device()).unary(op, x, param);
 }
 
-Tensor scalar_like(double value, const Tensor& t) { return scalar(value, t.dtype(), t.device()); }
+// A scalar operand as a 0-d tensor of t's dtype; a fractional scalar with an int64 tensor would be
+// truncated silently, so it is an error instead.
+Tensor scalar_like(double value, const Tensor& t) {
+  check(is_floating(t.dtype()) || value == std::trunc(value), "scalar: ", value,
+        " is not a whole number but the tensor of shape ", shape_str(t.shape()), " is ",
+        dtype_name(t.dtype()), " (convert it with .to(DType::Float32) first)");
+  return scalar(value, t.dtype(), t.device());
+}
 
 }  // namespace
 
@@ -60,10 +67,10 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   // Each input's gradient needs the other input: save a only if b needs grad, and vice versa.
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   return record(out, "MulBackward",
-                [a = gb ? save(a) : Tensor(), b = ga ? save(b) : Tensor(), sa = a.shape(),
-                 sb = b.shape()](const Tensor& g) -> std::vector<Tensor> {
-                  return {b.defined() ? sum_to(g * b, sa) : Tensor(),
-                          a.defined() ? sum_to(g * a, sb) : Tensor()};
+                [saved_a = gb ? save(a) : Tensor(), saved_b = ga ? save(b) : Tensor(),
+                 sa = a.shape(), sb = b.shape()](const Tensor& g) -> std::vector<Tensor> {
+                  return {saved_b.defined() ? sum_to(g * saved_b, sa) : Tensor(),
+                          saved_a.defined() ? sum_to(g * saved_a, sb) : Tensor()};
                 },
                 {&a, &b});
 }

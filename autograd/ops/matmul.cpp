@@ -1,5 +1,7 @@
 // Matrix multiplication with batch broadcasting, and its backward:
 //   C = A @ B   =>   dA = dC @ B^T,   dB = A^T @ dC   (each summed over broadcast batch axes).
+#include <algorithm>
+
 #include "autograd/ops/common.h"
 
 namespace tg {
@@ -14,6 +16,13 @@ Tensor matmul_2d_or_more(const Tensor& a, const Tensor& b, const Shape& a_shape_
         ": inner dimensions differ (", k_a, " vs ", k_b, ")");
   const Shape a_batch(a.shape().begin(), a.shape().end() - 2);
   const Shape b_batch(b.shape().begin(), b.shape().end() - 2);
+  // Compared here rather than by broadcast_shapes so that the message names both operands.
+  for (size_t i = 1; i <= std::min(a_batch.size(), b_batch.size()); ++i) {
+    const int64_t da = a_batch[a_batch.size() - i], db = b_batch[b_batch.size() - i];
+    check(da == db || da == 1 || db == 1, "matmul: ", shape_str(a_shape_for_errors), " @ ",
+          shape_str(b_shape_for_errors), ": batch dimensions cannot be broadcast (", da, " vs ",
+          db, ")");
+  }
   Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
   Shape a_full = batch, b_full = batch;
   a_full.insert(a_full.end(), a.shape().end() - 2, a.shape().end());
@@ -23,10 +32,12 @@ Tensor matmul_2d_or_more(const Tensor& a, const Tensor& b, const Shape& a_shape_
   if (!needs_grad({&a, &b})) return out;
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   return record(out, "MatmulBackward",
-                [a = gb ? save(a) : Tensor(), b = ga ? save(b) : Tensor(), sa = a.shape(),
-                 sb = b.shape()](const Tensor& g) -> std::vector<Tensor> {
-                  return {b.defined() ? sum_to(matmul(g, b.transpose(-2, -1)), sa) : Tensor(),
-                          a.defined() ? sum_to(matmul(a.transpose(-2, -1), g), sb) : Tensor()};
+                [saved_a = gb ? save(a) : Tensor(), saved_b = ga ? save(b) : Tensor(),
+                 sa = a.shape(), sb = b.shape()](const Tensor& g) -> std::vector<Tensor> {
+                  return {saved_b.defined() ? sum_to(matmul(g, saved_b.transpose(-2, -1)), sa)
+                                            : Tensor(),
+                          saved_a.defined() ? sum_to(matmul(saved_a.transpose(-2, -1), g), sb)
+                                            : Tensor()};
                 },
                 {&a, &b});
 }

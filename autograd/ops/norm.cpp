@@ -20,7 +20,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   backend_for(x.device()).layer_norm(x, weight, bias, eps, y, mu, rstd);
   if (!needs_grad({&x, &weight, &bias})) return y;
   return record(y, "LayerNormBackward",
-                [x = save(x), weight = save(weight), mu, rstd, has_bias = bias.defined()](
+                [x = save(x), weight = save(weight), mu = save(mu), rstd = save(rstd),
+                 has_bias = bias.defined()](
                     const Tensor& g) -> std::vector<Tensor> {
                   Tensor dx, dw, db;
                   backend_for(g.device()).layer_norm_backward(g, x, weight, mu, rstd, dx, dw, db);

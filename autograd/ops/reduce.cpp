@@ -26,7 +26,7 @@ Shape keep_axes(const Shape& shape, const std::vector<int>& axes) {
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
-  const std::vector<int> ax = normalize_axes(axes, x.dim(), "sum");
+  const std::vector<int> ax = normalize_axes(axes, x.shape(), "sum");
   Tensor out = backend_for(x.device()).reduce(ReduceOp::Sum, x, ax);
   if (!keepdim) out = out.view(drop_axes(x.shape(), ax));
   if (!needs_grad({&x})) return out;
@@ -39,7 +39,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
   check_floating("mean", x);
-  const std::vector<int> ax = normalize_axes(axes, x.dim(), "mean");
+  const std::vector<int> ax = normalize_axes(axes, x.shape(), "mean");
   int64_t count = 1;
   for (int a : ax) count *= x.shape()[a];
   check(count > 0, "mean: ", shape_str(x.shape()), ": mean over no elements");
@@ -47,7 +47,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
-  const std::vector<int> ax = normalize_axes(axes, x.dim(), "max");
+  const std::vector<int> ax = normalize_axes(axes, x.shape(), "max");
   for (int a : ax)
     check(x.shape()[a] > 0, "max: ", shape_str(x.shape()), ": axis ", a, " is empty");
   Tensor kept = backend_for(x.device()).reduce(ReduceOp::Max, x, ax);
@@ -66,7 +66,7 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
 }
 
 Tensor argmax(const Tensor& x, int64_t axis, bool keepdim) {
-  const int a = normalize_axis(axis, x.dim(), "argmax");
+  const int a = normalize_axis(axis, x.shape(), "argmax");
   check(x.shape()[a] > 0, "argmax: ", shape_str(x.shape()), ": axis ", a, " is empty");
   Tensor out = backend_for(x.device()).argmax(x, a);
   return keepdim ? out : out.squeeze(a);

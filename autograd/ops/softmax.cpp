@@ -9,7 +9,7 @@ namespace {
 
 Tensor softmax_impl(const Tensor& x, int64_t axis, bool log, const char* name) {
   check_floating(name, x);
-  const int a = normalize_axis(axis, x.dim(), name);
+  const int a = normalize_axis(axis, x.shape(), name);
   Tensor out = backend_for(x.device()).softmax(x, a, log);
   if (!needs_grad({&x})) return out;
   return record(out, log ? "LogSoftmaxBackward" : "SoftmaxBackward",

@@ -61,7 +61,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& order) const {
   check(static_cast<int64_t>(order.size()) == dim(), "permute: ", shape_str(shape()),
         ": order ", shape_str(order), " must list each of the ", dim(), " axes once");
   std::vector<int64_t> axes;
-  for (int64_t a : order) axes.push_back(normalize_axis(a, dim(), "permute"));
+  for (int64_t a : order) axes.push_back(normalize_axis(a, shape(), "permute"));
   std::vector<int64_t> inverse(axes.size(), -1);
   for (size_t i = 0; i < axes.size(); ++i) {
     check(inverse[axes[i]] < 0, "permute: ", shape_str(shape()), ": order ", shape_str(order),
@@ -84,13 +84,13 @@ Tensor Tensor::permute(const std::vector<int64_t>& order) const {
 Tensor Tensor::transpose(int64_t axis0, int64_t axis1) const {
   std::vector<int64_t> order(dim());
   std::iota(order.begin(), order.end(), 0);
-  std::swap(order[normalize_axis(axis0, dim(), "transpose")],
-            order[normalize_axis(axis1, dim(), "transpose")]);
+  std::swap(order[normalize_axis(axis0, shape(), "transpose")],
+            order[normalize_axis(axis1, shape(), "transpose")]);
   return permute(order);
 }
 
 Tensor Tensor::slice(int64_t axis, int64_t start, int64_t end, int64_t step) const {
-  const int a = normalize_axis(axis, dim(), "slice");
+  const int a = normalize_axis(axis, shape(), "slice");
   const int64_t n = shape()[a];
   check(step > 0, "slice: step must be positive, got ", step);
   // Python semantics: negative indices count from the end, out-of-range bounds are clamped.
@@ -114,7 +114,7 @@ Tensor Tensor::slice(int64_t axis, int64_t start, int64_t end, int64_t step) con
 }
 
 Tensor Tensor::select(int64_t axis, int64_t index) const {
-  const int a = normalize_axis(axis, dim(), "select");
+  const int a = normalize_axis(axis, shape(), "select");
   const int64_t n = shape()[a];
   check(index >= -n && index < n, "select: index ", index, " is out of range for axis ", a,
         " of size ", n, " in ", shape_str(shape()));
@@ -125,6 +125,8 @@ Tensor Tensor::select(int64_t axis, int64_t index) const {
 Tensor Tensor::expand(const Shape& target) const {
   check(target.size() >= shape().size(), "expand: ", shape_str(shape()), " -> ",
         shape_str(target), ": cannot drop axes");
+  for (int64_t d : target)
+    check(d >= 0, "expand: ", shape_str(shape()), " -> ", shape_str(target), ": negative size");
   const size_t lead = target.size() - shape().size();
   Strides new_strides(target.size(), 0);
   for (size_t i = 0; i < shape().size(); ++i) {
@@ -144,7 +146,7 @@ Tensor Tensor::expand(const Shape& target) const {
 }
 
 Tensor Tensor::squeeze(int64_t axis) const {
-  const int a = normalize_axis(axis, dim(), "squeeze");
+  const int a = normalize_axis(axis, shape(), "squeeze");
   check(shape()[a] == 1, "squeeze: axis ", a, " of ", shape_str(shape()), " has size ",
         shape()[a], ", not 1");
   Shape new_shape = shape();
@@ -158,6 +160,9 @@ Tensor Tensor::squeeze(int64_t axis) const {
 }
 
 Tensor Tensor::unsqueeze(int64_t axis) const {
+  // The new axis may go at any of dim() + 1 positions.
+  check(axis >= -(dim() + 1) && axis <= dim(), "unsqueeze: axis ", axis,
+        " is out of range for a tensor of shape ", shape_str(shape()));
   const int a = normalize_axis(axis, dim() + 1, "unsqueeze");
   Shape new_shape = shape();
   Strides new_strides = strides();

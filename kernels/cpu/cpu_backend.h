@@ -31,9 +31,9 @@ class CpuBackend final : public Backend {
   Tensor softmax(const Tensor& x, int axis, bool log) override;
   Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss,
-                     Tensor& logsumexp) override;
+                     Tensor& shifted_logsumexp) override;
   Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
-                                const Tensor& logsumexp, const Tensor& row_grad) override;
+                                const Tensor& shifted_logsumexp, const Tensor& row_grad) override;
   Tensor index_select(const Tensor& table, const Tensor& index) override;
   Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) override;
   Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) override;

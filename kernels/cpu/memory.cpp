@@ -57,7 +57,7 @@ void CpuBackend::fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, 
           case RandomKind::Uniform: {
             const uint32_t w = random_word(seed, counter, i);
             const double u = std::is_same_v<T, float> ? uniform_float(w) : uniform_double(w);
-            out[i] = static_cast<T>(a + (b - a) * u);
+            out[i] = uniform_between<T>(a, b, u);
             break;
           }
           case RandomKind::Normal:

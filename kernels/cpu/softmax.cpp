@@ -96,36 +96,45 @@ void check_targets(const Tensor& targets, int64_t classes) {
 }
 }  // namespace
 
+namespace {
+template <typename T>
+T row_max(const T* row, int64_t n) {
+  T peak = row[0];
+  for (int64_t c = 1; c < n; ++c) peak = std::max(peak, row[c]);
+  return peak;
+}
+}  // namespace
+
 void CpuBackend::cross_entropy(const Tensor& logits_in, const Tensor& targets_in, Tensor& loss,
-                               Tensor& logsumexp) {
+                               Tensor& shifted_logsumexp) {
   const Tensor logits = contiguous_copy_if_needed(logits_in);
   const Tensor targets = contiguous_copy_if_needed(targets_in);
   const int64_t rows = logits.size(0), classes = logits.size(1);
   check_targets(targets, classes);
   loss = Tensor::empty({rows}, logits.dtype());
-  logsumexp = Tensor::empty({rows}, logits.dtype());
+  shifted_logsumexp = Tensor::empty({rows}, logits.dtype());
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
     const T* x = logits.data<T>();
     const int64_t* t = targets.data<int64_t>();
     T* pl = loss.data<T>();
-    T* plse = logsumexp.data<T>();
+    T* pshift = shifted_logsumexp.data<T>();
     parallel_for(rows, std::max<int64_t>(1, kParallelGrain / classes), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const T* row = x + r * classes;
-        T peak = row[0];
-        for (int64_t c = 1; c < classes; ++c) peak = std::max(peak, row[c]);
+        const T peak = row_max(row, classes);  // subtracted so that exp never overflows
         double total = 0;
         for (int64_t c = 0; c < classes; ++c) total += std::exp(double(row[c] - peak));
-        const double lse = double(peak) + std::log(total);
-        plse[r] = static_cast<T>(lse);
-        pl[r] = static_cast<T>(lse - double(row[t[r]]));
+        const double shifted = std::log(total);
+        pshift[r] = static_cast<T>(shifted);
+        pl[r] = static_cast<T>(shifted - double(row[t[r]] - peak));
       }
     });
   });
 }
 
 Tensor CpuBackend::cross_entropy_backward(const Tensor& logits_in, const Tensor& targets_in,
-                                          const Tensor& logsumexp, const Tensor& row_grad_in) {
+                                          const Tensor& shifted_logsumexp,
+                                          const Tensor& row_grad_in) {
   const Tensor logits = contiguous_copy_if_needed(logits_in);
   const Tensor targets = contiguous_copy_if_needed(targets_in);
   const Tensor row_grad = contiguous_copy_if_needed(row_grad_in);
@@ -134,15 +143,18 @@ Tensor CpuBackend::cross_entropy_backward(const Tensor& logits_in, const Tensor&
   dispatch_floating(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
     const T* x = logits.data<T>();
     const int64_t* t = targets.data<int64_t>();
-    const T* lse = logsumexp.data<T>();
+    const T* shifted = shifted_logsumexp.data<T>();
     const T* g = row_grad.data<T>();
     T* dx = dlogits.data<T>();
     parallel_for(rows, std::max<int64_t>(1, kParallelGrain / classes), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r)
+      for (int64_t r = b; r < e; ++r) {
+        const T* row = x + r * classes;
+        const T peak = row_max(row, classes);
         for (int64_t c = 0; c < classes; ++c) {
-          const double p = std::exp(double(x[r * classes + c]) - double(lse[r]));
+          const double p = std::exp(double(row[c] - peak) - double(shifted[r]));
           dx[r * classes + c] = static_cast<T>((p - (c == t[r] ? 1.0 : 0.0)) * double(g[r]));
         }
+      }
     });
   });
   return dlogits;
