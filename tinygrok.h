@@ -1,4 +1,4 @@
-// tinygrok: the one header a program includes to use the engine.
+// tinygrok: the one header a program includes to use the engine, its modules and optimisers.
 #pragma once
 
 #include "autograd/gradcheck.h"
@@ -7,3 +7,10 @@
 #include "core/factories.h"
 #include "core/random.h"
 #include "core/tensor.h"
+#include "nn/one_hot_mlp.h"
+#include "nn/safetensors.h"
+#include "nn/transformer.h"
+#include "optim/adam.h"
+#include "optim/clip.h"
+#include "optim/schedule.h"
+#include "optim/sgd.h"

@@ -8,6 +8,9 @@ packages=(
   libeigen3-dev           # CPU kernels
   catch2                  # tests
   libbenchmark-dev        # bench/
+  nlohmann-json3-dev      # checkpoints, config.json, summary.json
+  libcli11-dev            # the tinygrok command line
+  gnuplot-nox             # curves.png of a training run
 )
 
 missing=()

@@ -1,0 +1,70 @@
+// Checkpoints: two safetensors files written into a fresh directory and swapped in by renames.
+#include "grok/checkpoint.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "nn/safetensors.h"
+
+namespace tg::grok {
+
+namespace fs = std::filesystem;
+
+std::string checkpoint_dir(const std::string& run_dir) { return run_dir + "/checkpoint"; }
+
+void save_checkpoint(const std::string& run_dir, const Checkpoint& checkpoint) {
+  const fs::path final_dir = checkpoint_dir(run_dir);
+  const fs::path tmp_dir = final_dir.string() + ".tmp", old_dir = final_dir.string() + ".old";
+  fs::remove_all(tmp_dir);
+  fs::create_directories(tmp_dir);
+  nn::save_safetensors((tmp_dir / "optimizer.safetensors").string(), checkpoint.optimizer,
+                       checkpoint.run_state);
+  nn::save_safetensors((tmp_dir / "model.safetensors").string(), checkpoint.model,
+                       checkpoint.run_state);
+  // Swap: the previous checkpoint steps aside as .old until the new one is in place.
+  fs::remove_all(old_dir);
+  if (fs::exists(final_dir)) fs::rename(final_dir, old_dir);
+  fs::rename(tmp_dir, final_dir);
+  fs::remove_all(old_dir);
+}
+
+namespace {
+
+// The model file a path names: RUN/, RUN/checkpoint/ or a .safetensors file. A run interrupted
+// mid-swap still has its previous checkpoint as checkpoint.old/.
+fs::path model_file(const std::string& path) {
+  const fs::path p(path);
+  check(fs::exists(p), "checkpoint ", path, ": no such file or directory");
+  if (fs::is_regular_file(p)) return p;
+  for (const fs::path& dir : {p / "checkpoint", p / "checkpoint.old", p}) {
+    if (fs::exists(dir / "model.safetensors")) return dir / "model.safetensors";
+  }
+  throw Error(cat("checkpoint ", path, ": no model.safetensors in it or in its checkpoint/"));
+}
+
+std::string step_of(const std::map<std::string, std::string>& metadata, const fs::path& file) {
+  auto it = metadata.find("step");
+  check(it != metadata.end(), "checkpoint ", file.string(), ": metadata has no 'step'");
+  return it->second;
+}
+
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& path) {
+  const fs::path model_path = model_file(path);
+  nn::SafetensorsFile model = nn::load_safetensors(model_path.string());
+  Checkpoint checkpoint{std::move(model.tensors), {}, std::move(model.metadata)};
+  const fs::path optimizer_path = model_path.parent_path() / "optimizer.safetensors";
+  if (fs::exists(optimizer_path)) {
+    nn::SafetensorsFile optimizer = nn::load_safetensors(optimizer_path.string());
+    const std::string model_step = step_of(checkpoint.run_state, model_path);
+    const std::string optimizer_step = step_of(optimizer.metadata, optimizer_path);
+    check(model_step == optimizer_step, "checkpoint ", model_path.parent_path().string(),
+          ": model.safetensors is at step ", model_step, " but optimizer.safetensors at step ",
+          optimizer_step);
+    checkpoint.optimizer = std::move(optimizer.tensors);
+  }
+  return checkpoint;
+}
+
+}  // namespace tg::grok

@@ -1,0 +1,143 @@
+// TrainConfig: presets, validation and JSON.
+#include "grok/config.h"
+
+#include "core/error.h"
+#include "grok/dataset.h"
+
+namespace tg::grok {
+
+TrainConfig preset(const std::string& name) {
+  TrainConfig c;
+  c.preset = name;
+  if (name == "nanda") {
+    // Nanda et al. 2023: a+b mod 113, one layer, no LayerNorm, full batch, AdamW wd 1.
+    return c;  // the struct's defaults are this preset
+  }
+  if (name == "power") {
+    // Power et al. 2022: x/y mod 97 on half the table, two pre-LN layers, minibatches of 512.
+    c.op = "div";
+    c.p = 97;
+    c.frac = 0.5;
+    c.layers = 2;
+    c.ln = "pre";
+    c.tokens = "aopbeq";
+    c.batch = 512;
+    c.steps = 100000;
+    c.eval_every = 250;
+    return c;
+  }
+  if (name == "mlp") {
+    // Gromov 2023: one-hot (a, b) -> 500 hidden units with x^2 -> p logits, full batch, lr 1e-2.
+    c.model = "mlp";
+    c.p = 97;
+    c.frac = 0.5;
+    c.d_mlp = 500;
+    c.act = "x2";
+    c.tokens = "ab";
+    c.lr = 1e-2;
+    c.steps = 10000;
+    c.eval_every = 20;
+    return c;
+  }
+  if (name == "default") {
+    // The mlp model with less data and a gentler lr: it memorises by step ~200 while test accuracy
+    // is at chance, and generalises near step ~2500, in well under a minute on two cores.
+    // README, "Which preset runs by default", says why.
+    c = preset("mlp");
+    c.preset = "default";
+    c.frac = 0.3;
+    c.lr = 1e-3;
+    c.steps = 5000;
+    c.eval_every = 25;
+    return c;
+  }
+  std::string names;
+  for (const std::string& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
+  throw Error(cat("--preset: unknown preset '", name, "' (expected one of: ", names, ")"));
+}
+
+std::vector<std::string> preset_names() { return {"default", "nanda", "power", "mlp"}; }
+
+namespace {
+void one_of(const std::string& flag, const std::string& value,
+            const std::vector<std::string>& allowed) {
+  std::string list;
+  for (const std::string& a : allowed) {
+    if (a == value) return;
+    list += (list.empty() ? "" : ", ") + a;
+  }
+  throw Error(cat(flag, ": unknown value '", value, "' (expected one of: ", list, ")"));
+}
+}  // namespace
+
+void validate(const TrainConfig& c) {
+  Operation op;
+  try {
+    op = parse_operation(c.op);
+  } catch (const Error& e) {
+    throw Error(cat("--op: ", e.what()));
+  }
+  if (op != Operation::S5) {
+    check(c.p >= 2, "--p: must be at least 2, got ", c.p);
+    // The data is the full table of p^2 pairs, held in memory with its tokens.
+    check(c.p <= 2048, "--p: must be at most 2048 (the table has p^2 pairs), got ", c.p);
+    check(op != Operation::Div || is_prime(c.p), "--p: div needs a prime p, got ", c.p);
+  }
+  check(c.frac > 0 && c.frac < 1, "--frac: must be in (0, 1), got ", c.frac);
+  one_of("--model", c.model, {"transformer", "mlp"});
+  one_of("--act", c.act, {"relu", "gelu", "x2"});
+  one_of("--ln", c.ln, {"none", "pre", "post"});
+  one_of("--tokens", c.tokens, {"ab", "abeq", "aopbeq"});
+  one_of("--optimizer", c.optimizer, {"adamw", "adam", "sgd"});
+  one_of("--schedule", c.schedule, {"constant", "cosine"});
+  check(c.model != "mlp" || c.tokens == "ab", "--tokens: the mlp model reads [a, b] tokens "
+        "(--tokens ab), got '", c.tokens, "'");
+  check(c.layers >= 1, "--layers: must be at least 1, got ", c.layers);
+  check(c.d_model >= 1, "--d-model: must be positive, got ", c.d_model);
+  check(c.heads >= 1 && c.d_model % c.heads == 0, "--heads: must divide --d-model (", c.d_model,
+        "), got ", c.heads);
+  check(c.d_mlp >= 1, "--d-mlp: must be positive, got ", c.d_mlp);
+  check(c.dropout >= 0 && c.dropout < 1, "--dropout: must be in [0, 1), got ", c.dropout);
+  check(c.lr > 0, "--lr: must be positive, got ", c.lr);
+  check(c.wd >= 0, "--wd: must be >= 0, got ", c.wd);
+  check(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1,
+        "--betas: each must be in [0, 1), got ", c.beta1, " ", c.beta2);
+  check(c.warmup >= 0, "--warmup: must be >= 0, got ", c.warmup);
+  check(c.clip >= 0, "--clip: must be >= 0, got ", c.clip);
+  check(c.batch >= 0, "--batch: must be >= 0 (0 = full batch), got ", c.batch);
+  check(c.steps > 0, "--steps: must be positive, got ", c.steps);
+  check(c.eval_every > 0, "--eval-every: must be positive, got ", c.eval_every);
+  check(c.checkpoint_every > 0, "--checkpoint-every: must be positive, got ", c.checkpoint_every);
+  check(c.grok_patience >= 1, "--grok-patience: must be at least 1, got ", c.grok_patience);
+  check(c.threads >= 0, "--threads: must be >= 0 (0 = every core), got ", c.threads);
+}
+
+#define TG_CONFIG_FIELDS(X)                                                                      \
+  X(preset) X(op) X(p) X(frac) X(split_file) X(model) X(layers) X(d_model) X(heads) X(d_mlp)      \
+  X(act) X(ln) X(tokens) X(dropout) X(optimizer) X(lr) X(wd) X(beta1) X(beta2) X(warmup)         \
+  X(schedule) X(clip) X(batch) X(steps) X(eval_every) X(checkpoint_every) X(seed) X(threads)     \
+  X(device) X(stop_at_grok) X(grok_patience) X(init)
+
+nlohmann::json to_json(const TrainConfig& c) {
+  nlohmann::json j;
+#define TG_TO_JSON(field) j[#field] = c.field;
+  TG_CONFIG_FIELDS(TG_TO_JSON)
+#undef TG_TO_JSON
+  return j;
+}
+
+TrainConfig config_from_json(const nlohmann::json& j) {
+  TrainConfig c;
+#define TG_FROM_JSON(field)                                                         \
+  check(j.contains(#field), "config.json: missing key '" #field "'");                \
+  try {                                                                             \
+    j.at(#field).get_to(c.field);                                                   \
+  } catch (const nlohmann::json::exception&) {                                      \
+    throw Error("config.json: key '" #field "' has the wrong type");                \
+  }
+  TG_CONFIG_FIELDS(TG_FROM_JSON)
+#undef TG_FROM_JSON
+  return c;
+}
+
+}  // namespace tg::grok

@@ -1,0 +1,65 @@
+// TrainConfig: every knob of a grokking run, the named presets it starts from, its validation,
+// and its JSON form (config.json in the run directory holds all it takes to reproduce a run).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tg::grok {
+
+struct TrainConfig {
+  std::string preset = "default";
+
+  // data
+  std::string op = "add";
+  int64_t p = 113;
+  double frac = 0.3;            // training fraction of all valid pairs
+  std::string split_file;       // reuse a split.txt instead of drawing one
+
+  // model
+  std::string model = "transformer";  // transformer | mlp
+  int64_t layers = 1;
+  int64_t d_model = 128;
+  int64_t heads = 4;
+  int64_t d_mlp = 512;          // the MLP block's width (the one-hot MLP's hidden width)
+  std::string act = "relu";     // relu | gelu | x2
+  std::string ln = "none";      // none | pre | post
+  std::string tokens = "abeq";  // ab | abeq ([a, b, =]) | aopbeq ([a, op, b, =])
+  double dropout = 0;
+
+  // optimisation
+  std::string optimizer = "adamw";  // adamw | adam | sgd
+  double lr = 1e-3;
+  double wd = 1.0;
+  double beta1 = 0.9, beta2 = 0.98;
+  int64_t warmup = 10;
+  std::string schedule = "constant";  // constant | cosine
+  double clip = 0;                    // max gradient norm; 0 = no clipping
+  int64_t batch = 0;                  // 0 = the full training set every step
+  int64_t steps = 40000;
+
+  // run
+  int64_t eval_every = 100;
+  int64_t checkpoint_every = 1000;
+  uint64_t seed = 0;
+  int threads = 0;              // 0 = every core
+  std::string device = "cpu";
+  bool stop_at_grok = false;
+  int64_t grok_patience = 3;    // evals in a row at test accuracy >= 99% that end a run
+  std::string init;             // start from this checkpoint's weights
+};
+
+// The presets by name: "default", "nanda", "power", "mlp" (REFERENCE §1 for the last three).
+TrainConfig preset(const std::string& name);
+std::vector<std::string> preset_names();
+
+// Checks every value, throwing tg::Error naming the flag ("--frac: must be in (0, 1), got 1.5").
+void validate(const TrainConfig& config);
+
+nlohmann::json to_json(const TrainConfig& config);
+TrainConfig config_from_json(const nlohmann::json& json);  // errors name the missing key
+
+}  // namespace tg::grok

@@ -1,0 +1,89 @@
+// Metrics of a run: evaluation without a graph, and the metrics.csv log.
+#include "grok/metrics.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+
+namespace tg::grok {
+
+LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
+                      int64_t chunk) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t n = tokens.size(0);
+  double loss_sum = 0, correct = 0;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t end = std::min(n, start + chunk);
+    const Tensor logits = model.forward(tokens.slice(0, start, end));
+    const Tensor y = labels.slice(0, start, end);
+    loss_sum += cross_entropy(logits, y, Reduction::Sum).item();
+    correct += sum(eq(argmax(logits, 1), y)).item();
+  }
+  model.train(was_training);
+  return {loss_sum / static_cast<double>(n), correct / static_cast<double>(n)};
+}
+
+namespace {
+std::string format_row(const MetricsRow& r) {
+  char line[512];
+  // %.9g round-trips float32 values, so a resumed run's rows compare exactly with the original.
+  std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f",
+                static_cast<long long>(r.step), r.train_loss, r.train_acc, r.test_loss,
+                r.test_acc, r.weight_norm, r.lr, r.elapsed_s);
+  return line;
+}
+}  // namespace
+
+std::vector<MetricsRow> MetricsLog::read(const std::string& path) {
+  std::ifstream in(path);
+  check(in.good(), "metrics: cannot read ", path);
+  std::string line;
+  std::getline(in, line);
+  check(line == kHeader, "metrics: ", path, " does not start with the header '", kHeader, "'");
+  std::vector<MetricsRow> rows;
+  int line_number = 1;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (line.empty()) continue;
+    MetricsRow r;
+    long long step = 0;
+    const int fields = std::sscanf(line.c_str(), "%lld,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &step,
+                                   &r.train_loss, &r.train_acc, &r.test_loss, &r.test_acc,
+                                   &r.weight_norm, &r.lr, &r.elapsed_s);
+    check(fields == 8, "metrics: ", path, " line ", line_number, " is not a metrics row: '", line,
+          "'");
+    r.step = step;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+MetricsLog::MetricsLog(const std::string& path, bool resume, int64_t keep_through_step)
+    : path_(path) {
+  std::vector<MetricsRow> kept;
+  if (resume) {
+    for (const MetricsRow& r : read(path))
+      if (r.step <= keep_through_step) kept.push_back(r);
+  }
+  // Rewrite the kept rows: rows after the checkpoint belong to steps that will be redone.
+  file_ = std::fopen(path.c_str(), "w");
+  check(file_ != nullptr, "metrics: cannot write ", path);
+  std::fprintf(file_, "%s\n", kHeader);
+  for (const MetricsRow& r : kept) std::fprintf(file_, "%s\n", format_row(r).c_str());
+  std::fflush(file_);
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_) std::fclose(file_);
+}
+
+void MetricsLog::write(const MetricsRow& row) {
+  std::fprintf(file_, "%s\n", format_row(row).c_str());
+  std::fflush(file_);
+}
+
+}  // namespace tg::grok

@@ -1,0 +1,53 @@
+// Metrics of a run: loss and accuracy of a model on a token set (no graph), and metrics.csv.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "nn/model.h"
+
+namespace tg::grok {
+
+struct LossAccuracy {
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // fraction of argmax == label
+};
+
+// Evaluates in eval mode, without recording a graph, in chunks of `chunk` rows; restores the
+// model's train/eval mode afterwards.
+LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
+                      int64_t chunk = 4096);
+
+// One row of metrics.csv, written at every eval.
+struct MetricsRow {
+  int64_t step = 0;  // optimiser steps done
+  double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;
+  double weight_norm = 0, lr = 0, elapsed_s = 0;
+};
+
+// metrics.csv: a header line, then one row per eval, flushed as written so that a crash or
+// Ctrl-C keeps every row before it.
+class MetricsLog {
+ public:
+  static constexpr const char* kHeader =
+      "step,train_loss,train_acc,test_loss,test_acc,weight_norm,lr,elapsed_s";
+
+  // Starts a new file, or (resume) keeps the rows up to and including `keep_through_step` and
+  // appends after them.
+  MetricsLog(const std::string& path, bool resume, int64_t keep_through_step = -1);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  void write(const MetricsRow& row);
+  static std::vector<MetricsRow> read(const std::string& path);
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace tg::grok

@@ -1,0 +1,357 @@
+// The training run: set up data, model and optimiser; loop over steps with evals, metrics,
+// checkpoints and a progress bar; finish with summary.json and curves.png.
+#include "grok/trainer.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "grok/checkpoint.h"
+#include "grok/metrics.h"
+#include "grok/plot.h"
+#include "grok/progress.h"
+#include "grok/batch_sampler.h"
+#include "grok/split.h"
+#include "kernels/backend.h"
+#include "nn/one_hot_mlp.h"
+#include "nn/transformer.h"
+#include "optim/adam.h"
+#include "optim/clip.h"
+#include "optim/schedule.h"
+#include "optim/sgd.h"
+
+namespace tg::grok {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+extern "C" void on_interrupt(int) { stop_requested = true; }
+
+constexpr double kGrokAccuracy = 0.99;  // T_m and T_g: the first eval at or above this accuracy
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c,
+                                                 const std::vector<Tensor>& params) {
+  if (c.optimizer == "adam") return std::make_unique<optim::Adam>(params, c.lr, c.beta1, c.beta2, 1e-8, c.wd);
+  if (c.optimizer == "sgd") return std::make_unique<optim::SGD>(params, c.lr, c.beta1, c.wd);
+  return std::make_unique<optim::AdamW>(params, c.lr, c.beta1, c.beta2, 1e-8, c.wd);
+}
+
+// What a checkpoint must remember beyond the tensors for a resumed run to continue exactly.
+struct RunState {
+  int64_t step = 0;
+  int64_t t_m = -1, t_g = -1;  // -1: not reached yet
+  int64_t grok_streak = 0;     // consecutive evals at test accuracy >= 99%
+  double elapsed_s = 0;        // wall time of the run so far, over all its sessions
+  double train_seconds = 0;    // time inside training steps only
+  int64_t timed_steps = 0;
+  // The random streams and the optimiser's step count, captured by save().
+  int64_t optimizer_steps = 0;
+  uint64_t sampler_offset = 0;
+  int64_t sampler_position = 0;
+  uint64_t generator_offset = 0;
+
+  std::map<std::string, std::string> to_metadata() const {
+    return {{"step", std::to_string(step)},
+            {"t_m", std::to_string(t_m)},
+            {"t_g", std::to_string(t_g)},
+            {"grok_streak", std::to_string(grok_streak)},
+            {"elapsed_s", json(elapsed_s).dump()},
+            {"train_seconds", json(train_seconds).dump()},
+            {"timed_steps", std::to_string(timed_steps)},
+            {"optimizer_steps", std::to_string(optimizer_steps)},
+            {"sampler_offset", std::to_string(sampler_offset)},
+            {"sampler_position", std::to_string(sampler_position)},
+            {"generator_offset", std::to_string(generator_offset)}};
+  }
+  static RunState from_metadata(const std::map<std::string, std::string>& m, const std::string& where) {
+    auto get = [&](const char* key) {
+      auto it = m.find(key);
+      check(it != m.end(), "checkpoint ", where, ": metadata has no '", key, "'");
+      return it->second;
+    };
+    RunState s;
+    try {
+      s.step = std::stoll(get("step"));
+      s.t_m = std::stoll(get("t_m"));
+      s.t_g = std::stoll(get("t_g"));
+      s.grok_streak = std::stoll(get("grok_streak"));
+      s.elapsed_s = std::stod(get("elapsed_s"));
+      s.train_seconds = std::stod(get("train_seconds"));
+      s.timed_steps = std::stoll(get("timed_steps"));
+      s.optimizer_steps = std::stoll(get("optimizer_steps"));
+      s.sampler_offset = std::stoull(get("sampler_offset"));
+      s.sampler_position = std::stoll(get("sampler_position"));
+      s.generator_offset = std::stoull(get("generator_offset"));
+    } catch (const std::logic_error&) {
+      throw Error(cat("checkpoint ", where, ": metadata holds a malformed number"));
+    }
+    return s;
+  }
+};
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  check(out.good(), "train: cannot write ", path.string());
+  out << text;
+}
+
+// Makes (or checks, on resume) the run directory before anything is written into it.
+void prepare_run_dir(const RunOptions& options) {
+  const fs::path dir(options.out);
+  if (options.resume) {
+    check(fs::exists(dir / "config.json"), "--resume: ", options.out,
+          " is not a run directory (no config.json)");
+    return;
+  }
+  if (fs::exists(dir) && !fs::is_empty(dir)) {
+    check(options.force, "--out: run directory ", options.out,
+          " already exists; pass --resume to continue it or --force to replace it");
+    fs::remove_all(dir);
+  }
+  fs::create_directories(dir);
+}
+
+}  // namespace
+
+int exit_code(RunStatus status) {
+  switch (status) {
+    case RunStatus::Completed:
+    case RunStatus::Grokked: return 0;
+    case RunStatus::Interrupted: return 130;  // the shell's convention after Ctrl-C
+    case RunStatus::NanLoss: return 3;
+  }
+  return 1;
+}
+
+const char* status_name(RunStatus status) {
+  switch (status) {
+    case RunStatus::Completed: return "completed";
+    case RunStatus::Grokked: return "grokked";
+    case RunStatus::Interrupted: return "interrupted";
+    case RunStatus::NanLoss: return "nan_loss";
+  }
+  return "?";
+}
+
+void request_stop() { stop_requested = true; }
+
+TokenFormat token_format(const TrainConfig& c) {
+  if (c.tokens == "ab") return TokenFormat::AB;
+  if (c.tokens == "aopbeq") return TokenFormat::AOpBEq;
+  return TokenFormat::ABEq;
+}
+
+std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data, Generator& gen) {
+  const nn::Activation act = nn::parse_activation(c.act);
+  if (c.model == "mlp") return std::make_shared<nn::OneHotMLP>(data.p, c.d_mlp, act, gen);
+  const TokenFormat format = token_format(c);
+  nn::TransformerConfig t;
+  t.d_vocab = vocab_size(format, data.p);
+  t.d_vocab_out = data.p;
+  t.n_ctx = context_length(format);
+  t.d_model = c.d_model;
+  t.n_heads = c.heads;
+  t.d_head = c.d_model / c.heads;
+  t.d_mlp = c.d_mlp;
+  t.n_layers = c.layers;
+  t.act = act;
+  t.ln = nn::parse_layer_norm_mode(c.ln);
+  t.dropout = c.dropout;
+  return std::make_shared<nn::Transformer>(t, gen);
+}
+
+RunStatus train(const TrainConfig& config, const RunOptions& options) {
+  // --- everything that can fail on bad input, before the run directory is touched -----------
+  validate(config);
+  backend_for(parse_device(config.device));  // a clear error for a device this build lacks
+  const Dataset data = make_dataset(parse_operation(config.op), config.p);
+  const Split split = config.split_file.empty() ? random_split(data, config.frac, config.seed)
+                                                : read_split(config.split_file, data);
+  const int64_t n_train = static_cast<int64_t>(split.train.size());
+  check(config.batch <= n_train, "--batch: ", config.batch, " is larger than the training set (",
+        n_train, " pairs)");
+  Checkpoint resume_from;
+  if (options.resume) resume_from = load_checkpoint(options.out);
+  Checkpoint init_from;
+  if (!config.init.empty()) init_from = load_checkpoint(config.init);
+
+  if (config.threads > 0) omp_set_num_threads(config.threads);
+  const TokenFormat format = token_format(config);
+  const Tensor train_tokens = make_tokens(data, split.train, format);
+  const Tensor train_labels = make_labels(data, split.train);
+  const Tensor test_tokens = make_tokens(data, split.test, format);
+  const Tensor test_labels = make_labels(data, split.test);
+
+  // The model generator draws the initial weights, then dropout masks as training goes.
+  Generator model_gen(config.seed);
+  std::shared_ptr<nn::Model> model = build_model(config, data, model_gen);
+  if (!config.init.empty()) {
+    std::map<std::string, Tensor> weights(init_from.model.begin(), init_from.model.end());
+    model->load_state_dict(weights);
+  }
+  const std::vector<Tensor> params = model->parameters();
+  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config, params);
+  optim::LrSchedule schedule;
+  schedule.base_lr = config.lr;
+  schedule.warmup_steps = config.warmup;
+  schedule.kind = optim::parse_schedule(config.schedule);
+  schedule.total_steps = config.steps;
+  BatchSampler sampler(split.train, config.batch == 0 ? n_train : config.batch, config.seed + 1);
+
+  RunState state;
+  if (options.resume) {
+    const std::string where = checkpoint_dir(options.out);
+    std::map<std::string, Tensor> weights(resume_from.model.begin(), resume_from.model.end());
+    model->load_state_dict(weights);
+    state = RunState::from_metadata(resume_from.run_state, where);
+    std::map<std::string, Tensor> opt_state(resume_from.optimizer.begin(),
+                                            resume_from.optimizer.end());
+    optimizer->load_state(opt_state, state.optimizer_steps);
+    sampler.restore(state.sampler_offset, state.sampler_position);
+    model_gen.set_state(config.seed, state.generator_offset);
+  }
+
+  // --- the run directory --------------------------------------------------------------------
+  prepare_run_dir(options);
+  const fs::path dir(options.out);
+  if (!options.resume) {
+    write_text(dir / "config.json", to_json(config).dump(2) + "\n");
+    write_split(dir / "split.txt", split);
+  }
+  MetricsLog metrics((dir / "metrics.csv").string(), options.resume, state.step);
+  Progress progress(config.steps, options.quiet ? nullptr : stderr);
+
+  const auto session_start = std::chrono::steady_clock::now();
+  const double elapsed_before = state.elapsed_s;
+  auto elapsed = [&] { return elapsed_before + seconds_since(session_start); };
+  int64_t last_checkpoint = options.resume ? state.step : -1;
+
+  auto save = [&] {
+    state.elapsed_s = elapsed();
+    state.optimizer_steps = optimizer->steps();
+    state.sampler_offset = sampler.generator_offset();
+    state.sampler_position = sampler.position();
+    state.generator_offset = model_gen.offset();
+    std::map<std::string, std::string> meta = state.to_metadata();
+    meta["format"] = "tinygrok-checkpoint-1";
+    meta["config"] = to_json(config).dump();
+    save_checkpoint(options.out, {model->named_parameters(), optimizer->state(), meta});
+    last_checkpoint = state.step;
+  };
+
+  int64_t steps_at_last_eval = state.step;
+  double train_seconds_at_last_eval = state.train_seconds;
+  auto eval = [&] {
+    const LossAccuracy train_m = evaluate(*model, train_tokens, train_labels);
+    const LossAccuracy test_m = evaluate(*model, test_tokens, test_labels);
+    MetricsRow row{state.step, train_m.loss, train_m.accuracy, test_m.loss, test_m.accuracy,
+                   optim::global_norm(params), schedule.at(std::max<int64_t>(state.step - 1, 0)),
+                   elapsed()};
+    metrics.write(row);
+    if (state.t_m < 0 && train_m.accuracy >= kGrokAccuracy) state.t_m = state.step;
+    if (state.t_g < 0 && test_m.accuracy >= kGrokAccuracy) state.t_g = state.step;
+    state.grok_streak = test_m.accuracy >= kGrokAccuracy ? state.grok_streak + 1 : 0;
+    const double dt = state.train_seconds - train_seconds_at_last_eval;
+    const double rate = dt > 0 ? (state.step - steps_at_last_eval) / dt : 0;
+    steps_at_last_eval = state.step;
+    train_seconds_at_last_eval = state.train_seconds;
+    progress.update(row, rate);
+    return row;
+  };
+
+  stop_requested = false;
+  const auto previous_handler = std::signal(SIGINT, on_interrupt);
+  RunStatus status = RunStatus::Completed;
+  std::string nan_message;
+  if (!options.resume) eval();
+
+  while (state.step < config.steps) {
+    if (stop_requested) {
+      status = RunStatus::Interrupted;
+      break;
+    }
+    const auto step_start = std::chrono::steady_clock::now();
+    optimizer->set_lr(schedule.at(state.step));
+    const bool full_batch = config.batch == 0 || config.batch == n_train;
+    const std::vector<int64_t> batch = sampler.next();
+    const Tensor tokens = full_batch ? train_tokens : make_tokens(data, batch, format);
+    const Tensor labels = full_batch ? train_labels : make_labels(data, batch);
+    const Tensor loss = cross_entropy(model->forward(tokens), labels);
+    const double loss_value = loss.item();
+    if (!std::isfinite(loss_value)) {
+      status = RunStatus::NanLoss;
+      nan_message = cat("train: the training loss is ", loss_value, " at step ", state.step + 1,
+                        "; stopped. ");
+      nan_message += last_checkpoint >= 0
+                         ? cat("The last good checkpoint (step ", last_checkpoint, ") is in ",
+                               checkpoint_dir(options.out))
+                         : std::string("No checkpoint had been written yet.");
+      break;
+    }
+    optimizer->zero_grad();
+    loss.backward();
+    if (config.clip > 0) optim::clip_grad_norm(params, config.clip);
+    optimizer->step();
+    state.train_seconds += seconds_since(step_start);
+    ++state.timed_steps;
+    ++state.step;
+
+    const bool last = state.step == config.steps;
+    if (state.step % config.eval_every == 0 || last) {
+      eval();
+      if (config.stop_at_grok && state.grok_streak >= config.grok_patience) {
+        status = RunStatus::Grokked;
+        break;
+      }
+    }
+    if (state.step % config.checkpoint_every == 0) save();
+  }
+  std::signal(SIGINT, previous_handler);
+  progress.finish();
+  if (status != RunStatus::NanLoss && last_checkpoint != state.step) save();
+
+  // --- summary and plot ----------------------------------------------------------------------
+  const std::vector<MetricsRow> rows = MetricsLog::read((dir / "metrics.csv").string());
+  json summary;
+  summary["status"] = status_name(status);
+  summary["steps"] = state.step;
+  summary["T_m"] = state.t_m >= 0 ? json(state.t_m) : json(nullptr);
+  summary["T_g"] = state.t_g >= 0 ? json(state.t_g) : json(nullptr);
+  summary["ratio"] = state.t_m > 0 && state.t_g >= 0
+                         ? json(static_cast<double>(state.t_g) / static_cast<double>(state.t_m))
+                         : json(nullptr);
+  if (!rows.empty()) {
+    const MetricsRow& f = rows.back();
+    summary["final"] = {{"step", f.step},           {"train_loss", f.train_loss},
+                        {"train_acc", f.train_acc}, {"test_loss", f.test_loss},
+                        {"test_acc", f.test_acc},   {"weight_norm", f.weight_norm}};
+  }
+  summary["wall_seconds"] = elapsed();
+  summary["train_ms_per_step"] =
+      state.timed_steps > 0 ? 1000 * state.train_seconds / state.timed_steps : 0.0;
+  write_text(dir / "summary.json", summary.dump(2) + "\n");
+  plot_curves(options.out);
+
+  if (status == RunStatus::NanLoss) std::fprintf(stderr, "%s\n", nan_message.c_str());
+  if (status == RunStatus::Interrupted)
+    std::fprintf(stderr, "interrupted at step %lld; checkpoint written. Continue with: "
+                 "tinygrok train --resume %s\n", static_cast<long long>(state.step),
+                 options.out.c_str());
+  return status;
+}
+
+}  // namespace tg::grok

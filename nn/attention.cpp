@@ -1,0 +1,78 @@
+// Attention: causal multi-head self-attention as batched matmuls over [B, H, T, d_head].
+//
+// The projections fold all heads into one GEMM each: x as [B*T, d_model] times W as
+// [d_model, H*d_head] (and z as [B*T, H*d_head] times W_O as [H*d_head, d_model], which also sums
+// over heads), rather than B*H small products against a broadcast weight.
+#include "nn/attention.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "core/factories.h"
+
+namespace tg::nn {
+
+namespace {
+
+// [T, T], 1 where the key comes after the query (masked), 0 elsewhere.
+Tensor causal_mask(int64_t len, Device device) {
+  std::vector<int64_t> mask(static_cast<size_t>(len * len), 0);
+  for (int64_t q = 0; q < len; ++q)
+    for (int64_t k = q + 1; k < len; ++k) mask[static_cast<size_t>(q * len + k)] = 1;
+  return from_vector(mask, {len, len}, device);
+}
+
+}  // namespace
+
+Attention::Attention(int64_t d_model, int64_t n_heads, int64_t d_head, Generator& gen, bool bias)
+    : d_model_(d_model), n_heads_(n_heads), d_head_(d_head) {
+  check(d_model > 0 && n_heads > 0 && d_head > 0,
+        "Attention: d_model, n_heads and d_head must be positive, got ", d_model, ", ", n_heads,
+        " and ", d_head);
+  const double std = 1 / std::sqrt(static_cast<double>(d_model));
+  W_Q_ = register_parameter("W_Q", normal({n_heads, d_model, d_head}, 0, std, gen));
+  W_K_ = register_parameter("W_K", normal({n_heads, d_model, d_head}, 0, std, gen));
+  W_V_ = register_parameter("W_V", normal({n_heads, d_model, d_head}, 0, std, gen));
+  W_O_ = register_parameter("W_O", normal({n_heads, d_head, d_model}, 0, std, gen));
+  if (bias) {
+    b_Q_ = register_parameter("b_Q", zeros({n_heads, d_head}));
+    b_K_ = register_parameter("b_K", zeros({n_heads, d_head}));
+    b_V_ = register_parameter("b_V", zeros({n_heads, d_head}));
+    b_O_ = register_parameter("b_O", zeros({d_model}));
+  }
+}
+
+Tensor Attention::forward(const Tensor& x) const {
+  check(x.dim() == 3 && x.size(2) == d_model_, "Attention: x must be [B, T, d_model = ", d_model_,
+        "], got ", shape_str(x.shape()));
+  const int64_t batch = x.size(0), len = x.size(1), heads = n_heads_, d_head = d_head_;
+  const Tensor rows = x.reshape({batch * len, d_model_});  // [B*T, d_model]
+
+  // [B*T, d_model] @ [d_model, H*d_head] -> [B, T, H, d_head] (+ bias) -> [B, H, T, d_head]
+  auto project = [&](const Tensor& W, const Tensor& b) {
+    const Tensor all_heads = W.permute({1, 0, 2}).reshape({d_model_, heads * d_head});
+    Tensor out = rows.matmul(all_heads).reshape({batch, len, heads, d_head});
+    if (b.defined()) out = out + b;
+    return out.permute({0, 2, 1, 3});
+  };
+  const Tensor q = project(W_Q_, b_Q_), k = project(W_K_, b_K_), v = project(W_V_, b_V_);
+
+  Tensor scores = q.matmul(k.transpose(-2, -1)) * (1 / std::sqrt(static_cast<double>(d_head)));
+  // -inf is safe: a causal row always keeps its diagonal, so softmax never sees a fully masked
+  // row, and masked entries get probability 0 and gradient 0.
+  scores = masked_fill(scores, causal_mask(len, x.device()),
+                       -std::numeric_limits<double>::infinity());  // [B, H, T, T]
+  const Tensor pattern = softmax(scores, -1);
+  const Tensor z = pattern.matmul(v);  // [B, H, T, d_head]
+
+  // [B*T, H*d_head] @ [H*d_head, d_model]: the head-wise products summed over heads.
+  Tensor out = z.permute({0, 2, 1, 3})
+                   .reshape({batch * len, heads * d_head})
+                   .matmul(W_O_.reshape({heads * d_head, d_model_}));
+  if (b_O_.defined()) out = out + b_O_;
+  return out.reshape({batch, len, d_model_});
+}
+
+}  // namespace tg::nn

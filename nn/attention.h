@@ -1,0 +1,32 @@
+// Attention: causal multi-head self-attention with TransformerLens parameter names:
+//   W_Q, W_K, W_V [n_heads, d_model, d_head], W_O [n_heads, d_head, d_model],
+//   optional biases b_Q, b_K, b_V [n_heads, d_head] and b_O [d_model].
+#pragma once
+
+#include "core/random.h"
+#include "nn/module.h"
+
+namespace tg::nn {
+
+class Attention : public Module {
+ public:
+  // Weights ~ N(0, 1) / sqrt(d_model) (Nanda et al.), drawn from gen in the order W_Q, W_K, W_V,
+  // W_O; biases (when `bias`) start at 0.
+  Attention(int64_t d_model, int64_t n_heads, int64_t d_head, Generator& gen, bool bias = false);
+
+  // x [B, T, d_model] -> [B, T, d_model]. Position t attends to positions <= t; scores are
+  // scaled by 1/sqrt(d_head).
+  Tensor forward(const Tensor& x) const;
+
+  const Tensor& W_Q() const { return W_Q_; }
+  const Tensor& W_K() const { return W_K_; }
+  const Tensor& W_V() const { return W_V_; }
+  const Tensor& W_O() const { return W_O_; }
+
+ private:
+  int64_t d_model_, n_heads_, d_head_;
+  Tensor W_Q_, W_K_, W_V_, W_O_;
+  Tensor b_Q_, b_K_, b_V_, b_O_;  // undefined without bias
+};
+
+}  // namespace tg::nn

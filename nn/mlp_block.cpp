@@ -1,0 +1,32 @@
+// MLPBlock: the position-wise MLP, computed on all positions as one [N, d_model] matrix.
+#include "nn/mlp_block.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "core/factories.h"
+
+namespace tg::nn {
+
+MLPBlock::MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& gen)
+    : d_model_(d_model), act_(act) {
+  check(d_model > 0 && d_mlp > 0, "MLPBlock: d_model and d_mlp must be positive, got ", d_model,
+        " and ", d_mlp);
+  const double std = 1 / std::sqrt(static_cast<double>(d_model));
+  W_in_ = register_parameter("W_in", normal({d_model, d_mlp}, 0, std, gen));
+  b_in_ = register_parameter("b_in", zeros({d_mlp}));
+  W_out_ = register_parameter("W_out", normal({d_mlp, d_model}, 0, std, gen));
+  b_out_ = register_parameter("b_out", zeros({d_model}));
+}
+
+Tensor MLPBlock::forward(const Tensor& x) const {
+  check(x.dim() >= 1 && x.shape().back() == d_model_, "MLPBlock: x must be [..., d_model = ",
+        d_model_, "], got ", shape_str(x.shape()));
+  // Flattened to 2-D so each product is one GEMM (a [B, T, d] @ [d, n] product would run B small
+  // ones, and its weight gradient would materialise [B, d, n] before summing).
+  const Tensor rows = x.reshape({-1, d_model_});
+  const Tensor hidden = activate(rows.matmul(W_in_) + b_in_, act_);
+  return (hidden.matmul(W_out_) + b_out_).reshape(x.shape());
+}
+
+}  // namespace tg::nn

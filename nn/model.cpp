@@ -1,0 +1,28 @@
+// Model: the token checks every model runs before its forward.
+#include "nn/model.h"
+
+#include <vector>
+
+namespace tg::nn {
+
+void Model::check_tokens(const char* model, const Tensor& tokens, int64_t min_len,
+                         int64_t max_len, int64_t vocab) {
+  check(tokens.defined(), model, ": tokens: undefined tensor");
+  check(tokens.dtype() == DType::Int64 && tokens.dim() == 2, model,
+        ": tokens must be int64 [B, T], got ", dtype_name(tokens.dtype()), " ",
+        shape_str(tokens.shape()));
+  const int64_t len = tokens.size(1);
+  if (min_len == max_len)
+    check(len == min_len, model, ": tokens ", shape_str(tokens.shape()), ": T must be ", min_len);
+  else
+    check(len >= min_len && len <= max_len, model, ": tokens ", shape_str(tokens.shape()),
+          ": T must be in [", min_len, ", ", max_len, "] (n_ctx)");
+  // One host read of B*T integers: cheap beside the forward, and the error can say where.
+  const std::vector<int64_t> values = tokens.to_vector<int64_t>();
+  for (size_t i = 0; i < values.size(); ++i)
+    check(values[i] >= 0 && values[i] < vocab, model, ": token ", values[i], " at [",
+          static_cast<int64_t>(i) / len, ", ", static_cast<int64_t>(i) % len,
+          "] is outside the vocabulary [0, ", vocab, ")");
+}
+
+}  // namespace tg::nn

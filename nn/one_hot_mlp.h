@@ -1,0 +1,31 @@
+// OneHotMLP: the two-layer MLP of Gromov (2023) / Liu et al. (2022) on (a, b) pairs,
+//   logits = act((onehot(a) ++ onehot(b)) @ W_in) @ W_out,
+// with W_in [2p, width] and W_out [width, p], no biases.
+#pragma once
+
+#include "core/random.h"
+#include "nn/activation.h"
+#include "nn/model.h"
+
+namespace tg::nn {
+
+class OneHotMLP : public Model {
+ public:
+  // W_in ~ N(0, 1) / sqrt(2p) and W_out ~ N(0, 1) / sqrt(width) (1/sqrt(fan_in)), drawn from gen
+  // in that order. act is usually Square (Gromov) or Relu.
+  OneHotMLP(int64_t p, int64_t width, Activation act, Generator& gen);
+
+  // int64 tokens [B, 2] = (a, b) with a, b in [0, p) -> logits [B, p]
+  Tensor forward(const Tensor& tokens) override;
+
+  int64_t p() const { return p_; }
+  const Tensor& W_in() const { return W_in_; }
+  const Tensor& W_out() const { return W_out_; }
+
+ private:
+  int64_t p_;
+  Activation act_;
+  Tensor W_in_, W_out_;
+};
+
+}  // namespace tg::nn

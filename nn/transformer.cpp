@@ -1,0 +1,53 @@
+// Transformer: embeddings, blocks, final LayerNorm and the last-position read-out.
+#include "nn/transformer.h"
+
+#include <cmath>
+#include <string>
+
+#include "autograd/ops.h"
+
+namespace tg::nn {
+
+namespace {
+
+void check_config(const TransformerConfig& c) {
+  check(c.d_vocab > 0 && c.d_vocab_out > 0 && c.n_ctx > 0,
+        "Transformer: d_vocab, d_vocab_out and n_ctx must be positive, got ", c.d_vocab, ", ",
+        c.d_vocab_out, " and ", c.n_ctx);
+  check(c.d_model > 0 && c.n_heads > 0 && c.d_head > 0 && c.d_mlp > 0,
+        "Transformer: d_model, n_heads, d_head and d_mlp must be positive, got ", c.d_model, ", ",
+        c.n_heads, ", ", c.d_head, " and ", c.d_mlp);
+  check(c.n_layers >= 0, "Transformer: n_layers must be >= 0, got ", c.n_layers);
+  check(c.dropout >= 0 && c.dropout < 1, "Transformer: dropout must be in [0, 1), got ", c.dropout);
+}
+
+}  // namespace
+
+Transformer::Transformer(const TransformerConfig& config, Generator& gen) : config_(config) {
+  check_config(config);
+  // Construction order is registration order, so weights are drawn in named_parameters() order.
+  embed_ = register_module("embed", std::make_shared<Embed>(config.d_vocab, config.d_model, gen));
+  pos_embed_ =
+      register_module("pos_embed", std::make_shared<PosEmbed>(config.n_ctx, config.d_model, gen));
+  embed_dropout_ = register_module("embed_dropout", std::make_shared<Dropout>(config.dropout, gen));
+  for (int64_t i = 0; i < config.n_layers; ++i)
+    blocks_.push_back(register_module("blocks." + std::to_string(i),
+                                      std::make_shared<TransformerBlock>(config, gen)));
+  if (config.ln != LayerNormMode::None)
+    ln_final_ = register_module("ln_final", std::make_shared<LayerNorm>(config.d_model));
+  unembed_ = register_module(
+      "unembed",
+      std::make_shared<Unembed>(config.d_model, config.d_vocab_out,
+                                1 / std::sqrt(static_cast<double>(config.d_vocab)), gen,
+                                config.unembed_bias));
+}
+
+Tensor Transformer::forward(const Tensor& tokens) {
+  check_tokens("Transformer", tokens, 1, config_.n_ctx, config_.d_vocab);
+  Tensor x = embed_dropout_->forward(embed_->forward(tokens) + pos_embed_->forward(tokens));
+  for (const auto& block : blocks_) x = block->forward(x);  // [B, T, d_model]
+  if (ln_final_) x = ln_final_->forward(x);
+  return unembed_->forward(x.select(1, tokens.size(1) - 1));  // [B, d_vocab_out]
+}
+
+}  // namespace tg::nn

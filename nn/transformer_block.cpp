@@ -1,0 +1,39 @@
+// TransformerBlock: residual attention + MLP with none / pre / post LayerNorm.
+#include "nn/transformer_block.h"
+
+#include "autograd/ops.h"
+
+namespace tg::nn {
+
+TransformerBlock::TransformerBlock(const TransformerConfig& config, Generator& gen)
+    : ln_mode_(config.ln) {
+  const bool has_ln = config.ln != LayerNormMode::None;
+  if (has_ln) ln1_ = register_module("ln1", std::make_shared<LayerNorm>(config.d_model));
+  attn_ = register_module("attn", std::make_shared<Attention>(config.d_model, config.n_heads,
+                                                              config.d_head, gen, config.attn_bias));
+  if (has_ln) ln2_ = register_module("ln2", std::make_shared<LayerNorm>(config.d_model));
+  mlp_ = register_module("mlp",
+                         std::make_shared<MLPBlock>(config.d_model, config.d_mlp, config.act, gen));
+  attn_dropout_ = register_module("attn_dropout", std::make_shared<Dropout>(config.dropout, gen));
+  mlp_dropout_ = register_module("mlp_dropout", std::make_shared<Dropout>(config.dropout, gen));
+}
+
+Tensor TransformerBlock::forward(const Tensor& x) const {
+  switch (ln_mode_) {
+    case LayerNormMode::None: {
+      const Tensor h = x + attn_dropout_->forward(attn_->forward(x));
+      return h + mlp_dropout_->forward(mlp_->forward(h));
+    }
+    case LayerNormMode::Pre: {
+      const Tensor h = x + attn_dropout_->forward(attn_->forward(ln1_->forward(x)));
+      return h + mlp_dropout_->forward(mlp_->forward(ln2_->forward(h)));
+    }
+    case LayerNormMode::Post: {
+      const Tensor h = ln1_->forward(x + attn_dropout_->forward(attn_->forward(x)));
+      return ln2_->forward(h + mlp_dropout_->forward(mlp_->forward(h)));
+    }
+  }
+  throw Error("TransformerBlock: unknown layer norm mode");
+}
+
+}  // namespace tg::nn

@@ -1,0 +1,38 @@
+// TransformerBlock: attention and MLP sublayers on the residual stream, with LayerNorm placed by
+// the config's mode:
+//   None: x = x + attn(x);       x = x + mlp(x)
+//   Pre:  x = x + attn(ln1(x));  x = x + mlp(ln2(x))
+//   Post: x = ln1(x + attn(x));  x = ln2(x + mlp(x))
+// Parameters: ln1.{w,b} (Pre/Post), attn.*, ln2.{w,b} (Pre/Post), mlp.*, in that order.
+#pragma once
+
+#include <memory>
+
+#include "core/random.h"
+#include "nn/attention.h"
+#include "nn/dropout.h"
+#include "nn/layer_norm.h"
+#include "nn/mlp_block.h"
+#include "nn/module.h"
+#include "nn/transformer_config.h"
+
+namespace tg::nn {
+
+class TransformerBlock : public Module {
+ public:
+  // Draws attn's then mlp's weights from gen. gen also drives dropout, so it must outlive the block.
+  TransformerBlock(const TransformerConfig& config, Generator& gen);
+  Tensor forward(const Tensor& x) const;  // [B, T, d_model] -> [B, T, d_model]
+
+  const Attention& attn() const { return *attn_; }
+  const MLPBlock& mlp() const { return *mlp_; }
+
+ private:
+  LayerNormMode ln_mode_;
+  std::shared_ptr<LayerNorm> ln1_, ln2_;  // null when ln_mode_ is None
+  std::shared_ptr<Attention> attn_;
+  std::shared_ptr<MLPBlock> mlp_;
+  std::shared_ptr<Dropout> attn_dropout_, mlp_dropout_;
+};
+
+}  // namespace tg::nn
