@@ -85,9 +85,6 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     }
     if (options.out.empty()) options.out = default_out(config.preset);
   }
-  std::fprintf(stderr, "tinygrok train: preset %s, %s mod %lld, %s, run directory %s\n",
-               config.preset.c_str(), config.op.c_str(), static_cast<long long>(config.p),
-               config.model.c_str(), options.out.c_str());
   const RunStatus status = train(config, options);
   std::fprintf(stderr, "%s: metrics in %s/metrics.csv, curves in %s/curves.png, summary in "
                "%s/summary.json\n", status_name(status), options.out.c_str(), options.out.c_str(),
@@ -96,11 +93,15 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
 }
 
 // The run directory's split.txt for a checkpoint at `path` (a run dir, checkpoint dir or file).
+// Only the run directory's own split.txt counts: RUN/, RUN/checkpoint/ or RUN/checkpoint/FILE.
 std::string find_split(const std::string& path) {
-  fs::path dir = fs::is_regular_file(path) ? fs::path(path).parent_path() : fs::path(path);
-  for (int up = 0; up < 3 && !dir.empty(); ++up, dir = dir.parent_path())
-    if (fs::exists(dir / "split.txt")) return (dir / "split.txt").string();
-  return "";
+  fs::path p = fs::absolute(path).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();  // "RUN/checkpoint/" names RUN/checkpoint
+  const bool is_run_dir = fs::is_directory(p) && fs::exists(p / "config.json");
+  const fs::path run_dir = is_run_dir                ? p
+                           : fs::is_regular_file(p) ? p.parent_path().parent_path()
+                                                    : p.parent_path();
+  return fs::exists(run_dir / "split.txt") ? (run_dir / "split.txt").string() : "";
 }
 
 int run_eval(const std::string& path) {
@@ -115,7 +116,8 @@ int run_eval(const std::string& path) {
     throw Error(cat("eval: checkpoint ", path, ": the configuration in its metadata is not JSON"));
   }
   const Dataset data = make_dataset(parse_operation(config.op), config.p);
-  const std::string split_path = find_split(path);
+  std::string split_path = find_split(path);
+  if (split_path.empty() && !config.split_file.empty()) split_path = config.split_file;
   const Split split = split_path.empty() ? random_split(data, config.frac, config.seed)
                                          : read_split(split_path, data);
   Generator gen(config.seed);
@@ -142,6 +144,10 @@ int run_eval(const std::string& path) {
 int main(int argc, char** argv) {
   CLI::App app{"tinygrok: watch a network memorise modular arithmetic, then generalise"};
   app.require_subcommand(1);
+  // One line, like every other error of tinygrok (CLI11's default adds a second).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("tinygrok: ") + e.what() + " (see --help)\n";
+  });
 
   CLI::App* train_cmd = app.add_subcommand(
       "train", "Train a model and record the grokking curves. Flags override the preset; "
@@ -204,6 +210,10 @@ int main(int argc, char** argv) {
   try {
     if (train_cmd->parsed()) {
       options.resume = t.get_option("--resume")->count() > 0;
+      if (options.resume)  // the flags that run_train's own check cannot see
+        for (const char* flag : {"--preset", "--betas"})
+          check(t.get_option(flag)->count() == 0, "--resume: ", flag, " cannot change a run in "
+                "progress (only --steps, --threads and --eval-every can)");
       return run_train(preset_name, o, betas, betas_option, options);
     }
     return run_eval(checkpoint_path);

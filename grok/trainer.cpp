@@ -109,14 +109,32 @@ void write_text(const fs::path& path, const std::string& text) {
   out << text;
 }
 
+// A checkpoint resumes only the run that wrote it: its saved configuration must equal this one
+// but for what a resume may change.
+void check_same_run(const std::map<std::string, std::string>& run_state,
+                    const TrainConfig& config, const std::string& where) {
+  auto it = run_state.find("config");
+  check(it != run_state.end(), "checkpoint ", where, ": metadata has no 'config'");
+  json saved;
+  try {
+    saved = json::parse(it->second);
+  } catch (const json::exception&) {
+    throw Error(cat("checkpoint ", where, ": the configuration in its metadata is not JSON"));
+  }
+  const json current = to_json(config);
+  for (const auto& [key, value] : current.items()) {
+    if (key == "steps" || key == "threads" || key == "eval_every") continue;
+    check(saved.contains(key) && saved[key] == value, "--resume: checkpoint ", where,
+          " was written by a different run (", key, ": ",
+          saved.contains(key) ? saved[key].dump() : std::string("missing"), " there, ",
+          value.dump(), " here)");
+  }
+}
+
 // Makes (or checks, on resume) the run directory before anything is written into it.
 void prepare_run_dir(const RunOptions& options) {
   const fs::path dir(options.out);
-  if (options.resume) {
-    check(fs::exists(dir / "config.json"), "--resume: ", options.out,
-          " is not a run directory (no config.json)");
-    return;
-  }
+  if (options.resume) return;  // train() has checked that it is a run directory
   if (fs::exists(dir) && !fs::is_empty(dir)) {
     check(options.force, "--out: run directory ", options.out,
           " already exists; pass --resume to continue it or --force to replace it");
@@ -177,17 +195,32 @@ std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data
 RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // --- everything that can fail on bad input, before the run directory is touched -----------
   validate(config);
-  backend_for(parse_device(config.device));  // a clear error for a device this build lacks
+  if (options.resume)
+    check(fs::exists(fs::path(options.out) / "config.json"), "--resume: ", options.out,
+          " is not a run directory (no config.json)");
+  try {
+    backend_for(parse_device(config.device));  // a clear error for a device this build lacks
+  } catch (const Error& e) {
+    throw Error(cat("--device: ", e.what()));
+  }
+  check(parse_device(config.device).is_cpu(), "--device: training on ", config.device,
+        " is not implemented yet; use --device cpu");
   const Dataset data = make_dataset(parse_operation(config.op), config.p);
-  const Split split = config.split_file.empty() ? random_split(data, config.frac, config.seed)
-                                                : read_split(config.split_file, data);
+  // A resumed run reads its own split.txt: the --split file it started from may have moved.
+  const std::string split_file =
+      options.resume ? (fs::path(options.out) / "split.txt").string() : config.split_file;
+  const Split split = split_file.empty() ? random_split(data, config.frac, config.seed)
+                                         : read_split(split_file, data);
   const int64_t n_train = static_cast<int64_t>(split.train.size());
   check(config.batch <= n_train, "--batch: ", config.batch, " is larger than the training set (",
         n_train, " pairs)");
   Checkpoint resume_from;
   if (options.resume) resume_from = load_checkpoint(options.out);
+  // --init matters only at the start: a resumed run has its own weights (and the --init
+  // checkpoint may be gone by then).
+  const bool use_init = !config.init.empty() && !options.resume;
   Checkpoint init_from;
-  if (!config.init.empty()) init_from = load_checkpoint(config.init);
+  if (use_init) init_from = load_checkpoint(config.init);
 
   if (config.threads > 0) omp_set_num_threads(config.threads);
   const TokenFormat format = token_format(config);
@@ -199,9 +232,13 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // The model generator draws the initial weights, then dropout masks as training goes.
   Generator model_gen(config.seed);
   std::shared_ptr<nn::Model> model = build_model(config, data, model_gen);
-  if (!config.init.empty()) {
+  if (use_init) {
     std::map<std::string, Tensor> weights(init_from.model.begin(), init_from.model.end());
-    model->load_state_dict(weights);
+    try {
+      model->load_state_dict(weights);
+    } catch (const Error& e) {
+      throw Error(cat("--init: checkpoint ", config.init, " does not fit this model: ", e.what()));
+    }
   }
   const std::vector<Tensor> params = model->parameters();
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config, params);
@@ -215,18 +252,30 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   RunState state;
   if (options.resume) {
     const std::string where = checkpoint_dir(options.out);
-    std::map<std::string, Tensor> weights(resume_from.model.begin(), resume_from.model.end());
-    model->load_state_dict(weights);
     state = RunState::from_metadata(resume_from.run_state, where);
-    std::map<std::string, Tensor> opt_state(resume_from.optimizer.begin(),
-                                            resume_from.optimizer.end());
-    optimizer->load_state(opt_state, state.optimizer_steps);
-    sampler.restore(state.sampler_offset, state.sampler_position);
+    check_same_run(resume_from.run_state, config, where);
+    check(config.steps >= state.step, "--steps: ", config.steps, " is before the checkpoint in ",
+          where, " (step ", state.step, ")");
+    try {
+      std::map<std::string, Tensor> weights(resume_from.model.begin(), resume_from.model.end());
+      model->load_state_dict(weights);
+      std::map<std::string, Tensor> opt_state(resume_from.optimizer.begin(),
+                                              resume_from.optimizer.end());
+      optimizer->load_state(opt_state, state.optimizer_steps);
+      sampler.restore(state.sampler_offset, state.sampler_position);
+    } catch (const Error& e) {
+      throw Error(cat("--resume: checkpoint ", where, " does not fit this run: ", e.what()));
+    }
     model_gen.set_state(config.seed, state.generator_offset);
   }
 
   // --- the run directory --------------------------------------------------------------------
   prepare_run_dir(options);
+  if (!options.quiet)  // only now: a bad flag's error is the one line printed
+    std::fprintf(stderr, "tinygrok train: preset %s, %s mod %lld, %s model, %lld parameters, %s %s\n",
+                 config.preset.c_str(), config.op.c_str(), static_cast<long long>(data.p),
+                 config.model.c_str(), static_cast<long long>(model->num_parameters()),
+                 options.resume ? "resuming" : "run directory", options.out.c_str());
   const fs::path dir(options.out);
   if (!options.resume) {
     write_text(dir / "config.json", to_json(config).dump(2) + "\n");
@@ -255,8 +304,12 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
 
   int64_t steps_at_last_eval = state.step;
   double train_seconds_at_last_eval = state.train_seconds;
+  int64_t step_of_last_eval = -1;  // in this session
+  double train_loss_at_last_eval = 0;
   auto eval = [&] {
     const LossAccuracy train_m = evaluate(*model, train_tokens, train_labels);
+    step_of_last_eval = state.step;
+    train_loss_at_last_eval = train_m.loss;
     const LossAccuracy test_m = evaluate(*model, test_tokens, test_labels);
     MetricsRow row{state.step, train_m.loss, train_m.accuracy, test_m.loss, test_m.accuracy,
                    optim::global_norm(params), schedule.at(std::max<int64_t>(state.step - 1, 0)),
@@ -277,6 +330,28 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   const auto previous_handler = std::signal(SIGINT, on_interrupt);
   RunStatus status = RunStatus::Completed;
   std::string nan_message;
+  auto stop_for_nan = [&](double loss, const std::string& when) {
+    status = RunStatus::NanLoss;
+    nan_message = cat("train: the training loss is ", loss, " ", when, "; stopped. ");
+    nan_message += last_checkpoint >= 0
+                       ? cat("The last good checkpoint (step ", last_checkpoint, ") is in ",
+                             checkpoint_dir(options.out))
+                       : std::string("No checkpoint had been written yet.");
+  };
+  // A step's loss is measured before its update, so weights that an update has just blown up
+  // look fine until the next step: check the weights themselves before they replace the last
+  // good checkpoint (the eval at this step, if there was one, has already measured them).
+  auto save_if_finite = [&] {
+    const double loss = step_of_last_eval == state.step
+                            ? train_loss_at_last_eval
+                            : evaluate(*model, train_tokens, train_labels).loss;
+    if (!std::isfinite(loss)) {
+      stop_for_nan(loss, cat("after step ", state.step));
+      return false;
+    }
+    save();
+    return true;
+  };
   if (!options.resume) eval();
 
   while (state.step < config.steps) {
@@ -293,13 +368,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     const Tensor loss = cross_entropy(model->forward(tokens), labels);
     const double loss_value = loss.item();
     if (!std::isfinite(loss_value)) {
-      status = RunStatus::NanLoss;
-      nan_message = cat("train: the training loss is ", loss_value, " at step ", state.step + 1,
-                        "; stopped. ");
-      nan_message += last_checkpoint >= 0
-                         ? cat("The last good checkpoint (step ", last_checkpoint, ") is in ",
-                               checkpoint_dir(options.out))
-                         : std::string("No checkpoint had been written yet.");
+      stop_for_nan(loss_value, cat("at step ", state.step + 1));
       break;
     }
     optimizer->zero_grad();
@@ -318,11 +387,11 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
         break;
       }
     }
-    if (state.step % config.checkpoint_every == 0) save();
+    if (state.step % config.checkpoint_every == 0 && !save_if_finite()) break;
   }
   std::signal(SIGINT, previous_handler);
   progress.finish();
-  if (status != RunStatus::NanLoss && last_checkpoint != state.step) save();
+  if (status != RunStatus::NanLoss && last_checkpoint != state.step) save_if_finite();
 
   // --- summary and plot ----------------------------------------------------------------------
   const std::vector<MetricsRow> rows = MetricsLog::read((dir / "metrics.csv").string());

@@ -29,13 +29,6 @@
 #include "autograd/grad_mode.h"
 #include "kernels/cpu/loops.h"
 
-// One compiled copy of a function: not inlined, and (GCC) not cloned by constant propagation.
-#if defined(__GNUC__) && !defined(__clang__)
-#define TG_ONE_COPY __attribute__((noipa))
-#else
-#define TG_ONE_COPY __attribute__((noinline))
-#endif
-
 namespace tg::optim {
 
 namespace {

@@ -2,6 +2,8 @@
 // (Nanda's sizes, determinism, disjoint and covering), the split file and its errors, token and
 // label tensors, and the batch sampler (full batch, epochs, determinism, exact restore).
 #include <catch2/catch.hpp>
+
+#include "test_support.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,26 +21,9 @@ using namespace tg::grok;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
 
-#define REQUIRE_TG_ERROR(expr, matcher) \
-  do {                                  \
-    REQUIRE_THROWS_AS(expr, tg::Error); \
-    REQUIRE_THROWS_WITH(expr, matcher); \
-  } while (false)
+using tg::testing::TempDir;
 
 namespace {
-
-// A fresh folder under the system temp directory, removed with everything in it at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("tinygrok_test_dataset_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;

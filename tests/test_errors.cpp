@@ -2,6 +2,8 @@
 // names the shapes involved.
 #include <catch2/catch.hpp>
 
+#include "test_support.h"
+
 #include <thread>
 
 #include "tinygrok.h"
@@ -10,13 +12,6 @@ using namespace tg;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
 using Catch::Matchers::StartsWith;
-
-// Both the type (tg::Error, not another exception) and the message.
-#define REQUIRE_TG_ERROR(expr, matcher)  \
-  do {                                   \
-    REQUIRE_THROWS_AS(expr, tg::Error);  \
-    REQUIRE_THROWS_WITH(expr, matcher);  \
-  } while (false)
 
 TEST_CASE("errors: matmul inner dimension mismatch", "[errors]") {
   const Tensor a = zeros({3, 4}), b = zeros({5, 6});

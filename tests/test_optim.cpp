@@ -4,6 +4,8 @@
 // clipping and global norms.
 #include <catch2/catch.hpp>
 
+#include "test_support.h"
+
 #include <omp.h>
 
 #include <cmath>
@@ -27,12 +29,6 @@ using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using tg::testing::check_tensor;
 using tg::testing::relative_error;
-
-#define REQUIRE_TG_ERROR(expr, matcher) \
-  do {                                  \
-    REQUIRE_THROWS_AS(expr, tg::Error); \
-    REQUIRE_THROWS_WITH(expr, matcher); \
-  } while (false)
 
 namespace {
 

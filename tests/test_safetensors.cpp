@@ -1,6 +1,8 @@
 // safetensors tests: round trips of every dtype with metadata and non-contiguous tensors, the
 // byte layout read back by hand, each kind of corrupt file, and the atomic write.
 #include <catch2/catch.hpp>
+
+#include "test_support.h"
 #include <unistd.h>
 
 #include <cstring>
@@ -18,24 +20,9 @@ using Catch::Matchers::Equals;
 using Catch::Matchers::StartsWith;
 namespace fs = std::filesystem;
 
-#define REQUIRE_TG_ERROR(expr, matcher) \
-  do {                                  \
-    REQUIRE_THROWS_AS(expr, tg::Error); \
-    REQUIRE_THROWS_WITH(expr, matcher); \
-  } while (false)
+using tg::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("tinygrok_test_safetensors_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

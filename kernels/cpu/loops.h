@@ -10,6 +10,16 @@
 
 #include "core/tensor.h"
 
+// One compiled copy of a function: not inlined, and (GCC) not cloned by constant propagation.
+// Kernels whose every element must round the same way whatever the thread count call one such
+// function from each branch (a copy inlined into each may contract a * b + c into an FMA in one
+// and not in another).
+#if defined(__GNUC__) && !defined(__clang__)
+#define TG_ONE_COPY __attribute__((noipa))
+#else
+#define TG_ONE_COPY __attribute__((noinline))
+#endif
+
 namespace tg::cpu {
 
 // Calls fn.template operator()<T>() with T the C++ type of `dtype`.

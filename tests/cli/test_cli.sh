@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Command-line tests of `tinygrok`: train --help, a short real run and its files, the plain
+# progress lines off a terminal (and the bar on one), eval's JSON, --split, --init,
+# --stop-at-grok, a NaN loss, Ctrl-C and --resume, and every bad-input case (nonzero exit, one
+# line on stderr naming the flag or file, nothing written or changed).
+#
+# Usage: bash tests/cli/test_cli.sh path/to/tinygrok    (CTest runs it as the test `cli`)
+set -u
+
+[ $# -eq 1 ] && [ -x "$1" ] || { echo "usage: $0 path/to/tinygrok" >&2; exit 2; }
+BIN=$(realpath "$1")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinygrok_test_cli.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+W="$TMP/w"    # the run directories, compared before and after each failing command
+LOG="$TMP/log"  # what commands print
+mkdir -p "$W" "$LOG"
+cd "$W"
+
+failures=0
+checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ok() { checks=$((checks + 1)); }
+expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
+  local what=$1; shift
+  if "$@"; then ok; else fail "$what"; fi
+}
+py() { python3 -c "$@"; }
+
+snapshot() { (cd "$W" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); }
+
+# A tiny configuration: the one-hot MLP on a + b mod 23, 317 train pairs; memorises in ~75 steps.
+TINY=(--p 23 --frac 0.6 --d-mlp 64 --lr 0.01 --threads 1)
+
+# --- train --help lists every flag, with the default preset's values -----------------------
+"$BIN" train --help >"$LOG/help" 2>&1 || fail "train --help exits nonzero"
+for flag in --preset --op --p --frac --split --model --layers --d-model --heads --d-mlp --act \
+            --ln --tokens --dropout --optimizer --lr --wd --betas --warmup --schedule --clip \
+            --batch --steps --eval-every --checkpoint-every --seed --threads --device \
+            --stop-at-grok --grok-patience --init --out --resume --force --quiet; do
+  if grep -qE -- "^ +$flag( |,|$)" "$LOG/help"; then ok; else fail "train --help lacks $flag"; fi
+done
+for flag_default in "--preset TEXT=default" "--op TEXT=add" "--p INT=97" "--frac FLOAT=0.3" \
+    "--model TEXT=mlp" "--layers INT=1" "--d-model INT=128" "--heads INT=4" "--d-mlp INT=500" \
+    "--act TEXT=x2" "--ln TEXT=none" "--tokens TEXT=ab" "--dropout FLOAT=0" \
+    "--optimizer TEXT=adamw" "--lr FLOAT=0.001" "--wd FLOAT=1" "--betas FLOAT=[0.9,0.98]" \
+    "--warmup INT=10" "--schedule TEXT=constant" "--clip FLOAT=0" "--batch INT=0" \
+    "--steps INT=5000" "--eval-every INT=25" "--checkpoint-every INT=1000" "--seed UINT=0" \
+    "--threads INT=0" "--device TEXT=cpu" "--grok-patience INT=3"; do
+  if grep -qF -- "$flag_default" "$LOG/help"; then ok; else fail "train --help lacks '$flag_default'"; fi
+done
+
+# --- a short real run: its files, and plain progress lines when stderr is not a terminal -----
+"$BIN" train "${TINY[@]}" --steps 200 --eval-every 50 --checkpoint-every 100 --out run \
+  >"$LOG/run.out" 2>"$LOG/run.err"
+rc=$?
+[ $rc -eq 0 ] && ok || { fail "the short run exits $rc"; cat "$LOG/run.err" >&2; }
+for f in config.json split.txt metrics.csv summary.json curves.gp checkpoint/model.safetensors \
+         checkpoint/optimizer.safetensors; do
+  [ -s "run/$f" ] && ok || fail "the run lacks $f"
+done
+if command -v gnuplot >/dev/null 2>&1; then
+  expect "curves.png is a PNG" py "import sys; sys.exit(open('run/curves.png','rb').read(4) != b'\x89PNG')"
+else
+  [ ! -e run/curves.png ] && ok || fail "curves.png without gnuplot"
+fi
+expect "metrics.csv has its header and a row per eval" py "
+import csv, sys
+rows = list(csv.reader(open('run/metrics.csv')))
+assert rows[0] == 'step train_loss train_acc test_loss test_acc weight_norm lr elapsed_s'.split(), rows[0]
+assert [int(r[0]) for r in rows[1:]] == [0, 50, 100, 150, 200], rows
+assert float(rows[-1][2]) >= 0.99, 'did not memorise: ' + rows[-1][2]
+"
+expect "summary.json has T_m, T_g, ratio, final, wall_seconds, train_ms_per_step" py "
+import json, csv
+s = json.load(open('run/summary.json'))
+for k in ['status', 'steps', 'T_m', 'T_g', 'ratio', 'final', 'wall_seconds', 'train_ms_per_step']:
+    assert k in s, k
+assert s['status'] == 'completed' and s['steps'] == 200, s
+rows = list(csv.DictReader(open('run/metrics.csv')))
+assert s['T_m'] == next(int(r['step']) for r in rows if float(r['train_acc']) >= 0.99), s
+"
+# Plain lines, one per eval, no carriage returns or escape codes.
+if grep -q $'\r\|\x1b' "$LOG/run.err"; then fail "progress off a terminal has \\r or escapes"; else ok; fi
+[ "$(grep -c '^step [0-9]*/200 ' "$LOG/run.err")" -eq 5 ] && ok ||
+  fail "expected 5 plain progress lines, got: $(cat "$LOG/run.err")"
+[ ! -s "$LOG/run.out" ] && ok || fail "train printed on stdout"
+
+# On a terminal: the live bar (\r and an erase-line escape), when `script` can give one.
+if command -v script >/dev/null 2>&1; then
+  if script -qec "$BIN train ${TINY[*]} --steps 100 --eval-every 25 --out $TMP/tty_run" \
+       "$LOG/tty" >/dev/null 2>&1; then
+    if grep -q $'\r\x1b\[K\[' "$LOG/tty"; then ok; else fail "no progress bar on a terminal"; fi
+  else
+    fail "the run under script failed"
+  fi
+fi
+
+# --- eval: JSON with train, test and all p² pairs ---------------------------------------------
+for target in run run/checkpoint run/checkpoint/model.safetensors; do
+  "$BIN" eval "$target" >"$LOG/eval.json" 2>"$LOG/eval.err"
+  rc=$?
+  [ $rc -eq 0 ] && ok || fail "eval $target exits $rc: $(cat "$LOG/eval.err")"
+  expect "eval $target prints loss and accuracy on train, test and all 529 pairs" py "
+import json, csv
+e = json.load(open('$LOG/eval.json'))
+assert e['all']['pairs'] == 23 * 23 and e['train']['pairs'] == 317, e
+assert e['train']['pairs'] + e['test']['pairs'] == e['all']['pairs'], e
+for part in ['train', 'test', 'all']:
+    assert 0 <= e[part]['accuracy'] <= 1 and e[part]['loss'] > 0, e
+last = list(csv.DictReader(open('run/metrics.csv')))[-1]
+assert abs(e['train']['accuracy'] - float(last['train_acc'])) < 1e-6, (e, last)
+assert abs(e['test']['loss'] - float(last['test_loss'])) < 1e-5 * float(last['test_loss']), (e, last)
+assert e['step'] == 200
+"
+done
+
+# --- --split, --init, --stop-at-grok ------------------------------------------------------------
+"$BIN" train "${TINY[@]}" --seed 5 --split run/split.txt --steps 10 --quiet --out split_run \
+  2>"$LOG/split.err" && ok || fail "--split run: $(cat "$LOG/split.err")"
+cmp -s run/split.txt split_run/split.txt && ok || fail "--split did not reuse the split"
+"$BIN" train "${TINY[@]}" --init run --steps 10 --eval-every 10 --quiet --out init_run \
+  2>"$LOG/init.err" && ok || fail "--init run: $(cat "$LOG/init.err")"
+expect "--init starts from the checkpoint's weights" py "
+import csv
+a = list(csv.reader(open('run/metrics.csv')))[-1]
+b = list(csv.reader(open('init_run/metrics.csv')))[1]
+assert b[0] == '0' and a[1:6] == b[1:6], (a, b)
+"
+"$BIN" train "${TINY[@]}" --steps 5000 --eval-every 25 --stop-at-grok --quiet --out grok_run \
+  2>"$LOG/grok.err" && ok || fail "--stop-at-grok run: $(cat "$LOG/grok.err")"
+expect "--stop-at-grok stops early, grokked" py "
+import json
+s = json.load(open('grok_run/summary.json'))
+assert s['status'] == 'grokked' and s['steps'] < 5000 and s['T_g'] is not None, s
+"
+
+# --- a NaN loss: exit 3, the step and the last good checkpoint named -------------------------
+"$BIN" train --p 23 --frac 0.6 --d-mlp 64 --threads 1 --optimizer sgd --lr 1e5 --warmup 0 \
+  --steps 50 --eval-every 1 --checkpoint-every 1 --quiet --out nan_run >/dev/null 2>"$LOG/nan.err"
+rc=$?
+[ $rc -eq 3 ] && ok || fail "a NaN loss exits $rc, not 3"
+grep -q "loss is .*nan.* step [0-9]*; stopped\. The last good checkpoint (step [0-9]*)" \
+  "$LOG/nan.err" && ok || fail "the NaN message: $(cat "$LOG/nan.err")"
+
+# --- bad input: nonzero exit, one line on stderr naming the flag or file, nothing changed ------
+mkdir -p not_a_run && echo "notes" >not_a_run/notes.txt
+cp -r run truncated && head -c 300 run/checkpoint/model.safetensors >truncated/checkpoint/model.safetensors
+expect_error() {  # expect_error TEXT ARGS...: fails, stderr one line containing TEXT, W unchanged
+  local text=$1; shift
+  local before after rc
+  before=$(snapshot)
+  "$BIN" "$@" >"$LOG/bad.out" 2>"$LOG/bad.err"
+  rc=$?
+  after=$(snapshot)
+  local what="tinygrok $*"
+  [ $rc -ne 0 ] && ok || fail "$what: exit 0"
+  [ "$(wc -l <"$LOG/bad.err")" -eq 1 ] && ok || fail "$what: stderr is not one line: $(cat "$LOG/bad.err")"
+  grep -qF -- "$text" "$LOG/bad.err" && ok || fail "$what: stderr does not name '$text': $(cat "$LOG/bad.err")"
+  [ ! -s "$LOG/bad.out" ] && ok || fail "$what: printed on stdout"
+  [ "$before" == "$after" ] && ok || fail "$what: changed the run directories"
+  [ ! -e new ] && ok || { fail "$what: created new/"; rm -rf new; }
+}
+expect_error "--op" train --op bogus --out new
+expect_error "--preset" train --preset bogus --out new
+expect_error "--p" train --op div --p 24 --out new
+expect_error "--frac" train --frac 1.5 --out new
+expect_error "--batch" train "${TINY[@]}" --batch 1000 --out new
+expect_error "--steps" train "${TINY[@]}" --steps 0 --out new
+expect_error "--p" train --p abc --out new
+expect_error "--no-such-flag" train --no-such-flag --out new
+expect_error "--out" train "${TINY[@]}" --out run
+expect_error "--op" train --op bogus --out run --force   # --force must not remove it first
+expect_error "split.txt" train "${TINY[@]}" --split missing/split.txt --out new
+expect_error "not_a_run" train --resume not_a_run
+expect_error "missing_run" train --resume missing_run
+expect_error "--lr" train --resume run --lr 0.5
+expect_error "--betas" train --resume run --betas 0.5 0.5
+expect_error "--steps" train --resume run --steps 100
+expect_error "model.safetensors" train --resume truncated --steps 400
+expect_error "model.safetensors" train "${TINY[@]}" --init truncated --out new
+expect_error "model.safetensors" eval truncated
+expect_error "missing_run" eval missing_run
+[ ! -e missing_run ] && ok || fail "created missing_run"
+
+# --- Ctrl-C: exit 130 with a checkpoint, and --resume finishes the run ------------------------
+LONG=(--preset nanda --p 13 --frac 0.5 --d-model 16 --heads 2 --d-mlp 32 --batch 16 --threads 1)
+"$BIN" train "${LONG[@]}" --steps 1000000 --eval-every 10 --out long >/dev/null \
+  2>"$LOG/long.err" &
+pid=$!
+for _ in $(seq 1 1200); do  # up to 60 s
+  [ -f long/metrics.csv ] && [ "$(wc -l <long/metrics.csv)" -ge 3 ] && break
+  sleep 0.05
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ $rc -eq 130 ] && ok || fail "Ctrl-C exits $rc, not 130: $(cat "$LOG/long.err")"
+[ -s long/checkpoint/model.safetensors ] && ok || fail "no checkpoint after Ctrl-C"
+grep -q "interrupted at step" "$LOG/long.err" && ok || fail "no 'interrupted' line"
+stopped=$(py "import json; print(json.load(open('long/summary.json'))['steps'])")
+py "import json; s = json.load(open('long/summary.json')); assert s['status'] == 'interrupted'" &&
+  ok || fail "summary after Ctrl-C is not 'interrupted'"
+"$BIN" train --resume long --steps $((stopped + 20)) --quiet 2>"$LOG/resume.err" && ok ||
+  fail "--resume after Ctrl-C: $(cat "$LOG/resume.err")"
+expect "the resumed run completed" py "
+import json, csv
+s = json.load(open('long/summary.json'))
+assert s['status'] == 'completed' and s['steps'] == $stopped + 20, s
+steps = [int(r['step']) for r in csv.DictReader(open('long/metrics.csv'))]
+assert steps == sorted(set(steps)) and steps[-1] == $stopped + 20, steps
+"
+
+echo "cli: $checks checks passed, $failures failed"
+[ $failures -eq 0 ]

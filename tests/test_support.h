@@ -1,0 +1,47 @@
+// Helpers shared by the test programs: an assertion on tinygrok's error type and message, and a
+// temporary directory that cleans up after itself.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+#include "core/error.h"
+
+// Both the type (tg::Error, not another exception) and the message.
+#define REQUIRE_TG_ERROR(expr, matcher)  \
+  do {                                   \
+    REQUIRE_THROWS_AS(expr, tg::Error);  \
+    REQUIRE_THROWS_WITH(expr, matcher);  \
+  } while (false)
+
+namespace tg::testing {
+
+// A fresh directory under the system temp directory, unique per process and per instance,
+// removed with everything in it at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+
+  TempDir() {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("tinygrok_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path / name).string(); }
+  std::string operator/(const std::string& name) const { return file(name); }
+};
+
+}  // namespace tg::testing
