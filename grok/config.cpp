@@ -21,7 +21,7 @@ TrainConfig preset(const std::string& name) {
     c.layers = 2;
     c.ln = "pre";
     c.tokens = "aopbeq";
-    c.batch = 512;
+    c.batch = -1;  // min(512, ceil(N/2)), N the training set's size
     c.steps = 100000;
     c.eval_every = 250;
     return c;
@@ -104,7 +104,8 @@ void validate(const TrainConfig& c) {
         "--betas: each must be in [0, 1), got ", c.beta1, " ", c.beta2);
   check(c.warmup >= 0, "--warmup: must be >= 0, got ", c.warmup);
   check(c.clip >= 0, "--clip: must be >= 0, got ", c.clip);
-  check(c.batch >= 0, "--batch: must be >= 0 (0 = full batch), got ", c.batch);
+  check(c.batch >= -1, "--batch: must be >= -1 (0 = full batch, -1 = min(512, ceil(N/2))), got ",
+        c.batch);
   check(c.steps > 0, "--steps: must be positive, got ", c.steps);
   check(c.eval_every > 0, "--eval-every: must be positive, got ", c.eval_every);
   check(c.checkpoint_every > 0, "--checkpoint-every: must be positive, got ", c.checkpoint_every);

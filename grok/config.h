@@ -38,7 +38,7 @@ struct TrainConfig {
   int64_t warmup = 10;
   std::string schedule = "constant";  // constant | cosine
   double clip = 0;                    // max gradient norm; 0 = no clipping
-  int64_t batch = 0;                  // 0 = the full training set every step
+  int64_t batch = 0;  // 0 = the full training set every step; -1 = min(512, ceil(N/2)) (Power)
   int64_t steps = 40000;
 
   // run

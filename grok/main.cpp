@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
   o.add(t, "--warmup", &TrainConfig::warmup, "Linear warm-up steps (lr = base * min(step/warmup, 1))");
   o.add(t, "--schedule", &TrainConfig::schedule, "After warm-up: constant or cosine");
   o.add(t, "--clip", &TrainConfig::clip, "Clip the gradient's global norm to this; 0 = off");
-  o.add(t, "--batch", &TrainConfig::batch, "Minibatch size; 0 = the whole training set");
+  o.add(t, "--batch", &TrainConfig::batch, "Minibatch size; 0 = the whole training set, -1 = min(512, ceil(N/2))");
   o.add(t, "--steps", &TrainConfig::steps, "Optimiser steps");
   o.add(t, "--eval-every", &TrainConfig::eval_every, "Steps between evals (metrics rows)");
   o.add(t, "--checkpoint-every", &TrainConfig::checkpoint_every, "Steps between checkpoints");

@@ -212,7 +212,10 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   const Split split = split_file.empty() ? random_split(data, config.frac, config.seed)
                                          : read_split(split_file, data);
   const int64_t n_train = static_cast<int64_t>(split.train.size());
-  check(config.batch <= n_train, "--batch: ", config.batch, " is larger than the training set (",
+  const int64_t batch_size = config.batch == 0    ? n_train
+                             : config.batch == -1 ? std::min<int64_t>(512, (n_train + 1) / 2)
+                                                  : config.batch;
+  check(batch_size <= n_train, "--batch: ", batch_size, " is larger than the training set (",
         n_train, " pairs)");
   Checkpoint resume_from;
   if (options.resume) resume_from = load_checkpoint(options.out);
@@ -247,7 +250,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   schedule.warmup_steps = config.warmup;
   schedule.kind = optim::parse_schedule(config.schedule);
   schedule.total_steps = config.steps;
-  BatchSampler sampler(split.train, config.batch == 0 ? n_train : config.batch, config.seed + 1);
+  BatchSampler sampler(split.train, batch_size, config.seed + 1);
 
   RunState state;
   if (options.resume) {
@@ -361,7 +364,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     }
     const auto step_start = std::chrono::steady_clock::now();
     optimizer->set_lr(schedule.at(state.step));
-    const bool full_batch = config.batch == 0 || config.batch == n_train;
+    const bool full_batch = batch_size == n_train;
     const std::vector<int64_t> batch = sampler.next();
     const Tensor tokens = full_batch ? train_tokens : make_tokens(data, batch, format);
     const Tensor labels = full_batch ? train_labels : make_labels(data, batch);
@@ -398,6 +401,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   json summary;
   summary["status"] = status_name(status);
   summary["steps"] = state.step;
+  summary["batch_size"] = batch_size;
   summary["T_m"] = state.t_m >= 0 ? json(state.t_m) : json(nullptr);
   summary["T_g"] = state.t_g >= 0 ? json(state.t_g) : json(nullptr);
   summary["ratio"] = state.t_m > 0 && state.t_g >= 0

@@ -5,11 +5,12 @@
 
 #include "autograd/ops.h"
 #include "core/factories.h"
+#include "nn/linear.h"
 
 namespace tg::nn {
 
 MLPBlock::MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& gen)
-    : d_model_(d_model), act_(act) {
+    : act_(act) {
   check(d_model > 0 && d_mlp > 0, "MLPBlock: d_model and d_mlp must be positive, got ", d_model,
         " and ", d_mlp);
   const double std = 1 / std::sqrt(static_cast<double>(d_model));
@@ -20,13 +21,7 @@ MLPBlock::MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& ge
 }
 
 Tensor MLPBlock::forward(const Tensor& x) const {
-  check(x.dim() >= 1 && x.shape().back() == d_model_, "MLPBlock: x must be [..., d_model = ",
-        d_model_, "], got ", shape_str(x.shape()));
-  // Flattened to 2-D so each product is one GEMM (a [B, T, d] @ [d, n] product would run B small
-  // ones, and its weight gradient would materialise [B, d, n] before summing).
-  const Tensor rows = x.reshape({-1, d_model_});
-  const Tensor hidden = activate(rows.matmul(W_in_) + b_in_, act_);
-  return (hidden.matmul(W_out_) + b_out_).reshape(x.shape());
+  return linear(activate(linear(x, W_in_, b_in_, "MLPBlock"), act_), W_out_, b_out_, "MLPBlock");
 }
 
 }  // namespace tg::nn

@@ -16,7 +16,6 @@ class MLPBlock : public Module {
   Activation activation() const { return act_; }
 
  private:
-  int64_t d_model_;
   Activation act_;
   Tensor W_in_, b_in_, W_out_, b_out_;
 };

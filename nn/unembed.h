@@ -17,7 +17,6 @@ class Unembed : public Module {
   const Tensor& W_U() const { return W_U_; }
 
  private:
-  int64_t d_model_;
   Tensor W_U_, b_U_;  // b_U_ undefined without bias
 };
 

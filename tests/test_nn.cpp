@@ -15,6 +15,7 @@
 #include "nn/attention.h"
 #include "nn/dropout.h"
 #include "nn/layer_norm.h"
+#include "nn/linear.h"
 #include "nn/mlp_block.h"
 #include "nn/one_hot_mlp.h"
 #include "nn/transformer.h"
@@ -406,7 +407,29 @@ TEST_CASE("nn: Module::to(Float64) converts the parameters in place, keeping the
   CHECK_THROWS_WITH(mlp.to(DType::Int64), StartsWith("Module::to: parameters must be float"));
 }
 
-TEST_CASE("nn: gradcheck of Attention, MLPBlock and LayerNorm modules in float64", "[nn]") {
+TEST_CASE("nn: Linear is x @ W + b with W [in, out], bias optional", "[nn]") {
+  Generator gen(5);
+  Linear with_bias(3, 2, true, gen), without(3, 2, false, gen);
+  CHECK(with_bias.named_parameters().size() == 2);
+  CHECK(with_bias.named_parameters()[0].first == "W");
+  CHECK(with_bias.named_parameters()[1].first == "b");
+  CHECK(without.named_parameters().size() == 1);
+  CHECK_FALSE(without.b().defined());
+  {
+    NoGradGuard no_grad;
+    Tensor(with_bias.W()).copy_(from_vector<float>({1, 2, 3, 4, 5, 6}, {3, 2}));
+    Tensor(with_bias.b()).copy_(from_vector<float>({10, 20}));
+  }
+  // [2, 1, 3] input: the leading axes are kept. Row [1, 0, -1] -> [1 - 5, 2 - 6] + b.
+  const Tensor x = from_vector<float>({1, 0, -1, 0, 1, 0}, {2, 1, 3});
+  const Tensor y = with_bias.forward(x);
+  CHECK(y.shape() == Shape{2, 1, 2});
+  CHECK(y.to_vector<float>() == std::vector<float>{6, 16, 13, 24});
+  REQUIRE_THROWS_WITH(with_bias.forward(zeros({2, 4})),
+                      Catch::Matchers::StartsWith("Linear: x must be [..., 3], got [2, 4]"));
+}
+
+TEST_CASE("nn: gradcheck of Attention, MLPBlock, Linear and LayerNorm modules in float64", "[nn]") {
   Generator gen(21);
   const Tensor x = randn({2, 3, 6}, gen, DType::Float64).requires_grad_();
 
@@ -432,6 +455,19 @@ TEST_CASE("nn: gradcheck of Attention, MLPBlock and LayerNorm modules in float64
             return mlp.forward(in[0]);
           },
           gradcheck_inputs(mlp, {x}));
+    }
+  }
+  SECTION("Linear, with and without bias") {
+    for (bool bias : {true, false}) {
+      Linear layer(6, 4, bias, gen);
+      layer.to(DType::Float64);
+      randomise(layer, 4);
+      check_gradients(
+          [&](const std::vector<Tensor>& in) {
+            BindParameters bind(layer, in, 1);
+            return layer.forward(in[0]);
+          },
+          gradcheck_inputs(layer, {x}));
     }
   }
   SECTION("LayerNorm") {

@@ -308,6 +308,19 @@ TEST_CASE("a run writes config.json, split.txt, metrics.csv, summary.json, curve
           Approx(num(rows.back(), TrainLoss)).epsilon(1e-6));
 }
 
+TEST_CASE("batch 0 is the full training set and -1 is Power's min(512, ceil(N/2))", "[train]") {
+  TempDir tmp;
+  TrainConfig c = tiny_mlp();  // 317 training pairs
+  c.steps = 2;
+  c.eval_every = 2;
+  REQUIRE(train(c, fresh(tmp / "full")) == RunStatus::Completed);
+  CHECK(read_json(fs::path(tmp / "full") / "summary.json")["batch_size"] == 317);
+  c.batch = -1;
+  REQUIRE(train(c, fresh(tmp / "auto")) == RunStatus::Completed);
+  CHECK(read_json(fs::path(tmp / "auto") / "summary.json")["batch_size"] == 159);
+  CHECK(preset("power").batch == -1);
+}
+
 TEST_CASE("a transformer's checkpoint holds its weights under TransformerLens names", "[train]") {
   TempDir tmp;
   TrainConfig c = tiny_transformer();
