@@ -250,7 +250,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   schedule.warmup_steps = config.warmup;
   schedule.kind = optim::parse_schedule(config.schedule);
   schedule.total_steps = config.steps;
-  BatchSampler sampler(split.train, batch_size, config.seed + 1);
+  BatchSampler sampler(split.train, batch_size, config.seed);  // derives its own stream
 
   RunState state;
   if (options.resume) {
