@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu/block_cache.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -11,11 +12,12 @@ namespace tg {
 using namespace cpu;
 
 std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {
-  // 64-byte alignment: whole cache lines, and aligned loads for AVX-512.
-  const size_t rounded = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
-  void* data = std::aligned_alloc(64, rounded);
+  size_t capacity = 0;
+  void* data = host_block_cache().allocate(nbytes, capacity);
   check(data != nullptr, "allocate: out of host memory for ", nbytes, " bytes");
-  return std::make_shared<Storage>(data, nbytes, Device::cpu(), [](void* p) { std::free(p); });
+  return std::make_shared<Storage>(data, nbytes, Device::cpu(), [capacity](void* p) {
+    host_block_cache().release(p, capacity);
+  });
 }
 
 void CpuBackend::copy(const Tensor& src, const Tensor& dst) {

@@ -1,0 +1,65 @@
+// BlockCache: best-fit reuse of freed host blocks.
+#include "kernels/cpu/block_cache.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace tg::cpu {
+
+namespace {
+constexpr size_t kAlignment = 64;  // whole cache lines, and aligned AVX-512 loads
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+}  // namespace
+
+BlockCache::~BlockCache() { clear(); }
+
+void* BlockCache::allocate(size_t nbytes, size_t& capacity) {
+  capacity = round_up(std::max<size_t>(nbytes, 1), kAlignment);
+  if (capacity >= min_cached_) {
+    // Large blocks come in page multiples, so near sizes share a class.
+    capacity = round_up(capacity, 4096);
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Best fit, but never more than 1.5x the request: a small tensor must not pin a big block.
+    auto it = free_.lower_bound(capacity);
+    if (it != free_.end() && it->first <= capacity + capacity / 2) {
+      void* block = it->second;
+      capacity = it->first;
+      cached_ -= it->first;
+      free_.erase(it);
+      return block;
+    }
+  }
+  return std::aligned_alloc(kAlignment, capacity);
+}
+
+void BlockCache::release(void* block, size_t capacity) {
+  if (capacity >= min_cached_) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cached_ + capacity <= max_cached_) {
+      free_.emplace(capacity, block);
+      cached_ += capacity;
+      return;
+    }
+  }
+  std::free(block);
+}
+
+size_t BlockCache::cached_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cached_;
+}
+
+void BlockCache::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [capacity, block] : free_) std::free(block);
+  free_.clear();
+  cached_ = 0;
+}
+
+BlockCache& host_block_cache() {
+  // Never destroyed: tensors held by other static objects may be freed after main returns.
+  static BlockCache* cache = new BlockCache(64 << 10, size_t{512} << 20);
+  return *cache;
+}
+
+}  // namespace tg::cpu
