@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "core/activation.h"
 #include "core/random.h"
 #include "core/tensor.h"
 
@@ -63,10 +64,17 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // --- neural-network ops (autograd/ops/softmax.cpp, loss.cpp, index.cpp, norm.cpp, ...) -------
 Tensor softmax(const Tensor& x, int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, int64_t axis = -1);
+// Causal attention (see Backend::attention): q [B, Tq, H, Dh], k, v [B, T, H, Dh] -> [B, Tq, H, Dh],
+// query i at position T - Tq + i; scores scaled by `scale`. Fused: one pass per (batch, head).
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 enum class Reduction { Mean, Sum, None };
 // logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                      Reduction reduction = Reduction::Mean);
+// x [..., in] @ W [in, out] + b [out] (b may be undefined), then act -> [..., out]: a whole
+// layer as one op, with the bias and activation fused into one pass over the product.
+Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b,
+              Activation act = Activation::Identity);
 // table [V, D...], int64 index of any shape -> [index.shape..., D...]; backward scatter-adds.
 Tensor embedding(const Tensor& table, const Tensor& index);
 Tensor one_hot(const Tensor& index, int64_t classes, DType dtype = DType::Float32);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/activation.h"
 #include "core/random.h"
 #include "core/tensor.h"
 
@@ -78,6 +79,15 @@ class Backend {
   // Given the forward output y and dy: dx = y * (dy - sum(dy * y)) for softmax,
   // dx = dy - exp(y) * sum(dy) for log-softmax.
   virtual Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) = 0;
+  // Causal attention over short sequences with the heads as an axis: q [B, Tq, H, Dh] and
+  // k, v [B, T, H, Dh], Tq <= T, all contiguous; query i sits at position T - Tq + i and attends
+  // to keys 0 .. T - Tq + i with scores scaled by `scale`. Outputs z [B, Tq, H, Dh] and, for
+  // backward, the pattern [B, H, Tq, T] (softmax probabilities, 0 where masked).
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                         Tensor& z, Tensor& pattern) = 0;
+  virtual void attention_backward(const Tensor& dz, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& pattern, double scale,
+                                  Tensor& dq, Tensor& dk, Tensor& dv) = 0;
   // logits [N, C], int64 targets [N] -> per-row loss [N] and, for backward, the shifted
   // log-sum-exp [N]: log(sum_c exp(logits[n, c] - max_c logits[n, c])). It lies in [0, log C], so
   // it keeps full precision in float32, where the plain log-sum-exp of logits near 1000 would not.
@@ -87,6 +97,16 @@ class Backend {
   virtual Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
                                         const Tensor& shifted_logsumexp,
                                         const Tensor& row_grad) = 0;
+  // The epilogue of a linear layer in one pass over x [N, D] (contiguous) and bias [D] (may be
+  // undefined): pre = x + bias and y = act(pre). Either output may be undefined (not written) or
+  // alias x (in place); both are contiguous [N, D].
+  virtual void bias_activation(const Tensor& x, const Tensor& bias, Activation act,
+                               const Tensor& pre, const Tensor& y) = 0;
+  // Its backward: dpre = dy * act'(pre), where `saved` is y for Identity and Relu (y > 0 exactly
+  // where pre > 0) and pre for Gelu and Square. When dbias [D] is defined it receives the column
+  // sums of dpre, summed in an order that does not depend on the thread count.
+  virtual Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
+                                     const Tensor& dbias) = 0;
   // table [V, ...], int64 index of any shape -> [index.shape..., ...]: out[i] = table[index[i]].
   virtual Tensor index_select(const Tensor& table, const Tensor& index) = 0;
   // The scatter-add adjoint: out [rows, ...] with out[index[i]] += src[i].

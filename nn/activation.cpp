@@ -14,6 +14,7 @@ Activation parse_activation(const std::string& name) {
 
 const char* activation_name(Activation act) {
   switch (act) {
+    case Activation::Identity: return "identity";
     case Activation::Relu: return "relu";
     case Activation::Gelu: return "gelu";
     case Activation::Square: return "x2";
@@ -23,6 +24,7 @@ const char* activation_name(Activation act) {
 
 Tensor activate(const Tensor& x, Activation act) {
   switch (act) {
+    case Activation::Identity: return x;
     case Activation::Relu: return relu(x);
     case Activation::Gelu: return gelu(x);
     case Activation::Square: return x * x;

@@ -3,15 +3,16 @@
 
 #include <string>
 
+#include "core/activation.h"
 #include "core/tensor.h"
 
 namespace tg::nn {
 
-enum class Activation { Relu, Gelu, Square };
+using tg::Activation;  // Identity never comes from a name: an MLP always has a nonlinearity
 
 // "relu", "gelu", "x2" or "square"; otherwise tg::Error listing the valid names.
 Activation parse_activation(const std::string& name);
-const char* activation_name(Activation act);  // "relu", "gelu", "x2"
+const char* activation_name(Activation act);  // "relu", "gelu", "x2" (and "identity")
 Tensor activate(const Tensor& x, Activation act);
 
 }  // namespace tg::nn

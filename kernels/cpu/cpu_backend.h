@@ -30,10 +30,19 @@ class CpuBackend final : public Backend {
 
   Tensor softmax(const Tensor& x, int axis, bool log) override;
   Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& z,
+                 Tensor& pattern) override;
+  void attention_backward(const Tensor& dz, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& pattern, double scale, Tensor& dq, Tensor& dk,
+                          Tensor& dv) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss,
                      Tensor& shifted_logsumexp) override;
   Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
                                 const Tensor& shifted_logsumexp, const Tensor& row_grad) override;
+  void bias_activation(const Tensor& x, const Tensor& bias, Activation act, const Tensor& pre,
+                       const Tensor& y) override;
+  Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
+                             const Tensor& dbias) override;
   Tensor index_select(const Tensor& table, const Tensor& index) override;
   Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) override;
   Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) override;

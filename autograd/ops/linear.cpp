@@ -1,0 +1,62 @@
+// linear: y = act(x @ W + b) as one op. The GEMM writes a fresh buffer, and the bias add and the
+// activation run over it in one pass (in place where backward can do without the
+// pre-activation), instead of three ops with three [N, out] temporaries. Backward:
+//   dpre = dy * act'(pre)    (with db = column sums of dpre, in the same pass)
+//   dx = dpre @ W^T,  dW = x^T @ dpre
+#include "autograd/ops/common.h"
+
+namespace tg {
+
+Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act) {
+  check_same_device_and_dtype("linear", x, W);
+  check_floating("linear", x);
+  check(W.dim() == 2, "linear: W must be [in, out], got ", shape_str(W.shape()));
+  const int64_t in = W.size(0), out_features = W.size(1);
+  check(x.dim() >= 1 && x.shape().back() == in, "linear: x ", shape_str(x.shape()), " @ W ",
+        shape_str(W.shape()), ": x must be [..., ", in, "]");
+  if (b.defined()) {
+    check_same_device_and_dtype("linear", x, b);
+    check(b.dim() == 1 && b.size(0) == out_features, "linear: b must be [", out_features,
+          "] for W ", shape_str(W.shape()), ", got ", shape_str(b.shape()));
+  }
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  Backend& backend = backend_for(x.device());
+  const Tensor rows = x.detach().reshape({-1, in});
+  Tensor y =
+      backend.matmul(rows, W.detach());  // fresh and contiguous: the epilogue may overwrite it
+  const bool grad = needs_grad({&x, &W, &b});
+  // Relu's derivative reads off its output; Gelu's and Square's need the pre-activation.
+  const bool keep_pre = grad && (act == Activation::Gelu || act == Activation::Square);
+  Tensor pre;
+  if (keep_pre) {
+    pre = y;
+    y = Tensor::empty(y.shape(), y.dtype(), y.device());
+  }
+  if (b.defined() || act != Activation::Identity)
+    backend.bias_activation(keep_pre ? pre : y, b.defined() ? b.detach() : Tensor(), act, pre, y);
+  y = y.reshape(out_shape);
+  if (!grad) return y;
+  return record(
+      y, "LinearBackward",
+      [saved_x = W.requires_grad() ? save(rows) : Tensor(),
+       saved_w = x.requires_grad() ? save(W) : Tensor(),
+       saved = act == Activation::Identity ? Tensor() : save(keep_pre ? pre : y), act,
+       x_shape = x.shape(), has_b = b.defined() && b.requires_grad(),
+       out_features](const Tensor& g) -> std::vector<Tensor> {
+        Backend& be = backend_for(g.device());
+        const Tensor dy = g.reshape({-1, out_features}).contiguous();
+        Tensor db = has_b ? Tensor::empty({out_features}, dy.dtype(), dy.device()) : Tensor();
+        const Tensor dpre =
+            act == Activation::Identity && !has_b
+                ? dy
+                : be.activation_backward(dy, saved.defined() ? saved.reshape(dy.shape()) : dy, act,
+                                         db);
+        return {saved_w.defined() ? be.matmul(dpre, saved_w.transpose(0, 1)).reshape(x_shape)
+                                  : Tensor(),
+                saved_x.defined() ? be.matmul(saved_x.transpose(0, 1), dpre) : Tensor(), db};
+      },
+      {&x, &W, &b});
+}
+
+}  // namespace tg

@@ -1,0 +1,114 @@
+// The fused linear op, act(x @ W + b): float64 gradchecks for every activation, and values and
+// gradients against the composition matmul + add + activation on awkward sizes.
+#include <catch2/catch.hpp>
+
+#include <omp.h>
+
+#include <vector>
+
+#include "op_test_util.h"
+#include "test_support.h"
+#include "tinygrok.h"
+
+using namespace tg;
+using tg::testing::relative_error;
+
+namespace {
+
+const Activation kActivations[] = {Activation::Identity, Activation::Relu, Activation::Gelu,
+                                   Activation::Square};
+
+Tensor composed(const Tensor& x, const Tensor& W, const Tensor& b, Activation act) {
+  Tensor pre = matmul(x, W);
+  if (b.defined()) pre = pre + b;
+  return nn::activate(pre, act);
+}
+
+struct Grads {
+  std::vector<double> y, dx, dW, db;
+};
+
+// Output and input gradients of sum(f(x, W, b) * weights).
+template <typename F>
+Grads run(F&& f, const Tensor& x0, const Tensor& W0, const Tensor& b0, const Tensor& weights) {
+  Tensor x = x0.detach().requires_grad_(), W = W0.detach().requires_grad_();
+  Tensor b = b0.defined() ? b0.detach().requires_grad_() : Tensor();
+  const Tensor y = f(x, W, b);
+  sum(y * weights).backward();
+  return {y.to_vector<double>(), x.grad().to_vector<double>(), W.grad().to_vector<double>(),
+          b.defined() ? b.grad().to_vector<double>() : std::vector<double>()};
+}
+
+}  // namespace
+
+TEST_CASE("linear: gradcheck for every activation, with and without bias", "[linear]") {
+  Generator gen(71);
+  const Tensor x = randn({2, 3, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor W = randn({5, 7}, gen, DType::Float64).requires_grad_();
+  const Tensor b = randn({7}, gen, DType::Float64).requires_grad_();
+  for (Activation act : kActivations) {
+    INFO("activation " << nn::activation_name(act));
+    CHECK_GRADCHECK([act](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2], act); },
+                    {x, W, b});
+    CHECK_GRADCHECK(
+        [act](const std::vector<Tensor>& in) { return linear(in[0], in[1], Tensor(), act); },
+        {x, W});
+  }
+  // A transposed (non-contiguous) input and a weight that does not need its gradient.
+  const Tensor xt = randn({5, 4}, gen, DType::Float64).requires_grad_();
+  const Tensor W_const = randn({5, 3}, gen, DType::Float64);
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        return linear(in[0].t(), in[1], in[2], Activation::Relu);
+      },
+      {xt, W_const,
+       randn({3}, gen, DType::Float64).requires_grad_()});
+}
+
+TEST_CASE("linear: equals matmul + bias + activation in float32 on awkward sizes", "[linear]") {
+  Generator gen(72);
+  for (auto [n, in, out] : {std::array<int64_t, 3>{37, 129, 67}, {3830, 128, 512}, {1, 5, 3}}) {
+    const Tensor x = randn({n, in}, gen), W = randn({in, out}, gen), b = randn({out}, gen);
+    const Tensor weights = randn({n, out}, gen);
+    for (Activation act : kActivations)
+      for (bool with_bias : {true, false}) {
+        INFO(n << "x" << in << "x" << out << " " << nn::activation_name(act) << " bias "
+                << with_bias);
+        const Tensor bias = with_bias ? b : Tensor();
+        const Grads fused = run([act](auto& x_, auto& W_, auto& b_) { return linear(x_, W_, b_, act); },
+                                x, W, bias, weights);
+        const Grads ref = run([act](auto& x_, auto& W_, auto& b_) { return composed(x_, W_, b_, act); },
+                              x, W, bias, weights);
+        CHECK(relative_error(fused.y, ref.y) < 1e-6);
+        CHECK(relative_error(fused.dx, ref.dx) < 1e-5);
+        CHECK(relative_error(fused.dW, ref.dW) < 1e-5);
+        if (with_bias) CHECK(relative_error(fused.db, ref.db) < 1e-5);
+      }
+  }
+}
+
+TEST_CASE("linear: the bias gradient is the same for 1 and 2 threads", "[linear]") {
+  Generator gen(73);
+  const Tensor x = randn({1000, 33}, gen), W = randn({33, 65}, gen), b = randn({65}, gen);
+  const Tensor weights = randn({1000, 65}, gen);
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<double>> db;
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    db.push_back(run([](auto& x_, auto& W_, auto& b_) { return linear(x_, W_, b_, Activation::Relu); },
+                     x, W, b, weights)
+                     .db);
+  }
+  omp_set_num_threads(saved);
+  CHECK(db[0] == db[1]);
+}
+
+TEST_CASE("linear: shape and dtype errors name the operands", "[linear]") {
+  const Tensor x = zeros({4, 5}), W = zeros({5, 3});
+  REQUIRE_TG_ERROR(linear(zeros({4, 6}), W, Tensor()),
+                   "linear: x [4, 6] @ W [5, 3]: x must be [..., 5]");
+  REQUIRE_TG_ERROR(linear(x, W, zeros({4})), "linear: b must be [3] for W [5, 3], got [4]");
+  REQUIRE_TG_ERROR(linear(x, zeros({5, 3, 1}), Tensor()),
+                   "linear: W must be [in, out], got [5, 3, 1]");
+  REQUIRE_THROWS_AS(linear(x, zeros({5, 3}, DType::Float64), Tensor()), tg::Error);
+}
