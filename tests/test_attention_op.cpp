@@ -1,0 +1,198 @@
+// Fused causal attention (causal_attention and Backend::attention): float64 gradchecks, the
+// forward, the pattern and the q/k/v gradients against the matmul / masked_fill / softmax
+// composition on awkward sizes, independence of the thread count, and the input checks.
+#include <catch2/catch.hpp>
+
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "op_test_util.h"
+#include "test_support.h"
+#include "tinygrok.h"
+
+using namespace tg;
+using Catch::Matchers::Contains;
+using Catch::Matchers::Equals;
+using tg::testing::relative_error;
+
+namespace {
+
+// [Tq, T], 1 where key j comes after query i's position T - Tq + i.
+Tensor causal_mask(int64_t queries, int64_t keys) {
+  std::vector<int64_t> mask(static_cast<size_t>(queries * keys), 0);
+  for (int64_t i = 0; i < queries; ++i)
+    for (int64_t j = keys - queries + i + 1; j < keys; ++j) mask[i * keys + j] = 1;
+  return from_vector(mask, {queries, keys});
+}
+
+// The unfused composition over [B, H, T, Dh]: the softmax probabilities [B, H, Tq, T] ...
+Tensor reference_pattern(const Tensor& q, const Tensor& k, double scale) {
+  const Tensor scores =
+      q.permute({0, 2, 1, 3}).matmul(k.permute({0, 2, 3, 1})) * scale;  // [B, H, Tq, T]
+  return softmax(masked_fill(scores, causal_mask(q.size(1), k.size(1)), -INFINITY), -1);
+}
+
+// ... and the output [B, Tq, H, Dh].
+Tensor reference_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  return reference_pattern(q, k, scale).matmul(v.permute({0, 2, 1, 3})).permute({0, 2, 1, 3});
+}
+
+struct Sizes {
+  int64_t batch, queries, keys, heads, head_size;
+};
+
+struct Results {
+  std::vector<double> z, dq, dk, dv;
+};
+
+// z = f(q, k, v) and the gradients of sum(z * weights), for float leaves built from the inputs.
+template <typename F>
+Results run(F f, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& weights) {
+  Tensor lq = q.clone().requires_grad_(), lk = k.clone().requires_grad_(),
+         lv = v.clone().requires_grad_();
+  const Tensor z = f(lq, lk, lv);
+  sum(z * weights).backward();
+  return {z.contiguous().to_vector<double>(), lq.grad().to_vector<double>(),
+          lk.grad().to_vector<double>(), lv.grad().to_vector<double>()};
+}
+
+// Restores the OpenMP thread count when a test ends, even when an assertion throws.
+struct ThreadCountRestorer {
+  int saved = omp_get_max_threads();
+  ~ThreadCountRestorer() { omp_set_num_threads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("attention_op: gradcheck in float64 for Tq = T, 1 and 2", "[attention_op]") {
+  Generator gen(71);
+  const int64_t b = 2, t = 5, h = 3, dh = 7;
+  for (const int64_t tq : {t, int64_t{1}, int64_t{2}}) {
+    INFO("Tq " << tq);
+    const Tensor q = randn({b, tq, h, dh}, gen, DType::Float64).requires_grad_();
+    const Tensor k = randn({b, t, h, dh}, gen, DType::Float64).requires_grad_();
+    const Tensor v = randn({b, t, h, dh}, gen, DType::Float64).requires_grad_();
+    CHECK_GRADCHECK(
+        [](const std::vector<Tensor>& in) { return causal_attention(in[0], in[1], in[2], 0.7); },
+        {q, k, v});
+  }
+  // Non-contiguous inputs: q, k, v given as [B, H, T, Dh] and permuted into place.
+  const Tensor q = randn({b, h, 3, dh}, gen, DType::Float64).requires_grad_();
+  const Tensor k = randn({b, h, t, dh}, gen, DType::Float64).requires_grad_();
+  const Tensor v = randn({b, h, t, dh}, gen, DType::Float64).requires_grad_();
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        return causal_attention(in[0].permute({0, 2, 1, 3}), in[1].permute({0, 2, 1, 3}),
+                                in[2].permute({0, 2, 1, 3}), 1 / std::sqrt(7.0));
+      },
+      {q, k, v});
+}
+
+TEST_CASE("attention_op: float32 output, pattern and gradients match the composition",
+          "[attention_op]") {
+  Generator gen(72);
+  const std::vector<Sizes> cases = {{37, 1, 3, 4, 32}, {37, 3, 3, 4, 32}, {5, 7, 7, 2, 9},
+                                    {5, 4, 7, 2, 9},   {2, 3, 70, 1, 5},  {2, 70, 70, 1, 5}};
+  for (const Sizes& n : cases) {
+    for (const double scale : {1 / std::sqrt(static_cast<double>(n.head_size)), 30.0}) {
+      INFO("B " << n.batch << " Tq " << n.queries << " T " << n.keys << " H " << n.heads << " Dh "
+                << n.head_size << " scale " << scale);
+      const Tensor q = randn({n.batch, n.queries, n.heads, n.head_size}, gen);
+      const Tensor k = randn({n.batch, n.keys, n.heads, n.head_size}, gen);
+      const Tensor v = randn({n.batch, n.keys, n.heads, n.head_size}, gen);
+      const Tensor weights = randn(q.shape(), gen);
+      auto fused = [scale](const Tensor& a, const Tensor& b, const Tensor& c) {
+        return causal_attention(a, b, c, scale);
+      };
+      auto unfused = [scale](const Tensor& a, const Tensor& b, const Tensor& c) {
+        return reference_attention(a, b, c, scale);
+      };
+      const Results got = run(fused, q, k, v, weights), ref = run(unfused, q, k, v, weights);
+      // Large scores (scale 30) make the softmax nearly one-hot and its gradient ill-conditioned,
+      // so float32 rounding in the scores shows more there.
+      const double tol = scale < 1 ? 1e-5 : 1e-4;
+      CHECK(relative_error(got.z, ref.z) < tol);
+      CHECK(relative_error(got.dq, ref.dq) < tol);
+      CHECK(relative_error(got.dk, ref.dk) < tol);
+      CHECK(relative_error(got.dv, ref.dv) < tol);
+
+      // The primitive's pattern is the softmax, with exact zeros where masked.
+      Tensor z, pattern;
+      backend_for(Device::cpu()).attention(q, k, v, scale, z, pattern);
+      REQUIRE(pattern.shape() == Shape{n.batch, n.heads, n.queries, n.keys});
+      const std::vector<double> p = pattern.to_vector<double>();
+      CHECK(relative_error(p, reference_pattern(q, k, scale).contiguous().to_vector<double>()) <
+            1e-5);
+      for (size_t e = 0; e < p.size(); ++e) {
+        const int64_t j = static_cast<int64_t>(e) % n.keys;
+        const int64_t i = static_cast<int64_t>(e) / n.keys % n.queries;
+        if (j > n.keys - n.queries + i) REQUIRE(p[e] == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("attention_op: results do not depend on the number of threads", "[attention_op]") {
+  ThreadCountRestorer restore;
+  Generator gen(73);
+  // 61 batch rows of H Tq T Dh = 8192 multiply-adds: split across threads, unevenly.
+  const Tensor q = randn({61, 8, 4, 32}, gen), k = randn({61, 8, 4, 32}, gen),
+               v = randn({61, 8, 4, 32}, gen), weights = randn({61, 8, 4, 32}, gen);
+  auto fused = [](const Tensor& a, const Tensor& b, const Tensor& c) {
+    return causal_attention(a, b, c, 0.25);
+  };
+  omp_set_num_threads(1);
+  const Results one = run(fused, q, k, v, weights);
+  for (const int threads : {2, 3}) {
+    INFO(threads << " threads");
+    omp_set_num_threads(threads);
+    const Results many = run(fused, q, k, v, weights);
+    CHECK(many.z == one.z);
+    CHECK(many.dq == one.dq);
+    CHECK(many.dk == one.dk);
+    CHECK(many.dv == one.dv);
+  }
+}
+
+TEST_CASE("attention_op: no queries gives an empty output and zero key gradients",
+          "[attention_op]") {
+  Generator gen(74);
+  // (zeros, not randn: fill_random rejects [2, 0, 3, 4], which is_contiguous() calls strided.)
+  Tensor q = zeros({2, 0, 3, 4}).requires_grad_();
+  Tensor k = randn({2, 5, 3, 4}, gen).requires_grad_(), v = randn({2, 5, 3, 4}, gen).requires_grad_();
+  const Tensor z = causal_attention(q, k, v, 0.5);
+  CHECK(z.shape() == Shape{2, 0, 3, 4});
+  sum(z).backward();
+  CHECK(q.grad().shape() == q.shape());
+  for (const double g : k.grad().to_vector<double>()) CHECK(g == 0);
+  for (const double g : v.grad().to_vector<double>()) CHECK(g == 0);
+  // Without an input that requires grad, nothing is recorded.
+  CHECK(causal_attention(q.detach(), k.detach(), v.detach(), 0.5).grad_fn() == nullptr);
+}
+
+TEST_CASE("attention_op: rejects bad shapes, dtypes and more queries than keys",
+          "[attention_op]") {
+  const Tensor q = zeros({2, 5, 3, 7}), k = zeros({2, 5, 3, 7});
+  REQUIRE_TG_ERROR(causal_attention(zeros({2, 5, 21}), k, k, 1),
+                   Equals("causal_attention: q [2, 5, 21], k [2, 5, 3, 7] and v [2, 5, 3, 7]: "
+                          "must all be 4-D [B, T, H, Dh]"));
+  REQUIRE_TG_ERROR(causal_attention(q, k, zeros({2, 4, 3, 7}), 1),
+                   Equals("causal_attention: k [2, 5, 3, 7] and v [2, 4, 3, 7]: shapes differ"));
+  for (const Shape& bad : {Shape{1, 5, 3, 7}, Shape{2, 5, 2, 7}, Shape{2, 5, 3, 8}}) {
+    INFO(shape_str(bad));
+    REQUIRE_TG_ERROR(causal_attention(zeros(bad), k, k, 1),
+                     Equals("causal_attention: q " + shape_str(bad) +
+                            " and k [2, 5, 3, 7]: batch, heads and head size (axes 0, 2, 3) "
+                            "differ"));
+  }
+  REQUIRE_TG_ERROR(causal_attention(zeros({2, 6, 3, 7}), k, k, 1),
+                   Equals("causal_attention: q [2, 6, 3, 7] and k [2, 5, 3, 7]: more queries "
+                          "(6) than keys (5)"));
+  REQUIRE_TG_ERROR(causal_attention(q, k.to(DType::Float64), k, 1),
+                   Contains("causal_attention:") && Contains("dtypes differ"));
+  REQUIRE_TG_ERROR(causal_attention(zeros({2, 5, 3, 7}, DType::Int64), k, k, 1),
+                   Contains("causal_attention: needs a float tensor, got int64"));
+}
