@@ -44,7 +44,45 @@ Attention::Attention(int64_t d_model, int64_t n_heads, int64_t d_head, Generator
   }
 }
 
-Tensor Attention::forward(const Tensor& x) const {
+namespace {
+
+// W [H, d_model, d_head] as the [d_model, H * d_head] matrix of one GEMM for all heads, and its
+// bias [H, d_head] as [H * d_head]; x [..., d_model] -> [..., H, d_head].
+Tensor project_heads(const Tensor& x, const Tensor& W, const Tensor& b) {
+  const int64_t heads = W.size(0), d_model = W.size(1), d_head = W.size(2);
+  const Tensor all_heads = W.permute({1, 0, 2}).reshape({d_model, heads * d_head});
+  Tensor out = tg::linear(x, all_heads, b.defined() ? b.reshape({heads * d_head}) : Tensor());
+  Shape shape = x.shape();
+  shape.back() = heads;
+  shape.push_back(d_head);
+  return out.reshape(shape);
+}
+
+}  // namespace
+
+Tensor Attention::query(const Tensor& x) const { return project_heads(x, W_Q_, b_Q_); }
+Tensor Attention::key(const Tensor& x) const { return project_heads(x, W_K_, b_K_); }
+Tensor Attention::value(const Tensor& x) const { return project_heads(x, W_V_, b_V_); }
+
+Tensor Attention::attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
+  const Tensor z = causal_attention(q, k, v, 1 / std::sqrt(static_cast<double>(d_head_)));
+  // [B, Tq, H * d_head] @ [H * d_head, d_model]: the head-wise products summed over heads.
+  return tg::linear(z.reshape({z.size(0), z.size(1), n_heads_ * d_head_}),
+                W_O_.reshape({n_heads_ * d_head_, d_model_}), b_O_);
+}
+
+Tensor Attention::forward(const Tensor& x, int64_t queries) const {
+  check(x.dim() == 3 && x.size(2) == d_model_, "Attention: x must be [B, T, d_model = ", d_model_,
+        "], got ", shape_str(x.shape()));
+  const int64_t len = x.size(1);
+  if (queries < 0) queries = len;
+  check(queries >= 1 && queries <= len, "Attention: queries must be in [1, ", len, "], got ",
+        queries);
+  const Tensor q = query(queries == len ? x : x.slice(1, len - queries, len));
+  return attend(q, key(x), value(x));
+}
+
+Tensor Attention::forward_reference(const Tensor& x) const {
   check(x.dim() == 3 && x.size(2) == d_model_, "Attention: x must be [B, T, d_model = ", d_model_,
         "], got ", shape_str(x.shape()));
   const int64_t batch = x.size(0), len = x.size(1), heads = n_heads_, d_head = d_head_;

@@ -14,9 +14,22 @@ class Attention : public Module {
   // W_O; biases (when `bias`) start at 0.
   Attention(int64_t d_model, int64_t n_heads, int64_t d_head, Generator& gen, bool bias = false);
 
-  // x [B, T, d_model] -> [B, T, d_model]. Position t attends to positions <= t; scores are
-  // scaled by 1/sqrt(d_head).
-  Tensor forward(const Tensor& x) const;
+  // x [B, T, d_model] -> [B, Tq, d_model]: the attention output at the last Tq = `queries`
+  // positions (all T when -1). Position t attends to positions <= t; scores are scaled by
+  // 1/sqrt(d_head). Keys and values come from every position, queries only from those asked for.
+  Tensor forward(const Tensor& x, int64_t queries = -1) const;
+  // The same at every position as the straightforward composition (batched matmuls, a causal
+  // mask, softmax), kept as the reference the fast path is tested against.
+  Tensor forward_reference(const Tensor& x) const;
+
+  // The fast path in its two halves, so that the first layer can project its (position, token)
+  // table instead of the batch. query/key/value: x [..., d_model] -> [..., n_heads, d_head].
+  Tensor query(const Tensor& x) const;
+  Tensor key(const Tensor& x) const;
+  Tensor value(const Tensor& x) const;
+  // Fused causal attention of q [B, Tq, H, d_head] (the last Tq positions) over k, v
+  // [B, T, H, d_head], then the output projection -> [B, Tq, d_model].
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) const;
 
   const Tensor& W_Q() const { return W_Q_; }
   const Tensor& W_K() const { return W_K_; }

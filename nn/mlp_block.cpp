@@ -21,6 +21,10 @@ MLPBlock::MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& ge
 }
 
 Tensor MLPBlock::forward(const Tensor& x) const {
+  return tg::linear(tg::linear(x, W_in_, b_in_, act_), W_out_, b_out_);
+}
+
+Tensor MLPBlock::forward_reference(const Tensor& x) const {
   return linear(activate(linear(x, W_in_, b_in_, "MLPBlock"), act_), W_out_, b_out_, "MLPBlock");
 }
 

@@ -12,7 +12,10 @@ class MLPBlock : public Module {
  public:
   // W_in, W_out ~ N(0, 1) / sqrt(d_model) (Nanda et al.), drawn from gen in that order; biases 0.
   MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& gen);
-  Tensor forward(const Tensor& x) const;  // [..., d_model] -> [..., d_model]
+  // [..., d_model] -> [..., d_model] as two fused linear ops (bias and activation in the GEMM's
+  // epilogue); forward_reference composes matmul, add and the activation.
+  Tensor forward(const Tensor& x) const;
+  Tensor forward_reference(const Tensor& x) const;
   Activation activation() const { return act_; }
 
  private:

@@ -5,7 +5,7 @@
 
 namespace tg::nn {
 
-void Model::check_tokens(const char* model, const Tensor& tokens, int64_t min_len,
+std::vector<int64_t> Model::check_tokens(const char* model, const Tensor& tokens, int64_t min_len,
                          int64_t max_len, int64_t vocab) {
   check(tokens.defined(), model, ": tokens: undefined tensor");
   check(tokens.dtype() == DType::Int64 && tokens.dim() == 2, model,
@@ -23,6 +23,7 @@ void Model::check_tokens(const char* model, const Tensor& tokens, int64_t min_le
     check(values[i] >= 0 && values[i] < vocab, model, ": token ", values[i], " at [",
           static_cast<int64_t>(i) / len, ", ", static_cast<int64_t>(i) % len,
           "] is outside the vocabulary [0, ", vocab, ")");
+  return values;
 }
 
 }  // namespace tg::nn

@@ -17,6 +17,8 @@ class OneHotMLP : public Model {
 
   // int64 tokens [B, 2] = (a, b) with a, b in [0, p) -> logits [B, p]
   Tensor forward(const Tensor& tokens) override;
+  // The literal model: the one-hot matrix [B, 2p] times W_in, the activation, times W_out.
+  Tensor forward_reference(const Tensor& tokens) override;
 
   int64_t p() const { return p_; }
   const Tensor& W_in() const { return W_in_; }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "autograd/ops.h"
+#include "core/factories.h"
 
 namespace tg::nn {
 
@@ -43,11 +44,44 @@ Transformer::Transformer(const TransformerConfig& config, Generator& gen) : conf
 }
 
 Tensor Transformer::forward(const Tensor& tokens) {
+  if (is_training() && config_.dropout > 0) return forward_reference(tokens);
+  const std::vector<int64_t> values =
+      check_tokens("Transformer", tokens, 1, config_.n_ctx, config_.d_vocab);
+  const int64_t batch = tokens.size(0), len = tokens.size(1), vocab = config_.d_vocab;
+  const int64_t d_model = config_.d_model;
+
+  // Row t * d_vocab + v of the table is the embedding of token v at position t.
+  std::vector<int64_t> row_values(values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    row_values[i] = static_cast<int64_t>(i % static_cast<size_t>(len)) * vocab + values[i];
+  const Tensor rows = from_vector(row_values, {batch, len}, tokens.device());
+  const Tensor table = (embed_->W_E().unsqueeze(0) + pos_embed_->W_pos().slice(0, 0, len).unsqueeze(1))
+                           .reshape({len * vocab, d_model});
+
+  Tensor x;  // the residual stream at the positions still needed: [B, T] or, last, [B, 1]
+  if (blocks_.empty()) {
+    x = embedding(table, rows.slice(1, len - 1, len));
+  } else {
+    const TransformerBlock& first = *blocks_.front();
+    const Attention& attn = first.attn();
+    const Tensor a = first.attention_input(table);
+    const Tensor query_rows = blocks_.size() == 1 ? rows.slice(1, len - 1, len) : rows;
+    x = first.finish(embedding(table, query_rows), embedding(attn.query(a), query_rows),
+                     embedding(attn.key(a), rows), embedding(attn.value(a), rows));
+    for (size_t i = 1; i < blocks_.size(); ++i)
+      x = blocks_[i]->forward(x, i + 1 == blocks_.size() ? 1 : -1);
+  }
+  x = x.reshape({batch, d_model});
+  if (ln_final_) x = ln_final_->forward(x);
+  return unembed_->forward(x);  // [B, d_vocab_out]
+}
+
+Tensor Transformer::forward_reference(const Tensor& tokens) {
   check_tokens("Transformer", tokens, 1, config_.n_ctx, config_.d_vocab);
   Tensor x = embed_dropout_->forward(embed_->forward(tokens) + pos_embed_->forward(tokens));
-  for (const auto& block : blocks_) x = block->forward(x);  // [B, T, d_model]
+  for (const auto& block : blocks_) x = block->forward_reference(x);  // [B, T, d_model]
   if (ln_final_) x = ln_final_->forward(x);
-  return unembed_->forward(x.select(1, tokens.size(1) - 1));  // [B, d_vocab_out]
+  return unembed_->forward_reference(x.select(1, tokens.size(1) - 1));  // [B, d_vocab_out]
 }
 
 }  // namespace tg::nn

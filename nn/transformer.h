@@ -30,8 +30,19 @@ class Transformer : public Model {
   Transformer(const TransformerConfig& config, Generator& gen);
 
   // int64 tokens [B, T] with 1 <= T <= n_ctx, values in [0, d_vocab) -> logits [B, d_vocab_out]
-  // at position T - 1.
+  // at position T - 1. The fast path computes only what those logits read:
+  //  - the first block's input at (position t, token v) is W_E[v] + W_pos[t] (after ln1, under
+  //    pre-LN), so its queries, keys and values are projected once per row of that
+  //    [T * d_vocab, d_model] table and gathered per example (backward scatter-adds into the
+  //    table): T * d_vocab rows instead of B * T;
+  //  - the last block computes queries, attention output and MLP at position T - 1 only (keys
+  //    and values still at every position);
+  //  - attention, each linear layer with its bias and activation, and the loss are fused ops.
+  // In training with dropout > 0 every example has its own masks, so there is no table to
+  // share: forward() then runs forward_reference().
   Tensor forward(const Tensor& tokens) override;
+  // Every position through every block, composed of elementary ops.
+  Tensor forward_reference(const Tensor& tokens) override;
 
   const TransformerConfig& config() const { return config_; }
   const Embed& embed() const { return *embed_; }

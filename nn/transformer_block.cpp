@@ -18,19 +18,54 @@ TransformerBlock::TransformerBlock(const TransformerConfig& config, Generator& g
   mlp_dropout_ = register_module("mlp_dropout", std::make_shared<Dropout>(config.dropout, gen));
 }
 
-Tensor TransformerBlock::forward(const Tensor& x) const {
+Tensor TransformerBlock::attention_input(const Tensor& x) const {
+  return ln_mode_ == LayerNormMode::Pre ? ln1_->forward(x) : x;
+}
+
+Tensor TransformerBlock::finish(const Tensor& x_sel, const Tensor& q, const Tensor& k,
+                                const Tensor& v) const {
+  const Tensor attn_out = attn_dropout_->forward(attn_->attend(q, k, v));
   switch (ln_mode_) {
     case LayerNormMode::None: {
-      const Tensor h = x + attn_dropout_->forward(attn_->forward(x));
+      const Tensor h = x_sel + attn_out;
       return h + mlp_dropout_->forward(mlp_->forward(h));
     }
     case LayerNormMode::Pre: {
-      const Tensor h = x + attn_dropout_->forward(attn_->forward(ln1_->forward(x)));
+      const Tensor h = x_sel + attn_out;
       return h + mlp_dropout_->forward(mlp_->forward(ln2_->forward(h)));
     }
     case LayerNormMode::Post: {
-      const Tensor h = ln1_->forward(x + attn_dropout_->forward(attn_->forward(x)));
+      const Tensor h = ln1_->forward(x_sel + attn_out);
       return ln2_->forward(h + mlp_dropout_->forward(mlp_->forward(h)));
+    }
+  }
+  throw Error("TransformerBlock: unknown layer norm mode");
+}
+
+Tensor TransformerBlock::forward(const Tensor& x, int64_t queries) const {
+  check(x.dim() == 3, "TransformerBlock: x must be [B, T, d_model], got ", shape_str(x.shape()));
+  const int64_t len = x.size(1);
+  if (queries < 0) queries = len;
+  check(queries >= 1 && queries <= len, "TransformerBlock: queries must be in [1, ", len,
+        "], got ", queries);
+  const Tensor a = attention_input(x);
+  auto last = [&](const Tensor& t) { return queries == len ? t : t.slice(1, len - queries, len); };
+  return finish(last(x), attn_->query(last(a)), attn_->key(a), attn_->value(a));
+}
+
+Tensor TransformerBlock::forward_reference(const Tensor& x) const {
+  switch (ln_mode_) {
+    case LayerNormMode::None: {
+      const Tensor h = x + attn_dropout_->forward(attn_->forward_reference(x));
+      return h + mlp_dropout_->forward(mlp_->forward_reference(h));
+    }
+    case LayerNormMode::Pre: {
+      const Tensor h = x + attn_dropout_->forward(attn_->forward_reference(ln1_->forward(x)));
+      return h + mlp_dropout_->forward(mlp_->forward_reference(ln2_->forward(h)));
+    }
+    case LayerNormMode::Post: {
+      const Tensor h = ln1_->forward(x + attn_dropout_->forward(attn_->forward_reference(x)));
+      return ln2_->forward(h + mlp_dropout_->forward(mlp_->forward_reference(h)));
     }
   }
   throw Error("TransformerBlock: unknown layer norm mode");

@@ -22,7 +22,19 @@ class TransformerBlock : public Module {
  public:
   // Draws attn's then mlp's weights from gen. gen also drives dropout, so it must outlive the block.
   TransformerBlock(const TransformerConfig& config, Generator& gen);
-  Tensor forward(const Tensor& x) const;  // [B, T, d_model] -> [B, T, d_model]
+  // [B, T, d_model] -> [B, Tq, d_model]: the block's output at the last Tq = `queries` positions
+  // (all T when -1), which is all a later block's keys and values or the read-out need.
+  Tensor forward(const Tensor& x, int64_t queries = -1) const;
+  // The same at every position, composed of elementary ops: the reference for tests.
+  Tensor forward_reference(const Tensor& x) const;
+
+  // forward() in two halves, for the first block, which projects the embedding table:
+  // the attention's input, ln1(x) under pre-LN and x otherwise (a function of each position
+  // alone, so it may be applied to table rows) ...
+  Tensor attention_input(const Tensor& x) const;
+  // ... and everything after the q, k, v projections, given the residual x_sel [B, Tq, d_model]
+  // at the query positions.
+  Tensor finish(const Tensor& x_sel, const Tensor& q, const Tensor& k, const Tensor& v) const;
 
   const Attention& attn() const { return *attn_; }
   const MLPBlock& mlp() const { return *mlp_; }

@@ -14,6 +14,10 @@ Unembed::Unembed(int64_t d_model, int64_t d_vocab_out, double init_std, Generato
   if (bias) b_U_ = register_parameter("b_U", zeros({d_vocab_out}));
 }
 
-Tensor Unembed::forward(const Tensor& x) const { return linear(x, W_U_, b_U_, "Unembed"); }
+Tensor Unembed::forward(const Tensor& x) const { return tg::linear(x, W_U_, b_U_); }
+
+Tensor Unembed::forward_reference(const Tensor& x) const {
+  return linear(x, W_U_, b_U_, "Unembed");
+}
 
 }  // namespace tg::nn

@@ -13,7 +13,8 @@ class Unembed : public Module {
   // vocabulary, which this layer does not know); b_U (when `bias`) starts at 0.
   Unembed(int64_t d_model, int64_t d_vocab_out, double init_std, Generator& gen,
           bool bias = false);
-  Tensor forward(const Tensor& x) const;  // [..., d_model] -> [..., d_vocab_out]
+  Tensor forward(const Tensor& x) const;  // [..., d_model] -> [..., d_vocab_out], one fused op
+  Tensor forward_reference(const Tensor& x) const;  // matmul, then the bias add
   const Tensor& W_U() const { return W_U_; }
 
  private:
