@@ -67,6 +67,11 @@ Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 // Causal attention (see Backend::attention): q [B, Tq, H, Dh], k, v [B, T, H, Dh] -> [B, Tq, H, Dh],
 // query i at position T - Tq + i; scores scaled by `scale`. Fused: one pass per (batch, head).
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
+// The same with q, k, v rows read through int64 index tables: q_table[q_rows [B, Tq]] and
+// k_table, v_table[kv_rows [B, T]] (tables [rows, H, Dh]) -> [B, Tq, H, Dh], without gathering
+// them; backward scatter-adds into the tables.
+Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
+                       const Tensor& q_rows, const Tensor& kv_rows, double scale);
 enum class Reduction { Mean, Sum, None };
 // logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,

@@ -79,15 +79,24 @@ class Backend {
   // Given the forward output y and dy: dx = y * (dy - sum(dy * y)) for softmax,
   // dx = dy - exp(y) * sum(dy) for log-softmax.
   virtual Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) = 0;
-  // Causal attention over short sequences with the heads as an axis: q [B, Tq, H, Dh] and
-  // k, v [B, T, H, Dh], Tq <= T, all contiguous; query i sits at position T - Tq + i and attends
-  // to keys 0 .. T - Tq + i with scores scaled by `scale`. Outputs z [B, Tq, H, Dh] and, for
-  // backward, the pattern [B, H, Tq, T] (softmax probabilities, 0 where masked).
-  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
-                         Tensor& z, Tensor& pattern) = 0;
-  virtual void attention_backward(const Tensor& dz, const Tensor& q, const Tensor& k,
-                                  const Tensor& v, const Tensor& pattern, double scale,
-                                  Tensor& dq, Tensor& dk, Tensor& dv) = 0;
+  // Causal attention over short sequences, with the heads as an axis and the q, k, v rows read
+  // through index tables (so a first layer can attend over projected embedding-table rows without
+  // gathering them per example): q_table [Rq, H, Dh], k_table and v_table [Rkv, H, Dh], all
+  // contiguous; int64 q_rows [B, Tq] and kv_rows [B, T], Tq <= T. Query i of example b is
+  // q_table[q_rows[b, i]], sits at position T - Tq + i, and attends with scores scaled by `scale`
+  // to keys and values k_table[kv_rows[b, j]], v_table[kv_rows[b, j]] for j <= T - Tq + i.
+  // Outputs z [B, Tq, H, Dh] and, for backward, the pattern [B, H, Tq, T] (softmax
+  // probabilities, 0 where masked). Dense q [B, Tq, H, Dh] is the table [B * Tq, H, Dh] with
+  // q_rows[b, i] = b * Tq + i (and likewise k and v).
+  virtual void attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
+                         const Tensor& q_rows, const Tensor& kv_rows, double scale, Tensor& z,
+                         Tensor& pattern) = 0;
+  // Gradients with respect to the three tables (rows no example reads get 0), summed over the
+  // batch in an order that does not depend on the thread count.
+  virtual void attention_backward(const Tensor& dz, const Tensor& q_table, const Tensor& k_table,
+                                  const Tensor& v_table, const Tensor& q_rows,
+                                  const Tensor& kv_rows, const Tensor& pattern, double scale,
+                                  Tensor& dq_table, Tensor& dk_table, Tensor& dv_table) = 0;
   // logits [N, C], int64 targets [N] -> per-row loss [N] and, for backward, the shifted
   // log-sum-exp [N]: log(sum_c exp(logits[n, c] - max_c logits[n, c])). It lies in [0, log C], so
   // it keeps full precision in float32, where the plain log-sum-exp of logits near 1000 would not.

@@ -60,15 +60,21 @@ Tensor project_heads(const Tensor& x, const Tensor& W, const Tensor& b) {
 
 }  // namespace
 
-Tensor Attention::query(const Tensor& x) const { return project_heads(x, W_Q_, b_Q_); }
-Tensor Attention::key(const Tensor& x) const { return project_heads(x, W_K_, b_K_); }
-Tensor Attention::value(const Tensor& x) const { return project_heads(x, W_V_, b_V_); }
-
-Tensor Attention::attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
-  const Tensor z = causal_attention(q, k, v, 1 / std::sqrt(static_cast<double>(d_head_)));
-  // [B, Tq, H * d_head] @ [H * d_head, d_model]: the head-wise products summed over heads.
+// z [B, Tq, H, d_head] @ W_O as [H * d_head, d_model]: the head-wise products summed over heads.
+Tensor Attention::project_out(const Tensor& z) const {
   return tg::linear(z.reshape({z.size(0), z.size(1), n_heads_ * d_head_}),
-                W_O_.reshape({n_heads_ * d_head_, d_model_}), b_O_);
+                    W_O_.reshape({n_heads_ * d_head_, d_model_}), b_O_);
+}
+
+double Attention::scale() const { return 1 / std::sqrt(static_cast<double>(d_head_)); }
+
+Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
+                                const Tensor& kv_rows) const {
+  check(table.dim() == 2 && table.size(1) == d_model_, "Attention: table must be [rows, d_model = ",
+        d_model_, "], got ", shape_str(table.shape()));
+  return project_out(table_attention(project_heads(table, W_Q_, b_Q_),
+                                     project_heads(table, W_K_, b_K_),
+                                     project_heads(table, W_V_, b_V_), q_rows, kv_rows, scale()));
 }
 
 Tensor Attention::forward(const Tensor& x, int64_t queries) const {
@@ -78,8 +84,9 @@ Tensor Attention::forward(const Tensor& x, int64_t queries) const {
   if (queries < 0) queries = len;
   check(queries >= 1 && queries <= len, "Attention: queries must be in [1, ", len, "], got ",
         queries);
-  const Tensor q = query(queries == len ? x : x.slice(1, len - queries, len));
-  return attend(q, key(x), value(x));
+  const Tensor q = project_heads(queries == len ? x : x.slice(1, len - queries, len), W_Q_, b_Q_);
+  return project_out(
+      causal_attention(q, project_heads(x, W_K_, b_K_), project_heads(x, W_V_, b_V_), scale()));
 }
 
 Tensor Attention::forward_reference(const Tensor& x) const {

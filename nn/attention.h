@@ -22,14 +22,11 @@ class Attention : public Module {
   // mask, softmax), kept as the reference the fast path is tested against.
   Tensor forward_reference(const Tensor& x) const;
 
-  // The fast path in its two halves, so that the first layer can project its (position, token)
-  // table instead of the batch. query/key/value: x [..., d_model] -> [..., n_heads, d_head].
-  Tensor query(const Tensor& x) const;
-  Tensor key(const Tensor& x) const;
-  Tensor value(const Tensor& x) const;
-  // Fused causal attention of q [B, Tq, H, d_head] (the last Tq positions) over k, v
-  // [B, T, H, d_head], then the output projection -> [B, Tq, d_model].
-  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) const;
+  // The first layer's fast path: its input at (position t, token v) is a row of a table
+  // [R, d_model], so queries, keys and values are projected once per table row and read
+  // through int64 row indices q_rows [B, Tq] (the last Tq positions) and kv_rows [B, T] by the
+  // fused attention -> [B, Tq, d_model]. Nothing per example is gathered.
+  Tensor forward_table(const Tensor& table, const Tensor& q_rows, const Tensor& kv_rows) const;
 
   const Tensor& W_Q() const { return W_Q_; }
   const Tensor& W_K() const { return W_K_; }
@@ -37,6 +34,9 @@ class Attention : public Module {
   const Tensor& W_O() const { return W_O_; }
 
  private:
+  Tensor project_out(const Tensor& z) const;
+  double scale() const;  // of the scores: 1 / sqrt(d_head)
+
   int64_t d_model_, n_heads_, d_head_;
   Tensor W_Q_, W_K_, W_V_, W_O_;
   Tensor b_Q_, b_K_, b_V_, b_O_;  // undefined without bias

@@ -62,12 +62,9 @@ Tensor Transformer::forward(const Tensor& tokens) {
   if (blocks_.empty()) {
     x = embedding(table, rows.slice(1, len - 1, len));
   } else {
-    const TransformerBlock& first = *blocks_.front();
-    const Attention& attn = first.attn();
-    const Tensor a = first.attention_input(table);
-    const Tensor query_rows = blocks_.size() == 1 ? rows.slice(1, len - 1, len) : rows;
-    x = first.finish(embedding(table, query_rows), embedding(attn.query(a), query_rows),
-                     embedding(attn.key(a), rows), embedding(attn.value(a), rows));
+    x = blocks_.front()->forward_table(table,
+                                       blocks_.size() == 1 ? rows.slice(1, len - 1, len) : rows,
+                                       rows);
     for (size_t i = 1; i < blocks_.size(); ++i)
       x = blocks_[i]->forward(x, i + 1 == blocks_.size() ? 1 : -1);
   }

@@ -33,8 +33,8 @@ class Transformer : public Model {
   // at position T - 1. The fast path computes only what those logits read:
   //  - the first block's input at (position t, token v) is W_E[v] + W_pos[t] (after ln1, under
   //    pre-LN), so its queries, keys and values are projected once per row of that
-  //    [T * d_vocab, d_model] table and gathered per example (backward scatter-adds into the
-  //    table): T * d_vocab rows instead of B * T;
+  //    [T * d_vocab, d_model] table (T * d_vocab rows instead of B * T), and the fused attention
+  //    reads them by row index, scatter-adding its gradients back into the tables;
   //  - the last block computes queries, attention output and MLP at position T - 1 only (keys
   //    and values still at every position);
   //  - attention, each linear layer with its bias and activation, and the loss are fused ops.

@@ -22,9 +22,8 @@ Tensor TransformerBlock::attention_input(const Tensor& x) const {
   return ln_mode_ == LayerNormMode::Pre ? ln1_->forward(x) : x;
 }
 
-Tensor TransformerBlock::finish(const Tensor& x_sel, const Tensor& q, const Tensor& k,
-                                const Tensor& v) const {
-  const Tensor attn_out = attn_dropout_->forward(attn_->attend(q, k, v));
+Tensor TransformerBlock::finish(const Tensor& x_sel, const Tensor& attention_output) const {
+  const Tensor attn_out = attn_dropout_->forward(attention_output);
   switch (ln_mode_) {
     case LayerNormMode::None: {
       const Tensor h = x_sel + attn_out;
@@ -48,9 +47,14 @@ Tensor TransformerBlock::forward(const Tensor& x, int64_t queries) const {
   if (queries < 0) queries = len;
   check(queries >= 1 && queries <= len, "TransformerBlock: queries must be in [1, ", len,
         "], got ", queries);
-  const Tensor a = attention_input(x);
-  auto last = [&](const Tensor& t) { return queries == len ? t : t.slice(1, len - queries, len); };
-  return finish(last(x), attn_->query(last(a)), attn_->key(a), attn_->value(a));
+  return finish(queries == len ? x : x.slice(1, len - queries, len),
+                attn_->forward(attention_input(x), queries));
+}
+
+Tensor TransformerBlock::forward_table(const Tensor& table, const Tensor& q_rows,
+                                       const Tensor& kv_rows) const {
+  return finish(embedding(table, q_rows),
+                attn_->forward_table(attention_input(table), q_rows, kv_rows));
 }
 
 Tensor TransformerBlock::forward_reference(const Tensor& x) const {

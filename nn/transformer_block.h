@@ -28,18 +28,22 @@ class TransformerBlock : public Module {
   // The same at every position, composed of elementary ops: the reference for tests.
   Tensor forward_reference(const Tensor& x) const;
 
-  // forward() in two halves, for the first block, which projects the embedding table:
-  // the attention's input, ln1(x) under pre-LN and x otherwise (a function of each position
-  // alone, so it may be applied to table rows) ...
-  Tensor attention_input(const Tensor& x) const;
-  // ... and everything after the q, k, v projections, given the residual x_sel [B, Tq, d_model]
-  // at the query positions.
-  Tensor finish(const Tensor& x_sel, const Tensor& q, const Tensor& k, const Tensor& v) const;
+  // The first block's fast path: its input is a (position, token) table [R, d_model] read
+  // through int64 row indices q_rows [B, Tq] (the last Tq positions) and kv_rows [B, T]; the
+  // attention's input (ln1 under pre-LN) is a function of each position alone, so it is applied
+  // to the table too. -> [B, Tq, d_model].
+  Tensor forward_table(const Tensor& table, const Tensor& q_rows, const Tensor& kv_rows) const;
 
   const Attention& attn() const { return *attn_; }
   const MLPBlock& mlp() const { return *mlp_; }
 
  private:
+  // The attention's input: ln1(x) under pre-LN, x otherwise.
+  Tensor attention_input(const Tensor& x) const;
+  // Everything after attention, given the residual x_sel [B, Tq, d_model] at the query
+  // positions and the attention's output there.
+  Tensor finish(const Tensor& x_sel, const Tensor& attn_out) const;
+
   LayerNormMode ln_mode_;
   std::shared_ptr<LayerNorm> ln1_, ln2_;  // null when ln_mode_ is None
   std::shared_ptr<Attention> attn_;

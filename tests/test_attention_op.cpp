@@ -121,7 +121,12 @@ TEST_CASE("attention_op: float32 output, pattern and gradients match the composi
 
       // The primitive's pattern is the softmax, with exact zeros where masked.
       Tensor z, pattern;
-      backend_for(Device::cpu()).attention(q, k, v, scale, z, pattern);
+      backend_for(Device::cpu())
+          .attention(q.reshape({n.batch * n.queries, n.heads, -1}),
+                     k.reshape({n.batch * n.keys, n.heads, -1}),
+                     v.reshape({n.batch * n.keys, n.heads, -1}),
+                     arange(n.batch * n.queries).reshape({n.batch, n.queries}),
+                     arange(n.batch * n.keys).reshape({n.batch, n.keys}), scale, z, pattern);
       REQUIRE(pattern.shape() == Shape{n.batch, n.heads, n.queries, n.keys});
       const std::vector<double> p = pattern.to_vector<double>();
       CHECK(relative_error(p, reference_pattern(q, k, scale).contiguous().to_vector<double>()) <
@@ -195,4 +200,50 @@ TEST_CASE("attention_op: rejects bad shapes, dtypes and more queries than keys",
                    Contains("causal_attention:") && Contains("dtypes differ"));
   REQUIRE_TG_ERROR(causal_attention(zeros({2, 5, 3, 7}, DType::Int64), k, k, 1),
                    Contains("causal_attention: needs a float tensor, got int64"));
+}
+
+// table_attention against the gathers it replaces: embedding() of each table, then
+// causal_attention. The rows repeat across examples, as tokens do, so the backward's
+// scatter-add is exercised.
+TEST_CASE("attention_op: table_attention equals gathering the rows first", "[attention_op]") {
+  Generator gen(91);
+  const int64_t batch = 53, queries = 1, keys = 3, heads = 4, head_size = 8, rows = 7;
+  std::vector<int64_t> q_index(batch * queries), kv_index(batch * keys);
+  for (size_t i = 0; i < q_index.size(); ++i) q_index[i] = static_cast<int64_t>(i * 5 % 3);
+  for (size_t i = 0; i < kv_index.size(); ++i) kv_index[i] = static_cast<int64_t>(i * 3 % rows);
+  const Tensor q_rows = from_vector(q_index, {batch, queries});
+  const Tensor kv_rows = from_vector(kv_index, {batch, keys});
+  const Tensor dz = randn({batch, queries, heads, head_size}, gen);
+  const double scale = 0.35;
+  auto grads = [&](bool fused, DType dtype) {
+    Generator g(92);
+    Tensor qt = randn({3, heads, head_size}, g, dtype).requires_grad_();
+    Tensor kt = randn({rows, heads, head_size}, g, dtype).requires_grad_();
+    Tensor vt = randn({rows, heads, head_size}, g, dtype).requires_grad_();
+    const Tensor z = fused ? table_attention(qt, kt, vt, q_rows, kv_rows, scale)
+                           : causal_attention(embedding(qt, q_rows), embedding(kt, kv_rows),
+                                              embedding(vt, kv_rows), scale);
+    z.backward(dz.to(dtype));
+    return std::vector<std::vector<double>>{z.to_vector<double>(), qt.grad().to_vector<double>(),
+                                            kt.grad().to_vector<double>(),
+                                            vt.grad().to_vector<double>()};
+  };
+  const auto fused = grads(true, DType::Float32), gathered = grads(false, DType::Float32);
+  for (size_t i = 0; i < fused.size(); ++i) {
+    INFO("output " << i << " (z, dq, dk, dv)");
+    CHECK(relative_error(fused[i], gathered[i]) < 1e-5);
+  }
+  // float64 gradcheck of the tables themselves.
+  const Tensor qt = randn({3, 2, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor kt = randn({4, 2, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor vt = randn({4, 2, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor small_q = from_vector<int64_t>({2, 0, 2, 1, 1, 2}, {3, 2});
+  const Tensor small_kv = from_vector<int64_t>({0, 3, 3, 1, 2, 0, 3, 3, 1}, {3, 3});
+  CHECK_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        return table_attention(in[0], in[1], in[2], small_q, small_kv, 0.7);
+      },
+      {qt, kt, vt});
+  REQUIRE_TG_ERROR(table_attention(qt, kt, vt, small_q, from_vector<int64_t>({0, 9, 3, 1, 2, 0, 3, 3, 1}, {3, 3}), 1.0),
+                   "attention: key row 9 at position 1 is outside the table's 4 rows");
 }

@@ -1,10 +1,57 @@
 // Fused causal attention with the heads as an axis (Backend::attention):
 //   z_i = sum_j softmax_j(scale q_i . k_j) v_j  over keys j <= T - Tq + i
-// The forward saves q, k, v and the probability pattern [B, H, Tq, T]; backward is one fused
-// kernel that returns dq, dk and dv together.
+// table_attention reads q, k and v rows through index tables and scatter-adds its gradients
+// back into the tables; causal_attention is the same kernel on dense tensors, viewed as tables
+// with one row per (example, position). The forward saves the probability pattern
+// [B, H, Tq, T]; backward is one fused kernel that returns the three gradients together.
 #include "autograd/ops/common.h"
+#include "core/factories.h"
 
 namespace tg {
+
+Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
+                       const Tensor& q_rows, const Tensor& kv_rows, double scale) {
+  for (const Tensor* t : {&q_table, &k_table, &v_table}) check_floating("table_attention", *t);
+  check_same_device_and_dtype("table_attention", q_table, k_table);
+  check_same_device_and_dtype("table_attention", q_table, v_table);
+  check(q_table.dim() == 3 && k_table.dim() == 3 && v_table.dim() == 3,
+        "table_attention: q_table ", shape_str(q_table.shape()), ", k_table ",
+        shape_str(k_table.shape()), " and v_table ", shape_str(v_table.shape()),
+        ": must all be 3-D [rows, H, Dh]");
+  check(k_table.shape() == v_table.shape(), "table_attention: k_table ",
+        shape_str(k_table.shape()), " and v_table ", shape_str(v_table.shape()),
+        ": shapes differ");
+  check(q_table.size(1) == k_table.size(1) && q_table.size(2) == k_table.size(2),
+        "table_attention: q_table ", shape_str(q_table.shape()), " and k_table ",
+        shape_str(k_table.shape()), ": heads and head size (axes 1, 2) differ");
+  for (const Tensor* rows : {&q_rows, &kv_rows})
+    check(rows->dtype() == DType::Int64 && rows->dim() == 2 &&
+              rows->device() == q_table.device(),
+          "table_attention: row indices must be int64 [B, T] on ", q_table.device().str(),
+          ", got ", dtype_name(rows->dtype()), " ", shape_str(rows->shape()));
+  check(q_rows.size(0) == kv_rows.size(0) && q_rows.size(1) <= kv_rows.size(1),
+        "table_attention: q_rows ", shape_str(q_rows.shape()), " and kv_rows ",
+        shape_str(kv_rows.shape()), ": batch sizes differ or more queries than keys");
+
+  // The primitive wants contiguous tables; the copies are outside the graph, and the node's
+  // edges still point at the tables themselves.
+  const Tensor q = contiguous_copy_if_needed(q_table), k = contiguous_copy_if_needed(k_table),
+               v = contiguous_copy_if_needed(v_table);
+  Tensor z, pattern;
+  backend_for(q.device()).attention(q, k, v, q_rows, kv_rows, scale, z, pattern);
+  if (!needs_grad({&q_table, &k_table, &v_table})) return z;
+  return record(z, "AttentionBackward",
+                [q = save(q), k = save(k), v = save(v), q_rows = save(q_rows),
+                 kv_rows = save(kv_rows), pattern = save(pattern),
+                 scale](const Tensor& g) -> std::vector<Tensor> {
+                  Tensor dq, dk, dv;
+                  backend_for(g.device()).attention_backward(contiguous_copy_if_needed(g), q, k,
+                                                             v, q_rows, kv_rows, pattern, scale,
+                                                             dq, dk, dv);
+                  return {dq, dk, dv};
+                },
+                {&q_table, &k_table, &v_table});
+}
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
   for (const Tensor* t : {&q, &k, &v}) check_floating("causal_attention", *t);
@@ -20,23 +67,14 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
         ": batch, heads and head size (axes 0, 2, 3) differ");
   check(q.size(1) <= k.size(1), "causal_attention: q ", shape_str(q.shape()), " and k ",
         shape_str(k.shape()), ": more queries (", q.size(1), ") than keys (", k.size(1), ")");
-
-  // The primitive wants contiguous inputs; the copies are outside the graph, and the node's
-  // edges still point at q, k and v themselves.
-  const Tensor qc = contiguous_copy_if_needed(q), kc = contiguous_copy_if_needed(k),
-               vc = contiguous_copy_if_needed(v);
-  Tensor z, pattern;
-  backend_for(q.device()).attention(qc, kc, vc, scale, z, pattern);
-  if (!needs_grad({&q, &k, &v})) return z;
-  return record(z, "CausalAttentionBackward",
-                [q = save(qc), k = save(kc), v = save(vc), pattern = save(pattern),
-                 scale](const Tensor& g) -> std::vector<Tensor> {
-                  Tensor dq, dk, dv;
-                  backend_for(g.device()).attention_backward(contiguous_copy_if_needed(g), q, k,
-                                                             v, pattern, scale, dq, dk, dv);
-                  return {dq, dk, dv};
-                },
-                {&q, &k, &v});
+  const int64_t batch = q.size(0), queries = q.size(1), keys = k.size(1);
+  const int64_t heads = q.size(2), head_size = q.size(3);
+  // One table row per (example, position): row b * T + t.
+  const Tensor q_rows = arange(batch * queries).reshape({batch, queries}).to(q.device());
+  const Tensor kv_rows = arange(batch * keys).reshape({batch, keys}).to(q.device());
+  return table_attention(q.reshape({batch * queries, heads, head_size}),
+                         k.reshape({batch * keys, heads, head_size}),
+                         v.reshape({batch * keys, heads, head_size}), q_rows, kv_rows, scale);
 }
 
 }  // namespace tg

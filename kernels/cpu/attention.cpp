@@ -1,10 +1,12 @@
 // CPU fused causal attention, forward and backward, for short sequences with the heads as an
-// axis: q [B, Tq, H, Dh], k, v [B, T, H, Dh]; query i sits at position T - Tq + i.
+// axis and q, k, v rows read through index tables (Backend::attention):
 //   forward:  S_ij = scale q_i . k_j (j <= T - Tq + i),  P = softmax_j(S),  z_i = sum_j P_ij v_j
 //   backward: dP_ij = dz_i . v_j,  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
 //             dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij dz_i
-// One thread owns each batch row (all its heads and queries) and visits it in a fixed order, so
-// the results do not depend on the thread count.
+// The forward and the first half of the backward (dS) give each batch row to one thread. The
+// second half scatter-adds into the tables, where examples share rows, so there threads split
+// the heads instead: a head's slice of every table belongs to one thread, which adds the
+// examples in batch order. Either way the results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -17,14 +19,6 @@ namespace tg {
 using namespace cpu;
 
 namespace {
-
-struct AttentionDims {
-  int64_t batch, queries, keys, heads, head_size;  // B, Tq, T, H, Dh
-};
-
-AttentionDims attention_dims(const Tensor& q, const Tensor& k) {
-  return {q.size(0), q.size(1), k.size(1), q.size(2), q.size(3)};
-}
 
 template <typename T>
 T dot(const T* a, const T* b, int64_t n) {
@@ -41,131 +35,173 @@ void axpy(T alpha, const T* __restrict x, T* __restrict y, int64_t n) {
   for (int64_t d = 0; d < n; ++d) y[d] += alpha * x[d];
 }
 
-// Offsets of row t, head h of a [B, rows, H, Dh] tensor, and of row i of a [B, H, Tq, T] pattern.
+// Where query i / key j of example b, head h, lives in its table, and where row (b, h, i) of
+// the [B, H, Tq, T] pattern starts.
 struct Layout {
-  AttentionDims n;
-  int64_t row(int64_t b, int64_t rows, int64_t t, int64_t h) const {
-    return ((b * rows + t) * n.heads + h) * n.head_size;
+  int64_t batch, queries, keys, heads, head_size;  // B, Tq, T, H, Dh
+  const int64_t* q_rows;   // [B, Tq]
+  const int64_t* kv_rows;  // [B, T]
+  int64_t q(int64_t b, int64_t i, int64_t h) const {
+    return (q_rows[b * queries + i] * heads + h) * head_size;
+  }
+  int64_t kv(int64_t b, int64_t j, int64_t h) const {
+    return (kv_rows[b * keys + j] * heads + h) * head_size;
+  }
+  int64_t z(int64_t b, int64_t i, int64_t h) const {
+    return ((b * queries + i) * heads + h) * head_size;
   }
   int64_t pattern_row(int64_t b, int64_t h, int64_t i) const {
-    return ((b * n.heads + h) * n.queries + i) * n.keys;
+    return ((b * heads + h) * queries + i) * keys;
   }
+  int64_t last_key(int64_t i) const { return keys - queries + i; }
 };
+
+Layout layout_of(const Tensor& q_table, const Tensor& q_rows, const Tensor& kv_rows) {
+  return {q_rows.size(0),      q_rows.size(1),           kv_rows.size(1),
+          q_table.size(1),     q_table.size(2),          q_rows.data<int64_t>(),
+          kv_rows.data<int64_t>()};
+}
 
 // Forward for batch row b. Not inlined, so that the serial and the OpenMP branches of
 // parallel_for run the same machine code (and round the same way).
 template <typename T>
 TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, const T* k,
                                      const T* v, T scale, T* z, T* pattern) {
-  const AttentionDims& n = at.n;
-  for (int64_t h = 0; h < n.heads; ++h) {
-    for (int64_t i = 0; i < n.queries; ++i) {
-      const int64_t last = n.keys - n.queries + i;  // the last key this query sees
-      const T* qi = q + at.row(b, n.queries, i, h);
+  for (int64_t h = 0; h < at.heads; ++h) {
+    for (int64_t i = 0; i < at.queries; ++i) {
+      const int64_t last = at.last_key(i);
+      const T* qi = q + at.q(b, i, h);
       T* p = pattern + at.pattern_row(b, h, i);
-      for (int64_t j = 0; j <= last; ++j)
-        p[j] = scale * dot(qi, k + at.row(b, n.keys, j, h), n.head_size);
+      for (int64_t j = 0; j <= last; ++j) p[j] = scale * dot(qi, k + at.kv(b, j, h), at.head_size);
       // Subtract the maximum so exp never overflows; the row always keeps key 0.
       const T peak = *std::max_element(p, p + last + 1);
       double total = 0;
       for (int64_t j = 0; j <= last; ++j) total += std::exp(double(p[j] - peak));
       for (int64_t j = 0; j <= last; ++j)
         p[j] = static_cast<T>(std::exp(double(p[j] - peak)) / total);
-      std::fill(p + last + 1, p + n.keys, T(0));
+      std::fill(p + last + 1, p + at.keys, T(0));
 
-      T* zi = z + at.row(b, n.queries, i, h);
-      std::fill(zi, zi + n.head_size, T(0));
-      for (int64_t j = 0; j <= last; ++j) axpy(p[j], v + at.row(b, n.keys, j, h), zi, n.head_size);
+      T* zi = z + at.z(b, i, h);
+      std::fill(zi, zi + at.head_size, T(0));
+      for (int64_t j = 0; j <= last; ++j) axpy(p[j], v + at.kv(b, j, h), zi, at.head_size);
     }
   }
 }
 
-// Backward for batch row b: writes row b of dq, dk and dv (dk and dv zeroed first). `ds` is
-// this row's scratch of T elements.
+// Backward, first half, for batch row b: dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij') into `ds`
+// (laid out as the pattern).
 template <typename T>
-TG_ONE_COPY void attention_backward_batch_row(const Layout& at, int64_t b, const T* dz,
-                                              const T* q, const T* k, const T* v,
-                                              const T* pattern, T scale, T* ds, T* dq, T* dk,
-                                              T* dv) {
-  const AttentionDims& n = at.n;
-  const int64_t kv_row = n.keys * n.heads * n.head_size;
-  std::fill(dk + b * kv_row, dk + (b + 1) * kv_row, T(0));
-  std::fill(dv + b * kv_row, dv + (b + 1) * kv_row, T(0));
-  for (int64_t h = 0; h < n.heads; ++h) {
-    for (int64_t i = 0; i < n.queries; ++i) {
-      const int64_t last = n.keys - n.queries + i, qi_at = at.row(b, n.queries, i, h);
-      const T* p = pattern + at.pattern_row(b, h, i);
-      const T* dzi = dz + qi_at;
-      // ds holds dP_ij, then dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij').
+TG_ONE_COPY void score_grad_batch_row(const Layout& at, int64_t b, const T* dz, const T* v,
+                                      const T* pattern, T* ds) {
+  for (int64_t h = 0; h < at.heads; ++h) {
+    for (int64_t i = 0; i < at.queries; ++i) {
+      const int64_t last = at.last_key(i), row = at.pattern_row(b, h, i);
+      const T* p = pattern + row;
+      T* d = ds + row;
+      const T* dzi = dz + at.z(b, i, h);
       double weighted = 0;
       for (int64_t j = 0; j <= last; ++j) {
-        ds[j] = dot(dzi, v + at.row(b, n.keys, j, h), n.head_size);
-        weighted += double(p[j]) * ds[j];
+        d[j] = dot(dzi, v + at.kv(b, j, h), at.head_size);  // dP_ij
+        weighted += double(p[j]) * d[j];
       }
-      for (int64_t j = 0; j <= last; ++j) ds[j] = static_cast<T>(p[j] * (ds[j] - weighted));
+      for (int64_t j = 0; j <= last; ++j) d[j] = static_cast<T>(p[j] * (d[j] - weighted));
+      std::fill(d + last + 1, d + at.keys, T(0));
+    }
+  }
+}
 
-      T* dqi = dq + qi_at;
-      std::fill(dqi, dqi + n.head_size, T(0));
+// Backward, second half, for head h: scatter-adds every example's contribution into head h's
+// slice of the three table gradients (zeroed here), in batch order.
+template <typename T>
+TG_ONE_COPY void table_grad_head(const Layout& at, int64_t h, int64_t q_table_rows,
+                                 int64_t kv_table_rows, const T* dz, const T* q, const T* k,
+                                 const T* pattern, const T* ds, T scale, T* dq, T* dk, T* dv) {
+  const int64_t dh = at.head_size;
+  for (int64_t r = 0; r < q_table_rows; ++r) std::fill_n(dq + (r * at.heads + h) * dh, dh, T(0));
+  for (int64_t r = 0; r < kv_table_rows; ++r) {
+    std::fill_n(dk + (r * at.heads + h) * dh, dh, T(0));
+    std::fill_n(dv + (r * at.heads + h) * dh, dh, T(0));
+  }
+  for (int64_t b = 0; b < at.batch; ++b) {
+    for (int64_t i = 0; i < at.queries; ++i) {
+      const int64_t last = at.last_key(i), row = at.pattern_row(b, h, i), qi = at.q(b, i, h);
+      const T* dzi = dz + at.z(b, i, h);
       for (int64_t j = 0; j <= last; ++j) {
-        const int64_t kj_at = at.row(b, n.keys, j, h);
-        axpy(scale * ds[j], k + kj_at, dqi, n.head_size);
-        axpy(scale * ds[j], q + qi_at, dk + kj_at, n.head_size);
-        axpy(p[j], dzi, dv + kj_at, n.head_size);
+        const int64_t kj = at.kv(b, j, h);
+        axpy(scale * ds[row + j], k + kj, dq + qi, dh);
+        axpy(scale * ds[row + j], q + qi, dk + kj, dh);
+        axpy(pattern[row + j], dzi, dv + kj, dh);
       }
     }
   }
 }
 
 // Batch rows per thread task: enough work (about H Tq T Dh multiply-adds a row) to wake a thread.
-int64_t batch_grain(const AttentionDims& n) {
-  const int64_t work = std::max<int64_t>(1, n.heads * n.queries * n.keys * n.head_size);
+int64_t batch_grain(const Layout& at) {
+  const int64_t work = std::max<int64_t>(1, at.heads * at.queries * at.keys * at.head_size);
   return std::max<int64_t>(1, kParallelGrain / work);
+}
+
+void check_rows(const char* op, const Tensor& rows, int64_t table_rows, const char* which) {
+  const int64_t* r = rows.data<int64_t>();
+  for (int64_t n = 0; n < rows.numel(); ++n)
+    check(r[n] >= 0 && r[n] < table_rows, op, ": ", which, " ", r[n], " at position ", n,
+          " is outside the table's ", table_rows, " rows");
 }
 
 }  // namespace
 
-void CpuBackend::attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                           double scale, Tensor& z, Tensor& pattern) {
-  const Tensor q = contiguous_copy_if_needed(q_in), k = contiguous_copy_if_needed(k_in),
-               v = contiguous_copy_if_needed(v_in);
-  const AttentionDims n = attention_dims(q, k);
-  z = Tensor::empty(q.shape(), q.dtype());
-  pattern = Tensor::empty({n.batch, n.heads, n.queries, n.keys}, q.dtype());
+void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
+                           const Tensor& v_table_in, const Tensor& q_rows_in,
+                           const Tensor& kv_rows_in, double scale, Tensor& z, Tensor& pattern) {
+  const Tensor q = contiguous_copy_if_needed(q_table_in), k = contiguous_copy_if_needed(k_table_in),
+               v = contiguous_copy_if_needed(v_table_in);
+  const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
+               kv_rows = contiguous_copy_if_needed(kv_rows_in);
+  check_rows("attention", q_rows, q.size(0), "query row");
+  check_rows("attention", kv_rows, k.size(0), "key row");
+  const Layout at = layout_of(q, q_rows, kv_rows);
+  z = Tensor::empty({at.batch, at.queries, at.heads, at.head_size}, q.dtype());
+  pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype());
   if (pattern.numel() == 0) return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
-    const Layout at{n};
     const T *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>();
     T *pz = z.data<T>(), *pp = pattern.data<T>();
     const T s = static_cast<T>(scale);
-    parallel_for(n.batch, batch_grain(n), [&](int64_t b0, int64_t b1) {
+    parallel_for(at.batch, batch_grain(at), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) attention_batch_row<T>(at, b, pq, pk, pv, s, pz, pp);
     });
   });
 }
 
-void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_in, const Tensor& k_in,
-                                    const Tensor& v_in, const Tensor& pattern_in, double scale,
-                                    Tensor& dq, Tensor& dk, Tensor& dv) {
-  const Tensor dz = contiguous_copy_if_needed(dz_in), q = contiguous_copy_if_needed(q_in),
-               k = contiguous_copy_if_needed(k_in), v = contiguous_copy_if_needed(v_in),
+void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_in,
+                                    const Tensor& k_table_in, const Tensor& v_table_in,
+                                    const Tensor& q_rows_in, const Tensor& kv_rows_in,
+                                    const Tensor& pattern_in, double scale, Tensor& dq,
+                                    Tensor& dk, Tensor& dv) {
+  const Tensor dz = contiguous_copy_if_needed(dz_in), q = contiguous_copy_if_needed(q_table_in),
+               k = contiguous_copy_if_needed(k_table_in), v = contiguous_copy_if_needed(v_table_in),
                pattern = contiguous_copy_if_needed(pattern_in);
-  const AttentionDims n = attention_dims(q, k);
+  const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
+               kv_rows = contiguous_copy_if_needed(kv_rows_in);
+  const Layout at = layout_of(q, q_rows, kv_rows);
   dq = Tensor::empty(q.shape(), q.dtype());
   dk = Tensor::empty(k.shape(), k.dtype());
   dv = Tensor::empty(v.shape(), v.dtype());
-  if (dk.numel() == 0) return;  // then dq is empty too (same B, H, Dh)
   dispatch_floating(q.dtype(), "attention_backward", [&]<typename T>() {
-    const Layout at{n};
     const T *pdz = dz.data<T>(), *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>(),
             *pp = pattern.data<T>();
     T *pdq = dq.data<T>(), *pdk = dk.data<T>(), *pdv = dv.data<T>();
     const T s = static_cast<T>(scale);
-    // Allocated here: nothing may throw inside the parallel region.
-    std::vector<T> scratch(static_cast<size_t>(n.batch * n.keys));
-    parallel_for(n.batch, batch_grain(n), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b)
-        attention_backward_batch_row<T>(at, b, pdz, pq, pk, pv, pp, s,
-                                        scratch.data() + b * n.keys, pdq, pdk, pdv);
+    // Allocated here: nothing may throw inside a parallel region.
+    std::vector<T> ds(static_cast<size_t>(pattern.numel()));
+    parallel_for(at.batch, batch_grain(at), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) score_grad_batch_row<T>(at, b, pdz, pv, pp, ds.data());
+    });
+    parallel_for(at.heads, 1, [&](int64_t h0, int64_t h1) {
+      for (int64_t h = h0; h < h1; ++h)
+        table_grad_head<T>(at, h, q.size(0), k.size(0), pdz, pq, pk, pp, ds.data(), s, pdq, pdk,
+                           pdv);
     });
   });
 }
