@@ -68,10 +68,12 @@ Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 // query i at position T - Tq + i; scores scaled by `scale`. Fused: one pass per (batch, head).
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 // The same with q, k, v rows read through int64 index tables: q_table[q_rows [B, Tq]] and
-// k_table, v_table[kv_rows [B, T]] (tables [rows, H, Dh]) -> [B, Tq, H, Dh], without gathering
+// k_table, v_table[kv_rows [B, T]] (tables [rows, H, Dh], values [rows, H, Dv]) ->
+// [B, Tq, H, Dv], or [B, Tq, Dv] summed over the heads when `sum_heads`, without gathering
 // them; backward scatter-adds into the tables.
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
-                       const Tensor& q_rows, const Tensor& kv_rows, double scale);
+                       const Tensor& q_rows, const Tensor& kv_rows, double scale,
+                       bool sum_heads = false);
 enum class Reduction { Mean, Sum, None };
 // logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,

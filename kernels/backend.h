@@ -87,16 +87,20 @@ class Backend {
   // to keys and values k_table[kv_rows[b, j]], v_table[kv_rows[b, j]] for j <= T - Tq + i.
   // Outputs z [B, Tq, H, Dh] and, for backward, the pattern [B, H, Tq, T] (softmax
   // probabilities, 0 where masked). Dense q [B, Tq, H, Dh] is the table [B * Tq, H, Dh] with
-  // q_rows[b, i] = b * Tq + i (and likewise k and v).
+  // q_rows[b, i] = b * Tq + i (and likewise k and v). Values may have their own width Dv
+  // (v_table [Rkv, H, Dv]), and with `sum_heads` z is summed over the heads, [B, Tq, Dv]: a
+  // value table already multiplied by each head's output projection then gives the attention
+  // layer's output directly.
   virtual void attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
-                         const Tensor& q_rows, const Tensor& kv_rows, double scale, Tensor& z,
-                         Tensor& pattern) = 0;
+                         const Tensor& q_rows, const Tensor& kv_rows, double scale,
+                         bool sum_heads, Tensor& z, Tensor& pattern) = 0;
   // Gradients with respect to the three tables (rows no example reads get 0), summed over the
   // batch in an order that does not depend on the thread count.
   virtual void attention_backward(const Tensor& dz, const Tensor& q_table, const Tensor& k_table,
                                   const Tensor& v_table, const Tensor& q_rows,
                                   const Tensor& kv_rows, const Tensor& pattern, double scale,
-                                  Tensor& dq_table, Tensor& dk_table, Tensor& dv_table) = 0;
+                                  bool sum_heads, Tensor& dq_table, Tensor& dk_table,
+                                  Tensor& dv_table) = 0;
   // logits [N, C], int64 targets [N] -> per-row loss [N] and, for backward, the shifted
   // log-sum-exp [N]: log(sum_c exp(logits[n, c] - max_c logits[n, c])). It lies in [0, log C], so
   // it keeps full precision in float32, where the plain log-sum-exp of logits near 1000 would not.

@@ -72,9 +72,14 @@ Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
                                 const Tensor& kv_rows) const {
   check(table.dim() == 2 && table.size(1) == d_model_, "Attention: table must be [rows, d_model = ",
         d_model_, "], got ", shape_str(table.shape()));
-  return project_out(table_attention(project_heads(table, W_Q_, b_Q_),
-                                     project_heads(table, W_K_, b_K_),
-                                     project_heads(table, W_V_, b_V_), q_rows, kv_rows, scale()));
+  // Each head's output projection is folded into the value table, v_h @ W_O[h] per table row
+  // ([R, H, d_model]), and the kernel sums the heads: B * Tq * H * T * d_model multiply-adds
+  // instead of the B * Tq * H * d_head * d_model of projecting every example's output.
+  const Tensor v = project_heads(table, W_V_, b_V_);  // [R, H, d_head]
+  const Tensor v_out = v.permute({1, 0, 2}).matmul(W_O_).permute({1, 0, 2});  // [R, H, d_model]
+  Tensor out = table_attention(project_heads(table, W_Q_, b_Q_), project_heads(table, W_K_, b_K_),
+                               v_out, q_rows, kv_rows, scale(), /*sum_heads=*/true);
+  return b_O_.defined() ? out + b_O_ : out;
 }
 
 Tensor Attention::forward(const Tensor& x, int64_t queries) const {

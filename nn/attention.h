@@ -25,7 +25,8 @@ class Attention : public Module {
   // The first layer's fast path: its input at (position t, token v) is a row of a table
   // [R, d_model], so queries, keys and values are projected once per table row and read
   // through int64 row indices q_rows [B, Tq] (the last Tq positions) and kv_rows [B, T] by the
-  // fused attention -> [B, Tq, d_model]. Nothing per example is gathered.
+  // fused attention -> [B, Tq, d_model]. Nothing per example is gathered, and the output
+  // projection is applied to the value table rather than to every example.
   Tensor forward_table(const Tensor& table, const Tensor& q_rows, const Tensor& kv_rows) const;
 
   const Tensor& W_Q() const { return W_Q_; }

@@ -126,7 +126,8 @@ TEST_CASE("attention_op: float32 output, pattern and gradients match the composi
                      k.reshape({n.batch * n.keys, n.heads, -1}),
                      v.reshape({n.batch * n.keys, n.heads, -1}),
                      arange(n.batch * n.queries).reshape({n.batch, n.queries}),
-                     arange(n.batch * n.keys).reshape({n.batch, n.keys}), scale, z, pattern);
+                     arange(n.batch * n.keys).reshape({n.batch, n.keys}), scale, false, z,
+                     pattern);
       REQUIRE(pattern.shape() == Shape{n.batch, n.heads, n.queries, n.keys});
       const std::vector<double> p = pattern.to_vector<double>();
       CHECK(relative_error(p, reference_pattern(q, k, scale).contiguous().to_vector<double>()) <
@@ -233,17 +234,44 @@ TEST_CASE("attention_op: table_attention equals gathering the rows first", "[att
     INFO("output " << i << " (z, dq, dk, dv)");
     CHECK(relative_error(fused[i], gathered[i]) < 1e-5);
   }
-  // float64 gradcheck of the tables themselves.
-  const Tensor qt = randn({3, 2, 5}, gen, DType::Float64).requires_grad_();
-  const Tensor kt = randn({4, 2, 5}, gen, DType::Float64).requires_grad_();
-  const Tensor vt = randn({4, 2, 5}, gen, DType::Float64).requires_grad_();
+  // Values wider than the heads, summed over the heads: the first layer's value table already
+  // multiplied by W_O. Against the per-head output summed by sum().
+  Generator g(93);
+  Tensor qt = randn({3, heads, head_size}, g).requires_grad_();
+  Tensor kt = randn({rows, heads, head_size}, g).requires_grad_();
+  Tensor wide = randn({rows, heads, 19}, g).requires_grad_();
+  const Tensor dsum = randn({batch, queries, 19}, g);
+  auto summed = [&](bool fused) {
+    for (Tensor* t : {&qt, &kt, &wide}) t->zero_grad();
+    const Tensor z = fused ? table_attention(qt, kt, wide, q_rows, kv_rows, scale, true)
+                           : sum(table_attention(qt, kt, wide, q_rows, kv_rows, scale), {2});
+    z.backward(dsum);
+    return std::vector<std::vector<double>>{z.to_vector<double>(), qt.grad().to_vector<double>(),
+                                            kt.grad().to_vector<double>(),
+                                            wide.grad().to_vector<double>()};
+  };
+  const auto sum_fused = summed(true), sum_ref = summed(false);
+  for (size_t i = 0; i < sum_fused.size(); ++i) {
+    INFO("summed over heads, output " << i << " (z, dq, dk, dv)");
+    CHECK(relative_error(sum_fused[i], sum_ref[i]) < 1e-5);
+  }
+
+  // float64 gradcheck of the tables themselves, per head and summed over the heads.
+  const Tensor q64 = randn({3, 2, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor k64 = randn({4, 2, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor v64 = randn({4, 2, 6}, gen, DType::Float64).requires_grad_();
   const Tensor small_q = from_vector<int64_t>({2, 0, 2, 1, 1, 2}, {3, 2});
   const Tensor small_kv = from_vector<int64_t>({0, 3, 3, 1, 2, 0, 3, 3, 1}, {3, 3});
   CHECK_GRADCHECK(
       [&](const std::vector<Tensor>& in) {
         return table_attention(in[0], in[1], in[2], small_q, small_kv, 0.7);
       },
-      {qt, kt, vt});
-  REQUIRE_TG_ERROR(table_attention(qt, kt, vt, small_q, from_vector<int64_t>({0, 9, 3, 1, 2, 0, 3, 3, 1}, {3, 3}), 1.0),
+      {q64, k64, v64});
+  CHECK_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        return table_attention(in[0], in[1], in[2], small_q, small_kv, 0.7, true);
+      },
+      {q64, k64, v64});
+  REQUIRE_TG_ERROR(table_attention(q64, k64, v64, small_q, from_vector<int64_t>({0, 9, 3, 1, 2, 0, 3, 3, 1}, {3, 3}), 1.0),
                    "attention: key row 9 at position 1 is outside the table's 4 rows");
 }

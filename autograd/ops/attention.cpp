@@ -10,7 +10,7 @@
 namespace tg {
 
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
-                       const Tensor& q_rows, const Tensor& kv_rows, double scale) {
+                       const Tensor& q_rows, const Tensor& kv_rows, double scale, bool sum_heads) {
   for (const Tensor* t : {&q_table, &k_table, &v_table}) check_floating("table_attention", *t);
   check_same_device_and_dtype("table_attention", q_table, k_table);
   check_same_device_and_dtype("table_attention", q_table, v_table);
@@ -18,9 +18,9 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
         "table_attention: q_table ", shape_str(q_table.shape()), ", k_table ",
         shape_str(k_table.shape()), " and v_table ", shape_str(v_table.shape()),
         ": must all be 3-D [rows, H, Dh]");
-  check(k_table.shape() == v_table.shape(), "table_attention: k_table ",
-        shape_str(k_table.shape()), " and v_table ", shape_str(v_table.shape()),
-        ": shapes differ");
+  check(k_table.size(0) == v_table.size(0) && k_table.size(1) == v_table.size(1),
+        "table_attention: k_table ", shape_str(k_table.shape()), " and v_table ",
+        shape_str(v_table.shape()), ": rows or heads (axes 0, 1) differ");
   check(q_table.size(1) == k_table.size(1) && q_table.size(2) == k_table.size(2),
         "table_attention: q_table ", shape_str(q_table.shape()), " and k_table ",
         shape_str(k_table.shape()), ": heads and head size (axes 1, 2) differ");
@@ -38,16 +38,16 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
   const Tensor q = contiguous_copy_if_needed(q_table), k = contiguous_copy_if_needed(k_table),
                v = contiguous_copy_if_needed(v_table);
   Tensor z, pattern;
-  backend_for(q.device()).attention(q, k, v, q_rows, kv_rows, scale, z, pattern);
+  backend_for(q.device()).attention(q, k, v, q_rows, kv_rows, scale, sum_heads, z, pattern);
   if (!needs_grad({&q_table, &k_table, &v_table})) return z;
   return record(z, "AttentionBackward",
                 [q = save(q), k = save(k), v = save(v), q_rows = save(q_rows),
-                 kv_rows = save(kv_rows), pattern = save(pattern),
-                 scale](const Tensor& g) -> std::vector<Tensor> {
+                 kv_rows = save(kv_rows), pattern = save(pattern), scale,
+                 sum_heads](const Tensor& g) -> std::vector<Tensor> {
                   Tensor dq, dk, dv;
                   backend_for(g.device()).attention_backward(contiguous_copy_if_needed(g), q, k,
                                                              v, q_rows, kv_rows, pattern, scale,
-                                                             dq, dk, dv);
+                                                             sum_heads, dq, dk, dv);
                   return {dq, dk, dv};
                 },
                 {&q_table, &k_table, &v_table});

@@ -3,6 +3,7 @@
 //   forward:  S_ij = scale q_i . k_j (j <= T - Tq + i),  P = softmax_j(S),  z_i = sum_j P_ij v_j
 //   backward: dP_ij = dz_i . v_j,  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
 //             dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij dz_i
+// Values may be wider than queries and keys (Dv), and z may be summed over the heads.
 // The forward and the first half of the backward (dS) give each batch row to one thread. The
 // second half scatter-adds into the tables, where examples share rows, so there threads split
 // the heads instead: a head's slice of every table belongs to one thread, which adds the
@@ -38,17 +39,22 @@ void axpy(T alpha, const T* __restrict x, T* __restrict y, int64_t n) {
 // Where query i / key j of example b, head h, lives in its table, and where row (b, h, i) of
 // the [B, H, Tq, T] pattern starts.
 struct Layout {
-  int64_t batch, queries, keys, heads, head_size;  // B, Tq, T, H, Dh
+  int64_t batch, queries, keys, heads, head_size, value_size;  // B, Tq, T, H, Dh, Dv
+  bool sum_heads;          // z is [B, Tq, Dv], summed over the heads
   const int64_t* q_rows;   // [B, Tq]
   const int64_t* kv_rows;  // [B, T]
   int64_t q(int64_t b, int64_t i, int64_t h) const {
     return (q_rows[b * queries + i] * heads + h) * head_size;
   }
-  int64_t kv(int64_t b, int64_t j, int64_t h) const {
+  int64_t k(int64_t b, int64_t j, int64_t h) const {
     return (kv_rows[b * keys + j] * heads + h) * head_size;
   }
+  int64_t v(int64_t b, int64_t j, int64_t h) const {
+    return (kv_rows[b * keys + j] * heads + h) * value_size;
+  }
   int64_t z(int64_t b, int64_t i, int64_t h) const {
-    return ((b * queries + i) * heads + h) * head_size;
+    return sum_heads ? (b * queries + i) * value_size
+                     : ((b * queries + i) * heads + h) * value_size;
   }
   int64_t pattern_row(int64_t b, int64_t h, int64_t i) const {
     return ((b * heads + h) * queries + i) * keys;
@@ -56,9 +62,10 @@ struct Layout {
   int64_t last_key(int64_t i) const { return keys - queries + i; }
 };
 
-Layout layout_of(const Tensor& q_table, const Tensor& q_rows, const Tensor& kv_rows) {
-  return {q_rows.size(0),      q_rows.size(1),           kv_rows.size(1),
-          q_table.size(1),     q_table.size(2),          q_rows.data<int64_t>(),
+Layout layout_of(const Tensor& q_table, const Tensor& v_table, const Tensor& q_rows,
+                 const Tensor& kv_rows, bool sum_heads) {
+  return {q_rows.size(0),  q_rows.size(1),        kv_rows.size(1),        q_table.size(1),
+          q_table.size(2), v_table.size(2),       sum_heads,              q_rows.data<int64_t>(),
           kv_rows.data<int64_t>()};
 }
 
@@ -67,12 +74,14 @@ Layout layout_of(const Tensor& q_table, const Tensor& q_rows, const Tensor& kv_r
 template <typename T>
 TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, const T* k,
                                      const T* v, T scale, T* z, T* pattern) {
+  if (at.sum_heads)  // the heads accumulate into one row per query
+    for (int64_t i = 0; i < at.queries; ++i) std::fill_n(z + at.z(b, i, 0), at.value_size, T(0));
   for (int64_t h = 0; h < at.heads; ++h) {
     for (int64_t i = 0; i < at.queries; ++i) {
       const int64_t last = at.last_key(i);
       const T* qi = q + at.q(b, i, h);
       T* p = pattern + at.pattern_row(b, h, i);
-      for (int64_t j = 0; j <= last; ++j) p[j] = scale * dot(qi, k + at.kv(b, j, h), at.head_size);
+      for (int64_t j = 0; j <= last; ++j) p[j] = scale * dot(qi, k + at.k(b, j, h), at.head_size);
       // Subtract the maximum so exp never overflows; the row always keeps key 0.
       const T peak = *std::max_element(p, p + last + 1);
       double total = 0;
@@ -82,8 +91,8 @@ TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, co
       std::fill(p + last + 1, p + at.keys, T(0));
 
       T* zi = z + at.z(b, i, h);
-      std::fill(zi, zi + at.head_size, T(0));
-      for (int64_t j = 0; j <= last; ++j) axpy(p[j], v + at.kv(b, j, h), zi, at.head_size);
+      if (!at.sum_heads) std::fill_n(zi, at.value_size, T(0));
+      for (int64_t j = 0; j <= last; ++j) axpy(p[j], v + at.v(b, j, h), zi, at.value_size);
     }
   }
 }
@@ -101,7 +110,7 @@ TG_ONE_COPY void score_grad_batch_row(const Layout& at, int64_t b, const T* dz, 
       const T* dzi = dz + at.z(b, i, h);
       double weighted = 0;
       for (int64_t j = 0; j <= last; ++j) {
-        d[j] = dot(dzi, v + at.kv(b, j, h), at.head_size);  // dP_ij
+        d[j] = dot(dzi, v + at.v(b, j, h), at.value_size);  // dP_ij
         weighted += double(p[j]) * d[j];
       }
       for (int64_t j = 0; j <= last; ++j) d[j] = static_cast<T>(p[j] * (d[j] - weighted));
@@ -116,21 +125,21 @@ template <typename T>
 TG_ONE_COPY void table_grad_head(const Layout& at, int64_t h, int64_t q_table_rows,
                                  int64_t kv_table_rows, const T* dz, const T* q, const T* k,
                                  const T* pattern, const T* ds, T scale, T* dq, T* dk, T* dv) {
-  const int64_t dh = at.head_size;
+  const int64_t dh = at.head_size, dvs = at.value_size;
   for (int64_t r = 0; r < q_table_rows; ++r) std::fill_n(dq + (r * at.heads + h) * dh, dh, T(0));
   for (int64_t r = 0; r < kv_table_rows; ++r) {
     std::fill_n(dk + (r * at.heads + h) * dh, dh, T(0));
-    std::fill_n(dv + (r * at.heads + h) * dh, dh, T(0));
+    std::fill_n(dv + (r * at.heads + h) * dvs, dvs, T(0));
   }
   for (int64_t b = 0; b < at.batch; ++b) {
     for (int64_t i = 0; i < at.queries; ++i) {
       const int64_t last = at.last_key(i), row = at.pattern_row(b, h, i), qi = at.q(b, i, h);
       const T* dzi = dz + at.z(b, i, h);
       for (int64_t j = 0; j <= last; ++j) {
-        const int64_t kj = at.kv(b, j, h);
+        const int64_t kj = at.k(b, j, h);
         axpy(scale * ds[row + j], k + kj, dq + qi, dh);
         axpy(scale * ds[row + j], q + qi, dk + kj, dh);
-        axpy(pattern[row + j], dzi, dv + kj, dh);
+        axpy(pattern[row + j], dzi, dv + at.v(b, j, h), dvs);
       }
     }
   }
@@ -153,15 +162,17 @@ void check_rows(const char* op, const Tensor& rows, int64_t table_rows, const ch
 
 void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                            const Tensor& v_table_in, const Tensor& q_rows_in,
-                           const Tensor& kv_rows_in, double scale, Tensor& z, Tensor& pattern) {
+                           const Tensor& kv_rows_in, double scale, bool sum_heads, Tensor& z,
+                           Tensor& pattern) {
   const Tensor q = contiguous_copy_if_needed(q_table_in), k = contiguous_copy_if_needed(k_table_in),
                v = contiguous_copy_if_needed(v_table_in);
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   check_rows("attention", q_rows, q.size(0), "query row");
   check_rows("attention", kv_rows, k.size(0), "key row");
-  const Layout at = layout_of(q, q_rows, kv_rows);
-  z = Tensor::empty({at.batch, at.queries, at.heads, at.head_size}, q.dtype());
+  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
+  z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype())
+                : Tensor::empty({at.batch, at.queries, at.heads, at.value_size}, q.dtype());
   pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype());
   if (pattern.numel() == 0) return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
@@ -177,14 +188,14 @@ void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
 void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_in,
                                     const Tensor& k_table_in, const Tensor& v_table_in,
                                     const Tensor& q_rows_in, const Tensor& kv_rows_in,
-                                    const Tensor& pattern_in, double scale, Tensor& dq,
-                                    Tensor& dk, Tensor& dv) {
+                                    const Tensor& pattern_in, double scale, bool sum_heads,
+                                    Tensor& dq, Tensor& dk, Tensor& dv) {
   const Tensor dz = contiguous_copy_if_needed(dz_in), q = contiguous_copy_if_needed(q_table_in),
                k = contiguous_copy_if_needed(k_table_in), v = contiguous_copy_if_needed(v_table_in),
                pattern = contiguous_copy_if_needed(pattern_in);
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
-  const Layout at = layout_of(q, q_rows, kv_rows);
+  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
   dq = Tensor::empty(q.shape(), q.dtype());
   dk = Tensor::empty(k.shape(), k.dtype());
   dv = Tensor::empty(v.shape(), v.dtype());
