@@ -6,6 +6,7 @@
 
 #include <omp.h>
 
+#include "core/denormal.h"
 #include "grok/config.h"
 #include "grok/dataset.h"
 #include "grok/split.h"
@@ -38,6 +39,7 @@ double step_flops(const grok::TrainConfig& c, int64_t batch, int64_t len, int64_
 void BM_train_step(benchmark::State& state, const std::string& preset_name) {
   const int threads = static_cast<int>(state.range(0));
   omp_set_num_threads(threads);
+  const FlushDenormalGuard flush_denormal;  // as train() runs
   grok::TrainConfig config = grok::preset(preset_name);
   const grok::Dataset data = grok::make_dataset(grok::parse_operation(config.op), config.p);
   const grok::Split split = grok::random_split(data, config.frac, config.seed);
