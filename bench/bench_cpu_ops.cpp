@@ -1,7 +1,7 @@
 // CPU op benchmarks: tinygrok's matmul against Eigen's own sgemm on the same shapes (the ceiling)
 // -- the nanda step's GEMMs among them --, each with 1 and 2 threads; the fused linear layer,
-// softmax cross-entropy, attention and AdamW of that step; and the memory-bound elementwise and
-// softmax kernels.
+// softmax cross-entropy, table attention and AdamW of that step; and the memory-bound
+// elementwise and softmax kernels.
 //   ./build/bench/bench_cpu_ops --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
@@ -94,16 +94,23 @@ void BM_cross_entropy(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * logits.numel() * 3 * sizeof(float));
 }
 
-// nanda's attention at the last position: 4 heads of 32 over 3 keys, forward and backward.
-void BM_causal_attention(benchmark::State& state) {
+// nanda's first-layer attention as the step runs it: 3830 examples read their q, k and
+// W_O-folded v rows from the (position, token) tables of 3 * 114 rows; forward and backward.
+void BM_table_attention(benchmark::State& state) {
   const Threads threads(state.range(0));
   Generator gen(0);
-  const Tensor q = randn({3830, 1, 4, 32}, gen).requires_grad_();
-  const Tensor k = randn({3830, 3, 4, 32}, gen).requires_grad_();
-  const Tensor v = randn({3830, 3, 4, 32}, gen).requires_grad_();
-  const Tensor dz = randn({3830, 1, 4, 32}, gen);
+  const int64_t batch = 3830, len = 3, vocab = 114;
+  const Tensor q = randn({len * vocab, 4, 32}, gen).requires_grad_();
+  const Tensor k = randn({len * vocab, 4, 32}, gen).requires_grad_();
+  const Tensor v = randn({len * vocab, 4, 128}, gen).requires_grad_();
+  std::vector<int64_t> rows(batch * len);
+  for (size_t i = 0; i < rows.size(); ++i)
+    rows[i] = static_cast<int64_t>(i % len) * vocab + static_cast<int64_t>(i * 7919 % 113);
+  const Tensor kv_rows = from_vector(rows, {batch, len});
+  const Tensor q_rows = kv_rows.slice(1, len - 1, len);
+  const Tensor dz = randn({batch, 1, 128}, gen);
   for (auto _ : state) {
-    causal_attention(q, k, v, 1 / std::sqrt(32.0)).backward(dz);
+    table_attention(q, k, v, q_rows, kv_rows, 1 / std::sqrt(32.0), true).backward(dz);
     benchmark::DoNotOptimize(v.grad().raw_data());
   }
 }
@@ -145,7 +152,7 @@ BENCHMARK(BM_matmul)->Apply(matmul_shapes);
 BENCHMARK(BM_eigen_sgemm)->Apply(matmul_shapes);
 BENCHMARK(BM_linear_relu)->Apply(thread_counts)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_cross_entropy)->Apply(thread_counts)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_causal_attention)->Apply(thread_counts)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_table_attention)->Apply(thread_counts)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_adamw)->Apply(thread_counts)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_add_broadcast)->Arg(3830)->UseRealTime();
 BENCHMARK(BM_softmax)->Arg(3830)->UseRealTime();

@@ -5,9 +5,11 @@
 //             dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij dz_i
 // Values may be wider than queries and keys (Dv), and z may be summed over the heads.
 // The forward and the first half of the backward (dS) give each batch row to one thread. The
-// second half scatter-adds into the tables, where examples share rows, so there threads split
-// the heads instead: a head's slice of every table belongs to one thread, which adds the
-// examples in batch order. Either way the results do not depend on the thread count.
+// second half scatter-adds into the tables: for dense inputs (no row shared by two examples)
+// still batch row by batch row, but where examples share rows (the first layer's
+// (position, token) tables) threads split the heads instead, so that a head's slice of every
+// table belongs to one thread, which adds the examples in batch order. Either way the results
+// do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -119,19 +121,26 @@ TG_ONE_COPY void score_grad_batch_row(const Layout& at, int64_t b, const T* dz, 
   }
 }
 
-// Backward, second half, for head h: scatter-adds every example's contribution into head h's
-// slice of the three table gradients (zeroed here), in batch order.
+// Zeroes head h's slice of the three table gradients.
 template <typename T>
-TG_ONE_COPY void table_grad_head(const Layout& at, int64_t h, int64_t q_table_rows,
-                                 int64_t kv_table_rows, const T* dz, const T* q, const T* k,
-                                 const T* pattern, const T* ds, T scale, T* dq, T* dk, T* dv) {
+void zero_head(const Layout& at, int64_t h, int64_t q_table_rows, int64_t kv_table_rows, T* dq,
+               T* dk, T* dv) {
   const int64_t dh = at.head_size, dvs = at.value_size;
   for (int64_t r = 0; r < q_table_rows; ++r) std::fill_n(dq + (r * at.heads + h) * dh, dh, T(0));
   for (int64_t r = 0; r < kv_table_rows; ++r) {
     std::fill_n(dk + (r * at.heads + h) * dh, dh, T(0));
     std::fill_n(dv + (r * at.heads + h) * dvs, dvs, T(0));
   }
-  for (int64_t b = 0; b < at.batch; ++b) {
+}
+
+// Backward, second half, for head h and batch rows [b0, b1): scatter-adds each example's
+// contributions into head h's slice of the three table gradients, in batch order.
+template <typename T>
+TG_ONE_COPY void table_grad(const Layout& at, int64_t h, int64_t b0, int64_t b1, const T* dz,
+                            const T* q, const T* k, const T* pattern, const T* ds, T scale, T* dq,
+                            T* dk, T* dv) {
+  const int64_t dh = at.head_size, dvs = at.value_size;
+  for (int64_t b = b0; b < b1; ++b) {
     for (int64_t i = 0; i < at.queries; ++i) {
       const int64_t last = at.last_key(i), row = at.pattern_row(b, h, i), qi = at.q(b, i, h);
       const T* dzi = dz + at.z(b, i, h);
@@ -143,6 +152,17 @@ TG_ONE_COPY void table_grad_head(const Layout& at, int64_t h, int64_t q_table_ro
       }
     }
   }
+}
+
+// Whether no row index repeats (dense q, k, v viewed as tables); rows are in [0, table_rows).
+bool rows_distinct(const Tensor& rows, int64_t table_rows) {
+  std::vector<bool> seen(static_cast<size_t>(table_rows), false);
+  const int64_t* r = rows.data<int64_t>();
+  for (int64_t n = 0; n < rows.numel(); ++n) {
+    if (seen[static_cast<size_t>(r[n])]) return false;
+    seen[static_cast<size_t>(r[n])] = true;
+  }
+  return true;
 }
 
 // Batch rows per thread task: enough work (about H Tq T Dh multiply-adds a row) to wake a thread.
@@ -195,6 +215,8 @@ void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_i
                pattern = contiguous_copy_if_needed(pattern_in);
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
+  check_rows("attention_backward", q_rows, q.size(0), "query row");
+  check_rows("attention_backward", kv_rows, k.size(0), "key row");
   const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
   dq = Tensor::empty(q.shape(), q.dtype());
   dk = Tensor::empty(k.shape(), k.dtype());
@@ -209,11 +231,25 @@ void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_i
     parallel_for(at.batch, batch_grain(at), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) score_grad_batch_row<T>(at, b, pdz, pv, pp, ds.data());
     });
-    parallel_for(at.heads, 1, [&](int64_t h0, int64_t h1) {
-      for (int64_t h = h0; h < h1; ++h)
-        table_grad_head<T>(at, h, q.size(0), k.size(0), pdz, pq, pk, pp, ds.data(), s, pdq, pdk,
-                           pdv);
-    });
+    if (rows_distinct(q_rows, q.size(0)) && rows_distinct(kv_rows, k.size(0))) {
+      // Dense q, k, v (one table row per example and position): no two examples share a row,
+      // so each batch row's thread adds its own contributions, all heads at once.
+      for (Tensor* t : {&dq, &dk, &dv}) fill(*t, 0);
+      parallel_for(at.batch, batch_grain(at), [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+          for (int64_t h = 0; h < at.heads; ++h)
+            table_grad<T>(at, h, b, b + 1, pdz, pq, pk, pp, ds.data(), s, pdq, pdk, pdv);
+      });
+    } else {
+      // Shared rows: split the heads, so that each table slice has one writer, which adds the
+      // examples in batch order.
+      parallel_for(at.heads, 1, [&](int64_t h0, int64_t h1) {
+        for (int64_t h = h0; h < h1; ++h) {
+          zero_head(at, h, q.size(0), k.size(0), pdq, pdk, pdv);
+          table_grad<T>(at, h, 0, at.batch, pdz, pq, pk, pp, ds.data(), s, pdq, pdk, pdv);
+        }
+      });
+    }
   });
 }
 
