@@ -72,6 +72,13 @@ class Backend {
   // [..., M, K] @ [..., K, N] -> [..., M, N]; the batch axes of a and b are already expanded to
   // the output's batch shape.
   virtual Tensor matmul(const Tensor& a, const Tensor& b) = 0;
+  // Two independent products, c1 = a1 @ b1 and c2 = a2 @ b2 (a layer's input and weight
+  // gradients). A backend may run them concurrently; by default they run one after the other.
+  virtual void matmul_pair(const Tensor& a1, const Tensor& b1, Tensor& c1, const Tensor& a2,
+                           const Tensor& b2, Tensor& c2) {
+    c1 = matmul(a1, b1);
+    c2 = matmul(a2, b2);
+  }
 
   // --- neural-network primitives -------------------------------------------------------------
   // softmax or log-softmax along `axis`.

@@ -52,9 +52,14 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act)
                 ? dy
                 : be.activation_backward(dy, saved.defined() ? saved.reshape(dy.shape()) : dy, act,
                                          db);
-        return {saved_w.defined() ? be.matmul(dpre, saved_w.transpose(0, 1)).reshape(x_shape)
-                                  : Tensor(),
-                saved_x.defined() ? be.matmul(saved_x.transpose(0, 1), dpre) : Tensor(), db};
+        Tensor dx, dW;
+        if (saved_w.defined() && saved_x.defined())  // independent: the backend may overlap them
+          be.matmul_pair(dpre, saved_w.transpose(0, 1), dx, saved_x.transpose(0, 1), dpre, dW);
+        else if (saved_w.defined())
+          dx = be.matmul(dpre, saved_w.transpose(0, 1));
+        else if (saved_x.defined())
+          dW = be.matmul(saved_x.transpose(0, 1), dpre);
+        return {dx.defined() ? dx.reshape(x_shape) : Tensor(), dW, db};
       },
       {&x, &W, &b});
 }

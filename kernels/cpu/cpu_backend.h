@@ -27,6 +27,8 @@ class CpuBackend final : public Backend {
   Tensor argmax(const Tensor& x, int axis) override;
 
   Tensor matmul(const Tensor& a, const Tensor& b) override;
+  void matmul_pair(const Tensor& a1, const Tensor& b1, Tensor& c1, const Tensor& a2,
+                   const Tensor& b2, Tensor& c2) override;
 
   Tensor softmax(const Tensor& x, int axis, bool log) override;
   Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) override;
