@@ -64,8 +64,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // --- neural-network ops (autograd/ops/softmax.cpp, loss.cpp, index.cpp, norm.cpp, ...) -------
 Tensor softmax(const Tensor& x, int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, int64_t axis = -1);
-// Causal attention (see Backend::attention): q [B, Tq, H, Dh], k, v [B, T, H, Dh] -> [B, Tq, H, Dh],
-// query i at position T - Tq + i; scores scaled by `scale`. Fused: one pass per (batch, head).
+// Causal attention (see Backend::attention): q [B, Tq, H, Dh], k, v [B, T, H, Dh] ->
+// [B, Tq, H, Dh], query i at position T - Tq + i; scores scaled by `scale`. Fused: one pass per
+// (batch, head).
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 // The same with q, k, v rows read through int64 index tables: q_table[q_rows [B, Tq]] and
 // k_table, v_table[kv_rows [B, T]] (tables [rows, H, Dh], values [rows, H, Dv]) ->

@@ -28,7 +28,9 @@ void set_gflops(benchmark::State& state, double flops_per_iteration) {
 
 // Sets the OpenMP (and so Eigen) thread count for one benchmark, and restores it after.
 struct Threads {
-  explicit Threads(int64_t n) : saved(omp_get_max_threads()) { omp_set_num_threads(static_cast<int>(n)); }
+  explicit Threads(int64_t n) : saved(omp_get_max_threads()) {
+    omp_set_num_threads(static_cast<int>(n));
+  }
   ~Threads() { omp_set_num_threads(saved); }
   int saved;
 };

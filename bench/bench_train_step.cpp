@@ -3,7 +3,6 @@
 // (step_flops below), so it compares directly with the sgemm ceiling in bench_cpu_ops.
 //   ./build/bench/bench_train_step --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
-
 #include <omp.h>
 
 #include "core/denormal.h"
@@ -28,9 +27,9 @@ double step_flops(const grok::TrainConfig& c, int64_t batch, int64_t len, int64_
   double forward = 2 * b * d * static_cast<double>(vocab_out);  // unembed
   for (int64_t layer = 0; layer < c.layers; ++layer) {
     const bool last = layer == c.layers - 1;
-    const double rows = last ? b : b * t;              // positions the layer's output feeds
-    if (layer > 0) forward += 2 * (2 * b * t * d * d);  // keys and values at every position
-    if (layer > 0) forward += 2 * rows * d * d;         // queries
+    const double rows = last ? b : b * t;                  // positions the layer's output feeds
+    if (layer > 0) forward += 2 * (2 * b * t * d * d);     // keys and values at every position
+    if (layer > 0) forward += 2 * rows * d * d;            // queries
     forward += 2 * rows * d * d + 2 * 2 * rows * d * mlp;  // attention output + MLP
   }
   return 3 * forward;
@@ -63,9 +62,8 @@ void BM_train_step(benchmark::State& state, const std::string& preset_name) {
     benchmark::DoNotOptimize(loss.item());
   }
   const double flops = step_flops(config, batch, tokens.size(1), data.p);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9,
-                         benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
   state.counters["GFLOP"] = flops / 1e9;
   state.counters["batch"] = static_cast<double>(batch);
   omp_set_num_threads(omp_get_num_procs());

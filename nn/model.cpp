@@ -5,8 +5,8 @@
 
 namespace tg::nn {
 
-std::vector<int64_t> Model::check_tokens(const char* model, const Tensor& tokens, int64_t min_len,
-                         int64_t max_len, int64_t vocab) {
+std::vector<int64_t> Model::check_tokens(const char* model, const Tensor& tokens,
+                                         int64_t min_len, int64_t max_len, int64_t vocab) {
   check(tokens.defined(), model, ": tokens: undefined tensor");
   check(tokens.dtype() == DType::Int64 && tokens.dim() == 2, model,
         ": tokens must be int64 [B, T], got ", dtype_name(tokens.dtype()), " ",

@@ -29,7 +29,8 @@ Tensor OneHotMLP::forward(const Tensor& tokens) {
 
 Tensor OneHotMLP::forward_reference(const Tensor& tokens) {
   check_tokens("OneHotMLP", tokens, 2, 2, p_);
-  const Tensor inputs = cat({one_hot(tokens.select(1, 0), p_), one_hot(tokens.select(1, 1), p_)}, 1);
+  const Tensor inputs =
+      cat({one_hot(tokens.select(1, 0), p_), one_hot(tokens.select(1, 1), p_)}, 1);  // [B, 2p]
   return activate(inputs.to(W_in_.dtype()).matmul(W_in_), act_).matmul(W_out_);
 }
 

@@ -55,8 +55,9 @@ Tensor Transformer::forward(const Tensor& tokens) {
   for (size_t i = 0; i < values.size(); ++i)
     row_values[i] = static_cast<int64_t>(i % static_cast<size_t>(len)) * vocab + values[i];
   const Tensor rows = from_vector(row_values, {batch, len}, tokens.device());
-  const Tensor table = (embed_->W_E().unsqueeze(0) + pos_embed_->W_pos().slice(0, 0, len).unsqueeze(1))
-                           .reshape({len * vocab, d_model});
+  const Tensor table =
+      (embed_->W_E().unsqueeze(0) + pos_embed_->W_pos().slice(0, 0, len).unsqueeze(1))
+          .reshape({len * vocab, d_model});
 
   Tensor x;  // the residual stream at the positions still needed: [B, T] or, last, [B, 1]
   if (blocks_.empty()) {

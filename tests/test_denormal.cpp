@@ -1,9 +1,8 @@
 // set_flush_denormal: products below float's normal range become 0 on the calling thread and on
 // the OpenMP workers, and the guard restores the previous mode.
-#include <catch2/catch.hpp>
-
 #include <omp.h>
 
+#include <catch2/catch.hpp>
 #include <vector>
 
 #include "core/denormal.h"

@@ -3,7 +3,6 @@
 // the same loss and the same gradient for every parameter within float32 rounding, on random
 // weights and a random batch of the preset's own data.
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <string>
 #include <vector>

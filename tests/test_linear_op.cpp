@@ -1,9 +1,8 @@
 // The fused linear op, act(x @ W + b): float64 gradchecks for every activation, and values and
 // gradients against the composition matmul + add + activation on awkward sizes.
-#include <catch2/catch.hpp>
-
 #include <omp.h>
 
+#include <catch2/catch.hpp>
 #include <vector>
 
 #include "op_test_util.h"
@@ -48,8 +47,9 @@ TEST_CASE("linear: gradcheck for every activation, with and without bias", "[lin
   const Tensor b = randn({7}, gen, DType::Float64).requires_grad_();
   for (Activation act : kActivations) {
     INFO("activation " << nn::activation_name(act));
-    CHECK_GRADCHECK([act](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2], act); },
-                    {x, W, b});
+    CHECK_GRADCHECK(
+        [act](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2], act); },
+        {x, W, b});
     CHECK_GRADCHECK(
         [act](const std::vector<Tensor>& in) { return linear(in[0], in[1], Tensor(), act); },
         {x, W});
@@ -61,8 +61,7 @@ TEST_CASE("linear: gradcheck for every activation, with and without bias", "[lin
       [](const std::vector<Tensor>& in) {
         return linear(in[0].t(), in[1], in[2], Activation::Relu);
       },
-      {xt, W_const,
-       randn({3}, gen, DType::Float64).requires_grad_()});
+      {xt, W_const, randn({3}, gen, DType::Float64).requires_grad_()});
 }
 
 TEST_CASE("linear: equals matmul + bias + activation in float32 on awkward sizes", "[linear]") {
@@ -73,12 +72,14 @@ TEST_CASE("linear: equals matmul + bias + activation in float32 on awkward sizes
     for (Activation act : kActivations)
       for (bool with_bias : {true, false}) {
         INFO(n << "x" << in << "x" << out << " " << nn::activation_name(act) << " bias "
-                << with_bias);
+               << with_bias);
         const Tensor bias = with_bias ? b : Tensor();
-        const Grads fused = run([act](auto& x_, auto& W_, auto& b_) { return linear(x_, W_, b_, act); },
-                                x, W, bias, weights);
-        const Grads ref = run([act](auto& x_, auto& W_, auto& b_) { return composed(x_, W_, b_, act); },
-                              x, W, bias, weights);
+        const Grads fused =
+            run([act](auto& x_, auto& W_, auto& b_) { return linear(x_, W_, b_, act); }, x, W, bias,
+                weights);
+        const Grads ref =
+            run([act](auto& x_, auto& W_, auto& b_) { return composed(x_, W_, b_, act); }, x, W,
+                bias, weights);
         CHECK(relative_error(fused.y, ref.y) < 1e-6);
         CHECK(relative_error(fused.dx, ref.dx) < 1e-5);
         CHECK(relative_error(fused.dW, ref.dW) < 1e-5);
@@ -95,9 +96,10 @@ TEST_CASE("linear: the bias gradient is the same for 1 and 2 threads", "[linear]
   std::vector<std::vector<double>> db;
   for (int threads : {1, 2}) {
     omp_set_num_threads(threads);
-    db.push_back(run([](auto& x_, auto& W_, auto& b_) { return linear(x_, W_, b_, Activation::Relu); },
-                     x, W, b, weights)
-                     .db);
+    db.push_back(
+        run([](auto& x_, auto& W_, auto& b_) { return linear(x_, W_, b_, Activation::Relu); }, x, W,
+            b, weights)
+            .db);
   }
   omp_set_num_threads(saved);
   CHECK(db[0] == db[1]);

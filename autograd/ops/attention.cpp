@@ -14,10 +14,9 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
   for (const Tensor* t : {&q_table, &k_table, &v_table}) check_floating("table_attention", *t);
   check_same_device_and_dtype("table_attention", q_table, k_table);
   check_same_device_and_dtype("table_attention", q_table, v_table);
-  check(q_table.dim() == 3 && k_table.dim() == 3 && v_table.dim() == 3,
-        "table_attention: q_table ", shape_str(q_table.shape()), ", k_table ",
-        shape_str(k_table.shape()), " and v_table ", shape_str(v_table.shape()),
-        ": must all be 3-D [rows, H, Dh]");
+  check(q_table.dim() == 3 && k_table.dim() == 3 && v_table.dim() == 3, "table_attention: q_table ",
+        shape_str(q_table.shape()), ", k_table ", shape_str(k_table.shape()), " and v_table ",
+        shape_str(v_table.shape()), ": must all be 3-D [rows, H, Dh]");
   check(k_table.size(0) == v_table.size(0) && k_table.size(1) == v_table.size(1),
         "table_attention: k_table ", shape_str(k_table.shape()), " and v_table ",
         shape_str(v_table.shape()), ": rows or heads (axes 0, 1) differ");
@@ -25,10 +24,9 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
         "table_attention: q_table ", shape_str(q_table.shape()), " and k_table ",
         shape_str(k_table.shape()), ": heads and head size (axes 1, 2) differ");
   for (const Tensor* rows : {&q_rows, &kv_rows})
-    check(rows->dtype() == DType::Int64 && rows->dim() == 2 &&
-              rows->device() == q_table.device(),
-          "table_attention: row indices must be int64 [B, T] on ", q_table.device().str(),
-          ", got ", dtype_name(rows->dtype()), " ", shape_str(rows->shape()));
+    check(rows->dtype() == DType::Int64 && rows->dim() == 2 && rows->device() == q_table.device(),
+          "table_attention: row indices must be int64 [B, T] on ", q_table.device().str(), ", got ",
+          dtype_name(rows->dtype()), " ", shape_str(rows->shape()));
   check(q_rows.size(0) == kv_rows.size(0) && q_rows.size(1) <= kv_rows.size(1),
         "table_attention: q_rows ", shape_str(q_rows.shape()), " and kv_rows ",
         shape_str(kv_rows.shape()), ": batch sizes differ or more queries than keys");
@@ -40,17 +38,17 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
   Tensor z, pattern;
   backend_for(q.device()).attention(q, k, v, q_rows, kv_rows, scale, sum_heads, z, pattern);
   if (!needs_grad({&q_table, &k_table, &v_table})) return z;
-  return record(z, "AttentionBackward",
-                [q = save(q), k = save(k), v = save(v), q_rows = save(q_rows),
-                 kv_rows = save(kv_rows), pattern = save(pattern), scale,
-                 sum_heads](const Tensor& g) -> std::vector<Tensor> {
-                  Tensor dq, dk, dv;
-                  backend_for(g.device()).attention_backward(contiguous_copy_if_needed(g), q, k,
-                                                             v, q_rows, kv_rows, pattern, scale,
-                                                             sum_heads, dq, dk, dv);
-                  return {dq, dk, dv};
-                },
-                {&q_table, &k_table, &v_table});
+  return record(
+      z, "AttentionBackward",
+      [q = save(q), k = save(k), v = save(v), q_rows = save(q_rows), kv_rows = save(kv_rows),
+       pattern = save(pattern), scale, sum_heads](const Tensor& g) -> std::vector<Tensor> {
+        Tensor dq, dk, dv;
+        backend_for(g.device())
+            .attention_backward(contiguous_copy_if_needed(g), q, k, v, q_rows, kv_rows, pattern,
+                                scale, sum_heads, dq, dk, dv);
+        return {dq, dk, dv};
+      },
+      {&q_table, &k_table, &v_table});
 }
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {

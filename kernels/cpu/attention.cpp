@@ -66,9 +66,9 @@ struct Layout {
 
 Layout layout_of(const Tensor& q_table, const Tensor& v_table, const Tensor& q_rows,
                  const Tensor& kv_rows, bool sum_heads) {
-  return {q_rows.size(0),  q_rows.size(1),        kv_rows.size(1),        q_table.size(1),
-          q_table.size(2), v_table.size(2),       sum_heads,              q_rows.data<int64_t>(),
-          kv_rows.data<int64_t>()};
+  return {q_rows.size(0),  q_rows.size(1),         kv_rows.size(1),
+          q_table.size(1), q_table.size(2),        v_table.size(2),
+          sum_heads,       q_rows.data<int64_t>(), kv_rows.data<int64_t>()};
 }
 
 // Forward for batch row b. Not inlined, so that the serial and the OpenMP branches of
