@@ -106,14 +106,21 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
+// Cross-device copies go through the devices' host transfers; they are not recorded in the graph.
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
-  const Tensor src = contiguous_copy_if_needed(*this);
+  const Tensor src = contiguous_copy_if_needed(*this);  // on its own device
   Tensor out = Tensor::empty(shape(), dtype(), target);
-  std::vector<char> host(numel() * dtype_size(dtype()));
-  backend_for(src.device()).copy_to_host(src, host.data());
-  backend_for(target).copy_from_host(host.data(), out);
-  return out;  // cross-device copies are not recorded in the graph (CPU-only for now)
+  if (src.device().is_cpu()) {
+    backend_for(target).copy_from_host(src.raw_data(), out);
+  } else if (target.is_cpu()) {
+    backend_for(src.device()).copy_to_host(src, out.raw_data());
+  } else {  // between two GPUs, through the host
+    std::vector<char> host(numel() * dtype_size(dtype()));
+    backend_for(src.device()).copy_to_host(src, host.data());
+    backend_for(target).copy_from_host(host.data(), out);
+  }
+  return out;
 }
 
 Tensor contiguous_copy_if_needed(const Tensor& t) {

@@ -1,20 +1,35 @@
-// The backend registry: one Backend per device type; the CPU one always exists.
+// The backend registry: the CPU backend is built in; each CUDA device has its own backend, which
+// kernels/cuda registers the first time any CUDA device is asked for.
 #include "kernels/backend.h"
 
+#include <mutex>
+#include <string>
+
 #include "kernels/cpu/cpu_backend.h"
+#ifdef TINYGROK_HAVE_CUDA
+#include "kernels/cuda/registration.h"
+#endif
 
 namespace tg {
 
 namespace {
-Backend*& cuda_backend() {
-  static Backend* backend = nullptr;
-  return backend;
+std::vector<Backend*>& cuda_backends() {  // by device index
+  static std::vector<Backend*> backends;
+  return backends;
+}
+
+// Why there is no CUDA backend, for the error message.
+std::string& cuda_missing_reason() {
+  static std::string reason = "this build of tinygrok has no CUDA backend";
+  return reason;
 }
 }  // namespace
 
-void register_backend(DeviceType type, Backend* backend) {
-  check(type == DeviceType::CUDA, "register_backend: the CPU backend is built in");
-  cuda_backend() = backend;
+void register_backend(Device device, Backend* backend) {
+  check(!device.is_cpu(), "register_backend: the CPU backend is built in");
+  check(device.index == static_cast<int>(cuda_backends().size()),
+        "register_backend: CUDA devices register in index order, got ", device.str());
+  cuda_backends().push_back(backend);
 }
 
 Backend& backend_for(Device device) {
@@ -22,9 +37,20 @@ Backend& backend_for(Device device) {
     static CpuBackend cpu;
     return cpu;
   }
-  check(cuda_backend() != nullptr, "device ", device.str(),
-        ": this build of tinygrok has no CUDA backend");
-  return *cuda_backend();
+#ifdef TINYGROK_HAVE_CUDA
+  static std::once_flag cuda_probed;
+  std::call_once(cuda_probed, [] {
+    if (std::string why = cuda::register_backends(); !why.empty()) cuda_missing_reason() = why;
+  });
+#endif
+  // Every op asks for its backend: the messages are built only when they are thrown.
+  const int count = static_cast<int>(cuda_backends().size());
+  if (count == 0) throw Error(cat("device ", device.str(), ": ", cuda_missing_reason()));
+  if (device.index < 0 || device.index >= count)
+    throw Error(cat("device ", device.str(), ": this machine has ",
+                    count == 1 ? std::string("only 1 CUDA device (cuda:0)")
+                               : cat(count, " CUDA devices (cuda:0 to cuda:", count - 1, ")")));
+  return *cuda_backends()[device.index];
 }
 
 }  // namespace tg

@@ -5,7 +5,7 @@
 //    otherwise; the caller has already checked shapes, dtypes and devices;
 //  - outputs are freshly allocated, contiguous tensors of the documented shape, on this device;
 //  - a backend reports unsupported dtypes with tg::Error naming the primitive.
-// A new device (kernels/cuda) implements this interface and announces itself at start-up with
+// A new device (kernels/cuda) implements this interface and announces itself with
 // register_backend().
 #pragma once
 
@@ -142,10 +142,12 @@ class Backend {
                                    Tensor& dweight, Tensor& dbias) = 0;
 };
 
-// The backend that owns `device`; throws a clear tg::Error when this build or machine has none.
+// The backend that owns `device`; throws a clear tg::Error when this build or machine has none,
+// e.g. "device cuda:0: no CUDA device is available (cudaGetDeviceCount: ...)".
 Backend& backend_for(Device device);
 
-// For device runtimes to announce themselves (kernels/cuda registers at start-up).
-void register_backend(DeviceType type, Backend* backend);
+// For device runtimes to announce themselves: kernels/cuda registers one backend per GPU, in
+// index order, the first time backend_for() is asked for a CUDA device.
+void register_backend(Device device, Backend* backend);
 
 }  // namespace tg

@@ -9,7 +9,9 @@ flags=(-DCMAKE_BUILD_TYPE=Release)
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-sanitize
   # RelWithDebInfo keeps Eigen's assertions off but gives readable sanitizer stack traces.
-  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTINYGROK_SANITIZE=ON -DTINYGROK_BUILD_BENCH=OFF)
+  # CUDA OFF: ASan and the CUDA runtime do not mix (the Release build compiles the CUDA code).
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTINYGROK_SANITIZE=ON -DTINYGROK_BUILD_BENCH=OFF
+         -DTINYGROK_CUDA=OFF)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi

@@ -6,6 +6,7 @@
 #include "kernels/cpu/block_cache.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/random_element.h"
 
 namespace tg {
 
@@ -54,24 +55,8 @@ void CpuBackend::fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, 
     T* out = dst.data<T>();
     // Element i depends only on (seed, counter, i): any split across threads gives the same values.
     parallel_for(dst.numel(), 4096, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        switch (kind) {
-          case RandomKind::Uniform: {
-            const uint32_t w = random_word(seed, counter, i);
-            const double u = std::is_same_v<T, float> ? uniform_float(w) : uniform_double(w);
-            out[i] = uniform_between<T>(a, b, u);
-            break;
-          }
-          case RandomKind::Normal:
-            out[i] = static_cast<T>(a + b * normal_double(seed, counter, i));
-            break;
-          case RandomKind::DropoutMask: {
-            const float u = uniform_float(random_word(seed, counter, i));
-            out[i] = u >= a ? static_cast<T>(1.0 / (1.0 - a)) : T(0);
-            break;
-          }
-        }
-      }
+      for (int64_t i = begin; i < end; ++i)
+        out[i] = random_element<T>(kind, seed, counter, i, a, b);
     });
   });
 }

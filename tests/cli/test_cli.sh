@@ -167,6 +167,9 @@ expect_error "--frac" train --frac 1.5 --out new
 expect_error "--batch" train "${TINY[@]}" --batch 1000 --out new
 expect_error "--steps" train "${TINY[@]}" --steps 0 --out new
 expect_error "--p" train --p abc --out new
+expect_error "--device" train "${TINY[@]}" --device gpu --out new
+expect_error "--device" train "${TINY[@]}" --device cuda --out new  # no GPU, or not implemented yet
+expect_error "cuda:63" train "${TINY[@]}" --device cuda:63 --out new
 expect_error "--no-such-flag" train --no-such-flag --out new
 expect_error "--out" train "${TINY[@]}" --out run
 expect_error "--op" train --op bogus --out run --force   # --force must not remove it first

@@ -1,0 +1,30 @@
+// Dtype dispatch for the CUDA kernels' host side: switch on a tensor's dtype once, then launch
+// typed code (the same helpers as kernels/cpu/loops.h, without its OpenMP).
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace tg::cuda {
+
+// Calls fn.template operator()<T>() with T the C++ type of `dtype`.
+template <typename Fn>
+void dispatch(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::Float32: fn.template operator()<float>(); return;
+    case DType::Float64: fn.template operator()<double>(); return;
+    case DType::Int64: fn.template operator()<int64_t>(); return;
+  }
+}
+
+// As dispatch, for kernels defined only on float dtypes; `op` names the primitive in the error.
+template <typename Fn>
+void dispatch_floating(DType dtype, const char* op, Fn&& fn) {
+  check(is_floating(dtype), op, ": not defined for ", dtype_name(dtype));
+  if (dtype == DType::Float32) fn.template operator()<float>();
+  else fn.template operator()<double>();
+}
+
+}  // namespace tg::cuda

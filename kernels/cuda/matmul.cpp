@@ -1,0 +1,118 @@
+// CUDA matmul: our own SGEMM (kernels/cuda/sgemm, the best version for the arguments) over the
+// tensors' buffers. As on the CPU, a row-major view is used as is and a transposed view as the
+// transposed operand, so backward's A^T and B^T cost no copies; batch axes that step by one
+// stride become one batched launch, other batch layouts one launch per matrix.
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/sgemm/sgemm.h"
+#include "kernels/cuda/stream.h"
+
+namespace tg::cuda {
+
+namespace {
+
+// How the last two axes [rows, cols] of t lie: row-major (false) or transposed (true), with the
+// leading dimension; false from the return value when neither (the caller copies).
+bool matrix_layout(const Tensor& t, bool& transposed, int64_t& ld) {
+  const int64_t rows = t.shape()[t.dim() - 2], cols = t.shape()[t.dim() - 1];
+  const int64_t s_row = t.strides()[t.dim() - 2], s_col = t.strides()[t.dim() - 1];
+  if ((s_col == 1 || cols == 1) && (s_row >= cols || rows == 1)) {
+    transposed = false;
+    ld = rows == 1 ? cols : s_row;
+    return true;
+  }
+  if ((s_row == 1 || rows == 1) && (s_col >= rows || cols == 1)) {
+    transposed = true;
+    ld = cols == 1 ? rows : s_col;
+    return true;
+  }
+  return false;
+}
+
+// The stride between consecutive batch matrices when the batch axes of t walk it with one
+// stride (broadcast axes included: stride 0); false otherwise.
+bool uniform_batch_stride(const Tensor& t, int64_t& stride) {
+  const int batch_dims = static_cast<int>(t.dim()) - 2;
+  stride = 0;
+  bool first = true;
+  int64_t expected = 0;
+  for (int d = batch_dims - 1; d >= 0; --d) {
+    if (t.shape()[d] == 1) continue;
+    if (first) {
+      stride = t.strides()[d];
+      expected = stride * t.shape()[d];
+      first = false;
+    } else {
+      if (t.strides()[d] != expected) return false;
+      expected *= t.shape()[d];
+    }
+  }
+  return true;
+}
+
+// Element offset of batch matrix `b` (row-major over the batch axes) in t.
+int64_t batch_offset(const Tensor& t, int64_t b) {
+  int64_t offset = 0;
+  for (int64_t d = t.dim() - 3; d >= 0; --d) {
+    offset += (b % t.shape()[d]) * t.strides()[d];
+    b /= t.shape()[d];
+  }
+  return offset;
+}
+
+}  // namespace
+
+Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
+  check(a_in.dtype() == DType::Float32, "cuda: matmul: our SGEMM is float32 only, got ",
+        dtype_name(a_in.dtype()), " (float64 runs on the CPU)");
+  const DeviceGuard guard(index_);
+  Tensor a = a_in, b = b_in;
+  bool trans_a = false, trans_b = false;
+  int64_t lda = 0, ldb = 0;
+  auto contiguous = [&](const Tensor& t) {
+    Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
+    copy(t, out);
+    return out;
+  };
+  if (!matrix_layout(a, trans_a, lda)) matrix_layout(a = contiguous(a), trans_a, lda);
+  if (!matrix_layout(b, trans_b, ldb)) matrix_layout(b = contiguous(b), trans_b, ldb);
+
+  const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
+  Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+  out_shape.push_back(n);
+  Tensor out = Tensor::empty(out_shape, a.dtype(), device());
+  const int64_t batches = m * n == 0 ? 0 : out.numel() / (m * n);
+  if (batches == 0) return out;
+
+  GemmArgs args;
+  args.M = static_cast<int>(m);
+  args.N = static_cast<int>(n);
+  args.K = static_cast<int>(k);
+  args.lda = lda;
+  args.trans_a = trans_a;
+  args.ldb = ldb;
+  args.trans_b = trans_b;
+  args.ldc = n;
+  const cudaStream_t stream = current_stream(index_);
+  int64_t stride_a = 0, stride_b = 0;
+  if (uniform_batch_stride(a, stride_a) && uniform_batch_stride(b, stride_b)) {
+    args.A = a.data<float>();
+    args.B = b.data<float>();
+    args.C = out.data<float>();
+    args.batch = static_cast<int>(batches);
+    args.stride_a = stride_a;
+    args.stride_b = stride_b;
+    args.stride_c = m * n;
+    sgemm(args, stream);
+    return out;
+  }
+  for (int64_t i = 0; i < batches; ++i) {
+    args.A = a.data<float>() + batch_offset(a, i);
+    args.B = b.data<float>() + batch_offset(b, i);
+    args.C = out.data<float>() + i * m * n;
+    sgemm(args, stream);
+  }
+  return out;
+}
+
+}  // namespace tg::cuda

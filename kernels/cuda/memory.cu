@@ -1,0 +1,108 @@
+// CUDA memory primitives: allocation from the caching allocator, strided copy with dtype
+// conversion, fill, and transfers to and from host memory (the CUDA twin of kernels/cpu/memory.cpp;
+// fill_random is in random.cu).
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_caching_allocator.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/dispatch.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/stream.h"
+#include "kernels/cuda/strided_indexer.h"
+
+namespace tg::cuda {
+
+namespace {
+
+template <typename S, typename D>
+__global__ void copy_kernel(const S* src, D* dst, int64_t n, StridedIndexer<2> ix) {
+  TG_GRID_STRIDE_LOOP(i, n) {
+    int64_t off[2];
+    ix.offsets(i, off);
+    dst[off[1]] = static_cast<D>(src[off[0]]);
+  }
+}
+
+template <typename T>
+__global__ void fill_kernel(T* dst, int64_t n, StridedIndexer<1> ix, T value) {
+  TG_GRID_STRIDE_LOOP(i, n) {
+    int64_t off[1];
+    ix.offsets(i, off);
+    dst[off[0]] = value;
+  }
+}
+
+// A kernel on another device's memory fails with an illegal address long after the launch:
+// catch a mix-up here, where the message can name the primitive.
+void check_on(const Tensor& t, Device device, const char* op, const char* role) {
+  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
+        device.str());
+}
+
+}  // namespace
+
+std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {
+  DeviceCachingAllocator& allocator = device_allocator(index_);
+  size_t capacity = 0;
+  void* data = allocator.allocate(nbytes, capacity);
+  return std::make_shared<Storage>(data, nbytes, device(), [&allocator, capacity](void* p) {
+    allocator.release(p, capacity);
+  });
+}
+
+void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
+  check(src.shape() == dst.shape(), "copy: source ", shape_str(src.shape()), " and destination ",
+        shape_str(dst.shape()), " differ");
+  check_on(src, device(), "copy", "source");
+  check_on(dst, device(), "copy", "destination");
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  const auto ix = make_indexer<2>(src.shape(), {src.strides(), dst.strides()}, "copy");
+  DeviceGuard guard(index_);
+  cudaStream_t stream = current_stream(index_);
+  dispatch(src.dtype(), [&]<typename S>() {
+    dispatch(dst.dtype(), [&]<typename D>() {
+      copy_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(src.data<S>(), dst.data<D>(), n, ix);
+    });
+  });
+  TG_CUDA_CHECK_LAUNCH();
+}
+
+void CudaBackend::fill(const Tensor& dst, double value) {
+  check_on(dst, device(), "fill", "destination");
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  const auto ix = make_indexer<1>(dst.shape(), {dst.strides()}, "fill");
+  DeviceGuard guard(index_);
+  cudaStream_t stream = current_stream(index_);
+  dispatch(dst.dtype(), [&]<typename T>() {
+    fill_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(dst.data<T>(), n, ix,
+                                                           static_cast<T>(value));
+  });
+  TG_CUDA_CHECK_LAUNCH();
+}
+
+// Host transfers wait for the stream: the host reads or reuses its buffer right after the call.
+void CudaBackend::copy_to_host(const Tensor& src, void* host) {
+  check(src.is_contiguous(), "copy_to_host: source must be contiguous");
+  check_on(src, device(), "copy_to_host", "source");
+  const size_t nbytes = src.numel() * dtype_size(src.dtype());
+  if (nbytes == 0) return;
+  DeviceGuard guard(index_);
+  TG_CUDA_CHECK(cudaMemcpyAsync(host, src.raw_data(), nbytes, cudaMemcpyDeviceToHost,
+                                current_stream(index_)));
+  synchronize(index_);
+}
+
+void CudaBackend::copy_from_host(const void* host, const Tensor& dst) {
+  check(dst.is_contiguous(), "copy_from_host: destination must be contiguous");
+  check_on(dst, device(), "copy_from_host", "destination");
+  const size_t nbytes = dst.numel() * dtype_size(dst.dtype());
+  if (nbytes == 0) return;
+  DeviceGuard guard(index_);
+  TG_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), host, nbytes, cudaMemcpyHostToDevice,
+                                current_stream(index_)));
+  synchronize(index_);
+}
+
+}  // namespace tg::cuda

@@ -1,0 +1,187 @@
+// What the SGEMM versions share: operand element access, tile loaders (scalar and 16-byte),
+// the guarded float4 store, batch offsets, and the launch helper that splits large batches and
+// turns a launch error into tg::Error.
+//
+// The same code also compiles as plain C++ against tests/cuda_host_shim.h (define
+// TG_SGEMM_HOST_EMULATION), which runs every CUDA thread of a block on a host thread: that is how
+// the index math of every version is checked on machines without a GPU.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/error.h"
+#include "kernels/cuda/sgemm/sgemm.h"
+
+#ifndef TG_SGEMM_HOST_EMULATION
+#include <cuda_runtime.h>
+#endif
+
+namespace tg::cuda::sgemm_detail {
+
+constexpr int kMaxGridY = 65535;  // gridDim.y and gridDim.z limit; gridDim.x allows 2^31 - 1
+
+constexpr int ceil_div(int a, int b) { return static_cast<int>((int64_t{a} + b - 1) / b); }
+
+// M tiles go on grid y (N tiles on x, batch on z), so a version with BM rows per block handles
+// M up to 65535 * BM.
+inline bool grid_fits(const GemmArgs& a, int rows_per_block) {
+  return ceil_div(a.M, rows_per_block) <= kMaxGridY;
+}
+
+// 16-byte loads and stores need every row start aligned: the pointers, the leading dimensions and
+// the batch strides all multiples of 4 floats.
+inline bool float4_aligned(const GemmArgs& a) {
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return aligned(a.A) && aligned(a.B) && aligned(a.C) && a.lda % 4 == 0 && a.ldb % 4 == 0 &&
+         a.ldc % 4 == 0 && a.stride_a % 4 == 0 && a.stride_b % 4 == 0 && a.stride_c % 4 == 0;
+}
+
+// Element (r, c) of a logical matrix stored row-major with leading dimension ld, or stored
+// transposed (as its transpose, row-major) when T.
+template <bool T>
+__device__ __forceinline__ float element(const float* X, int64_t ld, int r, int c) {
+  return T ? X[static_cast<int64_t>(c) * ld + r] : X[static_cast<int64_t>(r) * ld + c];
+}
+
+// Moves A, B and C to the batch matrix blockIdx.z.
+__device__ __forceinline__ void select_batch(const GemmArgs& p, const float*& A, const float*& B,
+                                             float*& C) {
+  const int64_t z = blockIdx.z;
+  A = p.A + z * p.stride_a;
+  B = p.B + z * p.stride_b;
+  C = p.C + z * p.stride_c;
+}
+
+// Copies the tile X[r0 : r0 + R, c0 : c0 + C] of a logical rows x cols matrix (stored transposed
+// when T) into shared memory: logical (r, c) goes to s[r * LDS + c], or to s[c * LDS + r] when
+// SMEM_T. Elements past the matrix edge become 0, so they add nothing to the dot products.
+// The NT threads of a 1-D block walk the tile in the order of the *stored* layout, so consecutive
+// threads read consecutive addresses (coalesced) whether or not the operand is transposed.
+// In stored coordinates (sr, sc) the element lands at s[sr * LDS + sc] when T == SMEM_T (the two
+// transpositions cancel) and at s[sc * LDS + sr] otherwise.
+template <int R, int C, int NT, bool T, bool SMEM_T, int LDS>
+__device__ __forceinline__ void load_tile(float* s, const float* X, int64_t ld, int rows, int cols,
+                                          int r0, int c0) {
+  constexpr int SR = T ? C : R, SC = T ? R : C;  // the tile's shape in the stored layout
+  static_assert((SR * SC) % NT == 0, "every thread loads the same number of elements");
+  const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
+  const int sr0 = T ? c0 : r0, sc0 = T ? r0 : c0;
+#pragma unroll
+  for (int j = 0; j < SR * SC / NT; ++j) {
+    const int i = static_cast<int>(threadIdx.x) + j * NT;
+    const int sr = i / SC, sc = i % SC;
+    const int gr = sr0 + sr, gc = sc0 + sc;
+    const float v =
+        (gr < stored_rows && gc < stored_cols) ? X[static_cast<int64_t>(gr) * ld + gc] : 0.0f;
+    s[T == SMEM_T ? sr * LDS + sc : sc * LDS + sr] = v;
+  }
+}
+
+// Stored elements (r, c .. c + 3) of a rows x cols row-major matrix as one float4, zeros past the
+// edges; a single 16-byte load when all four are inside. Needs X + r * ld + c 16-byte aligned
+// (float4_aligned() and c % 4 == 0).
+__device__ __forceinline__ float4 load4(const float* X, int64_t ld, int r, int c, int rows,
+                                        int cols) {
+  float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (r < rows) {
+    const float* p = X + static_cast<int64_t>(r) * ld + c;
+    if (c + 3 < cols) {
+      v = *reinterpret_cast<const float4*>(p);
+    } else {
+      if (c < cols) v.x = p[0];
+      if (c + 1 < cols) v.y = p[1];
+      if (c + 2 < cols) v.z = p[2];
+    }
+  }
+  return v;
+}
+
+// load_tile() with 16-byte global reads along the stored rows: four elements per read. They land
+// in shared memory as one 16-byte store when T == SMEM_T, else as four scalar stores down a column
+// (this is how a row-major A tile becomes the k-major As[k][m] the inner loop reads).
+template <int R, int C, int NT, bool T, bool SMEM_T, int LDS>
+__device__ __forceinline__ void load_tile_float4(float* s, const float* X, int64_t ld, int rows,
+                                                 int cols, int r0, int c0) {
+  constexpr int SR = T ? C : R, SC = T ? R : C;
+  constexpr int PER_ROW = SC / 4;  // float4s per stored tile row
+  static_assert(SC % 4 == 0 && (SR * PER_ROW) % NT == 0, "whole float4s, same count per thread");
+  static_assert(LDS % 4 == 0, "16-byte aligned shared-memory rows");
+  const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
+  const int sr0 = T ? c0 : r0, sc0 = T ? r0 : c0;
+#pragma unroll
+  for (int j = 0; j < SR * PER_ROW / NT; ++j) {
+    const int i = static_cast<int>(threadIdx.x) + j * NT;
+    const int sr = i / PER_ROW, sc = (i % PER_ROW) * 4;
+    const float4 v = load4(X, ld, sr0 + sr, sc0 + sc, stored_rows, stored_cols);
+    if constexpr (T == SMEM_T) {
+      *reinterpret_cast<float4*>(&s[sr * LDS + sc]) = v;
+    } else {
+      s[(sc + 0) * LDS + sr] = v.x;
+      s[(sc + 1) * LDS + sr] = v.y;
+      s[(sc + 2) * LDS + sr] = v.z;
+      s[(sc + 3) * LDS + sr] = v.w;
+    }
+  }
+}
+
+// C[m, n .. n + 3] = v, skipping what lies outside M x N; one 16-byte store when all four are
+// inside (needs float4_aligned() and n % 4 == 0).
+__device__ __forceinline__ void store4(float* C, int64_t ldc, int m, int n, int M, int N,
+                                       float4 v) {
+  if (m >= M) return;
+  float* p = C + static_cast<int64_t>(m) * ldc + n;
+  if (n + 3 < N) {
+    *reinterpret_cast<float4*>(p) = v;
+  } else {
+    if (n < N) p[0] = v.x;
+    if (n + 1 < N) p[1] = v.y;
+    if (n + 2 < N) p[2] = v.z;
+  }
+}
+
+// Throws tg::Error when the last launch failed (bad configuration, too many resources, ...).
+inline void check_launch(const char* kernel) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess)
+    throw Error(cat("sgemm ", kernel, ": kernel launch failed: ", cudaGetErrorName(e), ": ",
+                    cudaGetErrorString(e)));
+}
+
+// Launches kernel(args) on `grid` (x and y) blocks of `block` threads per batch matrix, the batch
+// on grid z in chunks of at most 65535 matrices; nothing for an empty product.
+template <typename Kernel>
+void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmArgs& args,
+            cudaStream_t stream) {
+  if (args.M <= 0 || args.N <= 0 || args.batch <= 0) return;
+  for (int b0 = 0; b0 < args.batch; b0 += kMaxGridY) {
+    GemmArgs part = args;
+    part.batch = std::min(kMaxGridY, args.batch - b0);
+    part.A += b0 * args.stride_a;
+    part.B += b0 * args.stride_b;
+    part.C += b0 * args.stride_c;
+    grid.z = part.batch;
+#ifdef TG_SGEMM_HOST_EMULATION
+    (void)stream;
+    emulate_launch(kernel, grid, block, part);
+#else
+    kernel<<<grid, block, 0, stream>>>(part);
+#endif
+    check_launch(name);
+  }
+}
+
+// Calls f(std::bool_constant<trans_a>, std::bool_constant<trans_b>), so that each version compiles
+// one kernel per combination and the inner loops know the layout at compile time.
+template <typename F>
+void with_transposes(const GemmArgs& a, F&& f) {
+  using T = std::true_type;
+  using N = std::false_type;
+  if (a.trans_a)
+    a.trans_b ? f(T{}, T{}) : f(T{}, N{});
+  else
+    a.trans_b ? f(N{}, T{}) : f(N{}, N{});
+}
+
+}  // namespace tg::cuda::sgemm_detail

@@ -1,0 +1,56 @@
+// The SGEMM registry (every numbered version, in order), best_sgemm() and the checked entry point.
+#include <algorithm>
+#include <iterator>
+
+#include "core/error.h"
+#include "kernels/cuda/sgemm/sgemm.h"
+#include "kernels/cuda/sgemm/versions.h"
+
+namespace tg::cuda {
+
+const std::vector<SgemmVersion>& sgemm_versions() {
+  static const std::vector<SgemmVersion> versions = {
+      sgemm_v1_naive(),          sgemm_v2_coalesced(),      sgemm_v3_smem_tiling(),
+      sgemm_v4_blocktiling_1d(), sgemm_v5_blocktiling_2d(), sgemm_v6_vectorized(),
+      sgemm_v7_warptiling(),
+  };
+  return versions;
+}
+
+// Each version is faster than the one before it, so the best is the highest-numbered float32
+// version that accepts the arguments. (Expected ranking from the worklog's design; the H200
+// numbers in docs/benchmarks.md are what should confirm or reorder it.)
+const SgemmVersion& best_sgemm(const GemmArgs& args) {
+  const auto& versions = sgemm_versions();
+  for (auto it = versions.rbegin(); it != versions.rend(); ++it)
+    if (!it->tf32 && it->supports(args)) return *it;
+  throw Error(cat("sgemm: no version supports [", args.M, ", ", args.K, "] @ [", args.K, ", ",
+                  args.N, "] x ", args.batch, " (grid too large)"));
+}
+
+void check_gemm_args(const GemmArgs& a, const char* who) {
+  check(a.M >= 0 && a.N >= 0 && a.K >= 0 && a.batch >= 0, who, ": negative size M=", a.M,
+        " N=", a.N, " K=", a.K, " batch=", a.batch);
+  // Stored row lengths: A is [M, K] or, transposed, [K, M]; B is [K, N] or [N, K].
+  const int64_t a_row = a.trans_a ? a.M : a.K, b_row = a.trans_b ? a.K : a.N;
+  check(a.lda >= std::max<int64_t>(1, a_row), who, ": lda ", a.lda, " < row length ", a_row);
+  check(a.ldb >= std::max<int64_t>(1, b_row), who, ": ldb ", a.ldb, " < row length ", b_row);
+  check(a.ldc >= std::max<int64_t>(1, a.N), who, ": ldc ", a.ldc, " < N ", a.N);
+  check(a.stride_a >= 0 && a.stride_b >= 0, who, ": negative batch stride");
+  const bool has_c = a.M > 0 && a.N > 0 && a.batch > 0;
+  if (has_c && a.batch > 1) {
+    const int64_t c_extent = static_cast<int64_t>(a.M - 1) * a.ldc + a.N;
+    check(a.stride_c >= c_extent, who, ": stride_c ", a.stride_c,
+          " makes the batch's outputs overlap (each needs ", c_extent, ")");
+  }
+  const bool reads = has_c && a.K > 0;
+  check(!has_c || a.C, who, ": C is null");
+  check(!reads || (a.A && a.B), who, ": A or B is null");
+}
+
+void sgemm(const GemmArgs& args, cudaStream_t stream) {
+  check_gemm_args(args, "sgemm");
+  best_sgemm(args).run(args, stream);
+}
+
+}  // namespace tg::cuda

@@ -1,0 +1,66 @@
+// SGEMM over raw device pointers: the family of numbered versions (v1 naive ... v7 warptiling),
+// the registry that lists them in order, and best_sgemm(), which picks the one the engine uses.
+//
+// Convention (row-major, as the rest of tinygrok): C[M, N] = op(A)[M, K] @ op(B)[K, N].
+//   A: trans_a false -> A is stored [M, K], element (m, k) at A[m * lda + k]
+//      trans_a true  -> A is stored [K, M] and used transposed, (m, k) at A[k * lda + m]
+//   B: trans_b false -> B is stored [K, N], element (k, n) at B[k * ldb + n]
+//      trans_b true  -> B is stored [N, K] and used transposed, (k, n) at B[n * ldb + k]
+//   C: always stored [M, N], element (m, n) at C[m * ldc + n]; C is only written, never read, and
+//      nothing outside the M x N elements of each batch matrix is touched.
+// Batched: matrix b of a batch starts at A + b * stride_a (likewise B, C); a stride of 0 broadcasts
+// one matrix to the whole batch (never for C). Any M, N, K >= 0 is valid; K = 0 gives C = 0.
+//
+// This header needs no CUDA include path: cudaStream_t is declared the way the runtime does.
+// All launches are asynchronous on the given stream; a launch error throws tg::Error naming the
+// kernel and CUDA's error string.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+struct CUstream_st;
+typedef struct CUstream_st* cudaStream_t;  // identical to the CUDA runtime's own typedef
+
+namespace tg::cuda {
+
+struct GemmArgs {
+  int M = 0, N = 0, K = 0;
+  const float* A = nullptr;
+  int64_t lda = 0;
+  bool trans_a = false;
+  const float* B = nullptr;
+  int64_t ldb = 0;
+  bool trans_b = false;
+  float* C = nullptr;
+  int64_t ldc = 0;
+  int batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+};
+
+using SgemmFn = void (*)(const GemmArgs&, cudaStream_t);
+
+struct SgemmVersion {
+  int number;
+  const char* name;          // "warptiling": the file is kernels/cuda/sgemm/v7_warptiling.cu
+  const char* what_changed;  // one line: what this version does differently from the one before
+  SgemmFn run;
+  bool (*supports)(const GemmArgs&);  // false for arguments this version cannot do (alignment)
+  bool tf32 = false;  // true: rounds inputs to TF32, not comparable with float32 at 1e-5
+};
+
+// Every version, in order of number. Tests and benchmarks iterate this list.
+const std::vector<SgemmVersion>& sgemm_versions();
+
+// The version the engine uses for these arguments: the fastest float32 (not TF32) version whose
+// supports() accepts them. v5 accepts everything, so there is always one.
+const SgemmVersion& best_sgemm(const GemmArgs& args);
+
+// Throws tg::Error unless the arguments describe a valid product: sizes >= 0, leading dimensions
+// at least the stored row length, non-null pointers where elements exist, C not broadcast.
+void check_gemm_args(const GemmArgs& args, const char* who);
+
+// C = A @ B with best_sgemm(args); checks the arguments first.
+void sgemm(const GemmArgs& args, cudaStream_t stream);
+
+}  // namespace tg::cuda

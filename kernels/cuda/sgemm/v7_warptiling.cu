@@ -1,0 +1,102 @@
+// SGEMM v7, warptiling: between the block tile and the thread tile sits a warp tile, so that the
+// 32 threads of a warp work on one compact region of C and read compact runs of shared memory.
+//
+// Block tile 128 x 128, K in steps of 16 (half as many barriers per FMA as v6), 256 threads =
+// 8 warps arranged 2 (M) x 4 (N), each owning a 64 x 32 warp tile. A warp covers its tile in
+// 2 x 2 steps of 32 x 16; within a step its lanes form an 8 x 4 grid, each lane computing 4 x 4.
+// So a thread still owns 8 x 8 of C (as in v6), but as 2 x 2 blocks of 4 x 4 spread over the
+// warp tile. Per k, the warp's shared reads are then 8 adjacent float4s of As and 4 adjacent
+// float4s of Bs per step (v6: the Bs float4s of a warp are 16 scattered runs, two bank wavefronts
+// each), and its stores to C are runs of 64 bytes. Same 16-byte tile loaders and alignment
+// requirement as v6; supports() declines unaligned arguments and best_sgemm() falls back to v5.
+#include "kernels/cuda/sgemm/common.cuh"
+#include "kernels/cuda/sgemm/versions.h"
+
+namespace tg::cuda {
+namespace {
+
+using namespace sgemm_detail;
+
+constexpr int BM = 128, BN = 128, BK = 16;
+constexpr int WM = 64, WN = 32;                    // warp tile
+constexpr int WARPS_N = BN / WN;                   // 4 warps across, BM / WM = 2 down
+constexpr int kThreads = (BM / WM) * WARPS_N * 32;  // 256
+constexpr int WMITER = 2, WNITER = 2;              // steps per warp tile
+constexpr int WSUBM = WM / WMITER, WSUBN = WN / WNITER;  // 32 x 16 per step
+constexpr int TM = 4, TN = 4;                      // per lane per step
+constexpr int LANES_N = WSUBN / TN;                // lanes form (WSUBM / TM) x LANES_N = 8 x 4
+static_assert((WSUBM / TM) * LANES_N == 32, "one step of a warp is 32 lanes");
+static_assert(TM == 4 && TN == 4, "the shared reads and C stores below move 4 floats at a time");
+constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
+
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
+  __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
+  __shared__ __align__(16) float Bs[BK * LDB_S];  // Bs[k][n]
+  const float *A, *B;
+  float* C;
+  select_batch(p, A, B, C);
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // Offsets inside the block tile of this lane's first 4 x 4: step (wm, wn) adds wm * WSUBM rows
+  // and wn * WSUBN columns.
+  const int row = (warp / WARPS_N) * WM + (lane / LANES_N) * TM;
+  const int col = (warp % WARPS_N) * WN + (lane % LANES_N) * TN;
+  float acc[WMITER * TM][WNITER * TN] = {};
+  float a_reg[WMITER * TM], b_reg[WNITER * TN];
+  for (int k0 = 0; k0 < p.K; k0 += BK) {
+    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S>(As, A, p.lda, p.M, p.K, m0, k0);
+    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S>(Bs, B, p.ldb, p.K, p.N, k0, n0);
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < BK; ++k) {
+#pragma unroll
+      for (int wm = 0; wm < WMITER; ++wm) {
+        const float4 a = *reinterpret_cast<const float4*>(&As[k * LDA_S + row + wm * WSUBM]);
+        a_reg[wm * TM] = a.x, a_reg[wm * TM + 1] = a.y;
+        a_reg[wm * TM + 2] = a.z, a_reg[wm * TM + 3] = a.w;
+      }
+#pragma unroll
+      for (int wn = 0; wn < WNITER; ++wn) {
+        const float4 b = *reinterpret_cast<const float4*>(&Bs[k * LDB_S + col + wn * WSUBN]);
+        b_reg[wn * TN] = b.x, b_reg[wn * TN + 1] = b.y;
+        b_reg[wn * TN + 2] = b.z, b_reg[wn * TN + 3] = b.w;
+      }
+#pragma unroll
+      for (int i = 0; i < WMITER * TM; ++i)
+#pragma unroll
+        for (int j = 0; j < WNITER * TN; ++j) acc[i][j] += a_reg[i] * b_reg[j];
+    }
+    __syncthreads();
+  }
+  // acc[wm * TM + i][wn * TN + j] is C[m0 + row + wm * WSUBM + i][n0 + col + wn * WSUBN + j].
+#pragma unroll
+  for (int wm = 0; wm < WMITER; ++wm)
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+      for (int wn = 0; wn < WNITER; ++wn) {
+        const int r = wm * TM + i, c = wn * TN;
+        store4(C, p.ldc, m0 + row + wm * WSUBM + i, n0 + col + wn * WSUBN, p.M, p.N,
+               make_float4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
+      }
+}
+
+void run(const GemmArgs& args, cudaStream_t stream) {
+  with_transposes(args, [&](auto ta, auto tb) {
+    launch("v7_warptiling", warptiling_kernel<decltype(ta)::value, decltype(tb)::value>,
+           dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
+  });
+}
+
+bool supports(const GemmArgs& a) { return float4_aligned(a) && grid_fits(a, BM); }
+
+}  // namespace
+
+SgemmVersion sgemm_v7_warptiling() {
+  return {7, "warptiling",
+          "warp tiles of 64x32, 4x4 per lane per step: compact shared reads and C stores, BK 16",
+          run, supports};
+}
+
+}  // namespace tg::cuda
