@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The GPU checks in one call, for the device tool's machine (an H200; README and
+# docs/benchmarks.md): configure and build for sm_90, run the CUDA tests (and the rest of the
+# suite), the kernel benchmarks against cuBLAS, and a short nanda training run on the GPU; print a
+# table last. Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
+# build-device/logs. Nothing can be installed there: make the dependency bundle here first and
+# carry it:
+#   bash scripts/device_bundle.sh          # on this machine, once
+#   device run: bash scripts/device_check.sh    with carry [".device_deps"]
+# Each stage has its own time limit, so the whole script ends well within 8 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-build-device/logs}
+mkdir -p "$out"
+log="$out/device_check.log"
+: > "$log"
+summary=()
+
+# stage NAME LIMIT_SECONDS COMMAND...: runs it with its output appended to the log.
+stage() {
+  local name=$1 limit=$2
+  shift 2
+  local start=$SECONDS
+  echo "=== $name: $*" >> "$log"
+  timeout "$limit" "$@" >> "$log" 2>&1
+  local rc=$?
+  summary+=("$(printf '%-14s %-8s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo "rc=$rc")" \
+    $((SECONDS - start)))")
+  return $rc
+}
+
+deps=()
+[ -d .device_deps ] && deps=(-DTINYGROK_DEPS_DIR="$PWD/.device_deps")
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
+  > "$out/gpu.txt" 2>&1 || echo "nvidia-smi failed" >> "$out/gpu.txt"
+
+stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DTINYGROK_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${deps[@]}" &&
+  stage build 300 cmake --build build-device -j "$(nproc)" &&
+  {
+    stage cuda_tests 120 ctest --test-dir build-device -R cuda --output-on-failure
+    stage all_tests 180 ctest --test-dir build-device -E cuda -j "$(nproc)" --output-on-failure
+    if [ -x build-device/bench/bench_cuda_gemm ]; then
+      stage gemm_bench 150 build-device/bench/bench_cuda_gemm --benchmark_counters_tabular=true \
+        --benchmark_out="$out/bench_cuda_gemm.json" --benchmark_out_format=json
+    fi
+    stage gpu_train 120 build-device/tinygrok train --preset nanda --device cuda --steps 300 \
+      --eval-every 100 --checkpoint-every 100000 --out build-device/nanda_gpu --quiet
+    [ -f build-device/nanda_gpu/summary.json ] && cp build-device/nanda_gpu/summary.json \
+      "$out/nanda_gpu_summary.json"
+  }
+
+{
+  echo
+  echo "device_check: $(head -2 "$out/gpu.txt" | tail -1)"
+  printf '%s\n' "${summary[@]}"
+  echo "logs: $log"
+} | tee "$out/summary.txt"
