@@ -18,42 +18,21 @@ void* BlockCache::allocate(size_t nbytes, size_t& capacity) {
   if (capacity >= min_cached_) {
     // Large blocks come in page multiples, so near sizes share a class.
     capacity = round_up(capacity, 4096);
-    std::lock_guard<std::mutex> lock(mutex_);
-    // Best fit, but never more than 1.5x the request: a small tensor must not pin a big block.
-    auto it = free_.lower_bound(capacity);
-    if (it != free_.end() && it->first <= capacity + capacity / 2) {
-      void* block = it->second;
-      capacity = it->first;
-      cached_ -= it->first;
-      free_.erase(it);
-      return block;
-    }
+    if (void* block = free_.take(capacity)) return block;
   }
   return std::aligned_alloc(kAlignment, capacity);
 }
 
 void BlockCache::release(void* block, size_t capacity) {
-  if (capacity >= min_cached_) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_ + capacity <= max_cached_) {
-      free_.emplace(capacity, block);
-      cached_ += capacity;
-      return;
-    }
-  }
+  if (capacity >= min_cached_ && free_.put(block, capacity)) return;
   std::free(block);
 }
 
-size_t BlockCache::cached_bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return cached_;
-}
+size_t BlockCache::cached_bytes() const { return free_.cached_bytes(); }
 
 void BlockCache::clear() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [capacity, block] : free_) std::free(block);
-  free_.clear();
-  cached_ = 0;
+  size_t capacity = 0;
+  while (void* block = free_.pop(capacity)) std::free(block);
 }
 
 BlockCache& host_block_cache() {

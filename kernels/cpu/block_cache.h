@@ -5,8 +5,7 @@
 #pragma once
 
 #include <cstddef>
-#include <map>
-#include <mutex>
+#include "kernels/free_block_list.h"
 
 namespace tg::cpu {
 
@@ -14,8 +13,7 @@ class BlockCache {
  public:
   // Blocks below `min_cached` go straight back to malloc (it is fast for them); freed blocks are
   // kept while the cache holds at most `max_cached` bytes.
-  BlockCache(size_t min_cached, size_t max_cached)
-      : min_cached_(min_cached), max_cached_(max_cached) {}
+  BlockCache(size_t min_cached, size_t max_cached) : min_cached_(min_cached), free_(max_cached) {}
   ~BlockCache();
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
@@ -28,10 +26,8 @@ class BlockCache {
   void clear();  // frees every cached block
 
  private:
-  const size_t min_cached_, max_cached_;
-  mutable std::mutex mutex_;
-  std::multimap<size_t, void*> free_;  // capacity -> block
-  size_t cached_ = 0;
+  const size_t min_cached_;
+  FreeBlockList free_;
 };
 
 // The process-wide cache behind CpuBackend::allocate: blocks of 64 KiB and up, at most 512 MiB

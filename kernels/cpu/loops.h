@@ -1,5 +1,5 @@
-// Loop helpers for the CPU kernels: dtype dispatch, a thread-parallel range loop, and a walk over
-// the elements of several strided views of one shape.
+// Loop helpers for the CPU kernels: a thread-parallel range loop and a walk over the elements of
+// several strided views of one shape (dtype dispatch is in kernels/dispatch.h).
 #pragma once
 
 #include <omp.h>
@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/dispatch.h"  // dispatch, dispatch_floating
 
 // One compiled copy of a function: not inlined, and (GCC) not cloned by constant propagation.
 // Kernels whose every element must round the same way whatever the thread count call one such
@@ -21,24 +22,6 @@
 #endif
 
 namespace tg::cpu {
-
-// Calls fn.template operator()<T>() with T the C++ type of `dtype`.
-template <typename Fn>
-void dispatch(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::Float32: fn.template operator()<float>(); return;
-    case DType::Float64: fn.template operator()<double>(); return;
-    case DType::Int64: fn.template operator()<int64_t>(); return;
-  }
-}
-
-// As dispatch, for kernels defined only on float dtypes; `op` names the primitive in the error.
-template <typename Fn>
-void dispatch_floating(DType dtype, const char* op, Fn&& fn) {
-  check(is_floating(dtype), op, ": not defined for ", dtype_name(dtype));
-  if (dtype == DType::Float32) fn.template operator()<float>();
-  else fn.template operator()<double>();
-}
 
 // fn(begin, end) over [0, n), split across the OpenMP threads when n is at least `grain`.
 // fn must not throw (exceptions cannot leave an OpenMP region): check inputs before calling.

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/matrix_layout.h"
 
 namespace tg {
 
@@ -17,45 +18,20 @@ template <typename T, int Order>
 using MatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>, 0,
                              Eigen::OuterStride<>>;
 
-enum class Layout { RowMajor, ColMajor, Other };
-
-// How the last two axes [rows, cols] of t lie in memory, and the stride between rows (or columns).
-Layout layout_of(const Tensor& t, int64_t& outer_stride) {
-  const int64_t rows = t.shape()[t.dim() - 2], cols = t.shape()[t.dim() - 1];
-  const int64_t s_row = t.strides()[t.dim() - 2], s_col = t.strides()[t.dim() - 1];
-  if ((s_col == 1 || cols == 1) && (s_row >= cols || rows == 1)) {
-    outer_stride = rows == 1 ? cols : s_row;
-    return Layout::RowMajor;
-  }
-  if ((s_row == 1 || rows == 1) && (s_col >= rows || cols == 1)) {
-    outer_stride = cols == 1 ? rows : s_col;
-    return Layout::ColMajor;
-  }
-  return Layout::Other;
-}
-
-// Element offset of batch matrix `b` (row-major over the batch axes) in t.
-int64_t batch_offset(const Tensor& t, int64_t b) {
-  int64_t offset = 0;
-  for (int64_t d = t.dim() - 3; d >= 0; --d) {
-    offset += (b % t.shape()[d]) * t.strides()[d];
-    b /= t.shape()[d];
-  }
-  return offset;
-}
-
 template <typename T>
-void gemm(const T* a, Layout la, int64_t lda, const T* b, Layout lb, int64_t ldb, T* c, int64_t m,
-          int64_t k, int64_t n) {
+void gemm(const T* a, MatrixLayout la, int64_t lda, const T* b, MatrixLayout lb, int64_t ldb, T* c,
+          int64_t m, int64_t k, int64_t n) {
   Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> out(c, m, n);
   auto multiply = [&](const auto& A) {
-    if (lb == Layout::RowMajor)
+    if (lb == MatrixLayout::RowMajor)
       out.noalias() = A * MatrixMap<T, Eigen::RowMajor>(b, k, n, Eigen::OuterStride<>(ldb));
     else
       out.noalias() = A * MatrixMap<T, Eigen::ColMajor>(b, k, n, Eigen::OuterStride<>(ldb));
   };
-  if (la == Layout::RowMajor) multiply(MatrixMap<T, Eigen::RowMajor>(a, m, k, Eigen::OuterStride<>(lda)));
-  else multiply(MatrixMap<T, Eigen::ColMajor>(a, m, k, Eigen::OuterStride<>(lda)));
+  if (la == MatrixLayout::RowMajor)
+    multiply(MatrixMap<T, Eigen::RowMajor>(a, m, k, Eigen::OuterStride<>(lda)));
+  else
+    multiply(MatrixMap<T, Eigen::ColMajor>(a, m, k, Eigen::OuterStride<>(lda)));
 }
 
 }  // namespace
@@ -63,9 +39,9 @@ void gemm(const T* a, Layout la, int64_t lda, const T* b, Layout lb, int64_t ldb
 Tensor CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = a_in, b = b_in;
   int64_t lda = 0, ldb = 0;
-  Layout la = layout_of(a, lda), lb = layout_of(b, ldb);
-  if (la == Layout::Other) la = layout_of(a = contiguous_copy_if_needed(a), lda);
-  if (lb == Layout::Other) lb = layout_of(b = contiguous_copy_if_needed(b), ldb);
+  MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
+  if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous_copy_if_needed(a), lda);
+  if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous_copy_if_needed(b), ldb);
 
   const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
   Shape out_shape(a.shape().begin(), a.shape().end() - 1);

@@ -24,18 +24,7 @@ std::string mib(size_t bytes) { return cat(bytes >> 20, " MiB"); }
 
 void* DeviceCachingAllocator::allocate(size_t nbytes, size_t& capacity) {
   capacity = size_class(nbytes);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    // Best fit, but never more than 1.5x the request: a small tensor must not pin a big block.
-    auto it = free_.lower_bound(capacity);
-    if (it != free_.end() && it->first <= capacity + capacity / 2) {
-      void* block = it->second;
-      capacity = it->first;
-      cached_ -= it->first;
-      free_.erase(it);
-      return block;
-    }
-  }
+  if (void* block = free_.take(capacity)) return block;
   DeviceGuard guard(device_);
   void* block = nullptr;
   cudaError_t error = cudaMalloc(&block, capacity);
@@ -56,14 +45,7 @@ void* DeviceCachingAllocator::allocate(size_t nbytes, size_t& capacity) {
 }
 
 void DeviceCachingAllocator::release(void* block, size_t capacity) noexcept {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_ + capacity <= max_cached_) {
-      free_.emplace(capacity, block);
-      cached_ += capacity;
-      return;
-    }
-  }
+  if (free_.put(block, capacity)) return;
   // Over the cap: give it back now. Errors are dropped (nothing can be thrown from here, and at
   // exit the runtime may already be unloading, when the driver frees everything anyway).
   int previous = device_;
@@ -74,20 +56,13 @@ void DeviceCachingAllocator::release(void* block, size_t capacity) noexcept {
   cudaGetLastError();
 }
 
-size_t DeviceCachingAllocator::cached_bytes() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return cached_;
-}
+size_t DeviceCachingAllocator::cached_bytes() const { return free_.cached_bytes(); }
 
 void DeviceCachingAllocator::clear() {
-  std::lock_guard<std::mutex> lock(mutex_);
   DeviceGuard guard(device_);
-  while (!free_.empty()) {  // one at a time, so that a failing cudaFree leaves the rest listed
-    const auto [capacity, block] = *free_.begin();
-    free_.erase(free_.begin());
-    cached_ -= capacity;
-    TG_CUDA_CHECK(cudaFree(block));
-  }
+  size_t capacity = 0;
+  // One block at a time, so that a failing cudaFree leaves the rest listed.
+  while (void* block = free_.pop(capacity)) TG_CUDA_CHECK(cudaFree(block));
 }
 
 DeviceCachingAllocator& device_allocator(int device) {

@@ -8,8 +8,8 @@
 #pragma once
 
 #include <cstddef>
-#include <map>
-#include <mutex>
+
+#include "kernels/free_block_list.h"
 
 namespace tg::cuda {
 
@@ -17,7 +17,7 @@ class DeviceCachingAllocator {
  public:
   // Freed blocks are kept while the cache holds at most `max_cached` bytes.
   DeviceCachingAllocator(int device, size_t max_cached)
-      : device_(device), max_cached_(max_cached) {}
+      : device_(device), free_(max_cached) {}
   DeviceCachingAllocator(const DeviceCachingAllocator&) = delete;
   DeviceCachingAllocator& operator=(const DeviceCachingAllocator&) = delete;
 
@@ -33,10 +33,7 @@ class DeviceCachingAllocator {
 
  private:
   const int device_;
-  const size_t max_cached_;
-  mutable std::mutex mutex_;
-  std::multimap<size_t, void*> free_;  // capacity -> block
-  size_t cached_ = 0;
+  FreeBlockList free_;
 };
 
 // The allocator of `device`, created on first use with a cap of a quarter of its memory. Never

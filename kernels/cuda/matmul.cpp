@@ -6,28 +6,11 @@
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/matrix_layout.h"
 
 namespace tg::cuda {
 
 namespace {
-
-// How the last two axes [rows, cols] of t lie: row-major (false) or transposed (true), with the
-// leading dimension; false from the return value when neither (the caller copies).
-bool matrix_layout(const Tensor& t, bool& transposed, int64_t& ld) {
-  const int64_t rows = t.shape()[t.dim() - 2], cols = t.shape()[t.dim() - 1];
-  const int64_t s_row = t.strides()[t.dim() - 2], s_col = t.strides()[t.dim() - 1];
-  if ((s_col == 1 || cols == 1) && (s_row >= cols || rows == 1)) {
-    transposed = false;
-    ld = rows == 1 ? cols : s_row;
-    return true;
-  }
-  if ((s_row == 1 || rows == 1) && (s_col >= rows || cols == 1)) {
-    transposed = true;
-    ld = cols == 1 ? rows : s_col;
-    return true;
-  }
-  return false;
-}
 
 // The stride between consecutive batch matrices when the batch axes of t walk it with one
 // stride (broadcast axes included: stride 0); false otherwise.
@@ -50,16 +33,6 @@ bool uniform_batch_stride(const Tensor& t, int64_t& stride) {
   return true;
 }
 
-// Element offset of batch matrix `b` (row-major over the batch axes) in t.
-int64_t batch_offset(const Tensor& t, int64_t b) {
-  int64_t offset = 0;
-  for (int64_t d = t.dim() - 3; d >= 0; --d) {
-    offset += (b % t.shape()[d]) * t.strides()[d];
-    b /= t.shape()[d];
-  }
-  return offset;
-}
-
 }  // namespace
 
 Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
@@ -67,15 +40,15 @@ Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
         dtype_name(a_in.dtype()), " (float64 runs on the CPU)");
   const DeviceGuard guard(index_);
   Tensor a = a_in, b = b_in;
-  bool trans_a = false, trans_b = false;
   int64_t lda = 0, ldb = 0;
   auto contiguous = [&](const Tensor& t) {
     Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
     copy(t, out);
     return out;
   };
-  if (!matrix_layout(a, trans_a, lda)) matrix_layout(a = contiguous(a), trans_a, lda);
-  if (!matrix_layout(b, trans_b, ldb)) matrix_layout(b = contiguous(b), trans_b, ldb);
+  MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
+  if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous(a), lda);
+  if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous(b), ldb);
 
   const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
   Shape out_shape(a.shape().begin(), a.shape().end() - 1);
@@ -89,9 +62,9 @@ Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
   args.N = static_cast<int>(n);
   args.K = static_cast<int>(k);
   args.lda = lda;
-  args.trans_a = trans_a;
+  args.trans_a = la == MatrixLayout::ColMajor;
   args.ldb = ldb;
-  args.trans_b = trans_b;
+  args.trans_b = lb == MatrixLayout::ColMajor;
   args.ldc = n;
   const cudaStream_t stream = current_stream(index_);
   int64_t stride_a = 0, stride_b = 0;

@@ -5,7 +5,7 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_caching_allocator.h"
 #include "kernels/cuda/device_guard.h"
-#include "kernels/cuda/dispatch.h"
+#include "kernels/dispatch.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/cuda/strided_indexer.h"

@@ -6,7 +6,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_guard.h"
-#include "kernels/cuda/dispatch.h"
+#include "kernels/dispatch.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/random_element.h"

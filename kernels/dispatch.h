@@ -1,5 +1,5 @@
-// Dtype dispatch for the CUDA kernels' host side: switch on a tensor's dtype once, then launch
-// typed code (the same helpers as kernels/cpu/loops.h, without its OpenMP).
+// Dtype dispatch, shared by every backend's host code: switch on a tensor's dtype once, then run
+// (or launch) typed code.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 
-namespace tg::cuda {
+namespace tg {
 
 // Calls fn.template operator()<T>() with T the C++ type of `dtype`.
 template <typename Fn>
@@ -27,4 +27,4 @@ void dispatch_floating(DType dtype, const char* op, Fn&& fn) {
   else fn.template operator()<double>();
 }
 
-}  // namespace tg::cuda
+}  // namespace tg
