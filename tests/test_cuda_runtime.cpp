@@ -1,7 +1,9 @@
 // CUDA runtime tests: host <-> device round trips of every dtype over awkward shapes and
 // non-contiguous views, the strided copy kernel with dtype conversion, fill, fill_random equal to
 // the CPU's for the same (seed, counter), the caching allocator's reuse, error messages, and
-// cuBLAS running on the backend's stream. Every case skips visibly without a GPU.
+// cuBLAS running on the backend's stream; then the elementwise and reduction kernels against the
+// CPU backend on awkward, strided and broadcast views, and a backward pass that uses only them.
+// Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -10,6 +12,9 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -252,7 +257,7 @@ TEST_CASE("cuda runtime: errors name the device, the call and CUDA's reason", "[
   // A primitive without a kernel yet says so (update this as kernels land); host transfers want
   // contiguous tensors.
   const Tensor x = ones({2, 3}, DType::Float32, kGpu);
-  REQUIRE_TG_ERROR(x + x, Contains("cuda: binary is not implemented yet"));
+  REQUIRE_TG_ERROR(softmax(x), Contains("cuda: softmax is not implemented yet"));
   std::vector<float> host(6);
   REQUIRE_TG_ERROR(backend_for(kGpu).copy_to_host(x.t(), host.data()),
                    Contains("copy_to_host: source must be contiguous"));
@@ -310,4 +315,353 @@ TEST_CASE("cuda runtime: matmul equals the CPU's for plain, transposed and batch
   compare(randn({2, 3, 9, 8}, gen), randn({2, 3, 6, 8}, gen), same, transposed);  // batched
   REQUIRE_TG_ERROR(matmul(zeros({2, 2}, DType::Float64, kGpu), zeros({2, 2}, DType::Float64, kGpu)),
                    Contains("float32 only"));
+}
+
+// ---- elementwise and reduction kernels against the CPU backend --------------------------------
+
+namespace {
+
+// Values of `shape` drawn uniformly from [lo, hi) by a fixed seed; whole numbers when `whole`, so
+// that comparisons, ties of max and argmax, and int64 inputs have equal elements to find.
+Tensor random_values(const Shape& shape, DType dtype, double lo, double hi, uint32_t seed,
+                     bool whole = false) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  const int64_t n = numel(shape);
+  std::vector<double> v(static_cast<size_t>(n));
+  for (double& e : v) e = whole ? std::floor(dist(rng)) : dist(rng);
+  return from_vector(v, {n}).reshape(shape).to(dtype);
+}
+
+using View = std::function<Tensor(const Tensor&)>;
+
+struct ViewCase {
+  std::string name;
+  Shape base;  // the shape of the tensor the view is taken of
+  View view;
+};
+
+// Awkward shapes, and views that are not contiguous: transposed, permuted, broadcast (stride 0)
+// and sliced with steps.
+std::vector<ViewCase> view_cases() {
+  const View same = [](const Tensor& t) { return t; };
+  return {
+      {"[3, 5]", {3, 5}, same},
+      {"[17, 1, 33]", {17, 1, 33}, same},
+      {"[2, 3, 4, 5]", {2, 3, 4, 5}, same},
+      {"[1031]", {1031}, same},
+      {"0-d", {}, same},
+      {"empty [0, 4]", {0, 4}, same},
+      {"transposed [33, 1, 17]", {17, 1, 33}, [](const Tensor& t) { return t.transpose(0, 2); }},
+      {"permuted [5, 3, 2, 4]", {2, 3, 4, 5},
+       [](const Tensor& t) { return t.permute({3, 1, 0, 2}); }},
+      {"broadcast [4, 1, 6] -> [4, 5, 6]", {4, 1, 6},
+       [](const Tensor& t) { return t.expand({4, 5, 6}); }},
+      {"stepped slices of [9, 12]", {9, 12},
+       [](const Tensor& t) { return t.slice(0, 1, 9, 2).slice(1, 0, 12, 5); }},
+  };
+}
+
+// `got` (a fresh contiguous GPU tensor) against `want` (the CPU's): same shape and dtype, and
+// values within `tolerance` of relative error over the whole tensor, or, when tolerance is 0,
+// equal element for element (a NaN matching a NaN).
+void check_close(const Tensor& got, const Tensor& want, double tolerance) {
+  CHECK(got.device() == kGpu);
+  CHECK(got.is_contiguous());
+  const Tensor host = got.to(Device::cpu());
+  REQUIRE(host.shape() == want.shape());
+  REQUIRE(host.dtype() == want.dtype());
+  const auto g = host.to_vector<double>(), w = want.to_vector<double>();
+  int64_t nan_mismatches = 0, differ = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    nan_mismatches += std::isnan(g[i]) != std::isnan(w[i]);
+    differ += !(g[i] == w[i] || (std::isnan(g[i]) && std::isnan(w[i])));
+  }
+  CHECK(nan_mismatches == 0);
+  if (tolerance == 0) CHECK(differ == 0);
+  else CHECK(relative_error(g, w) < tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("cuda elementwise: every unary op equals the CPU's on strided views", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  struct Op {
+    UnaryOp op;
+    const char* name;
+    double param, lo, hi;
+    bool exact;
+  };
+  const Op ops[] = {{UnaryOp::Neg, "neg", 0, -3, 3, true},
+                    {UnaryOp::Exp, "exp", 0, -4, 4, false},
+                    {UnaryOp::Log, "log", 0, 0.01, 10, false},
+                    {UnaryOp::Sqrt, "sqrt", 0, 0, 10, false},
+                    {UnaryOp::Tanh, "tanh", 0, -3, 3, false},
+                    {UnaryOp::Relu, "relu", 0, -3, 3, true},
+                    {UnaryOp::Step, "step", 0, -3, 3, true},
+                    {UnaryOp::Gelu, "gelu", 0, -4, 4, false},
+                    {UnaryOp::GeluGrad, "gelu grad", 0, -4, 4, false},
+                    {UnaryOp::PowScalar, "pow 2.5", 2.5, 0, 3, false},
+                    {UnaryOp::PowScalar, "pow -1", -1, 0.5, 3, false},
+                    {UnaryOp::PowScalar, "pow 3 of negatives too", 3, -2, 2, false},
+                    {UnaryOp::Scale, "scale", -0.37, -3, 3, false}};
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  uint32_t seed = 1;
+  for (const Op& op : ops) {
+    for (DType dtype : {DType::Float32, DType::Float64}) {
+      for (const ViewCase& vc : view_cases()) {
+        INFO(op.name << " " << dtype_name(dtype) << " " << vc.name);
+        const Tensor base = random_values(vc.base, dtype, op.lo, op.hi, seed++);
+        const Tensor want = cpu.unary(op.op, vc.view(base), op.param);
+        check_close(gpu.unary(op.op, vc.view(base.to(kGpu)), op.param), want,
+                    op.exact ? 0 : 1e-6);
+      }
+    }
+  }
+  // int64, computed through double as on the CPU.
+  for (const Op& op : {Op{UnaryOp::Neg, "neg", 0, -9, 9, true},
+                       Op{UnaryOp::Relu, "relu", 0, -9, 9, true},
+                       Op{UnaryOp::Step, "step", 0, -9, 9, true},
+                       Op{UnaryOp::PowScalar, "pow 2", 2, -9, 9, true},
+                       Op{UnaryOp::Scale, "scale", 2.5, -9, 9, true}}) {
+    for (const ViewCase& vc : view_cases()) {
+      INFO(op.name << " int64 " << vc.name);
+      const Tensor base = random_values(vc.base, DType::Int64, op.lo, op.hi, seed++, true);
+      check_close(gpu.unary(op.op, vc.view(base.to(kGpu)), op.param),
+                  cpu.unary(op.op, vc.view(base), op.param), 0);
+    }
+  }
+  // The edges: step is 0 at both zeros, relu keeps NaN, neg flips the sign of zero.
+  const Tensor edges = from_vector<float>({0.0f, -0.0f, NAN, 1.0f, -1.0f, INFINITY, -INFINITY});
+  for (UnaryOp op : {UnaryOp::Step, UnaryOp::Relu, UnaryOp::Neg}) {
+    const Tensor got = gpu.unary(op, edges.to(kGpu), 0).to(Device::cpu());
+    check_same(got, cpu.unary(op, edges, 0));
+  }
+}
+
+TEST_CASE("cuda elementwise: every binary op equals the CPU's, broadcast and strided", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  using Fn = std::function<Tensor(const Tensor&, const Tensor&)>;
+  struct Op {
+    Fn fn;
+    const char* name;
+    bool comparison;
+  };
+  const std::vector<Op> ops = {
+      {[](const Tensor& a, const Tensor& b) { return add(a, b); }, "add", false},
+      {[](const Tensor& a, const Tensor& b) { return sub(a, b); }, "sub", false},
+      {[](const Tensor& a, const Tensor& b) { return mul(a, b); }, "mul", false},
+      {[](const Tensor& a, const Tensor& b) { return div(a, b); }, "div", false},
+      {[](const Tensor& a, const Tensor& b) { return eq(a, b); }, "eq", true},
+      {[](const Tensor& a, const Tensor& b) { return ne(a, b); }, "ne", true},
+      {[](const Tensor& a, const Tensor& b) { return lt(a, b); }, "lt", true},
+      {[](const Tensor& a, const Tensor& b) { return le(a, b); }, "le", true},
+      {[](const Tensor& a, const Tensor& b) { return gt(a, b); }, "gt", true},
+      {[](const Tensor& a, const Tensor& b) { return ge(a, b); }, "ge", true}};
+  struct Pair {
+    std::string name;
+    Shape sa, sb;
+    View va, vb;
+  };
+  const View same = [](const Tensor& t) { return t; };
+  const std::vector<Pair> pairs = {
+      {"[3, 5] and [3, 5]", {3, 5}, {3, 5}, same, same},
+      {"[17, 1, 33] and [33]", {17, 1, 33}, {33}, same, same},
+      {"[2, 3, 4, 5] and [3, 1, 5]", {2, 3, 4, 5}, {3, 1, 5}, same, same},
+      {"[1031] and a 0-d tensor", {1031}, {}, same, same},
+      {"transposed [5, 3] and [5, 1]", {3, 5}, {5, 1},
+       [](const Tensor& t) { return t.transpose(0, 1); }, same},
+      {"[4, 5, 6] and a transposed [4, 1, 6]", {4, 5, 6}, {6, 4}, same,
+       [](const Tensor& t) { return t.t().unsqueeze(1); }},
+      {"stepped slices and [1, 4]", {7, 12}, {1, 4},
+       [](const Tensor& t) { return t.slice(0, 0, 7, 3).slice(1, 1, 12, 3); }, same},
+      {"[0, 4] and [4]", {0, 4}, {4}, same, same}};
+  uint32_t seed = 100;
+  for (const Op& op : ops) {
+    for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+      for (const Pair& p : pairs) {
+        INFO(op.name << " " << dtype_name(dtype) << " " << p.name);
+        const bool whole = op.comparison || dtype == DType::Int64;
+        // Comparisons get many equal pairs; divisors stay away from 0.
+        const Tensor a = random_values(p.sa, dtype, -3, 3, seed++, whole);
+        const Tensor b = op.comparison ? random_values(p.sb, dtype, -3, 3, seed++, true)
+                                       : random_values(p.sb, dtype, 1, 4, seed++, whole);
+        const Tensor want = op.fn(p.va(a), p.vb(b));
+        const Tensor got = op.fn(p.va(a.to(kGpu)), p.vb(b.to(kGpu)));
+        check_close(got, want, whole ? 0 : 1e-6);
+      }
+    }
+  }
+  // Comparisons involving NaN, as IEEE (and the CPU) have them.
+  const Tensor x = from_vector<double>({NAN, 1.0, NAN, -0.0}), y = from_vector<double>({NAN, NAN, 2.0, 0.0});
+  for (const Op& op : ops) {
+    INFO(op.name << " with NaNs");
+    check_close(op.fn(x.to(kGpu), y.to(kGpu)), op.fn(x, y), 0);
+  }
+  // An integer division by zero is an error, as on the CPU, and names the first zero divisor.
+  const Tensor num = from_vector<int64_t>({6, 7, 8, 9, 10}).to(kGpu);
+  REQUIRE_TG_ERROR(div(num, from_vector<int64_t>({1, 2, 0, 3, 0}).to(kGpu)),
+                   Contains("div: integer division by zero (element 2 of the divisor)"));
+  REQUIRE_TG_ERROR(div(num, scalar(0, DType::Int64, kGpu)),
+                   Contains("div: integer division by zero (element 0 of the divisor)"));
+  check_close(div(num, from_vector<int64_t>({-4, 2, 3, -2, 7}).to(kGpu)),
+              from_vector<int64_t>({-1, 3, 2, -4, 1}), 0);  // truncated towards zero
+}
+
+TEST_CASE("cuda elementwise: masked_fill equals the CPU's for masks of every dtype", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  struct Case {
+    std::string name;
+    Shape sx, smask;
+    DType mask_dtype;
+    View vx;
+    double value;
+  };
+  const View same = [](const Tensor& t) { return t; };
+  const std::vector<Case> cases = {
+      {"float32 mask [4, 5, 6]", {4, 5, 6}, {4, 5, 6}, DType::Float32, same, -1e9},
+      {"int64 mask [5, 1]", {4, 5, 6}, {5, 1}, DType::Int64, same, 0.5},
+      {"float64 mask [6]", {4, 5, 6}, {6}, DType::Float64, same, -INFINITY},
+      {"transposed x [6, 5, 4], mask [6, 1, 4]", {4, 5, 6}, {6, 1, 4}, DType::Float32,
+       [](const Tensor& t) { return t.transpose(0, 2); }, 3.0},
+      {"x [1031], 0-d mask", {1031}, {}, DType::Int64, same, 2.0},
+      {"x [0, 4]", {0, 4}, {4}, DType::Float32, same, 1.0}};
+  uint32_t seed = 300;
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (const Case& c : cases) {
+      INFO(dtype_name(dtype) << " " << c.name);
+      const Tensor x = c.vx(random_values(c.sx, dtype, -5, 5, seed++, dtype == DType::Int64));
+      const Tensor mask = random_values(c.smask, c.mask_dtype, 0, 2, seed++, true);
+      const double value = dtype == DType::Int64 ? 7.0 : c.value;
+      check_close(masked_fill(x.to(kGpu), mask.to(kGpu), value), masked_fill(x, mask, value), 0);
+    }
+  }
+  // Any nonzero counts, NaN included; -0.0 is zero.
+  const Tensor x = from_vector<float>({1, 2, 3, 4, 5});
+  const Tensor mask = from_vector<double>({0.0, -0.0, NAN, -2.0, 0.25});
+  check_close(masked_fill(x.to(kGpu), mask.to(kGpu), -1), masked_fill(x, mask, -1), 0);
+  check_close(masked_fill(x.to(kGpu), mask.to(kGpu), -1), from_vector<float>({1, 2, -1, -1, -1}),
+              0);
+}
+
+TEST_CASE("cuda reduce: sum, mean and max over any axes equal the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  // Axes lists per view case (by name); {} means every axis.
+  const auto axes_for = [](const ViewCase& vc) -> std::vector<std::vector<int64_t>> {
+    const size_t dims = vc.view(zeros(vc.base)).shape().size();
+    if (dims == 0) return {{}};
+    if (dims == 1) return {{}, {0}};
+    if (dims == 2) return {{}, {0}, {1}, {0, 1}};
+    if (dims == 3) return {{}, {0}, {1}, {2}, {0, 2}, {1, 2}, {-1}};
+    return {{}, {0}, {1}, {3}, {0, 2}, {1, 2, 3}, {0, 1, 3}, {-1}};
+  };
+  uint32_t seed = 500;
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    const bool whole = dtype == DType::Int64;
+    for (const ViewCase& vc : view_cases()) {
+      const Tensor base = random_values(vc.base, dtype, -4, 4, seed++, whole);
+      const Tensor x = vc.view(base), xg = vc.view(base.to(kGpu));
+      bool keepdim = false;
+      for (const std::vector<int64_t>& axes : axes_for(vc)) {
+        keepdim = !keepdim;
+        std::string axes_str;
+        for (int64_t a : axes) axes_str += std::to_string(a) + " ";
+        INFO(dtype_name(dtype) << " " << vc.name << " axes { " << axes_str << "} keepdim "
+                               << keepdim);
+        check_close(sum(xg, axes, keepdim), sum(x, axes, keepdim), whole ? 0 : 1e-6);
+        // mean and max reject reductions over no elements (only [0, 4] has any).
+        if (x.numel() == 0) continue;
+        if (!whole) check_close(mean(xg, axes, keepdim), mean(x, axes, keepdim), 1e-6);
+        check_close(max(xg, axes, keepdim), max(x, axes, keepdim), 0);
+      }
+    }
+  }
+  // An empty reduction sums to 0.
+  check_close(sum(zeros({0, 4}, DType::Float32, kGpu), {0}), zeros({4}), 0);
+  // Long rows (many elements per lane), and more outputs than the grid has warps (the grid-stride
+  // loop over outputs).
+  const Tensor wide = random_values({3, 100003}, DType::Float32, -1, 1, seed++);
+  check_close(sum(wide.to(kGpu), {1}), sum(wide, {1}), 1e-6);
+  check_close(sum(wide.to(kGpu)), sum(wide), 1e-6);
+  check_close(max(wide.to(kGpu), {1}), max(wide, {1}), 0);
+  const Tensor tall = random_values({600000, 3}, DType::Float32, -1, 1, seed++);
+  check_close(sum(tall.to(kGpu), {1}), sum(tall, {1}), 1e-6);
+  check_close(max(tall.to(kGpu), {1}), max(tall, {1}), 0);
+  check_close(sum(tall.to(kGpu), {0}), sum(tall, {0}), 1e-6);
+  // NaN is the max of anything; -inf and +inf are ordinary.
+  const Tensor special = from_vector<float>({1, NAN, 3, -INFINITY, -INFINITY, -INFINITY, 2, 5,
+                                             INFINITY, 0, NAN, NAN},
+                                            {4, 3});
+  for (const std::vector<int64_t>& axes : std::vector<std::vector<int64_t>>{{}, {0}, {1}}) {
+    check_close(max(special.to(kGpu), axes), max(special, axes), 0);
+    check_close(max(special.t().to(kGpu), axes), max(special.t(), axes), 0);
+  }
+  check_close(max(special.to(kGpu), {1}), from_vector<float>({NAN, -INFINITY, INFINITY, NAN}), 0);
+  // Sums are deterministic: the same bits on every run.
+  const Tensor again = random_values({257, 4099}, DType::Float32, -1, 1, seed++).to(kGpu);
+  const auto first = sum(again, {1}).to_vector<float>();
+  for (int run = 0; run < 3; ++run) CHECK(sum(again, {1}).to_vector<float>() == first);
+}
+
+TEST_CASE("cuda reduce: argmax gives the CPU's first maximum (and first NaN)", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  uint32_t seed = 700;
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (const ViewCase& vc : view_cases()) {
+      // Whole numbers in [-3, 3): many ties, and the first of them must win.
+      const Tensor base = random_values(vc.base, dtype, -3, 3, seed++, true);
+      const Tensor x = vc.view(base), xg = vc.view(base.to(kGpu));
+      for (int64_t axis = 0; axis < x.dim(); ++axis) {
+        if (x.shape()[axis] == 0) continue;
+        for (bool keepdim : {false, true}) {
+          INFO(dtype_name(dtype) << " " << vc.name << " axis " << axis << " keepdim " << keepdim);
+          check_close(argmax(xg, axis, keepdim), argmax(x, axis, keepdim), 0);
+        }
+      }
+    }
+  }
+  // Rows longer than a warp, with the maximum tied at many places.
+  const Tensor wide = random_values({5, 4099}, DType::Float32, 0, 4, seed++, true);
+  check_close(argmax(wide.to(kGpu), 1), argmax(wide, 1), 0);
+  check_close(argmax(wide.t().to(kGpu), 0), argmax(wide, 1), 0);
+  // The first NaN wins; otherwise the first maximum, -inf and +inf included.
+  const Tensor special = from_vector<double>(
+      {1, NAN, 3, NAN, -INFINITY, -INFINITY, -INFINITY, -INFINITY, 2, 5, INFINITY, INFINITY, 0,
+       0, NAN, 7},
+      {4, 4});
+  check_close(argmax(special.to(kGpu), 1), from_vector<int64_t>({1, 0, 2, 2}), 0);
+  check_close(argmax(special.to(kGpu), 1), argmax(special, 1), 0);
+  check_close(argmax(special.to(kGpu), 0), argmax(special, 0), 0);
+  std::vector<double> late(100, 1.0);
+  late[67] = NAN;
+  late[90] = NAN;
+  late[3] = 9.0;
+  check_close(argmax(from_vector<double>(late).to(kGpu), 0), scalar(67, DType::Int64), 0);
+}
+
+TEST_CASE("cuda autograd: the gradient of sum(relu(x * y + x)) equals the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(11);
+  for (auto [sx, sy] : {std::array<Shape, 2>{Shape{4, 1, 6}, Shape{5, 6}},
+                        std::array<Shape, 2>{Shape{33, 1, 129}, Shape{17, 129}}}) {
+    INFO("x " << shape_str(sx) << " y " << shape_str(sy));
+    const Tensor x0 = randn(sx, gen), y0 = randn(sy, gen);
+    // Leaves of their own on each device (x0.to(cpu) would be x0 itself).
+    const auto run = [&](Device device) {
+      Tensor x = x0.to(device).detach(), y = y0.to(device).detach();
+      x.requires_grad_();
+      y.requires_grad_();
+      const Tensor loss = sum(relu(x * y + x));
+      loss.backward();
+      return std::array<Tensor, 3>{loss, x.grad(), y.grad()};
+    };
+    const auto want = run(Device::cpu()), got = run(kGpu);
+    const char* names[] = {"loss", "x.grad", "y.grad"};
+    for (int i = 0; i < 3; ++i) {
+      INFO(names[i]);
+      REQUIRE(got[i].defined());
+      check_close(got[i], want[i], 1e-6);
+    }
+  }
 }

@@ -10,14 +10,6 @@ namespace {
 }
 }  // namespace
 
-Tensor CudaBackend::unary(UnaryOp, const Tensor&, double) { not_yet("unary"); }
-Tensor CudaBackend::binary(BinaryOp, const Tensor&, const Tensor&) { not_yet("binary"); }
-Tensor CudaBackend::masked_fill(const Tensor&, const Tensor&, double) { not_yet("masked_fill"); }
-
-Tensor CudaBackend::reduce(ReduceOp, const Tensor&, const std::vector<int>&) { not_yet("reduce"); }
-Tensor CudaBackend::argmax(const Tensor&, int) { not_yet("argmax"); }
-
-
 Tensor CudaBackend::softmax(const Tensor&, int, bool) { not_yet("softmax"); }
 Tensor CudaBackend::softmax_backward(const Tensor&, const Tensor&, int, bool) {
   not_yet("softmax_backward");
