@@ -41,14 +41,9 @@ Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
   const DeviceGuard guard(index_);
   Tensor a = a_in, b = b_in;
   int64_t lda = 0, ldb = 0;
-  auto contiguous = [&](const Tensor& t) {
-    Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
-    copy(t, out);
-    return out;
-  };
   MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
-  if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous(a), lda);
-  if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous(b), ldb);
+  if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous_copy_if_needed(a), lda);
+  if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous_copy_if_needed(b), ldb);
 
   const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
   Shape out_shape(a.shape().begin(), a.shape().end() - 1);
