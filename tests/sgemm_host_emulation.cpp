@@ -1,9 +1,8 @@
-// Every SGEMM version's kernels, compiled as C++ and run on the CPU through tests/cuda_host_shim.h,
+// Every SGEMM version's kernels, compiled as C++ and run on the CPU through tests/cuda_emulation/,
 // against a float64 reference on the awkward small cases of tests/sgemm_test_util.h: checks the
 // index math (tiles, edges, transposes, batches, 16-byte paths) on machines without a GPU. Build
 // it with AddressSanitizer and out-of-bounds reads show too (the operands are exactly sized).
 // Exit status 0 when every supported case passes.
-//   build: see the CMake snippet that adds test_sgemm_host_emulation
 #include <chrono>
 #include <cstdio>
 #include <string>

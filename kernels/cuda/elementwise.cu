@@ -140,10 +140,9 @@ Tensor CudaBackend::unary(UnaryOp op, const Tensor& x, double param) {
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
   dispatch(x.dtype(), [&]<typename T>() {
-    unary_kernel<T><<<grid_for(n), kBlockThreads, 0, stream>>>(op, x.data<T>(), out.data<T>(), n,
-                                                               ix, param);
+    launch(unary_kernel<T>, grid_for(n), kBlockThreads, stream, op, x.data<T>(), out.data<T>(), n,
+           ix, param);
   });
-  TG_CUDA_CHECK_LAUNCH();
   return out;
 }
 
@@ -165,9 +164,8 @@ Tensor CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     const auto zix = make_indexer<1>(b.shape(), {b.strides()}, "div");
     const Tensor flag = Tensor::empty({1}, DType::Int64, device());
     TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
-    find_zero_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(
-        b.data<int64_t>(), n, zix, static_cast<unsigned long long*>(flag.raw_data()));
-    TG_CUDA_CHECK_LAUNCH();
+    launch(find_zero_kernel, grid_for(n), kBlockThreads, stream, b.data<int64_t>(), n, zix,
+           static_cast<unsigned long long*>(flag.raw_data()));
     unsigned long long first_zero = 0;
     copy_to_host(flag, &first_zero);  // waits for the stream
     check(first_zero == ~0ull, "div: integer division by zero (element ", first_zero,
@@ -175,10 +173,9 @@ Tensor CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   }
   const auto ix = make_indexer<3>(a.shape(), {a.strides(), b.strides(), out.strides()}, "binary");
   dispatch(a.dtype(), [&]<typename T>() {
-    binary_kernel<T><<<grid_for(n), kBlockThreads, 0, stream>>>(op, a.data<T>(), b.data<T>(),
-                                                                out.data<T>(), n, ix);
+    launch(binary_kernel<T>, grid_for(n), kBlockThreads, stream, op, a.data<T>(), b.data<T>(),
+           out.data<T>(), n, ix);
   });
-  TG_CUDA_CHECK_LAUNCH();
   return out;
 }
 
@@ -196,11 +193,10 @@ Tensor CudaBackend::masked_fill(const Tensor& x, const Tensor& mask, double valu
   cudaStream_t stream = current_stream(index_);
   dispatch(x.dtype(), [&]<typename T>() {
     dispatch(mask.dtype(), [&]<typename M>() {
-      masked_fill_kernel<T, M><<<grid_for(n), kBlockThreads, 0, stream>>>(
-          x.data<T>(), mask.data<M>(), out.data<T>(), n, ix, static_cast<T>(value));
+      launch(masked_fill_kernel<T, M>, grid_for(n), kBlockThreads, stream, x.data<T>(),
+             mask.data<M>(), out.data<T>(), n, ix, static_cast<T>(value));
     });
   });
-  TG_CUDA_CHECK_LAUNCH();
   return out;
 }
 

@@ -1,8 +1,13 @@
-// Launch geometry for the elementwise-style kernels: a grid-stride loop over n elements.
+// Launch geometry and the one way kernels are launched: launch(kernel, grid, block, stream, ...)
+// instead of kernel<<<...>>>(...). Under host emulation (TG_CUDA_HOST_EMULATION, see
+// tests/cuda_emulation/) the same call runs the kernel on host threads, so every kernel of this
+// backend can be checked on a machine without a GPU.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+
+#include "kernels/cuda/check.h"
 
 namespace tg::cuda {
 
@@ -13,6 +18,22 @@ constexpr int kBlockThreads = 256;
 inline unsigned grid_for(int64_t n, int threads = kBlockThreads) {
   const int64_t blocks = (n + threads - 1) / threads;
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, int64_t{1} << 16));
+}
+
+// kernel<<<grid, block, 0, stream>>>(args...), then a check that the launch was accepted.
+// Kernels use static __shared__ arrays only (no dynamic shared memory), and call warp shuffles
+// with the whole warp converged.
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+            Args&&... args) {
+  static_assert(sizeof...(Params) == sizeof...(Args), "launch: wrong number of kernel arguments");
+#ifdef TG_CUDA_HOST_EMULATION
+  (void)stream;
+  emulate_launch(kernel, grid, block, static_cast<Params>(args)...);
+#else
+  kernel<<<grid, block, 0, stream>>>(static_cast<Params>(args)...);
+#endif
+  TG_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace tg::cuda

@@ -62,10 +62,10 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   cudaStream_t stream = current_stream(index_);
   dispatch(src.dtype(), [&]<typename S>() {
     dispatch(dst.dtype(), [&]<typename D>() {
-      copy_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(src.data<S>(), dst.data<D>(), n, ix);
+      launch(copy_kernel<S, D>, grid_for(n), kBlockThreads, stream, src.data<S>(), dst.data<D>(), n,
+             ix);
     });
   });
-  TG_CUDA_CHECK_LAUNCH();
 }
 
 void CudaBackend::fill(const Tensor& dst, double value) {
@@ -76,10 +76,9 @@ void CudaBackend::fill(const Tensor& dst, double value) {
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
   dispatch(dst.dtype(), [&]<typename T>() {
-    fill_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(dst.data<T>(), n, ix,
-                                                           static_cast<T>(value));
+    launch(fill_kernel<T>, grid_for(n), kBlockThreads, stream, dst.data<T>(), n, ix,
+           static_cast<T>(value));
   });
-  TG_CUDA_CHECK_LAUNCH();
 }
 
 // Host transfers wait for the stream: the host reads or reuses its buffer right after the call.

@@ -30,9 +30,8 @@ void CudaBackend::fill_random(const Tensor& dst, RandomKind kind, uint64_t seed,
   dispatch_floating(dst.dtype(), "fill_random", [&]<typename T>() {
     if (n == 0) return;
     DeviceGuard guard(index_);
-    fill_random_kernel<<<grid_for(n), kBlockThreads, 0, current_stream(index_)>>>(
-        dst.data<T>(), n, kind, seed, counter, a, b);
-    TG_CUDA_CHECK_LAUNCH();
+    launch(fill_random_kernel<T>, grid_for(n), kBlockThreads, current_stream(index_), dst.data<T>(),
+           n, kind, seed, counter, a, b);
   });
 }
 

@@ -199,16 +199,13 @@ Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>&
   dispatch(x.dtype(), [&]<typename T>() {
     if (op == ReduceOp::Sum) {
       using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
-      sum_kernel<T, Acc><<<grid, kBlockThreads, 0, stream>>>(
-          x.data<T>(), out.data<T>(), layout.outer, layout.length, layout.outer_ix,
-          layout.inner_ix);
+      launch(sum_kernel<T, Acc>, grid, kBlockThreads, stream, x.data<T>(), out.data<T>(),
+             layout.outer, layout.length, layout.outer_ix, layout.inner_ix);
     } else {
-      max_kernel<T><<<grid, kBlockThreads, 0, stream>>>(x.data<T>(), out.data<T>(), layout.outer,
-                                                        layout.length, layout.outer_ix,
-                                                        layout.inner_ix);
+      launch(max_kernel<T>, grid, kBlockThreads, stream, x.data<T>(), out.data<T>(), layout.outer,
+             layout.length, layout.outer_ix, layout.inner_ix);
     }
   });
-  TG_CUDA_CHECK_LAUNCH();
   return out;
 }
 
@@ -222,11 +219,9 @@ Tensor CudaBackend::argmax(const Tensor& x, int axis) {
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
   dispatch(x.dtype(), [&]<typename T>() {
-    argmax_kernel<T><<<grid_for_warps(layout.outer), kBlockThreads, 0, stream>>>(
-        x.data<T>(), out.data<int64_t>(), layout.outer, layout.length, layout.outer_ix,
-        layout.inner_ix);
+    launch(argmax_kernel<T>, grid_for_warps(layout.outer), kBlockThreads, stream, x.data<T>(),
+           out.data<int64_t>(), layout.outer, layout.length, layout.outer_ix, layout.inner_ix);
   });
-  TG_CUDA_CHECK_LAUNCH();
   return out;
 }
 

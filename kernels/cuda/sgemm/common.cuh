@@ -2,9 +2,9 @@
 // the guarded float4 store, batch offsets, and the launch helper that splits large batches and
 // turns a launch error into tg::Error.
 //
-// The same code also compiles as plain C++ against tests/cuda_host_shim.h (define
-// TG_SGEMM_HOST_EMULATION), which runs every CUDA thread of a block on a host thread: that is how
-// the index math of every version is checked on machines without a GPU.
+// The same code also compiles as plain C++ against tests/cuda_emulation/ (TG_CUDA_HOST_EMULATION),
+// which runs every CUDA thread of a block on a host thread: that is how the index math of every
+// version is checked on machines without a GPU.
 #pragma once
 
 #include <algorithm>
@@ -14,9 +14,7 @@
 #include "core/error.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 
-#ifndef TG_SGEMM_HOST_EMULATION
-#include <cuda_runtime.h>
-#endif
+#include <cuda_runtime.h>  // under host emulation, tests/cuda_emulation's stand-in
 
 namespace tg::cuda::sgemm_detail {
 
@@ -162,7 +160,7 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
     part.B += b0 * args.stride_b;
     part.C += b0 * args.stride_c;
     grid.z = part.batch;
-#ifdef TG_SGEMM_HOST_EMULATION
+#ifdef TG_CUDA_HOST_EMULATION
     (void)stream;
     emulate_launch(kernel, grid, block, part);
 #else
