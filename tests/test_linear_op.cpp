@@ -88,6 +88,19 @@ TEST_CASE("linear: equals matmul + bias + activation in float32 on awkward sizes
   }
 }
 
+TEST_CASE("linear: a strided bias view reads the right elements", "[linear]") {
+  Generator gen(11);
+  const Tensor x = uniform({5, 4}, -1, 1, gen), W = uniform({4, 3}, -1, 1, gen);
+  const Tensor wide = uniform({6}, -1, 1, gen);
+  const Tensor strided = wide.slice(0, 0, 6, 2);  // elements 0, 2, 4: stride 2
+  REQUIRE_FALSE(strided.is_contiguous());
+  for (Activation act : kActivations) {
+    const Tensor got = linear(x, W, strided, act);
+    const Tensor want = linear(x, W, strided.contiguous(), act);
+    CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) == 0);
+  }
+}
+
 TEST_CASE("linear: the bias gradient is the same for 1 and 2 threads", "[linear]") {
   Generator gen(73);
   const Tensor x = randn({1000, 33}, gen), W = randn({33, 65}, gen), b = randn({65}, gen);

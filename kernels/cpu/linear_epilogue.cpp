@@ -72,10 +72,11 @@ void dispatch_activation(Activation act, Fn&& fn) {
 
 }  // namespace
 
-void CpuBackend::bias_activation(const Tensor& x, const Tensor& bias, Activation act,
+void CpuBackend::bias_activation(const Tensor& x, const Tensor& bias_in, Activation act,
                                  const Tensor& pre, const Tensor& y) {
   check(x.dim() == 2 && x.is_contiguous(), "bias_activation: x must be contiguous [N, D], got ",
         shape_str(x.shape()));
+  const Tensor bias = bias_in.defined() ? contiguous_copy_if_needed(bias_in) : bias_in;
   const int64_t rows = x.size(0), cols = x.size(1);
   dispatch_floating(x.dtype(), "bias_activation", [&]<typename T>() {
     dispatch_activation(act, [&]<Activation kAct>() {
