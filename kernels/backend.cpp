@@ -14,8 +14,9 @@ namespace tg {
 
 namespace {
 std::vector<Backend*>& cuda_backends() {  // by device index
-  static std::vector<Backend*> backends;
-  return backends;
+  // Never destroyed, like the backends it lists: they outlive every static that may use them.
+  static auto* backends = new std::vector<Backend*>();
+  return *backends;
 }
 
 // Why there is no CUDA backend, for the error message.

@@ -2,11 +2,9 @@
 // kernels/cuda/registration.cpp; all its work runs on the device's stream (stream.h) and its
 // memory comes from the device's caching allocator (device_caching_allocator.h).
 //
-// Implemented: memory.cu (allocate, copy, fill, host transfers), random.cu (fill_random),
-// elementwise.cu (unary, binary, masked_fill), reduce.cu (reduce, argmax) and matmul.cpp
-// (float32, through the SGEMM family in sgemm/).
-// Every other primitive throws "cuda: <primitive> is not implemented yet" from not_yet.cpp, which
-// shrinks as each kernel family lands in its own file.
+// Every primitive, one family per file: memory.cu, random.cu, elementwise.cu, reduce.cu, matmul.cpp
+// (float32, through the SGEMM family in sgemm/), softmax.cu, cross_entropy.cu, index.cu,
+// layer_norm.cu, linear_epilogue.cu and attention.cu.
 #pragma once
 
 #include "kernels/backend.h"

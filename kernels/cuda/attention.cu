@@ -1,0 +1,406 @@
+// CUDA fused causal attention, forward and backward (the CUDA twin of kernels/cpu/attention.cpp),
+// for short sequences with the heads as an axis and q, k, v rows read through index tables:
+//   forward:  S_ij = scale q_i . k_j (j <= T - Tq + i),  P = softmax_j(S),  z_i = sum_j P_ij v_j
+//   backward: dP_ij = dz_i . v_j,  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
+//             dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij dz_i
+//
+// Softmax rows (forward) and dS rows (backward) take one warp per (b, h, i): lane l handles keys
+// j = l, l + 32, ..., and a fixed xor-shuffle tree combines the lanes' maxima and their double
+// sums (every lane ends with the same bits). Everything else is one thread per output element,
+// summing over keys (z, dq) or queries (dk, dv) in increasing order, as the CPU does. Precision
+// is the CPU's: dot products and the weighted sums of rows in T, the softmax denominator and
+// sum_j P dP in double.
+//
+// Backward writes each example's gradients straight into the table rows when no row index
+// repeats (dense q, k, v), found by the same device pass that range-checks the indices; where
+// examples share rows (the first layer's (position, token) tables) it computes them densely,
+// [B, Tq, H, Dh] and [B, T, H, Dh | Dv], and sums them into the tables with index_add, which adds
+// in index order. No floating-point atomics: the results do not depend on timing or grid size.
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/stream.h"
+#include "kernels/dispatch.h"
+
+namespace tg::cuda {
+
+namespace {
+
+constexpr int kWarp = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr unsigned long long kNone = ~0ull;  // "no position" in the row checks' flags
+
+// Where query i / key j of example b, head h, lives in its table, and where row (b, h, i) of
+// the [B, H, Tq, T] pattern starts (as the CPU's Layout).
+struct Layout {
+  int64_t batch, queries, keys, heads, head_size, value_size;  // B, Tq, T, H, Dh, Dv
+  bool sum_heads;          // z is [B, Tq, Dv], summed over the heads
+  const int64_t* q_rows;   // [B, Tq], on the device
+  const int64_t* kv_rows;  // [B, T]
+  __device__ int64_t q(int64_t b, int64_t i, int64_t h) const {
+    return (q_rows[b * queries + i] * heads + h) * head_size;
+  }
+  __device__ int64_t k(int64_t b, int64_t j, int64_t h) const {
+    return (kv_rows[b * keys + j] * heads + h) * head_size;
+  }
+  __device__ int64_t v(int64_t b, int64_t j, int64_t h) const {
+    return (kv_rows[b * keys + j] * heads + h) * value_size;
+  }
+  __device__ int64_t z(int64_t b, int64_t i, int64_t h) const {
+    return sum_heads ? (b * queries + i) * value_size
+                     : ((b * queries + i) * heads + h) * value_size;
+  }
+  __device__ int64_t pattern_row(int64_t b, int64_t h, int64_t i) const {
+    return ((b * heads + h) * queries + i) * keys;
+  }
+  __device__ int64_t last_key(int64_t i) const { return keys - queries + i; }
+  // The first query that sees key j.
+  __device__ int64_t first_query(int64_t j) const {
+    const int64_t i = j - (keys - queries);
+    return i > 0 ? i : 0;
+  }
+};
+
+Layout layout_of(const Tensor& q_table, const Tensor& v_table, const Tensor& q_rows,
+                 const Tensor& kv_rows, bool sum_heads) {
+  return {q_rows.size(0),  q_rows.size(1),         kv_rows.size(1),
+          q_table.size(1), q_table.size(2),        v_table.size(2),
+          sum_heads,       q_rows.data<int64_t>(), kv_rows.data<int64_t>()};
+}
+
+template <typename T>
+__device__ T dot(const T* a, const T* b, int64_t n) {
+  T sum = 0;
+  for (int64_t d = 0; d < n; ++d) sum += a[d] * b[d];
+  return sum;
+}
+
+// The max / sum over the warp's 32 lanes, in every lane. The xor tree pairs lanes l and l ^ m,
+// which compute the same (commutative) combination, so all lanes agree bit for bit.
+template <typename T>
+__device__ T warp_max(T value) {
+  for (int m = kWarp / 2; m > 0; m /= 2) {
+    const T other = __shfl_xor_sync(kFullMask, value, m);
+    value = other > value ? other : value;
+  }
+  return value;
+}
+
+__device__ double warp_sum(double value) {
+  for (int m = kWarp / 2; m > 0; m /= 2) value += __shfl_xor_sync(kFullMask, value, m);
+  return value;
+}
+
+// Each warp visits its pattern rows `row` = (b * H + h) * Tq + i; all lanes of a warp see the
+// same row, so the shuffles always have the full warp.
+#define TG_FOR_EACH_WARP_ROW(row, rows)                                                      \
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;                                    \
+  for (int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;  \
+       row < (rows); row += static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp)
+
+// Forward, first half: pattern row (b, h, i) = softmax of the scaled scores over keys
+// j <= last, 0 beyond. The scores are staged in the row itself; each lane rereads only its own.
+template <typename T>
+__global__ void softmax_rows_kernel(Layout at, const T* q, const T* k, T scale, T* pattern,
+                                    int64_t rows) {
+  TG_FOR_EACH_WARP_ROW(row, rows) {
+    const int64_t i = row % at.queries, bh = row / at.queries;
+    const int64_t h = bh % at.heads, b = bh / at.heads;
+    const int64_t last = at.last_key(i);
+    const T* qi = q + at.q(b, i, h);
+    T* p = pattern + row * at.keys;
+    T peak = static_cast<T>(-HUGE_VAL);
+    for (int64_t j = lane; j <= last; j += kWarp) {
+      p[j] = scale * dot(qi, k + at.k(b, j, h), at.head_size);
+      peak = p[j] > peak ? p[j] : peak;
+    }
+    // Subtract the maximum so exp never overflows; the row always keeps key 0.
+    peak = warp_max(peak);
+    double total = 0;
+    for (int64_t j = lane; j <= last; j += kWarp) total += ::exp(static_cast<double>(p[j] - peak));
+    total = warp_sum(total);
+    for (int64_t j = lane; j < at.keys; j += kWarp)
+      p[j] = j <= last ? static_cast<T>(::exp(static_cast<double>(p[j] - peak)) / total) : T(0);
+  }
+}
+
+// Forward, second half: one thread per element of z. Without sum_heads element (b, i, h, e);
+// with it (b, i, e), summing the heads in order, each over its keys in order (as the CPU).
+template <typename T>
+__global__ void weighted_values_kernel(Layout at, const T* v, const T* pattern, T* z, int64_t n) {
+  TG_GRID_STRIDE_LOOP(idx, n) {
+    const int64_t e = idx % at.value_size, r = idx / at.value_size;
+    int64_t bi = r, h0 = 0, h1 = at.heads;
+    if (!at.sum_heads) {
+      bi = r / at.heads;
+      h0 = r % at.heads;
+      h1 = h0 + 1;
+    }
+    const int64_t i = bi % at.queries, b = bi / at.queries, last = at.last_key(i);
+    T acc = 0;
+    for (int64_t h = h0; h < h1; ++h) {
+      const T* p = pattern + at.pattern_row(b, h, i);
+      for (int64_t j = 0; j <= last; ++j) acc += p[j] * v[at.v(b, j, h) + e];
+    }
+    z[idx] = acc;
+  }
+}
+
+// Backward, first half: dS row (b, h, i), laid out as the pattern (0 where masked). dP_ij goes
+// into the row first; each lane rereads only its own entries.
+template <typename T>
+__global__ void score_grad_kernel(Layout at, const T* dz, const T* v, const T* pattern, T* ds,
+                                  int64_t rows) {
+  TG_FOR_EACH_WARP_ROW(row, rows) {
+    const int64_t i = row % at.queries, bh = row / at.queries;
+    const int64_t h = bh % at.heads, b = bh / at.heads;
+    const int64_t last = at.last_key(i);
+    const T* p = pattern + row * at.keys;
+    const T* dzi = dz + at.z(b, i, h);
+    T* d = ds + row * at.keys;
+    double weighted = 0;
+    for (int64_t j = lane; j <= last; j += kWarp) {
+      d[j] = dot(dzi, v + at.v(b, j, h), at.value_size);  // dP_ij
+      weighted += static_cast<double>(p[j]) * d[j];
+    }
+    weighted = warp_sum(weighted);
+    for (int64_t j = lane; j < at.keys; j += kWarp)
+      d[j] = j <= last ? static_cast<T>(p[j] * (d[j] - weighted)) : T(0);
+  }
+}
+
+#undef TG_FOR_EACH_WARP_ROW
+
+// The table row that receives example row n's gradient: rows[n] when the rows are distinct (the
+// gradient goes straight into the table), else n itself (a dense buffer for index_add).
+__device__ inline int64_t destination(const int64_t* rows, int64_t n) {
+  return rows != nullptr ? rows[n] : n;
+}
+
+// dq, one thread per (b, i, h, d): scale sum_j dS_ij k_j[d] over keys j in order.
+template <typename T>
+__global__ void query_grad_kernel(Layout at, const T* k, const T* ds, T scale,
+                                  const int64_t* dest_rows, T* dq, int64_t n) {
+  TG_GRID_STRIDE_LOOP(idx, n) {
+    const int64_t d = idx % at.head_size, r = idx / at.head_size;
+    const int64_t h = r % at.heads, bi = r / at.heads;
+    const int64_t i = bi % at.queries, b = bi / at.queries, last = at.last_key(i);
+    const T* dsi = ds + at.pattern_row(b, h, i);
+    T acc = 0;
+    for (int64_t j = 0; j <= last; ++j) acc += (scale * dsi[j]) * k[at.k(b, j, h) + d];
+    dq[(destination(dest_rows, bi) * at.heads + h) * at.head_size + d] = acc;
+  }
+}
+
+// dk, one thread per (b, j, h, d): scale sum_i dS_ij q_i[d] over the queries that see key j.
+template <typename T>
+__global__ void key_grad_kernel(Layout at, const T* q, const T* ds, T scale,
+                                const int64_t* dest_rows, T* dk, int64_t n) {
+  TG_GRID_STRIDE_LOOP(idx, n) {
+    const int64_t d = idx % at.head_size, r = idx / at.head_size;
+    const int64_t h = r % at.heads, bj = r / at.heads;
+    const int64_t j = bj % at.keys, b = bj / at.keys;
+    T acc = 0;
+    for (int64_t i = at.first_query(j); i < at.queries; ++i)
+      acc += (scale * ds[at.pattern_row(b, h, i) + j]) * q[at.q(b, i, h) + d];
+    dk[(destination(dest_rows, bj) * at.heads + h) * at.head_size + d] = acc;
+  }
+}
+
+// dv, one thread per (b, j, h, e): sum_i P_ij dz_i[e] over the queries that see key j.
+template <typename T>
+__global__ void value_grad_kernel(Layout at, const T* dz, const T* pattern,
+                                  const int64_t* dest_rows, T* dv, int64_t n) {
+  TG_GRID_STRIDE_LOOP(idx, n) {
+    const int64_t e = idx % at.value_size, r = idx / at.value_size;
+    const int64_t h = r % at.heads, bj = r / at.heads;
+    const int64_t j = bj % at.keys, b = bj / at.keys;
+    T acc = 0;
+    for (int64_t i = at.first_query(j); i < at.queries; ++i)
+      acc += pattern[at.pattern_row(b, h, i) + j] * dz[at.z(b, i, h) + e];
+    dv[(destination(dest_rows, bj) * at.heads + h) * at.value_size + e] = acc;
+  }
+}
+
+// Range check of n row indices against a table of table_rows rows: the first bad position goes
+// to *first_bad. With `seen` ([table_rows], all kNone on entry), also whether a row repeats:
+// *repeat then gets some position whose row an earlier-arriving thread had already claimed (which
+// one depends on timing; only whether there is one is used).
+__global__ void check_rows_kernel(const int64_t* rows, int64_t n, int64_t table_rows,
+                                  unsigned long long* first_bad, unsigned long long* seen,
+                                  unsigned long long* repeat) {
+  TG_GRID_STRIDE_LOOP(pos, n) {
+    const int64_t r = rows[pos];
+    const auto p = static_cast<unsigned long long>(pos);
+    if (r < 0 || r >= table_rows) atomicMin(first_bad, p);
+    else if (seen != nullptr && atomicMin(seen + r, p) != kNone) atomicMin(repeat, p);
+  }
+}
+
+void check_on(const Tensor& t, Device device, const char* op, const char* role) {
+  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
+        device.str());
+}
+
+// Whether each index table's rows are all distinct (asked for only by the backward).
+struct RowsDistinct {
+  bool q = false, kv = false;
+};
+
+// Checks q_rows and kv_rows on the device with the CPU's messages, in its order (queries first);
+// with `find_repeats`, also says whether each has distinct rows. One copy back to the host.
+RowsDistinct check_rows(CudaBackend& backend, const char* op, const Tensor& q_rows,
+                        int64_t q_table_rows, const Tensor& kv_rows, int64_t kv_table_rows,
+                        bool find_repeats) {
+  const Device device = backend.device();
+  // [first bad query position, first bad key position, a repeated query, a repeated key]
+  const Tensor flags = Tensor::empty({4}, DType::Int64, device);
+  backend.fill(flags, -1);  // all bits set: kNone
+  Tensor seen;
+  if (find_repeats) {
+    seen = Tensor::empty({q_table_rows + kv_table_rows}, DType::Int64, device);
+    backend.fill(seen, -1);
+  }
+  auto* f = static_cast<unsigned long long*>(flags.raw_data());
+  auto* s = find_repeats ? static_cast<unsigned long long*>(seen.raw_data()) : nullptr;
+  {
+    DeviceGuard guard(backend.index());
+    cudaStream_t stream = current_stream(backend.index());
+    if (q_rows.numel() > 0)
+      launch(check_rows_kernel, grid_for(q_rows.numel()), kBlockThreads, stream,
+             q_rows.data<int64_t>(), q_rows.numel(), q_table_rows, f, s, f + 2);
+    if (kv_rows.numel() > 0)
+      launch(check_rows_kernel, grid_for(kv_rows.numel()), kBlockThreads, stream,
+             kv_rows.data<int64_t>(), kv_rows.numel(), kv_table_rows, f + 1,
+             s != nullptr ? s + q_table_rows : nullptr, f + 3);
+  }
+  unsigned long long host[4];
+  backend.copy_to_host(flags, host);  // waits for the stream
+  const struct {
+    const Tensor& rows;
+    int64_t table_rows;
+    const char* which;
+  } tables[] = {{q_rows, q_table_rows, "query row"}, {kv_rows, kv_table_rows, "key row"}};
+  for (int t = 0; t < 2; ++t) {
+    if (host[t] == kNone) continue;
+    const auto pos = static_cast<int64_t>(host[t]);
+    const int64_t value = tables[t].rows.to_vector<int64_t>()[pos];  // the error path only
+    throw Error(cat(op, ": ", tables[t].which, " ", value, " at position ", pos,
+                    " is outside the table's ", tables[t].table_rows, " rows"));
+  }
+  return {host[2] == kNone, host[3] == kNone};
+}
+
+}  // namespace
+
+void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
+                            const Tensor& v_table_in, const Tensor& q_rows_in,
+                            const Tensor& kv_rows_in, double scale, bool sum_heads, Tensor& z,
+                            Tensor& pattern) {
+  check_on(q_table_in, device(), "attention", "q_table");
+  check_on(k_table_in, device(), "attention", "k_table");
+  check_on(v_table_in, device(), "attention", "v_table");
+  check_on(q_rows_in, device(), "attention", "q_rows");
+  check_on(kv_rows_in, device(), "attention", "kv_rows");
+  const Tensor q = contiguous_copy_if_needed(q_table_in), k = contiguous_copy_if_needed(k_table_in),
+               v = contiguous_copy_if_needed(v_table_in);
+  const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
+               kv_rows = contiguous_copy_if_needed(kv_rows_in);
+  check_rows(*this, "attention", q_rows, q.size(0), kv_rows, k.size(0), false);
+  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
+  z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype(), device())
+                : Tensor::empty({at.batch, at.queries, at.heads, at.value_size}, q.dtype(),
+                                device());
+  pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype(), device());
+  if (pattern.numel() == 0) {
+    if (z.numel() > 0) fill(z, 0);  // sum_heads over no heads
+    return;
+  }
+  dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
+    DeviceGuard guard(index_);
+    cudaStream_t stream = current_stream(index_);
+    const int64_t rows = at.batch * at.heads * at.queries;
+    launch(softmax_rows_kernel<T>, grid_for(rows * kWarp), kBlockThreads, stream, at,
+           q.data<T>(), k.data<T>(), static_cast<T>(scale), pattern.data<T>(), rows);
+    if (z.numel() > 0)
+      launch(weighted_values_kernel<T>, grid_for(z.numel()), kBlockThreads, stream, at,
+             v.data<T>(), pattern.data<T>(), z.data<T>(), z.numel());
+  });
+}
+
+void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_in,
+                                     const Tensor& k_table_in, const Tensor& v_table_in,
+                                     const Tensor& q_rows_in, const Tensor& kv_rows_in,
+                                     const Tensor& pattern_in, double scale, bool sum_heads,
+                                     Tensor& dq, Tensor& dk, Tensor& dv) {
+  const char* op = "attention_backward";
+  check_on(dz_in, device(), op, "dz");
+  check_on(q_table_in, device(), op, "q_table");
+  check_on(k_table_in, device(), op, "k_table");
+  check_on(v_table_in, device(), op, "v_table");
+  check_on(q_rows_in, device(), op, "q_rows");
+  check_on(kv_rows_in, device(), op, "kv_rows");
+  check_on(pattern_in, device(), op, "pattern");
+  const Tensor dz = contiguous_copy_if_needed(dz_in), q = contiguous_copy_if_needed(q_table_in),
+               k = contiguous_copy_if_needed(k_table_in), v = contiguous_copy_if_needed(v_table_in),
+               pattern = contiguous_copy_if_needed(pattern_in);
+  const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
+               kv_rows = contiguous_copy_if_needed(kv_rows_in);
+  const RowsDistinct distinct =
+      check_rows(*this, op, q_rows, q.size(0), kv_rows, k.size(0), true);
+  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
+  dispatch_floating(q.dtype(), op, [&]<typename T>() {
+    if (pattern.numel() == 0) {  // no example reads any row
+      dq = Tensor::empty(q.shape(), q.dtype(), device());
+      dk = Tensor::empty(k.shape(), k.dtype(), device());
+      dv = Tensor::empty(v.shape(), v.dtype(), device());
+      for (Tensor* t : {&dq, &dk, &dv}) fill(*t, 0);
+      return;
+    }
+    DeviceGuard guard(index_);
+    cudaStream_t stream = current_stream(index_);
+    const T s = static_cast<T>(scale);
+    const int64_t rows = at.batch * at.heads * at.queries;
+    const Tensor ds = Tensor::empty(pattern.shape(), q.dtype(), device());  // [B, H, Tq, T]
+    launch(score_grad_kernel<T>, grid_for(rows * kWarp), kBlockThreads, stream, at, dz.data<T>(),
+           v.data<T>(), pattern.data<T>(), ds.data<T>(), rows);
+
+    // Each gradient straight into its zeroed table when that table's rows are distinct, else
+    // per example, [B, Tq | T, H, D], summed into the table by index_add.
+    const auto target = [&](bool direct, const Tensor& table, int64_t positions) {
+      if (!direct)
+        return Tensor::empty({at.batch, positions, at.heads, table.size(2)}, q.dtype(), device());
+      Tensor out = Tensor::empty(table.shape(), q.dtype(), device());
+      fill(out, 0);  // rows no example reads
+      return out;
+    };
+    const int64_t* q_dest = distinct.q ? q_rows.data<int64_t>() : nullptr;
+    const int64_t* kv_dest = distinct.kv ? kv_rows.data<int64_t>() : nullptr;
+    dq = target(distinct.q, q, at.queries);
+    dk = target(distinct.kv, k, at.keys);
+    dv = target(distinct.kv, v, at.keys);
+    const int64_t nq = at.batch * at.queries * at.heads * at.head_size;
+    const int64_t nk = at.batch * at.keys * at.heads * at.head_size;
+    const int64_t nv = at.batch * at.keys * at.heads * at.value_size;
+    if (nq > 0)
+      launch(query_grad_kernel<T>, grid_for(nq), kBlockThreads, stream, at, k.data<T>(),
+             ds.data<T>(), s, q_dest, dq.data<T>(), nq);
+    if (nk > 0)
+      launch(key_grad_kernel<T>, grid_for(nk), kBlockThreads, stream, at, q.data<T>(),
+             ds.data<T>(), s, kv_dest, dk.data<T>(), nk);
+    if (nv > 0)
+      launch(value_grad_kernel<T>, grid_for(nv), kBlockThreads, stream, at, dz.data<T>(),
+             pattern.data<T>(), kv_dest, dv.data<T>(), nv);
+    if (!distinct.q) dq = index_add(dq, q_rows, q.size(0));
+    if (!distinct.kv) {
+      dk = index_add(dk, kv_rows, k.size(0));
+      dv = index_add(dv, kv_rows, v.size(0));
+    }
+  });
+}
+
+}  // namespace tg::cuda

@@ -1,0 +1,189 @@
+// CUDA fused softmax cross-entropy and its backward (the CUDA twin of the second half of
+// kernels/cpu/softmax.cpp).
+//
+// One warp per row of logits [N, C] (in training N is a few thousand and C about a hundred, so
+// each lane holds three or four classes): lane l takes the classes c = l, l + 32, ... in
+// increasing order, then an xor-shuffle butterfly combines the 32 lanes, leaving the same bits in
+// every lane. As on the CPU, everything is computed in the logits' own type T (float for
+// float32): the row maximum, the sum of exp(logit - max) and its log, the shifted log-sum-exp
+// that backward reuses. The sum's order (per lane, then the butterfly) differs from the CPU's
+// vectorised Eigen sum, so the two agree to rounding, not bit for bit.
+//
+// Targets are checked on the device before anything runs: a kernel records the first row whose
+// target is out of range, the host reads that one flag back and throws the CPU's error.
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/stream.h"
+#include "kernels/dispatch.h"
+
+namespace tg::cuda {
+
+namespace {
+
+constexpr int kWarp = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+
+void check_on(const Tensor& t, Device device, const char* op, const char* role) {
+  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
+        device.str());
+}
+
+// The math in T, as Eigen's array exp and std::log compute it on the CPU.
+__device__ inline float math_exp(float x) { return ::expf(x); }
+__device__ inline double math_exp(double x) { return ::exp(x); }
+__device__ inline float math_log(float x) { return ::logf(x); }
+__device__ inline double math_log(double x) { return ::log(x); }
+
+// The larger of two values, NaN if either is (both orders agree, so every lane of the butterfly
+// ends with the same maximum).
+template <typename T>
+__device__ inline T max_of(T a, T b) {
+  if (a != a) return a;
+  return (b > a || b != b) ? b : a;
+}
+
+template <typename T>
+__device__ inline T warp_max(T v) {
+  for (int step = kWarp / 2; step > 0; step /= 2)
+    v = max_of(v, __shfl_xor_sync(kFullMask, v, step));
+  return v;
+}
+
+template <typename T>
+__device__ inline T warp_sum(T v) {
+  for (int step = kWarp / 2; step > 0; step /= 2) v += __shfl_xor_sync(kFullMask, v, step);
+  return v;
+}
+
+// The maximum of one row of `classes` values, in every lane.
+template <typename T>
+__device__ inline T row_max(const T* row, int64_t classes, int lane) {
+  T peak = static_cast<T>(-HUGE_VAL);
+  for (int64_t c = lane; c < classes; c += kWarp) peak = max_of(peak, row[c]);
+  return warp_max(peak);
+}
+
+// Each warp visits its rows; all lanes of a warp see the same row, so the shuffles inside
+// always have the full warp.
+#define TG_FOR_EACH_WARP_ROW(r, rows)                                                        \
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;                                    \
+  for (int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;    \
+       r < (rows); r += static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp)
+
+// loss[r] = log(sum_c exp(x[r, c] - max)) - (x[r, target] - max); the first term is also saved.
+template <typename T>
+__global__ void cross_entropy_kernel(const T* logits, const int64_t* targets, T* loss,
+                                     T* shifted_logsumexp, int64_t rows, int64_t classes) {
+  TG_FOR_EACH_WARP_ROW(r, rows) {
+    const T* row = logits + r * classes;
+    const T peak = row_max(row, classes, lane);  // subtracted so that exp never overflows
+    T total = 0;
+    for (int64_t c = lane; c < classes; c += kWarp) total += math_exp(row[c] - peak);
+    total = warp_sum(total);
+    if (lane == 0) {
+      const T shifted = math_log(total);
+      shifted_logsumexp[r] = shifted;
+      loss[r] = shifted - (row[targets[r]] - peak);
+    }
+  }
+}
+
+// dlogits[r, c] = exp((x[r, c] - max) - shifted_logsumexp[r]) * g[r], minus g[r] at the target.
+template <typename T>
+__global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* targets,
+                                              const T* shifted_logsumexp, const T* row_grad,
+                                              T* dlogits, int64_t rows, int64_t classes) {
+  TG_FOR_EACH_WARP_ROW(r, rows) {
+    const T* row = logits + r * classes;
+    const T peak = row_max(row, classes, lane);
+    const T log_total = shifted_logsumexp[r], grad = row_grad[r];
+    const int64_t target = targets[r];
+    T* out = dlogits + r * classes;
+    for (int64_t c = lane; c < classes; c += kWarp) {
+      // Two subtractions, not one of (peak + log_total): that sum would round at the scale of
+      // the logits (an ulp of 6e-5 near 1000) and shift every probability by as much.
+      T v = math_exp((row[c] - peak) - log_total) * grad;
+      if (c == target) v -= grad;  // minus the one-hot target
+      out[c] = v;
+    }
+  }
+}
+
+#undef TG_FOR_EACH_WARP_ROW
+
+// The smallest row i whose target lies outside [0, classes) goes to *first_bad (left at its
+// initial UINT64_MAX when there is none). An integer atomic: the result does not depend on order.
+__global__ void find_bad_target_kernel(const int64_t* targets, int64_t n, int64_t classes,
+                                       unsigned long long* first_bad) {
+  TG_GRID_STRIDE_LOOP(i, n) {
+    if (targets[i] < 0 || targets[i] >= classes)
+      atomicMin(first_bad, static_cast<unsigned long long>(i));
+  }
+}
+
+// Threads for one warp per row (grid_for caps the grid; the loop covers the rest).
+unsigned grid_for_warps(int64_t rows) { return grid_for(rows * kWarp); }
+
+}  // namespace
+
+void CudaBackend::cross_entropy(const Tensor& logits_in, const Tensor& targets_in, Tensor& loss,
+                                Tensor& shifted_logsumexp) {
+  check_on(logits_in, device(), "cross_entropy", "logits");
+  check_on(targets_in, device(), "cross_entropy", "targets");
+  const Tensor logits = contiguous_copy_if_needed(logits_in);
+  const Tensor targets = contiguous_copy_if_needed(targets_in);
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  DeviceGuard guard(index_);
+  cudaStream_t stream = current_stream(index_);
+  if (targets.numel() > 0) {
+    const Tensor flag = Tensor::empty({1}, DType::Int64, device());
+    TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
+    launch(find_bad_target_kernel, grid_for(targets.numel()), kBlockThreads, stream,
+           targets.data<int64_t>(), targets.numel(), classes,
+           static_cast<unsigned long long*>(flag.raw_data()));
+    unsigned long long first_bad = 0;
+    copy_to_host(flag, &first_bad);  // waits for the stream
+    if (first_bad != ~0ull) {
+      const int64_t i = static_cast<int64_t>(first_bad);
+      throw Error(cat("cross_entropy: target ", targets.to_vector<int64_t>()[i], " at row ", i,
+                      " is out of range [0, ", classes, ")"));
+    }
+  }
+  loss = Tensor::empty({rows}, logits.dtype(), device());
+  shifted_logsumexp = Tensor::empty({rows}, logits.dtype(), device());
+  dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
+    if (rows == 0) return;
+    launch(cross_entropy_kernel<T>, grid_for_warps(rows), kBlockThreads, stream, logits.data<T>(),
+           targets.data<int64_t>(), loss.data<T>(), shifted_logsumexp.data<T>(), rows, classes);
+  });
+}
+
+Tensor CudaBackend::cross_entropy_backward(const Tensor& logits_in, const Tensor& targets_in,
+                                           const Tensor& shifted_logsumexp_in,
+                                           const Tensor& row_grad_in) {
+  check_on(logits_in, device(), "cross_entropy_backward", "logits");
+  check_on(targets_in, device(), "cross_entropy_backward", "targets");
+  check_on(shifted_logsumexp_in, device(), "cross_entropy_backward", "shifted_logsumexp");
+  check_on(row_grad_in, device(), "cross_entropy_backward", "row_grad");
+  const Tensor logits = contiguous_copy_if_needed(logits_in);
+  const Tensor targets = contiguous_copy_if_needed(targets_in);
+  const Tensor shifted_logsumexp = contiguous_copy_if_needed(shifted_logsumexp_in);
+  const Tensor row_grad = contiguous_copy_if_needed(row_grad_in);
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), device());
+  dispatch_floating(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
+    if (rows == 0 || classes == 0) return;
+    DeviceGuard guard(index_);
+    launch(cross_entropy_backward_kernel<T>, grid_for_warps(rows), kBlockThreads,
+           current_stream(index_), logits.data<T>(), targets.data<int64_t>(),
+           shifted_logsumexp.data<T>(), row_grad.data<T>(), dlogits.data<T>(), rows, classes);
+  });
+  return dlogits;
+}
+
+}  // namespace tg::cuda

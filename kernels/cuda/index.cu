@@ -1,0 +1,156 @@
+// CUDA index primitives: gather rows of a table (embedding), the scatter-add that is its
+// backward, and one-hot encoding (the CUDA twin of kernels/cpu/index.cpp). Any dtype, as on the
+// CPU. Inputs are made contiguous first, so a row of the table or of src is `width` consecutive
+// elements.
+//
+// Indices live on the device and are range-checked there before any work starts: a kernel
+// records the first bad position (an integer atomicMin, so the answer does not depend on
+// timing), the host reads that one flag back and throws the CPU's error message.
+//
+// index_add must be deterministic, so it uses no atomics: one thread per output element
+// (row r, column c) scans the whole index array and adds src[i, c] for every i with
+// index[i] == r, in increasing i, into a sum in T that starts at 0: the CPU's order exactly, so
+// the two agree bit for bit. The cost is rows * width * n index reads for n indices (at each
+// step all lanes of a warp read the same index element: one broadcast load); with this project's
+// tables (an embedding of ~100 rows, width ~128, ~10^4 indices per step) that is ~10^8 cheap
+// compares, spread over only rows * width threads, against n * width adds of real work. A table
+// of many thousands of rows would want the indices sorted by row first (a stable counting sort
+// keeps the order within a row, and so the determinism).
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/stream.h"
+#include "kernels/dispatch.h"
+
+namespace tg::cuda {
+
+namespace {
+
+void check_on(const Tensor& t, Device device, const char* op, const char* role) {
+  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
+        device.str());
+}
+
+// The smallest position i with index[i] outside [0, limit) goes to *first_bad (left at its
+// initial UINT64_MAX when there is none).
+__global__ void find_out_of_range_kernel(const int64_t* index, int64_t n, int64_t limit,
+                                         unsigned long long* first_bad) {
+  TG_GRID_STRIDE_LOOP(i, n) {
+    if (index[i] < 0 || index[i] >= limit)
+      atomicMin(first_bad, static_cast<unsigned long long>(i));
+  }
+}
+
+// out[i, c] = table[index[i], c] for the n * width output elements.
+template <typename T>
+__global__ void index_select_kernel(const T* table, const int64_t* index, T* out, int64_t n,
+                                    int64_t width) {
+  TG_GRID_STRIDE_LOOP(e, n * width) {
+    const int64_t i = e / width, c = e % width;
+    out[e] = table[index[i] * width + c];
+  }
+}
+
+// out[r, c] = sum of src[i, c] over the i with index[i] == r, in increasing i (see the top).
+template <typename T>
+__global__ void index_add_kernel(const T* src, const int64_t* index, T* out, int64_t n,
+                                 int64_t rows, int64_t width) {
+  TG_GRID_STRIDE_LOOP(e, rows * width) {
+    const int64_t r = e / width, c = e % width;
+    T total = T(0);
+    for (int64_t i = 0; i < n; ++i)
+      if (index[i] == r) total += src[i * width + c];
+    out[e] = total;
+  }
+}
+
+// out[i, k] = (k == index[i]) for the n * classes output elements.
+template <typename T>
+__global__ void one_hot_kernel(const int64_t* index, T* out, int64_t n, int64_t classes) {
+  TG_GRID_STRIDE_LOOP(e, n * classes) {
+    out[e] = index[e / classes] == e % classes ? T(1) : T(0);
+  }
+}
+
+// Throws, with the CPU's message, when a value of `index` (contiguous, on the backend's device)
+// lies outside [0, limit). Waits for the stream once; a no-op for an empty index.
+void check_indices(CudaBackend& backend, const char* op, const Tensor& index, int64_t limit,
+                   const char* what) {
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  const Tensor flag = Tensor::empty({1}, DType::Int64, backend.device());
+  cudaStream_t stream = current_stream(backend.index());
+  TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
+  launch(find_out_of_range_kernel, grid_for(n), kBlockThreads, stream, index.data<int64_t>(), n,
+         limit, static_cast<unsigned long long*>(flag.raw_data()));
+  unsigned long long first_bad = 0;
+  backend.copy_to_host(flag, &first_bad);  // waits for the stream
+  if (first_bad == ~0ull) return;
+  const int64_t i = static_cast<int64_t>(first_bad);
+  throw Error(cat(op, ": index ", index.to_vector<int64_t>()[i], " at position ", i,
+                  " is out of range for ", limit, " ", what));
+}
+
+}  // namespace
+
+Tensor CudaBackend::index_select(const Tensor& table_in, const Tensor& index_in) {
+  check_on(table_in, device(), "index_select", "table");
+  check_on(index_in, device(), "index_select", "index");
+  const Tensor table = contiguous_copy_if_needed(table_in);
+  const Tensor index = contiguous_copy_if_needed(index_in);
+  const int64_t rows = table.size(0);
+  DeviceGuard guard(index_);
+  check_indices(*this, "embedding", index, rows, "table rows");
+  Shape out_shape = index.shape();
+  out_shape.insert(out_shape.end(), table.shape().begin() + 1, table.shape().end());
+  Tensor out = Tensor::empty(out_shape, table.dtype(), device());
+  const int64_t n = index.numel(), width = rows == 0 ? 0 : table.numel() / rows;
+  if (n * width == 0) return out;
+  dispatch(table.dtype(), [&]<typename T>() {
+    launch(index_select_kernel<T>, grid_for(n * width), kBlockThreads, current_stream(index_),
+           table.data<T>(), index.data<int64_t>(), out.data<T>(), n, width);
+  });
+  return out;
+}
+
+Tensor CudaBackend::index_add(const Tensor& src_in, const Tensor& index_in, int64_t rows) {
+  check_on(src_in, device(), "index_add", "src");
+  check_on(index_in, device(), "index_add", "index");
+  const Tensor src = contiguous_copy_if_needed(src_in);
+  const Tensor index = contiguous_copy_if_needed(index_in);
+  DeviceGuard guard(index_);
+  check_indices(*this, "index_add", index, rows, "rows");
+  Shape out_shape{rows};
+  out_shape.insert(out_shape.end(), src.shape().begin() + index.dim(), src.shape().end());
+  Tensor out = Tensor::empty(out_shape, src.dtype(), device());
+  const int64_t width = numel(out_shape) / std::max<int64_t>(rows, 1);
+  if (out.numel() == 0) return out;
+  dispatch(src.dtype(), [&]<typename T>() {
+    launch(index_add_kernel<T>, grid_for(rows * width), kBlockThreads, current_stream(index_),
+           src.data<T>(), index.data<int64_t>(), out.data<T>(), index.numel(), rows, width);
+  });
+  return out;
+}
+
+Tensor CudaBackend::one_hot(const Tensor& index_in, int64_t classes, DType dtype) {
+  check_on(index_in, device(), "one_hot", "index");
+  const Tensor index = contiguous_copy_if_needed(index_in);
+  DeviceGuard guard(index_);
+  check_indices(*this, "one_hot", index, classes, "classes");
+  Shape out_shape = index.shape();
+  out_shape.push_back(classes);
+  Tensor out = Tensor::empty(out_shape, dtype, device());
+  const int64_t n = index.numel();
+  if (out.numel() == 0) return out;
+  dispatch(dtype, [&]<typename T>() {
+    launch(one_hot_kernel<T>, grid_for(n * classes), kBlockThreads, current_stream(index_),
+           index.data<int64_t>(), out.data<T>(), n, classes);
+  });
+  return out;
+}
+
+}  // namespace tg::cuda

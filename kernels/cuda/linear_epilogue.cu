@@ -1,0 +1,189 @@
+// CUDA epilogue of a linear layer (the CUDA twin of kernels/cpu/linear_epilogue.cpp): bias add
+// and activation in one pass over the GEMM's output, and the backward pass with the bias
+// gradient.
+//
+// Forward and dpre: one thread per element of [N, D], with the CPU's expressions in the CPU's
+// types (gelu in double, the rest in T), so both devices agree to within the last bits of erf and
+// exp. Each thread reads its element before it writes it, so outputs may alias x.
+// The bias gradient sums the stored dpre column by column exactly as the CPU does: each chunk of
+// kRowBlock rows into a partial [chunks, D] in T, rows in order, then the chunks in order. It reads
+// dpre back from memory rather than summing in the kernel that computes it, so that no multiply
+// fuses with the sum (an FMA) and the sums are the CPU's, bit for bit, whenever the dpre are.
+#include <cstdint>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/stream.h"
+#include "kernels/dispatch.h"
+
+namespace tg::cuda {
+
+namespace {
+
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+constexpr int64_t kRowBlock = 64;  // rows per bias-gradient partial sum, as on the CPU
+
+template <Activation act, typename T>
+__device__ inline T activate(T x) {
+  switch (act) {
+    case Activation::Identity:
+      return x;
+    case Activation::Relu:
+      return x > T(0) ? x : T(0);
+    case Activation::Gelu:
+      return static_cast<T>(0.5 * x * (1.0 + ::erf(x * kInvSqrt2)));
+    case Activation::Square:
+      return x * x;
+  }
+  return x;
+}
+
+template <Activation act, typename T>
+__device__ inline T activation_grad(T dy, T saved) {
+  switch (act) {
+    case Activation::Identity:
+      return dy;
+    case Activation::Relu:
+      return saved > T(0) ? dy : T(0);
+    case Activation::Gelu: {
+      const double s = static_cast<double>(saved);
+      const double cdf = 0.5 * (1.0 + ::erf(s * kInvSqrt2));
+      const double pdf = kInvSqrt2Pi * ::exp(-0.5 * s * s);
+      return dy * static_cast<T>(cdf + s * pdf);
+    }
+    case Activation::Square:
+      return dy * (saved + saved);
+  }
+  return dy;
+}
+
+// Calls fn.template operator()<act>() with act a compile-time constant (one kernel per
+// activation, no branch on it per element).
+template <typename Fn>
+void dispatch_activation(Activation act, Fn&& fn) {
+  switch (act) {
+    case Activation::Identity: fn.template operator()<Activation::Identity>(); return;
+    case Activation::Relu: fn.template operator()<Activation::Relu>(); return;
+    case Activation::Gelu: fn.template operator()<Activation::Gelu>(); return;
+    case Activation::Square: fn.template operator()<Activation::Square>(); return;
+  }
+}
+
+// x, pre, y [rows, cols] (pre and y may be null or equal to x); bias [cols] or null.
+template <Activation act, typename T>
+__global__ void bias_activation_kernel(const T* x, const T* bias, T* pre, T* y, int64_t n,
+                                       int64_t cols) {
+  TG_GRID_STRIDE_LOOP(i, n) {
+    const T v = x[i] + (bias ? bias[i % cols] : T(0));  // as the CPU, which adds zeros: -0 -> +0
+    if (pre) pre[i] = v;
+    if (y) y[i] = activate<act>(v);
+  }
+}
+
+template <Activation act, typename T>
+__global__ void activation_grad_kernel(const T* dy, const T* saved, T* dpre, int64_t n) {
+  TG_GRID_STRIDE_LOOP(i, n) { dpre[i] = activation_grad<act>(dy[i], saved[i]); }
+}
+
+// First pass of the bias gradient: one thread per (chunk, column) sums the chunk's rows of dpre
+// [rows, cols] in order, into partial [chunks, cols].
+template <typename T>
+__global__ void column_partials_kernel(const T* dpre, T* partial, int64_t rows, int64_t cols,
+                                       int64_t chunks) {
+  TG_GRID_STRIDE_LOOP(i, chunks * cols) {
+    const int64_t chunk = i / cols, c = i % cols;
+    const int64_t end = chunk * kRowBlock + kRowBlock < rows ? chunk * kRowBlock + kRowBlock : rows;
+    T acc = T(0);
+    for (int64_t r = chunk * kRowBlock; r < end; ++r) acc += dpre[r * cols + c];
+    partial[i] = acc;
+  }
+}
+
+// Second pass: one thread per column adds its chunks in order (0 when there are no rows).
+template <typename T>
+__global__ void column_sums_kernel(const T* partial, T* out, int64_t cols, int64_t chunks) {
+  TG_GRID_STRIDE_LOOP(c, cols) {
+    T acc = T(0);
+    for (int64_t k = 0; k < chunks; ++k) acc += partial[k * cols + c];
+    out[c] = acc;
+  }
+}
+
+// A kernel reading another device's memory fails long after the launch: catch it here.
+void check_on(const Tensor& t, Device device, const char* op, const char* role) {
+  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
+        device.str());
+}
+
+// An output the kernels write as a contiguous [rows, cols] of x's dtype.
+void check_output(const Tensor& t, const Tensor& x, Device device, const char* op,
+                  const char* role) {
+  check_on(t, device, op, role);
+  check(t.shape() == x.shape() && t.is_contiguous() && t.dtype() == x.dtype(), op, ": ", role,
+        " must be a contiguous ", dtype_name(x.dtype()), " ", shape_str(x.shape()), ", got ",
+        dtype_name(t.dtype()), " ", shape_str(t.shape()));
+}
+
+}  // namespace
+
+void CudaBackend::bias_activation(const Tensor& x, const Tensor& bias_in, Activation act,
+                                  const Tensor& pre, const Tensor& y) {
+  check(x.dim() == 2 && x.is_contiguous(), "bias_activation: x must be contiguous [N, D], got ",
+        shape_str(x.shape()));
+  check_on(x, device(), "bias_activation", "x");
+  if (pre.defined()) check_output(pre, x, device(), "bias_activation", "pre");
+  if (y.defined()) check_output(y, x, device(), "bias_activation", "y");
+  if (bias_in.defined()) check_on(bias_in, device(), "bias_activation", "bias");
+  const Tensor bias = bias_in.defined() ? contiguous_copy_if_needed(bias_in) : Tensor();
+  const int64_t n = x.numel(), cols = x.size(1);
+  dispatch_floating(x.dtype(), "bias_activation", [&]<typename T>() {
+    if (n == 0 || (!pre.defined() && !y.defined())) return;
+    DeviceGuard guard(index_);
+    cudaStream_t stream = current_stream(index_);
+    dispatch_activation(act, [&]<Activation kAct>() {
+      launch(bias_activation_kernel<kAct, T>, grid_for(n), kBlockThreads, stream, x.data<T>(),
+             bias.defined() ? bias.data<T>() : nullptr, pre.defined() ? pre.data<T>() : nullptr,
+             y.defined() ? y.data<T>() : nullptr, n, cols);
+    });
+  });
+}
+
+Tensor CudaBackend::activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
+                                        const Tensor& dbias) {
+  check(dy.dim() == 2 && dy.is_contiguous() && saved.shape() == dy.shape() && saved.is_contiguous(),
+        "activation_backward: dy ", shape_str(dy.shape()), " and saved ", shape_str(saved.shape()),
+        " must be contiguous [N, D] of one shape");
+  check_on(dy, device(), "activation_backward", "dy");
+  check_on(saved, device(), "activation_backward", "saved");
+  const int64_t rows = dy.size(0), cols = dy.size(1), n = dy.numel();
+  if (dbias.defined()) {
+    check_on(dbias, device(), "activation_backward", "dbias");
+    check(dbias.shape() == Shape{cols} && dbias.is_contiguous() && dbias.dtype() == dy.dtype(),
+          "activation_backward: dbias must be a contiguous ", dtype_name(dy.dtype()), " [", cols,
+          "], got ", dtype_name(dbias.dtype()), " ", shape_str(dbias.shape()));
+  }
+  Tensor dpre = Tensor::empty(dy.shape(), dy.dtype(), device());
+  dispatch_floating(dy.dtype(), "activation_backward", [&]<typename T>() {
+    DeviceGuard guard(index_);
+    cudaStream_t stream = current_stream(index_);
+    if (n > 0) {
+      dispatch_activation(act, [&]<Activation kAct>() {
+        launch(activation_grad_kernel<kAct, T>, grid_for(n), kBlockThreads, stream, dy.data<T>(),
+               saved.data<T>(), dpre.data<T>(), n);
+      });
+    }
+    if (!dbias.defined() || cols == 0) return;
+    const int64_t chunks = (rows + kRowBlock - 1) / kRowBlock;
+    const Tensor partial = Tensor::empty({chunks, cols}, dy.dtype(), device());
+    if (chunks > 0)
+      launch(column_partials_kernel<T>, grid_for(chunks * cols), kBlockThreads, stream,
+             dpre.data<T>(), partial.data<T>(), rows, cols, chunks);
+    launch(column_sums_kernel<T>, grid_for(cols), kBlockThreads, stream, partial.data<T>(),
+           dbias.data<T>(), cols, chunks);
+  });
+  return dpre;
+}
+
+}  // namespace tg::cuda

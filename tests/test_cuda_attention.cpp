@@ -1,0 +1,404 @@
+// CUDA fused causal attention (kernels/cuda/attention.cu) against the CPU backend: z, the pattern
+// and the three table gradients, through Backend::attention directly and through the autograd ops
+// (table_attention, causal_attention), with dense rows, distinct rows in a shuffled order (some
+// table rows unread) and the first layer's shared (position, token) rows; Tq < T, Dv != Dh,
+// sum_heads on and off, T = 1, 5, 17, B = 1, 3, H = 1, 4, float32 and float64, strided inputs;
+// then run-to-run determinism, empty inputs and the row-index and dtype errors. Every case skips
+// visibly without a GPU.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "op_test_util.h"
+#include "test_cuda_support.h"
+#include "test_support.h"
+#include "tinygrok.h"
+
+using namespace tg;
+using Catch::Matchers::Contains;
+using Catch::Matchers::Equals;
+using tg::testing::relative_error;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+const Device kCpu = Device::cpu();
+
+// How the examples' rows index the tables.
+enum class Rows {
+  Dense,     // row b * T + t: dense q, k, v viewed as tables
+  Shuffled,  // distinct rows in a shuffled order, two table rows that no example reads
+  Shared,    // the first layer's tables: row t * V + token[b, t], shared between examples
+};
+
+const char* rows_name(Rows rows) {
+  switch (rows) {
+    case Rows::Dense: return "dense";
+    case Rows::Shuffled: return "shuffled";
+    case Rows::Shared: return "shared";
+  }
+  return "?";
+}
+
+constexpr int64_t kVocab = 2;  // few tokens, so that examples share rows
+
+struct Sizes {
+  int64_t batch, queries, keys, heads, head_size, value_size;  // B, Tq, T, H, Dh, Dv
+};
+
+const std::vector<Sizes> kSizes = {{1, 1, 1, 1, 3, 3},  {3, 5, 5, 4, 8, 8},  {3, 2, 5, 4, 8, 5},
+                                   {1, 17, 17, 1, 3, 7}, {3, 4, 17, 4, 5, 2}, {3, 1, 17, 1, 4, 4}};
+
+struct Inputs {
+  Tensor q, k, v, q_rows, kv_rows;
+  int64_t q_table_rows = 0, kv_table_rows = 0;
+};
+
+// Row indices [B, T] on `device`; `strided` gives the transpose of a contiguous [T, B].
+Tensor rows_tensor(const std::vector<int64_t>& rows, int64_t batch, int64_t length, bool strided,
+                   Device device) {
+  if (!strided) return from_vector(rows, {batch, length}).to(device);
+  std::vector<int64_t> transposed(rows.size());
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < length; ++t) transposed[t * batch + b] = rows[b * length + t];
+  return from_vector(transposed, {length, batch}).to(device).t();
+}
+
+// The same random tables and rows on any device, for one seed. `strided` makes every input a
+// non-contiguous view (the tables [H, R, D] permuted to [R, H, D]).
+Inputs make_inputs(const Sizes& n, Rows mode, DType dtype, uint64_t seed, bool strided,
+                   Device device) {
+  std::vector<int64_t> q_rows(n.batch * n.queries), kv_rows(n.batch * n.keys);
+  Inputs in;
+  std::mt19937_64 rng(seed);
+  if (mode == Rows::Shared) {
+    for (int64_t b = 0; b < n.batch; ++b)
+      for (int64_t t = 0; t < n.keys; ++t)
+        kv_rows[b * n.keys + t] = t * kVocab + static_cast<int64_t>(rng() % kVocab);
+    // The query at position T - Tq + i reads its position's row of its own table.
+    for (int64_t b = 0; b < n.batch; ++b)
+      for (int64_t i = 0; i < n.queries; ++i)
+        q_rows[b * n.queries + i] = kv_rows[b * n.keys + n.keys - n.queries + i];
+    in.q_table_rows = in.kv_table_rows = n.keys * kVocab;
+  } else {
+    const int64_t spare = mode == Rows::Shuffled ? 2 : 0;
+    in.q_table_rows = n.batch * n.queries + spare;
+    in.kv_table_rows = n.batch * n.keys + spare;
+    for (auto* rows : {&q_rows, &kv_rows}) {
+      std::vector<int64_t> order(rows->size() + spare);
+      for (size_t r = 0; r < order.size(); ++r) order[r] = static_cast<int64_t>(r);
+      if (mode == Rows::Shuffled) std::shuffle(order.begin(), order.end(), rng);
+      std::copy_n(order.begin(), rows->size(), rows->begin());
+    }
+  }
+  Generator gen(seed);
+  const auto table = [&](int64_t rows, int64_t width) {
+    if (!strided) return randn({rows, n.heads, width}, gen, dtype).to(device);
+    return randn({n.heads, rows, width}, gen, dtype).to(device).permute({1, 0, 2});
+  };
+  in.q = table(in.q_table_rows, n.head_size);
+  in.k = table(in.kv_table_rows, n.head_size);
+  in.v = table(in.kv_table_rows, n.value_size);
+  in.q_rows = rows_tensor(q_rows, n.batch, n.queries, strided, device);
+  in.kv_rows = rows_tensor(kv_rows, n.batch, n.keys, strided, device);
+  return in;
+}
+
+Shape z_shape(const Sizes& n, bool sum_heads) {
+  return sum_heads ? Shape{n.batch, n.queries, n.value_size}
+                   : Shape{n.batch, n.queries, n.heads, n.value_size};
+}
+
+// Random dz of z's shape, the same on every device for one seed (strided: the axes reversed).
+Tensor make_dz(const Shape& shape, DType dtype, uint64_t seed, bool strided, Device device) {
+  Generator gen(seed + 1000);
+  if (!strided) return randn(shape, gen, dtype).to(device);
+  Shape reversed(shape.rbegin(), shape.rend());
+  std::vector<int64_t> order;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) order.push_back(d);
+  return randn(reversed, gen, dtype).to(device).permute(order);
+}
+
+double tolerance(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
+
+// got (on the GPU) against want (on the CPU): shape, dtype and ||got - want|| / ||want||.
+void check_close(const Tensor& got, const Tensor& want, double tol, const char* what) {
+  INFO(what);
+  REQUIRE(got.device() == kGpu);
+  REQUIRE(got.shape() == want.shape());
+  REQUIRE(got.dtype() == want.dtype());
+  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < tol);
+}
+
+// Table rows that no example reads have exactly zero gradient.
+void check_unread_rows_zero(const Tensor& grad, const Tensor& rows, const char* what) {
+  INFO(what);
+  const auto read = rows.to_vector<int64_t>();
+  const auto g = grad.to_vector<double>();
+  const int64_t width = grad.numel() / std::max<int64_t>(grad.size(0), 1);
+  for (int64_t r = 0; r < grad.size(0); ++r) {
+    if (std::find(read.begin(), read.end(), r) != read.end()) continue;
+    for (int64_t c = 0; c < width; ++c) REQUIRE(g[r * width + c] == 0);
+  }
+}
+
+struct Forward {
+  Tensor z, pattern;
+};
+
+Forward run_forward(const Inputs& in, double scale, bool sum_heads, Device device) {
+  Forward out;
+  backend_for(device).attention(in.q, in.k, in.v, in.q_rows, in.kv_rows, scale, sum_heads, out.z,
+                                out.pattern);
+  return out;
+}
+
+struct Grads {
+  Tensor dq, dk, dv;
+};
+
+Grads run_backward(const Tensor& dz, const Inputs& in, const Tensor& pattern, double scale,
+                   bool sum_heads, Device device) {
+  Grads g;
+  backend_for(device).attention_backward(dz, in.q, in.k, in.v, in.q_rows, in.kv_rows, pattern,
+                                         scale, sum_heads, g.dq, g.dk, g.dv);
+  return g;
+}
+
+// The message of the tg::Error that f throws ("" when it throws none).
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("cuda attention: forward and backward match the CPU backend", "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  uint64_t seed = 100;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Sizes& n : kSizes) {
+      for (Rows mode : {Rows::Dense, Rows::Shuffled, Rows::Shared}) {
+        for (bool sum_heads : {false, true}) {
+          ++seed;
+          const bool strided = seed % 2 == 0;
+          INFO(dtype_name(dtype) << " B " << n.batch << " Tq " << n.queries << " T " << n.keys
+                                 << " H " << n.heads << " Dh " << n.head_size << " Dv "
+                                 << n.value_size << " " << rows_name(mode) << " rows"
+                                 << (sum_heads ? ", sum_heads" : "")
+                                 << (strided ? ", strided" : ""));
+          const double scale = 1 / std::sqrt(static_cast<double>(n.head_size));
+          const double tol = tolerance(dtype);
+          const Inputs cpu = make_inputs(n, mode, dtype, seed, strided, kCpu);
+          const Inputs gpu = make_inputs(n, mode, dtype, seed, strided, kGpu);
+          const Forward want = run_forward(cpu, scale, sum_heads, kCpu);
+          const Forward got = run_forward(gpu, scale, sum_heads, kGpu);
+          REQUIRE(got.z.shape() == z_shape(n, sum_heads));
+          check_close(got.z, want.z, tol, "z");
+          check_close(got.pattern, want.pattern, tol, "pattern");
+          // [B, H, Tq, T], exact zeros where key j comes after query i's position.
+          const auto p = got.pattern.to_vector<double>();
+          for (size_t e = 0; e < p.size(); ++e) {
+            const int64_t j = static_cast<int64_t>(e) % n.keys;
+            const int64_t i = static_cast<int64_t>(e) / n.keys % n.queries;
+            if (j > n.keys - n.queries + i) REQUIRE(p[e] == 0);
+          }
+
+          const Shape zs = z_shape(n, sum_heads);
+          const Grads gw = run_backward(make_dz(zs, dtype, seed, strided, kCpu), cpu,
+                                        want.pattern, scale, sum_heads, kCpu);
+          const Grads gg = run_backward(make_dz(zs, dtype, seed, strided, kGpu), gpu,
+                                        got.pattern, scale, sum_heads, kGpu);
+          check_close(gg.dq, gw.dq, tol, "dq");
+          check_close(gg.dk, gw.dk, tol, "dk");
+          check_close(gg.dv, gw.dv, tol, "dv");
+          check_unread_rows_zero(gg.dq, gpu.q_rows, "dq, unread rows");
+          check_unread_rows_zero(gg.dk, gpu.kv_rows, "dk, unread rows");
+          check_unread_rows_zero(gg.dv, gpu.kv_rows, "dv, unread rows");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda attention: table_attention and causal_attention gradients match the CPU",
+          "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  uint64_t seed = 500;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    const double tol = tolerance(dtype);
+    for (Rows mode : {Rows::Dense, Rows::Shared}) {
+      for (bool sum_heads : {false, true}) {
+        ++seed;
+        const Sizes n{3, 4, 9, 4, 6, 5};
+        INFO(dtype_name(dtype) << " " << rows_name(mode) << (sum_heads ? ", sum_heads" : ""));
+        std::vector<Tensor> z(2), dq(2), dk(2), dv(2);
+        for (int d = 0; d < 2; ++d) {
+          const Device device = d == 0 ? kCpu : kGpu;
+          const Inputs in = make_inputs(n, mode, dtype, seed, false, device);
+          Tensor q = in.q.clone().requires_grad_(), k = in.k.clone().requires_grad_(),
+                 v = in.v.clone().requires_grad_();
+          z[d] = table_attention(q, k, v, in.q_rows, in.kv_rows, 0.4, sum_heads);
+          const Tensor weights = make_dz(z[d].shape(), dtype, seed, false, device);
+          sum(z[d] * weights).backward();
+          dq[d] = q.grad();
+          dk[d] = k.grad();
+          dv[d] = v.grad();
+        }
+        check_close(z[1], z[0], tol, "z");
+        check_close(dq[1], dq[0], tol, "dq");
+        check_close(dk[1], dk[0], tol, "dk");
+        check_close(dv[1], dv[0], tol, "dv");
+      }
+    }
+    // causal_attention on dense [B, T, H, Dh] views: q, k, v given as [B, H, T, Dh], permuted.
+    Generator gen(seed);
+    const Tensor q0 = randn({3, 4, 6, 5}, gen, dtype), k0 = randn({3, 4, 11, 5}, gen, dtype),
+                 v0 = randn({3, 4, 11, 5}, gen, dtype), w0 = randn({3, 6, 4, 5}, gen, dtype);
+    std::vector<Tensor> z(2), dq(2), dk(2), dv(2);
+    for (int d = 0; d < 2; ++d) {
+      const Device device = d == 0 ? kCpu : kGpu;
+      Tensor q = q0.to(device).clone().requires_grad_(),
+             k = k0.to(device).clone().requires_grad_(),
+             v = v0.to(device).clone().requires_grad_();
+      z[d] = causal_attention(q.permute({0, 2, 1, 3}), k.permute({0, 2, 1, 3}),
+                              v.permute({0, 2, 1, 3}), 0.3);
+      sum(z[d] * w0.to(device)).backward();
+      dq[d] = q.grad();
+      dk[d] = k.grad();
+      dv[d] = v.grad();
+    }
+    INFO("causal_attention " << dtype_name(dtype));
+    check_close(z[1], z[0], tol, "z");
+    check_close(dq[1], dq[0], tol, "dq");
+    check_close(dk[1], dk[0], tol, "dk");
+    check_close(dv[1], dv[0], tol, "dv");
+  }
+}
+
+TEST_CASE("cuda attention: the same inputs give the same bits every run", "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  const Sizes n{3, 5, 17, 4, 8, 6};
+  for (Rows mode : {Rows::Dense, Rows::Shared}) {
+    INFO(rows_name(mode));
+    const Inputs in = make_inputs(n, mode, DType::Float32, 7, false, kGpu);
+    const Tensor dz = make_dz(z_shape(n, true), DType::Float32, 7, false, kGpu);
+    std::vector<std::vector<float>> first;
+    for (int run = 0; run < 2; ++run) {
+      const Forward f = run_forward(in, 0.5, true, kGpu);
+      const Grads g = run_backward(dz, in, f.pattern, 0.5, true, kGpu);
+      std::vector<std::vector<float>> all;
+      for (const Tensor* t : {&f.z, &f.pattern, &g.dq, &g.dk, &g.dv})
+        all.push_back(t->to_vector<float>());
+      if (run == 0) first = all;
+      else CHECK(all == first);
+    }
+  }
+}
+
+TEST_CASE("cuda attention: empty batches and no queries", "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  struct Empty {
+    int64_t batch, queries, keys;
+  };
+  for (const Empty e : {Empty{0, 3, 5}, Empty{2, 0, 5}, Empty{2, 0, 0}}) {
+    for (bool sum_heads : {false, true}) {
+      INFO("B " << e.batch << " Tq " << e.queries << " T " << e.keys
+                << (sum_heads ? ", sum_heads" : ""));
+      const int64_t heads = 2, dh = 3, dvs = 4;
+      std::vector<Tensor> results;
+      for (Device device : {kCpu, kGpu}) {
+        Inputs in;
+        in.q = ones({4, heads, dh}, DType::Float32, device);
+        in.k = ones({6, heads, dh}, DType::Float32, device);
+        in.v = ones({6, heads, dvs}, DType::Float32, device);
+        in.q_rows = zeros({e.batch, e.queries}, DType::Int64, device);
+        in.kv_rows = zeros({e.batch, e.keys}, DType::Int64, device);
+        const Forward f = run_forward(in, 1.0, sum_heads, device);
+        const Tensor dz = zeros(f.z.shape(), DType::Float32, device);
+        const Grads g = run_backward(dz, in, f.pattern, 1.0, sum_heads, device);
+        results.insert(results.end(), {f.z, f.pattern, g.dq, g.dk, g.dv});
+      }
+      for (size_t r = 0; r < 5; ++r) {
+        INFO("output " << r);
+        CHECK(results[5 + r].device() == kGpu);
+        CHECK(results[5 + r].shape() == results[r].shape());
+      }
+      for (size_t r = 7; r < 10; ++r)  // the table gradients: all zero
+        for (const double g : results[r].to_vector<double>()) CHECK(g == 0);
+    }
+  }
+}
+
+TEST_CASE("cuda attention: bad row indices and dtypes give the CPU's errors",
+          "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  const Sizes n{2, 3, 4, 2, 3, 3};
+  struct Bad {
+    bool query;           // which index table gets the bad value
+    int64_t position, value;
+  };
+  const Bad bads[] = {{true, 4, 6}, {true, 0, -1}, {false, 7, 8}, {false, 2, -5}};
+  for (const Bad& bad : bads) {
+    INFO((bad.query ? "query" : "key") << " row " << bad.value << " at " << bad.position);
+    std::vector<std::string> forward_errors, backward_errors;
+    for (Device device : {kCpu, kGpu}) {
+      Inputs in = make_inputs(n, Rows::Dense, DType::Float32, 3, false, device);
+      Tensor& rows = bad.query ? in.q_rows : in.kv_rows;
+      auto values = rows.to_vector<int64_t>();
+      values[bad.position] = bad.value;
+      rows = from_vector(values, rows.shape()).to(device);
+      // A valid pattern for the backward, from rows that are all in range.
+      const Inputs good = make_inputs(n, Rows::Dense, DType::Float32, 3, false, device);
+      const Forward f = run_forward(good, 0.5, false, device);
+      forward_errors.push_back(error_of([&] { run_forward(in, 0.5, false, device); }));
+      backward_errors.push_back(error_of([&] {
+        run_backward(ones(f.z.shape(), DType::Float32, device), in, f.pattern, 0.5, false,
+                     device);
+      }));
+    }
+    CHECK_THAT(forward_errors[0], Contains("is outside the table's"));
+    CHECK(forward_errors[1] == forward_errors[0]);
+    CHECK(backward_errors[1] == backward_errors[0]);
+  }
+  // The text itself, for one case.
+  Inputs in = make_inputs(n, Rows::Dense, DType::Float32, 3, false, kGpu);
+  in.q_rows = from_vector<int64_t>({0, 1, 2, 3, 9, 5}, {2, 3}).to(kGpu);
+  REQUIRE_TG_ERROR(run_forward(in, 0.5, false, kGpu),
+                   Equals("attention: query row 9 at position 4 is outside the table's 6 rows"));
+  // The device still works after the error.
+  const Inputs good = make_inputs(n, Rows::Dense, DType::Float32, 3, false, kGpu);
+  CHECK(run_forward(good, 0.5, false, kGpu).z.shape() == Shape{2, 3, 2, 3});
+
+  // int64 tables are not attention's.
+  std::vector<std::string> forward_errors, backward_errors;
+  for (Device device : {kCpu, kGpu}) {
+    Inputs ints = make_inputs(n, Rows::Dense, DType::Float32, 3, false, device);
+    const Forward f = run_forward(ints, 0.5, false, device);
+    ints.q = ints.q.to(DType::Int64);
+    ints.k = ints.k.to(DType::Int64);
+    ints.v = ints.v.to(DType::Int64);
+    forward_errors.push_back(error_of([&] { run_forward(ints, 0.5, false, device); }));
+    backward_errors.push_back(error_of([&] {
+      run_backward(f.z.to(DType::Int64), ints, f.pattern.to(DType::Int64), 0.5, false, device);
+    }));
+  }
+  CHECK(forward_errors[0] == "attention: not defined for int64");
+  CHECK(forward_errors[1] == forward_errors[0]);
+  CHECK(backward_errors[0] == "attention_backward: not defined for int64");
+  CHECK(backward_errors[1] == backward_errors[0]);
+}

@@ -1,0 +1,463 @@
+// CUDA neural-network primitives against the CPU backend: softmax and log-softmax with their
+// backwards along every axis, fused cross-entropy and its backward, and the index primitives
+// (index_select, index_add, one_hot). Each is called on the backend directly and through the
+// autograd ops (softmax, log_softmax, cross_entropy, embedding, one_hot), forward and backward,
+// on awkward shapes, strided views, float32 and float64 (and every dtype for the index
+// primitives), with out-of-range indices and targets giving the CPU's messages. Every case skips
+// visibly without a GPU.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "test_cuda_support.h"
+#include "test_support.h"
+#include "tinygrok.h"
+
+using namespace tg;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+
+// float32 results within 1e-5 of the CPU's (relative, over the whole tensor); float64 tighter.
+double tolerance_for(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
+
+// Normal values of `shape`, scaled and shifted, from a fixed seed.
+Tensor random_normal(const Shape& shape, DType dtype, uint32_t seed, double scale = 1,
+                     double shift = 0) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> dist(shift, scale);
+  std::vector<double> v(static_cast<size_t>(numel(shape)));
+  for (double& e : v) e = dist(rng);
+  return from_vector(v, {numel(shape)}).reshape(shape).to(dtype);
+}
+
+// int64 values uniform in [lo, hi) (with repeats), of `shape`, from a fixed seed.
+Tensor random_indices(const Shape& shape, int64_t lo, int64_t hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> dist(lo, hi - 1);
+  std::vector<int64_t> v(static_cast<size_t>(numel(shape)));
+  for (int64_t& e : v) e = dist(rng);
+  return from_vector(v, {numel(shape)}).reshape(shape);
+}
+
+// `got` (a fresh contiguous GPU tensor) against `want` (the CPU's): same shape and dtype, and
+// ‖got − want‖ / ‖want‖ below `tolerance`, or, when tolerance is 0, equal element for element.
+void check_close(const Tensor& got, const Tensor& want, double tolerance) {
+  CHECK(got.device() == kGpu);
+  CHECK(got.is_contiguous());
+  const Tensor host = got.to(Device::cpu());
+  REQUIRE(host.shape() == want.shape());
+  REQUIRE(host.dtype() == want.dtype());
+  const auto g = host.to_vector<double>(), w = want.to_vector<double>();
+  if (tolerance == 0) {
+    int64_t differ = 0;
+    for (size_t i = 0; i < w.size(); ++i) differ += !(g[i] == w[i]);
+    CHECK(differ == 0);
+    return;
+  }
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    CHECK(std::isfinite(g[i]) == std::isfinite(w[i]));
+    if (!std::isfinite(w[i])) continue;
+    diff += (g[i] - w[i]) * (g[i] - w[i]);
+    norm += w[i] * w[i];
+  }
+  CHECK(std::sqrt(diff) / std::max(std::sqrt(norm), 1e-300) < tolerance);
+}
+
+// The message of the tg::Error that fn throws ("" when it throws none).
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+using View = std::function<Tensor(const Tensor&)>;
+
+struct ViewCase {
+  std::string name;
+  Shape base;  // the shape of the tensor the view is taken of
+  View view;
+};
+
+// Awkward shapes, single elements and lines longer than a warp, and views that are not
+// contiguous: transposed, permuted and sliced with steps.
+std::vector<ViewCase> softmax_cases() {
+  const View same = [](const Tensor& t) { return t; };
+  return {
+      {"[1]", {1}, same},
+      {"[7]", {7}, same},
+      {"[257]", {257}, same},
+      {"[3, 33]", {3, 33}, same},
+      {"[2, 5, 7]", {2, 5, 7}, same},
+      {"[4, 1, 3]", {4, 1, 3}, same},
+      {"[2, 3, 70]", {2, 3, 70}, same},
+      {"[2, 1031]", {2, 1031}, same},
+      {"transposed [33, 3]", {3, 33}, [](const Tensor& t) { return t.t(); }},
+      {"permuted [7, 2, 5]", {2, 5, 7}, [](const Tensor& t) { return t.permute({2, 0, 1}); }},
+      {"stepped slices of [9, 40]", {9, 40},
+       [](const Tensor& t) { return t.slice(0, 1, 9, 2).slice(1, 0, 40, 3); }},
+      {"empty [0, 5]", {0, 5}, same},
+  };
+}
+
+}  // namespace
+
+// ---- softmax ------------------------------------------------------------------------------------
+
+TEST_CASE("cuda softmax: softmax and log_softmax equal the CPU's along every axis", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  uint32_t seed = 1;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (bool log : {false, true}) {
+      for (const ViewCase& vc : softmax_cases()) {
+        const Tensor base = random_normal(vc.base, dtype, seed++, 3);
+        const Tensor x = vc.view(base), xg = vc.view(base.to(kGpu));
+        const Tensor dy_base = random_normal(vc.base, dtype, seed++);
+        const Tensor dy = vc.view(dy_base), dyg = vc.view(dy_base.to(kGpu));
+        for (int axis = 0; axis < x.dim(); ++axis) {
+          INFO(dtype_name(dtype) << (log ? " log_softmax " : " softmax ") << vc.name << " axis "
+                                 << axis);
+          const Tensor y = cpu.softmax(x, axis, log);
+          check_close(gpu.softmax(xg, axis, log), y, tolerance_for(dtype));
+          // The backward from the CPU's y (contiguous) and from a strided copy of it, with a
+          // strided dy.
+          const Tensor yg = y.to(kGpu);
+          check_close(gpu.softmax_backward(yg, dyg, axis, log),
+                      cpu.softmax_backward(y, dy, axis, log), tolerance_for(dtype));
+          if (y.dim() >= 2) {
+            const Tensor yt = y.t().contiguous(), ygt = yg.t().contiguous();
+            check_close(gpu.softmax_backward(ygt.t(), dyg, axis, log),
+                        cpu.softmax_backward(yt.t(), dy, axis, log), tolerance_for(dtype));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda softmax: large, equal and infinite inputs", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (bool log : {false, true}) {
+      INFO(dtype_name(dtype) << (log ? " log_softmax" : " softmax"));
+      // Logits near 1000: exp would overflow without the maximum subtracted.
+      const Tensor big = random_normal({5, 77}, dtype, 11, 2, 1000);
+      check_close(gpu.softmax(big.to(kGpu), 1, log), cpu.softmax(big, 1, log),
+                  tolerance_for(dtype));
+      // Equal values: a uniform distribution.
+      const Tensor flat = full({3, 40}, 2.5, dtype);
+      check_close(gpu.softmax(flat.to(kGpu), 1, log), cpu.softmax(flat, 1, log),
+                  tolerance_for(dtype));
+      // -inf entries get probability 0 (log-probability -inf), as on the CPU.
+      const Tensor masked =
+          from_vector<double>({0.5, -INFINITY, 1.5, -INFINITY, 2.0, 0.0}, {2, 3}).to(dtype);
+      const std::vector<double> got =
+          gpu.softmax(masked.to(kGpu), 1, log).to(Device::cpu()).to_vector<double>();
+      const std::vector<double> want = cpu.softmax(masked, 1, log).to_vector<double>();
+      for (size_t i = 0; i < want.size(); ++i) {
+        INFO("element " << i);
+        if (std::isinf(want[i])) CHECK(got[i] == want[i]);
+        else CHECK(std::abs(got[i] - want[i]) <= 1e-6 * std::max(1.0, std::abs(want[i])));
+      }
+    }
+  }
+  // Only float dtypes, as on the CPU.
+  const Tensor ints = zeros({2, 3}, DType::Int64);
+  CHECK(error_of([&] { gpu.softmax(ints.to(kGpu), 1, false); }) ==
+        error_of([&] { cpu.softmax(ints, 1, false); }));
+  CHECK_THAT(error_of([&] { gpu.softmax(ints.to(kGpu), 1, false); }),
+             Contains("softmax: not defined for int64"));
+}
+
+TEST_CASE("cuda softmax: the autograd ops, forward and backward, equal the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  uint32_t seed = 200;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (bool log : {false, true}) {
+      for (const ViewCase& vc : softmax_cases()) {
+        const Tensor base = random_normal(vc.base, dtype, seed++, 2);
+        const Tensor w = random_normal(vc.view(base).shape(), dtype, seed++);
+        for (int64_t axis : {int64_t{0}, int64_t{-1}}) {
+          INFO(dtype_name(dtype) << (log ? " log_softmax " : " softmax ") << vc.name << " axis "
+                                 << axis);
+          // loss = sum(w * softmax(view(x))): the gradient reaches x through the view.
+          auto run = [&](Device device) {
+            Tensor x = base.to(device).detach();
+            x.requires_grad_();
+            const Tensor y = log ? log_softmax(vc.view(x), axis) : softmax(vc.view(x), axis);
+            sum(mul(y, w.to(device))).backward();
+            return std::pair<Tensor, Tensor>{y.detach(), x.grad()};
+          };
+          const auto [y, dx] = run(Device::cpu());
+          const auto [yg, dxg] = run(kGpu);
+          check_close(yg.contiguous(), y, tolerance_for(dtype));
+          check_close(dxg.contiguous(), dx, tolerance_for(dtype));
+        }
+      }
+    }
+  }
+}
+
+// ---- cross-entropy ------------------------------------------------------------------------------
+
+TEST_CASE("cuda cross_entropy: loss, shifted log-sum-exp and backward equal the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  struct Case {
+    int64_t rows, classes;
+    double shift;       // added to every logit: near 1000 the shifted log-sum-exp matters
+    bool transposed;    // logits a transposed view of [C, N]
+    bool strided_rows;  // targets and row gradients every other element of longer vectors
+  };
+  const std::vector<Case> cases = {{1, 1, 0, false, false},    {7, 33, 0, false, false},
+                                   {33, 113, 0, false, true},  {5, 257, 0, true, false},
+                                   {129, 7, 1000, false, false}, {37, 114, 1000, true, true},
+                                   {0, 5, 0, false, false}};
+  uint32_t seed = 400;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Case& c : cases) {
+      INFO(dtype_name(dtype) << " [" << c.rows << ", " << c.classes << "] shift " << c.shift
+                             << (c.transposed ? " transposed" : "")
+                             << (c.strided_rows ? " strided rows" : ""));
+      const Shape stored = c.transposed ? Shape{c.classes, c.rows} : Shape{c.rows, c.classes};
+      const Tensor base = random_normal(stored, dtype, seed++, 3, c.shift);
+      const View logits_view = [&](const Tensor& t) { return c.transposed ? t.t() : t; };
+      const int64_t step = c.strided_rows ? 2 : 1;
+      const Tensor targets_base = random_indices({c.rows * step}, 0, c.classes, seed++);
+      const Tensor grad_base = random_normal({c.rows * step}, dtype, seed++);
+      const View rows_view = [&](const Tensor& t) { return t.slice(0, 0, c.rows * step, step); };
+
+      const Tensor logits = logits_view(base), logits_g = logits_view(base.to(kGpu));
+      const Tensor targets = rows_view(targets_base), targets_g = rows_view(targets_base.to(kGpu));
+      Tensor loss, shifted, loss_g, shifted_g;
+      cpu.cross_entropy(logits, targets, loss, shifted);
+      gpu.cross_entropy(logits_g, targets_g, loss_g, shifted_g);
+      check_close(loss_g, loss, tolerance_for(dtype));
+      check_close(shifted_g, shifted, tolerance_for(dtype));
+
+      const Tensor grad = rows_view(grad_base), grad_g = rows_view(grad_base.to(kGpu));
+      check_close(gpu.cross_entropy_backward(logits_g, targets_g, shifted.to(kGpu), grad_g),
+                  cpu.cross_entropy_backward(logits, targets, shifted, grad),
+                  tolerance_for(dtype));
+    }
+  }
+}
+
+TEST_CASE("cuda cross_entropy: the autograd op, every reduction, equals the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  uint32_t seed = 600;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (Reduction reduction : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
+      INFO(dtype_name(dtype) << " reduction " << static_cast<int>(reduction));
+      const Tensor base = random_normal({41, 113}, dtype, seed++, 2);
+      const Tensor targets = random_indices({41}, 0, 113, seed++);
+      const Tensor w = random_normal({41}, dtype, seed++);
+      auto run = [&](Device device) {
+        Tensor logits = base.to(device).detach();
+        logits.requires_grad_();
+        const Tensor loss = cross_entropy(logits, targets.to(device), reduction);
+        (reduction == Reduction::None ? sum(mul(loss, w.to(device))) : loss).backward();
+        return std::pair<Tensor, Tensor>{loss.detach(), logits.grad()};
+      };
+      const auto [loss, dlogits] = run(Device::cpu());
+      const auto [loss_g, dlogits_g] = run(kGpu);
+      check_close(loss_g.contiguous(), loss, tolerance_for(dtype));
+      check_close(dlogits_g.contiguous(), dlogits, tolerance_for(dtype));
+    }
+  }
+}
+
+TEST_CASE("cuda cross_entropy: out-of-range targets give the CPU's error", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  const Tensor logits = random_normal({6, 5}, DType::Float32, 700);
+  for (const std::vector<int64_t>& t : std::vector<std::vector<int64_t>>{
+           {0, 1, 5, 2, -1, 9}, {0, 1, 2, 3, 4, -1}, {-3, 0, 0, 0, 0, 0}}) {
+    const Tensor targets = from_vector(t);
+    Tensor loss, shifted;
+    const std::string want = error_of([&] { cpu.cross_entropy(logits, targets, loss, shifted); });
+    const std::string got =
+        error_of([&] { gpu.cross_entropy(logits.to(kGpu), targets.to(kGpu), loss, shifted); });
+    CHECK_THAT(want, Contains("is out of range [0, 5)"));
+    CHECK(got == want);
+  }
+  CHECK(error_of([&] {
+          cross_entropy(logits.to(kGpu), from_vector<int64_t>({0, 1, 2, 3, 4, 5}).to(kGpu));
+        }) == "cross_entropy: target 5 at row 5 is out of range [0, 5)");
+  // Only float logits, as on the CPU.
+  const Tensor ints = zeros({2, 3}, DType::Int64);
+  const Tensor targets = zeros({2}, DType::Int64);
+  Tensor loss, shifted;
+  CHECK(error_of([&] { gpu.cross_entropy(ints.to(kGpu), targets.to(kGpu), loss, shifted); }) ==
+        error_of([&] { cpu.cross_entropy(ints, targets, loss, shifted); }));
+}
+
+// ---- index_select, index_add, one_hot -----------------------------------------------------------
+
+TEST_CASE("cuda index_select and index_add equal the CPU's for every dtype", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  struct Case {
+    std::string name;
+    Shape table;  // [V, ...]
+    Shape index;
+    bool transposed_table, strided_index;
+  };
+  const std::vector<Case> cases = {
+      {"[7, 5] by [9]", {7, 5}, {9}, false, false},
+      {"[1, 1] by [4]", {1, 1}, {4}, false, false},
+      {"[33, 2, 3] by [3, 4]", {33, 2, 3}, {3, 4}, false, false},
+      {"[257] by [33]", {257}, {33}, false, true},
+      {"[13, 40] by 0-d", {13, 40}, {}, false, false},
+      {"transposed [6, 11] by [2, 5]", {6, 11}, {2, 5}, true, true},
+      {"[7, 5] by [0]", {7, 5}, {0}, false, false},
+      {"[7, 0] by [3]", {7, 0}, {3}, false, false},
+  };
+  uint32_t seed = 800;
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (const Case& c : cases) {
+      INFO(dtype_name(dtype) << " " << c.name);
+      // The table, perhaps as the transpose of a contiguous [.., V].
+      Shape stored = c.table;
+      if (c.transposed_table) std::reverse(stored.begin(), stored.end());
+      const Tensor table_base = random_normal(stored, DType::Float64, seed++, 4).to(dtype);
+      const View table_view = [&](const Tensor& t) { return c.transposed_table ? t.t() : t; };
+      const Tensor table = table_view(table_base), table_g = table_view(table_base.to(kGpu));
+      // The index, perhaps every other element of a longer one.
+      const int64_t rows = c.table[0];
+      Shape index_stored = c.index;
+      if (c.strided_index) index_stored.back() *= 2;
+      const Tensor index_base = random_indices(index_stored, 0, rows, seed++);
+      const View index_view = [&](const Tensor& t) {
+        return c.strided_index ? t.slice(-1, 0, index_stored.back(), 2) : t;
+      };
+      const Tensor index = index_view(index_base), index_g = index_view(index_base.to(kGpu));
+
+      // Gathering copies values: exact.
+      const Tensor gathered = cpu.index_select(table, index);
+      check_close(gpu.index_select(table_g, index_g), gathered, 0);
+
+      // The scatter-add of a src shaped like the gathered rows; every element sums its
+      // contributions in index order, as on the CPU, so the results agree bit for bit. Rows 1 and
+      // rows + 3: rows no index points at stay 0.
+      const Tensor src_base = random_normal(gathered.shape(), DType::Float64, seed++, 4).to(dtype);
+      for (int64_t out_rows : {rows, rows + 3}) {
+        INFO("index_add into " << out_rows << " rows");
+        check_close(gpu.index_add(src_base.to(kGpu), index_g, out_rows),
+                    cpu.index_add(src_base, index, out_rows), 0);
+      }
+      if (gathered.dim() >= 2 && gathered.numel() > 0) {  // a strided src
+        const Tensor src_t = src_base.transpose(0, -1).contiguous();
+        check_close(gpu.index_add(src_t.to(kGpu).transpose(0, -1), index_g, rows),
+                    cpu.index_add(src_t.transpose(0, -1), index, rows), 0);
+      }
+    }
+  }
+  // Many contributions to few rows (long sums), float32.
+  const Tensor index = random_indices({3000}, 0, 3, 900);
+  const Tensor src = random_normal({3000, 5}, DType::Float32, 901);
+  check_close(gpu.index_add(src.to(kGpu), index.to(kGpu), 3), cpu.index_add(src, index, 3), 0);
+}
+
+TEST_CASE("cuda embedding: forward and backward through autograd equal the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  uint32_t seed = 1000;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Shape& index_shape : std::vector<Shape>{{17}, {4, 9}, {}}) {
+      INFO(dtype_name(dtype) << " index " << shape_str(index_shape));
+      const Tensor table_base = random_normal({11, 6}, dtype, seed++);
+      const Tensor index = random_indices(index_shape, 0, 11, seed++);
+      Shape out_shape = index_shape;
+      out_shape.push_back(6);
+      const Tensor w = random_normal(out_shape, dtype, seed++);
+      auto run = [&](Device device) {
+        Tensor table = table_base.to(device).detach();
+        table.requires_grad_();
+        const Tensor out = embedding(table, index.to(device));
+        sum(mul(out, w.to(device))).backward();
+        return std::pair<Tensor, Tensor>{out.detach(), table.grad()};
+      };
+      const auto [out, grad] = run(Device::cpu());
+      const auto [out_g, grad_g] = run(kGpu);
+      check_close(out_g.contiguous(), out, 0);
+      check_close(grad_g.contiguous(), grad, tolerance_for(dtype));
+    }
+  }
+}
+
+TEST_CASE("cuda one_hot equals the CPU's for every dtype", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  uint32_t seed = 1100;
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (const Shape& shape : std::vector<Shape>{{1}, {7}, {3, 11}, {}, {0}, {2, 0}}) {
+      for (int64_t classes : {1, 5, 33}) {
+        INFO(dtype_name(dtype) << " index " << shape_str(shape) << " classes " << classes);
+        const Tensor index = random_indices(shape, 0, classes, seed++);
+        check_close(gpu.one_hot(index.to(kGpu), classes, dtype),
+                    cpu.one_hot(index, classes, dtype), 0);
+        check_close(one_hot(index.to(kGpu), classes, dtype), one_hot(index, classes, dtype), 0);
+      }
+    }
+  }
+  // A strided index.
+  const Tensor index = random_indices({6, 8}, 0, 9, seed++);
+  check_close(gpu.one_hot(index.to(kGpu).t(), 9, DType::Float32),
+              cpu.one_hot(index.t(), 9, DType::Float32), 0);
+}
+
+TEST_CASE("cuda index primitives: out-of-range indices give the CPU's errors", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  Backend& gpu = backend_for(kGpu);
+  const Tensor table = random_normal({5, 3}, DType::Float32, 1200);
+  for (const std::vector<int64_t>& v : std::vector<std::vector<int64_t>>{
+           {0, 4, 5, 1, -1}, {0, 1, 2, 3, -1}, {-7, 0, 9, 9, 9}, {2, 2, 2, 2, 100}}) {
+    const Tensor index = from_vector(v);
+    const Tensor index_g = index.to(kGpu);
+    INFO("index " << index);
+    const std::string select = error_of([&] { cpu.index_select(table, index); });
+    CHECK_THAT(select,
+               Contains("embedding: index ") && Contains("is out of range for 5 table rows"));
+    CHECK(error_of([&] { gpu.index_select(table.to(kGpu), index_g); }) == select);
+    CHECK(error_of([&] { embedding(table.to(kGpu), index_g); }) == select);
+
+    const Tensor src = random_normal({5, 3}, DType::Float32, 1201);
+    const std::string add = error_of([&] { cpu.index_add(src, index, 5); });
+    CHECK_THAT(add, Contains("index_add: index ") && Contains("is out of range for 5 rows"));
+    CHECK(error_of([&] { gpu.index_add(src.to(kGpu), index_g, 5); }) == add);
+
+    const std::string hot = error_of([&] { cpu.one_hot(index, 5, DType::Float32); });
+    CHECK_THAT(hot, Contains("one_hot: index ") && Contains("is out of range for 5 classes"));
+    CHECK(error_of([&] { gpu.one_hot(index_g, 5, DType::Float32); }) == hot);
+    CHECK(error_of([&] { one_hot(index_g, 5); }) == hot);
+  }
+  const Tensor five = from_vector<int64_t>({3, 5}).to(kGpu);
+  CHECK(error_of([&] { gpu.index_select(table.to(kGpu), five); }) ==
+        "embedding: index 5 at position 1 is out of range for 5 table rows");
+  // An empty table has no valid index; an empty index is fine.
+  const Tensor empty_table = zeros({0, 3}, DType::Float32, kGpu);
+  CHECK(error_of([&] { gpu.index_select(empty_table, zeros({1}, DType::Int64, kGpu)); }) ==
+        "embedding: index 0 at position 0 is out of range for 0 table rows");
+  CHECK(gpu.index_select(empty_table, zeros({0}, DType::Int64, kGpu)).shape() == Shape{0, 3});
+}
