@@ -104,6 +104,20 @@ struct RunState {
   }
 };
 
+// Checkpoint tensors as they are saved (host copies of device tensors; CPU tensors as they are)
+// and as they are loaded (copies on the run's device).
+std::vector<std::pair<std::string, Tensor>> on_host(
+    std::vector<std::pair<std::string, Tensor>> tensors) {
+  for (auto& [name, t] : tensors) t = t.to(Device::cpu());
+  return tensors;
+}
+std::map<std::string, Tensor> on_device(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                        Device device) {
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, t] : tensors) out.emplace(name, t.to(device));
+  return out;
+}
+
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path);
   check(out.good(), "train: cannot write ", path.string());
@@ -199,13 +213,13 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   if (options.resume)
     check(fs::exists(fs::path(options.out) / "config.json"), "--resume: ", options.out,
           " is not a run directory (no config.json)");
+  Device device;
   try {
-    backend_for(parse_device(config.device));  // a clear error for a device this build lacks
+    device = parse_device(config.device);
+    backend_for(device);  // a clear error for a device this build or machine lacks
   } catch (const Error& e) {
     throw Error(cat("--device: ", e.what()));
   }
-  check(parse_device(config.device).is_cpu(), "--device: training on ", config.device,
-        " is not implemented yet; use --device cpu");
   const Dataset data = make_dataset(parse_operation(config.op), config.p);
   // A resumed run reads its own split.txt: the --split file it started from may have moved.
   const std::string split_file =
@@ -231,10 +245,11 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // in a run, denormal gradients made steps ~25% slower).
   const FlushDenormalGuard flush_denormal;
   const TokenFormat format = token_format(config);
-  const Tensor train_tokens = make_tokens(data, split.train, format);
-  const Tensor train_labels = make_labels(data, split.train);
-  const Tensor test_tokens = make_tokens(data, split.test, format);
-  const Tensor test_labels = make_labels(data, split.test);
+  // Everything the steps and evals read lives on the device: data, weights, optimiser state.
+  const Tensor train_tokens = make_tokens(data, split.train, format).to(device);
+  const Tensor train_labels = make_labels(data, split.train).to(device);
+  const Tensor test_tokens = make_tokens(data, split.test, format).to(device);
+  const Tensor test_labels = make_labels(data, split.test).to(device);
 
   // The model generator draws the initial weights, then dropout masks as training goes.
   Generator model_gen(config.seed);
@@ -247,6 +262,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
       throw Error(cat("--init: checkpoint ", config.init, " does not fit this model: ", e.what()));
     }
   }
+  model->to(device);  // drawn (or loaded) on the host, so a seed gives the same weights anywhere
   const std::vector<Tensor> params = model->parameters();
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config, params);
   optim::LrSchedule schedule;
@@ -264,11 +280,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     check(config.steps >= state.step, "--steps: ", config.steps, " is before the checkpoint in ",
           where, " (step ", state.step, ")");
     try {
-      std::map<std::string, Tensor> weights(resume_from.model.begin(), resume_from.model.end());
-      model->load_state_dict(weights);
-      std::map<std::string, Tensor> opt_state(resume_from.optimizer.begin(),
-                                              resume_from.optimizer.end());
-      optimizer->load_state(opt_state, state.optimizer_steps);
+      model->load_state_dict(on_device(resume_from.model, device));
+      optimizer->load_state(on_device(resume_from.optimizer, device), state.optimizer_steps);
       sampler.restore(state.sampler_offset, state.sampler_position);
     } catch (const Error& e) {
       throw Error(cat("--resume: checkpoint ", where, " does not fit this run: ", e.what()));
@@ -305,7 +318,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     std::map<std::string, std::string> meta = state.to_metadata();
     meta["format"] = "tinygrok-checkpoint-1";
     meta["config"] = to_json(config).dump();
-    save_checkpoint(options.out, {model->named_parameters(), optimizer->state(), meta});
+    save_checkpoint(options.out, {on_host(model->named_parameters()), on_host(optimizer->state()),
+                                  meta});
     last_checkpoint = state.step;
   };
 
@@ -370,8 +384,9 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     optimizer->set_lr(schedule.at(state.step));
     const bool full_batch = batch_size == n_train;
     const std::vector<int64_t> batch = sampler.next();
-    const Tensor tokens = full_batch ? train_tokens : make_tokens(data, batch, format);
-    const Tensor labels = full_batch ? train_labels : make_labels(data, batch);
+    const Tensor tokens =
+        full_batch ? train_tokens : make_tokens(data, batch, format).to(device);
+    const Tensor labels = full_batch ? train_labels : make_labels(data, batch).to(device);
     const Tensor loss = cross_entropy(model->forward(tokens), labels);
     const double loss_value = loss.item();
     if (!std::isfinite(loss_value)) {

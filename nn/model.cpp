@@ -3,6 +3,9 @@
 
 #include <vector>
 
+#include "autograd/ops.h"
+#include "core/factories.h"
+
 namespace tg::nn {
 
 std::vector<int64_t> Model::check_tokens(const char* model, const Tensor& tokens,
@@ -17,6 +20,15 @@ std::vector<int64_t> Model::check_tokens(const char* model, const Tensor& tokens
   else
     check(len >= min_len && len <= max_len, model, ": tokens ", shape_str(tokens.shape()),
           ": T must be in [", min_len, ", ", max_len, "] (n_ctx)");
+  // On another device, count the tokens outside the vocabulary there and read back one number;
+  // the B * T tokens come to the host only to say where a bad one is.
+  if (!tokens.device().is_cpu()) {
+    const Device device = tokens.device();
+    const Tensor low = scalar(0, DType::Int64, device);
+    const Tensor high = scalar(static_cast<double>(vocab), DType::Int64, device);
+    const Tensor outside = sum(lt(tokens, low) + ge(tokens, high));
+    if (outside.item<int64_t>() == 0) return {};
+  }
   // One host read of B*T integers: cheap beside the forward, and the error can say where.
   const std::vector<int64_t> values = tokens.to_vector<int64_t>();
   for (size_t i = 0; i < values.size(); ++i)

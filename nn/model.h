@@ -19,8 +19,9 @@ class Model : public Module {
 
  protected:
   // Throws tg::Error, prefixed with `model`, unless tokens is int64 [B, T] with
-  // min_len <= T <= max_len and every token in [0, vocab); returns the tokens, row-major, on
-  // the host.
+  // min_len <= T <= max_len and every token in [0, vocab). CPU tokens are checked on the host and
+  // returned, row-major; tokens on a GPU are checked there, with one count read back (a
+  // synchronisation), and nothing is returned.
   static std::vector<int64_t> check_tokens(const char* model, const Tensor& tokens,
                                            int64_t min_len, int64_t max_len, int64_t vocab);
 };

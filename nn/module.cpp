@@ -105,21 +105,34 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
   }
 }
 
+namespace {
+
+// Points the TensorImpl that every holder of `p` shares at `value`'s data, rather than making a
+// new handle, and drops its gradient.
+void rebind(const Tensor& p, const Tensor& value) {
+  TensorImpl& impl = *p.impl();
+  impl.storage = value.storage();
+  impl.shape = value.shape();
+  impl.strides = value.strides();
+  impl.offset = value.offset();
+  impl.dtype = value.dtype();
+  impl.grad.reset();
+}
+
+}  // namespace
+
 Module& Module::to(DType dtype) {
   check(is_floating(dtype), "Module::to: parameters must be float, not ", dtype_name(dtype));
   NoGradGuard no_grad;
-  for (auto& [name, p] : named_parameters()) {
-    if (p.dtype() == dtype) continue;
-    // Rewrite the TensorImpl that every holder of this handle shares, rather than make a new one.
-    const Tensor converted = p.detach().to(dtype);
-    TensorImpl& impl = *p.impl();
-    impl.storage = converted.storage();
-    impl.shape = converted.shape();
-    impl.strides = converted.strides();
-    impl.offset = converted.offset();
-    impl.dtype = dtype;
-    impl.grad.reset();
-  }
+  for (auto& [name, p] : named_parameters())
+    if (p.dtype() != dtype) rebind(p, p.detach().to(dtype));
+  return *this;
+}
+
+Module& Module::to(Device device) {
+  NoGradGuard no_grad;
+  for (auto& [name, p] : named_parameters())
+    if (p.device() != device) rebind(p, p.detach().to(device));
   return *this;
 }
 

@@ -48,6 +48,9 @@ class Module {
   // stay the same, so convert before anything (an optimiser) keeps per-parameter state. Gradients
   // are dropped.
   Module& to(DType dtype);
+  // Moves every parameter to `device` in place, the same way: the handles stay, so move before
+  // an optimiser makes its per-parameter state (which it then allocates on the same device).
+  Module& to(Device device);
 
  protected:
   // Registers a parameter under `name` (no dots), sets requires_grad, and returns the handle.

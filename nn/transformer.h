@@ -58,6 +58,8 @@ class Transformer : public Model {
   std::vector<std::shared_ptr<TransformerBlock>> blocks_;
   std::shared_ptr<LayerNorm> ln_final_;  // null when config.ln is None
   std::shared_ptr<Unembed> unembed_;
+  // forward()'s table row offsets t * d_vocab for t < n_ctx, int64 on the last GPU tokens' device.
+  Tensor row_offsets_;
 };
 
 }  // namespace tg::nn

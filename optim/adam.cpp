@@ -1,4 +1,5 @@
-// Adam and AdamW: the fused update over raw contiguous data (CPU, float32 and float64).
+// Adam and AdamW: the fused update over raw contiguous data (CPU, float32 and float64), and the
+// same update as a chain of tensor ops for parameters on other devices.
 //
 // One pass per parameter: p, g, m and v are each read once and p, m and v written once, one SIMD
 // vector of elements at a time (std::experimental::simd), with no temporaries. The lanes are
@@ -27,6 +28,8 @@
 #endif
 
 #include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "core/factories.h"
 #include "kernels/cpu/loops.h"
 
 namespace tg::optim {
@@ -140,6 +143,43 @@ void fused_adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_
   else fused_adam_update<T, true, false>(p, g, m, v, n, s);
 }
 
+// The step's scalars as 0-d tensors of one dtype on one device, for the update off the CPU.
+struct AdamScalarTensors {
+  DType dtype;
+  Device device;
+  Tensor beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, bias2_sqrt, eps,
+      weight_decay, decay;
+};
+
+AdamScalarTensors adam_scalar_tensors(DType dtype, Device device, double lr, double beta1,
+                                      double beta2, double eps, double weight_decay, int64_t t) {
+  const double bias1 = 1 - std::pow(beta1, static_cast<double>(t));
+  const double bias2 = 1 - std::pow(beta2, static_cast<double>(t));
+  // fill converts each double to the dtype as static_cast does: the CPU's AdamScalars<T>.
+  auto s = [&](double value) { return scalar(value, dtype, device); };
+  return {dtype,          device,           s(beta1),         s(1 - beta1),
+          s(beta2),       s(1 - beta2),     s(lr / bias1),    s(std::sqrt(bias2)),
+          s(eps),         s(weight_decay),  s(1 - lr * weight_decay)};
+}
+
+// The update of one parameter off the CPU (where there is no fused kernel yet), as a chain of
+// elementwise tensor ops in adam_lanes' order, so that it rounds as the CPU does (but for the
+// FMAs the CPU's compiler may contract): about 17 kernels and 5 temporaries per parameter.
+void adam_step_with_ops(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                        const Tensor& exp_avg_sq, const AdamScalarTensors& s, bool l2,
+                        bool decoupled) {
+  Tensor p = param.detach(), g = grad.detach();
+  if (l2) g = g + s.weight_decay * p;
+  if (decoupled) p = p * s.decay;
+  const Tensor m = s.beta1 * exp_avg + s.one_minus_beta1 * g;
+  const Tensor v = s.beta2 * exp_avg_sq + s.one_minus_beta2 * (g * g);
+  p = p - s.step_size * (m / (sqrt(v) / s.bias2_sqrt + s.eps));
+  // In place, through the handles the optimiser and the model share.
+  Tensor(exp_avg).copy_(m);
+  Tensor(exp_avg_sq).copy_(v);
+  Tensor(param).copy_(p);
+}
+
 }  // namespace
 
 Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps,
@@ -167,20 +207,27 @@ Adam::Adam(std::vector<Tensor> params, double lr, double beta1, double beta2, do
 void Adam::step() {
   // Check everything before writing anything, so that an error leaves no parameter half-updated.
   std::vector<Tensor> grads(params().size());
-  for (size_t i = 0; i < params().size(); ++i) {
-    grads[i] = checked_grad(name(), i);
-    if (grads[i].defined()) check_cpu(name(), decoupled_ ? "AdamW" : "Adam", i);
-  }
+  for (size_t i = 0; i < params().size(); ++i) grads[i] = checked_grad(name(), i);
   NoGradGuard no_grad;  // the update is not part of the graph
   const int64_t t = steps() + 1;
+  AdamScalarTensors scalars{};  // off the CPU: made again when the dtype or device changes
   for (size_t i = 0; i < params().size(); ++i) {
     if (!grads[i].defined()) continue;
-    if (params()[i].dtype() == DType::Float32)
-      fused_adam_step<float>(params()[i], grads[i], exp_avg_[i], exp_avg_sq_[i], lr(), beta1_,
-                             beta2_, eps_, weight_decay_, decoupled_, t);
-    else
-      fused_adam_step<double>(params()[i], grads[i], exp_avg_[i], exp_avg_sq_[i], lr(), beta1_,
-                              beta2_, eps_, weight_decay_, decoupled_, t);
+    const Tensor& p = params()[i];
+    if (!p.device().is_cpu()) {
+      if (!scalars.beta1.defined() || scalars.dtype != p.dtype() || scalars.device != p.device())
+        scalars = adam_scalar_tensors(p.dtype(), p.device(), lr(), beta1_, beta2_, eps_,
+                                      weight_decay_, t);
+      // Zero weight decay is skipped, as on the CPU.
+      adam_step_with_ops(p, grads[i], exp_avg_[i], exp_avg_sq_[i], scalars,
+                         weight_decay_ != 0 && !decoupled_, weight_decay_ != 0 && decoupled_);
+    } else if (p.dtype() == DType::Float32) {
+      fused_adam_step<float>(p, grads[i], exp_avg_[i], exp_avg_sq_[i], lr(), beta1_, beta2_, eps_,
+                             weight_decay_, decoupled_, t);
+    } else {
+      fused_adam_step<double>(p, grads[i], exp_avg_[i], exp_avg_sq_[i], lr(), beta1_, beta2_,
+                              eps_, weight_decay_, decoupled_, t);
+    }
   }
   count_step();
 }

@@ -4,8 +4,9 @@
 //   AdamW: p *= 1 - lr * weight_decay                 (decoupled: decay bypasses the moments)
 //   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
 //   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// The update is fused: one pass over each parameter's raw contiguous data (CPU, float32 and
-// float64), OpenMP-parallel over large parameters, no temporary tensors.
+// On the CPU the update is fused: one pass over each parameter's raw contiguous data (float32
+// and float64), OpenMP-parallel over large parameters, no temporary tensors. On other devices it
+// is the same arithmetic as a chain of elementwise tensor ops (no fused kernel there yet).
 //
 // t is the optimiser's step count, shared by all parameters; PyTorch counts per parameter, which
 // differs only for a parameter that was skipped (no gradient) on some earlier step.

@@ -41,16 +41,44 @@ double sum_of_squares(const T* x, int64_t n) {
   return total;
 }
 
+// A CPU tensor's sum of squares, in double.
 double sum_of_squares(const Tensor& t) {
-  if (!t.device().is_cpu()) {
-    NoGradGuard no_grad;
-    const Tensor x = t.detach().to(DType::Float64);
-    return sum(x * x).item();
-  }
   const Tensor dense = contiguous_copy_if_needed(t);
   if (dense.dtype() == DType::Float32) return sum_of_squares(dense.data<float>(), dense.numel());
   return sum_of_squares(dense.data<double>(), dense.numel());
 }
+
+// Adds up the sums of squares of a list of tensors, in list order, in double. CPU tensors are
+// summed by the loops above; a run of tensors on another device is summed there, each tensor
+// reduced in double and the partial sums added on the device, and read back once per run (one
+// synchronisation, rather than one per tensor).
+class SumOfSquares {
+ public:
+  void add(const Tensor& t) {
+    if (t.device().is_cpu()) {
+      flush();
+      total_ += sum_of_squares(t);
+      return;
+    }
+    if (pending_.defined() && pending_.device() != t.device()) flush();
+    NoGradGuard no_grad;
+    const Tensor x = t.detach().to(DType::Float64);
+    const Tensor s = sum(x * x);
+    pending_ = pending_.defined() ? pending_ + s : s;
+  }
+  double total() {
+    flush();
+    return total_;
+  }
+
+ private:
+  void flush() {
+    if (pending_.defined()) total_ += pending_.item();
+    pending_ = Tensor();
+  }
+  double total_ = 0;
+  Tensor pending_;  // the device run's partial sum so far
+};
 
 void check_floating_entry(const Tensor& t, const char* op, const char* what, size_t i) {
   check(is_floating(t.dtype()), op, ": ", what, " ", i, " of shape ", shape_str(t.shape()), " is ",
@@ -78,15 +106,15 @@ void scale_in_place(const Tensor& g, double factor) {
 }  // namespace
 
 double global_grad_norm(const std::vector<Tensor>& params) {
-  double total = 0;
   for (size_t i = 0; i < params.size(); ++i) {
     check(params[i].defined(), "global_grad_norm: parameter ", i, " is an undefined tensor");
     const Tensor g = params[i].grad();
-    if (!g.defined()) continue;
-    check_floating_entry(g, "global_grad_norm", "gradient of parameter", i);
-    total += sum_of_squares(g);
+    if (g.defined()) check_floating_entry(g, "global_grad_norm", "gradient of parameter", i);
   }
-  return std::sqrt(total);
+  SumOfSquares total;
+  for (const Tensor& p : params)
+    if (p.grad().defined()) total.add(p.grad());
+  return std::sqrt(total.total());
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
@@ -104,13 +132,13 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
 }
 
 double global_norm(const std::vector<Tensor>& tensors) {
-  double total = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     check(tensors[i].defined(), "global_norm: tensor ", i, " is an undefined tensor");
     check_floating_entry(tensors[i], "global_norm", "tensor", i);
-    total += sum_of_squares(tensors[i]);
   }
-  return std::sqrt(total);
+  SumOfSquares total;
+  for (const Tensor& t : tensors) total.add(t);
+  return std::sqrt(total.total());
 }
 
 }  // namespace tg::optim

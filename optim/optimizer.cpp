@@ -53,12 +53,6 @@ Tensor Optimizer::checked_grad(const char* op, size_t i) const {
   return contiguous_copy_if_needed(g);
 }
 
-void Optimizer::check_cpu(const char* op, const char* what, size_t i) const {
-  check(params_[i].device().is_cpu(), op, ": the CUDA backend has no fused ", what,
-        " yet (parameter ", i, " of shape ", shape_str(params_[i].shape()), " is on ",
-        params_[i].device().str(), ")");
-}
-
 std::vector<Tensor> Optimizer::zeros_like_params() const {
   std::vector<Tensor> buffers;
   buffers.reserve(params_.size());

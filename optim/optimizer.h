@@ -47,8 +47,6 @@ class Optimizer {
   // it), else checked against the parameter (shape, dtype, device) and contiguous. `op` names the
   // optimiser in errors.
   Tensor checked_grad(const char* op, size_t i) const;
-  // Checks that parameter i is on the CPU, where the fused update runs.
-  void check_cpu(const char* op, const char* what, size_t i) const;
   void count_step() { ++steps_; }
 
   // Contiguous zero buffers shaped like each parameter (momentum, Adam moments). Zero buffers

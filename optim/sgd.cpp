@@ -1,9 +1,12 @@
-// SGD: one pass per parameter over its raw contiguous data (CPU, float32 and float64).
+// SGD: one pass per parameter over its raw contiguous data (CPU, float32 and float64), or a chain
+// of tensor ops for parameters on other devices.
 #include "optim/sgd.h"
 
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "core/factories.h"
 #include "kernels/cpu/loops.h"
 
 namespace tg::optim {
@@ -55,6 +58,22 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& buffer, dou
   }
 }
 
+// The update of one parameter off the CPU (no fused kernel there yet): the same arithmetic in
+// sgd_range's order, as a chain of elementwise tensor ops.
+void sgd_step_with_ops(const Tensor& param, const Tensor& grad, const Tensor& buffer, double lr,
+                       double momentum, double weight_decay) {
+  const DType dtype = param.dtype();
+  const Device device = param.device();
+  const Tensor p = param.detach();
+  Tensor d = grad.detach();
+  if (weight_decay != 0) d = d + scalar(weight_decay, dtype, device) * p;
+  if (buffer.defined()) {
+    d = scalar(momentum, dtype, device) * buffer + d;
+    Tensor(buffer).copy_(d);  // in place, through the optimiser's handle
+  }
+  Tensor(param).copy_(p - scalar(lr, dtype, device) * d);
+}
+
 }  // namespace
 
 SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay)
@@ -70,15 +89,14 @@ SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_d
 void SGD::step() {
   // Check everything before writing anything, so that an error leaves no parameter half-updated.
   std::vector<Tensor> grads(params().size());
-  for (size_t i = 0; i < params().size(); ++i) {
-    grads[i] = checked_grad("sgd", i);
-    if (grads[i].defined()) check_cpu("sgd", "SGD", i);
-  }
+  for (size_t i = 0; i < params().size(); ++i) grads[i] = checked_grad("sgd", i);
   NoGradGuard no_grad;  // the update is not part of the graph
   for (size_t i = 0; i < params().size(); ++i) {
     if (!grads[i].defined()) continue;
     const Tensor buffer = momentum_buffers_.empty() ? Tensor() : momentum_buffers_[i];
-    if (params()[i].dtype() == DType::Float32)
+    if (!params()[i].device().is_cpu())
+      sgd_step_with_ops(params()[i], grads[i], buffer, lr(), momentum_, weight_decay_);
+    else if (params()[i].dtype() == DType::Float32)
       sgd_step<float>(params()[i], grads[i], buffer, lr(), momentum_, weight_decay_);
     else
       sgd_step<double>(params()[i], grads[i], buffer, lr(), momentum_, weight_decay_);

@@ -2,7 +2,8 @@
 # Command-line tests of `tinygrok`: train --help, a short real run and its files, the plain
 # progress lines off a terminal (and the bar on one), eval's JSON, --split, --init,
 # --stop-at-grok, a NaN loss, Ctrl-C and --resume, and every bad-input case (nonzero exit, one
-# line on stderr naming the flag or file, nothing written or changed).
+# line on stderr naming the flag or file, nothing written or changed). On a machine with a GPU,
+# the short run again with --device cuda, whose metrics must match the CPU's.
 #
 # Usage: bash tests/cli/test_cli.sh path/to/tinygrok    (CTest runs it as the test `cli`)
 set -u
@@ -168,7 +169,17 @@ expect_error "--batch" train "${TINY[@]}" --batch 1000 --out new
 expect_error "--steps" train "${TINY[@]}" --steps 0 --out new
 expect_error "--p" train --p abc --out new
 expect_error "--device" train "${TINY[@]}" --device gpu --out new
-expect_error "--device" train "${TINY[@]}" --device cuda --out new  # no GPU, or not implemented yet
+# --device cuda: without a GPU (or the CUDA backend) a clear error like any bad flag; with one,
+# the short run again on the GPU (below).
+"$BIN" train "${TINY[@]}" --device cuda --steps 1 --quiet --out gpu_probe >/dev/null \
+  2>"$LOG/gpu_probe.err"
+if grep -q "no CUDA" "$LOG/gpu_probe.err"; then
+  expect_error "--device" train "${TINY[@]}" --device cuda --out new
+  gpu=0
+else
+  rm -rf gpu_probe
+  gpu=1
+fi
 expect_error "cuda:63" train "${TINY[@]}" --device cuda:63 --out new
 expect_error "--no-such-flag" train --no-such-flag --out new
 expect_error "--out" train "${TINY[@]}" --out run
@@ -184,6 +195,23 @@ expect_error "model.safetensors" train "${TINY[@]}" --init truncated --out new
 expect_error "model.safetensors" eval truncated
 expect_error "missing_run" eval missing_run
 [ ! -e missing_run ] && ok || fail "created missing_run"
+
+# --- on a GPU: the short run on cuda:0 logs what the CPU run logged, within float32 rounding ----
+if [ $gpu -eq 1 ]; then
+  "$BIN" train "${TINY[@]}" --device cuda --steps 200 --eval-every 50 --checkpoint-every 100 \
+    --quiet --out gpu_run 2>"$LOG/gpu_run.err" && ok || fail "--device cuda run: $(cat "$LOG/gpu_run.err")"
+  expect "the GPU run's metrics match the CPU run's" py "
+import csv
+cpu = list(csv.DictReader(open('run/metrics.csv')))
+gpu = list(csv.DictReader(open('gpu_run/metrics.csv')))
+assert [r['step'] for r in gpu] == [r['step'] for r in cpu], (cpu, gpu)
+for c, g in zip(cpu, gpu):
+    for k in ['train_loss', 'test_loss', 'weight_norm']:
+        assert abs(float(g[k]) - float(c[k])) <= 1e-3 * abs(float(c[k])), (k, c, g)
+    for k in ['train_acc', 'test_acc']:
+        assert abs(float(g[k]) - float(c[k])) <= 0.01, (k, c, g)
+"
+fi
 
 # --- Ctrl-C: exit 130 with a checkpoint, and --resume finishes the run ------------------------
 LONG=(--preset nanda --p 13 --frac 0.5 --d-model 16 --heads 2 --d-mlp 32 --batch 16 --threads 1)
