@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for the device tool's machine (an H200; README and
 # docs/benchmarks.md): configure and build for sm_90, run the CUDA tests (and the rest of the
-# suite), the kernel benchmarks against cuBLAS, and a short nanda training run on the GPU; print a
-# table last. Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
-# build-device/logs. Nothing can be installed there: make the dependency bundle here first and
-# carry it:
+# suite), the kernel benchmarks against cuBLAS, the memory-bound ops' bandwidth against a device
+# copy, and a short nanda training run on the GPU; print a table last. Full logs go to $OUT when
+# it is set (the device tool brings $OUT back), else to build-device/logs. Nothing can be
+# installed there: make the dependency bundle here first and carry it:
 #   bash scripts/device_bundle.sh          # on this machine, once
 #   device run: bash scripts/device_check.sh    with carry [".device_deps"]
 # Each stage has its own time limit, so the whole script ends well within 8 minutes.
@@ -44,15 +44,33 @@ stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Relea
       stage gemm_bench 150 build-device/bench/bench_cuda_gemm --benchmark_counters_tabular=true \
         --benchmark_out="$out/bench_cuda_gemm.json" --benchmark_out_format=json
     fi
+    if [ -x build-device/bench/bench_cuda_memory ]; then
+      stage memory_bench 90 build-device/bench/bench_cuda_memory \
+        --benchmark_counters_tabular=true \
+        --benchmark_out="$out/bench_cuda_memory.json" --benchmark_out_format=json
+    fi
     stage gpu_train 120 build-device/tinygrok train --preset nanda --device cuda --steps 300 \
       --eval-every 100 --checkpoint-every 100000 --out build-device/nanda_gpu --quiet
     [ -f build-device/nanda_gpu/summary.json ] && cp build-device/nanda_gpu/summary.json \
       "$out/nanda_gpu_summary.json"
   }
 
+# The memory bench's headline: each op's GB/s and fraction of a same-size device copy.
+memory_table() {
+  [ -s "$out/bench_cuda_memory.json" ] && command -v python3 >/dev/null || return 0
+  python3 - "$out/bench_cuda_memory.json" <<'PY' || true
+import json, sys
+rows = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if "GB/s" in b]
+print("memory bench (GB/s, % of a device copy of the same bytes):")
+for b in rows:
+    print(f"  {b['name']:<34} {b['GB/s']:8.0f} GB/s {b['%copy']:6.1f}%")
+PY
+}
+
 {
   echo
   echo "device_check: $(head -2 "$out/gpu.txt" | tail -1)"
   printf '%s\n' "${summary[@]}"
+  memory_table
   echo "logs: $log"
 } | tee "$out/summary.txt"
