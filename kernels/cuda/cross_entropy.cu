@@ -19,14 +19,13 @@
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/cuda/warp.cuh"
 #include "kernels/dispatch.h"
 
 namespace tg::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 void check_on(const Tensor& t, Device device, const char* op, const char* role) {
   check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
@@ -38,27 +37,6 @@ __device__ inline float math_exp(float x) { return ::expf(x); }
 __device__ inline double math_exp(double x) { return ::exp(x); }
 __device__ inline float math_log(float x) { return ::logf(x); }
 __device__ inline double math_log(double x) { return ::log(x); }
-
-// The larger of two values, NaN if either is (both orders agree, so every lane of the butterfly
-// ends with the same maximum).
-template <typename T>
-__device__ inline T max_of(T a, T b) {
-  if (a != a) return a;
-  return (b > a || b != b) ? b : a;
-}
-
-template <typename T>
-__device__ inline T warp_max(T v) {
-  for (int step = kWarp / 2; step > 0; step /= 2)
-    v = max_of(v, __shfl_xor_sync(kFullMask, v, step));
-  return v;
-}
-
-template <typename T>
-__device__ inline T warp_sum(T v) {
-  for (int step = kWarp / 2; step > 0; step /= 2) v += __shfl_xor_sync(kFullMask, v, step);
-  return v;
-}
 
 // The maximum of one row of `classes` values, in every lane.
 template <typename T>

@@ -17,21 +17,14 @@
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/cuda/warp.cuh"
 #include "kernels/dispatch.h"
 
 namespace tg::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int64_t kRowChunk = 64;  // rows per partial column sum (fixed: deterministic)
-
-// The sum of v over the warp, the same bits in every lane (a fixed tree of shuffles).
-__device__ inline double warp_sum(double v) {
-  for (int step = kWarp / 2; step > 0; step /= 2) v += __shfl_xor_sync(kFullMask, v, step);
-  return v;
-}
 
 // Each warp visits its rows r; all lanes of a warp see the same r, so the shuffles inside always
 // have the full warp.

@@ -18,14 +18,13 @@
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/cuda/warp.cuh"
 #include "kernels/dispatch.h"
 
 namespace tg::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 
 // The lines along `axis` of a contiguous tensor: line k starts at
 // (k / inner) * n * inner + k % inner and steps by inner.
@@ -52,26 +51,6 @@ void check_axis(const Tensor& x, int axis, const char* op) {
 void check_on(const Tensor& t, Device device, const char* op, const char* role) {
   check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
         device.str());
-}
-
-// The larger of two values, NaN if either is (so that both orders give a NaN, and every lane of
-// the butterfly agrees that the line holds one; the outputs are NaN then, as on the CPU).
-template <typename T>
-__device__ inline T max_of(T a, T b) {
-  if (a != a) return a;
-  return (b > a || b != b) ? b : a;
-}
-
-template <typename T>
-__device__ inline T warp_max(T v) {
-  for (int step = kWarp / 2; step > 0; step /= 2)
-    v = max_of(v, __shfl_xor_sync(kFullMask, v, step));
-  return v;
-}
-
-__device__ inline double warp_sum(double v) {
-  for (int step = kWarp / 2; step > 0; step /= 2) v += __shfl_xor_sync(kFullMask, v, step);
-  return v;
 }
 
 // Each warp visits its lines; all lanes of a warp see the same line, so the shuffles inside
