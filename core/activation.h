@@ -13,4 +13,16 @@ enum class Activation : uint8_t {
   Square,  // x^2 (Gromov's MLP)
 };
 
+// Calls fn.template operator()<act>() with act a compile-time constant, so that a kernel is
+// compiled once per activation, with no branch on it per element (the backends' epilogues).
+template <typename Fn>
+void dispatch_activation(Activation act, Fn&& fn) {
+  switch (act) {
+    case Activation::Identity: fn.template operator()<Activation::Identity>(); return;
+    case Activation::Relu: fn.template operator()<Activation::Relu>(); return;
+    case Activation::Gelu: fn.template operator()<Activation::Gelu>(); return;
+    case Activation::Square: fn.template operator()<Activation::Square>(); return;
+  }
+}
+
 }  // namespace tg

@@ -16,9 +16,11 @@
 #include "nn/activation.h"
 #include "op_test_util.h"
 #include "test_cuda_support.h"
+#include "test_support.h"
 #include "tinygrok.h"
 
 using namespace tg;
+using tg::testing::error_of;
 using tg::testing::relative_error;
 
 namespace {
@@ -91,14 +93,6 @@ Tensor grid_values(const Shape& shape, std::mt19937& rng) {
   return from_vector(v, shape);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

@@ -21,6 +21,7 @@
 
 using namespace tg;
 using Catch::Matchers::Contains;
+using tg::testing::error_of;
 
 namespace {
 
@@ -73,15 +74,6 @@ void check_close(const Tensor& got, const Tensor& want, double tolerance) {
   CHECK(std::sqrt(diff) / std::max(std::sqrt(norm), 1e-300) < tolerance);
 }
 
-// The message of the tg::Error that fn throws ("" when it throws none).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 using View = std::function<Tensor(const Tensor&)>;
 

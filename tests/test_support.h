@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <system_error>
 
@@ -20,6 +21,17 @@
   } while (false)
 
 namespace tg::testing {
+
+// The message of the tg::Error that fn throws ("" when it throws none): for comparing two
+// devices' messages for the same bad input.
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // A fresh directory under the system temp directory, unique per process and per instance,
 // removed with everything in it at scope exit.

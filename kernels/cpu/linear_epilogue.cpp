@@ -50,26 +50,6 @@ T activation_grad(T dy, T saved) {
   return dy;
 }
 
-// Calls fn.template operator()<act>() with act a compile-time constant, so that the inner loops
-// have no branch on it and vectorise.
-template <typename Fn>
-void dispatch_activation(Activation act, Fn&& fn) {
-  switch (act) {
-    case Activation::Identity:
-      fn.template operator()<Activation::Identity>();
-      return;
-    case Activation::Relu:
-      fn.template operator()<Activation::Relu>();
-      return;
-    case Activation::Gelu:
-      fn.template operator()<Activation::Gelu>();
-      return;
-    case Activation::Square:
-      fn.template operator()<Activation::Square>();
-      return;
-  }
-}
-
 }  // namespace
 
 void CpuBackend::bias_activation(const Tensor& x, const Tensor& bias_in, Activation act,

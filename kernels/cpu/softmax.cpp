@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <cmath>
 
+#include "kernels/axis_view.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -11,20 +12,6 @@ namespace tg {
 using namespace cpu;
 
 namespace {
-
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-AxisView axis_view(const Shape& shape, int axis) {
-  AxisView v;
-  for (int d = 0; d < static_cast<int>(shape.size()); ++d) {
-    if (d < axis) v.outer *= shape[d];
-    else if (d == axis) v.n = shape[d];
-    else v.inner *= shape[d];
-  }
-  return v;
-}
 
 // Runs fn(base, stride) for each of the outer * inner lines along the axis, in parallel.
 template <typename Fn>

@@ -59,18 +59,6 @@ __device__ inline T activation_grad(T dy, T saved) {
   return dy;
 }
 
-// Calls fn.template operator()<act>() with act a compile-time constant (one kernel per
-// activation, no branch on it per element).
-template <typename Fn>
-void dispatch_activation(Activation act, Fn&& fn) {
-  switch (act) {
-    case Activation::Identity: fn.template operator()<Activation::Identity>(); return;
-    case Activation::Relu: fn.template operator()<Activation::Relu>(); return;
-    case Activation::Gelu: fn.template operator()<Activation::Gelu>(); return;
-    case Activation::Square: fn.template operator()<Activation::Square>(); return;
-  }
-}
-
 // x, pre, y [rows, cols] (pre and y may be null or equal to x); bias [cols] or null.
 template <Activation act, typename T>
 __global__ void bias_activation_kernel(const T* x, const T* bias, T* pre, T* y, int64_t n,

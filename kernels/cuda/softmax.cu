@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/axis_view.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
@@ -25,23 +26,6 @@ namespace tg::cuda {
 
 namespace {
 
-
-// The lines along `axis` of a contiguous tensor: line k starts at
-// (k / inner) * n * inner + k % inner and steps by inner.
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-  int64_t lines() const { return outer * inner; }
-};
-
-AxisView axis_view(const Shape& shape, int axis) {
-  AxisView v;
-  for (int d = 0; d < static_cast<int>(shape.size()); ++d) {
-    if (d < axis) v.outer *= shape[d];
-    else if (d == axis) v.n = shape[d];
-    else v.inner *= shape[d];
-  }
-  return v;
-}
 
 void check_axis(const Tensor& x, int axis, const char* op) {
   check(axis >= 0 && axis < x.dim(), op, ": axis ", axis, " is out of range for ",
