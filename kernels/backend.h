@@ -39,6 +39,14 @@ enum class RandomKind : uint8_t {
   DropoutMask,  // 1 / (1 - p) where U[0, 1) >= p, else 0   (param a = p)
 };
 
+// The hyper-parameters of one Adam or AdamW step (PyTorch's formulas, optim/adam.h).
+struct AdamHyper {
+  int64_t step = 1;  // t >= 1: the bias corrections are 1 - beta1^t and 1 - beta2^t
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0;  // 0 skips decay entirely (0 * p would be NaN where p is inf)
+  bool decoupled = false;   // AdamW: p *= 1 - lr * weight_decay; else L2: g += weight_decay * p
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -140,6 +148,25 @@ class Backend {
   virtual void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                                    const Tensor& mean, const Tensor& rstd, Tensor& dx,
                                    Tensor& dweight, Tensor& dbias) = 0;
+
+  // --- optimisers ----------------------------------------------------------------------------
+  // One Adam/AdamW step, in place, over a list of parameters: params[i], exp_avg[i] (m) and
+  // exp_avg_sq[i] (v) are updated from grads[i]. The four lists have one length; the four tensors
+  // of an entry have one shape; all are contiguous, on this device, of one floating dtype for the
+  // whole call. The step's scalars are computed in double and rounded to the dtype once
+  // (kernels/adam_step.h); every element is then updated in the order of adam_lanes
+  // (kernels/cpu/adam.cpp). Backends agree to the last bit or so: CUDA rounds every operation
+  // (no FMA contraction) as the chain of elementwise ops would; the CPU's compiler may contract.
+  // Norms, summed in double in an order that depends on neither the thread count nor the launch
+  // geometry (so not in the same order on every backend): when grad_norm_sq is not null it
+  // receives the sum of g^2 over every gradient element as read (before L2 decay is added);
+  // when weight_norm_sq is not null, the sum of p^2 over every parameter element after the
+  // update. Both are squares (callers add them across devices and take the root). Every input
+  // is checked before anything is written.
+  virtual void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                         const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
+                         const AdamHyper& hyper, double* grad_norm_sq,
+                         double* weight_norm_sq) = 0;
 };
 
 // The backend that owns `device`; throws a clear tg::Error when this build or machine has none,

@@ -4,9 +4,10 @@
 //   AdamW: p *= 1 - lr * weight_decay                 (decoupled: decay bypasses the moments)
 //   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
 //   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-// On the CPU the update is fused: one pass over each parameter's raw contiguous data (float32
-// and float64), OpenMP-parallel over large parameters, no temporary tensors. On other devices it
-// is the same arithmetic as a chain of elementwise tensor ops (no fused kernel there yet).
+// The update is the backend's fused adam_step (kernels/backend.h) on every device: on the CPU one
+// SIMD pass over each parameter's raw data, on CUDA one launch for all of a step's parameters.
+// Both take every element through the same operations in the same order; they may differ in
+// the last bit where the CPU's compiler fuses a multiply-add.
 //
 // t is the optimiser's step count, shared by all parameters; PyTorch counts per parameter, which
 // differs only for a parameter that was skipped (no gradient) on some earlier step.
@@ -21,7 +22,12 @@ class Adam : public Optimizer {
   Adam(std::vector<Tensor> params, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
        double eps = 1e-8, double weight_decay = 0);
 
-  void step() override;
+  void step() override { step_with_norms(nullptr, nullptr); }
+  // step(), also giving (where not null) the global L2 norm of the gradients it applied, as read
+  // (before L2 weight decay), and of the parameters it updated, after the update: taken in the
+  // update's own pass, so the metrics cost no extra pass over memory. Both cover only the
+  // parameters that had a gradient (those the step updated); 0 when there were none.
+  void step_with_norms(double* grad_norm, double* weight_norm);
   // "exp_avg.<i>" (m) and "exp_avg_sq.<i>" (v) for each parameter i, in that order.
   std::vector<std::pair<std::string, Tensor>> state() const override;
   void load_state(const std::map<std::string, Tensor>& state, int64_t steps) override;

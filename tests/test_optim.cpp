@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "op_test_util.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
@@ -643,4 +644,61 @@ TEST_CASE("clip: global norm of weights", "[optim]") {
   CHECK(one_thread == Approx(std::sqrt(reference)).epsilon(1e-13));
   REQUIRE_TG_ERROR(global_norm({Tensor()}), Contains("tensor 0 is an undefined tensor"));
   REQUIRE_TG_ERROR(global_norm({zeros({1}), arange(3)}), Contains("tensor 1") && Contains("int64"));
+}
+
+TEST_CASE("adam_step on the CPU: the norms change no bit of the update", "[optim]") {
+  // Sizes below, at and across the norm blocks (8192), with an odd tail; float32 and float64;
+  // one and two threads give the same norms.
+  const std::vector<int64_t> sizes = {5, 0, 8192, 20001, 1};
+  Backend& cpu = backend_for(Device::cpu());
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (bool decoupled : {false, true}) {
+      INFO(dtype_name(dtype) << (decoupled ? " decoupled" : " L2"));
+      Generator gen(21);
+      std::vector<Tensor> p, g, m, v, p2, m2, v2;
+      for (int64_t n : sizes) {
+        p.push_back(randn({n}, gen, dtype));
+        g.push_back(randn({n}, gen, dtype));
+        m.push_back(zeros({n}, dtype));
+        v.push_back(zeros({n}, dtype));
+        p2.push_back(p.back().clone());
+        m2.push_back(zeros({n}, dtype));
+        v2.push_back(zeros({n}, dtype));
+      }
+      AdamHyper h;
+      h.lr = 1e-2;
+      h.weight_decay = 0.1;
+      h.decoupled = decoupled;
+      double grad_by_hand = 0;
+      for (const Tensor& t : g)
+        for (double x : t.to_vector<double>()) grad_by_hand += x * x;
+      cpu.adam_step(p, g, m, v, h, nullptr, nullptr);
+      const int saved_threads = omp_get_max_threads();
+      double norms[2][2];
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        std::vector<Tensor> p3, m3, v3;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          p3.push_back(p2[i].clone());
+          m3.push_back(m2[i].clone());
+          v3.push_back(v2[i].clone());
+        }
+        double* out = norms[threads - 1];
+        cpu.adam_step(p3, g, m3, v3, h, &out[0], &out[1]);
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          CHECK(p3[i].to_vector<double>() == p[i].to_vector<double>());
+          CHECK(m3[i].to_vector<double>() == m[i].to_vector<double>());
+          CHECK(v3[i].to_vector<double>() == v[i].to_vector<double>());
+        }
+      }
+      omp_set_num_threads(saved_threads);
+      CHECK(norms[0][0] == norms[1][0]);
+      CHECK(norms[0][1] == norms[1][1]);
+      CHECK(norms[0][0] == Approx(grad_by_hand).epsilon(1e-13));
+      CHECK(std::sqrt(norms[0][1]) == Approx(global_norm(p)).epsilon(1e-13));
+    }
+  }
+  REQUIRE_TG_ERROR(cpu.adam_step({zeros({2})}, {zeros({3})}, {zeros({2})}, {zeros({2})},
+                                 AdamHyper{}, nullptr, nullptr),
+                   Contains("adam_step: gradient 0 is float32 [3]"));
 }

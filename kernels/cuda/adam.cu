@@ -1,0 +1,228 @@
+// CUDA adam_step (the twin of kernels/cpu/adam.cpp): one fused Adam/AdamW update over a whole
+// list of parameters in one launch, with the global gradient and weight norms when asked.
+//
+// The launch reads a multi-tensor table passed by value as a kernel parameter (AdamTable, under
+// 4 KB): for up to kMaxTensors parameters the four data pointers, the element count and the index
+// of the parameter's first chunk of kChunk elements. A longer list takes several launches. Each
+// block takes chunks c = blockIdx.x, blockIdx.x + gridDim.x, ..., finds the chunk's parameter by
+// binary search in the table, and its threads update the chunk's elements i = threadIdx.x,
+// threadIdx.x + blockDim.x, ... in adam_lanes' order. The file is compiled with --fmad=false
+// (CMakeLists.txt), and nvcc's division and sqrt are IEEE by default, so every element rounds as
+// the unfused chain of elementwise ops it replaces did, bit for bit (the CPU's fused loop may
+// differ from both in the last bit where its compiler contracts a * b + c into an FMA).
+//
+// Norms: each thread sums g^2 (as read) and p^2 (after the update) of its elements of the chunk
+// in double; a fixed shuffle tree and then the warps in order give the chunk's two partial sums,
+// written to partials[2 * chunk]. Chunk numbers run over the whole list (across launches), so a
+// second one-block kernel adds every chunk's partials in a fixed order, and the two sums are
+// copied back once. Nothing depends on the grid size or on timing: every run gives the same bits.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/adam_step.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/stream.h"
+#include "kernels/dispatch.h"
+
+// On the emulated device (tests/cuda_emulation) the host compiler builds the code below: no
+// contraction there either, as with nvcc's --fmad=false on a GPU.
+#ifdef TG_CUDA_HOST_EMULATION
+#pragma STDC FP_CONTRACT OFF
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#endif
+
+namespace tg::cuda {
+
+namespace {
+
+constexpr int kWarp = 32;
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kWarps = kBlockThreads / kWarp;
+constexpr int kMaxTensors = 64;  // parameters per launch: the table stays under 4 KB
+constexpr int64_t kChunk = 16 * kBlockThreads;  // elements per block iteration
+
+// The parameters of one launch. Chunks of parameter k: [first_chunk[k], first_chunk[k + 1]).
+template <typename T>
+struct AdamTable {
+  T* p[kMaxTensors];
+  const T* g[kMaxTensors];
+  T* m[kMaxTensors];
+  T* v[kMaxTensors];
+  int64_t n[kMaxTensors];
+  int64_t first_chunk[kMaxTensors + 1];
+  int count;
+};
+static_assert(sizeof(AdamTable<double>) <= 4096, "AdamTable must fit a kernel's parameters");
+
+__device__ inline float math_sqrt(float x) { return ::sqrtf(x); }
+__device__ inline double math_sqrt(double x) { return ::sqrt(x); }
+
+// adam_lanes (kernels/cpu/adam.cpp) for one element, in the same order.
+template <bool kL2, bool kDecoupled, typename T>
+__device__ inline void adam_element(T& p, T g, T& m, T& v, const AdamScalars<T>& s) {
+  if constexpr (kL2) g = g + s.weight_decay * p;
+  if constexpr (kDecoupled) p = p * s.decay;
+  m = s.beta1 * m + s.one_minus_beta1 * g;
+  v = s.beta2 * v + s.one_minus_beta2 * (g * g);
+  p = p - s.step_size * (m / (math_sqrt(v) / s.bias2_sqrt + s.eps));
+}
+
+// The block's totals of a and b, in thread 0 (a fixed tree: lanes, then warps in order). Every
+// thread of the block must call it; `sums` is the caller's static shared scratch.
+__device__ inline void block_sum2(double& a, double& b, double (&sums)[2][kWarps]) {
+  for (int step = kWarp / 2; step > 0; step /= 2) {
+    a += __shfl_down_sync(kFullMask, a, step);
+    b += __shfl_down_sync(kFullMask, b, step);
+  }
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  if (lane == 0) {
+    sums[0][warp] = a;
+    sums[1][warp] = b;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    a = sums[0][0];
+    b = sums[1][0];
+    for (int w = 1; w < kWarps; ++w) {
+      a += sums[0][w];
+      b += sums[1][w];
+    }
+  }
+  __syncthreads();  // sums may be written again by the caller's next iteration
+}
+
+// partials (when kNorms): the sums of g^2 and p^2 of this launch's chunk c at [2c] and [2c + 1].
+template <typename T, bool kL2, bool kDecoupled, bool kNorms>
+__global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> s, double* partials) {
+  __shared__ double sums[2][kWarps];
+  const int64_t chunks = table.first_chunk[table.count];
+  // The trip count depends on blockIdx only: uniform across the block, as block_sum2 requires.
+  for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+    int lo = 0, hi = table.count - 1;  // the last k with first_chunk[k] <= c (k has chunks)
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (table.first_chunk[mid] <= c) lo = mid;
+      else hi = mid - 1;
+    }
+    const int k = lo;
+    const int64_t begin = (c - table.first_chunk[k]) * kChunk;
+    const int64_t end = begin + kChunk < table.n[k] ? begin + kChunk : table.n[k];
+    T* p = table.p[k];
+    const T* g = table.g[k];
+    T* m = table.m[k];
+    T* v = table.v[k];
+    double grad_sq = 0, weight_sq = 0;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+      T pi = p[i], mi = m[i], vi = v[i];
+      const T gi = g[i];
+      adam_element<kL2, kDecoupled>(pi, gi, mi, vi, s);
+      p[i] = pi;
+      m[i] = mi;
+      v[i] = vi;
+      if constexpr (kNorms) {
+        grad_sq += static_cast<double>(gi) * static_cast<double>(gi);
+        weight_sq += static_cast<double>(pi) * static_cast<double>(pi);
+      }
+    }
+    if constexpr (kNorms) {
+      block_sum2(grad_sq, weight_sq, sums);
+      if (threadIdx.x == 0) {
+        partials[2 * c] = grad_sq;
+        partials[2 * c + 1] = weight_sq;
+      }
+    }
+  }
+}
+
+// out[0] = sum of partials[2c], out[1] = sum of partials[2c + 1] over c < chunks; one block.
+__global__ void sum_partials_kernel(const double* partials, int64_t chunks, double* out) {
+  __shared__ double sums[2][kWarps];
+  double a = 0, b = 0;
+  for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+    a += partials[2 * c];
+    b += partials[2 * c + 1];
+  }
+  block_sum2(a, b, sums);
+  if (threadIdx.x == 0) {
+    out[0] = a;
+    out[1] = b;
+  }
+}
+
+int64_t chunks_of(int64_t n) { return (n + kChunk - 1) / kChunk; }
+
+}  // namespace
+
+void CudaBackend::adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                            const std::vector<Tensor>& exp_avg,
+                            const std::vector<Tensor>& exp_avg_sq, const AdamHyper& hyper,
+                            double* grad_norm_sq, double* weight_norm_sq) {
+  check_adam_step(device(), params, grads, exp_avg, exp_avg_sq, hyper);
+  if (grad_norm_sq) *grad_norm_sq = 0;
+  if (weight_norm_sq) *weight_norm_sq = 0;
+  int64_t total_chunks = 0;
+  for (const Tensor& p : params) total_chunks += chunks_of(p.numel());
+  if (total_chunks == 0) return;  // no elements (the norms are 0)
+  const bool norms = grad_norm_sq != nullptr || weight_norm_sq != nullptr;
+  DeviceGuard guard(index_);
+  cudaStream_t stream = current_stream(index_);
+  Tensor partials;
+  if (norms) partials = Tensor::empty({2 * total_chunks}, DType::Float64, device());
+  dispatch_floating(params[0].dtype(), "adam_step", [&]<typename T>() {
+    const AdamScalars<T> s = adam_scalars<T>(hyper);
+    const auto launch_table = [&](const AdamTable<T>& table, double* launch_partials) {
+      const int64_t chunks = table.first_chunk[table.count];
+      const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, int64_t{1} << 16));
+      const auto go = [&]<bool kL2, bool kDecoupled>() {
+        if (norms)
+          launch(adam_kernel<T, kL2, kDecoupled, true>, grid, kBlockThreads, stream, table, s,
+                 launch_partials);
+        else
+          launch(adam_kernel<T, kL2, kDecoupled, false>, grid, kBlockThreads, stream, table, s,
+                 launch_partials);
+      };
+      // Zero weight decay is skipped, as on the CPU.
+      if (hyper.weight_decay == 0) go.template operator()<false, false>();
+      else if (hyper.decoupled) go.template operator()<false, true>();
+      else go.template operator()<true, false>();
+    };
+    AdamTable<T> table{};
+    int64_t launched_chunks = 0;  // chunks of earlier launches: this launch's partials start there
+    for (size_t i = 0; i < params.size(); ++i) {
+      const int64_t n = params[i].numel();
+      if (n == 0) continue;
+      const int k = table.count;
+      table.p[k] = params[i].data<T>();
+      table.g[k] = grads[i].data<T>();
+      table.m[k] = exp_avg[i].data<T>();
+      table.v[k] = exp_avg_sq[i].data<T>();
+      table.n[k] = n;
+      table.first_chunk[k + 1] = table.first_chunk[k] + chunks_of(n);
+      ++table.count;
+      if (table.count == kMaxTensors) {
+        launch_table(table, norms ? partials.data<double>() + 2 * launched_chunks : nullptr);
+        launched_chunks += table.first_chunk[table.count];
+        table = AdamTable<T>{};
+      }
+    }
+    if (table.count > 0)
+      launch_table(table, norms ? partials.data<double>() + 2 * launched_chunks : nullptr);
+  });
+  if (!norms) return;
+  const Tensor sums = Tensor::empty({2}, DType::Float64, device());
+  launch(sum_partials_kernel, 1, kBlockThreads, stream, partials.data<double>(), total_chunks,
+         sums.data<double>());
+  double host[2] = {0, 0};
+  copy_to_host(sums, host);  // waits for the stream
+  if (grad_norm_sq) *grad_norm_sq = host[0];
+  if (weight_norm_sq) *weight_norm_sq = host[1];
+}
+
+}  // namespace tg::cuda
