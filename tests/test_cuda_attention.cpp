@@ -3,8 +3,10 @@
 // (table_attention, causal_attention), with dense rows, distinct rows in a shuffled order (some
 // table rows unread) and the first layer's shared (position, token) rows; Tq < T, Dv != Dh,
 // sum_heads on and off, T = 1, 5, 17, B = 1, 3, H = 1, 4, float32 and float64, strided inputs;
-// then run-to-run determinism, empty inputs and the row-index and dtype errors. Every case skips
-// visibly without a GPU.
+// then the one-kernel paths (T <= 64) and the multi-kernel ones (set_fused_attention(false))
+// against the CPU and each other on T = 1, 3, 5, 17, 33, 64 and 65 (beyond the one-kernel
+// paths), Dh = 1, 7, 32, 128; then run-to-run determinism, empty inputs and the row-index and
+// dtype errors. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -12,9 +14,11 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/attention.h"
 #include "op_test_util.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
@@ -226,6 +230,99 @@ TEST_CASE("cuda attention: forward and backward match the CPU backend", "[cuda][
           check_unread_rows_zero(gg.dq, gpu.q_rows, "dq, unread rows");
           check_unread_rows_zero(gg.dk, gpu.kv_rows, "dk, unread rows");
           check_unread_rows_zero(gg.dv, gpu.kv_rows, "dv, unread rows");
+        }
+      }
+    }
+  }
+}
+
+// Runs the multi-kernel paths for its lifetime.
+struct UnfusedAttention {
+  UnfusedAttention() { cuda::set_fused_attention(false); }
+  ~UnfusedAttention() { cuda::set_fused_attention(true); }
+  UnfusedAttention(const UnfusedAttention&) = delete;
+  UnfusedAttention& operator=(const UnfusedAttention&) = delete;
+};
+
+TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kernel paths",
+          "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  // Which shapes take the one-kernel paths: T <= 64 and a head's rows within shared memory.
+  CHECK(cuda::fused_attention_fits(64, 64, 32, 16, DType::Float32, true));
+  CHECK(cuda::fused_attention_fits(3, 3, 32, 32, DType::Float64, true));
+  CHECK_FALSE(cuda::fused_attention_fits(65, 7, 7, 9, DType::Float32, false));
+  CHECK_FALSE(cuda::fused_attention_fits(64, 64, 128, 128, DType::Float32, false));
+  CHECK(cuda::fused_attention_fits(64, 64, 32, 16, DType::Float64, false));
+  CHECK_FALSE(cuda::fused_attention_fits(64, 64, 32, 16, DType::Float64, true));
+  REQUIRE(cuda::fused_attention_enabled());
+
+  // {B, Tq, T, H, Dh, Dv}: the nanda shape's T, H and Dh (B cut down), then T = 64 and 65.
+  const std::vector<Sizes> sizes = {{2, 1, 1, 1, 1, 3},     {5, 3, 3, 4, 32, 32},
+                                    {3, 5, 5, 4, 7, 2},     {2, 3, 17, 4, 32, 5},
+                                    {2, 33, 33, 1, 128, 7}, {2, 64, 64, 4, 32, 16},
+                                    {1, 64, 64, 1, 128, 128}, {2, 7, 65, 4, 7, 9}};
+  uint64_t seed = 900;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (const Sizes& n : sizes) {
+      for (Rows mode : {Rows::Dense, Rows::Shuffled, Rows::Shared}) {
+        for (bool sum_heads : {false, true}) {
+          ++seed;
+          const bool strided = seed % 2 == 0;
+          const bool fused_forward = cuda::fused_attention_fits(
+              n.keys, n.queries, n.head_size, n.value_size, dtype, false);
+          const bool fused_backward = cuda::fused_attention_fits(
+              n.keys, n.queries, n.head_size, n.value_size, dtype, true);
+          INFO(dtype_name(dtype) << " B " << n.batch << " Tq " << n.queries << " T " << n.keys
+                                 << " H " << n.heads << " Dh " << n.head_size << " Dv "
+                                 << n.value_size << " " << rows_name(mode) << " rows"
+                                 << (sum_heads ? ", sum_heads" : "")
+                                 << (strided ? ", strided" : "") << "; forward "
+                                 << (fused_forward ? "one kernel" : "several")
+                                 << ", backward " << (fused_backward ? "one kernel" : "several"));
+          const double scale = 1 / std::sqrt(static_cast<double>(n.head_size));
+          const double tol = tolerance(dtype);
+          const Inputs cpu = make_inputs(n, mode, dtype, seed, strided, kCpu);
+          const Inputs gpu = make_inputs(n, mode, dtype, seed, strided, kGpu);
+          const Shape zs = z_shape(n, sum_heads);
+          const Tensor dz_cpu = make_dz(zs, dtype, seed, strided, kCpu);
+          const Tensor dz_gpu = make_dz(zs, dtype, seed, strided, kGpu);
+
+          const Forward want = run_forward(cpu, scale, sum_heads, kCpu);
+          const Grads gw = run_backward(dz_cpu, cpu, want.pattern, scale, sum_heads, kCpu);
+          const Forward fused = run_forward(gpu, scale, sum_heads, kGpu);
+          const Grads gf = run_backward(dz_gpu, gpu, fused.pattern, scale, sum_heads, kGpu);
+          const auto [unfused, gu] = [&] {
+            UnfusedAttention off;
+            Forward f = run_forward(gpu, scale, sum_heads, kGpu);
+            Grads g = run_backward(dz_gpu, gpu, f.pattern, scale, sum_heads, kGpu);
+            return std::pair{f, g};
+          }();
+          for (const Forward* got : {&fused, &unfused}) {
+            INFO((got == &fused ? "one kernel" : "several kernels"));
+            check_close(got->z, want.z, tol, "z");
+            check_close(got->pattern, want.pattern, tol, "pattern");
+          }
+          for (const Grads* got : {&gf, &gu}) {
+            INFO((got == &gf ? "one kernel" : "several kernels"));
+            check_close(got->dq, gw.dq, tol, "dq");
+            check_close(got->dk, gw.dk, tol, "dk");
+            check_close(got->dv, gw.dv, tol, "dv");
+            check_unread_rows_zero(got->dq, gpu.q_rows, "dq, unread rows");
+            check_unread_rows_zero(got->dk, gpu.kv_rows, "dk, unread rows");
+            check_unread_rows_zero(got->dv, gpu.kv_rows, "dv, unread rows");
+          }
+          // The two GPU paths against each other (the same arithmetic in the same order).
+          const auto gpu_close = [&](const Tensor& a, const Tensor& b, const char* what) {
+            INFO(what);
+            REQUIRE(a.shape() == b.shape());
+            CHECK(relative_error(a.to_vector<double>(), b.to_vector<double>()) < tol);
+          };
+          gpu_close(fused.z, unfused.z, "z, one kernel against several");
+          gpu_close(fused.pattern, unfused.pattern, "pattern, one kernel against several");
+          gpu_close(gf.dq, gu.dq, "dq, one kernel against several");
+          gpu_close(gf.dk, gu.dk, "dk, one kernel against several");
+          gpu_close(gf.dv, gu.dv, "dv, one kernel against several");
         }
       }
     }

@@ -4,18 +4,45 @@
 //   backward: dP_ij = dz_i . v_j,  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
 //             dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij dz_i
 //
-// Softmax rows (forward) and dS rows (backward) take one warp per (b, h, i): lane l handles keys
-// j = l, l + 32, ..., and a fixed xor-shuffle tree combines the lanes' maxima and their double
-// sums (every lane ends with the same bits). Everything else is one thread per output element,
-// summing over keys (z, dq) or queries (dk, dv) in increasing order, as the CPU does. Precision
-// is the CPU's: dot products and the weighted sums of rows in T, the softmax denominator and
-// sum_j P dP in double.
+// Two implementations of each direction, with the same arithmetic in the same order:
+//
+// One kernel (T <= 64, the head's rows fitting in 40 KB of shared memory, 8 KB when they can, so
+// that more blocks share an SM; set_fused_attention in kernels/cuda/attention.h turns it off).
+// One block per example b, all heads in turn, a warp per query up to 8 warps: the block
+// stages head h's key and value rows in shared memory (rows padded to an odd stride, so that 32
+// lanes reading one column of 32 rows hit 32 banks), then each warp takes queries i = w, w + W, ...
+// Per example rather than per (b, h): with sum_heads, z_i is one running sum over the heads in
+// order, as on the CPU, and the thread that owns z_i[e] owns it for every head, so it simply
+// carries its sum on; per-(b, h) blocks would need a second pass to add the heads. The nanda
+// shapes (B = 3830) still give thousands of blocks. The forward computes scores, mask, softmax
+// and P v for a query in one warp (lane l holds keys l and l + 32) and writes z and the pattern.
+// The backward stages K, V and the pattern's [Tq, T] block, then: dv (one thread per (j, e),
+// from P), dS in place of P (one warp per query), dq and dk (one thread per output element),
+// each written as the several kernels' are (below: into the table, or densely for index_add).
+//   The pattern is written because the contract (Backend::attention) returns it and today's
+// backward reads it. "Probabilities only when asked" would make it optional: the backward
+// kernel stages K already, so it can recompute S and P from q, k and the softmax's per-row
+// maximum and sum (2 numbers per row instead of T), and the forward would write the pattern only
+// for analysis.
+//
+// Several kernels (any T, and shared rows). Softmax rows (forward) and dS rows (backward) take
+// one warp per (b, h, i): lane l handles keys j = l, l + 32, ..., and a fixed xor-shuffle tree
+// combines the lanes' maxima and their double sums (every lane ends with the same bits).
+// Everything else is one thread per output element, summing over keys (z, dq) or queries
+// (dk, dv) in increasing order, as the CPU does.
+//
+// Precision, in both, is the CPU's: dot products and the weighted sums of rows in T, the softmax
+// denominator and sum_j P dP in double.
 //
 // Backward writes each example's gradients straight into the table rows when no row index
 // repeats (dense q, k, v), found by the same device pass that range-checks the indices; where
 // examples share rows (the first layer's (position, token) tables) it computes them densely,
 // [B, Tq, H, Dh] and [B, T, H, Dh | Dv], and sums them into the tables with index_add, which adds
 // in index order. No floating-point atomics: the results do not depend on timing or grid size.
+#include "kernels/cuda/attention.h"
+
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 
@@ -226,6 +253,201 @@ __global__ void value_grad_kernel(Layout at, const T* dz, const T* pattern,
   }
 }
 
+// ---- the one-kernel paths, T <= 64 -------------------------------------------------------------
+
+constexpr int64_t kFusedMaxKeys = 2 * kWarp;  // T: each lane holds keys l and l + 32
+constexpr int kFusedMaxWarps = 8;             // per block; fewer when there are fewer queries
+// A head's staged rows live in a static shared array of one of two sizes: the small one for
+// shapes like nanda's (T = 3: a few hundred elements), which leaves room for many blocks per SM,
+// the large one for longer rows (one or two blocks' worth of an SM's shared memory).
+constexpr int64_t kSmallStageBytes = 8 * 1024;
+constexpr int64_t kStageBytes = 40 * 1024;
+
+// Elements of T in a staging area of `Bytes`.
+template <typename T, int64_t Bytes>
+struct Stage {
+  static constexpr int64_t elements = Bytes / static_cast<int64_t>(sizeof(T));
+};
+
+// Row stride in shared memory: odd, so that the 32 lanes reading one column of 32 rows (a lane
+// per key) meet 32 different banks.
+__host__ __device__ inline int64_t padded(int64_t width) { return width | 1; }
+
+// Elements staged per head: key and value rows [T, Dh | Dv] and, for the backward, the
+// pattern's [Tq, T] block (P, then dS in its place).
+__host__ __device__ inline int64_t staged_elements(int64_t keys, int64_t queries,
+                                                   int64_t head_size, int64_t value_size,
+                                                   bool backward) {
+  return keys * (padded(head_size) + padded(value_size)) + (backward ? queries * keys : 0);
+}
+
+// Threads per block: a warp per query, at most kFusedMaxWarps.
+int fused_block_threads(int64_t queries) {
+  return kWarp * static_cast<int>(std::clamp<int64_t>(queries, 1, kFusedMaxWarps));
+}
+
+// Blocks: one per example, capped (each block loops over examples b, b + grid, ...).
+unsigned fused_grid(int64_t batch) {
+  return static_cast<unsigned>(std::clamp<int64_t>(batch, 1, int64_t{1} << 16));
+}
+
+// Copies head h's key and value rows of example b into shared memory, [T, padded(Dh | Dv)].
+template <typename T>
+__device__ void stage_keys_values(const Layout& at, int64_t b, int64_t h, const T* k, const T* v,
+                                  T* k_s, T* v_s) {
+  const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
+  for (int64_t n = threadIdx.x; n < at.keys * at.head_size; n += blockDim.x) {
+    const int64_t j = n / at.head_size, d = n % at.head_size;
+    k_s[j * ks + d] = k[at.k(b, j, h) + d];
+  }
+  for (int64_t n = threadIdx.x; n < at.keys * at.value_size; n += blockDim.x) {
+    const int64_t j = n / at.value_size, e = n % at.value_size;
+    v_s[j * vs + e] = v[at.v(b, j, h) + e];
+  }
+}
+
+// The whole forward: per example, per head in order, each warp's queries. Writes z (with
+// sum_heads, each thread adds head h to the sum it wrote for heads 0..h-1) and the pattern.
+template <typename T, int64_t StageBytes>
+__global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T* v, T scale, T* z,
+                                     T* pattern) {
+  __shared__ T stage[Stage<T, StageBytes>::elements];
+  __shared__ T probs[kFusedMaxWarps][kFusedMaxKeys];  // each warp's current P row
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  const int warps = static_cast<int>(blockDim.x) / kWarp;
+  const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
+  T* k_s = stage;
+  T* v_s = stage + at.keys * ks;
+  T* p_w = probs[warp];
+  for (int64_t b = blockIdx.x; b < at.batch; b += gridDim.x) {
+    for (int64_t h = 0; h < at.heads; ++h) {
+      stage_keys_values(at, b, h, k, v, k_s, v_s);
+      __syncthreads();
+      for (int64_t i = warp; i < at.queries; i += warps) {  // the same i in every lane
+        const int64_t last = at.last_key(i);
+        const T* qi = q + at.q(b, i, h);
+        T score[2] = {0, 0};
+        T peak = static_cast<T>(-HUGE_VAL);
+        for (int c = 0; c < 2; ++c) {
+          const int64_t j = lane + c * kWarp;
+          if (j > last) continue;
+          score[c] = scale * dot(qi, k_s + j * ks, at.head_size);
+          peak = score[c] > peak ? score[c] : peak;
+        }
+        // Subtract the maximum so exp never overflows; the row always keeps key 0.
+        peak = warp_max(peak);
+        double ex[2] = {0, 0}, total = 0;
+        for (int c = 0; c < 2; ++c) {
+          if (lane + c * kWarp > last) continue;
+          ex[c] = ::exp(static_cast<double>(score[c] - peak));
+          total += ex[c];
+        }
+        total = warp_sum(total);
+        T* p = pattern + at.pattern_row(b, h, i);
+        for (int c = 0; c < 2; ++c) {
+          const int64_t j = lane + c * kWarp;
+          if (j >= at.keys) continue;
+          p_w[j] = p[j] = j <= last ? static_cast<T>(ex[c] / total) : T(0);
+        }
+        __syncwarp();  // the row is in p_w
+        for (int64_t e = lane; e < at.value_size; e += kWarp) {
+          T* zi = z + at.z(b, i, h) + e;
+          T acc = at.sum_heads && h > 0 ? *zi : T(0);
+          for (int64_t j = 0; j <= last; ++j) acc += p_w[j] * v_s[j * vs + e];
+          *zi = acc;
+        }
+        __syncwarp();  // read before the warp's next query overwrites it
+      }
+      __syncthreads();  // before the next head's rows replace these
+    }
+  }
+}
+
+// The whole backward: per example, per head in order, dv from P; dS in place of P; then dq and
+// dk. Example row n's gradients go to row destination(q_dest | kv_dest, n): the table row itself
+// when the rows are distinct, else row n of a dense buffer that index_add then sums.
+template <typename T, int64_t StageBytes>
+__global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const T* k, const T* v,
+                                      const T* pattern, T scale, const int64_t* q_dest,
+                                      const int64_t* kv_dest, T* dq, T* dk, T* dv) {
+  __shared__ T stage[Stage<T, StageBytes>::elements];
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  const int warps = static_cast<int>(blockDim.x) / kWarp;
+  const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
+  const int64_t dh = at.head_size, dvs = at.value_size, nt = at.keys, nq = at.queries;
+  T* k_s = stage;
+  T* v_s = k_s + nt * ks;
+  T* ps = v_s + nt * vs;  // [Tq, T]: P, then dS
+  for (int64_t b = blockIdx.x; b < at.batch; b += gridDim.x) {
+    for (int64_t h = 0; h < at.heads; ++h) {
+      stage_keys_values(at, b, h, k, v, k_s, v_s);
+      const T* p_bh = pattern + at.pattern_row(b, h, 0);  // the Tq rows are consecutive
+      for (int64_t n = threadIdx.x; n < nq * nt; n += blockDim.x) ps[n] = p_bh[n];
+      __syncthreads();
+
+      // dv_j[e] = sum_i P_ij dz_i[e] over the queries that see key j, in order.
+      for (int64_t n = threadIdx.x; n < nt * dvs; n += blockDim.x) {
+        const int64_t j = n / dvs, e = n % dvs;
+        T acc = 0;
+        for (int64_t i = at.first_query(j); i < nq; ++i)
+          acc += ps[i * nt + j] * dz[at.z(b, i, h) + e];
+        dv[(destination(kv_dest, b * nt + j) * at.heads + h) * dvs + e] = acc;
+      }
+      __syncthreads();  // P is read; dS replaces it
+
+      // dS row i, one warp: dP_ij into registers, then P_ij (dP_ij - sum_j' P_ij' dP_ij').
+      for (int64_t i = warp; i < nq; i += warps) {
+        const int64_t last = at.last_key(i);
+        const T* dzi = dz + at.z(b, i, h);
+        T* row = ps + i * nt;
+        T dp[2] = {0, 0};
+        double weighted = 0;
+        for (int c = 0; c < 2; ++c) {
+          const int64_t j = lane + c * kWarp;
+          if (j > last) continue;
+          dp[c] = dot(dzi, v_s + j * vs, dvs);
+          weighted += static_cast<double>(row[j]) * dp[c];
+        }
+        weighted = warp_sum(weighted);
+        for (int c = 0; c < 2; ++c) {
+          const int64_t j = lane + c * kWarp;
+          if (j <= last) row[j] = static_cast<T>(row[j] * (dp[c] - weighted));
+        }
+      }
+      __syncthreads();
+
+      // dq_i[d] = scale sum_j dS_ij k_j[d] over keys j <= last, then dk_j[d] = scale sum_i
+      // dS_ij q_i[d] over the queries that see key j, both in order; one thread per element.
+      for (int64_t n = threadIdx.x; n < (nq + nt) * dh; n += blockDim.x) {
+        const int64_t d = n % dh;
+        T acc = 0;
+        if (n < nq * dh) {
+          const int64_t i = n / dh, last = at.last_key(i);
+          for (int64_t j = 0; j <= last; ++j) acc += (scale * ps[i * nt + j]) * k_s[j * ks + d];
+          dq[(destination(q_dest, b * nq + i) * at.heads + h) * dh + d] = acc;
+        } else {
+          const int64_t j = n / dh - nq;
+          for (int64_t i = at.first_query(j); i < nq; ++i)
+            acc += (scale * ps[i * nt + j]) * q[at.q(b, i, h) + d];
+          dk[(destination(kv_dest, b * nt + j) * at.heads + h) * dh + d] = acc;
+        }
+      }
+      __syncthreads();  // before the next head's rows replace these
+    }
+  }
+}
+
+// Whether the layout's staged rows fit the small staging area (else the large one takes them).
+template <typename T>
+bool fits_small_stage(const Layout& at, bool backward) {
+  return staged_elements(at.keys, at.queries, at.head_size, at.value_size, backward) <=
+         Stage<T, kSmallStageBytes>::elements;
+}
+
+std::atomic<bool> fused_enabled{true};
+
 // Range check of n row indices against a table of table_rows rows: the first bad position goes
 // to *first_bad. With `seen` ([table_rows], all kNone on entry), also whether a row repeats:
 // *repeat then gets some position whose row an earlier-arriving thread had already claimed (which
@@ -297,6 +519,16 @@ RowsDistinct check_rows(CudaBackend& backend, const char* op, const Tensor& q_ro
 
 }  // namespace
 
+void set_fused_attention(bool enabled) { fused_enabled.store(enabled); }
+bool fused_attention_enabled() { return fused_enabled.load(); }
+
+bool fused_attention_fits(int64_t keys, int64_t queries, int64_t head_size, int64_t value_size,
+                          DType dtype, bool backward) {
+  const int64_t capacity = kStageBytes / static_cast<int64_t>(dtype_size(dtype));
+  return keys <= kFusedMaxKeys &&
+         staged_elements(keys, queries, head_size, value_size, backward) <= capacity;
+}
+
 void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                             const Tensor& v_table_in, const Tensor& q_rows_in,
                             const Tensor& kv_rows_in, double scale, bool sum_heads, Tensor& z,
@@ -323,6 +555,15 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
     DeviceGuard guard(index_);
     cudaStream_t stream = current_stream(index_);
+    if (fused_attention_enabled() && fused_attention_fits(at.keys, at.queries, at.head_size,
+                                                          at.value_size, q.dtype(), false)) {
+      const auto kernel = fits_small_stage<T>(at, false) ? fused_forward_kernel<T, kSmallStageBytes>
+                                                          : fused_forward_kernel<T, kStageBytes>;
+      launch(kernel, fused_grid(at.batch), fused_block_threads(at.queries), stream, at,
+             q.data<T>(), k.data<T>(), v.data<T>(), static_cast<T>(scale), z.data<T>(),
+             pattern.data<T>());
+      return;
+    }
     const int64_t rows = at.batch * at.heads * at.queries;
     launch(softmax_rows_kernel<T>, grid_for(rows * kWarp), kBlockThreads, stream, at,
            q.data<T>(), k.data<T>(), static_cast<T>(scale), pattern.data<T>(), rows);
@@ -364,11 +605,6 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
     DeviceGuard guard(index_);
     cudaStream_t stream = current_stream(index_);
     const T s = static_cast<T>(scale);
-    const int64_t rows = at.batch * at.heads * at.queries;
-    const Tensor ds = Tensor::empty(pattern.shape(), q.dtype(), device());  // [B, H, Tq, T]
-    launch(score_grad_kernel<T>, grid_for(rows * kWarp), kBlockThreads, stream, at, dz.data<T>(),
-           v.data<T>(), pattern.data<T>(), ds.data<T>(), rows);
-
     // Each gradient straight into its zeroed table when that table's rows are distinct, else
     // per example, [B, Tq | T, H, D], summed into the table by index_add.
     const auto target = [&](bool direct, const Tensor& table, int64_t positions) {
@@ -383,18 +619,31 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
     dq = target(distinct.q, q, at.queries);
     dk = target(distinct.kv, k, at.keys);
     dv = target(distinct.kv, v, at.keys);
-    const int64_t nq = at.batch * at.queries * at.heads * at.head_size;
-    const int64_t nk = at.batch * at.keys * at.heads * at.head_size;
-    const int64_t nv = at.batch * at.keys * at.heads * at.value_size;
-    if (nq > 0)
-      launch(query_grad_kernel<T>, grid_for(nq), kBlockThreads, stream, at, k.data<T>(),
-             ds.data<T>(), s, q_dest, dq.data<T>(), nq);
-    if (nk > 0)
-      launch(key_grad_kernel<T>, grid_for(nk), kBlockThreads, stream, at, q.data<T>(),
-             ds.data<T>(), s, kv_dest, dk.data<T>(), nk);
-    if (nv > 0)
-      launch(value_grad_kernel<T>, grid_for(nv), kBlockThreads, stream, at, dz.data<T>(),
-             pattern.data<T>(), kv_dest, dv.data<T>(), nv);
+    if (fused_attention_enabled() &&
+        fused_attention_fits(at.keys, at.queries, at.head_size, at.value_size, q.dtype(), true)) {
+      const auto kernel = fits_small_stage<T>(at, true) ? fused_backward_kernel<T, kSmallStageBytes>
+                                                         : fused_backward_kernel<T, kStageBytes>;
+      launch(kernel, fused_grid(at.batch), fused_block_threads(at.queries), stream, at,
+             dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), pattern.data<T>(), s, q_dest,
+             kv_dest, dq.data<T>(), dk.data<T>(), dv.data<T>());
+    } else {
+      const int64_t rows = at.batch * at.heads * at.queries;
+      const Tensor ds = Tensor::empty(pattern.shape(), q.dtype(), device());  // [B, H, Tq, T]
+      launch(score_grad_kernel<T>, grid_for(rows * kWarp), kBlockThreads, stream, at,
+             dz.data<T>(), v.data<T>(), pattern.data<T>(), ds.data<T>(), rows);
+      const int64_t nq = at.batch * at.queries * at.heads * at.head_size;
+      const int64_t nk = at.batch * at.keys * at.heads * at.head_size;
+      const int64_t nv = at.batch * at.keys * at.heads * at.value_size;
+      if (nq > 0)
+        launch(query_grad_kernel<T>, grid_for(nq), kBlockThreads, stream, at, k.data<T>(),
+               ds.data<T>(), s, q_dest, dq.data<T>(), nq);
+      if (nk > 0)
+        launch(key_grad_kernel<T>, grid_for(nk), kBlockThreads, stream, at, q.data<T>(),
+               ds.data<T>(), s, kv_dest, dk.data<T>(), nk);
+      if (nv > 0)
+        launch(value_grad_kernel<T>, grid_for(nv), kBlockThreads, stream, at, dz.data<T>(),
+               pattern.data<T>(), kv_dest, dv.data<T>(), nv);
+    }
     if (!distinct.q) dq = index_add(dq, q_rows, q.size(0));
     if (!distinct.kv) {
       dk = index_add(dk, kv_rows, k.size(0));

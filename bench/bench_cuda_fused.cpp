@@ -1,0 +1,338 @@
+// Fused CUDA kernels against the unfused compositions of tensor ops they replace, on the GPU.
+//
+// fused/adamw/<variant>/<size>: one AdamW step (the trainer's optimiser: betas 0.9, 0.98, weight
+// decay 1) over the nanda model's parameter list ("model", 226k float32 elements in a few dozen
+// tensors) or one 64M-element parameter ("large", HBM-bound):
+//   step             optim::AdamW::step: the backend's adam_step, one launch for all parameters
+//   step_norms       step_with_norms: the same launch also sums |g|^2 and |p|^2 (one copy back)
+//   ops              the composition it replaced: ~17 elementwise kernels per parameter
+//   ops_norms        ops, then global_grad_norm and global_norm as separate passes
+// Counters: MB = 28 bytes per element (p, g, m, v read; p, m, v written), GB/s = MB / median
+// time, median_us per call.
+//
+// Timing: CUDA events on the backend's stream around a batch of calls (1 at the large size, 20
+// at the model's, so that the batch measures back-to-back calls, host overhead included), after
+// 3 warm-up batches, for at least 0.1 s; counters use the median batch.
+//   ./build/bench/bench_cuda_fused --benchmark_counters_tabular=true
+// Without a CUDA device every benchmark reports "skipped: no CUDA device".
+#include <benchmark/benchmark.h>
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "grok/dataset.h"
+#include "grok/trainer.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/stream.h"
+#include "optim/adam.h"
+#include "optim/clip.h"
+#include "tinygrok.h"
+
+using namespace tg;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+
+bool device_present() {
+  static const bool present = [] {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return count > 0;
+  }();
+  return present;
+}
+
+enum class Size { Large, Model };
+const char* size_name(Size s) { return s == Size::Large ? "large" : "model"; }
+int calls_per_batch(Size s) { return s == Size::Large ? 1 : 20; }
+
+// What one benchmark runs: a call on tensors it owns, and the bytes that call must move.
+struct Workload {
+  double bytes = 0;
+  std::function<void()> call;
+};
+
+Tensor random_on_gpu(const Shape& shape) {
+  static Generator gen(1234);
+  return randn(shape, gen, DType::Float32, kGpu);
+}
+
+// --- AdamW ----------------------------------------------------------------------------------
+
+constexpr double kLr = 1e-3, kBeta1 = 0.9, kBeta2 = 0.98, kEps = 1e-8, kWeightDecay = 1.0;
+
+// The parameters, with gradients as backward leaves them: one 64M-element tensor, or the nanda
+// model's list.
+std::vector<Tensor> adamw_params(Size s) {
+  std::vector<Tensor> params;
+  if (s == Size::Large) {
+    params.push_back(random_on_gpu({int64_t{1} << 26}).requires_grad_());
+  } else {
+    const grok::TrainConfig c = grok::preset("nanda");
+    const grok::Dataset data = grok::make_dataset(grok::parse_operation(c.op), c.p);
+    Generator gen(0);
+    std::shared_ptr<nn::Model> model = grok::build_model(c, data, gen);
+    model->to(kGpu);
+    params = model->parameters();
+  }
+  for (Tensor& p : params) p.impl()->grad = random_on_gpu(p.shape()).impl_ptr();
+  return params;
+}
+
+double adamw_bytes(const std::vector<Tensor>& params) {
+  double elements = 0;
+  for (const Tensor& p : params) elements += static_cast<double>(p.numel());
+  return 28.0 * elements;
+}
+
+// The unfused AdamW step (what optim/adam.cpp ran off the CPU before adam_step): per parameter a
+// chain of elementwise ops in adam_lanes' order, the step's scalars as 0-d tensors.
+struct AdamWByOps {
+  std::vector<Tensor> params, exp_avg, exp_avg_sq;
+  int64_t steps = 0;
+
+  explicit AdamWByOps(std::vector<Tensor> ps) : params(std::move(ps)) {
+    for (const Tensor& p : params) {
+      exp_avg.push_back(zeros(p.shape(), p.dtype(), p.device()));
+      exp_avg_sq.push_back(zeros(p.shape(), p.dtype(), p.device()));
+    }
+  }
+
+  void step() {
+    NoGradGuard no_grad;
+    const double t = static_cast<double>(++steps);
+    const double bias1 = 1 - std::pow(kBeta1, t), bias2 = 1 - std::pow(kBeta2, t);
+    const auto s = [](double v) { return scalar(v, DType::Float32, kGpu); };
+    const Tensor beta1 = s(kBeta1), one_minus_beta1 = s(1 - kBeta1), beta2 = s(kBeta2),
+                 one_minus_beta2 = s(1 - kBeta2), step_size = s(kLr / bias1),
+                 bias2_sqrt = s(std::sqrt(bias2)), eps = s(kEps), decay = s(1 - kLr * kWeightDecay);
+    for (size_t i = 0; i < params.size(); ++i) {
+      Tensor p = params[i].detach();
+      const Tensor g = params[i].grad().detach();
+      p = p * decay;
+      const Tensor m = beta1 * exp_avg[i] + one_minus_beta1 * g;
+      const Tensor v = beta2 * exp_avg_sq[i] + one_minus_beta2 * (g * g);
+      p = p - step_size * (m / (sqrt(v) / bias2_sqrt + eps));
+      exp_avg[i].copy_(m);
+      exp_avg_sq[i].copy_(v);
+      Tensor(params[i]).copy_(p);
+    }
+  }
+};
+
+Workload adamw_step(Size s) {
+  const std::vector<Tensor> params = adamw_params(s);
+  auto opt = std::make_shared<optim::AdamW>(params, kLr, kBeta1, kBeta2, kEps, kWeightDecay);
+  return {adamw_bytes(params), [opt] { opt->step(); }};
+}
+
+Workload adamw_step_norms(Size s) {
+  const std::vector<Tensor> params = adamw_params(s);
+  auto opt = std::make_shared<optim::AdamW>(params, kLr, kBeta1, kBeta2, kEps, kWeightDecay);
+  return {adamw_bytes(params), [opt] {
+            double grad_norm = 0, weight_norm = 0;
+            opt->step_with_norms(&grad_norm, &weight_norm);
+            benchmark::DoNotOptimize(grad_norm + weight_norm);
+          }};
+}
+
+Workload adamw_ops(Size s) {
+  const std::vector<Tensor> params = adamw_params(s);
+  auto opt = std::make_shared<AdamWByOps>(params);
+  return {adamw_bytes(params), [opt] { opt->step(); }};
+}
+
+Workload adamw_ops_norms(Size s) {
+  const std::vector<Tensor> params = adamw_params(s);
+  auto opt = std::make_shared<AdamWByOps>(params);
+  return {adamw_bytes(params), [opt] {
+            const double grad_norm = optim::global_grad_norm(opt->params);
+            opt->step();
+            const double weight_norm = optim::global_norm(opt->params);
+            benchmark::DoNotOptimize(grad_norm + weight_norm);
+          }};
+}
+
+// --- timing ---------------------------------------------------------------------------------
+
+// Milliseconds of `calls` calls of `run` between two events on the backend's stream.
+double time_batch(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, int calls,
+                  const std::function<void()>& run) {
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < calls; ++i) run();
+  cudaEventRecord(stop, stream);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  return ms;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? NAN : v[v.size() / 2];
+}
+
+struct Events {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  Events() {
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+  }
+  ~Events() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+};
+
+void BM_workload(benchmark::State& state, Workload (*make)(Size), Size size) {
+  if (!device_present()) return state.SkipWithError("skipped: no CUDA device");
+  try {
+    NoGradGuard no_grad;
+    const Workload w = make(size);
+    const int calls = calls_per_batch(size);
+    const cudaStream_t stream = cuda::current_stream(0);
+    Events ev;
+    for (int i = 0; i < 3; ++i) time_batch(stream, ev.start, ev.stop, calls, w.call);
+    std::vector<double> ms;
+    for (auto _ : state) {
+      ms.push_back(time_batch(stream, ev.start, ev.stop, calls, w.call));
+      state.SetIterationTime(ms.back() / 1e3);
+    }
+    if (cudaGetLastError() != cudaSuccess) return state.SkipWithError("a CUDA call failed");
+    const double per_call_ms = median(ms) / calls;
+    state.counters["MB"] = w.bytes / 1e6;
+    state.counters["median_us"] = per_call_ms * 1e3;
+    state.counters["GB/s"] = w.bytes / (per_call_ms / 1e3) / 1e9;
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// Every entry: fused/<name>/<size>. Other fused kernels add their rows here.
+const std::pair<const char*, Workload (*)(Size)> kEntries[] = {
+    {"adamw/step", adamw_step},
+    {"adamw/step_norms", adamw_step_norms},
+    {"adamw/ops", adamw_ops},
+    {"adamw/ops_norms", adamw_ops_norms},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (!device_present()) std::printf("bench_cuda_fused: no CUDA device; every benchmark skips\n");
+  for (Size size : {Size::Model, Size::Large})
+    for (const auto& [name, make] : kEntries)
+      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
+                                   BM_workload, make, size)
+          ->UseManualTime()
+          ->MinTime(0.1)
+          ->Unit(benchmark::kMicrosecond);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+// --- attention (kernels/cuda/attention.cu): one kernel against several ----------------------
+// fused/attention/<forward|backward>/<fused|unfused>/<size>: Backend::attention and
+// attention_backward, float32, set_fused_attention choosing the path for each call. Each call
+// includes its row-index check, which copies a flag back to the host (a training step pays it).
+//   model  the nanda model's first layer: B = 3830, T = Tq = 3, H = 4, Dh = 32, values already
+//          projected to d_model (Dv = 128), heads summed, rows shared through the (position,
+//          token) tables of p = 113 tokens (so the backward ends with index_add)
+//   large  dense q, k, v (distinct rows: gradients straight into the tables), B = 3830,
+//          T = Tq = 64, H = 4, Dh = Dv = 32
+// MB counts each example's rows once, as the kernels read them (forward: q, k, v rows in, z and
+// the pattern out; backward: dz, q, k, v rows and the pattern in, dq, dk, dv rows out).
+namespace {
+
+struct AttentionCase {
+  int64_t batch, keys, heads, head_size, value_size;
+  bool shared_rows, sum_heads;
+};
+
+AttentionCase attention_case(Size s) {
+  return s == Size::Model ? AttentionCase{3830, 3, 4, 32, 128, true, true}
+                          : AttentionCase{3830, 64, 4, 32, 32, false, false};
+}
+
+Workload attention_workload(Size s, bool backward, bool fused) {
+  const AttentionCase c = attention_case(s);
+  constexpr int64_t kTokens = 113;
+  std::vector<int64_t> rows(static_cast<size_t>(c.batch * c.keys));
+  uint64_t state = 42;  // a small LCG: the tokens of the shared rows
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t t = 0; t < c.keys; ++t) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      rows[b * c.keys + t] = c.shared_rows
+                                 ? t * kTokens + static_cast<int64_t>((state >> 33) % kTokens)
+                                 : b * c.keys + t;
+    }
+  const int64_t table_rows = c.shared_rows ? c.keys * kTokens : c.batch * c.keys;
+  const Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
+  const Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
+  const Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
+  const Tensor index = from_vector(rows, {c.batch, c.keys}).to(kGpu);
+  const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
+  Backend& gpu = backend_for(kGpu);
+  Tensor z, pattern;
+  gpu.attention(q, k, v, index, index, scale, c.sum_heads, z, pattern);
+  const Tensor dz = random_on_gpu(z.shape());
+  const double rows_in = static_cast<double>(c.batch * c.keys * c.heads) *
+                         static_cast<double>(2 * c.head_size + c.value_size);
+  const double zs = static_cast<double>(z.numel()), ps = static_cast<double>(pattern.numel());
+  if (!backward)
+    return {4.0 * (rows_in + zs + ps), [=, &gpu] {
+              cuda::set_fused_attention(fused);
+              Tensor out, probs;
+              gpu.attention(q, k, v, index, index, scale, c.sum_heads, out, probs);
+              cuda::set_fused_attention(true);
+            }};
+  return {4.0 * (zs + 2 * rows_in + ps), [=, &gpu] {
+            cuda::set_fused_attention(fused);
+            Tensor dq, dk, dv;
+            gpu.attention_backward(dz, q, k, v, index, index, pattern, scale, c.sum_heads, dq, dk,
+                                   dv);
+            cuda::set_fused_attention(true);
+          }};
+}
+
+Workload attention_forward_fused(Size s) { return attention_workload(s, false, true); }
+Workload attention_forward_unfused(Size s) { return attention_workload(s, false, false); }
+Workload attention_backward_fused(Size s) { return attention_workload(s, true, true); }
+Workload attention_backward_unfused(Size s) { return attention_workload(s, true, false); }
+
+// Registered before main() runs (as BENCHMARK(...) does), so they come before main's entries.
+const bool kAttentionRegistered = [] {
+  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+      {"attention/forward/fused", attention_forward_fused},
+      {"attention/forward/unfused", attention_forward_unfused},
+      {"attention/backward/fused", attention_backward_fused},
+      {"attention/backward/unfused", attention_backward_unfused},
+  };
+  for (Size size : {Size::Model, Size::Large})
+    for (const auto& [name, make] : entries)
+      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
+                                   BM_workload, make, size)
+          ->UseManualTime()
+          ->MinTime(0.1)
+          ->Unit(benchmark::kMicrosecond);
+  return true;
+}();
+
+}  // namespace
