@@ -2,9 +2,10 @@
 # The GPU checks in one call, for the device tool's machine (an H200; README and
 # docs/benchmarks.md): configure and build for sm_90, run the CUDA tests (and the rest of the
 # suite), the kernel benchmarks against cuBLAS, the memory-bound ops' bandwidth against a device
-# copy, and a short nanda training run on the GPU; print a table last. Full logs go to $OUT when
-# it is set (the device tool brings $OUT back), else to build-device/logs. Nothing can be
-# installed there: make the dependency bundle here first and carry it:
+# copy, the fused kernels against their compositions, and a short nanda training run on the GPU;
+# print a table last. Full logs go to $OUT when it is set (the device tool brings $OUT back), else
+# to build-device/logs. Nothing can be installed there: make the dependency bundle here first and
+# carry it:
 #   bash scripts/device_bundle.sh          # on this machine, once
 #   device run: bash scripts/device_check.sh    with carry [".device_deps"]
 # Each stage has its own time limit, so the whole script ends well within 8 minutes.
@@ -38,8 +39,10 @@ stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Relea
   -DTINYGROK_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${deps[@]}" &&
   stage build 300 cmake --build build-device -j "$(nproc)" &&
   {
-    stage cuda_tests 120 ctest --test-dir build-device -R cuda --output-on-failure
-    stage all_tests 180 ctest --test-dir build-device -E cuda -j "$(nproc)" --output-on-failure
+    # The GPU test programs, then everything else (the emulated_test_cuda_* twins included).
+    stage cuda_tests 120 ctest --test-dir build-device -R '^test_cuda' --output-on-failure
+    stage all_tests 180 ctest --test-dir build-device -E '^test_cuda' -j "$(nproc)" \
+      --output-on-failure
     if [ -x build-device/bench/bench_cuda_gemm ]; then
       stage gemm_bench 150 build-device/bench/bench_cuda_gemm --benchmark_counters_tabular=true \
         --benchmark_out="$out/bench_cuda_gemm.json" --benchmark_out_format=json
@@ -48,6 +51,10 @@ stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Relea
       stage memory_bench 90 build-device/bench/bench_cuda_memory \
         --benchmark_counters_tabular=true \
         --benchmark_out="$out/bench_cuda_memory.json" --benchmark_out_format=json
+    fi
+    if [ -x build-device/bench/bench_cuda_fused ]; then
+      stage fused_bench 90 build-device/bench/bench_cuda_fused --benchmark_counters_tabular=true \
+        --benchmark_out="$out/bench_cuda_fused.json" --benchmark_out_format=json
     fi
     stage gpu_train 120 build-device/tinygrok train --preset nanda --device cuda --steps 300 \
       --eval-every 100 --checkpoint-every 100000 --out build-device/nanda_gpu --quiet
