@@ -51,14 +51,13 @@
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
+#include "kernels/cuda/warp.cuh"
 #include "kernels/dispatch.h"
 
 namespace tg::cuda {
 
 namespace {
 
-constexpr int kWarp = 32;
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr unsigned long long kNone = ~0ull;  // "no position" in the row checks' flags
 
 // Where query i / key j of example b, head h, lives in its table, and where row (b, h, i) of
@@ -104,22 +103,6 @@ __device__ T dot(const T* a, const T* b, int64_t n) {
   T sum = 0;
   for (int64_t d = 0; d < n; ++d) sum += a[d] * b[d];
   return sum;
-}
-
-// The max / sum over the warp's 32 lanes, in every lane. The xor tree pairs lanes l and l ^ m,
-// which compute the same (commutative) combination, so all lanes agree bit for bit.
-template <typename T>
-__device__ T warp_max(T value) {
-  for (int m = kWarp / 2; m > 0; m /= 2) {
-    const T other = __shfl_xor_sync(kFullMask, value, m);
-    value = other > value ? other : value;
-  }
-  return value;
-}
-
-__device__ double warp_sum(double value) {
-  for (int m = kWarp / 2; m > 0; m /= 2) value += __shfl_xor_sync(kFullMask, value, m);
-  return value;
 }
 
 // Each warp visits its pattern rows `row` = (b * H + h) * Tq + i; all lanes of a warp see the
