@@ -85,6 +85,9 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b,
               Activation act = Activation::Identity);
 // table [V, D...], int64 index of any shape -> [index.shape..., D...]; backward scatter-adds.
 Tensor embedding(const Tensor& table, const Tensor& index);
+// W_E [V, D], W_pos [P, D], int64 tokens [B, T], T <= P -> [B, T, D]:
+// embedding(W_E, tokens) + W_pos[:T], fused (autograd/ops/embedding.cpp).
+Tensor embed_positions(const Tensor& W_E, const Tensor& W_pos, const Tensor& tokens);
 Tensor one_hot(const Tensor& index, int64_t classes, DType dtype = DType::Float32);
 // Normalises the last axis; weight and bias [D] are optional (pass undefined tensors).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);

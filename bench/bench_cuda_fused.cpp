@@ -336,3 +336,140 @@ const bool kAttentionRegistered = [] {
 }();
 
 }  // namespace
+
+// --- cross-entropy and embedding (kernels/cuda/cross_entropy.cu, embedding.cu) ---------------
+// fused/cross_entropy/<fused|unfused>/model: loss and dlogits for a mean over the nanda model's
+// logits [3830, 113] (float32): Backend::cross_entropy_with_grad (one pass: logits read once,
+// loss and dlogits written) against the Backend base's default, the route it replaces
+// (cross_entropy, a filled row gradient, cross_entropy_backward: the logits read twice).
+// fused/embedding/<forward|backward>/<fused|unfused>/model: tokens [3830, 3] of a vocabulary of
+// 114, D = 128: embed_with_positions (one kernel) against index_select plus a broadcast add, and
+// its backward (index_add plus one column-sum kernel) against index_add plus reduce, fill and
+// copy. Every call includes its index check, which copies a flag back to the host. MB counts
+// what the fused kernel must move, for both rows of a pair, so GB/s compares like with like.
+namespace {
+
+constexpr int64_t kCeRows = 3830, kCeClasses = 113, kEmbedLen = 3, kEmbedWidth = 128,
+                  kEmbedVocab = 114;
+
+Tensor random_tokens_on_gpu(const Shape& shape, int64_t limit) {
+  std::vector<int64_t> v(static_cast<size_t>(numel(shape)));
+  uint64_t state = 7;  // a small LCG
+  for (int64_t& e : v) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    e = static_cast<int64_t>((state >> 33) % static_cast<uint64_t>(limit));
+  }
+  return from_vector(v, {numel(shape)}).reshape(shape).to(kGpu);
+}
+
+Workload cross_entropy_workload(bool fused) {
+  const Tensor logits = random_on_gpu({kCeRows, kCeClasses});
+  const Tensor targets = random_tokens_on_gpu({kCeRows}, kCeClasses);
+  const double bytes = 4.0 * (2 * kCeRows * kCeClasses + kCeRows) + 8.0 * kCeRows;
+  Backend& gpu = backend_for(kGpu);
+  const double row_scale = 1.0 / static_cast<double>(kCeRows);
+  return {bytes, [=, &gpu] {
+            Tensor loss, dlogits;
+            if (fused) gpu.cross_entropy_with_grad(logits, targets, row_scale, loss, dlogits);
+            else gpu.Backend::cross_entropy_with_grad(logits, targets, row_scale, loss, dlogits);
+          }};
+}
+
+Workload embedding_workload(bool backward, bool fused) {
+  const Tensor W_E = random_on_gpu({kEmbedVocab, kEmbedWidth});
+  const Tensor W_pos = random_on_gpu({kEmbedLen, kEmbedWidth});
+  const Tensor tokens = random_tokens_on_gpu({kCeRows, kEmbedLen}, kEmbedVocab);
+  const Tensor dy = random_on_gpu({kCeRows, kEmbedLen, kEmbedWidth});
+  const double big = 4.0 * static_cast<double>(dy.numel()) + 8.0 * kCeRows * kEmbedLen;
+  const double tables = 4.0 * static_cast<double>(W_E.numel() + W_pos.numel());
+  Backend& gpu = backend_for(kGpu);
+  if (!backward)
+    return {big + tables, [=, &gpu] {
+              const Tensor out = fused ? gpu.embed_with_positions(W_E, W_pos, tokens)
+                                       : gpu.Backend::embed_with_positions(W_E, W_pos, tokens);
+            }};
+  return {big + tables, [=, &gpu] {
+            Tensor dW_E, dW_pos;
+            if (fused)
+              gpu.embed_with_positions_backward(dy, tokens, kEmbedVocab, kEmbedLen, dW_E, dW_pos);
+            else
+              gpu.Backend::embed_with_positions_backward(dy, tokens, kEmbedVocab, kEmbedLen, dW_E,
+                                                         dW_pos);
+          }};
+}
+
+Workload cross_entropy_fused(Size) { return cross_entropy_workload(true); }
+Workload cross_entropy_unfused(Size) { return cross_entropy_workload(false); }
+Workload embedding_forward_fused(Size) { return embedding_workload(false, true); }
+Workload embedding_forward_unfused(Size) { return embedding_workload(false, false); }
+Workload embedding_backward_fused(Size) { return embedding_workload(true, true); }
+Workload embedding_backward_unfused(Size) { return embedding_workload(true, false); }
+
+const bool kCrossEntropyEmbeddingRegistered = [] {
+  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+      {"cross_entropy/fused", cross_entropy_fused},
+      {"cross_entropy/unfused", cross_entropy_unfused},
+      {"embedding/forward/fused", embedding_forward_fused},
+      {"embedding/forward/unfused", embedding_forward_unfused},
+      {"embedding/backward/fused", embedding_backward_fused},
+      {"embedding/backward/unfused", embedding_backward_unfused},
+  };
+  for (const auto& [name, make] : entries)
+    benchmark::RegisterBenchmark((std::string("fused/") + name + "/model").c_str(), BM_workload,
+                                 make, Size::Model)
+        ->UseManualTime()
+        ->MinTime(0.1)
+        ->Unit(benchmark::kMicrosecond);
+  return true;
+}();
+
+}  // namespace
+
+// --- linear + ReLU (kernels/cuda/matmul.cpp linear_forward): the GEMM's epilogue vs a pass ------
+// fused/linear_relu/<fused|unfused>/<size>: y = relu(x @ W + b), float32, no pre-activation
+// output (what a forward without grad, or Relu with grad, asks for).
+//   fused    CudaBackend::linear_forward: the SGEMM adds the bias and applies ReLU as it stores
+//   unfused  Backend::linear_forward, the composition it replaced: matmul, then bias_activation
+//            over its output in place
+//   model    the nanda MLP's first layer: x [3830, 128] @ W [128, 512]
+//   large    4096 x 4096 @ 4096 x 4096
+// MB is what the layer must move at least (x, W, b in, y out), the same for both, so GB/s
+// compares them on one scale; at the large size the GEMM is compute-bound and the difference is
+// the epilogue pass's 2 x 64 MB.
+namespace {
+
+Workload linear_relu_workload(Size s, bool fused) {
+  const int64_t m = s == Size::Model ? 3830 : 4096, k = s == Size::Model ? 128 : 4096,
+                n = s == Size::Model ? 512 : 4096;
+  const Tensor x = random_on_gpu({m, k}), W = random_on_gpu({k, n}), b = random_on_gpu({n});
+  Backend& gpu = backend_for(kGpu);
+  const double bytes = 4.0 * static_cast<double>(m * k + k * n + n + m * n);
+  if (fused)
+    return {bytes, [=, &gpu] {
+              benchmark::DoNotOptimize(gpu.linear_forward(x, W, b, Activation::Relu, nullptr));
+            }};
+  return {bytes, [=, &gpu] {
+            benchmark::DoNotOptimize(
+                gpu.Backend::linear_forward(x, W, b, Activation::Relu, nullptr));
+          }};
+}
+
+Workload linear_relu_fused(Size s) { return linear_relu_workload(s, true); }
+Workload linear_relu_unfused(Size s) { return linear_relu_workload(s, false); }
+
+const bool kLinearReluRegistered = [] {
+  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+      {"linear_relu/fused", linear_relu_fused},
+      {"linear_relu/unfused", linear_relu_unfused},
+  };
+  for (Size size : {Size::Model, Size::Large})
+    for (const auto& [name, make] : entries)
+      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
+                                   BM_workload, make, size)
+          ->UseManualTime()
+          ->MinTime(0.1)
+          ->Unit(benchmark::kMicrosecond);
+  return true;
+}();
+
+}  // namespace

@@ -26,6 +26,40 @@ std::string& cuda_missing_reason() {
 }
 }  // namespace
 
+// --- default implementations: compositions of the pure primitives ----------------------------
+
+void Backend::cross_entropy_with_grad(const Tensor& logits, const Tensor& targets,
+                                      double row_scale, Tensor& loss, Tensor& dlogits) {
+  Tensor shifted_logsumexp;
+  cross_entropy(logits, targets, loss, shifted_logsumexp);
+  Tensor row_grad = Tensor::empty({logits.size(0)}, logits.dtype(), device());
+  fill(row_grad, row_scale);
+  dlogits = cross_entropy_backward(logits, targets, shifted_logsumexp, row_grad);
+}
+
+Tensor Backend::embed_with_positions(const Tensor& W_E, const Tensor& W_pos,
+                                     const Tensor& tokens) {
+  const int64_t batch = tokens.size(0), len = tokens.size(1), width = W_E.size(1);
+  const Tensor gathered = index_select(W_E, tokens);  // [B, T, D]
+  return binary(BinaryOp::Add, gathered,
+                W_pos.detach().slice(0, 0, len).unsqueeze(0).expand({batch, len, width}));
+}
+
+void Backend::embed_with_positions_backward(const Tensor& dy, const Tensor& tokens,
+                                            int64_t vocab, int64_t n_pos, Tensor& dW_E,
+                                            Tensor& dW_pos) {
+  const int64_t len = tokens.size(1), width = dy.size(2);
+  dW_E = index_add(dy, tokens, vocab);
+  const Tensor column_sums = reduce(ReduceOp::Sum, dy, {0}).view({len, width});  // [T, D]
+  if (len == n_pos) {
+    dW_pos = column_sums;
+    return;
+  }
+  dW_pos = Tensor::empty({n_pos, width}, dy.dtype(), device());
+  fill(dW_pos, 0);
+  copy(column_sums, dW_pos.slice(0, 0, len));
+}
+
 void register_backend(Device device, Backend* backend) {
   check(!device.is_cpu(), "register_backend: the CPU backend is built in");
   check(device.index == static_cast<int>(cuda_backends().size()),

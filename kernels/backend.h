@@ -125,6 +125,12 @@ class Backend {
   virtual Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
                                         const Tensor& shifted_logsumexp,
                                         const Tensor& row_grad) = 0;
+  // Loss and gradient in one call, for a reduction whose per-row gradient is known before
+  // backward (a mean: 1 / N, a sum: 1): loss [N] as cross_entropy gives it and dlogits [N, C] =
+  // (softmax(logits) - onehot(targets)) * row_scale. By default the two primitives above; a
+  // backend may fuse them into one pass over the logits that never writes the probabilities.
+  virtual void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets,
+                                       double row_scale, Tensor& loss, Tensor& dlogits);
   // The epilogue of a linear layer in one pass over x [N, D] (contiguous) and bias [D] (may be
   // undefined): pre = x + bias and y = act(pre). Either output may be undefined (not written) or
   // alias x (in place); both are contiguous [N, D].
@@ -135,10 +141,43 @@ class Backend {
   // sums of dpre, summed in an order that does not depend on the thread count.
   virtual Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
                                      const Tensor& dbias) = 0;
+  // A linear layer's forward: y = act(x @ W + bias) for x [N, K] and W [K, D] (2-D views that
+  // matmul accepts), bias [D] or undefined; returns y, fresh and contiguous [N, D]. When `pre` is
+  // not null it receives the pre-activation x @ W + bias, contiguous [N, D] (y itself when
+  // there is neither a bias nor an activation). By default matmul, then bias_activation over its
+  // output; a backend may fuse the epilogue into the GEMM.
+  virtual Tensor linear_forward(const Tensor& x, const Tensor& W, const Tensor& bias,
+                                Activation act, Tensor* pre) {
+    Tensor y = matmul(x, W);  // fresh and contiguous: the epilogue may overwrite it
+    if (!bias.defined() && act == Activation::Identity) {
+      if (pre) *pre = y;
+      return y;
+    }
+    if (pre) {
+      *pre = y;
+      y = Tensor::empty(y.shape(), y.dtype(), y.device());
+      bias_activation(*pre, bias, act, *pre, y);
+    } else {
+      bias_activation(y, bias, act, Tensor(), y);
+    }
+    return y;
+  }
   // table [V, ...], int64 index of any shape -> [index.shape..., ...]: out[i] = table[index[i]].
   virtual Tensor index_select(const Tensor& table, const Tensor& index) = 0;
   // The scatter-add adjoint: out [rows, ...] with out[index[i]] += src[i].
   virtual Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) = 0;
+  // Token plus position embeddings: W_E [V, D] and W_pos [P, D] of one floating dtype, int64
+  // tokens [B, T] with T <= P -> [B, T, D], out[b, t] = W_E[tokens[b, t]] + W_pos[t]. By default
+  // index_select, then a broadcast add; a backend may do both in one pass.
+  virtual Tensor embed_with_positions(const Tensor& W_E, const Tensor& W_pos,
+                                      const Tensor& tokens);
+  // Its backward from dy [B, T, D]: dW_E [vocab, D] as index_add(dy, tokens, vocab) gives it
+  // (rows summed in increasing position), and dW_pos [n_pos, D] whose row t < T sums dy[b, t]
+  // over b (floats in double, as reduce does) and whose rows t >= T are 0. Both in an order
+  // that depends on neither thread count nor timing: bitwise reproducible.
+  virtual void embed_with_positions_backward(const Tensor& dy, const Tensor& tokens,
+                                             int64_t vocab, int64_t n_pos, Tensor& dW_E,
+                                             Tensor& dW_pos);
   // int64 index of any shape -> [index.shape..., classes] of 0/1 in `dtype`.
   virtual Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) = 0;
   // Layer norm over the last axis of x [..., D] with weight and bias [D] (either may be

@@ -2,9 +2,14 @@
 // against a float64 reference on the awkward small cases of tests/sgemm_test_util.h: checks the
 // index math (tiles, edges, transposes, batches, 16-byte paths) on machines without a GPU. Build
 // it with AddressSanitizer and out-of-bounds reads show too (the operands are exactly sized).
+// Then the epilogue (bias, activation, pre-activation output) on the same cases, in every
+// version that accepts it (v5, and v7 on 16-byte rows): pre must be the plain product plus the
+// bias bit for bit, C must be act(pre), and nothing outside C or pre may be written.
 // Exit status 0 when every supported case passes.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -14,10 +19,73 @@
 using namespace tg::cuda;
 using namespace tg::testing;
 
+namespace {
+
+const tg::Activation kActivations[] = {tg::Activation::Identity, tg::Activation::Relu,
+                                       tg::Activation::Gelu, tg::Activation::Square};
+
+// The epilogue's activation as kernels/cuda/linear_epilogue.cu computes it for float.
+float activate(tg::Activation act, float x) {
+  switch (act) {
+    case tg::Activation::Identity:
+      return x;
+    case tg::Activation::Relu:
+      return x > 0.0f ? x : 0.0f;
+    case tg::Activation::Gelu:
+      return static_cast<float>(0.5 * x * (1.0 + std::erf(x * 0.70710678118654752440)));
+    case tg::Activation::Square:
+      return x * x;
+  }
+  return x;
+}
+
+// One run of version v with the epilogue (act; a bias when has_bias; a pre output when
+// want_pre) against the same version's plain product `plain` (C's buffer): true when it passes.
+bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
+                    const std::vector<float>& plain, tg::Activation act, bool has_bias,
+                    bool want_pre, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> bias(static_cast<size_t>(std::max(c.N, 1)));
+  for (float& b : bias) b = u(rng);
+  std::vector<float> out(h.c_size, poison()), pre(h.c_size, poison());
+  GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
+  args.bias = has_bias ? bias.data() : nullptr;
+  args.act = act;
+  args.pre = want_pre ? pre.data() : nullptr;
+  if (!v.supports(args)) return true;  // declined: counted by the caller
+  v.run(args, nullptr);
+  // Expected buffers: pre = plain + bias (the unfused bias_activation's float add, + 0 without a
+  // bias), C = act(pre); the gaps stay poisoned.
+  int64_t bad_pre = 0, bad_c = 0;
+  for (int z = 0; z < c.batch; ++z)
+    for (int m = 0; m < c.M; ++m)
+      for (int n = 0; n < c.N; ++n) {
+        const size_t at = static_cast<size_t>(z * h.stride_c + m * h.ldc + n);
+        const float want_pre_v = plain[at] + (has_bias ? bias[static_cast<size_t>(n)] : 0.0f);
+        const float want_c = activate(act, want_pre_v);
+        if (want_pre && std::memcmp(&pre[at], &want_pre_v, sizeof(float)) != 0) ++bad_pre;
+        if (std::memcmp(&out[at], &want_c, sizeof(float)) != 0) ++bad_c;
+        out[at] = poison();  // so that the scan below finds only writes outside C
+        pre[at] = poison();
+      }
+  int64_t gaps = 0;
+  for (size_t i = 0; i < h.c_size; ++i) gaps += !is_poison(out[i]) + !is_poison(pre[i]);
+  if (bad_pre == 0 && bad_c == 0 && gaps == 0) return true;
+  std::printf("FAIL v%d_%s %s epilogue act %d bias %d pre %d: %lld of pre and %lld of C differ "
+              "from the unfused result, %lld written outside\n",
+              v.number, v.name, c.name().c_str(), static_cast<int>(act), has_bias, want_pre,
+              static_cast<long long>(bad_pre), static_cast<long long>(bad_c),
+              static_cast<long long>(gaps));
+  return false;
+}
+
+}  // namespace
+
 int main() {
   const auto start = std::chrono::steady_clock::now();
   const std::vector<GemmCase> cases = sgemm_cases(/*large=*/false);
-  int failures = 0, runs = 0, declined = 0;
+  int failures = 0, runs = 0, declined = 0, epilogue_runs = 0;
   uint64_t seed = 1;
   for (const GemmCase& c : cases) {
     const GemmHost h = make_gemm_host(c, seed++);
@@ -32,6 +100,22 @@ int main() {
       v.run(args, nullptr);
       const GemmCheck r = check_gemm(h, out, h.reference);
       ++runs;
+      // The epilogue against this version's own plain product; two of the 16 combinations of
+      // activation, bias and pre per case, rotating, so that all of them meet every layout.
+      GemmArgs epi = args;
+      epi.act = tg::Activation::Relu;
+      if (v.supports(epi)) {
+        for (int j = 0; j < 2; ++j) {
+          const int combo = static_cast<int>((seed * 2 + j) % 16);
+          failures += !check_epilogue(v, c, h, out, kActivations[combo % 4], (combo / 4) % 2 != 0,
+                                      combo / 8 != 0, seed * 7 + j);
+          ++epilogue_runs;
+        }
+      } else if (v.number == 5 || v.number == 7) {  // they take every argument they take plain
+        ++failures;
+        std::printf("FAIL v%d_%s %s declines the epilogue\n", v.number, v.name,
+                    c.name().c_str());
+      }
       const bool ok = r.rel_error < 1e-5 && r.unwritten == 0 && r.non_finite == 0 &&
                       r.written_gaps == 0;
       if (!ok) {
@@ -52,11 +136,20 @@ int main() {
       ++failures;
       std::printf("FAIL best_sgemm(%s) = v%d, expected v%d\n", c.name().c_str(), best, expected);
     }
+    // With an epilogue too: v7 or v5, nothing in between.
+    GemmArgs epi = args;
+    epi.act = tg::Activation::Relu;
+    if (best_sgemm(epi).number != expected) {
+      ++failures;
+      std::printf("FAIL best_sgemm(%s, epilogue) = v%d, expected v%d\n", c.name().c_str(),
+                  best_sgemm(epi).number, expected);
+    }
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("sgemm host emulation: %d runs over %zu cases and %zu versions, %d declined by "
-              "supports(), %d failed (%.1f s)\n",
-              runs, cases.size(), sgemm_versions().size(), declined, failures, seconds);
+  std::printf("sgemm host emulation: %d runs (%d with the epilogue) over %zu cases and %zu "
+              "versions, %d declined by supports(), %d failed (%.1f s)\n",
+              runs, epilogue_runs, cases.size(), sgemm_versions().size(), declined, failures,
+              seconds);
   return failures == 0 ? 0 : 1;
 }

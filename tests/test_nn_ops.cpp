@@ -292,6 +292,73 @@ TEST_CASE("nn_ops: gradcheck of embedding (table gradient)", "[nn_ops]") {
       {table, from_vector<int64_t>({2, 2, 3})});
 }
 
+TEST_CASE("nn_ops: embed_positions is embedding plus the first T rows of W_pos", "[nn_ops]") {
+  Generator gen(56);
+  Tensor W_E = leaf64({6, 3}, gen), W_pos = leaf64({4, 3}, gen);
+  Tensor tokens = from_vector<int64_t>({1, 5, 1, 0, 1, 4}, {2, 3});
+  Tensor fused = embed_positions(W_E, W_pos, tokens);
+  Tensor composed = embedding(W_E, tokens) + W_pos.slice(0, 0, 3).unsqueeze(0);
+  check_tensor(fused, {2, 3, 3}, composed.to_vector<double>(), 0);
+  // Backward against the composition's, with a random upstream gradient.
+  Tensor dy = randn({2, 3, 3}, gen, DType::Float64);
+  fused.backward(dy);
+  const Tensor dW_E = W_E.grad().clone(), dW_pos = W_pos.grad().clone();
+  W_E.zero_grad();
+  W_pos.zero_grad();
+  composed.backward(dy);
+  check_tensor(dW_E, {6, 3}, W_E.grad().to_vector<double>(), 1e-15);
+  check_tensor(dW_pos, {4, 3}, W_pos.grad().to_vector<double>(), 1e-15);
+  // Empty batch and T = 0.
+  CHECK(embed_positions(W_E, W_pos, zeros({0, 2}, DType::Int64)).shape() == Shape{0, 2, 3});
+  CHECK(embed_positions(W_E, W_pos, zeros({2, 0}, DType::Int64)).shape() == Shape{2, 0, 3});
+  // Bad tokens, too long a sequence, mismatched widths, integer tables.
+  CHECK_THROWS_AS(embed_positions(W_E, W_pos, from_vector<int64_t>({0, 6}, {1, 2})), Error);
+  CHECK_THROWS_AS(embed_positions(W_E, W_pos, from_vector<int64_t>({0, -1}, {1, 2})), Error);
+  CHECK_THROWS_AS(embed_positions(W_E, W_pos, zeros({1, 5}, DType::Int64)), Error);
+  CHECK_THROWS_AS(embed_positions(W_E, W_pos, from_vector<float>({0, 1}, {1, 2})), Error);
+  CHECK_THROWS_AS(embed_positions(W_E, zeros({4, 2}, DType::Float64), tokens), Error);
+  CHECK_THROWS_AS(embed_positions(zeros({6, 3}, DType::Int64), zeros({4, 3}, DType::Int64), tokens),
+                  Error);
+}
+
+TEST_CASE("nn_ops: gradcheck of embed_positions (both tables)", "[nn_ops]") {
+  Generator gen(57);
+  Tensor W_E = leaf64({5, 4}, gen), W_pos = leaf64({3, 4}, gen);
+  auto f = [](const std::vector<Tensor>& in) { return embed_positions(in[0], in[1], in[2]); };
+  CHECK_GRADCHECK(f, {W_E, W_pos, from_vector<int64_t>({1, 4, 1, 0, 1, 1}, {3, 2})});
+  CHECK_GRADCHECK(f, {W_E, W_pos, from_vector<int64_t>({2, 2, 3}, {1, 3})});  // T = P
+  // Non-contiguous tables.
+  CHECK_GRADCHECK(f, {leaf64({4, 5}, gen).t(), leaf64({4, 3}, gen).t(),
+                      from_vector<int64_t>({4, 0, 3}, {3, 1})});
+}
+
+TEST_CASE("nn_ops: cross_entropy's one-pass gradient equals the two-pass route's", "[nn_ops]") {
+  // A mean or sum computes dlogits in the forward pass (Backend::cross_entropy_with_grad); the
+  // per-row route (None, then the same reduction by hand) must give the same loss and gradient.
+  Generator gen(58);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (Reduction r : {Reduction::Mean, Reduction::Sum}) {
+      INFO(dtype_name(dtype) << " reduction " << static_cast<int>(r));
+      Tensor logits = randn({9, 7}, gen, dtype).requires_grad_();
+      Tensor targets = from_vector<int64_t>({6, 0, 3, 3, 1, 2, 5, 4, 0});
+      Tensor fused = cross_entropy(logits, targets, r);
+      fused.backward();
+      const Tensor g_fused = logits.grad().clone();
+      logits.zero_grad();
+      Tensor rows = cross_entropy(logits, targets, Reduction::None);
+      Tensor composed = r == Reduction::Mean ? mean(rows) : sum(rows);
+      composed.backward();
+      CHECK(fused.item() == composed.item());
+      check_tensor(g_fused, {9, 7}, logits.grad().to_vector<double>(), 0);
+      // An upstream gradient other than 1 scales it.
+      logits.zero_grad();
+      (cross_entropy(logits, targets, r) * 3.0).backward();
+      check_tensor(logits.grad(), {9, 7}, (g_fused * 3.0).to_vector<double>(),
+                   dtype == DType::Float32 ? 1e-6 : 1e-15);
+    }
+  }
+}
+
 TEST_CASE("nn_ops: one_hot", "[nn_ops]") {
   Tensor index = from_vector<int64_t>({0, 3, 1, 2, 2, 0}, {2, 3});
   Tensor oh = one_hot(index, 4);

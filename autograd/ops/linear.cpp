@@ -1,6 +1,7 @@
-// linear: y = act(x @ W + b) as one op. The GEMM writes a fresh buffer, and the bias add and the
-// activation run over it in one pass (in place where backward can do without the
-// pre-activation), instead of three ops with three [N, out] temporaries. Backward:
+// linear: y = act(x @ W + b) as one op, through the backend's linear_forward: on the CPU the GEMM
+// writes a fresh buffer and the bias add and the activation run over it in one pass (in place
+// where backward can do without the pre-activation); on CUDA the GEMM applies them as it stores
+// its output. Either way not three ops with three [N, out] temporaries. Backward:
 //   dpre = dy * act'(pre)    (with db = column sums of dpre, in the same pass)
 //   dx = dpre @ W^T,  dW = x^T @ dpre
 #include "autograd/ops/common.h"
@@ -23,18 +24,12 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act)
   out_shape.back() = out_features;
   Backend& backend = backend_for(x.device());
   const Tensor rows = x.detach().reshape({-1, in});
-  Tensor y =
-      backend.matmul(rows, W.detach());  // fresh and contiguous: the epilogue may overwrite it
   const bool grad = needs_grad({&x, &W, &b});
   // Relu's derivative reads off its output; Gelu's and Square's need the pre-activation.
   const bool keep_pre = grad && (act == Activation::Gelu || act == Activation::Square);
   Tensor pre;
-  if (keep_pre) {
-    pre = y;
-    y = Tensor::empty(y.shape(), y.dtype(), y.device());
-  }
-  if (b.defined() || act != Activation::Identity)
-    backend.bias_activation(keep_pre ? pre : y, b.defined() ? b.detach() : Tensor(), act, pre, y);
+  Tensor y = backend.linear_forward(rows, W.detach(), b.defined() ? b.detach() : Tensor(), act,
+                                    keep_pre ? &pre : nullptr);
   y = y.reshape(out_shape);
   if (!grad) return y;
   return record(

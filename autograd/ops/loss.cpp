@@ -2,7 +2,10 @@
 //   loss[n] = logsumexp(logits[n]) - logits[n, target[n]]
 //   dlogits[n] = (softmax(logits[n]) - onehot(target[n])) * dloss[n]
 // The forward keeps the per-row log-sum-exp of the max-shifted logits, so backward rebuilds the
-// softmax from the logits without summing the exponentials again.
+// softmax from the logits without summing the exponentials again. Under a mean or sum, when
+// the logits need a gradient, loss and dlogits come from one call (cross_entropy_with_grad) and
+// backward only scales dlogits by the upstream gradient.
+#include "autograd/grad_mode.h"
 #include "autograd/ops/common.h"
 
 namespace tg {
@@ -20,8 +23,32 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction redu
         ", targets on ", targets.device().str());
   check(logits.size(1) > 0, "cross_entropy: logits ", shape_str(logits.shape()), " have no classes");
 
+  Backend& backend = backend_for(logits.device());
+  if (reduction != Reduction::None && needs_grad({&logits})) {
+    // The gradient of each row's loss is known now (1 / N for a mean, 1 for a sum): compute it
+    // in the forward pass, in one sweep over the logits, and only scale it in backward.
+    const int64_t batch = logits.size(0);
+    check(reduction == Reduction::Sum || batch > 0, "cross_entropy: mean over an empty batch");
+    const double row_scale = reduction == Reduction::Mean ? 1.0 / static_cast<double>(batch) : 1.0;
+    Tensor rows, dlogits;
+    backend.cross_entropy_with_grad(logits, targets, row_scale, rows, dlogits);
+    Tensor loss;
+    {
+      NoGradGuard no_grad;  // rows carry no graph; the node below stands for the whole reduction
+      loss = reduction == Reduction::Mean ? mean(rows) : sum(rows);
+    }
+    return record(loss, "CrossEntropyBackward",
+                  [dlogits = save(dlogits)](const Tensor& g) -> std::vector<Tensor> {
+                    // The usual upstream gradient is loss.backward()'s 1; reading it back is free
+                    // only on the CPU, so elsewhere the scale is always applied (one pass).
+                    if (g.device().is_cpu() && g.item() == 1.0) return {dlogits};
+                    return {dlogits * g};
+                  },
+                  {&logits});
+  }
+
   Tensor rows, shifted_logsumexp;
-  backend_for(logits.device()).cross_entropy(logits, targets, rows, shifted_logsumexp);
+  backend.cross_entropy(logits, targets, rows, shifted_logsumexp);
   Tensor row_losses = rows;
   if (needs_grad({&logits})) {
     row_losses = record(rows, "CrossEntropyBackward",

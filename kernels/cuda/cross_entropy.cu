@@ -9,6 +9,13 @@
 // that backward reuses. The sum's order (per lane, then the butterfly) differs from the CPU's
 // vectorised Eigen sum, so the two agree to rounding, not bit for bit.
 //
+// cross_entropy_with_grad fuses the two for a mean or sum, whose row gradient (1 / N or 1) is
+// known in the forward pass: the same warp per row holds its logits in registers (kPerLane
+// lane-strided chunks per lane; classes beyond 32 * kPerLane are read again from memory), takes
+// the maximum, the sum of exponentials and the loss, and writes dlogits = (softmax - onehot) *
+// row_scale in the same kernel: one read of the logits, no probabilities written. Its sums run
+// in the same order as the two kernels', so it gives their bits exactly.
+//
 // Targets are checked on the device before anything runs: a kernel records the first row whose
 // target is out of range, the host reads that one flag back and throws the CPU's error.
 #include <cmath>
@@ -92,6 +99,54 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* ta
   }
 }
 
+// Both kernels above in one: loss[r] as cross_entropy_kernel gives it, and dlogits[r, c] as
+// cross_entropy_backward_kernel gives it for row_grad[r] = scale, from one read of the row.
+// Lane l keeps classes l + 32 k (k < kPerLane) in registers; every sum visits a lane's classes
+// in increasing order, as the two-kernel route does, so the bits agree.
+template <typename T, int kPerLane>
+__global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* targets, T scale,
+                                               T* loss, T* dlogits, int64_t rows,
+                                               int64_t classes) {
+  TG_FOR_EACH_WARP_ROW(r, rows) {
+    const T* row = logits + r * classes;
+    T held[kPerLane];
+    T peak = static_cast<T>(-HUGE_VAL);
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int64_t c = lane + static_cast<int64_t>(k) * kWarp;
+      held[k] = c < classes ? row[c] : T(0);
+      if (c < classes) peak = max_of(peak, held[k]);
+    }
+    constexpr int64_t kHeld = static_cast<int64_t>(kPerLane) * kWarp;
+    for (int64_t c = kHeld + lane; c < classes; c += kWarp) peak = max_of(peak, row[c]);
+    peak = warp_max(peak);
+    T total = 0;
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k)
+      if (lane + static_cast<int64_t>(k) * kWarp < classes) total += math_exp(held[k] - peak);
+    for (int64_t c = kHeld + lane; c < classes; c += kWarp) total += math_exp(row[c] - peak);
+    total = warp_sum(total);
+    const T log_total = math_log(total);
+    const int64_t target = targets[r];
+    if (lane == 0) loss[r] = log_total - (row[target] - peak);
+    T* out = dlogits + r * classes;
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int64_t c = lane + static_cast<int64_t>(k) * kWarp;
+      if (c < classes) {
+        T v = math_exp((held[k] - peak) - log_total) * scale;  // see the backward kernel
+        if (c == target) v -= scale;
+        out[c] = v;
+      }
+    }
+    for (int64_t c = kHeld + lane; c < classes; c += kWarp) {
+      T v = math_exp((row[c] - peak) - log_total) * scale;
+      if (c == target) v -= scale;
+      out[c] = v;
+    }
+  }
+}
+
 #undef TG_FOR_EACH_WARP_ROW
 
 // The smallest row i whose target lies outside [0, classes) goes to *first_bad (left at its
@@ -102,6 +157,24 @@ __global__ void find_bad_target_kernel(const int64_t* targets, int64_t n, int64_
     if (targets[i] < 0 || targets[i] >= classes)
       atomicMin(first_bad, static_cast<unsigned long long>(i));
   }
+}
+
+// Throws the CPU's message when a target (contiguous, on the backend's device) lies outside
+// [0, classes). Waits for the stream once; a no-op without targets.
+void check_targets(CudaBackend& backend, const Tensor& targets, int64_t classes) {
+  if (targets.numel() == 0) return;
+  cudaStream_t stream = current_stream(backend.index());
+  const Tensor flag = Tensor::empty({1}, DType::Int64, targets.device());
+  TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
+  launch(find_bad_target_kernel, grid_for(targets.numel()), kBlockThreads, stream,
+         targets.data<int64_t>(), targets.numel(), classes,
+         static_cast<unsigned long long*>(flag.raw_data()));
+  unsigned long long first_bad = 0;
+  backend.copy_to_host(flag, &first_bad);  // waits for the stream
+  if (first_bad == ~0ull) return;
+  const int64_t i = static_cast<int64_t>(first_bad);
+  throw Error(cat("cross_entropy: target ", targets.to_vector<int64_t>()[i], " at row ", i,
+                  " is out of range [0, ", classes, ")"));
 }
 
 // Threads for one warp per row (grid_for caps the grid; the loop covers the rest).
@@ -118,20 +191,7 @@ void CudaBackend::cross_entropy(const Tensor& logits_in, const Tensor& targets_i
   const int64_t rows = logits.size(0), classes = logits.size(1);
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
-  if (targets.numel() > 0) {
-    const Tensor flag = Tensor::empty({1}, DType::Int64, device());
-    TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
-    launch(find_bad_target_kernel, grid_for(targets.numel()), kBlockThreads, stream,
-           targets.data<int64_t>(), targets.numel(), classes,
-           static_cast<unsigned long long*>(flag.raw_data()));
-    unsigned long long first_bad = 0;
-    copy_to_host(flag, &first_bad);  // waits for the stream
-    if (first_bad != ~0ull) {
-      const int64_t i = static_cast<int64_t>(first_bad);
-      throw Error(cat("cross_entropy: target ", targets.to_vector<int64_t>()[i], " at row ", i,
-                      " is out of range [0, ", classes, ")"));
-    }
-  }
+  check_targets(*this, targets, classes);
   loss = Tensor::empty({rows}, logits.dtype(), device());
   shifted_logsumexp = Tensor::empty({rows}, logits.dtype(), device());
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
@@ -162,6 +222,28 @@ Tensor CudaBackend::cross_entropy_backward(const Tensor& logits_in, const Tensor
            shifted_logsumexp.data<T>(), row_grad.data<T>(), dlogits.data<T>(), rows, classes);
   });
   return dlogits;
+}
+
+void CudaBackend::cross_entropy_with_grad(const Tensor& logits_in, const Tensor& targets_in,
+                                          double row_scale, Tensor& loss, Tensor& dlogits) {
+  check_on(logits_in, device(), "cross_entropy", "logits");
+  check_on(targets_in, device(), "cross_entropy", "targets");
+  const Tensor logits = contiguous_copy_if_needed(logits_in);
+  const Tensor targets = contiguous_copy_if_needed(targets_in);
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  DeviceGuard guard(index_);
+  check_targets(*this, targets, classes);
+  loss = Tensor::empty({rows}, logits.dtype(), device());
+  dlogits = Tensor::empty(logits.shape(), logits.dtype(), device());
+  dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
+    if (rows == 0) return;
+    // Four chunks hold this project's ~100 classes; sixteen hold up to 512 in registers.
+    auto* kernel = classes <= 4 * kWarp ? cross_entropy_with_grad_kernel<T, 4>
+                                        : cross_entropy_with_grad_kernel<T, 16>;
+    launch(kernel, grid_for_warps(rows), kBlockThreads, current_stream(index_),
+           logits.data<T>(), targets.data<int64_t>(), static_cast<T>(row_scale),
+           loss.data<T>(), dlogits.data<T>(), rows, classes);
+  });
 }
 
 }  // namespace tg::cuda

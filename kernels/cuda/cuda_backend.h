@@ -3,8 +3,9 @@
 // memory comes from the device's caching allocator (device_caching_allocator.h).
 //
 // Every primitive, one family per file: memory.cu, random.cu, elementwise.cu, reduce.cu, matmul.cpp
-// (float32, through the SGEMM family in sgemm/), softmax.cu, cross_entropy.cu, index.cu,
-// layer_norm.cu, linear_epilogue.cu and attention.cu.
+// (float32, through the SGEMM family in sgemm/; linear_forward with the GEMM's fused epilogue),
+// softmax.cu, cross_entropy.cu, index.cu, embedding.cu, layer_norm.cu, linear_epilogue.cu and
+// attention.cu.
 #pragma once
 
 #include "kernels/backend.h"
@@ -33,6 +34,8 @@ class CudaBackend final : public Backend {
   Tensor argmax(const Tensor& x, int axis) override;
 
   Tensor matmul(const Tensor& a, const Tensor& b) override;
+  Tensor linear_forward(const Tensor& x, const Tensor& W, const Tensor& bias, Activation act,
+                        Tensor* pre) override;
 
   Tensor softmax(const Tensor& x, int axis, bool log) override;
   Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) override;
@@ -47,12 +50,18 @@ class CudaBackend final : public Backend {
                      Tensor& shifted_logsumexp) override;
   Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
                                 const Tensor& shifted_logsumexp, const Tensor& row_grad) override;
+  void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, double row_scale,
+                               Tensor& loss, Tensor& dlogits) override;
   void bias_activation(const Tensor& x, const Tensor& bias, Activation act, const Tensor& pre,
                        const Tensor& y) override;
   Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
                              const Tensor& dbias) override;
   Tensor index_select(const Tensor& table, const Tensor& index) override;
   Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) override;
+  Tensor embed_with_positions(const Tensor& W_E, const Tensor& W_pos,
+                              const Tensor& tokens) override;
+  void embed_with_positions_backward(const Tensor& dy, const Tensor& tokens, int64_t vocab,
+                                     int64_t n_pos, Tensor& dW_E, Tensor& dW_pos) override;
   Tensor one_hot(const Tensor& index, int64_t classes, DType dtype) override;
   void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y,
                   Tensor& mean, Tensor& rstd) override;

@@ -2,6 +2,8 @@
 // tensors' buffers. As on the CPU, a row-major view is used as is and a transposed view as the
 // transposed operand, so backward's A^T and B^T cost no copies; batch axes that step by one
 // stride become one batched launch, other batch layouts one launch per matrix.
+// linear_forward is one 2-D product whose GEMM applies the bias and the activation as it stores
+// its output (sgemm.h's epilogue), instead of a second pass over it.
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/sgemm/sgemm.h"
@@ -81,6 +83,43 @@ Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
     sgemm(args, stream);
   }
   return out;
+}
+
+Tensor CudaBackend::linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
+                                  Activation act, Tensor* pre) {
+  // Float64 (which matmul turns down with its message) and plain products: the base class's path.
+  if (x_in.dtype() != DType::Float32 || x_in.dim() != 2 || w_in.dim() != 2 ||
+      (!bias_in.defined() && act == Activation::Identity))
+    return Backend::linear_forward(x_in, w_in, bias_in, act, pre);
+  const DeviceGuard guard(index_);
+  Tensor x = x_in, w = w_in;
+  int64_t lda = 0, ldb = 0;
+  MatrixLayout la = matrix_layout(x, lda), lb = matrix_layout(w, ldb);
+  if (la == MatrixLayout::Other) la = matrix_layout(x = contiguous_copy_if_needed(x), lda);
+  if (lb == MatrixLayout::Other) lb = matrix_layout(w = contiguous_copy_if_needed(w), ldb);
+  const Tensor bias = bias_in.defined() ? contiguous_copy_if_needed(bias_in) : Tensor();
+
+  const int64_t m = x.size(0), k = x.size(1), n = w.size(1);
+  Tensor y = Tensor::empty({m, n}, DType::Float32, device());
+  if (pre) *pre = Tensor::empty({m, n}, DType::Float32, device());
+  if (m * n == 0) return y;
+  GemmArgs args;
+  args.M = static_cast<int>(m);
+  args.N = static_cast<int>(n);
+  args.K = static_cast<int>(k);
+  args.A = x.data<float>();
+  args.lda = lda;
+  args.trans_a = la == MatrixLayout::ColMajor;
+  args.B = w.data<float>();
+  args.ldb = ldb;
+  args.trans_b = lb == MatrixLayout::ColMajor;
+  args.C = y.data<float>();
+  args.ldc = n;
+  args.bias = bias.defined() ? bias.data<float>() : nullptr;
+  args.act = act;
+  args.pre = pre ? pre->data<float>() : nullptr;
+  sgemm(args, current_stream(index_));
+  return y;
 }
 
 }  // namespace tg::cuda

@@ -1,6 +1,7 @@
 // What the SGEMM versions share: operand element access, tile loaders (scalar and 16-byte),
-// the guarded float4 store, batch offsets, and the launch helper that splits large batches and
-// turns a launch error into tg::Error.
+// the guarded float4 store, batch offsets, the optional epilogue (bias, activation, pre-activation
+// output), and the launch helper that splits large batches and turns a launch error into
+// tg::Error.
 //
 // The same code also compiles as plain C++ against tests/cuda_emulation/ (TG_CUDA_HOST_EMULATION),
 // which runs every CUDA thread of a block on a host thread: that is how the index math of every
@@ -33,7 +34,8 @@ inline bool grid_fits(const GemmArgs& a, int rows_per_block) {
 inline bool float4_aligned(const GemmArgs& a) {
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   return aligned(a.A) && aligned(a.B) && aligned(a.C) && a.lda % 4 == 0 && a.ldb % 4 == 0 &&
-         a.ldc % 4 == 0 && a.stride_a % 4 == 0 && a.stride_b % 4 == 0 && a.stride_c % 4 == 0;
+         a.ldc % 4 == 0 && a.stride_a % 4 == 0 && a.stride_b % 4 == 0 && a.stride_c % 4 == 0 &&
+         (!a.pre || aligned(a.pre));  // pre shares C's ldc and stride_c
 }
 
 // Element (r, c) of a logical matrix stored row-major with leading dimension ld, or stored
@@ -50,6 +52,47 @@ __device__ __forceinline__ void select_batch(const GemmArgs& p, const float*& A,
   A = p.A + z * p.stride_a;
   B = p.B + z * p.stride_b;
   C = p.C + z * p.stride_c;
+}
+
+// The epilogue's pre-activation output for batch matrix blockIdx.z, or null when there is none.
+__device__ __forceinline__ float* select_batch_pre(const GemmArgs& p) {
+  return p.pre ? p.pre + static_cast<int64_t>(blockIdx.z) * p.stride_c : nullptr;
+}
+
+// The epilogue's arithmetic, exactly that of kernels/cuda/linear_epilogue.cu's bias_activation
+// for float (gelu in double), so that fused and unfused agree bit for bit.
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+
+__device__ __forceinline__ float activate(Activation act, float x) {
+  switch (act) {
+    case Activation::Identity:
+      return x;
+    case Activation::Relu:
+      return x > 0.0f ? x : 0.0f;
+    case Activation::Gelu:
+      return static_cast<float>(0.5 * x * (1.0 + ::erf(x * kInvSqrt2)));
+    case Activation::Square:
+      return x * x;
+  }
+  return x;
+}
+
+// v = acc + bias[n] (+ 0 without a bias, as the unfused kernel: -0 becomes +0).
+__device__ __forceinline__ float add_bias(const float* bias, float acc, int n) {
+  return acc + (bias ? bias[n] : 0.0f);
+}
+
+// Stores C[at] (and pre[at]) for the accumulator of column n, with or without the epilogue.
+template <bool EPI>
+__device__ __forceinline__ void store_one(const GemmArgs& p, float* C, float* pre, int64_t at,
+                                          int n, float acc) {
+  if constexpr (EPI) {
+    const float v = add_bias(p.bias, acc, n);
+    if (pre) pre[at] = v;
+    C[at] = activate(p.act, v);
+  } else {
+    C[at] = acc;
+  }
 }
 
 // Copies the tile X[r0 : r0 + R, c0 : c0 + C] of a logical rows x cols matrix (stored transposed
@@ -139,6 +182,25 @@ __device__ __forceinline__ void store4(float* C, int64_t ldc, int m, int n, int 
   }
 }
 
+// store4() of C[m, n .. n + 3] (and pre) through the epilogue when EPI; the bias is read only
+// for columns inside N.
+template <bool EPI>
+__device__ __forceinline__ void store4_epilogue(const GemmArgs& p, float* C, float* pre, int m,
+                                                int n, float4 v) {
+  if constexpr (EPI) {
+    if (m >= p.M) return;
+    // Columns past N are never stored, and their bias is not read.
+    v.x = n < p.N ? add_bias(p.bias, v.x, n) : v.x;
+    v.y = n + 1 < p.N ? add_bias(p.bias, v.y, n + 1) : v.y;
+    v.z = n + 2 < p.N ? add_bias(p.bias, v.z, n + 2) : v.z;
+    v.w = n + 3 < p.N ? add_bias(p.bias, v.w, n + 3) : v.w;
+    if (pre) store4(pre, p.ldc, m, n, p.M, p.N, v);
+    v = make_float4(activate(p.act, v.x), activate(p.act, v.y), activate(p.act, v.z),
+                    activate(p.act, v.w));
+  }
+  store4(C, p.ldc, m, n, p.M, p.N, v);
+}
+
 // Throws tg::Error when the last launch failed (bad configuration, too many resources, ...).
 inline void check_launch(const char* kernel) {
   const cudaError_t e = cudaGetLastError();
@@ -159,6 +221,7 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
     part.A += b0 * args.stride_a;
     part.B += b0 * args.stride_b;
     part.C += b0 * args.stride_c;
+    if (part.pre) part.pre += b0 * args.stride_c;
     grid.z = part.batch;
 #ifdef TG_CUDA_HOST_EMULATION
     (void)stream;
@@ -180,6 +243,16 @@ void with_transposes(const GemmArgs& a, F&& f) {
     a.trans_b ? f(T{}, T{}) : f(T{}, N{});
   else
     a.trans_b ? f(N{}, T{}) : f(N{}, N{});
+}
+
+// with_transposes(), and a third argument std::bool_constant<args.has_epilogue()>: versions with
+// the epilogue compile it as a separate kernel, so the plain kernel is unchanged.
+template <typename F>
+void with_transposes_and_epilogue(const GemmArgs& a, F&& f) {
+  if (a.has_epilogue())
+    with_transposes(a, [&](auto ta, auto tb) { f(ta, tb, std::true_type{}); });
+  else
+    with_transposes(a, [&](auto ta, auto tb) { f(ta, tb, std::false_type{}); });
 }
 
 }  // namespace tg::cuda::sgemm_detail

@@ -43,6 +43,7 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
     check(a.stride_c >= c_extent, who, ": stride_c ", a.stride_c,
           " makes the batch's outputs overlap (each needs ", c_extent, ")");
   }
+  check(!a.pre || a.pre != a.C, who, ": the pre-activation output must not be C");
   const bool reads = has_c && a.K > 0;
   check(!has_c || a.C, who, ": C is null");
   check(!reads || (a.A && a.B), who, ": A or B is null");

@@ -10,6 +10,12 @@
 //      nothing outside the M x N elements of each batch matrix is touched.
 // Batched: matrix b of a batch starts at A + b * stride_a (likewise B, C); a stride of 0 broadcasts
 // one matrix to the whole batch (never for C). Any M, N, K >= 0 is valid; K = 0 gives C = 0.
+// Optional epilogue (a linear layer's bias and activation), applied as C is stored: with
+// v = acc + bias[n] (+ 0 without a bias, as the unfused bias_activation adds, so -0 becomes +0),
+// C = act(v), and pre (same ldc and stride_c as C) = v when pre is not null. The bias is one [N]
+// vector for every batch matrix. The epilogue's arithmetic is the unfused kernel's
+// (kernels/cuda/linear_epilogue.cu), so fused and unfused results agree bit for bit. Without it
+// (no bias, Identity, no pre) every version runs its plain kernel.
 //
 // This header needs no CUDA include path: cudaStream_t is declared the way the runtime does.
 // All launches are asynchronous on the given stream; a launch error throws tg::Error naming the
@@ -18,6 +24,8 @@
 
 #include <cstdint>
 #include <vector>
+
+#include "core/activation.h"
 
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;  // identical to the CUDA runtime's own typedef
@@ -36,6 +44,12 @@ struct GemmArgs {
   int64_t ldc = 0;
   int batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  // The epilogue (see above): off unless one of these is set.
+  const float* bias = nullptr;  // [N] or null
+  Activation act = Activation::Identity;
+  float* pre = nullptr;  // pre-activation output laid out as C, or null
+
+  bool has_epilogue() const { return bias || act != Activation::Identity || pre; }
 };
 
 using SgemmFn = void (*)(const GemmArgs&, cudaStream_t);
@@ -45,7 +59,8 @@ struct SgemmVersion {
   const char* name;          // "warptiling": the file is kernels/cuda/sgemm/v7_warptiling.cu
   const char* what_changed;  // one line: what this version does differently from the one before
   SgemmFn run;
-  bool (*supports)(const GemmArgs&);  // false for arguments this version cannot do (alignment)
+  bool (*supports)(const GemmArgs&);  // false for arguments this version cannot do (alignment,
+                                      // an epilogue it does not implement)
   bool tf32 = false;  // true: rounds inputs to TF32, not comparable with float32 at 1e-5
 };
 
@@ -53,11 +68,12 @@ struct SgemmVersion {
 const std::vector<SgemmVersion>& sgemm_versions();
 
 // The version the engine uses for these arguments: the fastest float32 (not TF32) version whose
-// supports() accepts them. v5 accepts everything, so there is always one.
+// supports() accepts them. v5 accepts everything (the epilogue included), so there is always one.
 const SgemmVersion& best_sgemm(const GemmArgs& args);
 
 // Throws tg::Error unless the arguments describe a valid product: sizes >= 0, leading dimensions
-// at least the stored row length, non-null pointers where elements exist, C not broadcast.
+// at least the stored row length, non-null pointers where elements exist, C not broadcast, pre
+// not C.
 void check_gemm_args(const GemmArgs& args, const char* who);
 
 // C = A @ B with best_sgemm(args); checks the arguments first.

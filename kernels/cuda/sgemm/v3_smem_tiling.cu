@@ -47,7 +47,8 @@ void run(const GemmArgs& args, cudaStream_t stream) {
   });
 }
 
-bool supports(const GemmArgs& a) { return grid_fits(a, kTile); }
+// No epilogue here: v5 and v7 implement it.
+bool supports(const GemmArgs& a) { return !a.has_epilogue() && grid_fits(a, kTile); }
 
 }  // namespace
 

@@ -5,7 +5,8 @@
 // outer product of a column slice of As and a row slice of Bs per k. Shared loads per FMA: 1/4
 // (v4: 9/8). The 64 accumulators and 16 operands stay in registers because every index into them
 // is a compile-time constant (unrolled loops). Tiles load with scalar reads, zero-filled at the
-// edges: this version accepts every shape, layout and alignment, and is the fallback when the
+// edges: this version accepts every shape, layout and alignment, and the epilogue (bias,
+// activation, pre-activation output; a second kernel per layout), and is the fallback when the
 // 16-byte versions decline.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
@@ -18,13 +19,14 @@ using namespace sgemm_detail;
 constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
 constexpr int kThreads = (BM / TM) * (BN / TN);  // 256
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, bool EPI>
 __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
   __shared__ float As[BM * BK];  // As[m][k]
   __shared__ float Bs[BK * BN];  // Bs[k][n]
   const float *A, *B;
   float* C;
   select_batch(p, A, B, C);
+  float* const pre = EPI ? select_batch_pre(p) : nullptr;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   // This thread's block of C: rows m0 + trow * TM + i, columns n0 + tcol * TN + j.
   const int trow = threadIdx.x / (BN / TN), tcol = threadIdx.x % (BN / TN);
@@ -54,14 +56,15 @@ __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int n = n0 + tcol * TN + j;
-      if (n < p.N) C[static_cast<int64_t>(m) * p.ldc + n] = acc[i][j];
+      if (n < p.N) store_one<EPI>(p, C, pre, static_cast<int64_t>(m) * p.ldc + n, n, acc[i][j]);
     }
   }
 }
 
 void run(const GemmArgs& args, cudaStream_t stream) {
-  with_transposes(args, [&](auto ta, auto tb) {
-    launch("v5_blocktiling_2d", blocktiling_2d_kernel<decltype(ta)::value, decltype(tb)::value>,
+  with_transposes_and_epilogue(args, [&](auto ta, auto tb, auto epi) {
+    launch("v5_blocktiling_2d",
+           blocktiling_2d_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value>,
            dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
   });
 }

@@ -74,7 +74,10 @@ void run(const GemmArgs& args, cudaStream_t stream) {
   });
 }
 
-bool supports(const GemmArgs& a) { return float4_aligned(a) && grid_fits(a, BM); }
+// No epilogue here: v5 and v7 implement it.
+bool supports(const GemmArgs& a) {
+  return !a.has_epilogue() && float4_aligned(a) && grid_fits(a, BM);
+}
 
 }  // namespace
 

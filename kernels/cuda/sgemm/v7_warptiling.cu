@@ -9,6 +9,7 @@
 // float4s of Bs per step (v6: the Bs float4s of a warp are 16 scattered runs, two bank wavefronts
 // each), and its stores to C are runs of 64 bytes. Same 16-byte tile loaders and alignment
 // requirement as v6; supports() declines unaligned arguments and best_sgemm() falls back to v5.
+// Implements the epilogue (bias, activation, pre-activation output) in a second kernel per layout.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
@@ -29,13 +30,14 @@ static_assert((WSUBM / TM) * LANES_N == 32, "one step of a warp is 32 lanes");
 static_assert(TM == 4 && TN == 4, "the shared reads and C stores below move 4 floats at a time");
 constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, bool EPI>
 __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
   __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
   __shared__ __align__(16) float Bs[BK * LDB_S];  // Bs[k][n]
   const float *A, *B;
   float* C;
   select_batch(p, A, B, C);
+  float* const pre = EPI ? select_batch_pre(p) : nullptr;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   // Offsets inside the block tile of this lane's first 4 x 4: step (wm, wn) adds wm * WSUBM rows
@@ -77,14 +79,15 @@ __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
 #pragma unroll
       for (int wn = 0; wn < WNITER; ++wn) {
         const int r = wm * TM + i, c = wn * TN;
-        store4(C, p.ldc, m0 + row + wm * WSUBM + i, n0 + col + wn * WSUBN, p.M, p.N,
-               make_float4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
+        store4_epilogue<EPI>(p, C, pre, m0 + row + wm * WSUBM + i, n0 + col + wn * WSUBN,
+                             make_float4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
       }
 }
 
 void run(const GemmArgs& args, cudaStream_t stream) {
-  with_transposes(args, [&](auto ta, auto tb) {
-    launch("v7_warptiling", warptiling_kernel<decltype(ta)::value, decltype(tb)::value>,
+  with_transposes_and_epilogue(args, [&](auto ta, auto tb, auto epi) {
+    launch("v7_warptiling",
+           warptiling_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value>,
            dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
   });
 }

@@ -1,0 +1,122 @@
+// CUDA fused token + position embedding and its backward (Backend::embed_with_positions).
+//
+// Forward: one thread per output element (b, t, d) of [B, T, D] reads W_E[tokens[b, t], d] and
+// W_pos[t, d] and writes their sum in T: the add the default route (index_select, then a
+// broadcast add) does, so the two agree bit for bit, without the gathered [B, T, D] in between.
+//
+// Backward, deterministic and without atomics, so bitwise reproducible from run to run:
+//  - dW_E is index_add(dy, tokens, V) (index.cu): one thread per table element scans the tokens
+//    in increasing position, the CPU's order exactly.
+//  - dW_pos: one thread per element (t, d) of [P, D] sums dy[b, t, d] over b in increasing b, in
+//    double for float32 as the CPU's reduce does; rows t >= T get 0.
+// Tokens are range-checked on the device first, with index_select's message.
+#include <cstdint>
+
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/stream.h"
+#include "kernels/dispatch.h"
+
+namespace tg::cuda {
+
+namespace {
+
+void check_on(const Tensor& t, Device device, const char* op, const char* role) {
+  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
+        device.str());
+}
+
+// The smallest position i with tokens[i] outside [0, vocab) goes to *first_bad (left at its
+// initial UINT64_MAX when there is none); an integer atomic, so the answer is order-free.
+__global__ void find_bad_token_kernel(const int64_t* tokens, int64_t n, int64_t vocab,
+                                      unsigned long long* first_bad) {
+  TG_GRID_STRIDE_LOOP(i, n) {
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      atomicMin(first_bad, static_cast<unsigned long long>(i));
+  }
+}
+
+// out[b, t, d] = W_E[tokens[b, t], d] + W_pos[t, d] for the n = B * T * D output elements.
+template <typename T>
+__global__ void embed_with_positions_kernel(const T* W_E, const T* W_pos, const int64_t* tokens,
+                                            T* out, int64_t n, int64_t len, int64_t width) {
+  TG_GRID_STRIDE_LOOP(e, n) {
+    const int64_t bt = e / width, d = e % width, t = bt % len;
+    out[e] = W_E[tokens[bt] * width + d] + W_pos[t * width + d];
+  }
+}
+
+// dW_pos[t, d] = sum over b of dy[b, t, d] (increasing b) for t < len, else 0.
+template <typename T>
+__global__ void position_grad_kernel(const T* dy, T* dW_pos, int64_t n_pos, int64_t batch,
+                                     int64_t len, int64_t width) {
+  using Acc = double;  // float32 sums in double, as on the CPU
+  TG_GRID_STRIDE_LOOP(e, n_pos * width) {
+    const int64_t t = e / width, d = e % width;
+    Acc total = 0;
+    if (t < len)
+      for (int64_t b = 0; b < batch; ++b) total += static_cast<Acc>(dy[(b * len + t) * width + d]);
+    dW_pos[e] = static_cast<T>(total);
+  }
+}
+
+// Throws index_select's message when a token lies outside [0, vocab). Waits for the stream once.
+void check_tokens(CudaBackend& backend, const Tensor& tokens, int64_t vocab) {
+  const int64_t n = tokens.numel();
+  if (n == 0) return;
+  cudaStream_t stream = current_stream(backend.index());
+  const Tensor flag = Tensor::empty({1}, DType::Int64, backend.device());
+  TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
+  launch(find_bad_token_kernel, grid_for(n), kBlockThreads, stream, tokens.data<int64_t>(), n,
+         vocab, static_cast<unsigned long long*>(flag.raw_data()));
+  unsigned long long first_bad = 0;
+  backend.copy_to_host(flag, &first_bad);  // waits for the stream
+  if (first_bad == ~0ull) return;
+  const int64_t i = static_cast<int64_t>(first_bad);
+  throw Error(cat("embedding: index ", tokens.to_vector<int64_t>()[i], " at position ", i,
+                  " is out of range for ", vocab, " table rows"));
+}
+
+}  // namespace
+
+Tensor CudaBackend::embed_with_positions(const Tensor& W_E_in, const Tensor& W_pos_in,
+                                         const Tensor& tokens_in) {
+  check_on(W_E_in, device(), "embed_with_positions", "W_E");
+  check_on(W_pos_in, device(), "embed_with_positions", "W_pos");
+  check_on(tokens_in, device(), "embed_with_positions", "tokens");
+  const Tensor W_E = contiguous_copy_if_needed(W_E_in);
+  const Tensor W_pos = contiguous_copy_if_needed(W_pos_in);
+  const Tensor tokens = contiguous_copy_if_needed(tokens_in);
+  const int64_t batch = tokens.size(0), len = tokens.size(1), width = W_E.size(1);
+  DeviceGuard guard(index_);
+  check_tokens(*this, tokens, W_E.size(0));
+  Tensor out = Tensor::empty({batch, len, width}, W_E.dtype(), device());
+  dispatch_floating(W_E.dtype(), "embed_with_positions", [&]<typename T>() {
+    const int64_t n = out.numel();
+    if (n == 0) return;
+    launch(embed_with_positions_kernel<T>, grid_for(n), kBlockThreads, current_stream(index_),
+           W_E.data<T>(), W_pos.data<T>(), tokens.data<int64_t>(), out.data<T>(), n, len, width);
+  });
+  return out;
+}
+
+void CudaBackend::embed_with_positions_backward(const Tensor& dy_in, const Tensor& tokens_in,
+                                                int64_t vocab, int64_t n_pos, Tensor& dW_E,
+                                                Tensor& dW_pos) {
+  check_on(dy_in, device(), "embed_with_positions_backward", "dy");
+  check_on(tokens_in, device(), "embed_with_positions_backward", "tokens");
+  const Tensor dy = contiguous_copy_if_needed(dy_in);
+  const int64_t batch = dy.size(0), len = dy.size(1), width = dy.size(2);
+  dispatch_floating(dy.dtype(), "embed_with_positions_backward", [&]<typename T>() {
+    dW_E = index_add(dy, tokens_in, vocab);  // checks the tokens too
+    dW_pos = Tensor::empty({n_pos, width}, dy.dtype(), device());
+    if (dW_pos.numel() == 0) return;
+    DeviceGuard guard(index_);
+    launch(position_grad_kernel<T>, grid_for(dW_pos.numel()), kBlockThreads,
+           current_stream(index_), dy.data<T>(), dW_pos.data<T>(), n_pos, batch, len, width);
+  });
+}
+
+}  // namespace tg::cuda

@@ -1,0 +1,202 @@
+// The CUDA backend's fused linear_forward (kernels/cuda/matmul.cpp: the SGEMM with its bias +
+// activation epilogue, kernels/cuda/sgemm/) against the unfused composition it replaces (the
+// base class's matmul + bias_activation, on the same GPU: bit for bit) and against the CPU
+// backend (1e-5): M, N, K over {1, 7, 33, 130} (rows no 16-byte version takes: v5's epilogue),
+// then multiples of 4 (v7's epilogue), transposed and offset views, every activation, with and
+// without bias, with and without the pre-activation output; K = 0 and empty outputs; float64
+// (which the GPU's GEMM turns down) with matmul's message. Every case skips visibly without a GPU.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "nn/activation.h"
+#include "op_test_util.h"
+#include "test_cuda_support.h"
+#include "test_support.h"
+#include "tinygrok.h"
+
+using namespace tg;
+using tg::testing::error_of;
+using tg::testing::relative_error;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+const Activation kActivations[] = {Activation::Identity, Activation::Relu, Activation::Gelu,
+                                   Activation::Square};
+
+Backend& cpu_backend() { return backend_for(Device::cpu()); }
+Backend& gpu_backend() { return backend_for(kGpu); }
+
+void check_bitwise(const Tensor& got, const Tensor& want, const char* what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  const auto g = got.to_vector<float>(), w = want.to_vector<float>();
+  CHECK((g.empty() || std::memcmp(g.data(), w.data(), g.size() * sizeof(float)) == 0));
+}
+
+void check_close(const Tensor& got, const Tensor& want, const char* what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  CHECK(got.device() == kGpu);
+  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < 1e-5);
+}
+
+// A random [rows, cols] float32 matrix on the CPU and the same values on the GPU, as a view:
+// plain, transposed (a [cols, rows] tensor's transpose) or offset (columns 1 .. cols of a
+// [rows, cols + 1] tensor: rows neither tight nor 16-byte aligned).
+enum class View { Plain, Transposed, Offset };
+struct Pair {
+  Tensor cpu, gpu;
+};
+Pair random_pair(int64_t rows, int64_t cols, View view, Generator& gen) {
+  switch (view) {
+    case View::Plain: {
+      const Tensor t = randn({rows, cols}, gen);
+      return {t, t.to(kGpu)};
+    }
+    case View::Transposed: {
+      const Tensor t = randn({cols, rows}, gen);
+      return {t.transpose(0, 1), t.to(kGpu).transpose(0, 1)};
+    }
+    case View::Offset: {
+      const Tensor t = randn({rows, cols + 1}, gen);
+      return {t.slice(1, 1, cols + 1), t.to(kGpu).slice(1, 1, cols + 1)};
+    }
+  }
+  return {};
+}
+
+// One product: fused on the GPU against the GPU's unfused composition (bitwise: the same GEMM
+// accumulation, the same epilogue arithmetic) and the CPU's linear_forward.
+void check_linear(int64_t M, int64_t N, int64_t K, View x_view, View w_view, Activation act,
+                  bool has_bias, bool want_pre, Generator& gen) {
+  INFO(M << " x " << K << " @ " << K << " x " << N << " x view " << static_cast<int>(x_view)
+          << " W view " << static_cast<int>(w_view) << " " << nn::activation_name(act)
+          << " bias " << has_bias << " pre " << want_pre);
+  const Pair x = random_pair(M, K, x_view, gen), W = random_pair(K, N, w_view, gen);
+  const Pair b = has_bias ? random_pair(1, N, View::Plain, gen) : Pair{};
+  const Tensor b_cpu = has_bias ? b.cpu.reshape({N}) : Tensor();
+  const Tensor b_gpu = has_bias ? b.gpu.reshape({N}) : Tensor();
+  Tensor pre_fused, pre_unfused, pre_cpu;
+  const Tensor fused =
+      gpu_backend().linear_forward(x.gpu, W.gpu, b_gpu, act, want_pre ? &pre_fused : nullptr);
+  const Tensor unfused = gpu_backend().Backend::linear_forward(
+      x.gpu, W.gpu, b_gpu, act, want_pre ? &pre_unfused : nullptr);
+  const Tensor cpu =
+      cpu_backend().linear_forward(x.cpu, W.cpu, b_cpu, act, want_pre ? &pre_cpu : nullptr);
+  CHECK(fused.is_contiguous());
+  check_bitwise(fused, unfused, "y, fused vs unfused");
+  check_close(fused, cpu, "y vs CPU");
+  if (want_pre) {
+    REQUIRE(pre_fused.defined());
+    CHECK(pre_fused.is_contiguous());
+    check_bitwise(pre_fused, pre_unfused, "pre, fused vs unfused");
+    check_close(pre_fused, cpu_backend().linear_forward(x.cpu, W.cpu, b_cpu, Activation::Identity,
+                                                        nullptr),
+                "pre vs CPU");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cuda linear_forward: v5's epilogue on awkward shapes matches unfused and CPU",
+          "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(601);
+  const int64_t sizes[] = {1, 7, 33, 130};
+  // 64 shapes; the 16 combinations of activation, bias and pre rotate over them (each 4 times),
+  // and the views rotate too.
+  int i = 0;
+  for (int64_t M : sizes)
+    for (int64_t N : sizes)
+      for (int64_t K : sizes) {
+        const int combo = i % 16;
+        const View x_view = i % 3 == 0 ? View::Transposed : View::Offset;
+        const View w_view = i % 2 == 0 ? View::Plain : View::Transposed;
+        check_linear(M, N, K, x_view, w_view, kActivations[combo % 4], (combo / 4) % 2 != 0,
+                     combo / 8 != 0, gen);
+        ++i;
+      }
+}
+
+TEST_CASE("cuda linear_forward: v7's epilogue on 16-byte rows matches unfused and CPU",
+          "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(602);
+  const int64_t sizes[] = {4, 36, 132};
+  int i = 0;
+  for (int64_t M : sizes)
+    for (int64_t N : sizes)
+      for (int64_t K : sizes) {
+        const int combo = i % 16;
+        const View x_view = i % 2 == 0 ? View::Plain : View::Transposed;
+        const View w_view = i % 3 == 0 ? View::Transposed : View::Plain;
+        check_linear(M, N, K, x_view, w_view, kActivations[combo % 4], (combo / 4) % 2 != 0,
+                     combo / 8 != 0, gen);
+        ++i;
+      }
+  // Every combination on one shape with edges in both directions, aligned and not.
+  for (Activation act : kActivations)
+    for (bool has_bias : {false, true})
+      for (bool want_pre : {false, true}) {
+        check_linear(132, 36, 20, View::Plain, View::Plain, act, has_bias, want_pre, gen);
+        check_linear(33, 7, 130, View::Offset, View::Plain, act, has_bias, want_pre, gen);
+      }
+}
+
+TEST_CASE("cuda linear_forward: K = 0, empty outputs, float64", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(603);
+  // K = 0: the product is 0, so y = act(bias).
+  for (Activation act : kActivations) {
+    check_linear(7, 33, 0, View::Plain, View::Plain, act, true, true, gen);
+    check_linear(8, 36, 0, View::Plain, View::Plain, act, true, false, gen);
+  }
+  // Empty outputs.
+  for (auto [M, N] : {std::pair<int64_t, int64_t>{0, 7}, {7, 0}}) {
+    Tensor pre;
+    const Tensor x = randn({M, 5}, gen).to(kGpu), W = randn({5, N}, gen).to(kGpu);
+    const Tensor b = randn({N}, gen).to(kGpu);
+    const Tensor y = gpu_backend().linear_forward(x, W, b, Activation::Relu, &pre);
+    CHECK(y.shape() == Shape{M, N});
+    CHECK(pre.shape() == Shape{M, N});
+  }
+  // Float64: the GPU's GEMM is float32 only, with matmul's message.
+  const Tensor x = randn({3, 4}, gen, DType::Float64).to(kGpu);
+  const Tensor W = randn({4, 5}, gen, DType::Float64).to(kGpu);
+  const Tensor b = randn({5}, gen, DType::Float64).to(kGpu);
+  const std::string want = error_of([&] { gpu_backend().matmul(x, W); });
+  CHECK(!want.empty());
+  CHECK(error_of([&] { gpu_backend().linear_forward(x, W, b, Activation::Relu, nullptr); }) ==
+        want);
+}
+
+TEST_CASE("cuda linear: the autograd op keeps the pre-activation it needs", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(604);
+  for (Activation act : kActivations) {
+    INFO(nn::activation_name(act));
+    const Tensor x0 = randn({2, 5, 33}, gen), W0 = randn({33, 7}, gen), b0 = randn({7}, gen);
+    const Tensor g0 = randn({2, 5, 7}, gen);
+    struct Result {
+      Tensor y, dx, dW, db;
+    };
+    auto run = [&](Device device) {
+      Tensor x = x0.to(device).detach().requires_grad_();
+      Tensor W = W0.to(device).detach().requires_grad_();
+      Tensor b = b0.to(device).detach().requires_grad_();
+      const Tensor y = linear(x, W, b, act);
+      y.backward(g0.to(device));
+      return Result{y, x.grad(), W.grad(), b.grad()};
+    };
+    const Result want = run(Device::cpu()), got = run(kGpu);
+    check_close(got.y, want.y, "y");
+    check_close(got.dx, want.dx, "dx");
+    check_close(got.dW, want.dW, "dW");
+    check_close(got.db, want.db, "db");
+  }
+}
