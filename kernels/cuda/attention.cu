@@ -48,6 +48,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -444,11 +445,6 @@ __global__ void check_rows_kernel(const int64_t* rows, int64_t n, int64_t table_
     if (r < 0 || r >= table_rows) atomicMin(first_bad, p);
     else if (seen != nullptr && atomicMin(seen + r, p) != kNone) atomicMin(repeat, p);
   }
-}
-
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
 }
 
 // Whether each index table's rows are all distinct (asked for only by the backward).

@@ -23,6 +23,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -33,11 +34,6 @@ namespace tg::cuda {
 
 namespace {
 
-
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
-}
 
 // The math in T, as Eigen's array exp and std::log compute it on the CPU.
 __device__ inline float math_exp(float x) { return ::expf(x); }
@@ -149,30 +145,11 @@ __global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* t
 
 #undef TG_FOR_EACH_WARP_ROW
 
-// The smallest row i whose target lies outside [0, classes) goes to *first_bad (left at its
-// initial UINT64_MAX when there is none). An integer atomic: the result does not depend on order.
-__global__ void find_bad_target_kernel(const int64_t* targets, int64_t n, int64_t classes,
-                                       unsigned long long* first_bad) {
-  TG_GRID_STRIDE_LOOP(i, n) {
-    if (targets[i] < 0 || targets[i] >= classes)
-      atomicMin(first_bad, static_cast<unsigned long long>(i));
-  }
-}
-
 // Throws the CPU's message when a target (contiguous, on the backend's device) lies outside
 // [0, classes). Waits for the stream once; a no-op without targets.
-void check_targets(CudaBackend& backend, const Tensor& targets, int64_t classes) {
-  if (targets.numel() == 0) return;
-  cudaStream_t stream = current_stream(backend.index());
-  const Tensor flag = Tensor::empty({1}, DType::Int64, targets.device());
-  TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
-  launch(find_bad_target_kernel, grid_for(targets.numel()), kBlockThreads, stream,
-         targets.data<int64_t>(), targets.numel(), classes,
-         static_cast<unsigned long long*>(flag.raw_data()));
-  unsigned long long first_bad = 0;
-  backend.copy_to_host(flag, &first_bad);  // waits for the stream
-  if (first_bad == ~0ull) return;
-  const int64_t i = static_cast<int64_t>(first_bad);
+void check_targets(const Tensor& targets, int64_t classes) {
+  const int64_t i = first_out_of_range(targets, classes);
+  if (i < 0) return;
   throw Error(cat("cross_entropy: target ", targets.to_vector<int64_t>()[i], " at row ", i,
                   " is out of range [0, ", classes, ")"));
 }
@@ -191,7 +168,7 @@ void CudaBackend::cross_entropy(const Tensor& logits_in, const Tensor& targets_i
   const int64_t rows = logits.size(0), classes = logits.size(1);
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
-  check_targets(*this, targets, classes);
+  check_targets(targets, classes);
   loss = Tensor::empty({rows}, logits.dtype(), device());
   shifted_logsumexp = Tensor::empty({rows}, logits.dtype(), device());
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
@@ -232,7 +209,7 @@ void CudaBackend::cross_entropy_with_grad(const Tensor& logits_in, const Tensor&
   const Tensor targets = contiguous_copy_if_needed(targets_in);
   const int64_t rows = logits.size(0), classes = logits.size(1);
   DeviceGuard guard(index_);
-  check_targets(*this, targets, classes);
+  check_targets(targets, classes);
   loss = Tensor::empty({rows}, logits.dtype(), device());
   dlogits = Tensor::empty(logits.shape(), logits.dtype(), device());
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -121,12 +122,6 @@ __global__ void masked_fill_kernel(const T* x, const M* mask, T* out, int64_t n,
     ix.offsets(i, off);
     out[off[2]] = mask[off[1]] != M(0) ? fill : x[off[0]];
   }
-}
-
-// A kernel reading another device's memory fails long after the launch: catch it here.
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
 }
 
 }  // namespace

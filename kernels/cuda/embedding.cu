@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -22,21 +23,6 @@
 namespace tg::cuda {
 
 namespace {
-
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
-}
-
-// The smallest position i with tokens[i] outside [0, vocab) goes to *first_bad (left at its
-// initial UINT64_MAX when there is none); an integer atomic, so the answer is order-free.
-__global__ void find_bad_token_kernel(const int64_t* tokens, int64_t n, int64_t vocab,
-                                      unsigned long long* first_bad) {
-  TG_GRID_STRIDE_LOOP(i, n) {
-    if (tokens[i] < 0 || tokens[i] >= vocab)
-      atomicMin(first_bad, static_cast<unsigned long long>(i));
-  }
-}
 
 // out[b, t, d] = W_E[tokens[b, t], d] + W_pos[t, d] for the n = B * T * D output elements.
 template <typename T>
@@ -63,18 +49,9 @@ __global__ void position_grad_kernel(const T* dy, T* dW_pos, int64_t n_pos, int6
 }
 
 // Throws index_select's message when a token lies outside [0, vocab). Waits for the stream once.
-void check_tokens(CudaBackend& backend, const Tensor& tokens, int64_t vocab) {
-  const int64_t n = tokens.numel();
-  if (n == 0) return;
-  cudaStream_t stream = current_stream(backend.index());
-  const Tensor flag = Tensor::empty({1}, DType::Int64, backend.device());
-  TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
-  launch(find_bad_token_kernel, grid_for(n), kBlockThreads, stream, tokens.data<int64_t>(), n,
-         vocab, static_cast<unsigned long long*>(flag.raw_data()));
-  unsigned long long first_bad = 0;
-  backend.copy_to_host(flag, &first_bad);  // waits for the stream
-  if (first_bad == ~0ull) return;
-  const int64_t i = static_cast<int64_t>(first_bad);
+void check_tokens(const Tensor& tokens, int64_t vocab) {
+  const int64_t i = first_out_of_range(tokens, vocab);
+  if (i < 0) return;
   throw Error(cat("embedding: index ", tokens.to_vector<int64_t>()[i], " at position ", i,
                   " is out of range for ", vocab, " table rows"));
 }
@@ -91,7 +68,7 @@ Tensor CudaBackend::embed_with_positions(const Tensor& W_E_in, const Tensor& W_p
   const Tensor tokens = contiguous_copy_if_needed(tokens_in);
   const int64_t batch = tokens.size(0), len = tokens.size(1), width = W_E.size(1);
   DeviceGuard guard(index_);
-  check_tokens(*this, tokens, W_E.size(0));
+  check_tokens(tokens, W_E.size(0));
   Tensor out = Tensor::empty({batch, len, width}, W_E.dtype(), device());
   dispatch_floating(W_E.dtype(), "embed_with_positions", [&]<typename T>() {
     const int64_t n = out.numel();

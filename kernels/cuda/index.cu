@@ -21,6 +21,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -29,21 +30,6 @@
 namespace tg::cuda {
 
 namespace {
-
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
-}
-
-// The smallest position i with index[i] outside [0, limit) goes to *first_bad (left at its
-// initial UINT64_MAX when there is none).
-__global__ void find_out_of_range_kernel(const int64_t* index, int64_t n, int64_t limit,
-                                         unsigned long long* first_bad) {
-  TG_GRID_STRIDE_LOOP(i, n) {
-    if (index[i] < 0 || index[i] >= limit)
-      atomicMin(first_bad, static_cast<unsigned long long>(i));
-  }
-}
 
 // out[i, c] = table[index[i], c] for the n * width output elements.
 template <typename T>
@@ -78,19 +64,9 @@ __global__ void one_hot_kernel(const int64_t* index, T* out, int64_t n, int64_t 
 
 // Throws, with the CPU's message, when a value of `index` (contiguous, on the backend's device)
 // lies outside [0, limit). Waits for the stream once; a no-op for an empty index.
-void check_indices(CudaBackend& backend, const char* op, const Tensor& index, int64_t limit,
-                   const char* what) {
-  const int64_t n = index.numel();
-  if (n == 0) return;
-  const Tensor flag = Tensor::empty({1}, DType::Int64, backend.device());
-  cudaStream_t stream = current_stream(backend.index());
-  TG_CUDA_CHECK(cudaMemsetAsync(flag.raw_data(), 0xff, sizeof(int64_t), stream));
-  launch(find_out_of_range_kernel, grid_for(n), kBlockThreads, stream, index.data<int64_t>(), n,
-         limit, static_cast<unsigned long long*>(flag.raw_data()));
-  unsigned long long first_bad = 0;
-  backend.copy_to_host(flag, &first_bad);  // waits for the stream
-  if (first_bad == ~0ull) return;
-  const int64_t i = static_cast<int64_t>(first_bad);
+void check_indices(const char* op, const Tensor& index, int64_t limit, const char* what) {
+  const int64_t i = first_out_of_range(index, limit);
+  if (i < 0) return;
   throw Error(cat(op, ": index ", index.to_vector<int64_t>()[i], " at position ", i,
                   " is out of range for ", limit, " ", what));
 }
@@ -104,7 +80,7 @@ Tensor CudaBackend::index_select(const Tensor& table_in, const Tensor& index_in)
   const Tensor index = contiguous_copy_if_needed(index_in);
   const int64_t rows = table.size(0);
   DeviceGuard guard(index_);
-  check_indices(*this, "embedding", index, rows, "table rows");
+  check_indices("embedding", index, rows, "table rows");
   Shape out_shape = index.shape();
   out_shape.insert(out_shape.end(), table.shape().begin() + 1, table.shape().end());
   Tensor out = Tensor::empty(out_shape, table.dtype(), device());
@@ -123,7 +99,7 @@ Tensor CudaBackend::index_add(const Tensor& src_in, const Tensor& index_in, int6
   const Tensor src = contiguous_copy_if_needed(src_in);
   const Tensor index = contiguous_copy_if_needed(index_in);
   DeviceGuard guard(index_);
-  check_indices(*this, "index_add", index, rows, "rows");
+  check_indices("index_add", index, rows, "rows");
   Shape out_shape{rows};
   out_shape.insert(out_shape.end(), src.shape().begin() + index.dim(), src.shape().end());
   Tensor out = Tensor::empty(out_shape, src.dtype(), device());
@@ -140,7 +116,7 @@ Tensor CudaBackend::one_hot(const Tensor& index_in, int64_t classes, DType dtype
   check_on(index_in, device(), "one_hot", "index");
   const Tensor index = contiguous_copy_if_needed(index_in);
   DeviceGuard guard(index_);
-  check_indices(*this, "one_hot", index, classes, "classes");
+  check_indices("one_hot", index, classes, "classes");
   Shape out_shape = index.shape();
   out_shape.push_back(classes);
   Tensor out = Tensor::empty(out_shape, dtype, device());

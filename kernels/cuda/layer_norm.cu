@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -124,12 +125,6 @@ __global__ void layer_norm_column_sums_kernel(const double* partial_w, const dou
     dweight[c] = static_cast<T>(sw);
     dbias[c] = static_cast<T>(sb);
   }
-}
-
-// A kernel reading another device's memory fails long after the launch: catch it here.
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
 }
 
 // Threads for one warp per row (grid_for caps the grid; the loop covers the rest).

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -97,12 +98,6 @@ __global__ void column_sums_kernel(const T* partial, T* out, int64_t cols, int64
     for (int64_t k = 0; k < chunks; ++k) acc += partial[k * cols + c];
     out[c] = acc;
   }
-}
-
-// A kernel reading another device's memory fails long after the launch: catch it here.
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
 }
 
 // An output the kernels write as a contiguous [rows, cols] of x's dtype.

@@ -3,6 +3,7 @@
 // fill_random is in random.cu).
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_caching_allocator.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/dispatch.h"
@@ -30,13 +31,6 @@ __global__ void fill_kernel(T* dst, int64_t n, StridedIndexer<1> ix, T value) {
     ix.offsets(i, off);
     dst[off[0]] = value;
   }
-}
-
-// A kernel on another device's memory fails with an illegal address long after the launch:
-// catch a mix-up here, where the message can name the primitive.
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
 }
 
 }  // namespace

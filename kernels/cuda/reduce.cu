@@ -17,6 +17,7 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -69,10 +70,6 @@ void check_axes(const Tensor& x, const std::vector<int>& axes, const char* op) {
           shape_str(x.shape()));
     check(i == 0 || axes[i - 1] < axes[i], op, ": axes must be sorted and unique");
   }
-}
-
-void check_on(const Tensor& t, Device device, const char* op) {
-  check(t.device() == device, op, ": input is on ", t.device().str(), ", not ", device.str());
 }
 
 // Is v a NaN? (Never for integers.)
@@ -184,7 +181,7 @@ unsigned grid_for_warps(int64_t outer) { return grid_for(outer * kWarp); }
 }  // namespace
 
 Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
-  check_on(x, device(), "reduce");
+  check_on(x, device(), "reduce", "input");
   check_axes(x, axes, "reduce");
   Tensor out = Tensor::empty(kept_shape(x, axes), x.dtype(), device());
   const ReduceLayout layout = layout_for(x, axes, "reduce");
@@ -210,7 +207,7 @@ Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>&
 }
 
 Tensor CudaBackend::argmax(const Tensor& x, int axis) {
-  check_on(x, device(), "argmax");
+  check_on(x, device(), "argmax", "input");
   check_axes(x, {axis}, "argmax");
   check(x.shape()[axis] > 0, "argmax: ", shape_str(x.shape()), ": axis ", axis, " is empty");
   Tensor out = Tensor::empty(kept_shape(x, {axis}), DType::Int64, device());

@@ -16,6 +16,7 @@
 
 #include "kernels/axis_view.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
@@ -30,11 +31,6 @@ namespace {
 void check_axis(const Tensor& x, int axis, const char* op) {
   check(axis >= 0 && axis < x.dim(), op, ": axis ", axis, " is out of range for ",
         shape_str(x.shape()));
-}
-
-void check_on(const Tensor& t, Device device, const char* op, const char* role) {
-  check(t.device() == device, op, ": ", role, " is on ", t.device().str(), ", not ",
-        device.str());
 }
 
 // Each warp visits its lines; all lanes of a warp see the same line, so the shuffles inside
