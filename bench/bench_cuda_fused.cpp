@@ -37,39 +37,12 @@
 #include "optim/adam.h"
 #include "optim/clip.h"
 #include "tinygrok.h"
+#include "cuda_bench_util.h"
 
 using namespace tg;
+using namespace tg::bench;
 
 namespace {
-
-const Device kGpu = Device::cuda(0);
-
-bool device_present() {
-  static const bool present = [] {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return false;
-    }
-    return count > 0;
-  }();
-  return present;
-}
-
-enum class Size { Large, Model };
-const char* size_name(Size s) { return s == Size::Large ? "large" : "model"; }
-int calls_per_batch(Size s) { return s == Size::Large ? 1 : 20; }
-
-// What one benchmark runs: a call on tensors it owns, and the bytes that call must move.
-struct Workload {
-  double bytes = 0;
-  std::function<void()> call;
-};
-
-Tensor random_on_gpu(const Shape& shape) {
-  static Generator gen(1234);
-  return randn(shape, gen, DType::Float32, kGpu);
-}
 
 // --- AdamW ----------------------------------------------------------------------------------
 
@@ -168,35 +141,6 @@ Workload adamw_ops_norms(Size s) {
 }
 
 // --- timing ---------------------------------------------------------------------------------
-
-// Milliseconds of `calls` calls of `run` between two events on the backend's stream.
-double time_batch(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, int calls,
-                  const std::function<void()>& run) {
-  cudaEventRecord(start, stream);
-  for (int i = 0; i < calls; ++i) run();
-  cudaEventRecord(stop, stream);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  return ms;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? NAN : v[v.size() / 2];
-}
-
-struct Events {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  Events() {
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-  }
-  ~Events() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-};
 
 void BM_workload(benchmark::State& state, Workload (*make)(Size), Size size) {
   if (!device_present()) return state.SkipWithError("skipped: no CUDA device");

@@ -38,44 +38,17 @@
 #include "kernels/cuda/stream.h"
 #include "optim/adam.h"
 #include "tinygrok.h"
+#include "cuda_bench_util.h"
 
 using namespace tg;
+using namespace tg::bench;
 
 namespace {
-
-const Device kGpu = Device::cuda(0);
-
-bool device_present() {
-  static const bool present = [] {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return false;
-    }
-    return count > 0;
-  }();
-  return present;
-}
-
-enum class Size { Large, Model };
-const char* size_name(Size s) { return s == Size::Large ? "large" : "model"; }
-int calls_per_batch(Size s) { return s == Size::Large ? 1 : 20; }
-
-// What one benchmark runs: a call of the op on tensors it owns, and the bytes that call moves.
-struct Workload {
-  double bytes = 0;
-  std::function<void()> call;
-};
 
 // [rows, cols] of the elementwise, copy and reduction entries.
 Shape matrix(Size s) { return s == Size::Large ? Shape{8192, 8192} : Shape{3830, 512}; }
 // [N, C] of the softmax and cross-entropy entries (the large rows as wide as the logits').
 Shape logits_shape(Size s) { return s == Size::Large ? Shape{524288, 128} : Shape{3830, 113}; }
-
-Tensor random_on_gpu(const Shape& shape) {
-  static Generator gen(1234);
-  return randn(shape, gen, DType::Float32, kGpu);
-}
 
 Workload copy_workload(Size s) {
   const Tensor x = random_on_gpu(matrix(s));
@@ -141,35 +114,6 @@ Workload adamw_workload(Size s) {
   auto optimizer = std::make_shared<optim::AdamW>(params, 1e-3, 0.9, 0.98, 1e-8, 1.0);
   return {28.0 * static_cast<double>(elements), [optimizer] { optimizer->step(); }};
 }
-
-// Milliseconds of `calls` calls of `run` between two events on the backend's stream.
-double time_batch(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, int calls,
-                  const std::function<void()>& run) {
-  cudaEventRecord(start, stream);
-  for (int i = 0; i < calls; ++i) run();
-  cudaEventRecord(stop, stream);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  return ms;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? NAN : v[v.size() / 2];
-}
-
-struct Events {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  Events() {
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-  }
-  ~Events() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-};
 
 // cudaMemcpyAsync device to device of `copy_bytes` bytes: the median batch's milliseconds per
 // call, measured once per (bytes, batch).

@@ -1,0 +1,80 @@
+// What the CUDA benchmarks share: whether a GPU is there, the two sizes they run at, a workload
+// (a call and the bytes it must move), random inputs on cuda:0, and timing batches of calls
+// with CUDA events on the backend's stream.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "tinygrok.h"
+
+namespace tg::bench {
+
+inline const Device kGpu = Device::cuda(0);
+
+inline bool device_present() {
+  static const bool present = [] {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return count > 0;
+  }();
+  return present;
+}
+
+// "large": well past the H200's 50 MB L2, one call per timed batch; "model": the nanda step's
+// shapes, 20 back-to-back calls per batch (their kernels last microseconds), host overhead
+// included as a training step pays it.
+enum class Size { Large, Model };
+inline const char* size_name(Size s) { return s == Size::Large ? "large" : "model"; }
+inline int calls_per_batch(Size s) { return s == Size::Large ? 1 : 20; }
+
+// What one benchmark runs: a call on tensors it owns, and the bytes that call must move.
+struct Workload {
+  double bytes = 0;
+  std::function<void()> call;
+};
+
+inline Tensor random_on_gpu(const Shape& shape) {
+  static Generator gen(1234);
+  return randn(shape, gen, DType::Float32, kGpu);
+}
+
+// Milliseconds of `calls` calls of `run` between two events on the backend's stream.
+inline double time_batch(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, int calls,
+                         const std::function<void()>& run) {
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < calls; ++i) run();
+  cudaEventRecord(stop, stream);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  return ms;
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? NAN : v[v.size() / 2];
+}
+
+struct Events {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  Events() {
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+  }
+  ~Events() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  Events(const Events&) = delete;
+  Events& operator=(const Events&) = delete;
+};
+
+}  // namespace tg::bench
