@@ -143,27 +143,12 @@ Workload adamw_ops_norms(Size s) {
 // --- timing ---------------------------------------------------------------------------------
 
 void BM_workload(benchmark::State& state, Workload (*make)(Size), Size size) {
-  if (!device_present()) return state.SkipWithError("skipped: no CUDA device");
-  try {
-    NoGradGuard no_grad;
-    const Workload w = make(size);
-    const int calls = calls_per_batch(size);
-    const cudaStream_t stream = cuda::current_stream(0);
-    Events ev;
-    for (int i = 0; i < 3; ++i) time_batch(stream, ev.start, ev.stop, calls, w.call);
-    std::vector<double> ms;
-    for (auto _ : state) {
-      ms.push_back(time_batch(stream, ev.start, ev.stop, calls, w.call));
-      state.SetIterationTime(ms.back() / 1e3);
-    }
-    if (cudaGetLastError() != cudaSuccess) return state.SkipWithError("a CUDA call failed");
-    const double per_call_ms = median(ms) / calls;
-    state.counters["MB"] = w.bytes / 1e6;
-    state.counters["median_us"] = per_call_ms * 1e3;
-    state.counters["GB/s"] = w.bytes / (per_call_ms / 1e3) / 1e9;
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
+  double bytes = 0;
+  const double per_call_ms = time_workload(state, make, size, bytes);
+  if (per_call_ms < 0) return;
+  state.counters["MB"] = bytes / 1e6;
+  state.counters["median_us"] = per_call_ms * 1e3;
+  state.counters["GB/s"] = bytes / (per_call_ms / 1e3) / 1e9;
 }
 
 // Every entry: fused/<name>/<size>. Other fused kernels add their rows here.

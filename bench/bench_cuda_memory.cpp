@@ -147,24 +147,9 @@ void set_counters(benchmark::State& state, double bytes, double median_ms, int c
 }
 
 void BM_op(benchmark::State& state, Workload (*make)(Size), Size size) {
-  if (!device_present()) return state.SkipWithError("skipped: no CUDA device");
-  try {
-    NoGradGuard no_grad;  // forward ops only: no graph
-    const Workload w = make(size);
-    const int calls = calls_per_batch(size);
-    const cudaStream_t stream = cuda::current_stream(0);
-    Events ev;
-    for (int i = 0; i < 3; ++i) time_batch(stream, ev.start, ev.stop, calls, w.call);
-    std::vector<double> ms;
-    for (auto _ : state) {
-      ms.push_back(time_batch(stream, ev.start, ev.stop, calls, w.call));
-      state.SetIterationTime(ms.back() / 1e3);
-    }
-    if (cudaGetLastError() != cudaSuccess) return state.SkipWithError("a CUDA call failed");
-    set_counters(state, w.bytes, median(ms) / calls, calls);
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
+  double bytes = 0;
+  const double per_call_ms = time_workload(state, make, size, bytes);
+  if (per_call_ms >= 0) set_counters(state, bytes, per_call_ms, calls_per_batch(size));
 }
 
 void BM_memcpy(benchmark::State& state, Size size) {

@@ -3,6 +3,7 @@
 // with CUDA events on the backend's stream.
 #pragma once
 
+#include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <functional>
 #include <vector>
 
+#include "autograd/grad_mode.h"
+#include "kernels/cuda/stream.h"
 #include "tinygrok.h"
 
 namespace tg::bench {
@@ -76,5 +79,39 @@ struct Events {
   Events(const Events&) = delete;
   Events& operator=(const Events&) = delete;
 };
+
+// Times make(size)'s workload as a manual-time benchmark: 3 warm-up batches, then one batch of
+// calls_per_batch(size) calls per iteration, between events on the backend's stream. Returns
+// the median batch's milliseconds per call, or a negative value after marking the benchmark
+// skipped (no GPU, an exception, or a failed CUDA call).
+inline double time_workload(benchmark::State& state, Workload (*make)(Size), Size size,
+                            double& bytes) {
+  if (!device_present()) {
+    state.SkipWithError("skipped: no CUDA device");
+    return -1;
+  }
+  try {
+    NoGradGuard no_grad;  // forward ops and optimiser steps: no graph
+    const Workload w = make(size);
+    bytes = w.bytes;
+    const int calls = calls_per_batch(size);
+    const cudaStream_t stream = cuda::current_stream(0);
+    Events ev;
+    for (int i = 0; i < 3; ++i) time_batch(stream, ev.start, ev.stop, calls, w.call);
+    std::vector<double> ms;
+    for (auto _ : state) {
+      ms.push_back(time_batch(stream, ev.start, ev.stop, calls, w.call));
+      state.SetIterationTime(ms.back() / 1e3);
+    }
+    if (cudaGetLastError() != cudaSuccess) {
+      state.SkipWithError("a CUDA call failed");
+      return -1;
+    }
+    return median(ms) / calls;
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return -1;
+  }
+}
 
 }  // namespace tg::bench
