@@ -1,0 +1,169 @@
+// `tinygrok train`: a grokking run from a preset plus flags (grok/trainer.h does the run).
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "grok/cli/command.h"
+#include "grok/config.h"
+#include "grok/trainer.h"
+
+namespace tg::grok::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+
+std::string default_out(const std::string& preset_name) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return "runs/" + preset_name + "-" + stamp;
+}
+
+// Each training flag writes into `flags`; after parsing, the flags actually given are copied
+// over the chosen preset, so `--preset nanda --wd 0.3` is Nanda's setup with weight decay 0.3.
+struct Overrides {
+  TrainConfig flags = preset("default");
+  std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> copies;
+
+  template <typename T>
+  void add(CLI::App& app, const std::string& name, T TrainConfig::*field, const std::string& help) {
+    CLI::Option* option = app.add_option(name, flags.*field, help)->capture_default_str();
+    copies.emplace_back(option, [this, field](TrainConfig& c) { c.*field = flags.*field; });
+  }
+  void add_flag(CLI::App& app, const std::string& name, bool TrainConfig::*field,
+                const std::string& help) {
+    CLI::Option* option = app.add_flag(name, flags.*field, help);
+    copies.emplace_back(option, [this, field](TrainConfig& c) { c.*field = flags.*field; });
+  }
+  void apply(TrainConfig& config, std::vector<std::string>* given = nullptr) const {
+    for (const auto& [option, copy] : copies)
+      if (option->count() > 0) {
+        copy(config);
+        if (given) given->push_back(option->get_name());
+      }
+  }
+};
+
+int run_train(const std::string& preset_name, const Overrides& overrides,
+              const std::vector<double>& betas, CLI::Option* betas_option, RunOptions options) {
+  TrainConfig config;
+  if (options.resume) {
+    // A resumed run keeps its saved configuration; only its length and threads may change.
+    std::ifstream in(fs::path(options.out) / "config.json");
+    check(in.good(), "--resume: ", options.out, " is not a run directory (no config.json)");
+    json saved;
+    try {
+      in >> saved;
+    } catch (const json::exception&) {
+      throw Error(cat("--resume: ", options.out, "/config.json is not valid JSON"));
+    }
+    config = config_from_json(saved);
+    std::vector<std::string> given;
+    TrainConfig changed = config;
+    overrides.apply(changed, &given);
+    for (const std::string& flag : given)
+      check(flag == "--steps" || flag == "--threads" || flag == "--eval-every", "--resume: ", flag,
+            " cannot change a run in progress (only --steps, --threads and --eval-every can)");
+    config = changed;
+  } else {
+    config = preset(preset_name);
+    overrides.apply(config);
+    if (betas_option->count() > 0) {
+      config.beta1 = betas[0];
+      config.beta2 = betas[1];
+    }
+    if (options.out.empty()) options.out = default_out(config.preset);
+  }
+  const RunStatus status = train(config, options);
+  std::fprintf(stderr, "%s: metrics in %s/metrics.csv, curves in %s/curves.png, summary in "
+               "%s/summary.json\n", status_name(status), options.out.c_str(), options.out.c_str(),
+               options.out.c_str());
+  return exit_code(status);
+}
+
+class TrainCommand : public Command {
+ public:
+  explicit TrainCommand(CLI::App& parent) {
+    app_ = parent.add_subcommand(
+        "train", "Train a model and record the grokking curves. Flags override the preset; "
+                 "the defaults shown are those of the default preset.");
+    std::string presets;
+    for (const std::string& n : preset_names()) presets += (presets.empty() ? "" : ", ") + n;
+    app_->add_option("--preset", preset_name_, "Starting configuration: " + presets)
+        ->capture_default_str();
+    Overrides& o = overrides_;
+    CLI::App& t = *app_;
+    o.add(t, "--op", &TrainConfig::op, "Operation: add sub mul div x2y2 x2xyy2 x2xyy2x x3xy x3xy2y s5");
+    o.add(t, "--p", &TrainConfig::p, "Modulus (ignored for s5)");
+    o.add(t, "--frac", &TrainConfig::frac, "Fraction of all pairs used for training, in (0, 1)");
+    o.add(t, "--split", &TrainConfig::split_file, "Reuse this split.txt (training pairs a*p+b)");
+    o.add(t, "--model", &TrainConfig::model, "transformer or mlp");
+    o.add(t, "--layers", &TrainConfig::layers, "Transformer blocks");
+    o.add(t, "--d-model", &TrainConfig::d_model, "Residual stream width");
+    o.add(t, "--heads", &TrainConfig::heads, "Attention heads (d_head = d_model / heads)");
+    o.add(t, "--d-mlp", &TrainConfig::d_mlp, "MLP width (the mlp model's hidden units)");
+    o.add(t, "--act", &TrainConfig::act, "relu, gelu or x2");
+    o.add(t, "--ln", &TrainConfig::ln, "LayerNorm: none, pre or post");
+    o.add(t, "--tokens", &TrainConfig::tokens, "Input format: ab, abeq ([a,b,=]) or aopbeq ([a,op,b,=])");
+    o.add(t, "--dropout", &TrainConfig::dropout, "Dropout probability in the transformer");
+    o.add(t, "--optimizer", &TrainConfig::optimizer, "adamw, adam or sgd (sgd's momentum is beta1)");
+    o.add(t, "--lr", &TrainConfig::lr, "Learning rate after warm-up");
+    o.add(t, "--wd", &TrainConfig::wd, "Weight decay (decoupled for adamw)");
+    
+    betas_option_ =
+        t.add_option("--betas", betas_, "Adam betas: two numbers")->expected(2)->capture_default_str();
+    o.add(t, "--warmup", &TrainConfig::warmup, "Linear warm-up steps (lr = base * min(step/warmup, 1))");
+    o.add(t, "--schedule", &TrainConfig::schedule, "After warm-up: constant or cosine");
+    o.add(t, "--clip", &TrainConfig::clip, "Clip the gradient's global norm to this; 0 = off");
+    o.add(t, "--batch", &TrainConfig::batch, "Minibatch size; 0 = the whole training set, -1 = min(512, ceil(N/2))");
+    o.add(t, "--steps", &TrainConfig::steps, "Optimiser steps");
+    o.add(t, "--eval-every", &TrainConfig::eval_every, "Steps between evals (metrics rows)");
+    o.add(t, "--checkpoint-every", &TrainConfig::checkpoint_every, "Steps between checkpoints");
+    o.add(t, "--seed", &TrainConfig::seed, "Seed of the split, the weights and the batches");
+    o.add(t, "--threads", &TrainConfig::threads, "CPU threads; 0 = every core");
+    o.add(t, "--device", &TrainConfig::device, "cpu (cuda when built with the CUDA backend)");
+    o.add_flag(t, "--stop-at-grok", &TrainConfig::stop_at_grok,
+               "Stop once test accuracy has held >= 99% for --grok-patience evals");
+    o.add(t, "--grok-patience", &TrainConfig::grok_patience, "Evals in a row for --stop-at-grok");
+    o.add(t, "--init", &TrainConfig::init, "Start from this checkpoint's weights");
+    
+    t.add_option("--out", options_.out, "Run directory (default: runs/PRESET-DATE-TIME)");
+    t.add_option("--resume", options_.out, "Continue the run in this directory from its checkpoint")
+        ->excludes("--out");
+    t.add_flag("--force", options_.force, "Replace an existing run directory");
+    t.add_flag("--quiet", options_.quiet, "No progress output");
+  }
+
+  CLI::App* app() const override { return app_; }
+
+  int run() override {
+    options_.resume = app_->get_option("--resume")->count() > 0;
+    if (options_.resume)  // the flags that run_train's own check cannot see
+      for (const char* flag : {"--preset", "--betas"})
+        check(app_->get_option(flag)->count() == 0, "--resume: ", flag, " cannot change a run in "
+              "progress (only --steps, --threads and --eval-every can)");
+    return run_train(preset_name_, overrides_, betas_, betas_option_, options_);
+  }
+
+ private:
+  CLI::App* app_ = nullptr;
+  std::string preset_name_ = "default";
+  Overrides overrides_;
+  std::vector<double> betas_{0.9, 0.98};
+  CLI::Option* betas_option_ = nullptr;
+  RunOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> make_train_command(CLI::App& parent) {
+  return std::make_unique<TrainCommand>(parent);
+}
+
+}  // namespace tg::grok::cli
