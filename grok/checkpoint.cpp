@@ -1,6 +1,8 @@
 // Checkpoints: two safetensors files written into a fresh directory and swapped in by renames.
 #include "grok/checkpoint.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
@@ -65,6 +67,39 @@ Checkpoint load_checkpoint(const std::string& path) {
     checkpoint.optimizer = std::move(optimizer.tensors);
   }
   return checkpoint;
+}
+
+namespace {
+fs::path snapshot_dir(const std::string& run_dir) { return fs::path(run_dir) / "snapshots"; }
+}  // namespace
+
+void save_snapshot(const std::string& run_dir, int64_t step,
+                   const std::vector<std::pair<std::string, Tensor>>& model,
+                   const std::map<std::string, std::string>& metadata) {
+  const fs::path dir = snapshot_dir(run_dir);
+  fs::create_directories(dir);
+  char name[64];
+  std::snprintf(name, sizeof name, "step_%08lld.safetensors", static_cast<long long>(step));
+  std::map<std::string, std::string> meta = metadata;
+  meta["step"] = std::to_string(step);
+  nn::save_safetensors((dir / name).string(), model, meta);
+}
+
+std::vector<std::pair<int64_t, std::string>> list_snapshots(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  const fs::path dir = snapshot_dir(run_dir);
+  if (!fs::is_directory(dir)) return out;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    long long step = -1;
+    char tail[32] = {};
+    // step_<digits>.safetensors exactly; anything else (a .tmp left by a crash) is not one.
+    if (std::sscanf(name.c_str(), "step_%lld.safetensor%31s", &step, tail) == 2 &&
+        std::string(tail) == "s" && step >= 0)
+      out.emplace_back(step, entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace tg::grok

@@ -31,4 +31,13 @@ Checkpoint load_checkpoint(const std::string& path);
 // The checkpoint directory inside a run directory.
 std::string checkpoint_dir(const std::string& run_dir);
 
+// Snapshots: the model's weights at chosen steps of a run (train --snapshot-every), kept side by
+// side for analysis over time, as run_dir/snapshots/step_00001234.safetensors with the step and
+// the configuration in the metadata. Unlike the checkpoint they are never replaced.
+void save_snapshot(const std::string& run_dir, int64_t step,
+                   const std::vector<std::pair<std::string, Tensor>>& model,
+                   const std::map<std::string, std::string>& metadata);
+// The snapshot files of a run, sorted by step: (step, path). Empty when there are none.
+std::vector<std::pair<int64_t, std::string>> list_snapshots(const std::string& run_dir);
+
 }  // namespace tg::grok

@@ -110,6 +110,7 @@ void validate(const TrainConfig& c) {
   check(c.eval_every > 0, "--eval-every: must be positive, got ", c.eval_every);
   check(c.checkpoint_every > 0, "--checkpoint-every: must be positive, got ", c.checkpoint_every);
   check(c.grok_patience >= 1, "--grok-patience: must be at least 1, got ", c.grok_patience);
+  check(c.snapshot_every >= 0, "--snapshot-every: must be >= 0 (0 = off), got ", c.snapshot_every);
   check(c.threads >= 0, "--threads: must be >= 0 (0 = every core), got ", c.threads);
 }
 
@@ -119,10 +120,15 @@ void validate(const TrainConfig& c) {
   X(schedule) X(clip) X(batch) X(steps) X(eval_every) X(checkpoint_every) X(seed) X(threads)     \
   X(device) X(stop_at_grok) X(grok_patience) X(init)
 
+// Fields added after the first release: a config.json without them (an older run) reads as the
+// default value, so old runs still resume and evaluate.
+#define TG_CONFIG_LATER_FIELDS(X) X(snapshot_every)
+
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j;
 #define TG_TO_JSON(field) j[#field] = c.field;
   TG_CONFIG_FIELDS(TG_TO_JSON)
+  TG_CONFIG_LATER_FIELDS(TG_TO_JSON)
 #undef TG_TO_JSON
   return j;
 }
@@ -138,6 +144,14 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   }
   TG_CONFIG_FIELDS(TG_FROM_JSON)
 #undef TG_FROM_JSON
+#define TG_FROM_JSON_OR_DEFAULT(field)                                              \
+  try {                                                                             \
+    if (j.contains(#field)) j.at(#field).get_to(c.field);                           \
+  } catch (const nlohmann::json::exception&) {                                      \
+    throw Error("config.json: key '" #field "' has the wrong type");                \
+  }
+  TG_CONFIG_LATER_FIELDS(TG_FROM_JSON_OR_DEFAULT)
+#undef TG_FROM_JSON_OR_DEFAULT
   return c;
 }
 

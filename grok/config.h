@@ -50,6 +50,7 @@ struct TrainConfig {
   bool stop_at_grok = false;
   int64_t grok_patience = 3;    // evals in a row at test accuracy >= 99% that end a run
   std::string init;             // start from this checkpoint's weights
+  int64_t snapshot_every = 0;   // model weights into RUN/snapshots/ at these evals; 0 = off
 };
 
 // The presets by name: "default", "nanda", "power", "mlp" (REFERENCE §1 for the last three).

@@ -323,6 +323,13 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     last_checkpoint = state.step;
   };
 
+  int64_t last_snapshot = -1;
+  auto snapshot = [&] {
+    save_snapshot(options.out, state.step, on_host(model->named_parameters()),
+                  {{"format", "tinygrok-snapshot-1"}, {"config", to_json(config).dump()}});
+    last_snapshot = state.step;
+  };
+
   int64_t steps_at_last_eval = state.step;
   double train_seconds_at_last_eval = state.train_seconds;
   int64_t step_of_last_eval = -1;  // in this session
@@ -336,6 +343,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
                    optim::global_norm(params), schedule.at(std::max<int64_t>(state.step - 1, 0)),
                    elapsed()};
     metrics.write(row);
+    if (config.snapshot_every > 0 && state.step % config.snapshot_every == 0) snapshot();
     if (state.t_m < 0 && train_m.accuracy >= kGrokAccuracy) state.t_m = state.step;
     if (state.t_g < 0 && test_m.accuracy >= kGrokAccuracy) state.t_g = state.step;
     state.grok_streak = test_m.accuracy >= kGrokAccuracy ? state.grok_streak + 1 : 0;
@@ -414,6 +422,9 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   std::signal(SIGINT, previous_handler);
   progress.finish();
   if (status != RunStatus::NanLoss && last_checkpoint != state.step) save_if_finite();
+  // The run's last weights too, so that an analysis over snapshots sees where it ended.
+  if (status != RunStatus::NanLoss && config.snapshot_every > 0 && last_snapshot != state.step)
+    snapshot();
 
   // --- summary and plot ----------------------------------------------------------------------
   const std::vector<MetricsRow> rows = MetricsLog::read((dir / "metrics.csv").string());

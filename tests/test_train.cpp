@@ -562,6 +562,41 @@ TEST_CASE("--init starts from a checkpoint's weights", "[train]") {
   REQUIRE_FALSE(fs::exists(bad));
 }
 
+TEST_CASE("--snapshot-every keeps the weights of those evals and of the last step", "[train]") {
+  TempDir tmp;
+  TrainConfig c = tiny_mlp();
+  c.steps = 130;
+  c.snapshot_every = 40;  // evals every 20: snapshots at 0, 40, 80, 120, then the last step
+  const std::string run = tmp / "run";
+  REQUIRE(train(c, fresh(run)) == RunStatus::Completed);
+  const auto snapshots = list_snapshots(run);
+  std::vector<int64_t> steps;
+  for (const auto& [step, path] : snapshots) steps.push_back(step);
+  REQUIRE(steps == std::vector<int64_t>{0, 40, 80, 120, 130});
+  // The last one holds the final weights, the same as the checkpoint's, with step and config.
+  const nn::SafetensorsFile last = nn::load_safetensors(snapshots.back().second);
+  const Checkpoint checkpoint = load_checkpoint(run);
+  REQUIRE(last.metadata.at("step") == "130");
+  REQUIRE(config_from_json(json::parse(last.metadata.at("config"))).snapshot_every == 40);
+  for (const auto& [name, weights] : checkpoint.model)
+    REQUIRE(last.at(name).to_vector<double>() == weights.to_vector<double>());
+  // A stray file in snapshots/ (a crash's .tmp) is not listed; no snapshots without the flag.
+  std::ofstream(fs::path(run) / "snapshots" / "step_00000140.safetensors.tmp") << "x";
+  REQUIRE(list_snapshots(run).size() == 5);
+  c.snapshot_every = 0;
+  REQUIRE(train(c, fresh(tmp / "plain")) == RunStatus::Completed);
+  REQUIRE(list_snapshots(tmp / "plain").empty());
+}
+
+TEST_CASE("a config.json written before a later field existed reads it as its default",
+          "[train]") {
+  json j = to_json(tiny_mlp());
+  j.erase("snapshot_every");
+  REQUIRE(config_from_json(j).snapshot_every == 0);
+  j["snapshot_every"] = "often";
+  REQUIRE_TG_ERROR(config_from_json(j), Contains("snapshot_every"));
+}
+
 TEST_CASE("--split reuses a split file", "[train]") {
   TempDir tmp;
   TrainConfig c = tiny_mlp();

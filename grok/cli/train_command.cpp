@@ -132,6 +132,9 @@ class TrainCommand : public Command {
                "Stop once test accuracy has held >= 99% for --grok-patience evals");
     o.add(t, "--grok-patience", &TrainConfig::grok_patience, "Evals in a row for --stop-at-grok");
     o.add(t, "--init", &TrainConfig::init, "Start from this checkpoint's weights");
+    o.add(t, "--snapshot-every", &TrainConfig::snapshot_every,
+          "Save the model's weights to RUN/snapshots/ at every eval at a multiple of this step "
+          "(for tinygrok analyze); 0 = off");
     
     t.add_option("--out", options_.out, "Run directory (default: runs/PRESET-DATE-TIME)");
     t.add_option("--resume", options_.out, "Continue the run in this directory from its checkpoint")
