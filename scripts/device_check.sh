@@ -2,9 +2,10 @@
 # The GPU checks in one call, for the device tool's machine (an H200; README and
 # docs/benchmarks.md): configure and build for sm_90, run the CUDA tests (and the rest of the
 # suite), the kernel benchmarks against cuBLAS, the memory-bound ops' bandwidth against a device
-# copy, the fused kernels against their compositions, and a short nanda training run on the GPU;
-# print a table last. Full logs go to $OUT when it is set (the device tool brings $OUT back), else
-# to build-device/logs. Nothing can be installed there: make the dependency bundle here first and
+# copy, the fused kernels against their compositions, and a short nanda training run on the GPU,
+# then the same step in PyTorch (bench/pytorch_step.py, its JSON under $OUT); print a table last.
+# Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
+# build-device/logs. Nothing can be installed there: make the dependency bundle here first and
 # carry it:
 #   bash scripts/device_bundle.sh          # on this machine, once
 #   device run: bash scripts/device_check.sh    with carry [".device_deps"]
@@ -61,6 +62,10 @@ stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Relea
     [ -f build-device/nanda_gpu/summary.json ] && cp build-device/nanda_gpu/summary.json \
       "$out/nanda_gpu_summary.json"
   }
+# The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below; its JSON
+# is written after each mode, so a time limit keeps the modes that ran.
+stage pytorch_step 180 python3 bench/pytorch_step.py --device cuda \
+  --modes eager,graphs,compile,compile-reduce-overhead --json "$out/pytorch_step.json"
 
 # The memory bench's headline: each op's GB/s and fraction of a same-size device copy.
 memory_table() {
@@ -74,10 +79,32 @@ for b in rows:
 PY
 }
 
+# PyTorch's ms per nanda step in each mode, beside tinygrok's GPU training run's (summary.json).
+pytorch_table() {
+  [ -s "$out/pytorch_step.json" ] && command -v python3 >/dev/null || return 0
+  python3 - "$out/pytorch_step.json" "$out/nanda_gpu_summary.json" <<'PY' || true
+import json, os, sys
+report = json.load(open(sys.argv[1]))
+ours = None
+if os.path.exists(sys.argv[2]):
+    ours = json.load(open(sys.argv[2])).get("train_ms_per_step")
+print(f"nanda step, PyTorch {report['torch']} vs tinygrok "
+      f"({f'{ours:.3f} ms/step' if ours else 'no GPU training run'}):")
+for r in report["results"]:
+    if r["status"] != "ok":
+        print(f"  {r['mode']:<24} unavailable: {r['why'][:80]}")
+    else:
+        ratio = f"  {r['ms_per_step'] / ours:6.1f}x tinygrok's time" if ours else ""
+        print(f"  {r['mode']:<24} {r['ms_per_step']:9.3f} ms/step{ratio}")
+print(f"  losses agree across modes: {report.get('agree')}")
+PY
+}
+
 {
   echo
   echo "device_check: $(head -2 "$out/gpu.txt" | tail -1)"
   printf '%s\n' "${summary[@]}"
   memory_table
+  pytorch_table
   echo "logs: $log"
 } | tee "$out/summary.txt"
