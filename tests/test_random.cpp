@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/backend.h"
+#include "kernels/random_element.h"
 #include "tinygrok.h"
 
 using namespace tg;
@@ -305,4 +307,25 @@ TEST_CASE("random: dropout backward multiplies by the same mask", "[random]") {
   }
   CHECK(zeros_seen > 300);
   CHECK(zeros_seen < 500);
+}
+
+TEST_CASE("random: the CPU's blockwise dropout mask equals the per-element reference",
+          "[random]") {
+  // kernels/cpu/memory.cpp draws one Philox block per four mask elements; random_element is the
+  // reference. Awkward sizes and counters put thread chunks and blocks out of step.
+  Backend& cpu = backend_for(Device::cpu());
+  for (int64_t n : {1, 3, 5, 4097, 10001})
+    for (uint64_t counter : {0ull, 7ull}) {
+      for (DType dtype : {DType::Float32, DType::Float64}) {
+        Tensor mask = Tensor::empty({n}, dtype);
+        cpu.fill_random(mask, RandomKind::DropoutMask, 42, counter, 0.3, 0);
+        const std::vector<double> got = mask.to_vector<double>();
+        for (int64_t i = 0; i < n; ++i) {
+          const double want = dtype == DType::Float32
+              ? static_cast<double>(random_element<float>(RandomKind::DropoutMask, 42, counter, i, 0.3, 0))
+              : random_element<double>(RandomKind::DropoutMask, 42, counter, i, 0.3, 0);
+          if (got[static_cast<size_t>(i)] != want) FAIL("n " << n << " counter " << counter << " i " << i);
+        }
+      }
+    }
 }

@@ -1,5 +1,6 @@
 // CPU memory primitives: allocation, strided copy with dtype conversion, fill, random fill and
 // host transfers (which on the CPU are plain memcpy).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -53,6 +54,20 @@ void CpuBackend::fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, 
   check(dst.is_contiguous(), "fill_random: destination must be contiguous");
   dispatch_floating(dst.dtype(), "fill_random", [&]<typename T>() {
     T* out = dst.data<T>();
+    if (kind == RandomKind::DropoutMask) {
+      // Drawn at every training step: one Philox block serves its four elements here, where
+      // random_element (the reference, and what other kinds use) computes it once per element.
+      const T kept = static_cast<T>(1.0 / (1.0 - a));
+      parallel_for(dst.numel(), 4096, [&](int64_t begin, int64_t end) {
+        for (int64_t block_start = begin / 4 * 4; block_start < end; block_start += 4) {
+          uint32_t block[4];
+          philox4x32_10(seed, counter + static_cast<uint64_t>(block_start / 4), block);
+          for (int64_t i = std::max(begin, block_start); i < std::min(end, block_start + 4); ++i)
+            out[i] = uniform_float(block[i % 4]) >= a ? kept : T(0);
+        }
+      });
+      return;
+    }
     // Element i depends only on (seed, counter, i): any split across threads gives the same values.
     parallel_for(dst.numel(), 4096, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
