@@ -79,6 +79,11 @@ enum class Reduction { Mean, Sum, None };
 // logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
                      Reduction reduction = Reduction::Mean);
+// The same with StableMax in place of softmax (Prieto et al. 2025; autograd/ops/stablemax.cpp):
+// -log(s(logits)[n, target[n]] / sum_j s(logits)[n, j]), s(x) = x + 1 (x >= 0), 1 / (1 - x)
+// (x < 0). Composed of elementwise ops and cross_entropy, so it runs on every device.
+Tensor stablemax_cross_entropy(const Tensor& logits, const Tensor& targets,
+                               Reduction reduction = Reduction::Mean);
 // x [..., in] @ W [in, out] + b [out] (b may be undefined), then act -> [..., out]: a whole
 // layer as one op, with the bias and activation fused into one pass over the product.
 Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b,

@@ -1,7 +1,10 @@
 // TrainConfig: presets, validation and JSON.
 #include "grok/config.h"
 
+#include <cmath>
+
 #include "core/error.h"
+#include "grok/analysis/eval_tracker.h"
 #include "grok/dataset.h"
 
 namespace tg::grok {
@@ -68,6 +71,24 @@ void one_of(const std::string& flag, const std::string& value,
   }
   throw Error(cat(flag, ": unknown value '", value, "' (expected one of: ", list, ")"));
 }
+
+// The training variants' flags (REFERENCE §2: Grokfast, StableMax, ⊥Grad, Omnigrok, decay
+// toward the initial weights).
+void validate_variants(const TrainConfig& c) {
+  one_of("--grokfast", c.grokfast, {"none", "ema", "ma"});
+  check(c.grokfast_alpha >= 0 && c.grokfast_alpha < 1, "--grokfast-alpha: must be in [0, 1), got ",
+        c.grokfast_alpha);
+  check(std::isfinite(c.grokfast_lamb) && c.grokfast_lamb >= 0,
+        "--grokfast-lamb: must be >= 0 (0 = the method's default), got ", c.grokfast_lamb);
+  check(c.grokfast_window >= 1, "--grokfast-window: must be at least 1, got ", c.grokfast_window);
+  one_of("--loss", c.loss, {"softmax", "stablemax"});
+  check(std::isfinite(c.init_scale) && c.init_scale > 0, "--init-scale: must be positive, got ",
+        c.init_scale);
+  // --init-scale scales freshly drawn weights; weights loaded by --init are used as they are.
+  check(c.init_scale == 1 || c.init.empty(), "--init-scale: scales fresh initial weights, so it "
+        "cannot be combined with --init (which loads its own)");
+  one_of("--wd-target", c.wd_target, {"zero", "init"});
+}
 }  // namespace
 
 void validate(const TrainConfig& c) {
@@ -111,6 +132,8 @@ void validate(const TrainConfig& c) {
   check(c.checkpoint_every > 0, "--checkpoint-every: must be positive, got ", c.checkpoint_every);
   check(c.grok_patience >= 1, "--grok-patience: must be at least 1, got ", c.grok_patience);
   check(c.snapshot_every >= 0, "--snapshot-every: must be >= 0 (0 = off), got ", c.snapshot_every);
+  validate_variants(c);
+  analysis::parse_track(c.track, c.op);  // names --track in its errors
   check(c.threads >= 0, "--threads: must be >= 0 (0 = every core), got ", c.threads);
 }
 
@@ -122,7 +145,14 @@ void validate(const TrainConfig& c) {
 
 // Fields added after the first release: a config.json without them (an older run) reads as the
 // default value, so old runs still resume and evaluate.
-#define TG_CONFIG_LATER_FIELDS(X) X(snapshot_every)
+#define TG_CONFIG_LATER_FIELDS(X)                                                                \
+  X(snapshot_every) X(grokfast) X(grokfast_alpha) X(grokfast_lamb) X(grokfast_window) X(loss)     \
+  X(orthogonal_grad) X(init_scale) X(weight_norm_constraint) X(wd_target) X(track)
+
+double effective_grokfast_lamb(const TrainConfig& c) {
+  if (c.grokfast_lamb != 0) return c.grokfast_lamb;
+  return c.grokfast == "ma" ? 5.0 : 2.0;  // Lee et al. 2024's defaults (REFERENCE §2)
+}
 
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j;

@@ -51,6 +51,20 @@ struct TrainConfig {
   int64_t grok_patience = 3;    // evals in a row at test accuracy >= 99% that end a run
   std::string init;             // start from this checkpoint's weights
   int64_t snapshot_every = 0;   // model weights into RUN/snapshots/ at these evals; 0 = off
+
+  // training variants (REFERENCE §2); the defaults leave a run as it was
+  std::string grokfast = "none";  // none | ema | ma: Grokfast's gradient filter
+  double grokfast_alpha = 0.98;   // EMA decay
+  double grokfast_lamb = 0;       // amplification; 0 = the method's default (ema 2, ma 5)
+  int64_t grokfast_window = 100;  // MA window, in steps
+  std::string loss = "softmax";   // softmax | stablemax (Prieto et al. 2025)
+  bool orthogonal_grad = false;   // ⊥Grad: the gradient's part orthogonal to each weight tensor
+  double init_scale = 1;          // Omnigrok: fresh initial weights times this
+  bool weight_norm_constraint = false;  // Omnigrok: hold ||theta|| at its value at step 0
+  std::string wd_target = "zero";       // zero | init: weight decay pulls toward 0 or theta_0
+
+  // per-eval analyses into RUN/analysis_track.csv: "" or a list of sharpness, collapse, fourier
+  std::string track;
 };
 
 // The presets by name: "default", "nanda", "power", "mlp" (REFERENCE §1 for the last three).
@@ -59,6 +73,9 @@ std::vector<std::string> preset_names();
 
 // Checks every value, throwing tg::Error naming the flag ("--frac: must be in (0, 1), got 1.5").
 void validate(const TrainConfig& config);
+
+// The Grokfast amplification a run uses: grokfast_lamb, or when that is 0 the method's default.
+double effective_grokfast_lamb(const TrainConfig& config);
 
 nlohmann::json to_json(const TrainConfig& config);
 TrainConfig config_from_json(const nlohmann::json& json);  // errors name the missing key

@@ -11,6 +11,11 @@ namespace tg::grok {
 
 LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
                       int64_t chunk) {
+  return evaluate(model, tokens, labels, LossKind::Softmax, chunk);
+}
+
+LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
+                      LossKind loss, int64_t chunk) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -20,7 +25,7 @@ LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labe
     const int64_t end = std::min(n, start + chunk);
     const Tensor logits = model.forward(tokens.slice(0, start, end));
     const Tensor y = labels.slice(0, start, end);
-    loss_sum += cross_entropy(logits, y, Reduction::Sum).item();
+    loss_sum += loss_of(loss, logits, y, Reduction::Sum).item();
     correct += sum(eq(argmax(logits, 1), y)).item();
   }
   model.train(was_training);

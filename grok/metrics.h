@@ -7,17 +7,21 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "grok/loss.h"
 #include "nn/model.h"
 
 namespace tg::grok {
 
 struct LossAccuracy {
-  double loss = 0;      // mean cross-entropy
+  double loss = 0;      // mean cross-entropy (softmax or StableMax)
   double accuracy = 0;  // fraction of argmax == label
 };
 
 // Evaluates in eval mode, without recording a graph, in chunks of `chunk` rows; restores the
-// model's train/eval mode afterwards.
+// model's train/eval mode afterwards. The loss is `loss` (a run's --loss; grok/loss.h).
+LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
+                      LossKind loss, int64_t chunk = 4096);
+// The same with the softmax cross-entropy.
 LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
                       int64_t chunk = 4096);
 

@@ -14,12 +14,15 @@
 #include "autograd/grad_mode.h"
 #include "core/denormal.h"
 #include "autograd/ops.h"
+#include "grok/analysis/eval_tracker.h"
 #include "grok/checkpoint.h"
+#include "grok/loss.h"
 #include "grok/metrics.h"
 #include "grok/plot.h"
 #include "grok/progress.h"
 #include "grok/batch_sampler.h"
 #include "grok/split.h"
+#include "grok/train_variants.h"
 #include "kernels/backend.h"
 #include "nn/one_hot_mlp.h"
 #include "nn/transformer.h"
@@ -27,6 +30,7 @@
 #include "optim/clip.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "optim/weight_norm_control.h"
 
 namespace tg::grok {
 
@@ -46,9 +50,18 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c,
                                                  const std::vector<Tensor>& params) {
-  if (c.optimizer == "adam") return std::make_unique<optim::Adam>(params, c.lr, c.beta1, c.beta2, 1e-8, c.wd);
-  if (c.optimizer == "sgd") return std::make_unique<optim::SGD>(params, c.lr, c.beta1, c.wd);
-  return std::make_unique<optim::AdamW>(params, c.lr, c.beta1, c.beta2, 1e-8, c.wd);
+  const double wd = optimizer_weight_decay(c);  // 0 when decaying toward theta_0 (TrainVariants)
+  if (c.optimizer == "adam") return std::make_unique<optim::Adam>(params, c.lr, c.beta1, c.beta2, 1e-8, wd);
+  if (c.optimizer == "sgd") return std::make_unique<optim::SGD>(params, c.lr, c.beta1, wd);
+  return std::make_unique<optim::AdamW>(params, c.lr, c.beta1, c.beta2, 1e-8, wd);
+}
+
+// What optimizer.safetensors holds: the optimiser's buffers, then the training variants' state.
+std::vector<std::pair<std::string, Tensor>> optimizer_checkpoint_state(
+    const optim::Optimizer& optimizer, const TrainVariants& variants) {
+  std::vector<std::pair<std::string, Tensor>> out = optimizer.state();
+  for (auto& entry : variants.state()) out.push_back(std::move(entry));
+  return out;
 }
 
 // What a checkpoint must remember beyond the tensors for a resumed run to continue exactly.
@@ -137,12 +150,13 @@ void check_same_run(const std::map<std::string, std::string>& run_state,
     throw Error(cat("checkpoint ", where, ": the configuration in its metadata is not JSON"));
   }
   const json current = to_json(config);
+  // A key missing there is a field added after that run started: it ran with the default.
+  const json defaults = to_json(TrainConfig{});
   for (const auto& [key, value] : current.items()) {
     if (key == "steps" || key == "threads" || key == "eval_every") continue;
-    check(saved.contains(key) && saved[key] == value, "--resume: checkpoint ", where,
-          " was written by a different run (", key, ": ",
-          saved.contains(key) ? saved[key].dump() : std::string("missing"), " there, ",
-          value.dump(), " here)");
+    const json& there = saved.contains(key) ? saved[key] : defaults[key];
+    check(there == value, "--resume: checkpoint ", where, " was written by a different run (",
+          key, ": ", there.dump(), " there, ", value.dump(), " here)");
   }
 }
 
@@ -190,7 +204,8 @@ TokenFormat token_format(const TrainConfig& c) {
 
 std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data, Generator& gen) {
   const nn::Activation act = nn::parse_activation(c.act);
-  if (c.model == "mlp") return std::make_shared<nn::OneHotMLP>(data.p, c.d_mlp, act, gen);
+  if (c.model == "mlp")
+    return std::make_shared<nn::OneHotMLP>(data.p, c.d_mlp, act, gen, c.dropout);
   const TokenFormat format = token_format(c);
   nn::TransformerConfig t;
   t.d_vocab = vocab_size(format, data.p);
@@ -254,6 +269,9 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // The model generator draws the initial weights, then dropout masks as training goes.
   Generator model_gen(config.seed);
   std::shared_ptr<nn::Model> model = build_model(config, data, model_gen);
+  // Omnigrok's scaled start; only fresh weights (validate() rejects it with --init), and a
+  // resumed run loads its own over them.
+  if (config.init_scale != 1) optim::scale_weights(model->parameters(), config.init_scale);
   if (use_init) {
     std::map<std::string, Tensor> weights(init_from.model.begin(), init_from.model.end());
     try {
@@ -265,6 +283,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   model->to(device);  // drawn (or loaded) on the host, so a seed gives the same weights anywhere
   const std::vector<Tensor> params = model->parameters();
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config, params);
+  TrainVariants variants(config, params);  // theta_0 and the norm to hold: the weights right now
+  const LossKind loss_kind = parse_loss(config.loss);
   optim::LrSchedule schedule;
   schedule.base_lr = config.lr;
   schedule.warmup_steps = config.warmup;
@@ -281,7 +301,9 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
           where, " (step ", state.step, ")");
     try {
       model->load_state_dict(on_device(resume_from.model, device));
-      optimizer->load_state(on_device(resume_from.optimizer, device), state.optimizer_steps);
+      std::map<std::string, Tensor> optimizer_state = on_device(resume_from.optimizer, device);
+      variants.load_state(optimizer_state);  // takes its entries out, leaves the optimiser's
+      optimizer->load_state(optimizer_state, state.optimizer_steps);
       sampler.restore(state.sampler_offset, state.sampler_position);
     } catch (const Error& e) {
       throw Error(cat("--resume: checkpoint ", where, " does not fit this run: ", e.what()));
@@ -302,6 +324,10 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     write_split(dir / "split.txt", split);
   }
   MetricsLog metrics((dir / "metrics.csv").string(), options.resume, state.step);
+  std::unique_ptr<analysis::EvalTracker> tracker;  // --track: analyses at every eval
+  if (!config.track.empty())
+    tracker = std::make_unique<analysis::EvalTracker>((dir / "analysis_track.csv").string(),
+                                                      config, data.p, options.resume, state.step);
   Progress progress(config.steps, options.quiet ? nullptr : stderr);
 
   const auto session_start = std::chrono::steady_clock::now();
@@ -318,8 +344,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     std::map<std::string, std::string> meta = state.to_metadata();
     meta["format"] = "tinygrok-checkpoint-1";
     meta["config"] = to_json(config).dump();
-    save_checkpoint(options.out, {on_host(model->named_parameters()), on_host(optimizer->state()),
-                                  meta});
+    save_checkpoint(options.out, {on_host(model->named_parameters()),
+                                  on_host(optimizer_checkpoint_state(*optimizer, variants)), meta});
     last_checkpoint = state.step;
   };
 
@@ -335,14 +361,15 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   int64_t step_of_last_eval = -1;  // in this session
   double train_loss_at_last_eval = 0;
   auto eval = [&] {
-    const LossAccuracy train_m = evaluate(*model, train_tokens, train_labels);
+    const LossAccuracy train_m = evaluate(*model, train_tokens, train_labels, loss_kind);
     step_of_last_eval = state.step;
     train_loss_at_last_eval = train_m.loss;
-    const LossAccuracy test_m = evaluate(*model, test_tokens, test_labels);
+    const LossAccuracy test_m = evaluate(*model, test_tokens, test_labels, loss_kind);
     MetricsRow row{state.step, train_m.loss, train_m.accuracy, test_m.loss, test_m.accuracy,
                    optim::global_norm(params), schedule.at(std::max<int64_t>(state.step - 1, 0)),
                    elapsed()};
     metrics.write(row);
+    if (tracker) tracker->record(state.step, *model, train_tokens, train_labels);
     if (config.snapshot_every > 0 && state.step % config.snapshot_every == 0) snapshot();
     if (state.t_m < 0 && train_m.accuracy >= kGrokAccuracy) state.t_m = state.step;
     if (state.t_g < 0 && test_m.accuracy >= kGrokAccuracy) state.t_g = state.step;
@@ -373,7 +400,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   auto save_if_finite = [&] {
     const double loss = step_of_last_eval == state.step
                             ? train_loss_at_last_eval
-                            : evaluate(*model, train_tokens, train_labels).loss;
+                            : evaluate(*model, train_tokens, train_labels, loss_kind).loss;
     if (!std::isfinite(loss)) {
       stop_for_nan(loss, cat("after step ", state.step));
       return false;
@@ -395,7 +422,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     const Tensor tokens =
         full_batch ? train_tokens : make_tokens(data, batch, format).to(device);
     const Tensor labels = full_batch ? train_labels : make_labels(data, batch).to(device);
-    const Tensor loss = cross_entropy(model->forward(tokens), labels);
+    const Tensor loss = loss_of(loss_kind, model->forward(tokens), labels);
     const double loss_value = loss.item();
     if (!std::isfinite(loss_value)) {
       stop_for_nan(loss_value, cat("at step ", state.step + 1));
@@ -403,8 +430,14 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     }
     optimizer->zero_grad();
     loss.backward();
+    // The filters (Grokfast, ⊥Grad) transform the loss's own gradient, so they come straight
+    // after backward: Grokfast's memory must hold raw gradients, not clipped ones. Clipping then
+    // bounds what the optimiser actually receives (Grokfast can amplify it (1 + lamb)-fold).
+    variants.filter_gradients();
     if (config.clip > 0) optim::clip_grad_norm(params, config.clip);
+    variants.before_step(optimizer->lr());
     optimizer->step();
+    variants.after_step();
     state.train_seconds += seconds_since(step_start);
     ++state.timed_steps;
     ++state.step;

@@ -56,6 +56,10 @@ TEST_CASE("the weight-norm rule stops once compression has finished", "[early_st
   const StopPoint w = weight_norm_stop(rows, 500, 0.01);
   REQUIRE(w.step == 3100);
   REQUIRE(w.test_acc == 1.0);
+  // A norm that grows after memorisation is not settled either.
+  std::vector<MetricsRow> growing = rows;
+  for (MetricsRow& r : growing) r.weight_norm = 1e4 / r.weight_norm;
+  REQUIRE(weight_norm_stop(growing, 500, 0.01).step == 3100);
   // A run that never memorised never stops by this rule.
   std::vector<MetricsRow> never = rows;
   for (MetricsRow& r : never) r.train_acc = 0.5;

@@ -1,7 +1,7 @@
-// Neural-network op tests: softmax and log-softmax, cross-entropy, embedding, one-hot, layer norm,
-// dropout, cat, and the backward of every view op (reshape, transpose, permute, slice, select,
-// expand, squeeze/unsqueeze, dtype conversion, clone, contiguous): values by hand, host references
-// and float64 gradchecks.
+// Neural-network op tests: softmax and log-softmax, cross-entropy (softmax and StableMax),
+// embedding, one-hot, layer norm, dropout, cat, and the backward of every view op (reshape,
+// transpose, permute, slice, select, expand, squeeze/unsqueeze, dtype conversion, clone,
+// contiguous): values by hand, host references and float64 gradchecks.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -240,6 +240,69 @@ TEST_CASE("nn_ops: gradcheck of cross_entropy for every reduction", "[nn_ops]") 
   CHECK_GRADCHECK(
       [](const std::vector<Tensor>& in) { return cross_entropy(in[0].t(), in[1], Reduction::Sum); },
       {leaf64({7, 5}, gen), targets});
+}
+
+// --- StableMax cross-entropy ---------------------------------------------------------------------
+
+TEST_CASE("nn_ops: stablemax_cross_entropy equals -log(s(x_t) / sum s(x)), float32 and float64",
+          "[nn_ops]") {
+  // s(x) = x + 1 for x >= 0, 1 / (1 - x) for x < 0 (Prieto et al. 2025), straight from the formula.
+  auto s = [](double x) { return x >= 0 ? x + 1 : 1 / (1 - x); };
+  Generator gen(61);
+  const int64_t n = 9, c = 13;
+  std::vector<double> x = (randn({n, c}, gen, DType::Float64) * 4.0).to_vector<double>();
+  x[0] = 0;  // the joint of the two branches
+  x[1] = -300;
+  x[2] = 250;
+  const std::vector<int64_t> t = {0, 12, 5, 5, 1, 7, 2, 11, 3};
+  std::vector<double> rows(n);
+  for (int64_t r = 0; r < n; ++r) {
+    double total = 0;
+    for (int64_t j = 0; j < c; ++j) total += s(x[r * c + j]);
+    rows[r] = -std::log(s(x[r * c + t[r]]) / total);
+  }
+  double sum_rows = 0;
+  for (const double v : rows) sum_rows += v;
+  for (const DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    const double tol = dtype == DType::Float32 ? 1e-5 : 1e-12;
+    const Tensor logits = from_vector<double>(x, {n, c}).to(dtype);
+    const Tensor targets = from_vector<int64_t>(t);
+    const Tensor none = stablemax_cross_entropy(logits, targets, Reduction::None);
+    CHECK(none.dtype() == dtype);
+    check_tensor(none, {n}, rows, tol);
+    check_tensor(stablemax_cross_entropy(logits, targets, Reduction::Sum), {}, {sum_rows}, tol);
+    check_tensor(stablemax_cross_entropy(logits, targets), {}, {sum_rows / n}, tol);
+  }
+  // It differs from softmax cross-entropy (the check above could not pass with cross_entropy).
+  const Tensor logits = from_vector<double>(x, {n, c});
+  CHECK(std::abs(stablemax_cross_entropy(logits, from_vector<int64_t>(t)).item() -
+                 cross_entropy(logits, from_vector<int64_t>(t)).item()) > 0.1);
+  const Tensor out_of_range = from_vector<int64_t>({0, 13, 0, 0, 0, 0, 0, 0, 0});
+  CHECK_THROWS_AS(stablemax_cross_entropy(logits, out_of_range), Error);
+  CHECK_THROWS_AS(stablemax_cross_entropy(zeros({2, 3, 1}), from_vector<int64_t>({0, 1})), Error);
+}
+
+TEST_CASE("nn_ops: gradcheck of stablemax_cross_entropy for every reduction, including x = 0",
+          "[nn_ops]") {
+  Generator gen(62);
+  Tensor logits = (randn({5, 7}, gen, DType::Float64) * 3.0).detach();
+  std::vector<double> v = logits.to_vector<double>();
+  v[3] = 0;   // s is C1 at 0: the derivative there is 1 from both sides
+  v[10] = 0;  // and a target's own logit at 0
+  logits = from_vector<double>(v, {5, 7}).requires_grad_();
+  const Tensor targets = from_vector<int64_t>({6, 3, 3, 0, 1});
+  for (Reduction r : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
+    INFO("reduction " << static_cast<int>(r));
+    CHECK_GRADCHECK(
+        [r](const std::vector<Tensor>& in) { return stablemax_cross_entropy(in[0], in[1], r); },
+        {logits, targets});
+  }
+  // At x = 0 exactly: d/dx of -log StableMax_t for a non-target x_j is s'(0) / sum s = 1 / sum s.
+  Tensor row = from_vector<double>({0, 1, -1}, {1, 3}).requires_grad_();
+  stablemax_cross_entropy(row, from_vector<int64_t>({1})).backward();
+  const double total = 1 + 2 + 0.5;
+  check_tensor(row.grad(), {1, 3}, {1 / total, 1 / total - 1 / 2.0, 0.25 / total}, 1e-12);
 }
 
 // --- embedding and one-hot -----------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Stopping rules replayed over a run's metrics rows (one row per eval, in step order).
 #include "grok/analysis/early_stopping.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace tg::grok::analysis {
@@ -36,8 +38,9 @@ StopPoint weight_norm_stop(const std::vector<MetricsRow>& rows, int64_t window_s
   for (size_t i = memorised; i < rows.size(); ++i) {
     while (back + 1 < i && rows[i].step - rows[back + 1].step >= window_steps) ++back;
     if (rows[i].step - rows[back].step < window_steps) continue;
-    const double drop = (rows[back].weight_norm - rows[i].weight_norm) / rows[back].weight_norm;
-    if (drop < relative_drop) return {rows[i].step, rows[i].test_acc};
+    // A norm still moving either way is not settled (some runs grow it after memorising).
+    const double change = (rows[i].weight_norm - rows[back].weight_norm) / rows[back].weight_norm;
+    if (std::fabs(change) < relative_drop) return {rows[i].step, rows[i].test_acc};
   }
   return {};
 }

@@ -24,9 +24,10 @@ struct StopPoint {
 StopPoint patience_stop(const std::vector<MetricsRow>& rows, int64_t patience_steps,
                         double min_delta = 0);
 
-// The weight-norm rule: after memorisation (train accuracy >= 99%), keep training while weight
-// decay is still compressing the network; stop at the first eval where ||theta|| has fallen by
-// less than `relative_drop` over the last `window_steps` steps. test_acc is the accuracy there.
+// The weight-norm rule: after memorisation (train accuracy >= 99%), keep training while the
+// weight norm is still changing (weight decay compressing the network); stop at the first eval
+// where ||theta|| has moved by less than `relative_drop` (relative, either way) over the last
+// `window_steps` steps. test_acc is the accuracy there.
 StopPoint weight_norm_stop(const std::vector<MetricsRow>& rows, int64_t window_steps,
                            double relative_drop = 0.01);
 

@@ -48,8 +48,10 @@ int run_eval(const std::string& path) {
   std::shared_ptr<nn::Model> model = build_model(config, data, gen);
   model->load_state_dict(std::map<std::string, Tensor>(checkpoint.model.begin(), checkpoint.model.end()));
   const TokenFormat format = token_format(config);
+  const LossKind loss = parse_loss(config.loss);  // the loss the run trained on, as metrics.csv
   auto measure = [&](const std::vector<int64_t>& pairs) {
-    const LossAccuracy m = evaluate(*model, make_tokens(data, pairs, format), make_labels(data, pairs));
+    const LossAccuracy m =
+        evaluate(*model, make_tokens(data, pairs, format), make_labels(data, pairs), loss);
     return json{{"loss", m.loss}, {"accuracy", m.accuracy}, {"pairs", pairs.size()}};
   };
   json out;

@@ -111,7 +111,9 @@ class TrainCommand : public Command {
     o.add(t, "--act", &TrainConfig::act, "relu, gelu or x2");
     o.add(t, "--ln", &TrainConfig::ln, "LayerNorm: none, pre or post");
     o.add(t, "--tokens", &TrainConfig::tokens, "Input format: ab, abeq ([a,b,=]) or aopbeq ([a,op,b,=])");
-    o.add(t, "--dropout", &TrainConfig::dropout, "Dropout probability in the transformer");
+    o.add(t, "--dropout", &TrainConfig::dropout,
+          "Dropout probability: the transformer's embeddings and sublayer outputs, or the mlp "
+          "model's hidden units");
     o.add(t, "--optimizer", &TrainConfig::optimizer, "adamw, adam or sgd (sgd's momentum is beta1)");
     o.add(t, "--lr", &TrainConfig::lr, "Learning rate after warm-up");
     o.add(t, "--wd", &TrainConfig::wd, "Weight decay (decoupled for adamw)");
@@ -135,6 +137,29 @@ class TrainCommand : public Command {
     o.add(t, "--snapshot-every", &TrainConfig::snapshot_every,
           "Save the model's weights to RUN/snapshots/ at every eval at a multiple of this step "
           "(for tinygrok analyze); 0 = off");
+    // Training variants (REFERENCE §2).
+    o.add(t, "--grokfast", &TrainConfig::grokfast,
+          "Grokfast gradient filter (Lee et al. 2024): none, ema or ma");
+    o.add(t, "--grokfast-alpha", &TrainConfig::grokfast_alpha, "Grokfast EMA decay, in [0, 1)");
+    o.add(t, "--grokfast-lamb", &TrainConfig::grokfast_lamb,
+          "Grokfast amplification: g + lamb * filtered g; 0 = the method's default (ema 2, ma 5)");
+    o.add(t, "--grokfast-window", &TrainConfig::grokfast_window, "Grokfast MA window, in steps");
+    o.add(t, "--loss", &TrainConfig::loss,
+          "softmax or stablemax (cross-entropy with StableMax, Prieto et al. 2025), in training "
+          "and in the evals");
+    o.add_flag(t, "--orthogonal-grad", &TrainConfig::orthogonal_grad,
+               "⊥Grad (Prieto et al. 2025): step along each gradient's part orthogonal to its "
+               "weights, rescaled to the gradient's norm");
+    o.add(t, "--init-scale", &TrainConfig::init_scale,
+          "Omnigrok: multiply the fresh initial weights by this");
+    o.add_flag(t, "--weight-norm-constraint", &TrainConfig::weight_norm_constraint,
+               "Omnigrok: after every step, rescale the weights to their global norm at step 0 "
+               "(usually with --wd 0)");
+    o.add(t, "--wd-target", &TrainConfig::wd_target,
+          "Weight decay pulls toward zero or toward the initial weights (init)");
+    o.add(t, "--track", &TrainConfig::track,
+          "Analyses at every eval into RUN/analysis_track.csv: a comma-separated list of "
+          "sharpness, collapse, fourier");
     
     t.add_option("--out", options_.out, "Run directory (default: runs/PRESET-DATE-TIME)");
     t.add_option("--resume", options_.out, "Continue the run in this directory from its checkpoint")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Command-line tests of `tinygrok`: train --help, a short real run and its files, the plain
 # progress lines off a terminal (and the bar on one), eval's JSON, --split, --init,
-# --stop-at-grok, a NaN loss, Ctrl-C and --resume, and every bad-input case (nonzero exit, one
-# line on stderr naming the flag or file, nothing written or changed). On a machine with a GPU,
-# the short run again with --device cuda, whose metrics must match the CPU's.
+# --stop-at-grok, the training variants' flags, a NaN loss, Ctrl-C and --resume, and every
+# bad-input case (nonzero exit, one line on stderr naming the flag or file, nothing written or
+# changed). On a machine with a GPU, the short run again with --device cuda, whose metrics must
+# match the CPU's.
 #
 # Usage: bash tests/cli/test_cli.sh path/to/tinygrok    (CTest runs it as the test `cli`)
 set -u
@@ -135,6 +136,34 @@ s = json.load(open('grok_run/summary.json'))
 assert s['status'] == 'grokked' and s['steps'] < 5000 and s['T_g'] is not None, s
 "
 
+# --- the training variants (REFERENCE §2): listed in --help, recorded in config.json --------
+for flag in --grokfast --grokfast-alpha --grokfast-lamb --grokfast-window --loss \
+            --orthogonal-grad --init-scale --weight-norm-constraint --wd-target; do
+  if grep -qE -- "^ +$flag( |,|$)" "$LOG/help"; then ok; else fail "train --help lacks $flag"; fi
+done
+"$BIN" train "${TINY[@]}" --steps 10 --eval-every 5 --quiet --out variants_run \
+  --grokfast ma --grokfast-window 4 --grokfast-lamb 3 --loss stablemax --orthogonal-grad \
+  --init-scale 2 --weight-norm-constraint --wd 0.5 --wd-target init --dropout 0.1 \
+  2>"$LOG/variants.err" && ok || fail "the variants run: $(cat "$LOG/variants.err")"
+expect "config.json records every variant flag" py "
+import json
+c = json.load(open('variants_run/config.json'))
+want = {'grokfast': 'ma', 'grokfast_window': 4, 'grokfast_lamb': 3, 'loss': 'stablemax',
+        'orthogonal_grad': True, 'init_scale': 2, 'weight_norm_constraint': True,
+        'wd_target': 'init', 'dropout': 0.1}
+for k, v in want.items():
+    assert c[k] == v, (k, c[k], v)
+"
+"$BIN" eval variants_run >"$LOG/variants_eval.json" 2>"$LOG/variants_eval.err" && ok ||
+  fail "eval of the variants run: $(cat "$LOG/variants_eval.err")"
+expect "eval reports the run's own loss (StableMax), as metrics.csv does" py "
+import json, csv
+e = json.load(open('$LOG/variants_eval.json'))
+last = list(csv.DictReader(open('variants_run/metrics.csv')))[-1]
+assert abs(e['test']['loss'] - float(last['test_loss'])) < 1e-5 * float(last['test_loss']), (e, last)
+"
+rm -rf variants_run  # the bad-input checks below compare the run directories
+
 # --- a NaN loss: exit 3, the step and the last good checkpoint named -------------------------
 "$BIN" train --p 23 --frac 0.6 --d-mlp 64 --threads 1 --optimizer sgd --lr 1e5 --warmup 0 \
   --steps 50 --eval-every 1 --checkpoint-every 1 --quiet --out nan_run >/dev/null 2>"$LOG/nan.err"
@@ -169,6 +198,10 @@ expect_error "--batch" train "${TINY[@]}" --batch 1000 --out new
 expect_error "--steps" train "${TINY[@]}" --steps 0 --out new
 expect_error "--p" train --p abc --out new
 expect_error "--device" train "${TINY[@]}" --device gpu --out new
+expect_error "--grokfast" train "${TINY[@]}" --grokfast fast --out new
+expect_error "--loss" train "${TINY[@]}" --loss hinge --out new
+expect_error "--init-scale" train "${TINY[@]}" --init-scale 0 --out new
+expect_error "--wd-target" train "${TINY[@]}" --wd-target one --out new
 # --device cuda: without a GPU (or the CUDA backend) a clear error like any bad flag; with one,
 # the short run again on the GPU (below).
 "$BIN" train "${TINY[@]}" --device cuda --steps 1 --quiet --out gpu_probe >/dev/null \
