@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Command>> commands;
   commands.push_back(make_train_command(app));
   commands.push_back(make_eval_command(app));
+  commands.push_back(make_sweep_command(app));
+  commands.push_back(make_analyze_command(app));
 
   CLI11_PARSE(app, argc, argv);
   try {

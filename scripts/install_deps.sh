@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev      # checkpoints, config.json, summary.json
   libcli11-dev            # the tinygrok command line
   gnuplot-nox             # curves.png of a training run
+  openmpi-bin libopenmpi-dev  # tinygrok sweep under mpirun (optional: cmake -DTINYGROK_MPI=OFF)
 )
 
 missing=()

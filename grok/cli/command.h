@@ -18,5 +18,7 @@ class Command {
 
 std::unique_ptr<Command> make_train_command(CLI::App& parent);
 std::unique_ptr<Command> make_eval_command(CLI::App& parent);
+std::unique_ptr<Command> make_sweep_command(CLI::App& parent);
+std::unique_ptr<Command> make_analyze_command(CLI::App& parent);
 
 }  // namespace tg::grok::cli

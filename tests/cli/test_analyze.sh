@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Command-line tests of `tinygrok analyze`: a tiny run with snapshots (and --track), analysed;
+# the summary on stdout, every output file, the PNGs when gnuplot is installed, --every and
+# --key-frequencies; and every bad-input case (nonzero exit, one line on stderr naming the flag
+# or path).
+#
+# Usage: bash tests/cli/test_analyze.sh path/to/tinygrok    (CTest runs it as `cli_analyze`)
+set -u
+
+[ $# -eq 1 ] && [ -x "$1" ] || { echo "usage: $0 path/to/tinygrok" >&2; exit 2; }
+BIN=$(realpath "$1")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinygrok_test_analyze.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP"
+
+failures=0
+checks=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ok() { checks=$((checks + 1)); }
+expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
+  local what=$1; shift
+  if "$@"; then ok; else fail "$what"; fi
+}
+
+# The one-hot MLP on a + b mod 13: memorises in a few dozen steps.
+"$BIN" train --p 13 --frac 0.6 --d-mlp 32 --lr 0.01 --threads 1 --steps 120 --eval-every 20 \
+  --snapshot-every 40 --track sharpness,collapse,fourier --out run --quiet >train.out 2>train.err
+rc=$?
+[ $rc -eq 0 ] && ok || { fail "the tiny run exits $rc"; cat train.err >&2; }
+expect "--track writes analysis_track.csv, a row per eval" \
+  test "$(wc -l <run/analysis_track.csv)" -eq 8
+
+"$BIN" analyze run --threads 1 >analyze.out 2>analyze.err
+rc=$?
+[ $rc -eq 0 ] && ok || { fail "analyze exits $rc"; cat analyze.err >&2; }
+for text in "4 snapshots, steps 0..120" "key frequencies:" "neuron clusters" "T_m" \
+            "restricted loss < 0.1" "sharpness:" "wrote run/analysis/"; do
+  if grep -qF -- "$text" analyze.out; then ok; else fail "the summary lacks '$text'"; fi
+done
+for f in analysis.csv weight_norms.csv fourier.csv neurons.csv analysis.json losses.gp \
+         fourier.gp weight_norm.gp sharpness.gp softmax_collapse.gp; do
+  [ -s "run/analysis/$f" ] && ok || fail "analyze did not write analysis/$f"
+done
+expect "analysis.csv has a row per snapshot" test "$(wc -l <run/analysis/analysis.csv)" -eq 5
+if command -v gnuplot >/dev/null 2>&1; then
+  for f in losses fourier weight_norm sharpness softmax_collapse; do
+    [ -s "run/analysis/$f.png" ] && ok || fail "analyze did not draw analysis/$f.png"
+  done
+else
+  echo "SKIP: gnuplot is not installed; the PNGs are not checked"
+fi
+
+"$BIN" analyze run --every 2 --key-frequencies 1,3 --rho 0.01 --no-plots --quiet --threads 1 \
+  >every.out 2>every.err || fail "analyze --every 2 fails: $(cat every.err)"
+expect "--every 2 keeps the last snapshot" python3 -c "
+import json; a = json.load(open('run/analysis/analysis.json'))
+assert a['steps'] == [0, 80, 120], a['steps']
+assert a['key_frequencies']['values'] == [1, 3]
+assert a['settings']['sharpness_rho'] == {'rule': 'absolute', 'rho': 0.01}"
+
+expect_error() {  # expect_error TEXT ARGS...: fails, one line on stderr containing TEXT
+  local text=$1; shift
+  "$BIN" "$@" >err.out 2>err.err
+  local rc=$?
+  if [ $rc -eq 0 ]; then fail "'$*' succeeded"; return; fi
+  if [ "$(wc -l <err.err)" -ne 1 ]; then fail "'$*' printed $(wc -l <err.err) lines"; return; fi
+  grep -qF -- "$text" err.err && ok || fail "'$*' said '$(cat err.err)', not '$text'"
+}
+expect_error "not a run directory" analyze nowhere
+expect_error "--every" analyze run --every 0 --no-plots
+expect_error "--key-frequencies: 7" analyze run --key-frequencies 7 --no-plots
+expect_error "--rho" analyze run --rho -1 --no-plots
+expect_error "excludes" analyze run --rho 0.1 --rho-fraction 0.01
+expect_error "--track: unknown metric" train --p 13 --track entropy --out bad
+
+echo "$checks checks, $failures failures"
+[ $failures -eq 0 ]
