@@ -1,5 +1,6 @@
 // tinygrok: the command line. Each subcommand is a file in grok/cli/: `train` runs a grokking
-// experiment from a preset plus flags; `eval CHECKPOINT` prints a checkpoint's loss and accuracy.
+// experiment from a preset plus flags; `eval CHECKPOINT` prints a checkpoint's loss and accuracy;
+// `analyze RUN` measures what a run did; `sweep SPEC` runs a grid of runs.
 #include <cstdio>
 #include <exception>
 #include <memory>
