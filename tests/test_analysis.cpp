@@ -322,7 +322,21 @@ TEST_CASE("the weight-decay fit recovers an exact exponential and its grokking t
   REQUIRE(g.rate_theory == Approx(5e-4));
   REQUIRE(*g.predicted_t_g_theory == Approx(1100).epsilon(1e-9));
   REQUIRE(*g.relative_error_theory == Approx(1.0).epsilon(1e-9));
+  // From T_m to T_g the decay is exactly exponential at r: both descriptions say so.
+  REQUIRE(g.fitted_between);
+  REQUIRE(g.rate_between == Approx(r).epsilon(1e-9));
+  REQUIRE(g.r_squared_between == Approx(1.0).margin(1e-12));
+  REQUIRE(g.rate_mean_between == Approx(r).epsilon(1e-9));
 
+  SECTION("a decay that is not exponential: a poorer fit between T_m and T_g") {
+    std::vector<MetricsRow> stepwise = rows;  // flat, then a cliff at 350, then flat
+    for (MetricsRow& row : stepwise)
+      if (row.step >= 100) row.weight_norm = row.step < 350 ? norm_m : norm_m * std::exp(-0.5);
+    const GrokTimePrediction n = predict_grok_time(stepwise, 100, 600, 1.0);
+    REQUIRE(n.fitted_between);
+    REQUIRE(n.r_squared_between < 0.9);
+    REQUIRE(n.rate_mean_between == Approx(r).epsilon(1e-9));  // the same start and end
+  }
   SECTION("a run that never generalised: a fit, no prediction") {
     const GrokTimePrediction n = predict_grok_time(rows, 100, -1, 1.0);
     REQUIRE(n.fitted);

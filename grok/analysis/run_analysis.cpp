@@ -188,6 +188,16 @@ json prediction_json(const GrokTimePrediction& g) {
   out["peak_norm_after_T_m"] = g.peak_step >= 0 ? json(g.peak_norm) : json(nullptr);
   out["peak_norm_step"] = g.peak_step >= 0 ? json(g.peak_step) : json(nullptr);
   out["rate_theory_lr_x_wd"] = g.rate_theory;
+  if (g.fitted_between)
+    out["between_T_m_and_T_g"] = {
+        {"rate_fit", g.rate_between},
+        {"r_squared", g.r_squared_between},
+        {"rate_mean", g.rate_mean_between},
+        {"rate_mean_over_theory", g.rate_theory > 0 ? json(g.rate_mean_between / g.rate_theory)
+                                                    : json(nullptr)},
+        {"definition", "every eval from T_m to T_g: least-squares fit of ln||theta|| (how "
+                       "exponential the decay was), and ln(||theta_Tm||/||theta_Tg||)/(T_g - T_m), "
+                       "the rate that makes the law exact"}};
   out["window_rule"] =
       cat("evals from T_m up to the first of: ", kFitWindowFraction * 100,
           "% of the way from T_m to the last eval; the first eval where ||theta|| is ",
@@ -615,6 +625,11 @@ std::string analysis_summary(const json& a) {
       out << "weight-norm decay fit, steps " << g["fit"]["window_begin"] << ".."
           << g["fit"]["window_end"] << ": rate " << show(g["fit"]["rate"]) << "/step (R^2 "
           << show(g["fit"]["r_squared"]) << ") vs lr x wd " << show(g["rate_theory_lr_x_wd"])
+          << "\n";
+    if (g.contains("between_T_m_and_T_g"))
+      out << "from T_m to T_g: mean decay rate " << show(g["between_T_m_and_T_g"]["rate_mean"])
+          << "/step (" << show(g["between_T_m_and_T_g"]["rate_mean_over_theory"])
+          << " x lr x wd); exponential fit R^2 " << show(g["between_T_m_and_T_g"]["r_squared"])
           << "\n";
     if (!g["predicted_T_g_fit"].is_null() || !g["predicted_T_g_theory"].is_null())
       out << "predicted T_g: " << show(g["predicted_T_g_fit"]) << " from the fitted rate (error "

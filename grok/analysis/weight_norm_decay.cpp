@@ -107,6 +107,19 @@ GrokTimePrediction predict_grok_time(const std::vector<MetricsRow>& rows, int64_
   }
   const double log_ratio = std::log(out.norm_at_t_m / out.norm_at_t_g);
   const double observed = static_cast<double>(t_g - t_m);
+  out.rate_mean_between = log_ratio / observed;
+  std::vector<double> all_steps, all_log_norms;
+  for (const MetricsRow& r : rows)
+    if (r.step >= t_m && r.step <= t_g && r.weight_norm > 0) {
+      all_steps.push_back(static_cast<double>(r.step));
+      all_log_norms.push_back(std::log(r.weight_norm));
+    }
+  if (all_steps.size() >= static_cast<size_t>(kFitWindowMinEvals)) {
+    double intercept = 0, slope = 0;
+    fit_line(all_steps, all_log_norms, intercept, slope, out.r_squared_between);
+    out.rate_between = -slope;
+    out.fitted_between = true;
+  }
   auto relative_error = [&](double predicted) {  // observed > 0: the norm fell in between
     return std::abs(predicted - static_cast<double>(t_g)) / observed;
   };

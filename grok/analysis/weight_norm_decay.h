@@ -43,6 +43,12 @@ struct GrokTimePrediction {
   int64_t window_begin = -1, window_end = -1, window_evals = 0;
   double rate_fit = 0, intercept = 0, r_squared = 0;
 
+  // Description, not prediction: the fit over every eval from T_m to T_g (needs both), to judge
+  // how exponential the decay was, and the mean rate ln(‖θ_Tm‖/‖θ_Tg‖)/(T_g − T_m) that would
+  // make the law exact, to compare with ηλ.
+  bool fitted_between = false;
+  double rate_between = 0, r_squared_between = 0, rate_mean_between = 0;
+
   // The predictions of T_g — from the fitted rate and from ηλ — and their relative errors
   // |predicted − observed| / (observed − T_m), each missing when it cannot be made.
   std::optional<double> predicted_t_g_fit, predicted_t_g_theory;
