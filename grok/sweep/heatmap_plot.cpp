@@ -85,11 +85,12 @@ bool plot_heatmaps(const std::string& sweep_dir, const PhaseDiagram& d, const st
           "heatmap.gp\n"
        << "set terminal pngcairo size " << width << "," << height << " noenhanced font ',10'\n"
        << data_block("$T_g", d, true) << data_block("$test_acc", d, false)
+       // Before the axes' own tics: `set tics` would turn a single row's unset y tics back on.
+       << "set tics scale 0\n"
        << tics("x", d.x_labels) << "set xlabel " << quoted(d.x_key, '\'') << "\n"
        << (d.y_key.empty() ? "unset ytics\n" : tics("y", d.y_labels) + "set ylabel " +
                                                     quoted(d.y_key, '\'') + "\n")
        << "set xrange [-0.5:" << nx - 0.5 << "]\nset yrange [-0.5:" << ny - 0.5 << "]\n"
-       << "set tics scale 0\n"
        // Each cell a box of its colour, the grey ones on top, the numbers over both.
        << "cell = 'using 1:2:(0.5):(0.5):3 with boxxyerror fillstyle solid 1.0 noborder "
           "fillcolor palette notitle'\n"
