@@ -1,5 +1,6 @@
-// Helpers shared by the test programs: an assertion on tinygrok's error type and message, and a
-// temporary directory that cleans up after itself.
+// Helpers shared by the test programs: an assertion on tinygrok's error type and message, a
+// temporary directory that cleans up after itself, a file's text, and bitwise equality of named
+// tensor lists (checkpoints).
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -7,11 +8,16 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
+#include "core/tensor.h"
 
 // Both the type (tg::Error, not another exception) and the message.
 #define REQUIRE_TG_ERROR(expr, matcher)  \
@@ -55,5 +61,26 @@ struct TempDir {
   std::string file(const std::string& name) const { return (path / name).string(); }
   std::string operator/(const std::string& name) const { return file(name); }
 };
+
+// A whole file's bytes (a failed REQUIRE when it cannot be read).
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Bitwise equality of two named tensor lists (names, shapes and every value).
+inline void require_same_tensors(const std::vector<std::pair<std::string, Tensor>>& a,
+                                 const std::vector<std::pair<std::string, Tensor>>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].first);
+    REQUIRE(a[i].first == b[i].first);
+    REQUIRE(a[i].second.shape() == b[i].second.shape());
+    REQUIRE(a[i].second.to_vector<double>() == b[i].second.to_vector<double>());
+  }
+}
 
 }  // namespace tg::testing

@@ -28,6 +28,7 @@ using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using tg::testing::TempDir;
+using tg::testing::read_text;
 
 namespace {
 
@@ -42,13 +43,6 @@ SweepSpec parse(const std::string& text) { return parse_spec(ordered_json::parse
 // The message of the tg::Error parsing `text` throws.
 std::string spec_error(const std::string& text) {
   return tg::testing::error_of([&] { expand_grid(parse(text), 1, "s.json"); });
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 void write_text(const fs::path& path, const std::string& text) {

@@ -37,6 +37,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 using tg::testing::TempDir;
+using tg::testing::read_text;
+using tg::testing::require_same_tensors;
 
 namespace {
 
@@ -75,14 +77,6 @@ TrainConfig tiny_transformer() {
   c.checkpoint_every = 16;
   c.threads = 1;
   return c;
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 json read_json(const fs::path& path) { return json::parse(read_text(path)); }
@@ -142,18 +136,6 @@ int64_t first_at_99(const std::vector<std::vector<std::string>>& rows, Column co
 
 int64_t checkpoint_step(const std::string& path) {
   return std::stoll(load_checkpoint(path).run_state.at("step"));
-}
-
-// Bitwise equality of two named tensor lists (names, shapes and every value).
-void require_same_tensors(const std::vector<std::pair<std::string, Tensor>>& a,
-                          const std::vector<std::pair<std::string, Tensor>>& b) {
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO(a[i].first);
-    REQUIRE(a[i].first == b[i].first);
-    REQUIRE(a[i].second.shape() == b[i].second.shape());
-    REQUIRE(a[i].second.to_vector<double>() == b[i].second.to_vector<double>());
-  }
 }
 
 // The loss and accuracy of a checkpoint's weights on its run's training set.

@@ -39,6 +39,8 @@ using namespace tg::grok;
 using Catch::Matchers::Contains;
 using optim::GrokfastFilter;
 using tg::testing::TempDir;
+using tg::testing::read_text;
+using tg::testing::require_same_tensors;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -86,14 +88,6 @@ TrainConfig tiny_mlp() {
   return c;
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // metrics.csv as rows of numbers, without its header.
 std::vector<std::vector<double>> read_metrics(const fs::path& path) {
   std::istringstream in(read_text(path));
@@ -111,17 +105,6 @@ std::vector<std::vector<double>> read_metrics(const fs::path& path) {
   return rows;
 }
 enum Column { Step, TrainLoss, TrainAcc, TestLoss, TestAcc, WeightNorm, Lr, Elapsed };
-
-void require_same_tensors(const std::vector<std::pair<std::string, Tensor>>& a,
-                          const std::vector<std::pair<std::string, Tensor>>& b) {
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO(a[i].first);
-    REQUIRE(a[i].first == b[i].first);
-    REQUIRE(a[i].second.shape() == b[i].second.shape());
-    REQUIRE(values(a[i].second) == values(b[i].second));
-  }
-}
 
 // Runs c for its steps in one go into A, and in two halves (a checkpoint, then --resume) into
 // B; the metrics (but for the clock) and the final checkpoints must be the same bit for bit.
