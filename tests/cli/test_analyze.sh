@@ -7,20 +7,8 @@
 # Usage: bash tests/cli/test_analyze.sh path/to/tinygrok    (CTest runs it as `cli_analyze`)
 set -u
 
-[ $# -eq 1 ] && [ -x "$1" ] || { echo "usage: $0 path/to/tinygrok" >&2; exit 2; }
-BIN=$(realpath "$1")
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinygrok_test_analyze.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "$0")/harness.sh" analyze "$@"
 cd "$TMP"
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
-expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
-  local what=$1; shift
-  if "$@"; then ok; else fail "$what"; fi
-}
 
 # The one-hot MLP on a + b mod 13: memorises in a few dozen steps.
 "$BIN" train --p 13 --frac 0.6 --d-mlp 32 --lr 0.01 --threads 1 --steps 120 --eval-every 20 \
@@ -73,5 +61,4 @@ expect_error "--rho" analyze run --rho -1 --no-plots
 expect_error "excludes" analyze run --rho 0.1 --rho-fraction 0.01
 expect_error "--track: unknown metric" train --p 13 --track entropy --out bad
 
-echo "$checks checks, $failures failures"
-[ $failures -eq 0 ]
+finish cli_analyze

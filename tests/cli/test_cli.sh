@@ -9,24 +9,11 @@
 # Usage: bash tests/cli/test_cli.sh path/to/tinygrok    (CTest runs it as the test `cli`)
 set -u
 
-[ $# -eq 1 ] && [ -x "$1" ] || { echo "usage: $0 path/to/tinygrok" >&2; exit 2; }
-BIN=$(realpath "$1")
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinygrok_test_cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "$0")/harness.sh" cli "$@"
 W="$TMP/w"    # the run directories, compared before and after each failing command
 LOG="$TMP/log"  # what commands print
 mkdir -p "$W" "$LOG"
 cd "$W"
-
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
-expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
-  local what=$1; shift
-  if "$@"; then ok; else fail "$what"; fi
-}
-py() { python3 -c "$@"; }
 
 snapshot() { (cd "$W" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); }
 
@@ -274,5 +261,4 @@ steps = [int(r['step']) for r in csv.DictReader(open('long/metrics.csv'))]
 assert steps == sorted(set(steps)) and steps[-1] == $stopped + 20, steps
 "
 
-echo "cli: $checks checks passed, $failures failed"
-[ $failures -eq 0 ]
+finish cli

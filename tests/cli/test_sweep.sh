@@ -10,23 +10,11 @@
 # Usage: bash tests/cli/test_sweep.sh path/to/tinygrok    (CTest runs it as the test `cli_sweep`)
 set -u
 
-[ $# -eq 1 ] && [ -x "$1" ] || { echo "usage: $0 path/to/tinygrok" >&2; exit 2; }
-BIN=$(realpath "$1")
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tinygrok_test_sweep.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "$0")/harness.sh" sweep "$@"
 LOG="$TMP/log"
 mkdir -p "$LOG"
 cd "$TMP"
 
-failures=0
-checks=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-ok() { checks=$((checks + 1)); }
-expect() {  # expect DESCRIPTION COMMAND...: the command must succeed
-  local what=$1; shift
-  if "$@"; then ok; else fail "$what"; fi
-}
-py() { python3 -c "$@"; }
 # Every file under a directory with its modification time: equal listings, nothing touched.
 mtimes() { (cd "$1" && find . -type f -printf '%p %T@\n' | sort); }
 # results.csv without its last column (wall_seconds, the one that differs between equal runs).
@@ -253,5 +241,4 @@ else
     fail "heatmap.csv under mpirun differs: $(diff "$LOG/heatmap.before" m1/heatmap.csv)"
 fi
 
-echo "cli_sweep: $checks checks passed, $failures failed"
-[ $failures -eq 0 ]
+finish cli_sweep
