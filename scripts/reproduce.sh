@@ -20,17 +20,20 @@ for name in "${specs[@]}"; do
   out=runs/reproduction/$name
   echo "== $name: ./build/tinygrok sweep $spec --out $out"
   ./build/tinygrok sweep "$spec" --out "$out"
-  for png in "$out"/*.png; do [ -f "$png" ] && cp "$png" "docs/reproduction/${name}_$(basename "$png")"; done
+  for png in "$out"/*.png; do
+    if [ -f "$png" ]; then cp "$png" "docs/reproduction/${name}_$(basename "$png")"; fi
+  done
   # Runs with snapshots get the full analysis (Fourier, restricted/excluded loss, sharpness...);
   # the document shows the first run's curves and analysis plots.
   first=""
   for run in "$out"/runs/*/; do
+    run=${run%/}
     [ -n "$first" ] || first=$run
     [ -d "$run/snapshots" ] || continue
     ./build/tinygrok analyze "$run" --quiet
   done
   cp "$first/curves.png" "docs/reproduction/${name}_first_run_curves.png"
   for png in "$first"/analysis/*.png; do
-    [ -f "$png" ] && cp "$png" "docs/reproduction/${name}_first_run_$(basename "$png")"
+    if [ -f "$png" ]; then cp "$png" "docs/reproduction/${name}_first_run_$(basename "$png")"; fi
   done
 done
