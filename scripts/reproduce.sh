@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # docs/reproduction.md, measured again: builds tinygrok, runs every sweep of docs/reproduction/
 # (each resumable: run it again after an interruption and it finishes the grid), analyses the
-# runs with snapshots, and copies the plots the document shows into docs/reproduction/.
+# runs with snapshots, and copies the plots the document shows, each sweep's results.csv and
+# heatmap.csv, and each analysed run's analysis.json into docs/reproduction/.
 #   bash scripts/reproduce.sh                 # all claims, in the document's order
 #   bash scripts/reproduce.sh weight_decay    # some of them (the spec files' names)
 # Runs go to runs/reproduction/NAME. On two cores the whole set takes about an hour and a half;
@@ -20,8 +21,9 @@ for name in "${specs[@]}"; do
   out=runs/reproduction/$name
   echo "== $name: ./build/tinygrok sweep $spec --out $out"
   ./build/tinygrok sweep "$spec" --out "$out"
-  for png in "$out"/*.png; do
-    if [ -f "$png" ]; then cp "$png" "docs/reproduction/${name}_$(basename "$png")"; fi
+  # The record beside the plots: every run's row, the phase diagram's cells.
+  for file in "$out"/results.csv "$out"/heatmap.csv "$out"/*.png; do
+    if [ -f "$file" ]; then cp "$file" "docs/reproduction/${name}_$(basename "$file")"; fi
   done
   # Runs with snapshots get the full analysis (Fourier, restricted/excluded loss, sharpness...);
   # the document shows the first run's curves and analysis plots.
@@ -31,6 +33,7 @@ for name in "${specs[@]}"; do
     [ -n "$first" ] || first=$run
     [ -d "$run/snapshots" ] || continue
     ./build/tinygrok analyze "$run" --quiet
+    cp "$run/analysis/analysis.json" "docs/reproduction/${name}_$(basename "$run")_analysis.json"
   done
   cp "$first/curves.png" "docs/reproduction/${name}_first_run_curves.png"
   for png in "$first"/analysis/*.png; do
