@@ -29,9 +29,11 @@
 #include <tuple>
 #include <vector>
 
+#include "cuda_bench_util.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 
 using namespace tg::cuda;
+using tg::bench::device_present;
 
 namespace {
 
@@ -52,18 +54,6 @@ const Shape kShapes[] = {
     {1024, 1024, 1024, false}, {2048, 2048, 2048, false}, {4096, 4096, 4096, false},
     {3830, 128, 512, false},   {11490, 128, 128, false},  {512, 3830, 128, true},
 };
-
-bool device_present() {
-  static const bool present = [] {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return false;
-    }
-    return count > 0;
-  }();
-  return present;
-}
 
 // Records a CUDA or cuBLAS failure as the benchmark's error; true when all is well.
 bool cuda_ok(benchmark::State& state, cudaError_t e, const char* what) {
