@@ -1,43 +1,19 @@
-// What every backend's adam_step shares (host code): the step's scalars in the parameters' type,
-// computed once from AdamHyper in double as PyTorch does, and the checks of the call's lists.
+// What every backend's adam_step shares (host code): the step's scalars from AdamHyper
+// (kernels/adam_scalars.h), and the checks of the call's lists.
 #pragma once
 
 #include <cmath>
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/adam_scalars.h"
 #include "kernels/backend.h"
 
 namespace tg {
 
-// The update of adam_lanes (kernels/cpu/adam.cpp), per element, with these scalars:
-//   L2:        g = g + weight_decay * p
-//   decoupled: p = p * decay
-//   m = beta1 * m + one_minus_beta1 * g;   v = beta2 * v + one_minus_beta2 * (g * g)
-//   p = p - step_size * (m / (sqrt(v) / bias2_sqrt + eps))
-template <typename T>
-struct AdamScalars {
-  T beta1, one_minus_beta1, beta2, one_minus_beta2;
-  T step_size;     // lr / (1 - b1^t)
-  T bias2_sqrt;    // sqrt(1 - b2^t)
-  T eps;
-  T weight_decay;  // L2 (Adam)
-  T decay;         // 1 - lr * weight_decay (AdamW)
-};
-
 template <typename T>
 AdamScalars<T> adam_scalars(const AdamHyper& h) {
-  const double bias1 = 1 - std::pow(h.beta1, static_cast<double>(h.step));
-  const double bias2 = 1 - std::pow(h.beta2, static_cast<double>(h.step));
-  return {static_cast<T>(h.beta1),
-          static_cast<T>(1 - h.beta1),
-          static_cast<T>(h.beta2),
-          static_cast<T>(1 - h.beta2),
-          static_cast<T>(h.lr / bias1),
-          static_cast<T>(std::sqrt(bias2)),
-          static_cast<T>(h.eps),
-          static_cast<T>(h.weight_decay),
-          static_cast<T>(1 - h.lr * h.weight_decay)};
+  return adam_scalars<T>(h.lr, h.step, h.beta1, h.beta2, h.eps, h.weight_decay);
 }
 
 // adam_step's contract (kernels/backend.h), checked before anything is written.
@@ -48,7 +24,18 @@ inline void check_adam_step(Device device, const std::vector<Tensor>& params,
             exp_avg_sq.size() == params.size(),
         "adam_step: ", params.size(), " parameters but ", grads.size(), " gradients, ",
         exp_avg.size(), " exp_avg and ", exp_avg_sq.size(), " exp_avg_sq buffers");
-  check(h.step >= 1, "adam_step: step ", h.step, " must be >= 1");
+  if (h.device_steps.defined()) {
+    const Tensor& c = h.device_steps;
+    check(c.device() == device && c.dtype() == DType::Int64 && c.numel() == 1 &&
+              c.is_contiguous(),
+          "adam_step: device_steps is ", dtype_name(c.dtype()), " ", shape_str(c.shape()), " on ",
+          c.device().str(), "; expected int64 [1] on ", device.str());
+    check(h.lr_rule.warmup_steps >= 0 &&
+              (!h.lr_rule.cosine || h.lr_rule.total_steps > h.lr_rule.warmup_steps),
+          "adam_step: lr_rule needs warmup_steps >= 0, and total_steps > warmup_steps for cosine");
+  } else {
+    check(h.step >= 1, "adam_step: step ", h.step, " must be >= 1");
+  }
   if (params.empty()) return;
   const DType dtype = params[0].dtype();
   check(is_floating(dtype), "adam_step: not defined for ", dtype_name(dtype));

@@ -16,6 +16,7 @@
 #include "core/activation.h"
 #include "core/random.h"
 #include "core/tensor.h"
+#include "kernels/lr_rule.h"
 
 namespace tg {
 
@@ -45,6 +46,12 @@ struct AdamHyper {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double weight_decay = 0;  // 0 skips decay entirely (0 * p would be NaN where p is inf)
   bool decoupled = false;   // AdamW: p *= 1 - lr * weight_decay; else L2: g += weight_decay * p
+  // Optional: the step count kept on the parameters' device, so that a step reads nothing from
+  // the host and can be recorded once and replayed (a CUDA graph). When defined (int64 [1],
+  // contiguous, on the parameters' device, holding the completed steps), adam_step increments
+  // it and takes t from it and lr = lr_at(lr_rule, t - 1) there, instead of `step` and `lr`.
+  Tensor device_steps;
+  LrRule lr_rule;
 };
 
 class Backend {

@@ -55,7 +55,16 @@ void Adam::step_with_norms(double* grad_norm, double* weight_norm) {
     it->exp_avg.push_back(exp_avg_[i]);
     it->exp_avg_sq.push_back(exp_avg_sq_[i]);
   }
-  const AdamHyper hyper{steps() + 1, lr(), beta1_, beta2_, eps_, weight_decay_, decoupled_};
+  AdamHyper hyper{1, lr(), beta1_, beta2_, eps_, weight_decay_, decoupled_};
+  if (step_on_device()) {  // t and lr are computed on the device, in one adam_step call
+    // Every call counts: with no gradients at all, a call with empty lists still counts it.
+    if (groups.empty())
+      groups.push_back(Group{params()[0].device(), params()[0].dtype(), {}, {}, {}, {}});
+    hyper.device_steps = device_steps();
+    hyper.lr_rule = device_schedule();
+  } else {
+    hyper.step = steps() + 1;
+  }
   double grad_sq = 0, weight_sq = 0;
   for (const Group& g : groups) {
     double group_grad_sq = 0, group_weight_sq = 0;

@@ -31,6 +31,9 @@ class Adam : public Optimizer {
   // "exp_avg.<i>" (m) and "exp_avg_sq.<i>" (v) for each parameter i, in that order.
   std::vector<std::pair<std::string, Tensor>> state() const override;
   void load_state(const std::map<std::string, Tensor>& state, int64_t steps) override;
+  void keep_step_on_device(const LrRule& schedule) override {
+    move_step_count_to_device(schedule);
+  }
 
   double beta1() const { return beta1_; }
   double beta2() const { return beta2_; }

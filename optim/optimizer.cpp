@@ -39,6 +39,30 @@ void Optimizer::set_lr(double lr) {
   lr_ = lr;
 }
 
+int64_t Optimizer::steps() const {
+  return device_steps_.defined() ? device_steps_.item<int64_t>() : steps_;
+}
+
+void Optimizer::keep_step_on_device(const LrRule&) {
+  throw Error("optimizer: this optimiser cannot keep its step count on the device (adam and "
+              "adamw can)");
+}
+
+void Optimizer::move_step_count_to_device(const LrRule& schedule) {
+  check(schedule.warmup_steps >= 0 &&
+            (!schedule.cosine || schedule.total_steps > schedule.warmup_steps),
+        "optimizer: keep_step_on_device: the schedule needs warmup_steps >= 0, and total_steps "
+        "> warmup_steps for cosine");
+  const Device device = params_.front().device();
+  for (const Tensor& p : params_)
+    check(p.device() == device && p.dtype() == params_.front().dtype(),
+          "optimizer: keep_step_on_device: parameters on ", device.str(), " and ",
+          p.device().str(), " (or of two dtypes); the count lives on one device");
+  if (!device_steps_.defined())
+    device_steps_ = full({1}, static_cast<double>(steps_), DType::Int64, device);
+  device_schedule_ = schedule;
+}
+
 Tensor Optimizer::checked_grad(const char* op, size_t i) const {
   const Tensor& p = params_[i];
   const Tensor g = p.grad();
@@ -89,6 +113,7 @@ void Optimizer::load_buffers(const char* op,
     live.copy_(state.at(name));
   }
   steps_ = steps;
+  if (device_steps_.defined()) device_steps_.fill_(static_cast<double>(steps));
 }
 
 }  // namespace tg::optim

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/lr_rule.h"
 
 namespace tg::optim {
 
@@ -28,8 +29,16 @@ class Optimizer {
   void zero_grad();
 
   double lr() const { return lr_; }
-  void set_lr(double lr);                   // finite and >= 0
-  int64_t steps() const { return steps_; }  // completed step() calls
+  void set_lr(double lr);  // finite and >= 0
+  // Completed step() calls (with the count on the device, read from there: the host waits).
+  int64_t steps() const;
+
+  // Keeps the step count on the parameters' device and takes each step's learning rate from
+  // `schedule` there (lr_at(schedule, steps())), instead of set_lr(): step() then reads nothing
+  // from the host, so it can be recorded once and replayed (Backend::capture), each replay a
+  // step further along the schedule. Adam and AdamW can; the others throw tg::Error.
+  virtual void keep_step_on_device(const LrRule& schedule);
+  bool step_on_device() const { return device_steps_.defined(); }
   const std::vector<Tensor>& params() const { return params_; }
 
   // Checkpoints. state() lists the optimiser's buffers in a fixed order, named "<buffer>.<i>"
@@ -48,6 +57,11 @@ class Optimizer {
   // optimiser in errors.
   Tensor checked_grad(const char* op, size_t i) const;
   void count_step() { ++steps_; }
+  // For keep_step_on_device(): the count, as an int64 [1] on the parameters' device, and the
+  // schedule (device_steps() is undefined while the count is on the host).
+  void move_step_count_to_device(const LrRule& schedule);
+  const Tensor& device_steps() const { return device_steps_; }
+  const LrRule& device_schedule() const { return device_schedule_; }
 
   // Contiguous zero buffers shaped like each parameter (momentum, Adam moments). Zero buffers
   // reproduce PyTorch's lazily created state exactly: its first update, buf = g or
@@ -61,6 +75,8 @@ class Optimizer {
   std::vector<Tensor> params_;
   double lr_ = 0;
   int64_t steps_ = 0;
+  Tensor device_steps_;  // defined: the count lives here (steps_ is not kept up to date)
+  LrRule device_schedule_;
 };
 
 }  // namespace tg::optim

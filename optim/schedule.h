@@ -5,11 +5,14 @@
 //   or   Cosine:   min_lr + (base_lr - min_lr) * (1 + cos(pi * progress)) / 2,
 //                  progress = (step - warmup) / (total - warmup), for step in [warmup, total),
 //                  and min_lr from total on (as Hugging Face's cosine schedule with warm-up).
-// A training loop calls opt.set_lr(schedule.at(opt.steps())) before each opt.step().
+// A training loop calls opt.set_lr(schedule.at(opt.steps())) before each opt.step(), or hands
+// rule() to opt.keep_step_on_device() once.
 #pragma once
 
 #include <cstdint>
 #include <string>
+
+#include "kernels/lr_rule.h"
 
 namespace tg::optim {
 
@@ -23,6 +26,8 @@ struct LrSchedule {
   double min_lr = 0;        // Cosine only
 
   double at(int64_t step) const;  // step = completed optimiser steps, from 0
+  // The same schedule as plain numbers, for code that computes it on a device.
+  LrRule rule() const;
 };
 
 // "constant" or "cosine" (as a command-line flag or config gives it).

@@ -702,3 +702,81 @@ TEST_CASE("adam_step on the CPU: the norms change no bit of the update", "[optim
                                  AdamHyper{}, nullptr, nullptr),
                    Contains("adam_step: gradient 0 is float32 [3]"));
 }
+
+// --- the step count on the device (what a CUDA-graph step needs) ------------------------------
+
+TEST_CASE("adam/adamw: the step count and schedule on the device give the host-driven steps, bit for bit",
+          "[optim]") {
+  LrSchedule schedule{0.05};
+  schedule.warmup_steps = 3;
+  schedule.kind = LrSchedule::Kind::Cosine;
+  schedule.total_steps = 6;  // reached within the test: lr then stays at min_lr
+  schedule.min_lr = 1e-3;
+  for (const bool decoupled : {false, true}) {
+    INFO((decoupled ? "adamw" : "adam"));
+    Generator gen(5);
+    std::vector<Tensor> host_params, device_params;
+    for (const Shape& shape : std::vector<Shape>{{7}, {5, 13}}) {
+      const Tensor p = randn(shape, gen);
+      host_params.push_back(p.clone().requires_grad_());
+      device_params.push_back(p.clone().requires_grad_());
+    }
+    const auto make = [&](std::vector<Tensor> ps) -> std::unique_ptr<Adam> {
+      if (decoupled) return std::make_unique<AdamW>(std::move(ps), 1.0, 0.9, 0.98, 1e-8, 0.5);
+      return std::make_unique<Adam>(std::move(ps), 1.0, 0.9, 0.98, 1e-8, 0.5);
+    };
+    auto host = make(host_params), device = make(device_params);
+    device->keep_step_on_device(schedule.rule());
+    CHECK(device->step_on_device());
+    for (int step = 0; step < 8; ++step) {
+      for (size_t i = 0; i < host_params.size(); ++i) {
+        const Tensor g = randn(host_params[i].shape(), gen);
+        set_grad(host_params[i], g);
+        set_grad(device_params[i], g);
+      }
+      host->set_lr(schedule.at(host->steps()));
+      host->step();
+      device->step();  // its lr comes from the schedule, not from set_lr
+      for (size_t i = 0; i < host_params.size(); ++i)
+        REQUIRE(values(device_params[i]) == values(host_params[i]));
+    }
+    CHECK(device->steps() == 8);
+
+    {  // a loaded checkpoint sets the device's count, and the steps go on from it
+      auto resumed_params = std::vector<Tensor>{host_params[0].detach().clone().requires_grad_(),
+                                                host_params[1].detach().clone().requires_grad_()};
+      auto resumed = make(resumed_params);
+      resumed->keep_step_on_device(schedule.rule());
+      std::map<std::string, Tensor> saved;
+      for (const auto& [name, t] : host->state()) saved.emplace(name, t.clone());
+      resumed->load_state(saved, host->steps());
+      CHECK(resumed->steps() == 8);
+      for (size_t i = 0; i < host_params.size(); ++i) {
+        const Tensor g = randn(host_params[i].shape(), gen);
+        set_grad(host_params[i], g);
+        set_grad(resumed_params[i], g);
+      }
+      host->set_lr(schedule.at(host->steps()));
+      host->step();
+      resumed->step();
+      for (size_t i = 0; i < host_params.size(); ++i)
+        CHECK(values(resumed_params[i]) == values(host_params[i]));
+    }
+    {  // a step with no gradients still counts
+      for (Tensor& p : device_params) p.zero_grad();
+      device->step();
+      CHECK(device->steps() == 9);
+    }
+  }
+}
+
+TEST_CASE("optimizer: keep_step_on_device is refused where it cannot work", "[optim]") {
+  Tensor p = zeros({3}).requires_grad_();
+  SGD sgd({p}, 0.1);
+  REQUIRE_TG_ERROR(sgd.keep_step_on_device(LrSchedule{0.1}.rule()),
+                   Contains("cannot keep its step count on the device"));
+  AdamW adamw({p}, 0.1);
+  LrRule bad_cosine{0.1, 5, true, 5, 0};
+  REQUIRE_TG_ERROR(adamw.keep_step_on_device(bad_cosine), Contains("total_steps > warmup_steps"));
+  CHECK(!adamw.step_on_device());
+}

@@ -178,9 +178,14 @@ void CpuBackend::adam_step(const std::vector<Tensor>& params, const std::vector<
   check_adam_step(device(), params, grads, exp_avg, exp_avg_sq, hyper);
   if (grad_norm_sq) *grad_norm_sq = 0;
   if (weight_norm_sq) *weight_norm_sq = 0;
+  AdamHyper h = hyper;
+  if (hyper.device_steps.defined()) {  // host memory here: count, then schedule, on the host
+    h.step = ++*hyper.device_steps.data<int64_t>();
+    h.lr = lr_at(hyper.lr_rule, h.step - 1);
+  }
   if (params.empty()) return;
   dispatch_floating(params[0].dtype(), "adam_step", [&]<typename T>() {
-    const AdamScalars<T> s = adam_scalars<T>(hyper);
+    const AdamScalars<T> s = adam_scalars<T>(h);
     for (size_t i = 0; i < params.size(); ++i) {
       const auto run = [&]<bool kL2, bool kDecoupled>() {
         adam_one<T, kL2, kDecoupled>(params[i], grads[i], exp_avg[i], exp_avg_sq[i], s,

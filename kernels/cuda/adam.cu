@@ -11,6 +11,11 @@
 // the unfused chain of elementwise ops it replaces did, bit for bit (the CPU's fused loop may
 // differ from both in the last bit where its compiler contracts a * b + c into an FMA).
 //
+// The step's scalars (kernels/adam_scalars.h) come by value from the host, or, with the step
+// count kept on the device (AdamHyper::device_steps), from a one-thread kernel that counts the
+// step and computes lr and the scalars there: then nothing comes from the host, and a recorded
+// step (a CUDA graph) replays as the next step.
+//
 // Norms: each thread sums g^2 (as read) and p^2 (after the update) of its elements of the chunk
 // in double; a fixed shuffle tree and then the warps in order give the chunk's two partial sums,
 // written to partials[2 * chunk]. Chunk numbers run over the whole list (across launches), so a
@@ -99,9 +104,13 @@ __device__ inline void block_sum2(double& a, double& b, double (&sums)[2][kWarps
 }
 
 // partials (when kNorms): the sums of g^2 and p^2 of this launch's chunk c at [2c] and [2c + 1].
+// The step's scalars come by value (host_scalars) or, with the step count on the device, from
+// device_scalars, which adam_scalars_kernel has just written.
 template <typename T, bool kL2, bool kDecoupled, bool kNorms>
-__global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> s, double* partials) {
+__global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> host_scalars,
+                            const AdamScalars<T>* device_scalars, double* partials) {
   __shared__ double sums[2][kWarps];
+  const AdamScalars<T> s = device_scalars != nullptr ? *device_scalars : host_scalars;
   const int64_t chunks = table.first_chunk[table.count];
   // The trip count depends on blockIdx only: uniform across the block, as block_sum2 requires.
   for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
@@ -141,6 +150,18 @@ __global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> s, double* partia
   }
 }
 
+// With the step count on the device: t = ++steps[0], lr from the schedule at t - 1, and the
+// step's scalars into *out, by one thread, in double as on the host (kernels/adam_scalars.h).
+// Nothing in the update then comes from the host, so a recorded step replays as the next step.
+template <typename T>
+__global__ void adam_scalars_kernel(int64_t* steps, LrRule rule, double beta1, double beta2,
+                                    double eps, double weight_decay, AdamScalars<T>* out) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    const int64_t t = ++steps[0];
+    *out = adam_scalars<T>(lr_at(rule, t - 1), t, beta1, beta2, eps, weight_decay);
+  }
+}
+
 // out[0] = sum of partials[2c], out[1] = sum of partials[2c + 1] over c < chunks; one block.
 __global__ void sum_partials_kernel(const double* partials, int64_t chunks, double* out) {
   __shared__ double sums[2][kWarps];
@@ -169,24 +190,40 @@ void CudaBackend::adam_step(const std::vector<Tensor>& params, const std::vector
   if (weight_norm_sq) *weight_norm_sq = 0;
   int64_t total_chunks = 0;
   for (const Tensor& p : params) total_chunks += chunks_of(p.numel());
-  if (total_chunks == 0) return;  // no elements (the norms are 0)
-  const bool norms = grad_norm_sq != nullptr || weight_norm_sq != nullptr;
+  const bool on_device = hyper.device_steps.defined();
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
+  const DType dtype = params.empty() ? DType::Float32 : params[0].dtype();
+  // With the step count on the device, its scalars in a small device buffer (every call counts,
+  // even one with no elements).
+  Tensor device_scalars;
+  if (on_device) {
+    device_scalars = Tensor::empty({16}, DType::Float64, device());  // holds AdamScalars<T>
+    dispatch_floating(dtype, "adam_step", [&]<typename T>() {
+      static_assert(sizeof(AdamScalars<T>) <= 16 * sizeof(double));
+      launch(adam_scalars_kernel<T>, 1, kWarp, stream, hyper.device_steps.data<int64_t>(),
+             hyper.lr_rule, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay,
+             static_cast<AdamScalars<T>*>(device_scalars.raw_data()));
+    });
+  }
+  if (total_chunks == 0) return;  // no elements (the norms are 0)
+  const bool norms = grad_norm_sq != nullptr || weight_norm_sq != nullptr;
   Tensor partials;
   if (norms) partials = Tensor::empty({2 * total_chunks}, DType::Float64, device());
-  dispatch_floating(params[0].dtype(), "adam_step", [&]<typename T>() {
-    const AdamScalars<T> s = adam_scalars<T>(hyper);
+  dispatch_floating(dtype, "adam_step", [&]<typename T>() {
+    const AdamScalars<T> s = on_device ? AdamScalars<T>{} : adam_scalars<T>(hyper);
+    const auto* ds =
+        on_device ? static_cast<const AdamScalars<T>*>(device_scalars.raw_data()) : nullptr;
     const auto launch_table = [&](const AdamTable<T>& table, double* launch_partials) {
       const int64_t chunks = table.first_chunk[table.count];
       const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, int64_t{1} << 16));
       const auto go = [&]<bool kL2, bool kDecoupled>() {
         if (norms)
           launch(adam_kernel<T, kL2, kDecoupled, true>, grid, kBlockThreads, stream, table, s,
-                 launch_partials);
+                 ds, launch_partials);
         else
           launch(adam_kernel<T, kL2, kDecoupled, false>, grid, kBlockThreads, stream, table, s,
-                 launch_partials);
+                 ds, launch_partials);
       };
       // Zero weight decay is skipped, as on the CPU.
       if (hyper.weight_decay == 0) go.template operator()<false, false>();
