@@ -14,22 +14,33 @@ LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labe
   return evaluate(model, tokens, labels, LossKind::Softmax, chunk);
 }
 
-LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
-                      LossKind loss, int64_t chunk) {
+void evaluate_sums(nn::Model& model, const Tensor& tokens, const Tensor& labels, LossKind loss,
+                   const Tensor& sums, int64_t chunk) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   const int64_t n = tokens.size(0);
-  double loss_sum = 0, correct = 0;
+  Tensor loss_sum = sums.select(0, 0), correct = sums.select(0, 1);
+  loss_sum.fill_(0);
+  correct.fill_(0);
+  // Each chunk's float32 sums added in double, in order: the host's sum of their values.
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t end = std::min(n, start + chunk);
     const Tensor logits = model.forward(tokens.slice(0, start, end));
     const Tensor y = labels.slice(0, start, end);
-    loss_sum += loss_of(loss, logits, y, Reduction::Sum).item();
-    correct += sum(eq(argmax(logits, 1), y)).item();
+    loss_sum.copy_(loss_sum + loss_of(loss, logits, y, Reduction::Sum).to(DType::Float64));
+    correct.copy_(correct + sum(eq(argmax(logits, 1), y)).to(DType::Float64));
   }
   model.train(was_training);
-  return {loss_sum / static_cast<double>(n), correct / static_cast<double>(n)};
+}
+
+LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
+                      LossKind loss, int64_t chunk) {
+  const Tensor sums = Tensor::empty({2}, DType::Float64, tokens.device());
+  evaluate_sums(model, tokens, labels, loss, sums, chunk);
+  const std::vector<double> host = sums.to_vector<double>();  // the one wait
+  const auto n = static_cast<double>(tokens.size(0));
+  return {host[0] / n, host[1] / n};
 }
 
 namespace {

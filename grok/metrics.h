@@ -21,6 +21,11 @@ struct LossAccuracy {
 // model's train/eval mode afterwards. The loss is `loss` (a run's --loss; grok/loss.h).
 LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
                       LossKind loss, int64_t chunk = 4096);
+// evaluate()'s sums, left on the device: sums (float64 [2] on the tokens' device) is set to
+// (the summed loss, the number of correct argmaxes). It reads nothing back to the host, so it
+// can be recorded once and replayed (Backend::capture); evaluate() is this plus one read.
+void evaluate_sums(nn::Model& model, const Tensor& tokens, const Tensor& labels, LossKind loss,
+                   const Tensor& sums, int64_t chunk = 4096);
 // The same with the softmax cross-entropy.
 LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
                       int64_t chunk = 4096);
