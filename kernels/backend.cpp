@@ -60,6 +60,10 @@ void Backend::embed_with_positions_backward(const Tensor& dy, const Tensor& toke
   copy(column_sums, dW_pos.slice(0, 0, len));
 }
 
+std::unique_ptr<CapturedWork> Backend::capture(const std::function<void()>&) {
+  throw Error(cat(device().str(), ": capture: this backend cannot record work for replay"));
+}
+
 void register_backend(Device device, Backend* backend) {
   check(!device.is_cpu(), "register_backend: the CPU backend is built in");
   check(device.index == static_cast<int>(cuda_backends().size()),

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -52,6 +53,14 @@ struct AdamHyper {
   // it and takes t from it and lr = lr_at(lr_rule, t - 1) there, instead of `step` and `lr`.
   Tensor device_steps;
   LrRule lr_rule;
+};
+
+// Device work recorded once by Backend::capture and queued again, unchanged, by each replay().
+class CapturedWork {
+ public:
+  virtual ~CapturedWork() = default;
+  // Queues the recorded work on the device's stream again, over the same memory; does not wait.
+  virtual void replay() = 0;
 };
 
 class Backend {
@@ -213,6 +222,30 @@ class Backend {
                          const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
                          const AdamHyper& hyper, double* grad_norm_sq,
                          double* weight_norm_sq) = 0;
+
+  // --- recording and replay ------------------------------------------------------------------
+  // Runs `work` (host code that calls this backend, e.g. a training step) once while recording
+  // the device work it queues instead of running it, and returns the recording: each replay()
+  // queues the same kernels over the same addresses, with no allocation and no host wait (on
+  // CUDA, a CUDA graph). The contract:
+  //  - work must not read device data on the host (item, to_vector, a copy to the CPU) nor wait
+  //    for the device: that throws, as does anything else work throws; the capture is then
+  //    abandoned with an error saying why, and the backend stays usable;
+  //  - checks that read a flag back to the host (index ranges of index_select, one_hot,
+  //    embeddings, cross_entropy targets and attention rows; integer division by zero) are
+  //    skipped while capturing: the caller must have run the same work eagerly first, which
+  //    checked those very index tensors, and replays read whatever they hold then, unchecked;
+  //  - what the host computes while recording is frozen into the recording (scalars, shapes,
+  //    random (seed, counter) pairs): inputs change between replays only in place (copy_, fill_),
+  //    and every tensor the work reads or writes must outlive the recording;
+  //  - memory allocated while recording comes from a pool private to the recording, so its
+  //    addresses (baked into the recording) are never handed to other code while it lives, even
+  //    after the tensors that held them are freed; destroying the recording returns the pool.
+  // By default (the CPU backend) it throws tg::Error: this backend cannot record.
+  virtual std::unique_ptr<CapturedWork> capture(const std::function<void()>& work);
+  // True while capture() is recording on this backend: code above the kernels (a model's token
+  // check) skips its own host reads then, under the same contract.
+  virtual bool capturing() const { return false; }
 };
 
 // The backend that owns `device`; throws a clear tg::Error when this build or machine has none,

@@ -457,6 +457,9 @@ struct RowsDistinct {
 RowsDistinct check_rows(CudaBackend& backend, const char* op, const Tensor& q_rows,
                         int64_t q_table_rows, const Tensor& kv_rows, int64_t kv_table_rows,
                         bool find_repeats) {
+  // No flags can come back while capturing a graph: the eager run checked these rows, and rows
+  // taken as repeating give the backward's path that is right for any rows.
+  if (is_capturing(backend.index())) return {false, false};
   const Device device = backend.device();
   // [first bad query position, first bad key position, a repeated query, a repeated key]
   const Tensor flags = Tensor::empty({4}, DType::Int64, device);

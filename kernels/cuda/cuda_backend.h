@@ -72,6 +72,10 @@ class CudaBackend final : public Backend {
                  const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq,
                  const AdamHyper& hyper, double* grad_norm_sq, double* weight_norm_sq) override;
 
+  // A CUDA graph (cuda_graph.h).
+  std::unique_ptr<CapturedWork> capture(const std::function<void()>& work) override;
+  bool capturing() const override;
+
   int index() const { return index_; }
 
  private:

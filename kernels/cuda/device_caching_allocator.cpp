@@ -1,7 +1,8 @@
-// DeviceCachingAllocator: best-fit reuse of freed device blocks.
+// DeviceCachingAllocator: best-fit reuse of freed device blocks, and graphs' private pools.
 #include "kernels/cuda/device_caching_allocator.h"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -9,6 +10,11 @@
 #include "kernels/cuda/device_guard.h"
 
 namespace tg::cuda {
+
+struct DeviceCachingAllocator::PrivatePool {
+  FreeBlockList free{std::numeric_limits<size_t>::max()};  // no cap: the graph owns them all
+  bool retired = false;  // its graph is gone (guarded by the allocator's pools_mutex_)
+};
 
 namespace {
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
@@ -20,31 +26,94 @@ size_t size_class(size_t nbytes) {
 }
 
 std::string mib(size_t bytes) { return cat(bytes >> 20, " MiB"); }
+
+// The runtime counts cudaMalloc among the calls it forbids to a capturing thread (it is not
+// recorded into the graph): the thread relaxes its capture mode for the call, as PyTorch's
+// allocator does. That is safe here because the block is never freed while its graph lives.
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode() { TG_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode_)); }
+  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+};
 }  // namespace
 
-void* DeviceCachingAllocator::allocate(size_t nbytes, size_t& capacity) {
-  capacity = size_class(nbytes);
-  if (void* block = free_.take(capacity)) return block;
+void* DeviceCachingAllocator::device_malloc(size_t nbytes, size_t capacity, bool capturing) {
   DeviceGuard guard(device_);
   void* block = nullptr;
-  cudaError_t error = cudaMalloc(&block, capacity);
-  if (error == cudaErrorMemoryAllocation) {
-    cudaGetLastError();  // clear it: the retry decides
-    clear();
+  cudaError_t error;
+  if (capturing) {
+    RelaxedCaptureMode relaxed;
     error = cudaMalloc(&block, capacity);
+  } else {
+    error = cudaMalloc(&block, capacity);
+    if (error == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear it: the retry decides
+      clear();
+      error = cudaMalloc(&block, capacity);
+    }
   }
   if (error == cudaErrorMemoryAllocation) {
     cudaGetLastError();
     size_t free_bytes = 0, total_bytes = 0;
     cudaMemGetInfo(&free_bytes, &total_bytes);
     throw Error(cat("allocate: cuda:", device_, " is out of memory for ", nbytes, " bytes (",
-                    mib(free_bytes), " free of ", mib(total_bytes), ")"));
+                    mib(free_bytes), " free of ", mib(total_bytes), ")",
+                    capturing ? " while capturing a CUDA graph, when the cache cannot be emptied "
+                                "(cudaFree is forbidden then): free memory before capturing"
+                              : ""));
   }
   TG_CUDA_CHECK(error);
+  ++device_mallocs_;
+  return block;
+}
+
+void* DeviceCachingAllocator::allocate(size_t nbytes, size_t& capacity) {
+  capacity = size_class(nbytes);
+  std::shared_ptr<PrivatePool> pool;
+  {
+    std::lock_guard<std::mutex> lock(pools_mutex_);
+    pool = capturing_;
+  }
+  if (pool == nullptr) {
+    if (void* block = free_.take(capacity)) return block;
+    return device_malloc(nbytes, capacity, false);
+  }
+  // A cached block is safe to adopt: no live graph uses it, and the eager work that did was
+  // queued before any replay.
+  void* block = pool->free.take(capacity);
+  if (block == nullptr) block = free_.take(capacity);
+  if (block == nullptr) block = device_malloc(nbytes, capacity, true);
+  std::lock_guard<std::mutex> lock(pools_mutex_);
+  pool_blocks_.emplace(block, std::move(pool));
   return block;
 }
 
 void DeviceCachingAllocator::release(void* block, size_t capacity) noexcept {
+  {
+    std::lock_guard<std::mutex> lock(pools_mutex_);
+    if (capturing_ != nullptr || !pool_blocks_.empty()) {
+      std::shared_ptr<PrivatePool> owner;
+      if (auto it = pool_blocks_.find(block); it != pool_blocks_.end()) {
+        owner = std::move(it->second);
+        pool_blocks_.erase(it);
+      }
+      // Back to its live graph's pool; any other block freed during a capture may be in the
+      // work just recorded, so the capture's pool keeps it.
+      if (owner != nullptr && !owner->retired) {
+        owner->free.put(block, capacity);
+        return;
+      }
+      if (capturing_ != nullptr) {
+        capturing_->free.put(block, capacity);
+        return;
+      }
+    }
+  }
   if (free_.put(block, capacity)) return;
   // Over the cap: give it back now. Errors are dropped (nothing can be thrown from here, and at
   // exit the runtime may already be unloading, when the driver frees everything anyway).
@@ -56,9 +125,38 @@ void DeviceCachingAllocator::release(void* block, size_t capacity) noexcept {
   cudaGetLastError();
 }
 
+std::shared_ptr<DeviceCachingAllocator::PrivatePool> DeviceCachingAllocator::begin_private_pool() {
+  std::lock_guard<std::mutex> lock(pools_mutex_);
+  check(capturing_ == nullptr, "capture: cuda:", device_,
+        " is already capturing a graph (one capture at a time per device)");
+  capturing_ = std::make_shared<PrivatePool>();
+  return capturing_;
+}
+
+void DeviceCachingAllocator::end_private_pool() noexcept {
+  std::lock_guard<std::mutex> lock(pools_mutex_);
+  capturing_.reset();
+}
+
+void DeviceCachingAllocator::release_private_pool(
+    const std::shared_ptr<PrivatePool>& pool) noexcept {
+  if (pool == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(pools_mutex_);
+    pool->retired = true;
+  }
+  size_t capacity = 0;
+  while (void* block = pool->free.pop(capacity)) release(block, capacity);
+}
+
 size_t DeviceCachingAllocator::cached_bytes() const { return free_.cached_bytes(); }
 
 void DeviceCachingAllocator::clear() {
+  {
+    std::lock_guard<std::mutex> lock(pools_mutex_);
+    check(capturing_ == nullptr, "allocator: cuda:", device_,
+          " cannot empty its cache while capturing a CUDA graph (cudaFree is forbidden then)");
+  }
   DeviceGuard guard(device_);
   size_t capacity = 0;
   // One block at a time, so that a failing cudaFree leaves the rest listed.

@@ -31,6 +31,8 @@ int64_t first_out_of_range(const Tensor& index, int64_t limit) {
   const int64_t n = index.numel();
   if (n == 0) return -1;
   const int device = index.device().index;
+  // No flag can come back while the stream records a graph: the caller's eager run checked these.
+  if (is_capturing(device)) return -1;
   DeviceGuard guard(device);
   cudaStream_t stream = current_stream(device);
   const Tensor flag = Tensor::empty({1}, DType::Int64, index.device());

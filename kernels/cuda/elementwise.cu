@@ -153,7 +153,8 @@ Tensor CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   if (n == 0) return out;
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
-  if (a.dtype() == DType::Int64 && op == BinaryOp::Div) {
+  // Not while capturing a graph: no flag can come back then (the eager run checked the divisor).
+  if (a.dtype() == DType::Int64 && op == BinaryOp::Div && !is_capturing(index_)) {
     // As the CPU: an integer division by zero is an error naming the first zero divisor, found
     // before the division runs.
     const auto zix = make_indexer<1>(b.shape(), {b.strides()}, "div");

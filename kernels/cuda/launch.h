@@ -1,7 +1,8 @@
 // Launch geometry and the one way kernels are launched: launch(kernel, grid, block, stream, ...)
 // instead of kernel<<<...>>>(...). Under host emulation (TG_CUDA_HOST_EMULATION, see
-// tests/cuda_emulation/) the same call runs the kernel on host threads, so every kernel of this
-// backend can be checked on a machine without a GPU.
+// tests/cuda_emulation/) the same call runs the kernel on host threads, or records it while the
+// stream captures a graph, so every kernel of this backend can be checked on a machine without a
+// GPU.
 #pragma once
 
 #include <algorithm>
@@ -28,8 +29,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
             Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "launch: wrong number of kernel arguments");
 #ifdef TG_CUDA_HOST_EMULATION
-  (void)stream;
-  emulate_launch(kernel, grid, block, static_cast<Params>(args)...);
+  emulate_launch(kernel, grid, block, stream, static_cast<Params>(args)...);
 #else
   kernel<<<grid, block, 0, stream>>>(static_cast<Params>(args)...);
 #endif

@@ -26,4 +26,10 @@ cudaStream_t current_stream(int device) {
 
 void synchronize(int device) { TG_CUDA_CHECK(cudaStreamSynchronize(current_stream(device))); }
 
+bool is_capturing(int device) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  TG_CUDA_CHECK(cudaStreamIsCapturing(current_stream(device), &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 }  // namespace tg::cuda

@@ -5,13 +5,24 @@
 // <cuda_runtime.h> and cuBLAS's.
 //
 // What it emulates: the kernel language (__global__, threadIdx, __shared__, __syncthreads, warp
-// shuffles, integer atomics), one device ("cuda:0") whose memory is host memory, and a stream that
-// runs everything at once. The threads of a block are fibers on the launching host thread, run
-// until each finishes or waits at a barrier; __shared__ variables become function statics (one
-// block runs at a time); __syncthreads() is a barrier over the block and a shuffle one over the
-// warp. It checks semantics — index math, edges,
+// shuffles, integer atomics), one device ("cuda:0") whose memory is host memory, and one stream
+// that runs everything at once — except while it captures a graph. The threads of a block are
+// fibers on the launching host thread, run until each finishes or waits at a barrier; __shared__
+// variables become function statics (one block runs at a time); __syncthreads() is a barrier over
+// the block and a shuffle one over the warp. It checks semantics — index math, edges,
 // barriers, reduction order, what the host code does with the results — not speed, and not
 // the GPU's memory model: code that races or relies on uninitialised shared memory is not caught.
+//
+// Stream capture and graphs follow the real API (signatures, enum values, error codes): between
+// cudaStreamBeginCapture and cudaStreamEndCapture, kernel launches, cudaMemcpyAsync and
+// cudaMemsetAsync on the stream are recorded (closures holding copies of their arguments), not
+// run, and each cudaGraphLaunch of the instantiated graph runs them again in order. The calls the
+// runtime forbids while a capture is in progress fail as it makes them fail: waiting for the
+// capturing stream or the device always, and the "potentially unsafe" calls (cudaMalloc, cudaFree,
+// synchronous cudaMemcpy, waits) unless the calling thread's mode is relaxed
+// (cudaThreadExchangeStreamCaptureMode); such a failure invalidates the capture, which
+// cudaStreamEndCapture then reports. Unlike a GPU, host memory given to a captured copy is
+// not checked for being pinned.
 #pragma once
 
 #include <algorithm>
@@ -22,9 +33,13 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <ucontext.h>
@@ -340,12 +355,10 @@ inline std::vector<std::unique_ptr<char[]>>& stack_pool() {
   return pool;
 }
 
-}  // namespace tg_emulation
-
-// kernel<<<grid, block>>>(args...): the blocks one after another, each as a set of fibers.
+// Runs kernel<<<grid, block>>>(args...) now: the blocks one after another, each as a set of
+// fibers.
 template <typename... Params, typename... Args>
-void emulate_launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
-  using namespace tg_emulation;
+void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
   const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
   auto& stacks = stack_pool();
   while (stacks.size() < threads) stacks.emplace_back(new char[kFiberStackBytes]);
@@ -388,12 +401,18 @@ void emulate_launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args... ar
   threadIdx = outer_thread;
 }
 
-// ---- the runtime: one device, host memory, one immediate stream --------------------------------
+}  // namespace tg_emulation
+
+// ---- the runtime: one device, host memory, one stream (run at once, or captured) ----------------
 enum cudaError_t {
   cudaSuccess = 0,
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidDevice = 101,
+  cudaErrorIllegalState = 401,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureWrongThread = 908,
 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -402,7 +421,45 @@ enum cudaMemcpyKind {
   cudaMemcpyDeviceToDevice = 3,
   cudaMemcpyDefault = 4,
 };
-struct CUstream_st {};
+enum cudaStreamCaptureStatus {
+  cudaStreamCaptureStatusNone = 0,
+  cudaStreamCaptureStatusActive = 1,
+  cudaStreamCaptureStatusInvalidated = 2,
+};
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+enum cudaGraphInstantiateFlags {
+  cudaGraphInstantiateFlagAutoFreeOnLaunch = 1,
+  cudaGraphInstantiateFlagUpload = 2,
+  cudaGraphInstantiateFlagDeviceLaunch = 4,
+  cudaGraphInstantiateFlagUseNodePriority = 8,
+};
+
+// A graph is the recorded work, in stream order; an instantiated one shares it, read-only (a
+// graph launched into a capture records the work as it is at that launch).
+namespace tg_emulation {
+using RecordedWork = std::vector<std::function<void()>>;
+}  // namespace tg_emulation
+struct CUgraph_st {
+  tg_emulation::RecordedWork work;
+};
+struct CUgraphExec_st {
+  std::shared_ptr<const tg_emulation::RecordedWork> work;
+};
+using cudaGraph_t = CUgraph_st*;
+using cudaGraphExec_t = CUgraphExec_st*;
+
+// The stream and its capture state. Host threads may queue work on it concurrently.
+struct CUstream_st {
+  std::mutex mutex;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  cudaStreamCaptureMode capture_mode = cudaStreamCaptureModeGlobal;
+  std::thread::id capturing_thread;
+  std::unique_ptr<CUgraph_st> graph;  // while capturing
+};
 using cudaStream_t = CUstream_st*;
 constexpr unsigned cudaStreamNonBlocking = 1;
 
@@ -414,6 +471,59 @@ inline cudaError_t fail(cudaError_t e) { return last_error = e; }
 // out-of-memory handling can reach it.
 constexpr size_t kDeviceBytes = size_t{1} << 32;
 inline std::atomic<size_t> allocated_bytes{0};
+
+// Every stream created is this one (the backend creates one per device, and there is one device).
+inline CUstream_st the_stream;
+// This thread's capture interaction mode (cudaThreadExchangeStreamCaptureMode).
+inline thread_local cudaStreamCaptureMode thread_capture_mode = cudaStreamCaptureModeGlobal;
+
+// Runs `work` now, or records it while the stream captures; fails once the capture is
+// invalidated (null: the legacy stream, never capturing here).
+template <typename Work>
+cudaError_t enqueue(cudaStream_t stream, Work&& work) {
+  if (stream != nullptr) {
+    std::lock_guard<std::mutex> lock(stream->mutex);
+    if (stream->capture == cudaStreamCaptureStatusActive) {
+      stream->graph->work.emplace_back(std::forward<Work>(work));
+      return cudaSuccess;
+    }
+    if (stream->capture == cudaStreamCaptureStatusInvalidated)
+      return fail(cudaErrorStreamCaptureInvalidated);
+  }
+  work();
+  return cudaSuccess;
+}
+
+// The check before a "potentially unsafe" call (cudaMalloc, cudaFree, synchronous copies, waits):
+// the runtime forbids them to a thread whose own capture is not relaxed, and to any thread while
+// another thread's capture is global, unless the calling thread's own mode is relaxed. A
+// forbidden call fails and invalidates the capture.
+inline cudaError_t unsafe_call() {
+  CUstream_st& s = the_stream;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.capture == cudaStreamCaptureStatusNone ||
+      thread_capture_mode == cudaStreamCaptureModeRelaxed)
+    return cudaSuccess;
+  const bool forbidden = s.capturing_thread == std::this_thread::get_id()
+                             ? s.capture_mode != cudaStreamCaptureModeRelaxed
+                             : s.capture_mode == cudaStreamCaptureModeGlobal &&
+                                   thread_capture_mode == cudaStreamCaptureModeGlobal;
+  if (!forbidden) return cudaSuccess;
+  s.capture = cudaStreamCaptureStatusInvalidated;
+  return fail(cudaErrorStreamCaptureUnsupported);
+}
+
+// Waiting for a capturing stream is always forbidden, and invalidates its capture.
+inline cudaError_t wait_for(CUstream_st& s) {
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.capture != cudaStreamCaptureStatusNone) {
+      s.capture = cudaStreamCaptureStatusInvalidated;
+      return fail(cudaErrorStreamCaptureUnsupported);
+    }
+  }
+  return unsafe_call();
+}
 }  // namespace tg_emulation
 
 inline const char* cudaGetErrorName(cudaError_t e) {
@@ -422,6 +532,10 @@ inline const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
   }
   return "cudaErrorUnknown";
 }
@@ -431,6 +545,13 @@ inline const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorStreamCaptureUnsupported:
+      return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureWrongThread:
+      return "attempt to terminate a thread-local capture sequence from another thread";
   }
   return "unknown error";
 }
@@ -455,6 +576,7 @@ inline cudaError_t cudaSetDevice(int device) {
 // Each allocation remembers its size just before the returned (256-byte aligned) address.
 inline cudaError_t cudaMalloc(void** p, size_t bytes) {
   constexpr size_t kHeader = 256;
+  if (const cudaError_t e = tg_emulation::unsafe_call(); e != cudaSuccess) return e;
   if (bytes > tg_emulation::kDeviceBytes - tg_emulation::allocated_bytes.load())
     return tg_emulation::fail(cudaErrorMemoryAllocation);
   char* base = static_cast<char*>(std::aligned_alloc(kHeader, kHeader + ((bytes + kHeader - 1) / kHeader) * kHeader));
@@ -465,6 +587,7 @@ inline cudaError_t cudaMalloc(void** p, size_t bytes) {
   return cudaSuccess;
 }
 inline cudaError_t cudaFree(void* p) {
+  if (const cudaError_t e = tg_emulation::unsafe_call(); e != cudaSuccess) return e;
   if (p == nullptr) return cudaSuccess;
   char* base = static_cast<char*>(p) - 256;
   size_t bytes;
@@ -479,24 +602,107 @@ inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   return cudaSuccess;
 }
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (const cudaError_t e = tg_emulation::unsafe_call(); e != cudaSuccess) return e;
   if (bytes > 0) std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
-inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
-                                   cudaStream_t = nullptr) {
-  return cudaMemcpy(dst, src, bytes, kind);
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind,
+                                   cudaStream_t stream = nullptr) {
+  return tg_emulation::enqueue(stream, [=] {
+    if (bytes > 0) std::memmove(dst, src, bytes);
+  });
 }
-inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t = nullptr) {
-  if (bytes > 0) std::memset(dst, value, bytes);
-  return cudaSuccess;
+inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes,
+                                   cudaStream_t stream = nullptr) {
+  return tg_emulation::enqueue(stream, [=] {
+    if (bytes > 0) std::memset(dst, value, bytes);
+  });
 }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
-  static CUstream_st the_stream;
-  *stream = &the_stream;
+  *stream = &tg_emulation::the_stream;
   return cudaSuccess;
 }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  return stream != nullptr ? tg_emulation::wait_for(*stream) : tg_emulation::unsafe_call();
+}
+inline cudaError_t cudaDeviceSynchronize() {
+  return tg_emulation::wait_for(tg_emulation::the_stream);
+}
+
+// ---- stream capture and graphs --------------------------------------------------------------
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  if (stream == nullptr) return tg_emulation::fail(cudaErrorStreamCaptureUnsupported);  // legacy
+  std::lock_guard<std::mutex> lock(stream->mutex);
+  if (stream->capture != cudaStreamCaptureStatusNone)
+    return tg_emulation::fail(cudaErrorIllegalState);
+  stream->capture = cudaStreamCaptureStatusActive;
+  stream->capture_mode = mode;
+  stream->capturing_thread = std::this_thread::get_id();
+  stream->graph = std::make_unique<CUgraph_st>();
+  return cudaSuccess;
+}
+// Ends the capture whether or not it was invalidated; an invalidated one gives no graph.
+inline cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  if (stream == nullptr || graph == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(stream->mutex);
+  if (stream->capture == cudaStreamCaptureStatusNone)
+    return tg_emulation::fail(cudaErrorIllegalState);
+  if (stream->capture_mode != cudaStreamCaptureModeRelaxed &&
+      stream->capturing_thread != std::this_thread::get_id())
+    return tg_emulation::fail(cudaErrorStreamCaptureWrongThread);
+  const bool invalidated = stream->capture == cudaStreamCaptureStatusInvalidated;
+  stream->capture = cudaStreamCaptureStatusNone;
+  std::unique_ptr<CUgraph_st> recorded = std::move(stream->graph);
+  *graph = invalidated ? nullptr : recorded.release();
+  return invalidated ? tg_emulation::fail(cudaErrorStreamCaptureInvalidated) : cudaSuccess;
+}
+inline cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  if (status == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  if (stream == nullptr) {  // the legacy stream is never captured (ours is non-blocking)
+    *status = cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+  }
+  std::lock_guard<std::mutex> lock(stream->mutex);
+  *status = stream->capture;
+  return cudaSuccess;
+}
+inline cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode) {
+  if (mode == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  std::swap(*mode, tg_emulation::thread_capture_mode);
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
+                                        unsigned long long = 0) {
+  if (exec == nullptr || graph == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  *exec = new CUgraphExec_st{std::make_shared<const tg_emulation::RecordedWork>(graph->work)};
+  return cudaSuccess;
+}
+// The recorded work, in order, on `stream`: now, or recorded into the stream's own capture.
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (exec == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  return tg_emulation::enqueue(stream, [work = exec->work] {
+    for (const auto& step : *work) step();
+  });
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  if (exec == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  delete exec;
+  return cudaSuccess;
+}
+inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  if (graph == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  delete graph;
+  return cudaSuccess;
+}
+
+// kernel<<<grid, block, 0, stream>>>(args...): runs the kernel now or, while the stream captures,
+// records it with copies of its arguments. A launch into an invalidated capture fails (as the
+// launch's error: cudaGetLastError).
+template <typename... Params, typename... Args>
+void emulate_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                    Args... args) {
+  tg_emulation::enqueue(stream, [=] { tg_emulation::run_kernel(kernel, grid, block, args...); });
+}
 
 // ---- cuBLAS: only its status codes (the backend names them in errors; it calls no cuBLAS) -------
 enum cublasStatus_t {

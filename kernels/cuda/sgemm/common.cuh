@@ -224,8 +224,7 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
     if (part.pre) part.pre += b0 * args.stride_c;
     grid.z = part.batch;
 #ifdef TG_CUDA_HOST_EMULATION
-    (void)stream;
-    emulate_launch(kernel, grid, block, part);
+    emulate_launch(kernel, grid, block, stream, part);
 #else
     kernel<<<grid, block, 0, stream>>>(part);
 #endif
