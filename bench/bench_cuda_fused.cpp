@@ -402,3 +402,52 @@ const bool kLinearReluRegistered = [] {
 }();
 
 }  // namespace
+
+// --- linear + ReLU backward (kernels/cuda/linear_epilogue.cu linear_backward): masked GEMMs ----
+// fused/linear_relu_backward/<fused|unfused>/<size>: the gradients of y = relu(x @ W + b) from
+// dy, float32, all three wanted (dx, dW, dbias), given the saved output relu(pre):
+//   fused    CudaBackend::linear_backward: the two SGEMMs read dy through the mask saved > 0 as
+//            they load their tiles, and dbias sums the masked dy; dpre is never written
+//   unfused  Backend::linear_backward, the composition it replaced: activation_backward (dpre
+//            and dbias), then dx = dpre @ W^T and dW = x^T @ dpre
+//   model    the nanda MLP's first layer, as fused/linear_relu: x [3830, 128], W [128, 512]
+//   large    4096 x 4096 @ 4096 x 4096
+// MB is what the layer's backward must move at least (dy, saved, x, W in; dx, dW, dbias out),
+// the same for both.
+namespace {
+
+Workload linear_relu_backward_workload(Size s, bool fused) {
+  const int64_t m = s == Size::Model ? 3830 : 4096, k = s == Size::Model ? 128 : 4096,
+                n = s == Size::Model ? 512 : 4096;
+  const Tensor x = random_on_gpu({m, k}), W = random_on_gpu({k, n});
+  const Tensor dy = random_on_gpu({m, n}), saved = relu(random_on_gpu({m, n}));
+  Backend& gpu = backend_for(kGpu);
+  const double bytes = 4.0 * static_cast<double>(2 * m * n + 2 * m * k + 2 * k * n + n);
+  return {bytes, [=, &gpu] {
+            Tensor dx, dW, db;
+            if (fused)
+              gpu.linear_backward(dy, x, W, saved, Activation::Relu, true, dx, dW, db);
+            else
+              gpu.Backend::linear_backward(dy, x, W, saved, Activation::Relu, true, dx, dW, db);
+          }};
+}
+
+Workload linear_relu_backward_fused(Size s) { return linear_relu_backward_workload(s, true); }
+Workload linear_relu_backward_unfused(Size s) { return linear_relu_backward_workload(s, false); }
+
+const bool kLinearReluBackwardRegistered = [] {
+  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+      {"linear_relu_backward/fused", linear_relu_backward_fused},
+      {"linear_relu_backward/unfused", linear_relu_backward_unfused},
+  };
+  for (Size size : {Size::Model, Size::Large})
+    for (const auto& [name, make] : entries)
+      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
+                                   BM_workload, make, size)
+          ->UseManualTime()
+          ->MinTime(0.1)
+          ->Unit(benchmark::kMicrosecond);
+  return true;
+}();
+
+}  // namespace

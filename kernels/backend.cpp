@@ -60,6 +60,23 @@ void Backend::embed_with_positions_backward(const Tensor& dy, const Tensor& toke
   copy(column_sums, dW_pos.slice(0, 0, len));
 }
 
+void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
+                              const Tensor& saved, Activation act, bool with_dbias, Tensor& dx,
+                              Tensor& dW, Tensor& dbias) {
+  dx = dW = dbias = Tensor();
+  if (with_dbias) dbias = Tensor::empty({dy.size(1)}, dy.dtype(), device());
+  // Identity without a bias has dpre = dy: nothing to compute.
+  const Tensor dpre = act == Activation::Identity && !with_dbias
+                          ? dy
+                          : activation_backward(dy, saved.defined() ? saved : dy, act, dbias);
+  if (W.defined() && x.defined())  // independent: the backend may overlap them
+    matmul_pair(dpre, W.transpose(0, 1), dx, x.transpose(0, 1), dpre, dW);
+  else if (W.defined())
+    dx = matmul(dpre, W.transpose(0, 1));
+  else if (x.defined())
+    dW = matmul(x.transpose(0, 1), dpre);
+}
+
 std::unique_ptr<CapturedWork> Backend::capture(const std::function<void()>&) {
   throw Error(cat(device().str(), ": capture: this backend cannot record work for replay"));
 }

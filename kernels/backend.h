@@ -178,6 +178,17 @@ class Backend {
     }
     return y;
   }
+  // A linear layer's backward from dy [N, D] (contiguous), given what its forward kept: x [N, K]
+  // and W [K, D] (2-D views that matmul accepts) and `saved` as activation_backward takes it
+  // (contiguous [N, D]; may be undefined for Identity). With dpre = dy * act'(saved) as
+  // activation_backward gives it: dx = dpre @ W^T [N, K] when W is defined, dW = x^T @ dpre
+  // [K, D] when x is defined (each left undefined otherwise: pass only what the wanted gradients
+  // need), and with `with_dbias`, dbias [D] = the column sums of dpre, summed as
+  // activation_backward sums them. By default those primitives (matmul_pair for the two
+  // products); a backend may apply act' as the GEMMs load dy and never write dpre.
+  virtual void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
+                               const Tensor& saved, Activation act, bool with_dbias, Tensor& dx,
+                               Tensor& dW, Tensor& dbias);
   // table [V, ...], int64 index of any shape -> [index.shape..., ...]: out[i] = table[index[i]].
   virtual Tensor index_select(const Tensor& table, const Tensor& index) = 0;
   // The scatter-add adjoint: out [rows, ...] with out[index[i]] += src[i].

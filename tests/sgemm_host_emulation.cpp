@@ -5,6 +5,11 @@
 // Then the epilogue (bias, activation, pre-activation output) on the same cases, in every
 // version that accepts it (v5, and v7 on 16-byte rows): pre must be the plain product plus the
 // bias bit for bit, C must be act(pre), and nothing outside C or pre may be written.
+// Then the operand masks (mask_a, mask_b: a ReLU backward's dy read through pre > 0) in every
+// version that implements them (v1, v5, v7; the others must decline them): A only, B only and
+// both, against a float64 reference of the masked operands; in v5 and v7 also bit for bit
+// against the same version's plain product of the masked operands, and with the epilogue on top.
+// (v1 masks inside its multiply-add, which the compiler may contract differently.)
 // Exit status 0 when every supported case passes.
 #include <chrono>
 #include <cmath>
@@ -40,16 +45,18 @@ float activate(tg::Activation act, float x) {
 }
 
 // One run of version v with the epilogue (act; a bias when has_bias; a pre output when
-// want_pre) against the same version's plain product `plain` (C's buffer): true when it passes.
+// want_pre) on the operands of `base` (which may carry masks) against the same version's product
+// without the epilogue `plain` (C's buffer): true when it passes.
 bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
-                    const std::vector<float>& plain, tg::Activation act, bool has_bias,
-                    bool want_pre, uint64_t seed) {
+                    const GemmArgs& base, const std::vector<float>& plain, tg::Activation act,
+                    bool has_bias, bool want_pre, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> bias(static_cast<size_t>(std::max(c.N, 1)));
   for (float& b : bias) b = u(rng);
   std::vector<float> out(h.c_size, poison()), pre(h.c_size, poison());
-  GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
+  GemmArgs args = base;
+  args.C = out.data();
   args.bias = has_bias ? bias.data() : nullptr;
   args.act = act;
   args.pre = want_pre ? pre.data() : nullptr;
@@ -72,12 +79,73 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
   int64_t gaps = 0;
   for (size_t i = 0; i < h.c_size; ++i) gaps += !is_poison(out[i]) + !is_poison(pre[i]);
   if (bad_pre == 0 && bad_c == 0 && gaps == 0) return true;
-  std::printf("FAIL v%d_%s %s epilogue act %d bias %d pre %d: %lld of pre and %lld of C differ "
-              "from the unfused result, %lld written outside\n",
+  std::printf("FAIL v%d_%s %s epilogue act %d bias %d pre %d masks %d%d: %lld of pre and %lld of "
+              "C differ from the unfused result, %lld written outside\n",
               v.number, v.name, c.name().c_str(), static_cast<int>(act), has_bias, want_pre,
-              static_cast<long long>(bad_pre), static_cast<long long>(bad_c),
-              static_cast<long long>(gaps));
+              base.mask_a != nullptr, base.mask_b != nullptr, static_cast<long long>(bad_pre),
+              static_cast<long long>(bad_c), static_cast<long long>(gaps));
   return false;
+}
+
+// The versions that implement the operand masks; every other one must decline them.
+bool implements_masks(const SgemmVersion& v) {
+  return v.number == 1 || v.number == 5 || v.number == 7;
+}
+
+// The masks of one case and the operands as read through them.
+struct Masks {
+  std::vector<float> a, b;  // laid out as h.A and h.B
+  GemmHost masked_a, masked_b, masked_both;  // h with A, B or both replaced by the masked values
+
+  const GemmHost& masked(int which) const {
+    return which == 1 ? masked_a : which == 2 ? masked_b : masked_both;
+  }
+};
+
+Masks make_masks(const GemmHost& h, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Masks m;
+  m.a = random_mask(h.A, rng);
+  m.b = random_mask(h.B, rng);
+  m.masked_a = m.masked_b = m.masked_both = h;
+  m.masked_a.A = m.masked_both.A = apply_mask(h.A, m.a);
+  m.masked_b.B = m.masked_both.B = apply_mask(h.B, m.b);
+  for (GemmHost* x : {&m.masked_a, &m.masked_b, &m.masked_both}) set_reference(*x);
+  return m;
+}
+
+// h's arguments with mask_a (which & 1) and mask_b (which & 2) set.
+GemmArgs masked_args(const GemmHost& h, const Masks& masks, int which, float* out) {
+  GemmArgs args = h.args(h.A.data(), h.B.data(), out);
+  args.mask_a = which & 1 ? masks.a.data() : nullptr;
+  args.mask_b = which & 2 ? masks.b.data() : nullptr;
+  return args;
+}
+
+// One run of version v with the masks chosen by `which` (1: A, 2: B, 3: both) against the
+// float64 product of the masked operands, and, when `same_bits_as_plain`, bit for bit against
+// v's plain product of them (the same values summed in the same order). Leaves the masked
+// product in `out`. True when it passes.
+bool check_masks(const SgemmVersion& v, const GemmHost& h, const Masks& masks, int which,
+                 bool same_bits_as_plain, std::vector<float>& out) {
+  const GemmHost& masked = masks.masked(which);
+  std::vector<float> plain(h.c_size, poison());
+  v.run(masked.args(masked.A.data(), masked.B.data(), plain.data()), nullptr);
+  std::fill(out.begin(), out.end(), poison());
+  v.run(masked_args(h, masks, which, out.data()), nullptr);
+  const GemmCheck r = check_gemm(masked, out, masked.reference);
+  const bool same_bits = !same_bits_as_plain ||
+                         std::memcmp(out.data(), plain.data(), out.size() * sizeof(float)) == 0;
+  const bool ok = r.rel_error < 1e-5 && r.unwritten == 0 && r.non_finite == 0 &&
+                  r.written_gaps == 0 && same_bits;
+  if (!ok)
+    std::printf("FAIL v%d_%s %s masks %s: rel_error %.3g, unwritten %lld, non-finite %lld, "
+                "written outside C %lld, %s the plain product of the masked operands\n",
+                v.number, v.name, h.c.name().c_str(),
+                which == 1 ? "A" : which == 2 ? "B" : "A and B", r.rel_error,
+                static_cast<long long>(r.unwritten), static_cast<long long>(r.non_finite),
+                static_cast<long long>(r.written_gaps), same_bits ? "equal to" : "differs from");
+  return ok;
 }
 
 }  // namespace
@@ -85,10 +153,11 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
 int main() {
   const auto start = std::chrono::steady_clock::now();
   const std::vector<GemmCase> cases = sgemm_cases(/*large=*/false);
-  int failures = 0, runs = 0, declined = 0, epilogue_runs = 0;
+  int failures = 0, runs = 0, declined = 0, epilogue_runs = 0, mask_runs = 0;
   uint64_t seed = 1;
   for (const GemmCase& c : cases) {
     const GemmHost h = make_gemm_host(c, seed++);
+    const Masks masks = make_masks(h, seed * 31);
     std::vector<float> out(h.c_size);
     for (const SgemmVersion& v : sgemm_versions()) {
       const GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
@@ -107,14 +176,43 @@ int main() {
       if (v.supports(epi)) {
         for (int j = 0; j < 2; ++j) {
           const int combo = static_cast<int>((seed * 2 + j) % 16);
-          failures += !check_epilogue(v, c, h, out, kActivations[combo % 4], (combo / 4) % 2 != 0,
-                                      combo / 8 != 0, seed * 7 + j);
+          failures += !check_epilogue(v, c, h, args, out, kActivations[combo % 4],
+                                      (combo / 4) % 2 != 0, combo / 8 != 0, seed * 7 + j);
           ++epilogue_runs;
         }
       } else if (v.number == 5 || v.number == 7) {  // they take every argument they take plain
         ++failures;
         std::printf("FAIL v%d_%s %s declines the epilogue\n", v.number, v.name,
                     c.name().c_str());
+      }
+      // The masks: every combination in the versions that implement them (then one epilogue
+      // combination on top of the last, rotating), declined by the others.
+      for (int which = 1; which <= 3; ++which) {
+        const GemmArgs with_masks = masked_args(h, masks, which, out.data());
+        if (!implements_masks(v)) {
+          if (v.supports(with_masks)) {
+            ++failures;
+            std::printf("FAIL v%d_%s %s accepts masks it does not implement\n", v.number, v.name,
+                        c.name().c_str());
+          }
+          continue;
+        }
+        if (!v.supports(with_masks)) {  // they take every argument they take plain
+          ++failures;
+          std::printf("FAIL v%d_%s %s declines masks\n", v.number, v.name, c.name().c_str());
+          continue;
+        }
+        std::vector<float> masked_out(h.c_size);
+        failures += !check_masks(v, h, masks, which, v.number != 1, masked_out);
+        ++mask_runs;
+        GemmArgs masked_epi = with_masks;
+        masked_epi.act = tg::Activation::Relu;
+        if (which == 3 && v.supports(masked_epi)) {
+          const int combo = static_cast<int>(seed % 16);
+          failures += !check_epilogue(v, c, h, with_masks, masked_out, kActivations[combo % 4],
+                                      (combo / 4) % 2 != 0, combo / 8 != 0, seed * 11);
+          ++epilogue_runs;
+        }
       }
       const bool ok = r.rel_error < 1e-5 && r.unwritten == 0 && r.non_finite == 0 &&
                       r.written_gaps == 0;
@@ -144,12 +242,19 @@ int main() {
       std::printf("FAIL best_sgemm(%s, epilogue) = v%d, expected v%d\n", c.name().c_str(),
                   best_sgemm(epi).number, expected);
     }
+    // With masks too (v6 declines them, so it is never in between either).
+    const GemmArgs with_masks = masked_args(h, masks, 3, out.data());
+    if (best_sgemm(with_masks).number != expected) {
+      ++failures;
+      std::printf("FAIL best_sgemm(%s, masks) = v%d, expected v%d\n", c.name().c_str(),
+                  best_sgemm(with_masks).number, expected);
+    }
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("sgemm host emulation: %d runs (%d with the epilogue) over %zu cases and %zu "
-              "versions, %d declined by supports(), %d failed (%.1f s)\n",
-              runs, epilogue_runs, cases.size(), sgemm_versions().size(), declined, failures,
-              seconds);
+  std::printf("sgemm host emulation: %d runs (%d with the epilogue, %d with masks) over %zu cases "
+              "and %zu versions, %d declined by supports(), %d failed (%.1f s)\n",
+              runs, epilogue_runs, mask_runs, cases.size(), sgemm_versions().size(), declined,
+              failures, seconds);
   return failures == 0 ? 0 : 1;
 }

@@ -2,7 +2,8 @@
 // tests/sgemm_host_emulation.cpp (the same kernels emulated on the CPU): a case (shape, layout,
 // batch), its operands in host memory with NaN in every gap between rows and batch matrices, a
 // float64 reference, and the comparison that also proves every element of C was written and
-// nothing outside it was.
+// nothing outside it was; and operand masks (sgemm.h's mask_a, mask_b) with the masked operands
+// they stand for.
 #pragma once
 
 #include <cmath>
@@ -89,26 +90,10 @@ inline std::vector<float> fill_operand(int64_t rows, int64_t cols, int64_t ld, i
 
 }  // namespace detail
 
-inline GemmHost make_gemm_host(const GemmCase& c, uint64_t seed) {
-  using detail::batch_stride;
-  using detail::leading_dim;
-  GemmHost h;
-  h.c = c;
-  std::mt19937_64 rng(seed);
-  // Stored shapes: A [M, K] or [K, M]; B [K, N] or [N, K]; C [M, N].
-  const int64_t a_rows = c.trans_a ? c.K : c.M, a_cols = c.trans_a ? c.M : c.K;
-  const int64_t b_rows = c.trans_b ? c.N : c.K, b_cols = c.trans_b ? c.K : c.N;
-  h.lda = leading_dim(a_cols, c.padded);
-  h.ldb = leading_dim(b_cols, c.padded);
-  h.ldc = leading_dim(c.N, c.padded);
-  h.stride_a = batch_stride(a_rows, h.lda, c.padded);
-  h.stride_b = c.broadcast_b ? 0 : batch_stride(b_rows, h.ldb, c.padded);
-  h.stride_c = batch_stride(c.M, h.ldc, c.padded);
-  h.A = detail::fill_operand(a_rows, a_cols, h.lda, h.stride_a, c.batch, rng);
-  h.B = detail::fill_operand(b_rows, b_cols, h.ldb, h.stride_b, c.broadcast_b ? 1 : c.batch, rng);
-  h.c_size = c.batch == 0 ? 1 : static_cast<size_t>((c.batch - 1) * h.stride_c + c.M * h.ldc);
-
-  // Reference: the logical operands as dense float64 [M, K] and [K, N], then i-k-j products.
+// h.reference from h.A and h.B: the logical operands as dense float64 [M, K] and [K, N], then
+// i-k-j products.
+inline void set_reference(GemmHost& h) {
+  const GemmCase& c = h.c;
   const int64_t M = c.M, N = c.N, K = c.K;
   h.reference.assign(static_cast<size_t>(c.batch * M * N), 0.0);
   std::vector<double> a(static_cast<size_t>(M * K)), b(static_cast<size_t>(K * N));
@@ -128,7 +113,49 @@ inline GemmHost make_gemm_host(const GemmCase& c, uint64_t seed) {
         for (int64_t n = 0; n < N; ++n) out[m * N + n] += am * b[k * N + n];
       }
   }
+}
+
+inline GemmHost make_gemm_host(const GemmCase& c, uint64_t seed) {
+  using detail::batch_stride;
+  using detail::leading_dim;
+  GemmHost h;
+  h.c = c;
+  std::mt19937_64 rng(seed);
+  // Stored shapes: A [M, K] or [K, M]; B [K, N] or [N, K]; C [M, N].
+  const int64_t a_rows = c.trans_a ? c.K : c.M, a_cols = c.trans_a ? c.M : c.K;
+  const int64_t b_rows = c.trans_b ? c.N : c.K, b_cols = c.trans_b ? c.K : c.N;
+  h.lda = leading_dim(a_cols, c.padded);
+  h.ldb = leading_dim(b_cols, c.padded);
+  h.ldc = leading_dim(c.N, c.padded);
+  h.stride_a = batch_stride(a_rows, h.lda, c.padded);
+  h.stride_b = c.broadcast_b ? 0 : batch_stride(b_rows, h.ldb, c.padded);
+  h.stride_c = batch_stride(c.M, h.ldc, c.padded);
+  h.A = detail::fill_operand(a_rows, a_cols, h.lda, h.stride_a, c.batch, rng);
+  h.B = detail::fill_operand(b_rows, b_cols, h.ldb, h.stride_b, c.broadcast_b ? 1 : c.batch, rng);
+  h.c_size = c.batch == 0 ? 1 : static_cast<size_t>((c.batch - 1) * h.stride_c + c.M * h.ldc);
+  set_reference(h);
   return h;
+}
+
+// A mask for an operand buffer (sgemm.h's mask_a or mask_b: the same layout, so the same size):
+// where the operand holds a value, about half keep it (> 0) and the rest drop it in every way a
+// ReLU's saved output can (+0, -0, negative, NaN); in the gaps, where the operand holds NaN, 1,
+// so that reading a gap through the mask still shows as NaN.
+inline std::vector<float> random_mask(const std::vector<float>& operand, std::mt19937_64& rng) {
+  const float values[] = {0.75f, 2.0f, 1e-3f, 0.0f, -0.0f, -0.5f, std::nanf("")};
+  std::uniform_int_distribution<int> pick(0, 6);
+  std::vector<float> mask(operand.size());
+  for (size_t i = 0; i < operand.size(); ++i)
+    mask[i] = std::isnan(operand[i]) ? 1.0f : values[pick(rng)];
+  return mask;
+}
+
+// The operand as the kernels read it through `mask`: x where mask > 0, else 0.
+inline std::vector<float> apply_mask(const std::vector<float>& operand,
+                                     const std::vector<float>& mask) {
+  std::vector<float> out(operand.size());
+  for (size_t i = 0; i < operand.size(); ++i) out[i] = mask[i] > 0.0f ? operand[i] : 0.0f;
+  return out;
 }
 
 struct GemmCheck {

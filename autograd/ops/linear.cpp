@@ -1,9 +1,12 @@
 // linear: y = act(x @ W + b) as one op, through the backend's linear_forward: on the CPU the GEMM
 // writes a fresh buffer and the bias add and the activation run over it in one pass (in place
 // where backward can do without the pre-activation); on CUDA the GEMM applies them as it stores
-// its output. Either way not three ops with three [N, out] temporaries. Backward:
+// its output. Either way not three ops with three [N, out] temporaries. Backward, through the
+// backend's linear_backward:
 //   dpre = dy * act'(pre)    (with db = column sums of dpre, in the same pass)
 //   dx = dpre @ W^T,  dW = x^T @ dpre
+// on the CPU as written; on CUDA, for ReLU, the two GEMMs read dy through the mask pre > 0 and
+// dpre is never written.
 #include "autograd/ops/common.h"
 
 namespace tg {
@@ -39,21 +42,12 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act)
        saved = act == Activation::Identity ? Tensor() : save(keep_pre ? pre : y), act,
        x_shape = x.shape(), has_b = b.defined() && b.requires_grad(),
        out_features](const Tensor& g) -> std::vector<Tensor> {
-        Backend& be = backend_for(g.device());
         const Tensor dy = g.reshape({-1, out_features}).contiguous();
-        Tensor db = has_b ? Tensor::empty({out_features}, dy.dtype(), dy.device()) : Tensor();
-        const Tensor dpre =
-            act == Activation::Identity && !has_b
-                ? dy
-                : be.activation_backward(dy, saved.defined() ? saved.reshape(dy.shape()) : dy, act,
-                                         db);
-        Tensor dx, dW;
-        if (saved_w.defined() && saved_x.defined())  // independent: the backend may overlap them
-          be.matmul_pair(dpre, saved_w.transpose(0, 1), dx, saved_x.transpose(0, 1), dpre, dW);
-        else if (saved_w.defined())
-          dx = be.matmul(dpre, saved_w.transpose(0, 1));
-        else if (saved_x.defined())
-          dW = be.matmul(saved_x.transpose(0, 1), dpre);
+        Tensor dx, dW, db;  // dx needs W, dW needs x: the backend computes what it is given
+        backend_for(g.device())
+            .linear_backward(dy, saved_x, saved_w,
+                             saved.defined() ? saved.reshape(dy.shape()) : Tensor(), act, has_b,
+                             dx, dW, db);
         return {dx.defined() ? dx.reshape(x_shape) : Tensor(), dW, db};
       },
       {&x, &W, &b});

@@ -4,8 +4,8 @@
 //
 // Every primitive, one family per file: memory.cu, random.cu, elementwise.cu, reduce.cu, matmul.cpp
 // (float32, through the SGEMM family in sgemm/; linear_forward with the GEMM's fused epilogue),
-// softmax.cu, cross_entropy.cu, index.cu, embedding.cu, layer_norm.cu, linear_epilogue.cu and
-// attention.cu.
+// softmax.cu, cross_entropy.cu, index.cu, embedding.cu, layer_norm.cu, linear_epilogue.cu (with
+// linear_backward: a ReLU layer's gradient GEMMs reading dy through the mask) and attention.cu.
 #pragma once
 
 #include "kernels/backend.h"
@@ -56,6 +56,9 @@ class CudaBackend final : public Backend {
                        const Tensor& y) override;
   Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
                              const Tensor& dbias) override;
+  void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, const Tensor& saved,
+                       Activation act, bool with_dbias, Tensor& dx, Tensor& dW,
+                       Tensor& dbias) override;
   Tensor index_select(const Tensor& table, const Tensor& index) override;
   Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) override;
   Tensor embed_with_positions(const Tensor& W_E, const Tensor& W_pos,

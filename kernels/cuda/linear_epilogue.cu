@@ -1,6 +1,7 @@
 // CUDA epilogue of a linear layer (the CUDA twin of kernels/cpu/linear_epilogue.cpp): bias add
 // and activation in one pass over the GEMM's output, and the backward pass with the bias
-// gradient.
+// gradient; and the whole backward of a ReLU (or Identity) layer, linear_backward, which never
+// writes dpre.
 //
 // Forward and dpre: one thread per element of [N, D], with the CPU's expressions in the CPU's
 // types (gelu in double, the rest in T), so both devices agree to within the last bits of erf and
@@ -9,14 +10,25 @@
 // kRowBlock rows into a partial [chunks, D] in T, rows in order, then the chunks in order. It reads
 // dpre back from memory rather than summing in the kernel that computes it, so that no multiply
 // fuses with the sum (an FMA) and the sums are the CPU's, bit for bit, whenever the dpre are.
+//
+// linear_backward for ReLU: dpre = dy where saved > 0, else 0, is a mask, so it need not be a
+// tensor. The input gradient dx = dpre @ W^T and the weight gradient dW = x^T @ dpre are SGEMMs
+// that read dy through the mask as they load their tiles (sgemm.h's operand masks), and the bias
+// gradient sums the masked dy in the order above (a select, no multiply: still the CPU's sums bit
+// for bit). That saves dpre's [N, D] buffer and the kernel that writes it; the price is a second
+// load (the mask) wherever a GEMM loads a tile of dy. Gelu and Square, whose derivatives are not
+// masks, and float64 take the base class's composition.
 #include <cstdint>
+#include <string>
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/sgemm/sgemm.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/dispatch.h"
+#include "kernels/matrix_layout.h"
 
 namespace tg::cuda {
 
@@ -77,15 +89,19 @@ __global__ void activation_grad_kernel(const T* dy, const T* saved, T* dpre, int
 }
 
 // First pass of the bias gradient: one thread per (chunk, column) sums the chunk's rows of dpre
-// [rows, cols] in order, into partial [chunks, cols].
+// [rows, cols] in order, into partial [chunks, cols]. With a ReLU mask (laid out as dpre; null:
+// none) it sums dy through it instead: the values dpre would hold, added in the same order.
 template <typename T>
-__global__ void column_partials_kernel(const T* dpre, T* partial, int64_t rows, int64_t cols,
-                                       int64_t chunks) {
+__global__ void column_partials_kernel(const T* dpre, const T* relu_mask, T* partial, int64_t rows,
+                                       int64_t cols, int64_t chunks) {
   TG_GRID_STRIDE_LOOP(i, chunks * cols) {
     const int64_t chunk = i / cols, c = i % cols;
     const int64_t end = chunk * kRowBlock + kRowBlock < rows ? chunk * kRowBlock + kRowBlock : rows;
     T acc = T(0);
-    for (int64_t r = chunk * kRowBlock; r < end; ++r) acc += dpre[r * cols + c];
+    for (int64_t r = chunk * kRowBlock; r < end; ++r) {
+      const T v = dpre[r * cols + c];
+      acc += relu_mask ? activation_grad<Activation::Relu>(v, relu_mask[r * cols + c]) : v;
+    }
     partial[i] = acc;
   }
 }
@@ -98,6 +114,53 @@ __global__ void column_sums_kernel(const T* partial, T* out, int64_t cols, int64
     for (int64_t k = 0; k < chunks; ++k) acc += partial[k * cols + c];
     out[c] = acc;
   }
+}
+
+// dbias [cols] = the column sums of dpre [rows, cols] (read through relu_mask when not null), in
+// the CPU's order: chunks of kRowBlock rows, then the chunks.
+template <typename T>
+void column_sums(const T* dpre, const T* relu_mask, T* dbias, int64_t rows, int64_t cols,
+                 Device device, cudaStream_t stream) {
+  if (cols == 0) return;
+  const int64_t chunks = (rows + kRowBlock - 1) / kRowBlock;
+  const Tensor partial = Tensor::empty({chunks, cols}, dtype_of<T>(), device);
+  if (chunks > 0)
+    launch(column_partials_kernel<T>, grid_for(chunks * cols), kBlockThreads, stream, dpre,
+           relu_mask, partial.data<T>(), rows, cols, chunks);
+  launch(column_sums_kernel<T>, grid_for(cols), kBlockThreads, stream, partial.data<T>(), dbias,
+         cols, chunks);
+}
+
+// One float32 product op(a) @ op(b) of 2-D views into a fresh contiguous [M, N] through the
+// SGEMM, a read through a_mask and b through b_mask where those are defined (each of its
+// operand's shape and strides, so that the operand's layout describes it too).
+Tensor masked_product(const Tensor& a_in, const Tensor& a_mask, const Tensor& b_in,
+                      const Tensor& b_mask, Device device, cudaStream_t stream) {
+  Tensor a = a_in, b = b_in;
+  int64_t lda = 0, ldb = 0;
+  MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
+  // A masked operand is dy, contiguous; an unmasked one may need a copy.
+  if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous_copy_if_needed(a), lda);
+  if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous_copy_if_needed(b), ldb);
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  Tensor out = Tensor::empty({m, n}, DType::Float32, device);
+  if (m * n == 0) return out;
+  GemmArgs args;
+  args.M = static_cast<int>(m);
+  args.N = static_cast<int>(n);
+  args.K = static_cast<int>(k);
+  args.A = a.data<float>();
+  args.lda = lda;
+  args.trans_a = la == MatrixLayout::ColMajor;
+  args.B = b.data<float>();
+  args.ldb = ldb;
+  args.trans_b = lb == MatrixLayout::ColMajor;
+  args.C = out.data<float>();
+  args.ldc = n;
+  args.mask_a = a_mask.defined() ? a_mask.data<float>() : nullptr;
+  args.mask_b = b_mask.defined() ? b_mask.data<float>() : nullptr;
+  sgemm(args, stream);
+  return out;
 }
 
 // An output the kernels write as a contiguous [rows, cols] of x's dtype.
@@ -157,16 +220,44 @@ Tensor CudaBackend::activation_backward(const Tensor& dy, const Tensor& saved, A
                saved.data<T>(), dpre.data<T>(), n);
       });
     }
-    if (!dbias.defined() || cols == 0) return;
-    const int64_t chunks = (rows + kRowBlock - 1) / kRowBlock;
-    const Tensor partial = Tensor::empty({chunks, cols}, dy.dtype(), device());
-    if (chunks > 0)
-      launch(column_partials_kernel<T>, grid_for(chunks * cols), kBlockThreads, stream,
-             dpre.data<T>(), partial.data<T>(), rows, cols, chunks);
-    launch(column_sums_kernel<T>, grid_for(cols), kBlockThreads, stream, partial.data<T>(),
-           dbias.data<T>(), cols, chunks);
+    if (dbias.defined())
+      column_sums<T>(dpre.data<T>(), nullptr, dbias.data<T>(), rows, cols, device(), stream);
   });
   return dpre;
+}
+
+void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
+                                  const Tensor& saved, Activation act, bool with_dbias,
+                                  Tensor& dx, Tensor& dW, Tensor& dbias) {
+  // Gelu's and Square's derivatives are no masks; float64 has no SGEMM; empty products need no
+  // kernels: the composition of primitives (which checks what it is given).
+  const bool relu = act == Activation::Relu;
+  if (dy.dtype() != DType::Float32 || (!relu && act != Activation::Identity) || dy.numel() == 0)
+    return Backend::linear_backward(dy, x, W, saved, act, with_dbias, dx, dW, dbias);
+  check(dy.dim() == 2 && dy.is_contiguous(), "linear_backward: dy must be contiguous [N, D], got ",
+        shape_str(dy.shape()));
+  check(!relu || (saved.defined() && saved.shape() == dy.shape() && saved.is_contiguous() &&
+                  saved.dtype() == dy.dtype()),
+        "linear_backward: saved must be a contiguous ", dtype_name(dy.dtype()), " ",
+        shape_str(dy.shape()), " for relu, got ",
+        saved.defined() ? cat(dtype_name(saved.dtype()), " ", shape_str(saved.shape()))
+                        : std::string("none"));
+  check_on(dy, device(), "linear_backward", "dy");
+  if (relu) check_on(saved, device(), "linear_backward", "saved");
+  if (x.defined()) check_on(x, device(), "linear_backward", "x");
+  if (W.defined()) check_on(W, device(), "linear_backward", "W");
+  const DeviceGuard guard(index_);
+  const cudaStream_t stream = current_stream(index_);
+  const int64_t rows = dy.size(0), cols = dy.size(1);
+  const Tensor mask = relu ? saved : Tensor();  // dpre = dy where saved > 0
+  dx = dW = dbias = Tensor();
+  if (with_dbias) {
+    dbias = Tensor::empty({cols}, DType::Float32, device());
+    column_sums<float>(dy.data<float>(), relu ? mask.data<float>() : nullptr,
+                       dbias.data<float>(), rows, cols, device(), stream);
+  }
+  if (W.defined()) dx = masked_product(dy, mask, W.transpose(0, 1), Tensor(), device(), stream);
+  if (x.defined()) dW = masked_product(x.transpose(0, 1), Tensor(), dy, mask, device(), stream);
 }
 
 }  // namespace tg::cuda

@@ -1,7 +1,7 @@
-// What the SGEMM versions share: operand element access, tile loaders (scalar and 16-byte),
-// the guarded float4 store, batch offsets, the optional epilogue (bias, activation, pre-activation
-// output), and the launch helper that splits large batches and turns a launch error into
-// tg::Error.
+// What the SGEMM versions share: operand element access, tile loaders (scalar and 16-byte, with
+// the optional operand masks), the guarded float4 store, batch offsets, the optional epilogue
+// (bias, activation, pre-activation output), and the launch helper that splits large batches and
+// turns a launch error into tg::Error.
 //
 // The same code also compiles as plain C++ against tests/cuda_emulation/ (TG_CUDA_HOST_EMULATION),
 // which runs every CUDA thread of a block on a host thread: that is how the index math of every
@@ -35,7 +35,8 @@ inline bool float4_aligned(const GemmArgs& a) {
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   return aligned(a.A) && aligned(a.B) && aligned(a.C) && a.lda % 4 == 0 && a.ldb % 4 == 0 &&
          a.ldc % 4 == 0 && a.stride_a % 4 == 0 && a.stride_b % 4 == 0 && a.stride_c % 4 == 0 &&
-         (!a.pre || aligned(a.pre));  // pre shares C's ldc and stride_c
+         (!a.pre || aligned(a.pre)) &&  // pre shares C's ldc and stride_c
+         (!a.mask_a || aligned(a.mask_a)) && (!a.mask_b || aligned(a.mask_b));  // and A's, B's
 }
 
 // Element (r, c) of a logical matrix stored row-major with leading dimension ld, or stored
@@ -45,6 +46,23 @@ __device__ __forceinline__ float element(const float* X, int64_t ld, int r, int 
   return T ? X[static_cast<int64_t>(c) * ld + r] : X[static_cast<int64_t>(r) * ld + c];
 }
 
+// An operand's element read through its mask: kept where the mask is > 0, else 0 (also for a NaN
+// mask): the unfused ReLU gradient's `saved > 0 ? dy : 0`, so both give the same bits.
+__device__ __forceinline__ float keep_where_positive(float mask, float v) {
+  return mask > 0.0f ? v : 0.0f;
+}
+
+// element() of X read through `mask` (laid out as X) when MASK and the mask is not null.
+template <bool T, bool MASK>
+__device__ __forceinline__ float masked_element(const float* X, const float* mask, int64_t ld,
+                                                int r, int c) {
+  const float v = element<T>(X, ld, r, c);
+  if constexpr (MASK) {
+    if (mask) return keep_where_positive(element<T>(mask, ld, r, c), v);
+  }
+  return v;
+}
+
 // Moves A, B and C to the batch matrix blockIdx.z.
 __device__ __forceinline__ void select_batch(const GemmArgs& p, const float*& A, const float*& B,
                                              float*& C) {
@@ -52,6 +70,15 @@ __device__ __forceinline__ void select_batch(const GemmArgs& p, const float*& A,
   A = p.A + z * p.stride_a;
   B = p.B + z * p.stride_b;
   C = p.C + z * p.stride_c;
+}
+
+// The operand masks for batch matrix blockIdx.z (they share A's and B's strides), null where
+// there are none.
+__device__ __forceinline__ void select_batch_masks(const GemmArgs& p, const float*& mask_a,
+                                                   const float*& mask_b) {
+  const int64_t z = blockIdx.z;
+  mask_a = p.mask_a ? p.mask_a + z * p.stride_a : nullptr;
+  mask_b = p.mask_b ? p.mask_b + z * p.stride_b : nullptr;
 }
 
 // The epilogue's pre-activation output for batch matrix blockIdx.z, or null when there is none.
@@ -102,9 +129,10 @@ __device__ __forceinline__ void store_one(const GemmArgs& p, float* C, float* pr
 // threads read consecutive addresses (coalesced) whether or not the operand is transposed.
 // In stored coordinates (sr, sc) the element lands at s[sr * LDS + sc] when T == SMEM_T (the two
 // transpositions cancel) and at s[sc * LDS + sr] otherwise.
-template <int R, int C, int NT, bool T, bool SMEM_T, int LDS>
+// With MASK, each element is read through `mask` (laid out as X; none when null).
+template <int R, int C, int NT, bool T, bool SMEM_T, int LDS, bool MASK = false>
 __device__ __forceinline__ void load_tile(float* s, const float* X, int64_t ld, int rows, int cols,
-                                          int r0, int c0) {
+                                          int r0, int c0, const float* mask = nullptr) {
   constexpr int SR = T ? C : R, SC = T ? R : C;  // the tile's shape in the stored layout
   static_assert((SR * SC) % NT == 0, "every thread loads the same number of elements");
   const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
@@ -114,8 +142,14 @@ __device__ __forceinline__ void load_tile(float* s, const float* X, int64_t ld, 
     const int i = static_cast<int>(threadIdx.x) + j * NT;
     const int sr = i / SC, sc = i % SC;
     const int gr = sr0 + sr, gc = sc0 + sc;
-    const float v =
-        (gr < stored_rows && gc < stored_cols) ? X[static_cast<int64_t>(gr) * ld + gc] : 0.0f;
+    float v = 0.0f;
+    if (gr < stored_rows && gc < stored_cols) {
+      const int64_t at = static_cast<int64_t>(gr) * ld + gc;
+      v = X[at];
+      if constexpr (MASK) {
+        if (mask) v = keep_where_positive(mask[at], v);
+      }
+    }
     s[T == SMEM_T ? sr * LDS + sc : sc * LDS + sr] = v;
   }
 }
@@ -139,12 +173,26 @@ __device__ __forceinline__ float4 load4(const float* X, int64_t ld, int r, int c
   return v;
 }
 
+// load4() through a mask laid out as X (none when null): one more 16-byte read, of the mask.
+__device__ __forceinline__ float4 load4_masked(const float* X, const float* mask, int64_t ld,
+                                               int r, int c, int rows, int cols) {
+  float4 v = load4(X, ld, r, c, rows, cols);
+  if (mask) {
+    const float4 keep = load4(mask, ld, r, c, rows, cols);
+    v = make_float4(keep_where_positive(keep.x, v.x), keep_where_positive(keep.y, v.y),
+                    keep_where_positive(keep.z, v.z), keep_where_positive(keep.w, v.w));
+  }
+  return v;
+}
+
 // load_tile() with 16-byte global reads along the stored rows: four elements per read. They land
 // in shared memory as one 16-byte store when T == SMEM_T, else as four scalar stores down a column
 // (this is how a row-major A tile becomes the k-major As[k][m] the inner loop reads).
-template <int R, int C, int NT, bool T, bool SMEM_T, int LDS>
+// With MASK, the elements are read through `mask` (laid out as X, 16-byte aligned as X is).
+template <int R, int C, int NT, bool T, bool SMEM_T, int LDS, bool MASK = false>
 __device__ __forceinline__ void load_tile_float4(float* s, const float* X, int64_t ld, int rows,
-                                                 int cols, int r0, int c0) {
+                                                 int cols, int r0, int c0,
+                                                 const float* mask = nullptr) {
   constexpr int SR = T ? C : R, SC = T ? R : C;
   constexpr int PER_ROW = SC / 4;  // float4s per stored tile row
   static_assert(SC % 4 == 0 && (SR * PER_ROW) % NT == 0, "whole float4s, same count per thread");
@@ -155,7 +203,8 @@ __device__ __forceinline__ void load_tile_float4(float* s, const float* X, int64
   for (int j = 0; j < SR * PER_ROW / NT; ++j) {
     const int i = static_cast<int>(threadIdx.x) + j * NT;
     const int sr = i / PER_ROW, sc = (i % PER_ROW) * 4;
-    const float4 v = load4(X, ld, sr0 + sr, sc0 + sc, stored_rows, stored_cols);
+    const float4 v = MASK ? load4_masked(X, mask, ld, sr0 + sr, sc0 + sc, stored_rows, stored_cols)
+                          : load4(X, ld, sr0 + sr, sc0 + sc, stored_rows, stored_cols);
     if constexpr (T == SMEM_T) {
       *reinterpret_cast<float4*>(&s[sr * LDS + sc]) = v;
     } else {
@@ -222,6 +271,8 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
     part.B += b0 * args.stride_b;
     part.C += b0 * args.stride_c;
     if (part.pre) part.pre += b0 * args.stride_c;
+    if (part.mask_a) part.mask_a += b0 * args.stride_a;
+    if (part.mask_b) part.mask_b += b0 * args.stride_b;
     grid.z = part.batch;
 #ifdef TG_CUDA_HOST_EMULATION
     emulate_launch(kernel, grid, block, stream, part);
@@ -252,6 +303,15 @@ void with_transposes_and_epilogue(const GemmArgs& a, F&& f) {
     with_transposes(a, [&](auto ta, auto tb) { f(ta, tb, std::true_type{}); });
   else
     with_transposes(a, [&](auto ta, auto tb) { f(ta, tb, std::false_type{}); });
+}
+
+// Calls f(std::bool_constant<args.has_mask()>): masked loads are a separate kernel too.
+template <typename F>
+void with_mask(const GemmArgs& a, F&& f) {
+  if (a.has_mask())
+    f(std::true_type{});
+  else
+    f(std::false_type{});
 }
 
 }  // namespace tg::cuda::sgemm_detail

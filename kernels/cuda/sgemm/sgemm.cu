@@ -44,6 +44,8 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
           " makes the batch's outputs overlap (each needs ", c_extent, ")");
   }
   check(!a.pre || a.pre != a.C, who, ": the pre-activation output must not be C");
+  for (const float* mask : {a.mask_a, a.mask_b})
+    check(!mask || (mask != a.C && mask != a.pre), who, ": a mask must not be an output");
   const bool reads = has_c && a.K > 0;
   check(!has_c || a.C, who, ": C is null");
   check(!reads || (a.A && a.B), who, ": A or B is null");

@@ -16,6 +16,15 @@
 // vector for every batch matrix. The epilogue's arithmetic is the unfused kernel's
 // (kernels/cuda/linear_epilogue.cu), so fused and unfused results agree bit for bit. Without it
 // (no bias, Identity, no pre) every version runs its plain kernel.
+// Optional masks on the operands (a ReLU layer's backward reading dy through its mask, so that
+// dpre = dy * (pre > 0) is never written): mask_a, laid out exactly as A (lda, trans_a, stride_a),
+// keeps element (m, k) of A where mask_a's element there is > 0 and reads 0 elsewhere (a NaN mask
+// reads 0, as the unfused activation_backward does); mask_b likewise for B. The product is then
+// the plain product of the masked operands: in v5 and v7, which mask as they stage tiles in
+// shared memory, bit for bit what the same version gives for the unfused dpre; v1 masks inside
+// its multiply-add, where a compiler may round the two differently (fused or separate multiply
+// and add). Versions that do not implement masks decline them in supports(): v1 (the
+// reference), v5 and v7 do.
 //
 // This header needs no CUDA include path: cudaStream_t is declared the way the runtime does.
 // All launches are asynchronous on the given stream; a launch error throws tg::Error naming the
@@ -48,8 +57,12 @@ struct GemmArgs {
   const float* bias = nullptr;  // [N] or null
   Activation act = Activation::Identity;
   float* pre = nullptr;  // pre-activation output laid out as C, or null
+  // The operand masks (see above): off unless set.
+  const float* mask_a = nullptr;  // laid out as A, or null
+  const float* mask_b = nullptr;  // laid out as B, or null
 
   bool has_epilogue() const { return bias || act != Activation::Identity || pre; }
+  bool has_mask() const { return mask_a || mask_b; }
 };
 
 using SgemmFn = void (*)(const GemmArgs&, cudaStream_t);
@@ -60,7 +73,7 @@ struct SgemmVersion {
   const char* what_changed;  // one line: what this version does differently from the one before
   SgemmFn run;
   bool (*supports)(const GemmArgs&);  // false for arguments this version cannot do (alignment,
-                                      // an epilogue it does not implement)
+                                      // an epilogue or masks it does not implement)
   bool tf32 = false;  // true: rounds inputs to TF32, not comparable with float32 at 1e-5
 };
 
@@ -68,12 +81,13 @@ struct SgemmVersion {
 const std::vector<SgemmVersion>& sgemm_versions();
 
 // The version the engine uses for these arguments: the fastest float32 (not TF32) version whose
-// supports() accepts them. v5 accepts everything (the epilogue included), so there is always one.
+// supports() accepts them. v5 accepts everything (the epilogue and masks included), so there is
+// always one.
 const SgemmVersion& best_sgemm(const GemmArgs& args);
 
 // Throws tg::Error unless the arguments describe a valid product: sizes >= 0, leading dimensions
 // at least the stored row length, non-null pointers where elements exist, C not broadcast, pre
-// not C.
+// not C, no mask that is C or pre.
 void check_gemm_args(const GemmArgs& args, const char* who);
 
 // C = A @ B with best_sgemm(args); checks the arguments first.

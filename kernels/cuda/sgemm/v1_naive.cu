@@ -6,6 +6,8 @@
 // writes of C land 32 rows apart, so every access of the warp is a separate memory transaction.
 // Each element of A and B is read from global memory N and M times over (caches catch some).
 // This is the baseline every later version is measured against. v2 fixes only the mapping.
+// As the plainest version it is also the reference for the operand masks (sgemm.h), which it
+// applies element by element as it reads A and B.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
@@ -16,30 +18,35 @@ using namespace sgemm_detail;
 
 constexpr int kTile = 32;
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, bool MASK>
 __global__ void __launch_bounds__(kTile * kTile) naive_kernel(GemmArgs p) {
-  const float *A, *B;
+  const float *A, *B, *mask_a, *mask_b;
   float* C;
   select_batch(p, A, B, C);
+  select_batch_masks(p, mask_a, mask_b);
   const int m = blockIdx.x * kTile + threadIdx.x;  // consecutive threads: consecutive rows
   const int n = blockIdx.y * kTile + threadIdx.y;
   if (m >= p.M || n >= p.N) return;
   float acc = 0.0f;
   for (int k = 0; k < p.K; ++k)
-    acc += element<TA>(A, p.lda, m, k) * element<TB>(B, p.ldb, k, n);
+    acc += masked_element<TA, MASK>(A, mask_a, p.lda, m, k) *
+           masked_element<TB, MASK>(B, mask_b, p.ldb, k, n);
   C[static_cast<int64_t>(m) * p.ldc + n] = acc;
 }
 
 // This version alone puts M on grid x and N on grid y, with a 2-D block: the mapping is the point.
 void run(const GemmArgs& args, cudaStream_t stream) {
   with_transposes(args, [&](auto ta, auto tb) {
-    launch("v1_naive", naive_kernel<decltype(ta)::value, decltype(tb)::value>,
-           dim3(ceil_div(args.M, kTile), ceil_div(args.N, kTile)), dim3(kTile, kTile), args,
-           stream);
+    with_mask(args, [&](auto mask) {
+      launch("v1_naive",
+             naive_kernel<decltype(ta)::value, decltype(tb)::value, decltype(mask)::value>,
+             dim3(ceil_div(args.M, kTile), ceil_div(args.N, kTile)), dim3(kTile, kTile), args,
+             stream);
+    });
   });
 }
 
-// No epilogue here: v5 and v7 implement it.
+// No epilogue here: v5 and v7 implement it. Masks, yes.
 bool supports(const GemmArgs& a) { return !a.has_epilogue() && ceil_div(a.N, kTile) <= kMaxGridY; }
 
 }  // namespace

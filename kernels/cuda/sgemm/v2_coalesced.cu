@@ -38,8 +38,10 @@ void run(const GemmArgs& args, cudaStream_t stream) {
   });
 }
 
-// No epilogue here: v5 and v7 implement it.
-bool supports(const GemmArgs& a) { return !a.has_epilogue() && grid_fits(a, kTile); }
+// No epilogue and no masks here: v5 and v7 implement them.
+bool supports(const GemmArgs& a) {
+  return !a.has_epilogue() && !a.has_mask() && grid_fits(a, kTile);
+}
 
 }  // namespace
 

@@ -5,9 +5,9 @@
 // outer product of a column slice of As and a row slice of Bs per k. Shared loads per FMA: 1/4
 // (v4: 9/8). The 64 accumulators and 16 operands stay in registers because every index into them
 // is a compile-time constant (unrolled loops). Tiles load with scalar reads, zero-filled at the
-// edges: this version accepts every shape, layout and alignment, and the epilogue (bias,
-// activation, pre-activation output; a second kernel per layout), and is the fallback when the
-// 16-byte versions decline.
+// edges: this version accepts every shape, layout and alignment, the epilogue (bias,
+// activation, pre-activation output) and the operand masks (each a separate kernel per layout),
+// and is the fallback when the 16-byte versions decline.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
@@ -19,13 +19,14 @@ using namespace sgemm_detail;
 constexpr int BM = 128, BN = 128, BK = 8, TM = 8, TN = 8;
 constexpr int kThreads = (BM / TM) * (BN / TN);  // 256
 
-template <bool TA, bool TB, bool EPI>
+template <bool TA, bool TB, bool EPI, bool MASK>
 __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
   __shared__ float As[BM * BK];  // As[m][k]
   __shared__ float Bs[BK * BN];  // Bs[k][n]
-  const float *A, *B;
+  const float *A, *B, *mask_a, *mask_b;
   float* C;
   select_batch(p, A, B, C);
+  select_batch_masks(p, mask_a, mask_b);
   float* const pre = EPI ? select_batch_pre(p) : nullptr;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   // This thread's block of C: rows m0 + trow * TM + i, columns n0 + tcol * TN + j.
@@ -33,8 +34,8 @@ __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
   float acc[TM][TN] = {};
   float a_reg[TM], b_reg[TN];
   for (int k0 = 0; k0 < p.K; k0 += BK) {
-    load_tile<BM, BK, kThreads, TA, false, BK>(As, A, p.lda, p.M, p.K, m0, k0);
-    load_tile<BK, BN, kThreads, TB, false, BN>(Bs, B, p.ldb, p.K, p.N, k0, n0);
+    load_tile<BM, BK, kThreads, TA, false, BK, MASK>(As, A, p.lda, p.M, p.K, m0, k0, mask_a);
+    load_tile<BK, BN, kThreads, TB, false, BN, MASK>(Bs, B, p.ldb, p.K, p.N, k0, n0, mask_b);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -63,9 +64,12 @@ __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
 
 void run(const GemmArgs& args, cudaStream_t stream) {
   with_transposes_and_epilogue(args, [&](auto ta, auto tb, auto epi) {
-    launch("v5_blocktiling_2d",
-           blocktiling_2d_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value>,
-           dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
+    with_mask(args, [&](auto mask) {
+      launch("v5_blocktiling_2d",
+             blocktiling_2d_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value,
+                                   decltype(mask)::value>,
+             dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
+    });
   });
 }
 

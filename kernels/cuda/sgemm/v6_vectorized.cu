@@ -74,9 +74,9 @@ void run(const GemmArgs& args, cudaStream_t stream) {
   });
 }
 
-// No epilogue here: v5 and v7 implement it.
+// No epilogue and no masks here: v5 and v7 implement them.
 bool supports(const GemmArgs& a) {
-  return !a.has_epilogue() && float4_aligned(a) && grid_fits(a, BM);
+  return !a.has_epilogue() && !a.has_mask() && float4_aligned(a) && grid_fits(a, BM);
 }
 
 }  // namespace

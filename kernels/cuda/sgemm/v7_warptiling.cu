@@ -9,7 +9,9 @@
 // float4s of Bs per step (v6: the Bs float4s of a warp are 16 scattered runs, two bank wavefronts
 // each), and its stores to C are runs of 64 bytes. Same 16-byte tile loaders and alignment
 // requirement as v6; supports() declines unaligned arguments and best_sgemm() falls back to v5.
-// Implements the epilogue (bias, activation, pre-activation output) in a second kernel per layout.
+// Implements the epilogue (bias, activation, pre-activation output) and the operand masks (a
+// ReLU backward's dy read through pre > 0; one more 16-byte read per four elements), each in a
+// separate kernel per layout.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
@@ -30,13 +32,14 @@ static_assert((WSUBM / TM) * LANES_N == 32, "one step of a warp is 32 lanes");
 static_assert(TM == 4 && TN == 4, "the shared reads and C stores below move 4 floats at a time");
 constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
 
-template <bool TA, bool TB, bool EPI>
+template <bool TA, bool TB, bool EPI, bool MASK>
 __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
   __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
   __shared__ __align__(16) float Bs[BK * LDB_S];  // Bs[k][n]
-  const float *A, *B;
+  const float *A, *B, *mask_a, *mask_b;
   float* C;
   select_batch(p, A, B, C);
+  select_batch_masks(p, mask_a, mask_b);
   float* const pre = EPI ? select_batch_pre(p) : nullptr;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -47,8 +50,10 @@ __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
   float acc[WMITER * TM][WNITER * TN] = {};
   float a_reg[WMITER * TM], b_reg[WNITER * TN];
   for (int k0 = 0; k0 < p.K; k0 += BK) {
-    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S>(As, A, p.lda, p.M, p.K, m0, k0);
-    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S>(Bs, B, p.ldb, p.K, p.N, k0, n0);
+    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S, MASK>(As, A, p.lda, p.M, p.K, m0, k0,
+                                                              mask_a);
+    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S, MASK>(Bs, B, p.ldb, p.K, p.N, k0, n0,
+                                                               mask_b);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -86,9 +91,12 @@ __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
 
 void run(const GemmArgs& args, cudaStream_t stream) {
   with_transposes_and_epilogue(args, [&](auto ta, auto tb, auto epi) {
-    launch("v7_warptiling",
-           warptiling_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value>,
-           dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
+    with_mask(args, [&](auto mask) {
+      launch("v7_warptiling",
+             warptiling_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value,
+                               decltype(mask)::value>,
+             dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
+    });
   });
 }
 

@@ -1,0 +1,238 @@
+// The CUDA backend's fused linear_backward (kernels/cuda/linear_epilogue.cu: for ReLU the two
+// gradient GEMMs read dy through the mask saved > 0, sgemm.h's operand masks, and the bias
+// gradient sums the masked dy; dpre is never written) against the unfused composition it
+// replaces (the base class's activation_backward + matmuls, on the same GPU) and against the CPU
+// backend: dbias bit for bit (the same values summed in the same order), dx and dW within 1e-5.
+// Awkward sizes (N = 1, K and D no multiples of any tile: v5's masked loads) and multiples of 4
+// (v7's 16-byte masked loads); exact zeros in the pre-activation; transposed and offset views of
+// x and W; with and without bias; dx or dW not wanted; Identity (no mask), and Gelu and Square
+// (the composition, unchanged); N = 0 and a layer whose every unit is off. Then the autograd op
+// end to end against the CPU. Every case skips visibly without a GPU.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "nn/activation.h"
+#include "op_test_util.h"
+#include "test_cuda_support.h"
+#include "test_support.h"
+#include "tinygrok.h"
+
+using namespace tg;
+using tg::testing::relative_error;
+
+namespace {
+
+const Device kGpu = Device::cuda(0);
+const Activation kActivations[] = {Activation::Relu, Activation::Identity, Activation::Gelu,
+                                   Activation::Square};
+
+Backend& cpu_backend() { return backend_for(Device::cpu()); }
+Backend& gpu_backend() { return backend_for(kGpu); }
+
+// The same values on the CPU and the GPU, as views of one layout.
+struct Pair {
+  Tensor cpu, gpu;
+};
+
+// A random [rows, cols] float32 matrix as a view: plain, transposed (a [cols, rows] tensor's
+// transpose) or offset (columns 1 .. cols of a [rows, cols + 1] tensor: rows neither tight nor
+// 16-byte aligned).
+enum class View { Plain, Transposed, Offset };
+Pair random_pair(int64_t rows, int64_t cols, View view, Generator& gen) {
+  switch (view) {
+    case View::Plain: {
+      const Tensor t = randn({rows, cols}, gen);
+      return {t, t.to(kGpu)};
+    }
+    case View::Transposed: {
+      const Tensor t = randn({cols, rows}, gen);
+      return {t.transpose(0, 1), t.to(kGpu).transpose(0, 1)};
+    }
+    case View::Offset: {
+      const Tensor t = randn({rows, cols + 1}, gen);
+      return {t.slice(1, 1, cols + 1), t.to(kGpu).slice(1, 1, cols + 1)};
+    }
+  }
+  return {};
+}
+
+// What the forward of `act` saved for backward, [rows, cols]: relu(pre) for Relu, pre for Gelu
+// and Square, nothing for Identity. About one element of pre in five is exactly 0 (the kink,
+// where the mask must drop dy), the rest normal; `all_off` makes every unit of a ReLU layer off.
+Pair saved_for(Activation act, int64_t rows, int64_t cols, Generator& gen, bool all_off = false) {
+  if (act == Activation::Identity) return {};
+  std::vector<float> v = randn({rows, cols}, gen).to_vector<float>();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (all_off)
+      v[i] = i % 2 ? -std::abs(v[i]) : 0.0f;
+    else if ((i * 7 + 3) % 5 == 0)
+      v[i] = 0.0f;
+    if (act == Activation::Relu) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+  }
+  const Tensor t = from_vector(v, {rows, cols});
+  return {t, t.to(kGpu)};
+}
+
+struct Grads {
+  Tensor dx, dW, db;
+};
+
+void check_bitwise(const Tensor& got, const Tensor& want, const char* what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  const auto g = got.to_vector<float>(), w = want.to_vector<float>();
+  CHECK((g.empty() || std::memcmp(g.data(), w.data(), g.size() * sizeof(float)) == 0));
+}
+
+void check_close(const Tensor& got, const Tensor& want, const char* what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < 1e-5);
+}
+
+// One backward: the GPU's fused linear_backward against the GPU's composition and the CPU's.
+void check_backward(int64_t N, int64_t K, int64_t D, View x_view, View w_view, Activation act,
+                    bool with_bias, bool want_dx, bool want_dW, Generator& gen,
+                    bool all_off = false) {
+  INFO("x [" << N << ", " << K << "] view " << static_cast<int>(x_view) << ", W [" << K << ", "
+             << D << "] view " << static_cast<int>(w_view) << ", " << nn::activation_name(act)
+             << ", bias " << with_bias << ", dx " << want_dx << ", dW " << want_dW
+             << (all_off ? ", every unit off" : ""));
+  const Pair x = random_pair(N, K, x_view, gen), W = random_pair(K, D, w_view, gen);
+  const Pair dy = random_pair(N, D, View::Plain, gen);
+  const Pair saved = saved_for(act, N, D, gen, all_off);
+  // dx needs W and dW needs x: the caller passes only what the wanted gradients need.
+  auto run = [&](Backend& backend, bool composed, const Tensor& dy_, const Tensor& x_,
+                 const Tensor& W_, const Tensor& saved_) {
+    Grads g;
+    const Tensor xs = want_dW ? x_ : Tensor(), Ws = want_dx ? W_ : Tensor();
+    if (composed)
+      backend.Backend::linear_backward(dy_, xs, Ws, saved_, act, with_bias, g.dx, g.dW, g.db);
+    else
+      backend.linear_backward(dy_, xs, Ws, saved_, act, with_bias, g.dx, g.dW, g.db);
+    return g;
+  };
+  const Grads fused = run(gpu_backend(), false, dy.gpu, x.gpu, W.gpu, saved.gpu);
+  const Grads unfused = run(gpu_backend(), true, dy.gpu, x.gpu, W.gpu, saved.gpu);
+  const Grads cpu = run(cpu_backend(), false, dy.cpu, x.cpu, W.cpu, saved.cpu);
+
+  CHECK(fused.dx.defined() == want_dx);
+  CHECK(fused.dW.defined() == want_dW);
+  CHECK(fused.db.defined() == with_bias);
+  if (want_dx) {
+    CHECK(fused.dx.device() == kGpu);
+    CHECK(fused.dx.shape() == Shape{N, K});
+    CHECK(fused.dx.is_contiguous());
+    check_close(fused.dx, unfused.dx, "dx, fused vs unfused");
+    check_close(fused.dx, cpu.dx, "dx vs CPU");
+  }
+  if (want_dW) {
+    CHECK(fused.dW.device() == kGpu);
+    CHECK(fused.dW.shape() == Shape{K, D});
+    CHECK(fused.dW.is_contiguous());
+    check_close(fused.dW, unfused.dW, "dW, fused vs unfused");
+    check_close(fused.dW, cpu.dW, "dW vs CPU");
+  }
+  if (with_bias) {
+    CHECK(fused.db.device() == kGpu);
+    CHECK(fused.db.shape() == Shape{D});
+    check_bitwise(fused.db, unfused.db, "dbias, fused vs unfused");
+    check_bitwise(fused.db, cpu.db, "dbias vs CPU");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cuda linear_backward: ReLU masks in v5's loads on awkward shapes", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(701);
+  // 45 shapes; bias, the wanted gradients and the views rotate over them. Mostly ReLU, with
+  // Identity (no mask) every fifth.
+  int i = 0;
+  for (int64_t N : {1, 7, 65})
+    for (int64_t K : {1, 33, 130})
+      for (int64_t D : {1, 7, 33, 70, 130}) {
+        const Activation act = i % 5 == 4 ? Activation::Identity : Activation::Relu;
+        const View x_view = i % 3 == 0 ? View::Transposed : i % 3 == 1 ? View::Offset : View::Plain;
+        const View w_view = i % 2 == 0 ? View::Plain : View::Transposed;
+        const bool want_dx = i % 7 != 3, want_dW = i % 7 != 5;
+        check_backward(N, K, D, x_view, w_view, act, i % 2 == 0 || i % 3 == 0, want_dx, want_dW,
+                       gen);
+        ++i;
+      }
+}
+
+TEST_CASE("cuda linear_backward: ReLU masks in v7's 16-byte loads on aligned rows", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(702);
+  int i = 0;
+  for (int64_t N : {4, 68, 132})
+    for (int64_t K : {4, 36, 132})
+      for (int64_t D : {4, 132}) {
+        const View x_view = i % 2 == 0 ? View::Plain : View::Transposed;
+        const View w_view = i % 3 == 0 ? View::Transposed : View::Plain;
+        check_backward(N, K, D, x_view, w_view, Activation::Relu, i % 2 == 0, true, true, gen);
+        ++i;
+      }
+}
+
+TEST_CASE("cuda linear_backward: every activation, bias and wanted gradient", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(703);
+  for (Activation act : kActivations)
+    for (bool with_bias : {false, true})
+      for (int wanted = 0; wanted < 4; ++wanted) {
+        const bool want_dx = wanted & 1, want_dW = wanted & 2;
+        check_backward(65, 36, 20, View::Plain, View::Plain, act, with_bias, want_dx, want_dW,
+                       gen);
+        check_backward(33, 7, 130, View::Offset, View::Transposed, act, with_bias, want_dx,
+                       want_dW, gen);
+      }
+}
+
+TEST_CASE("cuda linear_backward: no rows, and every unit off", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(704);
+  for (Activation act : {Activation::Relu, Activation::Identity}) {
+    check_backward(0, 5, 7, View::Plain, View::Plain, act, true, true, true, gen);
+    check_backward(0, 8, 4, View::Plain, View::Plain, act, false, true, true, gen);
+  }
+  // Every element of pre <= 0: dx, dW and dbias are all zero.
+  for (auto [N, K, D] : {std::array<int64_t, 3>{70, 33, 9}, {68, 36, 8}})
+    check_backward(N, K, D, View::Plain, View::Plain, Activation::Relu, true, true, true, gen,
+                   /*all_off=*/true);
+}
+
+TEST_CASE("cuda linear_backward: the autograd op's gradients match the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(705);
+  // [1, 1, 33] rows: N = 1; then a batch of rows. Every combination of inputs needing grad.
+  for (const Shape& x_shape : {Shape{1, 1, 33}, Shape{3, 5, 36}})
+    for (int needs = 1; needs < 8; ++needs) {
+      const bool x_grad = needs & 1, w_grad = needs & 2, b_grad = needs & 4;
+      INFO("x " << shape_str(x_shape) << " needs grad: x " << x_grad << " W " << w_grad << " b "
+                << b_grad);
+      const int64_t in = x_shape.back(), out = 12;
+      const Tensor x0 = randn(x_shape, gen), W0 = randn({in, out}, gen), b0 = randn({out}, gen);
+      Shape y_shape = x_shape;
+      y_shape.back() = out;
+      const Tensor g0 = randn(y_shape, gen);
+      auto run = [&](Device device) {
+        Tensor x = x0.to(device).detach().requires_grad_(x_grad);
+        Tensor W = W0.to(device).detach().requires_grad_(w_grad);
+        Tensor b = b0.to(device).detach().requires_grad_(b_grad);
+        linear(x, W, b, Activation::Relu).backward(g0.to(device));
+        return Grads{x_grad ? x.grad() : Tensor(), w_grad ? W.grad() : Tensor(),
+                     b_grad ? b.grad() : Tensor()};
+      };
+      const Grads want = run(Device::cpu()), got = run(kGpu);
+      if (x_grad) check_close(got.dx, want.dx, "dx");
+      if (w_grad) check_close(got.dW, want.dW, "dW");
+      if (b_grad) check_bitwise(got.db, want.db, "db");
+    }
+}
