@@ -1,5 +1,6 @@
 // TrainConfig: presets, validation and JSON.
 #include "grok/config.h"
+#include "grok/step_capture.h"
 
 #include <cmath>
 
@@ -135,6 +136,9 @@ void validate(const TrainConfig& c) {
   validate_variants(c);
   analysis::parse_track(c.track, c.op);  // names --track in its errors
   check(c.threads >= 0, "--threads: must be >= 0 (0 = every core), got ", c.threads);
+  parse_cuda_graph(c.cuda_graph);  // names --cuda-graph in its error
+  check(c.cuda_graph != "on" || c.device.starts_with("cuda"),
+        "--cuda-graph on: needs --device cuda (got --device ", c.device, ")");
 }
 
 #define TG_CONFIG_FIELDS(X)                                                                      \
@@ -147,7 +151,7 @@ void validate(const TrainConfig& c) {
 // default value, so old runs still resume and evaluate.
 #define TG_CONFIG_LATER_FIELDS(X)                                                                \
   X(snapshot_every) X(grokfast) X(grokfast_alpha) X(grokfast_lamb) X(grokfast_window) X(loss)     \
-  X(orthogonal_grad) X(init_scale) X(weight_norm_constraint) X(wd_target) X(track)
+  X(orthogonal_grad) X(init_scale) X(weight_norm_constraint) X(wd_target) X(track) X(cuda_graph)
 
 double effective_grokfast_lamb(const TrainConfig& c) {
   if (c.grokfast_lamb != 0) return c.grokfast_lamb;

@@ -47,6 +47,7 @@ struct TrainConfig {
   uint64_t seed = 0;
   int threads = 0;              // 0 = every core
   std::string device = "cpu";
+  std::string cuda_graph = "auto";  // auto | on | off: record the CUDA step once, replay it
   bool stop_at_grok = false;
   int64_t grok_patience = 3;    // evals in a row at test accuracy >= 99% that end a run
   std::string init;             // start from this checkpoint's weights

@@ -14,6 +14,7 @@
 #include "autograd/grad_mode.h"
 #include "core/denormal.h"
 #include "autograd/ops.h"
+#include "core/factories.h"
 #include "grok/analysis/eval_tracker.h"
 #include "grok/checkpoint.h"
 #include "grok/loss.h"
@@ -22,6 +23,7 @@
 #include "grok/progress.h"
 #include "grok/batch_sampler.h"
 #include "grok/split.h"
+#include "grok/step_capture.h"
 #include "grok/train_variants.h"
 #include "kernels/backend.h"
 #include "nn/one_hot_mlp.h"
@@ -153,7 +155,7 @@ void check_same_run(const std::map<std::string, std::string>& run_state,
   // A key missing there is a field added after that run started: it ran with the default.
   const json defaults = to_json(TrainConfig{});
   for (const auto& [key, value] : current.items()) {
-    if (key == "steps" || key == "threads" || key == "eval_every") continue;
+    if (key == "steps" || key == "threads" || key == "eval_every" || key == "cuda_graph") continue;
     const json& there = saved.contains(key) ? saved[key] : defaults[key];
     check(there == value, "--resume: checkpoint ", where, " was written by a different run (",
           key, ": ", there.dump(), " there, ", value.dump(), " here)");
@@ -311,6 +313,19 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     model_gen.set_state(config.seed, state.generator_offset);
   }
 
+  // On a GPU, a step whose flags allow it keeps everything on the device (grok/step_capture.h):
+  // Adam counts its steps there, the loss is summed there and checked whenever the host waits
+  // anyway (evals, checkpoints), and the step can be recorded once as a CUDA graph and replayed.
+  // With --cuda-graph off the same step runs eagerly, so the two give equal results.
+  const bool full_batch = batch_size == n_train;
+  const std::string capture_blocker = why_step_cannot_be_captured(config, full_batch);
+  const CudaGraphMode graph_mode = parse_cuda_graph(config.cuda_graph);
+  check(graph_mode != CudaGraphMode::On || capture_blocker.empty(),
+        "--cuda-graph on: this run's step cannot be recorded (", capture_blocker, ")");
+  const bool step_on_device = !device.is_cpu() && capture_blocker.empty();
+  const bool record_step = step_on_device && graph_mode != CudaGraphMode::Off;
+  if (step_on_device) optimizer->keep_step_on_device(schedule.rule());
+
   // --- the run directory --------------------------------------------------------------------
   prepare_run_dir(options);
   if (!options.quiet)  // only now: a bad flag's error is the one line printed
@@ -318,6 +333,11 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
                  config.preset.c_str(), config.op.c_str(), static_cast<long long>(data.p),
                  config.model.c_str(), static_cast<long long>(model->num_parameters()),
                  options.resume ? "resuming" : "run directory", options.out.c_str());
+  if (!options.quiet && !device.is_cpu())
+    std::fprintf(stderr, "tinygrok train: the step %s\n",
+                 record_step ? "is recorded once as a CUDA graph and replayed"
+                 : step_on_device ? "stays on the device (--cuda-graph off: not recorded)"
+                 : cat("is not recorded as a CUDA graph (", capture_blocker, ")").c_str());
   const fs::path dir(options.out);
   if (!options.resume) {
     write_text(dir / "config.json", to_json(config).dump(2) + "\n");
@@ -360,11 +380,33 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   double train_seconds_at_last_eval = state.train_seconds;
   int64_t step_of_last_eval = -1;  // in this session
   double train_loss_at_last_eval = 0;
+  // With the step recorded, the evals are too, after the first (eager: its index checks cover
+  // the replays): one replay computes both sets' sums, and one read brings them back.
+  std::unique_ptr<CapturedWork> eval_graph;
+  Tensor eval_sums;  // float64 [2, 2]: (loss sum, correct) of the train set, then the test set
+  bool evaluated_eagerly = false;
+  auto measure = [&]() -> std::pair<LossAccuracy, LossAccuracy> {
+    if (!record_step || !evaluated_eagerly) {
+      evaluated_eagerly = true;
+      return {evaluate(*model, train_tokens, train_labels, loss_kind),
+              evaluate(*model, test_tokens, test_labels, loss_kind)};
+    }
+    if (!eval_graph) {
+      eval_sums = Tensor::empty({2, 2}, DType::Float64, device);
+      eval_graph = backend_for(device).capture([&] {
+        evaluate_sums(*model, train_tokens, train_labels, loss_kind, eval_sums.select(0, 0));
+        evaluate_sums(*model, test_tokens, test_labels, loss_kind, eval_sums.select(0, 1));
+      });
+    }
+    eval_graph->replay();
+    const std::vector<double> sums = eval_sums.to_vector<double>();  // waits for the device
+    const auto n_tr = static_cast<double>(n_train), n_te = static_cast<double>(split.test.size());
+    return {{sums[0] / n_tr, sums[1] / n_tr}, {sums[2] / n_te, sums[3] / n_te}};
+  };
   auto eval = [&] {
-    const LossAccuracy train_m = evaluate(*model, train_tokens, train_labels, loss_kind);
+    const auto [train_m, test_m] = measure();
     step_of_last_eval = state.step;
     train_loss_at_last_eval = train_m.loss;
-    const LossAccuracy test_m = evaluate(*model, test_tokens, test_labels, loss_kind);
     MetricsRow row{state.step, train_m.loss, train_m.accuracy, test_m.loss, test_m.accuracy,
                    optim::global_norm(params), schedule.at(std::max<int64_t>(state.step - 1, 0)),
                    elapsed()};
@@ -410,14 +452,80 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   };
   if (!options.resume) eval();
 
+  // The step on the device. Its losses are summed in loss_sum; the host reads the sum only when
+  // it waits anyway (an eval, a checkpoint, the end), so a non-finite loss is found there, and
+  // the time of the steps since the last wait is counted then.
+  Tensor loss_sum;  // float64 []
+  if (step_on_device) loss_sum = zeros({}, DType::Float64, device);
+  int64_t steps_checked = state.step;  // the losses of steps up to here were finite
+  int64_t unsettled_steps = 0;         // steps queued since the host last waited
+  auto unsettled_since = std::chrono::steady_clock::now();
+  auto step_on_the_device = [&] {
+    const Tensor loss = loss_of(loss_kind, model->forward(train_tokens), train_labels);
+    optimizer->zero_grad();
+    loss.backward();
+    optimizer->step();
+    NoGradGuard no_grad;
+    loss_sum.copy_(loss_sum + loss.detach().to(DType::Float64));
+  };
+  // The first step runs eagerly: its index checks read flags back to the host, which a
+  // recording cannot, and they cover the replays, which read the same index tensors. Recording
+  // runs nothing: the step is done by the replay that follows.
+  std::unique_ptr<CapturedWork> step_graph;
+  bool stepped_eagerly = false;
+  auto device_step = [&] {
+    if (unsettled_steps == 0) unsettled_since = std::chrono::steady_clock::now();
+    if (record_step && !step_graph && stepped_eagerly)
+      step_graph = backend_for(device).capture(step_on_the_device);
+    if (step_graph) {
+      step_graph->replay();
+    } else {
+      step_on_the_device();
+      stepped_eagerly = true;
+    }
+    ++unsettled_steps;
+  };
+  // Waits for the queued steps, counts their time, and checks their losses: false (and the run
+  // stops) when one was not finite.
+  auto settle_device_steps = [&] {
+    if (unsettled_steps == 0) return true;
+    const double sum = loss_sum.item();  // waits for the device
+    state.train_seconds += seconds_since(unsettled_since);
+    state.timed_steps += unsettled_steps;
+    unsettled_steps = 0;
+    if (!std::isfinite(sum)) {
+      stop_for_nan(sum, cat("at a step in (", steps_checked, ", ", state.step, "]"));
+      return false;
+    }
+    loss_sum.fill_(0);
+    steps_checked = state.step;
+    return true;
+  };
+
   while (state.step < config.steps) {
     if (stop_requested) {
       status = RunStatus::Interrupted;
       break;
     }
+    if (step_on_device) {
+      device_step();  // (the full batch: the sampler has no state to advance)
+      ++state.step;
+      const bool last = state.step == config.steps;
+      const bool eval_due = state.step % config.eval_every == 0 || last;
+      const bool checkpoint_due = state.step % config.checkpoint_every == 0;
+      if ((eval_due || checkpoint_due || stop_requested) && !settle_device_steps()) break;
+      if (eval_due) {
+        eval();
+        if (config.stop_at_grok && state.grok_streak >= config.grok_patience) {
+          status = RunStatus::Grokked;
+          break;
+        }
+      }
+      if (checkpoint_due && !save_if_finite()) break;
+      continue;
+    }
     const auto step_start = std::chrono::steady_clock::now();
     optimizer->set_lr(schedule.at(state.step));
-    const bool full_batch = batch_size == n_train;
     const std::vector<int64_t> batch = sampler.next();
     const Tensor tokens =
         full_batch ? train_tokens : make_tokens(data, batch, format).to(device);
@@ -452,6 +560,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     }
     if (state.step % config.checkpoint_every == 0 && !save_if_finite()) break;
   }
+  if (status != RunStatus::NanLoss) settle_device_steps();  // a stop between evals
   std::signal(SIGINT, previous_handler);
   progress.finish();
   if (status != RunStatus::NanLoss && last_checkpoint != state.step) save_if_finite();

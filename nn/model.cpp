@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "core/factories.h"
+#include "kernels/backend.h"
 
 namespace tg::nn {
 
@@ -24,6 +25,9 @@ std::vector<int64_t> Model::check_tokens(const char* model, const Tensor& tokens
   // the B * T tokens come to the host only to say where a bad one is.
   if (!tokens.device().is_cpu()) {
     const Device device = tokens.device();
+    // While a step is recorded for replay nothing may be read back: the eager run before the
+    // recording checked these same tokens (Backend::capture's contract).
+    if (backend_for(device).capturing()) return {};
     const Tensor low = scalar(0, DType::Int64, device);
     const Tensor high = scalar(static_cast<double>(vocab), DType::Int64, device);
     const Tensor outside = sum(lt(tokens, low) + ge(tokens, high));

@@ -2,14 +2,16 @@
 # The GPU checks in one call, for the device tool's machine (an H200; README and
 # docs/benchmarks.md): configure and build for sm_90, run the CUDA tests (and the rest of the
 # suite), the kernel benchmarks against cuBLAS, the memory-bound ops' bandwidth against a device
-# copy, the fused kernels against their compositions, and a short nanda training run on the GPU,
-# then the same step in PyTorch (bench/pytorch_step.py, its JSON under $OUT); print a table last.
+# copy, the fused kernels against their compositions, the nanda step host-driven, on the device
+# and as a CUDA graph, nanda trained to grokking on the GPU (issue 6's 5 s target), the same run
+# with and without the graph (equal metrics), then the same step in PyTorch (bench/pytorch_step.py, its JSON under $OUT); print a table last.
 # Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
 # build-device/logs. Nothing can be installed there: make the dependency bundle here first and
 # carry it:
 #   bash scripts/device_bundle.sh          # on this machine, once
 #   device run: bash scripts/device_check.sh    with carry [".device_deps"]
-# Each stage has its own time limit, so the whole script ends well within 8 minutes.
+# Each stage has its own time limit, a cap well above its expected time; the stages are expected
+# to take about 8 minutes together on the device machine (16 cores): run it with a 600 s limit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build-device/logs}
@@ -57,10 +59,33 @@ stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Relea
       stage fused_bench 90 build-device/bench/bench_cuda_fused --benchmark_counters_tabular=true \
         --benchmark_out="$out/bench_cuda_fused.json" --benchmark_out_format=json
     fi
-    stage gpu_train 120 build-device/tinygrok train --preset nanda --device cuda --steps 300 \
-      --eval-every 100 --checkpoint-every 100000 --out build-device/nanda_gpu --quiet
-    [ -f build-device/nanda_gpu/summary.json ] && cp build-device/nanda_gpu/summary.json \
+    if [ -x build-device/bench/bench_cuda_train_step ]; then
+      stage step_bench 90 build-device/bench/bench_cuda_train_step \
+        --benchmark_counters_tabular=true \
+        --benchmark_out="$out/bench_cuda_train_step.json" --benchmark_out_format=json
+    fi
+    # Issue 6's target: nanda to test accuracy >= 99% in <= 5 s wall, evals included. Then the
+    # same run's first 2,000 steps with the step recorded and without (equal metrics.csv).
+    stage gpu_grok 60 /usr/bin/time -v build-device/tinygrok train --preset nanda --device cuda \
+      --stop-at-grok --out build-device/nanda_grok --quiet
+    [ -f build-device/nanda_grok/summary.json ] && cp build-device/nanda_grok/summary.json \
+      "$out/nanda_grok_summary.json" && cp build-device/nanda_grok/metrics.csv \
+      "$out/nanda_grok_metrics.csv"
+    for graph in on off; do
+      stage "gpu_graph_$graph" 60 build-device/tinygrok train --preset nanda --device cuda \
+        --steps 2000 --cuda-graph "$graph" --out "build-device/nanda_graph_$graph" --quiet
+    done
+    [ -f build-device/nanda_graph_on/summary.json ] && cp build-device/nanda_graph_on/summary.json \
       "$out/nanda_gpu_summary.json"
+    if [ -f build-device/nanda_graph_on/metrics.csv ] && [ -f build-device/nanda_graph_off/metrics.csv ]; then
+      # elapsed_s (the last column) is a time: the rest must be equal.
+      if cmp -s <(cut -d, -f1-7 build-device/nanda_graph_on/metrics.csv) \
+                <(cut -d, -f1-7 build-device/nanda_graph_off/metrics.csv); then
+        summary+=("graph==eager   ok       metrics.csv equal with and without the CUDA graph")
+      else
+        summary+=("graph==eager   DIFFER   metrics.csv with and without the CUDA graph differ")
+      fi
+    fi
   }
 # The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below; its JSON
 # is written after each mode, so a time limit keeps the modes that ran.
@@ -76,6 +101,23 @@ rows = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if "GB/s" in b]
 print("memory bench (GB/s, % of a device copy of the same bytes):")
 for b in rows:
     print(f"  {b['name']:<34} {b['GB/s']:8.0f} GB/s {b['%copy']:6.1f}%")
+PY
+}
+
+# tinygrok's nanda step three ways (bench_cuda_train_step), and the grokking run's wall time.
+step_table() {
+  command -v python3 >/dev/null || return 0
+  python3 - "$out/bench_cuda_train_step.json" "$out/nanda_grok_summary.json" <<'PY' || true
+import json, os, sys
+if os.path.exists(sys.argv[1]):
+    print("tinygrok nanda step on the GPU (us/step, median of batches of 50):")
+    for b in json.load(open(sys.argv[1]))["benchmarks"]:
+        print(f"  {b['name']:<40} {b.get('us/step', float('nan')):9.1f} us"
+              + (f"  ({b['error_message']})" if b.get("error_occurred") else ""))
+if os.path.exists(sys.argv[2]):
+    s = json.load(open(sys.argv[2]))
+    print(f"nanda --stop-at-grok on the GPU: status {s['status']}, T_g {s['T_g']}, "
+          f"wall {s['wall_seconds']:.2f} s, {s['train_ms_per_step'] * 1000:.1f} us/step")
 PY
 }
 
@@ -105,6 +147,7 @@ PY
   echo "device_check: $(head -2 "$out/gpu.txt" | tail -1)"
   printf '%s\n' "${summary[@]}"
   memory_table
+  step_table
   pytorch_table
   echo "logs: $log"
 } | tee "$out/summary.txt"

@@ -3,8 +3,10 @@
 // run. Compared, for every step: the full-batch training loss (metrics.csv with eval_every 1: the
 // loss of the weights after each step, which the next step's forward computes); at the end: the
 // eval metrics and every parameter of the checkpoints. A resumed GPU run equals an uninterrupted
-// one exactly, and a GPU run's checkpoint evaluates on the CPU as the GPU measured it. Then the
-// pieces: the optimisers' steps, clipping and norms on device tensors, and Module::to(Device).
+// one exactly, and a GPU run's checkpoint evaluates on the CPU as the GPU measured it. The step
+// recorded as a CUDA graph (--cuda-graph) gives the eager step's run bit for bit; a non-finite
+// loss stops a recorded run at the next wait. Then the pieces: the optimisers' steps, clipping
+// and norms on device tensors, and Module::to(Device).
 //
 // Tolerances. The two runs are the same float32 arithmetic with its rounding done differently
 // (GEMM and reduction orders, fused kernels, FMA contraction): each op differs by a few ulps, and
@@ -274,6 +276,88 @@ TEST_CASE("cuda train: a GPU run resumes exactly, and its checkpoint evaluates o
   CHECK(relative_difference(on_cpu.loss, last.test_loss) < kLossTolerance);
   CHECK(std::abs(on_cpu.accuracy - last.test_acc) <=
         1.0 / static_cast<double>(split.test.size()) + 1e-9);
+}
+
+TEST_CASE("cuda train: the step recorded as a CUDA graph gives the eager step's run, bit for bit",
+          "[cuda][train][graph]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  // Several replays between evals (which read the summed losses back), a warm-up that is still
+  // under way when the recording is made, and a cosine schedule: the replays must walk the
+  // schedule and the step count on the device exactly as the eager steps do.
+  TrainConfig c = tiny_transformer();
+  c.eval_every = 3;
+  c.checkpoint_every = 7;
+  c.warmup = 5;
+  c.schedule = "cosine";
+  c.device = "cuda";
+  TempDir dir;
+  TrainConfig eager = c, recorded = c;
+  eager.cuda_graph = "off";
+  recorded.cuda_graph = "on";
+  REQUIRE(train(eager, quiet_run(dir / "eager")) == RunStatus::Completed);
+  REQUIRE(train(recorded, quiet_run(dir / "graph")) == RunStatus::Completed);
+  CHECK(same_rows(read_rows(dir / "graph"), read_rows(dir / "eager")));
+  const Checkpoint a = load_checkpoint(dir / "graph"), b = load_checkpoint(dir / "eager");
+  REQUIRE(a.model.size() == b.model.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    INFO(a.model[i].first);
+    CHECK(a.model[i].second.to_vector<double>() == b.model[i].second.to_vector<double>());
+  }
+  for (size_t i = 0; i < a.optimizer.size(); ++i) {
+    INFO(a.optimizer[i].first);
+    CHECK(a.optimizer[i].second.to_vector<double>() == b.optimizer[i].second.to_vector<double>());
+  }
+  CHECK(a.run_state.at("optimizer_steps") == std::to_string(c.steps));
+
+  // A recorded run resumed halfway (recording its step again) ends where the whole run did
+  // (with a constant schedule: a cosine one depends on --steps, which the halves change).
+  TrainConfig steady = recorded;
+  steady.schedule = "constant";
+  TrainConfig half = steady;
+  half.steps = 9;  // a multiple of eval_every: both runs log the same steps
+  REQUIRE(train(steady, quiet_run(dir / "whole")) == RunStatus::Completed);
+  REQUIRE(train(half, quiet_run(dir / "parts")) == RunStatus::Completed);
+  REQUIRE(train(steady, RunOptions{dir / "parts", true, false, true}) == RunStatus::Completed);
+  CHECK(same_rows(read_rows(dir / "parts"), read_rows(dir / "whole")));
+}
+
+TEST_CASE("cuda train: a recorded run's non-finite loss is found at the next wait, and stops it",
+          "[cuda][train][graph]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  // AdamW moves every weight by about lr per step: at lr 1e30 the logits overflow after one step.
+  TrainConfig c = tiny_transformer();
+  c.device = "cuda";
+  c.cuda_graph = "on";
+  c.lr = 1e30;
+  c.warmup = 0;
+  c.eval_every = 4;
+  c.checkpoint_every = 4;
+  TempDir dir;
+  REQUIRE(train(c, quiet_run(dir / "nan")) == RunStatus::NanLoss);
+  // Found when the host first waited (step 4), before that step's eval and checkpoint: only the
+  // eval at step 0 is logged, and no checkpoint of the blown-up weights was written.
+  const std::vector<MetricsRow> rows = read_rows(dir / "nan");
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].step == 0);
+  CHECK_FALSE(fs::exists(fs::path(checkpoint_dir(dir / "nan"))));
+}
+
+TEST_CASE("cuda train: --cuda-graph on refuses a step that cannot be recorded, naming why",
+          "[cuda][train][graph]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  TrainConfig c = tiny_transformer();
+  c.device = "cuda";
+  c.cuda_graph = "on";
+  c.batch = 16;
+  TempDir dir;
+  REQUIRE_THROWS_WITH(train(c, quiet_run(dir / "minibatch")),
+                      Catch::Matchers::Contains("--cuda-graph on: this run's step cannot be "
+                                                "recorded (--batch: a minibatch is drawn on the "
+                                                "host every step)"));
+  CHECK_FALSE(fs::exists(dir / "minibatch"));
+  c.cuda_graph = "auto";  // the same run goes ahead eagerly
+  c.steps = 2;
+  CHECK(train(c, quiet_run(dir / "minibatch")) == RunStatus::Completed);
 }
 
 TEST_CASE("cuda train: AdamW, Adam and SGD steps, clipping and norms on cuda:0 equal the CPU's",

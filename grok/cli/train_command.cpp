@@ -68,8 +68,10 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     TrainConfig changed = config;
     overrides.apply(changed, &given);
     for (const std::string& flag : given)
-      check(flag == "--steps" || flag == "--threads" || flag == "--eval-every", "--resume: ", flag,
-            " cannot change a run in progress (only --steps, --threads and --eval-every can)");
+      check(flag == "--steps" || flag == "--threads" || flag == "--eval-every" ||
+                flag == "--cuda-graph",
+            "--resume: ", flag, " cannot change a run in progress (only --steps, --threads, "
+            "--eval-every and --cuda-graph can)");
     config = changed;
   } else {
     config = preset(preset_name);
@@ -130,6 +132,10 @@ class TrainCommand : public Command {
     o.add(t, "--seed", &TrainConfig::seed, "Seed of the split, the weights and the batches");
     o.add(t, "--threads", &TrainConfig::threads, "CPU threads; 0 = every core");
     o.add(t, "--device", &TrainConfig::device, "cpu (cuda when built with the CUDA backend)");
+    o.add(t, "--cuda-graph", &TrainConfig::cuda_graph,
+          "With --device cuda: record the training step once and replay it as a CUDA graph. "
+          "auto: where the run's flags allow it; on: also fail where they do not; off: never "
+          "(for debugging: results are equal either way)");
     o.add_flag(t, "--stop-at-grok", &TrainConfig::stop_at_grok,
                "Stop once test accuracy has held >= 99% for --grok-patience evals");
     o.add(t, "--grok-patience", &TrainConfig::grok_patience, "Evals in a row for --stop-at-grok");
@@ -175,7 +181,7 @@ class TrainCommand : public Command {
     if (options_.resume)  // the flags that run_train's own check cannot see
       for (const char* flag : {"--preset", "--betas"})
         check(app_->get_option(flag)->count() == 0, "--resume: ", flag, " cannot change a run in "
-              "progress (only --steps, --threads and --eval-every can)");
+              "progress (only --steps, --threads, --eval-every and --cuda-graph can)");
     return run_train(preset_name_, overrides_, betas_, betas_option_, options_);
   }
 
