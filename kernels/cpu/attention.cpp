@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/attention_layout.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -38,38 +39,8 @@ void axpy(T alpha, const T* __restrict x, T* __restrict y, int64_t n) {
   for (int64_t d = 0; d < n; ++d) y[d] += alpha * x[d];
 }
 
-// Where query i / key j of example b, head h, lives in its table, and where row (b, h, i) of
-// the [B, H, Tq, T] pattern starts.
-struct Layout {
-  int64_t batch, queries, keys, heads, head_size, value_size;  // B, Tq, T, H, Dh, Dv
-  bool sum_heads;          // z is [B, Tq, Dv], summed over the heads
-  const int64_t* q_rows;   // [B, Tq]
-  const int64_t* kv_rows;  // [B, T]
-  int64_t q(int64_t b, int64_t i, int64_t h) const {
-    return (q_rows[b * queries + i] * heads + h) * head_size;
-  }
-  int64_t k(int64_t b, int64_t j, int64_t h) const {
-    return (kv_rows[b * keys + j] * heads + h) * head_size;
-  }
-  int64_t v(int64_t b, int64_t j, int64_t h) const {
-    return (kv_rows[b * keys + j] * heads + h) * value_size;
-  }
-  int64_t z(int64_t b, int64_t i, int64_t h) const {
-    return sum_heads ? (b * queries + i) * value_size
-                     : ((b * queries + i) * heads + h) * value_size;
-  }
-  int64_t pattern_row(int64_t b, int64_t h, int64_t i) const {
-    return ((b * heads + h) * queries + i) * keys;
-  }
-  int64_t last_key(int64_t i) const { return keys - queries + i; }
-};
-
-Layout layout_of(const Tensor& q_table, const Tensor& v_table, const Tensor& q_rows,
-                 const Tensor& kv_rows, bool sum_heads) {
-  return {q_rows.size(0),  q_rows.size(1),         kv_rows.size(1),
-          q_table.size(1), q_table.size(2),        v_table.size(2),
-          sum_heads,       q_rows.data<int64_t>(), kv_rows.data<int64_t>()};
-}
+// Where each operand lives (shared with the other backend's attention).
+using Layout = AttentionLayout;
 
 // Forward for batch row b. Not inlined, so that the serial and the OpenMP branches of
 // parallel_for run the same machine code (and round the same way).
@@ -190,7 +161,7 @@ void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   check_rows("attention", q_rows, q.size(0), "query row");
   check_rows("attention", kv_rows, k.size(0), "key row");
-  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
+  const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
   z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype())
                 : Tensor::empty({at.batch, at.queries, at.heads, at.value_size}, q.dtype());
   pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype());
@@ -217,7 +188,7 @@ void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_i
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   check_rows("attention_backward", q_rows, q.size(0), "query row");
   check_rows("attention_backward", kv_rows, k.size(0), "key row");
-  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
+  const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
   dq = Tensor::empty(q.shape(), q.dtype());
   dk = Tensor::empty(k.shape(), k.dtype());
   dv = Tensor::empty(v.shape(), v.dtype());

@@ -39,6 +39,7 @@
 // examples share rows (the first layer's (position, token) tables) it computes them densely,
 // [B, Tq, H, Dh] and [B, T, H, Dh | Dv], and sums them into the tables with index_add, which adds
 // in index order. No floating-point atomics: the results do not depend on timing or grid size.
+#include "kernels/attention_layout.h"
 #include "kernels/cuda/attention.h"
 
 #include <algorithm>
@@ -61,43 +62,8 @@ namespace {
 
 constexpr unsigned long long kNone = ~0ull;  // "no position" in the row checks' flags
 
-// Where query i / key j of example b, head h, lives in its table, and where row (b, h, i) of
-// the [B, H, Tq, T] pattern starts (as the CPU's Layout).
-struct Layout {
-  int64_t batch, queries, keys, heads, head_size, value_size;  // B, Tq, T, H, Dh, Dv
-  bool sum_heads;          // z is [B, Tq, Dv], summed over the heads
-  const int64_t* q_rows;   // [B, Tq], on the device
-  const int64_t* kv_rows;  // [B, T]
-  __device__ int64_t q(int64_t b, int64_t i, int64_t h) const {
-    return (q_rows[b * queries + i] * heads + h) * head_size;
-  }
-  __device__ int64_t k(int64_t b, int64_t j, int64_t h) const {
-    return (kv_rows[b * keys + j] * heads + h) * head_size;
-  }
-  __device__ int64_t v(int64_t b, int64_t j, int64_t h) const {
-    return (kv_rows[b * keys + j] * heads + h) * value_size;
-  }
-  __device__ int64_t z(int64_t b, int64_t i, int64_t h) const {
-    return sum_heads ? (b * queries + i) * value_size
-                     : ((b * queries + i) * heads + h) * value_size;
-  }
-  __device__ int64_t pattern_row(int64_t b, int64_t h, int64_t i) const {
-    return ((b * heads + h) * queries + i) * keys;
-  }
-  __device__ int64_t last_key(int64_t i) const { return keys - queries + i; }
-  // The first query that sees key j.
-  __device__ int64_t first_query(int64_t j) const {
-    const int64_t i = j - (keys - queries);
-    return i > 0 ? i : 0;
-  }
-};
-
-Layout layout_of(const Tensor& q_table, const Tensor& v_table, const Tensor& q_rows,
-                 const Tensor& kv_rows, bool sum_heads) {
-  return {q_rows.size(0),  q_rows.size(1),         kv_rows.size(1),
-          q_table.size(1), q_table.size(2),        v_table.size(2),
-          sum_heads,       q_rows.data<int64_t>(), kv_rows.data<int64_t>()};
-}
+// Where each operand lives (shared with the other backend's attention).
+using Layout = AttentionLayout;
 
 template <typename T>
 __device__ T dot(const T* a, const T* b, int64_t n) {
@@ -525,7 +491,7 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   check_rows(*this, "attention", q_rows, q.size(0), kv_rows, k.size(0), false);
-  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
+  const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
   z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype(), device())
                 : Tensor::empty({at.batch, at.queries, at.heads, at.value_size}, q.dtype(),
                                 device());
@@ -575,7 +541,7 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   const RowsDistinct distinct =
       check_rows(*this, op, q_rows, q.size(0), kv_rows, k.size(0), true);
-  const Layout at = layout_of(q, v, q_rows, kv_rows, sum_heads);
+  const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
   dispatch_floating(q.dtype(), op, [&]<typename T>() {
     if (pattern.numel() == 0) {  // no example reads any row
       dq = Tensor::empty(q.shape(), q.dtype(), device());
