@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -151,13 +152,20 @@ void BM_workload(benchmark::State& state, Workload (*make)(Size), Size size) {
   state.counters["GB/s"] = bytes / (per_call_ms / 1e3) / 1e9;
 }
 
-// Every entry: fused/<name>/<size>. Other fused kernels add their rows here.
-const std::pair<const char*, Workload (*)(Size)> kEntries[] = {
-    {"adamw/step", adamw_step},
-    {"adamw/step_norms", adamw_step_norms},
-    {"adamw/ops", adamw_ops},
-    {"adamw/ops_norms", adamw_ops_norms},
-};
+using Entry = std::pair<const char*, Workload (*)(Size)>;
+
+// Registers fused/<name>/<size> for every entry at every size, as manual-time benchmarks.
+bool register_workloads(std::initializer_list<Entry> entries,
+                        std::initializer_list<Size> sizes = {Size::Model, Size::Large}) {
+  for (Size size : sizes)
+    for (const auto& [name, make] : entries)
+      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
+                                   BM_workload, make, size)
+          ->UseManualTime()
+          ->MinTime(0.1)
+          ->Unit(benchmark::kMicrosecond);
+  return true;
+}
 
 }  // namespace
 
@@ -165,13 +173,10 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   if (!device_present()) std::printf("bench_cuda_fused: no CUDA device; every benchmark skips\n");
-  for (Size size : {Size::Model, Size::Large})
-    for (const auto& [name, make] : kEntries)
-      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
-                                   BM_workload, make, size)
-          ->UseManualTime()
-          ->MinTime(0.1)
-          ->Unit(benchmark::kMicrosecond);
+  register_workloads({{"adamw/step", adamw_step},
+                      {"adamw/step_norms", adamw_step_norms},
+                      {"adamw/ops", adamw_ops},
+                      {"adamw/ops_norms", adamw_ops_norms}});
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
@@ -247,22 +252,13 @@ Workload attention_backward_fused(Size s) { return attention_workload(s, true, t
 Workload attention_backward_unfused(Size s) { return attention_workload(s, true, false); }
 
 // Registered before main() runs (as BENCHMARK(...) does), so they come before main's entries.
-const bool kAttentionRegistered = [] {
-  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+const bool kAttentionRegistered = register_workloads(
+    {
       {"attention/forward/fused", attention_forward_fused},
       {"attention/forward/unfused", attention_forward_unfused},
       {"attention/backward/fused", attention_backward_fused},
       {"attention/backward/unfused", attention_backward_unfused},
-  };
-  for (Size size : {Size::Model, Size::Large})
-    for (const auto& [name, make] : entries)
-      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
-                                   BM_workload, make, size)
-          ->UseManualTime()
-          ->MinTime(0.1)
-          ->Unit(benchmark::kMicrosecond);
-  return true;
-}();
+    });
 
 }  // namespace
 
@@ -334,23 +330,16 @@ Workload embedding_forward_unfused(Size) { return embedding_workload(false, fals
 Workload embedding_backward_fused(Size) { return embedding_workload(true, true); }
 Workload embedding_backward_unfused(Size) { return embedding_workload(true, false); }
 
-const bool kCrossEntropyEmbeddingRegistered = [] {
-  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+const bool kCrossEntropyEmbeddingRegistered = register_workloads(
+    {
       {"cross_entropy/fused", cross_entropy_fused},
       {"cross_entropy/unfused", cross_entropy_unfused},
       {"embedding/forward/fused", embedding_forward_fused},
       {"embedding/forward/unfused", embedding_forward_unfused},
       {"embedding/backward/fused", embedding_backward_fused},
       {"embedding/backward/unfused", embedding_backward_unfused},
-  };
-  for (const auto& [name, make] : entries)
-    benchmark::RegisterBenchmark((std::string("fused/") + name + "/model").c_str(), BM_workload,
-                                 make, Size::Model)
-        ->UseManualTime()
-        ->MinTime(0.1)
-        ->Unit(benchmark::kMicrosecond);
-  return true;
-}();
+    },
+    {Size::Model});
 
 }  // namespace
 
@@ -386,20 +375,11 @@ Workload linear_relu_workload(Size s, bool fused) {
 Workload linear_relu_fused(Size s) { return linear_relu_workload(s, true); }
 Workload linear_relu_unfused(Size s) { return linear_relu_workload(s, false); }
 
-const bool kLinearReluRegistered = [] {
-  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+const bool kLinearReluRegistered = register_workloads(
+    {
       {"linear_relu/fused", linear_relu_fused},
       {"linear_relu/unfused", linear_relu_unfused},
-  };
-  for (Size size : {Size::Model, Size::Large})
-    for (const auto& [name, make] : entries)
-      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
-                                   BM_workload, make, size)
-          ->UseManualTime()
-          ->MinTime(0.1)
-          ->Unit(benchmark::kMicrosecond);
-  return true;
-}();
+    });
 
 }  // namespace
 
@@ -435,19 +415,10 @@ Workload linear_relu_backward_workload(Size s, bool fused) {
 Workload linear_relu_backward_fused(Size s) { return linear_relu_backward_workload(s, true); }
 Workload linear_relu_backward_unfused(Size s) { return linear_relu_backward_workload(s, false); }
 
-const bool kLinearReluBackwardRegistered = [] {
-  const std::pair<const char*, Workload (*)(Size)> entries[] = {
+const bool kLinearReluBackwardRegistered = register_workloads(
+    {
       {"linear_relu_backward/fused", linear_relu_backward_fused},
       {"linear_relu_backward/unfused", linear_relu_backward_unfused},
-  };
-  for (Size size : {Size::Model, Size::Large})
-    for (const auto& [name, make] : entries)
-      benchmark::RegisterBenchmark((std::string("fused/") + name + "/" + size_name(size)).c_str(),
-                                   BM_workload, make, size)
-          ->UseManualTime()
-          ->MinTime(0.1)
-          ->Unit(benchmark::kMicrosecond);
-  return true;
-}();
+    });
 
 }  // namespace

@@ -14,13 +14,17 @@
 #include "kernels/backend.h"
 #include "nn/activation.h"
 #include "op_test_util.h"
+#include "cuda_view_pair.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
 #include "tinygrok.h"
 
 using namespace tg;
 using tg::testing::error_of;
+using tg::testing::Pair;
+using tg::testing::random_pair;
 using tg::testing::relative_error;
+using tg::testing::View;
 
 namespace {
 
@@ -45,30 +49,6 @@ void check_close(const Tensor& got, const Tensor& want, const char* what) {
   CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < 1e-5);
 }
 
-// A random [rows, cols] float32 matrix on the CPU and the same values on the GPU, as a view:
-// plain, transposed (a [cols, rows] tensor's transpose) or offset (columns 1 .. cols of a
-// [rows, cols + 1] tensor: rows neither tight nor 16-byte aligned).
-enum class View { Plain, Transposed, Offset };
-struct Pair {
-  Tensor cpu, gpu;
-};
-Pair random_pair(int64_t rows, int64_t cols, View view, Generator& gen) {
-  switch (view) {
-    case View::Plain: {
-      const Tensor t = randn({rows, cols}, gen);
-      return {t, t.to(kGpu)};
-    }
-    case View::Transposed: {
-      const Tensor t = randn({cols, rows}, gen);
-      return {t.transpose(0, 1), t.to(kGpu).transpose(0, 1)};
-    }
-    case View::Offset: {
-      const Tensor t = randn({rows, cols + 1}, gen);
-      return {t.slice(1, 1, cols + 1), t.to(kGpu).slice(1, 1, cols + 1)};
-    }
-  }
-  return {};
-}
 
 // One product: fused on the GPU against the GPU's unfused composition (bitwise: the same GEMM
 // accumulation, the same epilogue arithmetic) and the CPU's linear_forward.

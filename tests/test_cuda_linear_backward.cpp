@@ -18,12 +18,16 @@
 #include "kernels/backend.h"
 #include "nn/activation.h"
 #include "op_test_util.h"
+#include "cuda_view_pair.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
 #include "tinygrok.h"
 
 using namespace tg;
+using tg::testing::Pair;
+using tg::testing::random_pair;
 using tg::testing::relative_error;
+using tg::testing::View;
 
 namespace {
 
@@ -34,32 +38,6 @@ const Activation kActivations[] = {Activation::Relu, Activation::Identity, Activ
 Backend& cpu_backend() { return backend_for(Device::cpu()); }
 Backend& gpu_backend() { return backend_for(kGpu); }
 
-// The same values on the CPU and the GPU, as views of one layout.
-struct Pair {
-  Tensor cpu, gpu;
-};
-
-// A random [rows, cols] float32 matrix as a view: plain, transposed (a [cols, rows] tensor's
-// transpose) or offset (columns 1 .. cols of a [rows, cols + 1] tensor: rows neither tight nor
-// 16-byte aligned).
-enum class View { Plain, Transposed, Offset };
-Pair random_pair(int64_t rows, int64_t cols, View view, Generator& gen) {
-  switch (view) {
-    case View::Plain: {
-      const Tensor t = randn({rows, cols}, gen);
-      return {t, t.to(kGpu)};
-    }
-    case View::Transposed: {
-      const Tensor t = randn({cols, rows}, gen);
-      return {t.transpose(0, 1), t.to(kGpu).transpose(0, 1)};
-    }
-    case View::Offset: {
-      const Tensor t = randn({rows, cols + 1}, gen);
-      return {t.slice(1, 1, cols + 1), t.to(kGpu).slice(1, 1, cols + 1)};
-    }
-  }
-  return {};
-}
 
 // What the forward of `act` saved for backward, [rows, cols]: relu(pre) for Relu, pre for Gelu
 // and Square, nothing for Identity. About one element of pre in five is exactly 0 (the kink,

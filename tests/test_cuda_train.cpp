@@ -129,6 +129,21 @@ bool same_rows(const std::vector<MetricsRow>& a, const std::vector<MetricsRow>& 
   return true;
 }
 
+// The two runs' checkpoints hold the same weights and optimiser state, bit for bit.
+void check_same_checkpoints(const std::string& run_a, const std::string& run_b) {
+  const Checkpoint a = load_checkpoint(run_a), b = load_checkpoint(run_b);
+  REQUIRE(a.model.size() == b.model.size());
+  REQUIRE(a.optimizer.size() == b.optimizer.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    INFO(a.model[i].first);
+    CHECK(a.model[i].second.to_vector<double>() == b.model[i].second.to_vector<double>());
+  }
+  for (size_t i = 0; i < a.optimizer.size(); ++i) {
+    INFO(a.optimizer[i].first);
+    CHECK(a.optimizer[i].second.to_vector<double>() == b.optimizer[i].second.to_vector<double>());
+  }
+}
+
 double relative_difference(double got, double want) {
   return std::abs(got - want) / std::max(std::abs(want), 1e-30);
 }
@@ -253,16 +268,8 @@ TEST_CASE("cuda train: a GPU run resumes exactly, and its checkpoint evaluates o
 
   // The GPU's kernels sum in fixed orders, so the resumed run is bitwise the uninterrupted one.
   CHECK(same_rows(read_rows(parts), read_rows(whole)));
-  const Checkpoint a = load_checkpoint(parts), b = load_checkpoint(whole);
-  REQUIRE(a.model.size() == b.model.size());
-  for (size_t i = 0; i < a.model.size(); ++i) {
-    INFO(a.model[i].first);
-    CHECK(a.model[i].second.to_vector<double>() == b.model[i].second.to_vector<double>());
-  }
-  for (size_t i = 0; i < a.optimizer.size(); ++i) {
-    INFO(a.optimizer[i].first);
-    CHECK(a.optimizer[i].second.to_vector<double>() == b.optimizer[i].second.to_vector<double>());
-  }
+  check_same_checkpoints(parts, whole);
+  const Checkpoint b = load_checkpoint(whole);
 
   // The checkpoint's weights in a CPU model give the metrics the GPU logged for them.
   const Dataset data = make_dataset(parse_operation(c.op), c.p);
@@ -297,17 +304,9 @@ TEST_CASE("cuda train: the step recorded as a CUDA graph gives the eager step's 
   REQUIRE(train(eager, quiet_run(dir / "eager")) == RunStatus::Completed);
   REQUIRE(train(recorded, quiet_run(dir / "graph")) == RunStatus::Completed);
   CHECK(same_rows(read_rows(dir / "graph"), read_rows(dir / "eager")));
-  const Checkpoint a = load_checkpoint(dir / "graph"), b = load_checkpoint(dir / "eager");
-  REQUIRE(a.model.size() == b.model.size());
-  for (size_t i = 0; i < a.model.size(); ++i) {
-    INFO(a.model[i].first);
-    CHECK(a.model[i].second.to_vector<double>() == b.model[i].second.to_vector<double>());
-  }
-  for (size_t i = 0; i < a.optimizer.size(); ++i) {
-    INFO(a.optimizer[i].first);
-    CHECK(a.optimizer[i].second.to_vector<double>() == b.optimizer[i].second.to_vector<double>());
-  }
-  CHECK(a.run_state.at("optimizer_steps") == std::to_string(c.steps));
+  check_same_checkpoints(dir / "graph", dir / "eager");
+  CHECK(load_checkpoint(dir / "graph").run_state.at("optimizer_steps") ==
+        std::to_string(c.steps));
 
   // A recorded run resumed halfway (recording its step again) ends where the whole run did
   // (with a constant schedule: a cosine one depends on --steps, which the halves change).

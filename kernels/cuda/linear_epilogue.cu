@@ -24,11 +24,10 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/gemm_operands.h"
 #include "kernels/cuda/launch.h"
-#include "kernels/cuda/sgemm/sgemm.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/dispatch.h"
-#include "kernels/matrix_layout.h"
 
 namespace tg::cuda {
 
@@ -136,27 +135,10 @@ void column_sums(const T* dpre, const T* relu_mask, T* dbias, int64_t rows, int6
 // operand's shape and strides, so that the operand's layout describes it too).
 Tensor masked_product(const Tensor& a_in, const Tensor& a_mask, const Tensor& b_in,
                       const Tensor& b_mask, Device device, cudaStream_t stream) {
-  Tensor a = a_in, b = b_in;
-  int64_t lda = 0, ldb = 0;
-  MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
-  // A masked operand is dy, contiguous; an unmasked one may need a copy.
-  if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous_copy_if_needed(a), lda);
-  if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous_copy_if_needed(b), ldb);
-  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
-  Tensor out = Tensor::empty({m, n}, DType::Float32, device);
-  if (m * n == 0) return out;
-  GemmArgs args;
-  args.M = static_cast<int>(m);
-  args.N = static_cast<int>(n);
-  args.K = static_cast<int>(k);
-  args.A = a.data<float>();
-  args.lda = lda;
-  args.trans_a = la == MatrixLayout::ColMajor;
-  args.B = b.data<float>();
-  args.ldb = ldb;
-  args.trans_b = lb == MatrixLayout::ColMajor;
-  args.C = out.data<float>();
-  args.ldc = n;
+  Tensor a = a_in, b = b_in;  // (a masked operand is dy, contiguous: never copied)
+  Tensor out = Tensor::empty({a.size(0), b.size(1)}, DType::Float32, device);
+  if (out.numel() == 0) return out;
+  GemmArgs args = product_args(a, b, out);
   args.mask_a = a_mask.defined() ? a_mask.data<float>() : nullptr;
   args.mask_b = b_mask.defined() ? b_mask.data<float>() : nullptr;
   sgemm(args, stream);

@@ -6,9 +6,8 @@
 // its output (sgemm.h's epilogue), instead of a second pass over it.
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_guard.h"
-#include "kernels/cuda/sgemm/sgemm.h"
+#include "kernels/cuda/gemm_operands.h"
 #include "kernels/cuda/stream.h"
-#include "kernels/matrix_layout.h"
 
 namespace tg::cuda {
 
@@ -42,33 +41,17 @@ Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
         dtype_name(a_in.dtype()), " (float64 runs on the CPU)");
   const DeviceGuard guard(index_);
   Tensor a = a_in, b = b_in;
-  int64_t lda = 0, ldb = 0;
-  MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
-  if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous_copy_if_needed(a), lda);
-  if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous_copy_if_needed(b), ldb);
-
-  const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
+  const int64_t m = a.shape()[a.dim() - 2], n = b.shape()[b.dim() - 1];
   Shape out_shape(a.shape().begin(), a.shape().end() - 1);
   out_shape.push_back(n);
   Tensor out = Tensor::empty(out_shape, a.dtype(), device());
   const int64_t batches = m * n == 0 ? 0 : out.numel() / (m * n);
   if (batches == 0) return out;
 
-  GemmArgs args;
-  args.M = static_cast<int>(m);
-  args.N = static_cast<int>(n);
-  args.K = static_cast<int>(k);
-  args.lda = lda;
-  args.trans_a = la == MatrixLayout::ColMajor;
-  args.ldb = ldb;
-  args.trans_b = lb == MatrixLayout::ColMajor;
-  args.ldc = n;
+  GemmArgs args = product_args(a, b, out);
   const cudaStream_t stream = current_stream(index_);
   int64_t stride_a = 0, stride_b = 0;
   if (uniform_batch_stride(a, stride_a) && uniform_batch_stride(b, stride_b)) {
-    args.A = a.data<float>();
-    args.B = b.data<float>();
-    args.C = out.data<float>();
     args.batch = static_cast<int>(batches);
     args.stride_a = stride_a;
     args.stride_b = stride_b;
@@ -93,28 +76,13 @@ Tensor CudaBackend::linear_forward(const Tensor& x_in, const Tensor& w_in, const
     return Backend::linear_forward(x_in, w_in, bias_in, act, pre);
   const DeviceGuard guard(index_);
   Tensor x = x_in, w = w_in;
-  int64_t lda = 0, ldb = 0;
-  MatrixLayout la = matrix_layout(x, lda), lb = matrix_layout(w, ldb);
-  if (la == MatrixLayout::Other) la = matrix_layout(x = contiguous_copy_if_needed(x), lda);
-  if (lb == MatrixLayout::Other) lb = matrix_layout(w = contiguous_copy_if_needed(w), ldb);
   const Tensor bias = bias_in.defined() ? contiguous_copy_if_needed(bias_in) : Tensor();
 
-  const int64_t m = x.size(0), k = x.size(1), n = w.size(1);
+  const int64_t m = x.size(0), n = w.size(1);
   Tensor y = Tensor::empty({m, n}, DType::Float32, device());
   if (pre) *pre = Tensor::empty({m, n}, DType::Float32, device());
   if (m * n == 0) return y;
-  GemmArgs args;
-  args.M = static_cast<int>(m);
-  args.N = static_cast<int>(n);
-  args.K = static_cast<int>(k);
-  args.A = x.data<float>();
-  args.lda = lda;
-  args.trans_a = la == MatrixLayout::ColMajor;
-  args.B = w.data<float>();
-  args.ldb = ldb;
-  args.trans_b = lb == MatrixLayout::ColMajor;
-  args.C = y.data<float>();
-  args.ldc = n;
+  GemmArgs args = product_args(x, w, y);
   args.bias = bias.defined() ? bias.data<float>() : nullptr;
   args.act = act;
   args.pre = pre ? pre->data<float>() : nullptr;
