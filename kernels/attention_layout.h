@@ -6,8 +6,8 @@
 
 #include <cstdint>
 
+#include "core/host_device.h"
 #include "core/tensor.h"
-#include "kernels/host_device.h"
 
 namespace tg {
 
