@@ -82,6 +82,7 @@ void BM_nanda_step(benchmark::State& state, Mode mode) {
     const double us_per_step = 1e3 * bench::median(ms) / kStepsPerBatch;
     state.counters["us/step"] = us_per_step;
     state.counters["batch"] = static_cast<double>(tokens.size(0));
+    if (graph) state.counters["graph_nodes"] = static_cast<double>(graph->operations());
     if (!std::isfinite(loss_sum.item())) state.SkipWithError("the loss went non-finite");
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());

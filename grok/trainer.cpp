@@ -475,8 +475,12 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   bool stepped_eagerly = false;
   auto device_step = [&] {
     if (unsettled_steps == 0) unsettled_since = std::chrono::steady_clock::now();
-    if (record_step && !step_graph && stepped_eagerly)
+    if (record_step && !step_graph && stepped_eagerly) {
       step_graph = backend_for(device).capture(step_on_the_device);
+      if (!options.quiet)
+        std::fprintf(stderr, "tinygrok train: recorded the step: %zu device operations, replayed "
+                     "as one CUDA graph launch\n", step_graph->operations());
+    }
     if (step_graph) {
       step_graph->replay();
     } else {

@@ -61,6 +61,8 @@ class CapturedWork {
   virtual ~CapturedWork() = default;
   // Queues the recorded work on the device's stream again, over the same memory; does not wait.
   virtual void replay() = 0;
+  // How many device operations (kernels, copies, fills) one replay queues at once.
+  virtual size_t operations() const = 0;
 };
 
 class Backend {

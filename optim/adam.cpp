@@ -55,7 +55,13 @@ void Adam::step_with_norms(double* grad_norm, double* weight_norm) {
     it->exp_avg.push_back(exp_avg_[i]);
     it->exp_avg_sq.push_back(exp_avg_sq_[i]);
   }
-  AdamHyper hyper{1, lr(), beta1_, beta2_, eps_, weight_decay_, decoupled_};
+  AdamHyper hyper;
+  hyper.lr = lr();
+  hyper.beta1 = beta1_;
+  hyper.beta2 = beta2_;
+  hyper.eps = eps_;
+  hyper.weight_decay = weight_decay_;
+  hyper.decoupled = decoupled_;
   if (step_on_device()) {  // t and lr are computed on the device, in one adam_step call
     // Every call counts: with no gradients at all, a call with empty lists still counts it.
     if (groups.empty())

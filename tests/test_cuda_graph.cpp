@@ -146,6 +146,14 @@ TEST_CASE("cuda graph: a replay gives what the eager step gives, on inputs chang
 
   graph->replay();
   require_equal(step.outputs(), eager1);
+  CHECK(graph->operations() > 10);  // the step's kernels, one graph launch
+
+  // One fill is one operation.
+  Tensor filled = Tensor::empty({5}, DType::Float32, kGpu);
+  const std::unique_ptr<CapturedWork> one = backend.capture([&] { filled.fill_(3); });
+  CHECK(one->operations() == 1);
+  one->replay();
+  CHECK(filled.to_vector<double>() == std::vector<double>(5, 3.0));
 
   // New values in the same tensors (indices too): the replay reads them.
   step.set_inputs(2);

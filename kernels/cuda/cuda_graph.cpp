@@ -75,6 +75,11 @@ std::unique_ptr<CudaGraph> CudaGraph::capture(int device, const std::function<vo
   }
   allocator.end_private_pool();  // the capture is over; the pool stays the graph's
 
+  size_t nodes = 0;
+  if (cudaGraphGetNodes(graph, nullptr, &nodes) != cudaSuccess) {
+    cudaGetLastError();  // only a count for reports: not worth failing the capture
+    nodes = 0;
+  }
   cudaGraphExec_t exec = nullptr;
   const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);  // the executable graph does not need it
@@ -84,7 +89,7 @@ std::unique_ptr<CudaGraph> CudaGraph::capture(int device, const std::function<vo
     throw Error(cat(where, ": capture failed: cudaGraphInstantiate: ",
                     cudaGetErrorString(instantiated), " (", cudaGetErrorName(instantiated), ")"));
   }
-  return std::unique_ptr<CudaGraph>(new CudaGraph(device, exec, std::move(pool)));
+  return std::unique_ptr<CudaGraph>(new CudaGraph(device, exec, std::move(pool), nodes));
 }
 
 CudaGraph::~CudaGraph() {

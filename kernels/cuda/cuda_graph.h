@@ -33,15 +33,18 @@ class CudaGraph final : public CapturedWork {
 
   // Launches the graph on the device's stream; returns without waiting for it.
   void replay() override;
+  // The graph's nodes.
+  size_t operations() const override { return nodes_; }
 
  private:
   using Pool = std::shared_ptr<DeviceCachingAllocator::PrivatePool>;
-  CudaGraph(int device, cudaGraphExec_t exec, Pool pool)
-      : device_(device), exec_(exec), pool_(std::move(pool)) {}
+  CudaGraph(int device, cudaGraphExec_t exec, Pool pool, size_t nodes)
+      : device_(device), exec_(exec), pool_(std::move(pool)), nodes_(nodes) {}
 
   const int device_;
   cudaGraphExec_t exec_;
   Pool pool_;  // the memory the graph's addresses point into
+  size_t nodes_;
 };
 
 }  // namespace tg::cuda

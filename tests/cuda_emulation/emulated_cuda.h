@@ -671,6 +671,15 @@ inline cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mo
   std::swap(*mode, tg_emulation::thread_capture_mode);
   return cudaSuccess;
 }
+// Nodes are not objects here: only their count can be asked for (nodes must be null).
+struct CUgraphNode_st;
+using cudaGraphNode_t = CUgraphNode_st*;
+inline cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t* nodes, size_t* count) {
+  if (graph == nullptr || count == nullptr || nodes != nullptr)
+    return tg_emulation::fail(cudaErrorInvalidValue);
+  *count = graph->work.size();
+  return cudaSuccess;
+}
 inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph,
                                         unsigned long long = 0) {
   if (exec == nullptr || graph == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
