@@ -38,6 +38,7 @@
 #include "grok/trainer.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
+#include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
@@ -318,6 +319,36 @@ TEST_CASE("cuda train: the step recorded as a CUDA graph gives the eager step's 
   REQUIRE(train(half, quiet_run(dir / "parts")) == RunStatus::Completed);
   REQUIRE(train(steady, RunOptions{dir / "parts", true, false, true}) == RunStatus::Completed);
   CHECK(same_rows(read_rows(dir / "parts"), read_rows(dir / "whole")));
+}
+
+TEST_CASE("cuda train: the nanda step records as one graph of a bounded number of operations",
+          "[cuda][train][graph]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  // The nanda model itself on a few examples (the operation count depends on the architecture,
+  // not on the batch): forward, loss, backward and AdamW, as train records them.
+  const TrainConfig c = preset("nanda");
+  const Dataset data = make_dataset(parse_operation(c.op), c.p);
+  const std::vector<int64_t> pairs = {0, 1, 200, 5000, 12768};
+  const Tensor tokens = make_tokens(data, pairs, token_format(c)).to(Device::cuda(0));
+  const Tensor labels = make_labels(data, pairs).to(Device::cuda(0));
+  Generator gen(c.seed);
+  std::shared_ptr<nn::Model> model = build_model(c, data, gen);
+  model->to(Device::cuda(0));
+  optim::AdamW optimizer(model->parameters(), c.lr, c.beta1, c.beta2, 1e-8, c.wd);
+  optimizer.keep_step_on_device(optim::LrSchedule{c.lr}.rule());
+  const auto step = [&] {
+    const Tensor loss = cross_entropy(model->forward(tokens), labels);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  };
+  step();
+  const std::unique_ptr<CapturedWork> graph = backend_for(Device::cuda(0)).capture(step);
+  // 71 when written (2026-11-29): each kernel more is a launch more in every step, so a new
+  // one should be a choice, and this budget moves with it.
+  INFO("the nanda step records " << graph->operations() << " device operations");
+  CHECK(graph->operations() > 0);
+  CHECK(graph->operations() <= 75);
 }
 
 TEST_CASE("cuda train: a recorded run's non-finite loss is found at the next wait, and stops it",
