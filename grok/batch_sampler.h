@@ -31,6 +31,9 @@ class BatchSampler {
   uint64_t generator_offset() const { return epoch_offset_; }
   // Where in that permutation the next batch starts (0 for full batch).
   int64_t position() const { return position_; }
+  // The current epoch's permutation of the train pairs (empty for full batch): batch k of the
+  // epoch is its entries [k * batch_size, (k + 1) * batch_size).
+  const std::vector<int64_t>& epoch_order() const { return permutation_; }
   // Returns to a state read from generator_offset() and position(); checks that it could have
   // come from a sampler of this size and batch size.
   void restore(uint64_t generator_offset, int64_t position);

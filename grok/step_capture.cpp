@@ -12,8 +12,10 @@ CudaGraphMode parse_cuda_graph(const std::string& text) {
   throw Error(cat("--cuda-graph: expected auto, on or off, got '", text, "'"));
 }
 
-std::string why_step_cannot_be_captured(const TrainConfig& c, bool full_batch) {
-  if (!full_batch) return "--batch: a minibatch is drawn on the host every step";
+std::string why_step_cannot_be_captured(const TrainConfig& c, int64_t batches_per_epoch) {
+  if (batches_per_epoch > kMaxRecordedBatchesPerEpoch)
+    return cat("--batch: ", batches_per_epoch, " batches per epoch, more than the ",
+               kMaxRecordedBatchesPerEpoch, " recorded (one graph each)");
   if (c.optimizer == "sgd") return "--optimizer sgd: its learning rate is set from the host";
   if (c.dropout > 0) return "--dropout: the masks' random offsets advance on the host";
   if (c.clip > 0) return "--clip: clipping reads the gradient norm on the host";

@@ -318,7 +318,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // anyway (evals, checkpoints), and the step can be recorded once as a CUDA graph and replayed.
   // With --cuda-graph off the same step runs eagerly, so the two give equal results.
   const bool full_batch = batch_size == n_train;
-  const std::string capture_blocker = why_step_cannot_be_captured(config, full_batch);
+  const int64_t batches_per_epoch = n_train / batch_size;  // (the partial batch is dropped)
+  const std::string capture_blocker = why_step_cannot_be_captured(config, batches_per_epoch);
   const CudaGraphMode graph_mode = parse_cuda_graph(config.cuda_graph);
   check(graph_mode != CudaGraphMode::On || capture_blocker.empty(),
         "--cuda-graph on: this run's step cannot be recorded (", capture_blocker, ")");
@@ -460,32 +461,68 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   int64_t steps_checked = state.step;  // the losses of steps up to here were finite
   int64_t unsettled_steps = 0;         // steps queued since the host last waited
   auto unsettled_since = std::chrono::steady_clock::now();
-  auto step_on_the_device = [&] {
-    const Tensor loss = loss_of(loss_kind, model->forward(train_tokens), train_labels);
+  auto step_on_the_device = [&](const Tensor& tokens, const Tensor& labels) {
+    const Tensor loss = loss_of(loss_kind, model->forward(tokens), labels);
     optimizer->zero_grad();
     loss.backward();
     optimizer->step();
     NoGradGuard no_grad;
     loss_sum.copy_(loss_sum + loss.detach().to(DType::Float64));
   };
-  // The first step runs eagerly: its index checks read flags back to the host, which a
-  // recording cannot, and they cover the replays, which read the same index tensors. Recording
-  // runs nothing: the step is done by the replay that follows.
-  std::unique_ptr<CapturedWork> step_graph;
-  bool stepped_eagerly = false;
+  // Minibatches: each epoch's batches are uploaded at once, in the epoch's order, into buffers
+  // that stay put; batch k of the epoch is rows [k B, (k + 1) B) of them. So a step reads the
+  // same addresses at every batch position k, and each k has its own recording.
+  Tensor epoch_tokens, epoch_labels;
+  uint64_t uploaded_epoch = 0;  // the sampler's generator offset of the epoch in the buffers
+  auto batch_on_device = [&](int64_t& k) -> std::pair<Tensor, Tensor> {
+    if (full_batch) {
+      k = 0;
+      return {train_tokens, train_labels};
+    }
+    sampler.next();
+    k = sampler.position() / batch_size - 1;
+    if (!epoch_tokens.defined() || sampler.generator_offset() != uploaded_epoch) {
+      const std::vector<int64_t>& order = sampler.epoch_order();
+      const std::vector<int64_t> used(order.begin(),
+                                      order.begin() + batches_per_epoch * batch_size);
+      const Tensor tokens = make_tokens(data, used, format).to(device);
+      const Tensor labels = make_labels(data, used).to(device);
+      if (!epoch_tokens.defined()) {
+        epoch_tokens = tokens;
+        epoch_labels = labels;
+      } else {  // into the same memory: the recordings read it
+        epoch_tokens.copy_(tokens);
+        epoch_labels.copy_(labels);
+      }
+      uploaded_epoch = sampler.generator_offset();
+    }
+    return {epoch_tokens.slice(0, k * batch_size, (k + 1) * batch_size),
+            epoch_labels.slice(0, k * batch_size, (k + 1) * batch_size)};
+  };
+  // The first step at each batch position runs eagerly: its index checks read flags back to
+  // the host, which a recording cannot, and they cover the replays, which read the same index
+  // tensors (for minibatches, rows of the same validated training set). Recording runs nothing:
+  // the step is done by the replay that follows.
+  std::vector<std::unique_ptr<CapturedWork>> step_graphs(full_batch ? 1 : batches_per_epoch);
+  std::vector<char> stepped_eagerly(step_graphs.size(), 0);
   auto device_step = [&] {
     if (unsettled_steps == 0) unsettled_since = std::chrono::steady_clock::now();
-    if (record_step && !step_graph && stepped_eagerly) {
-      step_graph = backend_for(device).capture(step_on_the_device);
-      if (!options.quiet)
+    int64_t k = 0;
+    const auto [tokens, labels] = batch_on_device(k);
+    std::unique_ptr<CapturedWork>& graph = step_graphs[k];
+    if (record_step && !graph && stepped_eagerly[k]) {
+      graph = backend_for(device).capture([&] { step_on_the_device(tokens, labels); });
+      if (!options.quiet && k == 0)
         std::fprintf(stderr, "tinygrok train: recorded the step: %zu device operations, replayed "
-                     "as one CUDA graph launch\n", step_graph->operations());
+                     "as one CUDA graph launch%s\n", graph->operations(),
+                     full_batch ? "" : cat(" (one graph per batch of the epoch: ",
+                                           batches_per_epoch, ")").c_str());
     }
-    if (step_graph) {
-      step_graph->replay();
+    if (graph) {
+      graph->replay();
     } else {
-      step_on_the_device();
-      stepped_eagerly = true;
+      step_on_the_device(tokens, labels);
+      stepped_eagerly[k] = 1;
     }
     ++unsettled_steps;
   };
@@ -512,7 +549,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
       break;
     }
     if (step_on_device) {
-      device_step();  // (the full batch: the sampler has no state to advance)
+      device_step();
       ++state.step;
       const bool last = state.step == config.steps;
       const bool eval_due = state.step % config.eval_every == 0 || last;

@@ -378,16 +378,60 @@ TEST_CASE("cuda train: --cuda-graph on refuses a step that cannot be recorded, n
   TrainConfig c = tiny_transformer();
   c.device = "cuda";
   c.cuda_graph = "on";
-  c.batch = 16;
+  c.dropout = 0.1;
   TempDir dir;
-  REQUIRE_THROWS_WITH(train(c, quiet_run(dir / "minibatch")),
+  REQUIRE_THROWS_WITH(train(c, quiet_run(dir / "dropout")),
                       Catch::Matchers::Contains("--cuda-graph on: this run's step cannot be "
-                                                "recorded (--batch: a minibatch is drawn on the "
-                                                "host every step)"));
-  CHECK_FALSE(fs::exists(dir / "minibatch"));
+                                                "recorded (--dropout: the masks' random offsets "
+                                                "advance on the host)"));
+  CHECK_FALSE(fs::exists(dir / "dropout"));
+  c.dropout = 0;
+  c.batch = 1;  // 84 batches per epoch: more graphs than are recorded
+  REQUIRE_THROWS_WITH(train(c, quiet_run(dir / "tiny_batches")),
+                      Catch::Matchers::Contains("(--batch: 84 batches per epoch, more than the "
+                                                "64 recorded (one graph each))"));
   c.cuda_graph = "auto";  // the same run goes ahead eagerly
   c.steps = 2;
-  CHECK(train(c, quiet_run(dir / "minibatch")) == RunStatus::Completed);
+  CHECK(train(c, quiet_run(dir / "tiny_batches")) == RunStatus::Completed);
+}
+
+TEST_CASE("cuda train: minibatch steps are recorded one graph per batch position, and equal the "
+          "eager run's", "[cuda][train][graph]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  // 84 training pairs in batches of 16: 5 batches per epoch (4 pairs dropped), so 20 steps are
+  // 4 epochs, each uploaded once and its 5 positions replayed from their own graphs.
+  TrainConfig c = tiny_transformer();
+  c.device = "cuda";
+  c.batch = 16;
+  c.eval_every = 3;
+  TempDir dir;
+  TrainConfig eager = c, recorded = c;
+  eager.cuda_graph = "off";
+  recorded.cuda_graph = "on";
+  REQUIRE(train(eager, quiet_run(dir / "eager")) == RunStatus::Completed);
+  REQUIRE(train(recorded, quiet_run(dir / "graph")) == RunStatus::Completed);
+  CHECK(same_rows(read_rows(dir / "graph"), read_rows(dir / "eager")));
+  check_same_checkpoints(dir / "graph", dir / "eager");
+
+  // The host-driven GPU step (what ran before the step moved to the device) on the same batches.
+  TrainConfig host_driven = c;
+  host_driven.dropout = 1e-9;  // any dropout keeps the step on the host; this one drops nothing
+  REQUIRE(train(host_driven, quiet_run(dir / "host")) == RunStatus::Completed);
+  const std::vector<MetricsRow> host = read_rows(dir / "host"), graph = read_rows(dir / "graph");
+  REQUIRE(host.size() == graph.size());
+  for (size_t i = 0; i < host.size(); ++i) {
+    INFO("step " << host[i].step);
+    CHECK(relative_difference(graph[i].train_loss, host[i].train_loss) < kLossTolerance);
+  }
+
+  // Resumed mid-epoch (step 9 is batch 4 of epoch 2): the epoch is uploaded again from the
+  // sampler's restored state, and the run ends where the whole one did.
+  TrainConfig half = recorded;
+  half.steps = 9;
+  REQUIRE(train(half, quiet_run(dir / "parts")) == RunStatus::Completed);
+  REQUIRE(train(recorded, RunOptions{dir / "parts", true, false, true}) == RunStatus::Completed);
+  CHECK(same_rows(read_rows(dir / "parts"), read_rows(dir / "graph")));
+  check_same_checkpoints(dir / "parts", dir / "graph");
 }
 
 TEST_CASE("cuda train: AdamW, Adam and SGD steps, clipping and norms on cuda:0 equal the CPU's",
