@@ -22,6 +22,12 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
   check(step != 0, "arange: step must be nonzero");
   const double count = std::ceil((end - start) / step);
   const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
+  // 0, 1, 2, ... in int64 on another device is made there (no host copy, which would wait).
+  if (!device.is_cpu() && dtype == DType::Int64 && start == 0 && step == 1) {
+    Tensor t = Tensor::empty({n}, DType::Int64, device);
+    backend_for(device).fill_iota(t);
+    return t;
+  }
   std::vector<double> values(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) values[i] = start + static_cast<double>(i) * step;
   Tensor host = from_vector(values);

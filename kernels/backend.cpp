@@ -77,6 +77,15 @@ void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W
     dW = matmul(x.transpose(0, 1), dpre);
 }
 
+void Backend::fill_iota(const Tensor& dst) {
+  check(dst.dtype() == DType::Int64 && dst.is_contiguous(),
+        "fill_iota: destination must be contiguous int64, got ", dtype_name(dst.dtype()), " ",
+        shape_str(dst.shape()));
+  std::vector<int64_t> values(static_cast<size_t>(dst.numel()));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<int64_t>(i);
+  if (!values.empty()) copy_from_host(values.data(), dst);
+}
+
 std::unique_ptr<CapturedWork> Backend::capture(const std::function<void()>&) {
   throw Error(cat(device().str(), ": capture: this backend cannot record work for replay"));
 }

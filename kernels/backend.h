@@ -77,6 +77,9 @@ class Backend {
   virtual void fill(const Tensor& dst, double value) = 0;
   virtual void fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, uint64_t counter,
                            double a, double b) = 0;
+  // dst[i] = i for a contiguous int64 dst: index rows made on the device, with no host copy
+  // (which would wait, and which a recorded step cannot contain). By default through the host.
+  virtual void fill_iota(const Tensor& dst);
   // Copies between this device and contiguous host memory of the tensor's dtype.
   virtual void copy_to_host(const Tensor& src_contiguous, void* host) = 0;
   virtual void copy_from_host(const void* host, const Tensor& dst_contiguous) = 0;

@@ -154,6 +154,12 @@ TEST_CASE("cuda graph: a replay gives what the eager step gives, on inputs chang
   CHECK(one->operations() == 1);
   one->replay();
   CHECK(filled.to_vector<double>() == std::vector<double>(5, 3.0));
+  // Index rows made on the device record too (a host copy could not).
+  Tensor rows = Tensor::empty({4}, DType::Int64, kGpu);
+  const std::unique_ptr<CapturedWork> iota =
+      backend.capture([&] { rows.copy_(arange(0, 4, 1, DType::Int64, kGpu)); });
+  iota->replay();
+  CHECK(rows.to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3});
 
   // New values in the same tensors (indices too): the replay reads them.
   step.set_inputs(2);

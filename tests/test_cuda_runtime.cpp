@@ -154,6 +154,22 @@ TEST_CASE("cuda runtime: fill, whole and strided", "[cuda]") {
   }
 }
 
+TEST_CASE("cuda runtime: arange of int64 indices is made on the device, as the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  for (int64_t n : {0, 1, 7, 300}) {
+    INFO("n = " << n);
+    const Tensor gpu = arange(0, static_cast<double>(n), 1, DType::Int64, Device::cuda(0));
+    CHECK(gpu.device() == Device::cuda(0));
+    CHECK(gpu.shape() == Shape{n});
+    CHECK(gpu.to_vector<int64_t>() == arange(n).to_vector<int64_t>());
+  }
+  // Other aranges still come through the host, with the same values.
+  CHECK(arange(2, 11, 3, DType::Int64, Device::cuda(0)).to_vector<int64_t>() ==
+        std::vector<int64_t>{2, 5, 8});
+  REQUIRE_THROWS_WITH(backend_for(Device::cuda(0)).fill_iota(zeros({3}, DType::Float32, Device::cuda(0))),
+                      Catch::Matchers::Contains("fill_iota: destination must be contiguous int64"));
+}
+
 TEST_CASE("cuda runtime: fill_random gives the CPU's numbers for a (seed, counter)", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   struct Kind {

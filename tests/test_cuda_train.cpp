@@ -424,6 +424,20 @@ TEST_CASE("cuda train: minibatch steps are recorded one graph per batch position
     CHECK(relative_difference(graph[i].train_loss, host[i].train_loss) < kLossTolerance);
   }
 
+  // The power preset's shape (two pre-LN layers on [a, op, b, =], Adam) records as well.
+  TrainConfig deep = tiny_deep_transformer();
+  deep.device = "cuda";
+  deep.clip = 0;  // clipping reads the norm on the host
+  deep.batch = 16;
+  deep.eval_every = 5;
+  deep.steps = 12;
+  TrainConfig deep_eager = deep, deep_recorded = deep;
+  deep_eager.cuda_graph = "off";
+  deep_recorded.cuda_graph = "on";
+  REQUIRE(train(deep_eager, quiet_run(dir / "deep_eager")) == RunStatus::Completed);
+  REQUIRE(train(deep_recorded, quiet_run(dir / "deep_graph")) == RunStatus::Completed);
+  CHECK(same_rows(read_rows(dir / "deep_graph"), read_rows(dir / "deep_eager")));
+
   // Resumed mid-epoch (step 9 is batch 4 of epoch 2): the epoch is uploaded again from the
   // sampler's restored state, and the run ends where the whole one did.
   TrainConfig half = recorded;

@@ -67,9 +67,12 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
         shape_str(k.shape()), ": more queries (", q.size(1), ") than keys (", k.size(1), ")");
   const int64_t batch = q.size(0), queries = q.size(1), keys = k.size(1);
   const int64_t heads = q.size(2), head_size = q.size(3);
-  // One table row per (example, position): row b * T + t.
-  const Tensor q_rows = arange(batch * queries).reshape({batch, queries}).to(q.device());
-  const Tensor kv_rows = arange(batch * keys).reshape({batch, keys}).to(q.device());
+  // One table row per (example, position): row b * T + t, made on q's device.
+  const auto rows = [&](int64_t n) {
+    return arange(0, static_cast<double>(n), 1, DType::Int64, q.device());
+  };
+  const Tensor q_rows = rows(batch * queries).reshape({batch, queries});
+  const Tensor kv_rows = rows(batch * keys).reshape({batch, keys});
   return table_attention(q.reshape({batch * queries, heads, head_size}),
                          k.reshape({batch * keys, heads, head_size}),
                          v.reshape({batch * keys, heads, head_size}), q_rows, kv_rows, scale);

@@ -21,6 +21,7 @@ class CudaBackend final : public Backend {
 
   void copy(const Tensor& src, const Tensor& dst) override;
   void fill(const Tensor& dst, double value) override;
+  void fill_iota(const Tensor& dst) override;
   void fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, uint64_t counter, double a,
                    double b) override;
   void copy_to_host(const Tensor& src_contiguous, void* host) override;

@@ -33,6 +33,10 @@ __global__ void fill_kernel(T* dst, int64_t n, StridedIndexer<1> ix, T value) {
   }
 }
 
+__global__ void iota_kernel(int64_t* dst, int64_t n) {
+  TG_GRID_STRIDE_LOOP(i, n) dst[i] = i;
+}
+
 }  // namespace
 
 std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {
@@ -73,6 +77,17 @@ void CudaBackend::fill(const Tensor& dst, double value) {
     launch(fill_kernel<T>, grid_for(n), kBlockThreads, stream, dst.data<T>(), n, ix,
            static_cast<T>(value));
   });
+}
+
+void CudaBackend::fill_iota(const Tensor& dst) {
+  check_on(dst, device(), "fill_iota", "destination");
+  check(dst.dtype() == DType::Int64 && dst.is_contiguous(),
+        "fill_iota: destination must be contiguous int64, got ", dtype_name(dst.dtype()), " ",
+        shape_str(dst.shape()));
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  DeviceGuard guard(index_);
+  launch(iota_kernel, grid_for(n), kBlockThreads, current_stream(index_), dst.data<int64_t>(), n);
 }
 
 // Host transfers wait for the stream: the host reads or reuses its buffer right after the call.
