@@ -169,6 +169,22 @@ std::string run_on(TrainConfig c, const std::string& device, const std::string& 
   return out;
 }
 
+// Runs c with --cuda-graph off and on (in dir/<name>_eager and dir/<name>_graph) and checks
+// that the two logged the same metrics and saved the same checkpoint, bit for bit. Returns the
+// recorded run's directory.
+std::string require_recorded_equals_eager(const TrainConfig& c, const TempDir& dir,
+                                          const std::string& name) {
+  TrainConfig eager = c, recorded = c;
+  eager.cuda_graph = "off";
+  recorded.cuda_graph = "on";
+  const std::string eager_run = dir / (name + "_eager"), recorded_run = dir / (name + "_graph");
+  REQUIRE(train(eager, quiet_run(eager_run)) == RunStatus::Completed);
+  REQUIRE(train(recorded, quiet_run(recorded_run)) == RunStatus::Completed);
+  CHECK(same_rows(read_rows(recorded_run), read_rows(eager_run)));
+  check_same_checkpoints(recorded_run, eager_run);
+  return recorded_run;
+}
+
 // One run on the CPU and one on cuda:0, compared step by step and at the end.
 void require_same_run_on_gpu(const TrainConfig& c) {
   TempDir dir;
@@ -299,19 +315,13 @@ TEST_CASE("cuda train: the step recorded as a CUDA graph gives the eager step's 
   c.schedule = "cosine";
   c.device = "cuda";
   TempDir dir;
-  TrainConfig eager = c, recorded = c;
-  eager.cuda_graph = "off";
-  recorded.cuda_graph = "on";
-  REQUIRE(train(eager, quiet_run(dir / "eager")) == RunStatus::Completed);
-  REQUIRE(train(recorded, quiet_run(dir / "graph")) == RunStatus::Completed);
-  CHECK(same_rows(read_rows(dir / "graph"), read_rows(dir / "eager")));
-  check_same_checkpoints(dir / "graph", dir / "eager");
-  CHECK(load_checkpoint(dir / "graph").run_state.at("optimizer_steps") ==
-        std::to_string(c.steps));
+  const std::string graph = require_recorded_equals_eager(c, dir, "cosine");
+  CHECK(load_checkpoint(graph).run_state.at("optimizer_steps") == std::to_string(c.steps));
 
   // A recorded run resumed halfway (recording its step again) ends where the whole run did
   // (with a constant schedule: a cosine one depends on --steps, which the halves change).
-  TrainConfig steady = recorded;
+  TrainConfig steady = c;
+  steady.cuda_graph = "on";
   steady.schedule = "constant";
   TrainConfig half = steady;
   half.steps = 9;  // a multiple of eval_every: both runs log the same steps
@@ -405,19 +415,13 @@ TEST_CASE("cuda train: minibatch steps are recorded one graph per batch position
   c.batch = 16;
   c.eval_every = 3;
   TempDir dir;
-  TrainConfig eager = c, recorded = c;
-  eager.cuda_graph = "off";
-  recorded.cuda_graph = "on";
-  REQUIRE(train(eager, quiet_run(dir / "eager")) == RunStatus::Completed);
-  REQUIRE(train(recorded, quiet_run(dir / "graph")) == RunStatus::Completed);
-  CHECK(same_rows(read_rows(dir / "graph"), read_rows(dir / "eager")));
-  check_same_checkpoints(dir / "graph", dir / "eager");
+  const std::string recorded_run = require_recorded_equals_eager(c, dir, "minibatch");
 
   // The host-driven GPU step (what ran before the step moved to the device) on the same batches.
   TrainConfig host_driven = c;
   host_driven.dropout = 1e-9;  // any dropout keeps the step on the host; this one drops nothing
   REQUIRE(train(host_driven, quiet_run(dir / "host")) == RunStatus::Completed);
-  const std::vector<MetricsRow> host = read_rows(dir / "host"), graph = read_rows(dir / "graph");
+  const std::vector<MetricsRow> host = read_rows(dir / "host"), graph = read_rows(recorded_run);
   REQUIRE(host.size() == graph.size());
   for (size_t i = 0; i < host.size(); ++i) {
     INFO("step " << host[i].step);
@@ -431,21 +435,18 @@ TEST_CASE("cuda train: minibatch steps are recorded one graph per batch position
   deep.batch = 16;
   deep.eval_every = 5;
   deep.steps = 12;
-  TrainConfig deep_eager = deep, deep_recorded = deep;
-  deep_eager.cuda_graph = "off";
-  deep_recorded.cuda_graph = "on";
-  REQUIRE(train(deep_eager, quiet_run(dir / "deep_eager")) == RunStatus::Completed);
-  REQUIRE(train(deep_recorded, quiet_run(dir / "deep_graph")) == RunStatus::Completed);
-  CHECK(same_rows(read_rows(dir / "deep_graph"), read_rows(dir / "deep_eager")));
+  require_recorded_equals_eager(deep, dir, "deep");
 
   // Resumed mid-epoch (step 9 is batch 4 of epoch 2): the epoch is uploaded again from the
   // sampler's restored state, and the run ends where the whole one did.
+  TrainConfig recorded = c;
+  recorded.cuda_graph = "on";
   TrainConfig half = recorded;
   half.steps = 9;
   REQUIRE(train(half, quiet_run(dir / "parts")) == RunStatus::Completed);
   REQUIRE(train(recorded, RunOptions{dir / "parts", true, false, true}) == RunStatus::Completed);
-  CHECK(same_rows(read_rows(dir / "parts"), read_rows(dir / "graph")));
-  check_same_checkpoints(dir / "parts", dir / "graph");
+  CHECK(same_rows(read_rows(dir / "parts"), read_rows(recorded_run)));
+  check_same_checkpoints(dir / "parts", recorded_run);
 }
 
 TEST_CASE("cuda train: AdamW, Adam and SGD steps, clipping and norms on cuda:0 equal the CPU's",
