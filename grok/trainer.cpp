@@ -543,28 +543,9 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     return true;
   };
 
-  while (state.step < config.steps) {
-    if (stop_requested) {
-      status = RunStatus::Interrupted;
-      break;
-    }
-    if (step_on_device) {
-      device_step();
-      ++state.step;
-      const bool last = state.step == config.steps;
-      const bool eval_due = state.step % config.eval_every == 0 || last;
-      const bool checkpoint_due = state.step % config.checkpoint_every == 0;
-      if ((eval_due || checkpoint_due || stop_requested) && !settle_device_steps()) break;
-      if (eval_due) {
-        eval();
-        if (config.stop_at_grok && state.grok_streak >= config.grok_patience) {
-          status = RunStatus::Grokked;
-          break;
-        }
-      }
-      if (checkpoint_due && !save_if_finite()) break;
-      continue;
-    }
+  // The step on the host's watch (every other run, and the CPU): the loss is read at once, and
+  // a non-finite one stops the run before its update (false).
+  auto host_step = [&] {
     const auto step_start = std::chrono::steady_clock::now();
     optimizer->set_lr(schedule.at(state.step));
     const std::vector<int64_t> batch = sampler.next();
@@ -575,7 +556,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     const double loss_value = loss.item();
     if (!std::isfinite(loss_value)) {
       stop_for_nan(loss_value, cat("at step ", state.step + 1));
-      break;
+      return false;
     }
     optimizer->zero_grad();
     loss.backward();
@@ -589,17 +570,30 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     variants.after_step();
     state.train_seconds += seconds_since(step_start);
     ++state.timed_steps;
-    ++state.step;
+    return true;
+  };
 
+  while (state.step < config.steps) {
+    if (stop_requested) {
+      status = RunStatus::Interrupted;
+      break;
+    }
+    if (step_on_device) device_step();
+    else if (!host_step()) break;
+    ++state.step;
     const bool last = state.step == config.steps;
-    if (state.step % config.eval_every == 0 || last) {
+    const bool eval_due = state.step % config.eval_every == 0 || last;
+    const bool checkpoint_due = state.step % config.checkpoint_every == 0;
+    // Steps queued on the device are waited for only where the host waits anyway.
+    if ((eval_due || checkpoint_due || stop_requested) && !settle_device_steps()) break;
+    if (eval_due) {
       eval();
       if (config.stop_at_grok && state.grok_streak >= config.grok_patience) {
         status = RunStatus::Grokked;
         break;
       }
     }
-    if (state.step % config.checkpoint_every == 0 && !save_if_finite()) break;
+    if (checkpoint_due && !save_if_finite()) break;
   }
   if (status != RunStatus::NanLoss) settle_device_steps();  // a stop between evals
   std::signal(SIGINT, previous_handler);
