@@ -22,10 +22,24 @@ Node::~Node() {
   }
 }
 
+namespace {
+
+// Whether `t` is the only handle on its memory: no other tensor shares its storage, and no one
+// else holds the tensor itself (the backward engine passes the gradient it owns alone).
+bool held_only_here(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1;
+}
+
+}  // namespace
+
 std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   // Leaves receive a gradient shaped like themselves, in their own dtype, owned (not a view).
-  Tensor grad = grad_output.contiguous();
-  if (grad.same(grad_output)) grad = grad_output.clone();
+  // A fresh result that nothing else can see (a GEMM's output, say) is taken as it is; one
+  // that others still hold (passed on to two inputs by an add, a view, the caller's upstream
+  // gradient) is copied. On a GPU that copy is a kernel launch per parameter per step.
+  Tensor grad = !grad_output.is_contiguous()  ? grad_output.contiguous()
+                : held_only_here(grad_output) ? grad_output
+                                              : grad_output.clone();
   if (leaf_->grad) {
     grad = Tensor(leaf_->grad) + grad;  // accumulate across backward calls and shared uses
   }

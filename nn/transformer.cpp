@@ -71,13 +71,14 @@ Tensor Transformer::forward(const Tensor& tokens) {
       (embed_->W_E().unsqueeze(0) + pos_embed_->W_pos().slice(0, 0, len).unsqueeze(1))
           .reshape({len * vocab, d_model});
 
+  // The last position's rows, made contiguous once: each kernel that reads them (forward and
+  // backward) would otherwise copy the strided view again.
+  const Tensor last_rows = rows.slice(1, len - 1, len).contiguous();
   Tensor x;  // the residual stream at the positions still needed: [B, T] or, last, [B, 1]
   if (blocks_.empty()) {
-    x = embedding(table, rows.slice(1, len - 1, len));
+    x = embedding(table, last_rows);
   } else {
-    x = blocks_.front()->forward_table(table,
-                                       blocks_.size() == 1 ? rows.slice(1, len - 1, len) : rows,
-                                       rows);
+    x = blocks_.front()->forward_table(table, blocks_.size() == 1 ? last_rows : rows, rows);
     for (size_t i = 1; i < blocks_.size(); ++i)
       x = blocks_[i]->forward(x, i + 1 == blocks_.size() ? 1 : -1);
   }

@@ -55,6 +55,27 @@ TEST_CASE("autograd: the accumulated gradient is owned, not aliased", "[autograd
   CHECK(grad_of(b) == std::vector<double>{4, 4, 4});
 }
 
+TEST_CASE("autograd: leaves never share a gradient that an op passed to both", "[autograd]") {
+  // Leaves take a fresh gradient as it is (no copy); add's backward passes one gradient to both
+  // its inputs, so at least one of them must copy it.
+  Tensor x = leaf64({1, 2}), y = leaf64({3, 4});
+  const Tensor c = from_vector<double>({5, 6});
+  ((x + y) * c).sum().backward();
+  CHECK(x.grad().storage() != y.grad().storage());
+  {
+    NoGradGuard guard;
+    x.grad().detach().fill_(0);  // must not reach y.grad
+  }
+  CHECK(grad_of(y) == std::vector<double>{5, 6});
+
+  // A view of a gradient that something else also holds is copied too.
+  Tensor a = leaf64({1, 2, 3, 4}), b = leaf64({1, 2, 3, 4}, {2, 2});
+  ((a.reshape({2, 2}) + b) * from_vector<double>({1, 2, 3, 4}, {2, 2})).sum().backward();
+  CHECK(a.grad().storage() != b.grad().storage());
+  CHECK(grad_of(a) == std::vector<double>{1, 2, 3, 4});
+  CHECK(grad_of(b) == std::vector<double>{1, 2, 3, 4});
+}
+
 TEST_CASE("autograd: shared subexpressions sum their gradients", "[autograd]") {
   SECTION("y = x*x + x") {
     Tensor x = leaf64({-1, 0.5, 3});

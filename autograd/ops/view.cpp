@@ -106,6 +106,7 @@ Tensor Tensor::slice(int64_t axis, int64_t start, int64_t end, int64_t step) con
   if (!needs_grad({this})) return out;
   return record(out, "SliceBackward",
                 [in_shape = shape(), a, start, end, step](const Tensor& g) -> std::vector<Tensor> {
+                  if (g.shape() == in_shape) return {g};  // the whole tensor: nothing to pad
                   Tensor grad = zeros(in_shape, g.dtype(), g.device());
                   grad.slice(a, start, end, step).copy_(g);
                   return {grad};
