@@ -52,9 +52,11 @@ TG_HOST_DEVICE inline double uniform_double(uint32_t word) {
 
 // low + (high - low) * u in T, for u in [0, 1). Rounding to T can land on high itself
 // (1 + (1 - 2^-24) rounds to 2.0f), so such a value steps down to the largest T below high.
+// The multiply-add is an explicit fma, one rounding on every device: written as a + b * c, GCC
+// contracts it into an FMA on the host while nvcc, told not to (--fmad=false), rounds twice.
 template <typename T>
 TG_HOST_DEVICE inline T uniform_between(double low, double high, double u) {
-  const T value = static_cast<T>(low + (high - low) * u);
+  const T value = static_cast<T>(std::fma(high - low, u, low));
   const T top = static_cast<T>(high);
   return value >= top && high > low ? std::nextafter(top, static_cast<T>(low)) : value;
 }

@@ -22,7 +22,7 @@ TG_HOST_DEVICE inline T random_element(RandomKind kind, uint64_t seed, uint64_t 
       return uniform_between<T>(a, b, u);
     }
     case RandomKind::Normal:
-      return static_cast<T>(a + b * normal_double(seed, counter, i));
+      return static_cast<T>(std::fma(b, normal_double(seed, counter, i), a));  // as uniform_between
     case RandomKind::DropoutMask: {
       const float u = uniform_float(random_word(seed, counter, i));
       return u >= a ? static_cast<T>(1.0 / (1.0 - a)) : T(0);

@@ -1,8 +1,9 @@
 // CUDA fill_random: element i is random_element(seed, counter, i), the very function the CPU
-// backend calls, so both devices give the same tensor for a (seed, counter). Built with
-// --fmad=false (CMakeLists.txt) so that its arithmetic rounds as the host's does: Uniform and
-// DropoutMask match the CPU bit for bit; Normal differs only by the last-bit differences between
-// the device's and glibc's log, sin and cos.
+// backend calls, so both devices give the same tensor for a (seed, counter). Its multiply-adds
+// are explicit fma's (core/random.h says why), and it is built with --fmad=false
+// (CMakeLists.txt) so that nothing else is contracted: Uniform and DropoutMask match the CPU bit
+// for bit; Normal differs only by the last-bit differences between the device's and glibc's log,
+// sin and cos.
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_guard.h"
