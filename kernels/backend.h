@@ -33,7 +33,9 @@ enum class UnaryOp : uint8_t {
 
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Eq, Ne, Lt, Le, Gt, Ge };
 
-enum class ReduceOp : uint8_t { Sum, Max };
+// Mean is the sum rounded to the dtype, then times 1 / count in double: scale(sum(x), 1 / count)
+// to the bit, in one pass.
+enum class ReduceOp : uint8_t { Sum, Mean, Max };
 
 enum class RandomKind : uint8_t {
   Uniform,      // low + (high - low) * U[0, 1)

@@ -281,6 +281,10 @@ TEST_CASE("reduce: every combination of axes of a random [7,5,3] matches a naive
                                  naive_reduce(values, shape, axes, Reduce::Sum)) < tol);
             CHECK(relative_error(m.to_vector<double>(),
                                  naive_reduce(values, shape, axes, Reduce::Mean)) < tol);
+            // The one-pass mean is the sum scaled, to the bit (kernels/backend.h).
+            const double count = static_cast<double>(x.numel() / s.numel());
+            CHECK(m.to_vector<double>() ==
+                  scale(sum(x, spelled, keepdim), 1 / count).to_vector<double>());
             CHECK(mx.to_vector<double>() == naive_reduce(values, shape, axes, Reduce::Max));
           }
       for (int axis = 0; axis < 3; ++axis)

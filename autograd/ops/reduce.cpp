@@ -43,7 +43,16 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {
   int64_t count = 1;
   for (int a : ax) count *= x.shape()[a];
   check(count > 0, "mean: ", shape_str(x.shape()), ": mean over no elements");
-  return scale(sum(x, axes, keepdim), 1.0 / static_cast<double>(count));
+  // One pass (ReduceOp::Mean), the same bits as scale(sum(x), 1 / count).
+  Tensor out = backend_for(x.device()).reduce(ReduceOp::Mean, x, ax);
+  if (!keepdim) out = out.view(drop_axes(x.shape(), ax));
+  if (!needs_grad({&x})) return out;
+  return record(out, "MeanBackward",
+                [in_shape = x.shape(), ax, factor = 1.0 / static_cast<double>(count)](
+                    const Tensor& g) -> std::vector<Tensor> {
+                  return {scale(g, factor).reshape(keep_axes(in_shape, ax)).expand(in_shape)};
+                },
+                {&x});
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& axes, bool keepdim) {

@@ -37,6 +37,12 @@ Rows rows_for(const Tensor& x, const std::vector<int>& axes) {
   return {moved, length == 0 ? 0 : x.numel() / length, length};
 }
 
+// ReduceOp::Mean from the sum rounded to T (kernels/backend.h).
+template <typename T>
+T mean_of(T sum, int64_t count) {
+  return static_cast<T>(static_cast<double>(sum) * (1.0 / static_cast<double>(count)));
+}
+
 Shape kept_shape(const Tensor& x, const std::vector<int>& axes) {
   Shape out = x.shape();
   for (int a : axes) out[a] = 1;
@@ -49,7 +55,7 @@ Tensor CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>& 
   Tensor out = Tensor::empty(kept_shape(x, axes), x.dtype());
   int64_t length = 1;
   for (int a : axes) length *= x.shape()[a];
-  if (length == 0) {  // an empty reduction: the sum is 0 (max was rejected by the op)
+  if (length == 0) {  // no elements: the sum is 0 (the ops reject an empty mean or max)
     fill(out, 0);
     return out;
   }
@@ -62,10 +68,11 @@ Tensor CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>& 
                  [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const T* row = in + r * rows.length;
-        if (op == ReduceOp::Sum) {
+        if (op != ReduceOp::Max) {
           Acc total = 0;
           for (int64_t i = 0; i < rows.length; ++i) total += row[i];
-          o[r] = static_cast<T>(total);
+          const T sum = static_cast<T>(total);
+          o[r] = op == ReduceOp::Sum ? sum : mean_of(sum, rows.length);
         } else {
           T best = row[0];
           for (int64_t i = 1; i < rows.length; ++i) {

@@ -1,4 +1,4 @@
-// CUDA reductions (the CUDA twin of kernels/cpu/reduce.cpp): sum and max over any sorted set of
+// CUDA reductions (the CUDA twin of kernels/cpu/reduce.cpp): sum, mean and max over any sorted set of
 // axes, and argmax along one axis, on strided inputs.
 //
 // One warp per output element. The output's elements are the row-major order of x's kept axes
@@ -118,8 +118,10 @@ __device__ inline void argmax_combine(T& best, int64_t& best_i, T v, int64_t i) 
   for (int64_t o = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;    \
        o < (outer); o += static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp)
 
+// The sum or, with `mean`, the mean (ReduceOp::Mean: the sum rounded to T, then scaled in
+// double, as kernels/cpu/reduce.cpp does).
 template <typename T, typename Acc>
-__global__ void sum_kernel(const T* x, T* out, int64_t outer, int64_t length,
+__global__ void sum_kernel(const T* x, T* out, int64_t outer, int64_t length, bool mean,
                            StridedIndexer<1> outer_ix, StridedIndexer<1> inner_ix) {
   TG_FOR_EACH_WARP_OUTPUT(o, outer) {
     int64_t base[1], off[1];
@@ -131,7 +133,11 @@ __global__ void sum_kernel(const T* x, T* out, int64_t outer, int64_t length,
     }
     for (int step = kWarp / 2; step > 0; step /= 2)
       total += __shfl_down_sync(kFullMask, total, step);
-    if (lane == 0) out[o] = static_cast<T>(total);
+    if (lane == 0) {
+      const T sum = static_cast<T>(total);
+      out[o] = mean ? static_cast<T>(static_cast<double>(sum) * (1.0 / static_cast<double>(length)))
+                    : sum;
+    }
   }
 }
 
@@ -185,7 +191,7 @@ Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>&
   check_axes(x, axes, "reduce");
   Tensor out = Tensor::empty(kept_shape(x, axes), x.dtype(), device());
   const ReduceLayout layout = layout_for(x, axes, "reduce");
-  if (layout.length == 0) {  // an empty reduction: the sum is 0 (max was rejected by the op)
+  if (layout.length == 0) {  // no elements: the sum is 0 (the ops reject an empty mean or max)
     fill(out, 0);
     return out;
   }
@@ -194,10 +200,10 @@ Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>&
   cudaStream_t stream = current_stream(index_);
   const unsigned grid = grid_for_warps(layout.outer);
   dispatch(x.dtype(), [&]<typename T>() {
-    if (op == ReduceOp::Sum) {
+    if (op != ReduceOp::Max) {
       using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
       launch(sum_kernel<T, Acc>, grid, kBlockThreads, stream, x.data<T>(), out.data<T>(),
-             layout.outer, layout.length, layout.outer_ix, layout.inner_ix);
+             layout.outer, layout.length, op == ReduceOp::Mean, layout.outer_ix, layout.inner_ix);
     } else {
       launch(max_kernel<T>, grid, kBlockThreads, stream, x.data<T>(), out.data<T>(), layout.outer,
              layout.length, layout.outer_ix, layout.inner_ix);
