@@ -31,6 +31,7 @@ std::unordered_map<Node*, int> count_dependencies(Node* root) {
   return dependencies;
 }
 
+// root_grad undefined: the seed 1, for a root that knows its gradients for it.
 void run_backward(const Tensor& root, const Tensor& root_grad, bool retain_graph) {
   NoGradGuard no_grad;  // backward computes values, it does not record a graph of its own
   Node* start = root.grad_fn().get();
@@ -50,7 +51,8 @@ void run_backward(const Tensor& root, const Tensor& root_grad, bool retain_graph
     if (auto it = grads.find(node); it != grads.end()) {
       Tensor grad = std::move(it->second);
       grads.erase(it);
-      input_grads = node->apply(grad);
+      // Only the root goes without a gradient: the seed 1, which it knows how to take.
+      input_grads = grad.defined() ? node->apply(grad) : node->apply_to_unit_seed();
     }
     if (!retain_graph) node->release();
 
@@ -82,6 +84,12 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
   if (!root_grad.defined()) {
     check(numel() == 1, "backward: tensor of shape ", shape_str(shape()),
           " is not a scalar; pass the upstream gradient explicitly");
+    // The seed is 1. A root that knows its gradients for it (a loss) is not given a tensor of
+    // ones to multiply by: on a GPU that is two kernels fewer in every step.
+    if (!is_leaf() && grad_fn()->knows_unit_seed_gradients()) {
+      run_backward(*this, Tensor(), retain_graph);
+      return;
+    }
     root_grad = ones(shape(), dtype(), device());
   }
   check(root_grad.shape() == shape(), "backward: gradient of shape ", shape_str(root_grad.shape()),

@@ -63,7 +63,13 @@ Edge edge_to(const Tensor& input) {
 
 Tensor record(Tensor output, const char* name, BackwardFn backward,
               std::initializer_list<const Tensor*> inputs) {
-  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+  return record(std::move(output), name, std::move(backward), UnitSeedBackwardFn{}, inputs);
+}
+
+Tensor record(Tensor output, const char* name, BackwardFn backward,
+              UnitSeedBackwardFn unit_seed_backward, std::initializer_list<const Tensor*> inputs) {
+  auto node =
+      std::make_shared<FunctionNode>(name, std::move(backward), std::move(unit_seed_backward));
   for (const Tensor* t : inputs) node->next_edges.push_back(t ? edge_to(*t) : Edge{});
   output.impl()->grad_fn = std::move(node);
   return output;

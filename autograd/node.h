@@ -37,6 +37,12 @@ class Node {
   // Tensor where the input needs none). Runs with grad mode off.
   virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
 
+  // backward() without a gradient seeds a scalar with 1. A node that knows its input gradients
+  // for that seed without reading it (a loss that computed them in its forward pass) says so,
+  // and the engine calls apply_to_unit_seed() instead of making a tensor of ones for apply().
+  virtual bool knows_unit_seed_gradients() const { return false; }
+  virtual std::vector<Tensor> apply_to_unit_seed() { return {}; }
+
   // Drops saved tensors once backward has used them (unless retain_graph).
   void release() {
     release_saved();
@@ -75,25 +81,40 @@ Edge edge_to(const Tensor& input);
 // closure captures what backward needs (through save()); release() destroys it, and with it the
 // saved tensors.
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+// The input gradients for the seed 1 (Node::apply_to_unit_seed); empty: none known.
+using UnitSeedBackwardFn = std::function<std::vector<Tensor>()>;
 
 class FunctionNode final : public Node {
  public:
-  FunctionNode(const char* name, BackwardFn backward) : name_(name), backward_(std::move(backward)) {}
+  FunctionNode(const char* name, BackwardFn backward, UnitSeedBackwardFn unit_seed_backward = {})
+      : name_(name),
+        backward_(std::move(backward)),
+        unit_seed_backward_(std::move(unit_seed_backward)) {}
   std::string name() const override { return name_; }
   std::vector<Tensor> apply(const Tensor& grad_output) override { return backward_(grad_output); }
+  bool knows_unit_seed_gradients() const override { return bool(unit_seed_backward_); }
+  std::vector<Tensor> apply_to_unit_seed() override { return unit_seed_backward_(); }
 
  protected:
-  void release_saved() override { backward_ = nullptr; }
+  void release_saved() override {
+    backward_ = nullptr;
+    unit_seed_backward_ = nullptr;
+  }
 
  private:
   const char* name_;
   BackwardFn backward_;
+  UnitSeedBackwardFn unit_seed_backward_;
 };
 
 // Makes `output` the result of a recorded op: a FunctionNode named `name` with one edge per
 // input, in the order the backward closure returns their gradients. Returns `output`.
 Tensor record(Tensor output, const char* name, BackwardFn backward,
               std::initializer_list<const Tensor*> inputs);
+// The same, for a scalar output whose input gradients for backward()'s seed 1 are known already:
+// `unit_seed_backward` returns them (Node::apply_to_unit_seed).
+Tensor record(Tensor output, const char* name, BackwardFn backward,
+              UnitSeedBackwardFn unit_seed_backward, std::initializer_list<const Tensor*> inputs);
 Tensor record(Tensor output, const char* name, BackwardFn backward,
               const std::vector<Tensor>& inputs);
 

@@ -76,6 +76,36 @@ TEST_CASE("autograd: leaves never share a gradient that an op passed to both", "
   CHECK(grad_of(b) == std::vector<double>{1, 2, 3, 4});
 }
 
+TEST_CASE("autograd: a root that knows its gradients for the seed 1 is not given one", "[autograd]") {
+  // A scalar op whose backward at 1 returns a marker (7) instead of what apply() computes.
+  Tensor x = leaf64({1, 2});
+  const auto knowing_sum = [](const Tensor& in) {
+    NoGradGuard no_grad;
+    return record(
+        sum(in), "KnowingSumBackward",
+        [shape = in.shape()](const Tensor& g) -> std::vector<Tensor> { return {g.expand(shape)}; },
+        [shape = in.shape()]() -> std::vector<Tensor> { return {full(shape, 7.0, DType::Float64)}; },
+        {&in});
+  };
+  knowing_sum(x).backward();
+  CHECK(grad_of(x) == std::vector<double>{7, 7});
+  x.zero_grad();
+  knowing_sum(x).backward(ones({}, DType::Float64));  // an explicit seed goes to apply()
+  CHECK(grad_of(x) == std::vector<double>{1, 1});
+
+  // The loss takes it: its seed-1 gradients are the bits backward(1) gives.
+  Generator gen(3);
+  Tensor logits = randn({5, 7}, gen).requires_grad_();
+  const Tensor targets = from_vector<int64_t>({0, 6, 3, 3, 1});
+  const Tensor loss = cross_entropy(logits, targets);
+  CHECK(loss.grad_fn()->knows_unit_seed_gradients());
+  loss.backward({}, /*retain_graph=*/true);
+  const std::vector<float> implied = logits.grad().to_vector<float>();
+  logits.zero_grad();
+  loss.backward(ones({}));
+  CHECK(logits.grad().to_vector<float>() == implied);
+}
+
 TEST_CASE("autograd: shared subexpressions sum their gradients", "[autograd]") {
   SECTION("y = x*x + x") {
     Tensor x = leaf64({-1, 0.5, 3});

@@ -4,7 +4,7 @@
 // The forward keeps the per-row log-sum-exp of the max-shifted logits, so backward rebuilds the
 // softmax from the logits without summing the exponentials again. Under a mean or sum, when
 // the logits need a gradient, loss and dlogits come from one call (cross_entropy_with_grad) and
-// backward only scales dlogits by the upstream gradient.
+// backward only scales dlogits by the upstream gradient (for backward()'s seed 1, not even that).
 #include "autograd/grad_mode.h"
 #include "autograd/ops/common.h"
 
@@ -37,14 +37,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction redu
       NoGradGuard no_grad;  // rows carry no graph; the node below stands for the whole reduction
       loss = reduction == Reduction::Mean ? mean(rows) : sum(rows);
     }
-    return record(loss, "CrossEntropyBackward",
-                  [dlogits = save(dlogits)](const Tensor& g) -> std::vector<Tensor> {
-                    // The usual upstream gradient is loss.backward()'s 1; reading it back is free
-                    // only on the CPU, so elsewhere the scale is always applied (one pass).
-                    if (g.device().is_cpu() && g.item() == 1.0) return {dlogits};
-                    return {dlogits * g};
-                  },
-                  {&logits});
+    // loss.backward()'s seed 1 takes dlogits as they are (Node::apply_to_unit_seed): no
+    // tensor of ones, no multiply.
+    return record(
+        loss, "CrossEntropyBackward",
+        [dlogits = save(dlogits)](const Tensor& g) -> std::vector<Tensor> { return {dlogits * g}; },
+        [dlogits = save(dlogits)]() -> std::vector<Tensor> { return {dlogits}; }, {&logits});
   }
 
   Tensor rows, shifted_logsumexp;
