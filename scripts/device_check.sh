@@ -4,7 +4,8 @@
 # suite), the kernel benchmarks against cuBLAS, the memory-bound ops' bandwidth against a device
 # copy, the fused kernels against their compositions, the nanda step host-driven, on the device
 # and as a CUDA graph, nanda trained to grokking on the GPU (issue 6's 5 s target), the same run
-# with and without the graph (equal metrics), then the same step in PyTorch (bench/pytorch_step.py, its JSON under $OUT); print a table last.
+# with and without the graph (equal metrics), then the same step in PyTorch (bench/pytorch_step.py,
+# its JSON under $OUT), the step and the CUDA tests with dependent launches; print a table last.
 # Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
 # build-device/logs. Nothing can be installed there: make the dependency bundle here first and
 # carry it:
@@ -92,6 +93,17 @@ stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Relea
 stage pytorch_step 180 python3 bench/pytorch_step.py --device cuda \
   --modes eager,graphs,compile,compile-reduce-overhead --json "$out/pytorch_step.json"
 
+# Last, as they are not yet on by default: dependent launches (TG_CUDA_PDL=1,
+# kernels/cuda/dependent_launch.h). The step's time with them, then the CUDA tests with them
+# (a kernel that raced the one before it would show there).
+if [ -x build-device/bench/bench_cuda_train_step ]; then
+  stage step_bench_pdl 60 env TG_CUDA_PDL=1 build-device/bench/bench_cuda_train_step \
+    --benchmark_counters_tabular=true \
+    --benchmark_out="$out/bench_cuda_train_step_pdl.json" --benchmark_out_format=json
+  stage cuda_tests_pdl 120 env TG_CUDA_PDL=1 ctest --test-dir build-device -R '^test_cuda' \
+    --output-on-failure
+fi
+
 # The memory bench's headline: each op's GB/s and fraction of a same-size device copy.
 memory_table() {
   [ -s "$out/bench_cuda_memory.json" ] && command -v python3 >/dev/null || return 0
@@ -104,18 +116,22 @@ for b in rows:
 PY
 }
 
-# tinygrok's nanda step three ways (bench_cuda_train_step), and the grokking run's wall time.
+# tinygrok's nanda step three ways (bench_cuda_train_step), without and with dependent launches,
+# and the grokking run's wall time.
 step_table() {
   command -v python3 >/dev/null || return 0
-  python3 - "$out/bench_cuda_train_step.json" "$out/nanda_grok_summary.json" <<'PY' || true
+  python3 - "$out/nanda_grok_summary.json" "$out/bench_cuda_train_step.json" \
+    "$out/bench_cuda_train_step_pdl.json" <<'PY' || true
 import json, os, sys
-if os.path.exists(sys.argv[1]):
-    print("tinygrok nanda step on the GPU (us/step, median of batches of 50):")
-    for b in json.load(open(sys.argv[1]))["benchmarks"]:
+for path, how in zip(sys.argv[2:], ["", ", TG_CUDA_PDL=1"]):
+    if not os.path.exists(path):
+        continue
+    print(f"tinygrok nanda step on the GPU{how} (us/step, median of batches of 50):")
+    for b in json.load(open(path))["benchmarks"]:
         print(f"  {b['name']:<40} {b.get('us/step', float('nan')):9.1f} us"
               + (f"  ({b['error_message']})" if b.get("error_occurred") else ""))
-if os.path.exists(sys.argv[2]):
-    s = json.load(open(sys.argv[2]))
+if os.path.exists(sys.argv[1]):
+    s = json.load(open(sys.argv[1]))
     print(f"nanda --stop-at-grok on the GPU: status {s['status']}, T_g {s['T_g']}, "
           f"wall {s['wall_seconds']:.2f} s, {s['train_ms_per_step'] * 1000:.1f} us/step")
 PY

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -21,6 +22,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/dependent_launch.h"
 #include "kernels/cuda/device_caching_allocator.h"
 #include "kernels/cuda/stream.h"
 #include "test_cuda_support.h"
@@ -216,6 +218,21 @@ TEST_CASE("cuda runtime: fill_random gives the CPU's numbers for a (seed, counte
   Generator on_cpu(42), on_gpu(42);
   check_same(rand({333, 3}, on_gpu, DType::Float32, kGpu), rand({333, 3}, on_cpu));
   CHECK(on_cpu.offset() == on_gpu.offset());
+}
+
+TEST_CASE("cuda runtime: dependent launches are on only with TG_CUDA_PDL=1 on Hopper or later",
+          "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  // scripts/device_check.sh runs the CUDA tests again with TG_CUDA_PDL=1: this says whether the
+  // kernels then really overlapped.
+  const char* env = std::getenv("TG_CUDA_PDL");
+  const bool requested = env != nullptr && std::strcmp(env, "1") == 0;
+  int major = 0;
+  REQUIRE(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess);
+  const bool on = cuda::dependent_launches(0);
+  WARN("dependent launches " << (on ? "on" : "off") << " (TG_CUDA_PDL "
+                             << (env ? env : "unset") << ", compute capability " << major << ")");
+  CHECK(on == (requested && major >= 9));
 }
 
 TEST_CASE("cuda runtime: the caching allocator hands freed blocks out again", "[cuda]") {

@@ -109,6 +109,7 @@ __device__ inline void block_sum2(double& a, double& b, double (&sums)[2][kWarps
 template <typename T, bool kL2, bool kDecoupled, bool kNorms>
 __global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> host_scalars,
                             const AdamScalars<T>* device_scalars, double* partials) {
+  kernel_prologue();
   __shared__ double sums[2][kWarps];
   const AdamScalars<T> s = device_scalars != nullptr ? *device_scalars : host_scalars;
   const int64_t chunks = table.first_chunk[table.count];
@@ -156,6 +157,7 @@ __global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> host_scalars,
 template <typename T>
 __global__ void adam_scalars_kernel(int64_t* steps, LrRule rule, double beta1, double beta2,
                                     double eps, double weight_decay, AdamScalars<T>* out) {
+  kernel_prologue();
   if (blockIdx.x == 0 && threadIdx.x == 0) {
     const int64_t t = ++steps[0];
     *out = adam_scalars<T>(lr_at(rule, t - 1), t, beta1, beta2, eps, weight_decay);
@@ -164,6 +166,7 @@ __global__ void adam_scalars_kernel(int64_t* steps, LrRule rule, double beta1, d
 
 // out[0] = sum of partials[2c], out[1] = sum of partials[2c + 1] over c < chunks; one block.
 __global__ void sum_partials_kernel(const double* partials, int64_t chunks, double* out) {
+  kernel_prologue();
   __shared__ double sums[2][kWarps];
   double a = 0, b = 0;
   for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {

@@ -84,6 +84,7 @@ __device__ T dot(const T* a, const T* b, int64_t n) {
 template <typename T>
 __global__ void softmax_rows_kernel(Layout at, const T* q, const T* k, T scale, T* pattern,
                                     int64_t rows) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_ROW(row, rows) {
     const int64_t i = row % at.queries, bh = row / at.queries;
     const int64_t h = bh % at.heads, b = bh / at.heads;
@@ -109,6 +110,7 @@ __global__ void softmax_rows_kernel(Layout at, const T* q, const T* k, T scale, 
 // with it (b, i, e), summing the heads in order, each over its keys in order (as the CPU).
 template <typename T>
 __global__ void weighted_values_kernel(Layout at, const T* v, const T* pattern, T* z, int64_t n) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(idx, n) {
     const int64_t e = idx % at.value_size, r = idx / at.value_size;
     int64_t bi = r, h0 = 0, h1 = at.heads;
@@ -132,6 +134,7 @@ __global__ void weighted_values_kernel(Layout at, const T* v, const T* pattern, 
 template <typename T>
 __global__ void score_grad_kernel(Layout at, const T* dz, const T* v, const T* pattern, T* ds,
                                   int64_t rows) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_ROW(row, rows) {
     const int64_t i = row % at.queries, bh = row / at.queries;
     const int64_t h = bh % at.heads, b = bh / at.heads;
@@ -162,6 +165,7 @@ __device__ inline int64_t destination(const int64_t* rows, int64_t n) {
 template <typename T>
 __global__ void query_grad_kernel(Layout at, const T* k, const T* ds, T scale,
                                   const int64_t* dest_rows, T* dq, int64_t n) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(idx, n) {
     const int64_t d = idx % at.head_size, r = idx / at.head_size;
     const int64_t h = r % at.heads, bi = r / at.heads;
@@ -177,6 +181,7 @@ __global__ void query_grad_kernel(Layout at, const T* k, const T* ds, T scale,
 template <typename T>
 __global__ void key_grad_kernel(Layout at, const T* q, const T* ds, T scale,
                                 const int64_t* dest_rows, T* dk, int64_t n) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(idx, n) {
     const int64_t d = idx % at.head_size, r = idx / at.head_size;
     const int64_t h = r % at.heads, bj = r / at.heads;
@@ -192,6 +197,7 @@ __global__ void key_grad_kernel(Layout at, const T* q, const T* ds, T scale,
 template <typename T>
 __global__ void value_grad_kernel(Layout at, const T* dz, const T* pattern,
                                   const int64_t* dest_rows, T* dv, int64_t n) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(idx, n) {
     const int64_t e = idx % at.value_size, r = idx / at.value_size;
     const int64_t h = r % at.heads, bj = r / at.heads;
@@ -261,6 +267,7 @@ __device__ void stage_keys_values(const Layout& at, int64_t b, int64_t h, const 
 template <typename T, int64_t StageBytes>
 __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T* v, T scale, T* z,
                                      T* pattern) {
+  kernel_prologue();
   __shared__ T stage[Stage<T, StageBytes>::elements];
   __shared__ T probs[kFusedMaxWarps][kFusedMaxKeys];  // each warp's current P row
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
@@ -321,6 +328,7 @@ template <typename T, int64_t StageBytes>
 __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const T* k, const T* v,
                                       const T* pattern, T scale, const int64_t* q_dest,
                                       const int64_t* kv_dest, T* dq, T* dk, T* dv) {
+  kernel_prologue();
   __shared__ T stage[Stage<T, StageBytes>::elements];
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
   const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -405,6 +413,7 @@ std::atomic<bool> fused_enabled{true};
 __global__ void check_rows_kernel(const int64_t* rows, int64_t n, int64_t table_rows,
                                   unsigned long long* first_bad, unsigned long long* seen,
                                   unsigned long long* repeat) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(pos, n) {
     const int64_t r = rows[pos];
     const auto p = static_cast<unsigned long long>(pos);

@@ -60,6 +60,7 @@ __device__ inline T row_max(const T* row, int64_t classes, int lane) {
 template <typename T>
 __global__ void cross_entropy_kernel(const T* logits, const int64_t* targets, T* loss,
                                      T* shifted_logsumexp, int64_t rows, int64_t classes) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_ROW(r, rows) {
     const T* row = logits + r * classes;
     const T peak = row_max(row, classes, lane);  // subtracted so that exp never overflows
@@ -79,6 +80,7 @@ template <typename T>
 __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* targets,
                                               const T* shifted_logsumexp, const T* row_grad,
                                               T* dlogits, int64_t rows, int64_t classes) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_ROW(r, rows) {
     const T* row = logits + r * classes;
     const T peak = row_max(row, classes, lane);
@@ -103,6 +105,7 @@ template <typename T, int kPerLane>
 __global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* targets, T scale,
                                                T* loss, T* dlogits, int64_t rows,
                                                int64_t classes) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_ROW(r, rows) {
     const T* row = logits + r * classes;
     T held[kPerLane];

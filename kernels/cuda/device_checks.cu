@@ -14,6 +14,7 @@ namespace {
 // UINT64_MAX when there is none).
 __global__ void find_out_of_range_kernel(const int64_t* index, int64_t n, int64_t limit,
                                          unsigned long long* first_bad) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     if (index[i] < 0 || index[i] >= limit)
       atomicMin(first_bad, static_cast<unsigned long long>(i));

@@ -84,6 +84,7 @@ __device__ T apply_binary(BinaryOp op, T a, T b) {
 template <typename T>
 __global__ void unary_kernel(UnaryOp op, const T* in, T* out, int64_t n, StridedIndexer<2> ix,
                              double param) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[2];
     ix.offsets(i, off);
@@ -95,6 +96,7 @@ __global__ void unary_kernel(UnaryOp op, const T* in, T* out, int64_t n, Strided
 template <typename T>
 __global__ void binary_kernel(BinaryOp op, const T* a, const T* b, T* out, int64_t n,
                               StridedIndexer<3> ix) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[3];
     ix.offsets(i, off);
@@ -106,6 +108,7 @@ __global__ void binary_kernel(BinaryOp op, const T* a, const T* b, T* out, int64
 // UINT64_MAX when there is none).
 __global__ void find_zero_kernel(const int64_t* divisor, int64_t n, StridedIndexer<1> ix,
                                  unsigned long long* first_zero) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
     ix.offsets(i, off);
@@ -117,6 +120,7 @@ __global__ void find_zero_kernel(const int64_t* divisor, int64_t n, StridedIndex
 template <typename T, typename M>
 __global__ void masked_fill_kernel(const T* x, const M* mask, T* out, int64_t n,
                                    StridedIndexer<3> ix, T fill) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[3];
     ix.offsets(i, off);

@@ -28,6 +28,7 @@ namespace {
 template <typename T>
 __global__ void embed_with_positions_kernel(const T* W_E, const T* W_pos, const int64_t* tokens,
                                             T* out, int64_t n, int64_t len, int64_t width) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(e, n) {
     const int64_t bt = e / width, d = e % width, t = bt % len;
     out[e] = W_E[tokens[bt] * width + d] + W_pos[t * width + d];
@@ -38,6 +39,7 @@ __global__ void embed_with_positions_kernel(const T* W_E, const T* W_pos, const 
 template <typename T>
 __global__ void position_grad_kernel(const T* dy, T* dW_pos, int64_t n_pos, int64_t batch,
                                      int64_t len, int64_t width) {
+  kernel_prologue();
   using Acc = double;  // float32 sums in double, as on the CPU
   TG_GRID_STRIDE_LOOP(e, n_pos * width) {
     const int64_t t = e / width, d = e % width;

@@ -35,6 +35,7 @@ namespace {
 template <typename T>
 __global__ void index_select_kernel(const T* table, const int64_t* index, T* out, int64_t n,
                                     int64_t width) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(e, n * width) {
     const int64_t i = e / width, c = e % width;
     out[e] = table[index[i] * width + c];
@@ -45,6 +46,7 @@ __global__ void index_select_kernel(const T* table, const int64_t* index, T* out
 template <typename T>
 __global__ void index_add_kernel(const T* src, const int64_t* index, T* out, int64_t n,
                                  int64_t rows, int64_t width) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(e, rows * width) {
     const int64_t r = e / width, c = e % width;
     T total = T(0);
@@ -57,6 +59,7 @@ __global__ void index_add_kernel(const T* src, const int64_t* index, T* out, int
 // out[i, k] = (k == index[i]) for the n * classes output elements.
 template <typename T>
 __global__ void one_hot_kernel(const int64_t* index, T* out, int64_t n, int64_t classes) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(e, n * classes) {
     out[e] = index[e / classes] == e % classes ? T(1) : T(0);
   }

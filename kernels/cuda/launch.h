@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/dependent_launch.h"
 
 namespace tg::cuda {
 
@@ -21,18 +23,41 @@ inline unsigned grid_for(int64_t n, int threads = kBlockThreads) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, int64_t{1} << 16));
 }
 
-// kernel<<<grid, block, 0, stream>>>(args...), then a check that the launch was accepted.
-// Kernels use static __shared__ arrays only (no dynamic shared memory), and call warp shuffles
-// with the whole warp converged.
+// kernel<<<grid, block, 0, stream>>>(args...) on the current device, allowed to overlap the
+// kernel before it where dependent launches are on (dependent_launch.h); the caller checks the
+// launch. Kernels begin with kernel_prologue(), use static __shared__ arrays only (no dynamic
+// shared memory), and call warp shuffles with the whole warp converged.
 template <typename... Params, typename... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
-            Args&&... args) {
+void enqueue_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                    Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "launch: wrong number of kernel arguments");
 #ifdef TG_CUDA_HOST_EMULATION
   emulate_launch(kernel, grid, block, stream, static_cast<Params>(args)...);
 #else
-  kernel<<<grid, block, 0, stream>>>(static_cast<Params>(args)...);
+  int device = 0;
+  if (cudaGetDevice(&device) == cudaSuccess && dependent_launches(device)) {
+    cudaLaunchAttribute overlap{};
+    overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    overlap.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.stream = stream;
+    config.attrs = &overlap;
+    config.numAttrs = 1;
+    // A failure is also the last error, as after <<<>>>: launch() checks it.
+    cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+  } else {
+    kernel<<<grid, block, 0, stream>>>(static_cast<Params>(args)...);
+  }
 #endif
+}
+
+// enqueue_kernel, then a check that the launch was accepted.
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+            Args&&... args) {
+  enqueue_kernel(kernel, grid, block, stream, std::forward<Args>(args)...);
   TG_CUDA_CHECK_LAUNCH();
 }
 

@@ -38,6 +38,7 @@ constexpr int64_t kRowChunk = 64;  // rows per partial column sum (fixed: determ
 template <typename T>
 __global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, T* y, T* mean,
                                   T* rstd, int64_t rows, int64_t d, double eps) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_ROW(r, rows) {
     const T* row = x + r * d;
     double mu = 0;
@@ -67,6 +68,7 @@ __global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, T*
 template <typename T>
 __global__ void layer_norm_dx_kernel(const T* dy, const T* x, const T* weight, const T* mean,
                                      const T* rstd, T* dx, int64_t rows, int64_t d) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_ROW(r, rows) {
     const double mu = static_cast<double>(mean[r]), inv = static_cast<double>(rstd[r]);
     double mean_dxhat = 0, mean_dxhat_xhat = 0;
@@ -96,6 +98,7 @@ template <typename T>
 __global__ void layer_norm_partials_kernel(const T* dy, const T* x, const T* mean, const T* rstd,
                                            double* partial_w, double* partial_b, int64_t rows,
                                            int64_t d, int64_t chunks) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, chunks * d) {
     const int64_t chunk = i / d, c = i % d;
     const int64_t end = chunk * kRowChunk + kRowChunk < rows ? chunk * kRowChunk + kRowChunk : rows;
@@ -116,6 +119,7 @@ __global__ void layer_norm_partials_kernel(const T* dy, const T* x, const T* mea
 template <typename T>
 __global__ void layer_norm_column_sums_kernel(const double* partial_w, const double* partial_b,
                                               T* dweight, T* dbias, int64_t d, int64_t chunks) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(c, d) {
     double sw = 0, sb = 0;
     for (int64_t k = 0; k < chunks; ++k) {

@@ -75,6 +75,7 @@ __device__ inline T activation_grad(T dy, T saved) {
 template <Activation act, typename T>
 __global__ void bias_activation_kernel(const T* x, const T* bias, T* pre, T* y, int64_t n,
                                        int64_t cols) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     const T v = x[i] + (bias ? bias[i % cols] : T(0));  // as the CPU, which adds zeros: -0 -> +0
     if (pre) pre[i] = v;
@@ -84,6 +85,7 @@ __global__ void bias_activation_kernel(const T* x, const T* bias, T* pre, T* y, 
 
 template <Activation act, typename T>
 __global__ void activation_grad_kernel(const T* dy, const T* saved, T* dpre, int64_t n) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) { dpre[i] = activation_grad<act>(dy[i], saved[i]); }
 }
 
@@ -93,6 +95,7 @@ __global__ void activation_grad_kernel(const T* dy, const T* saved, T* dpre, int
 template <typename T>
 __global__ void column_partials_kernel(const T* dpre, const T* relu_mask, T* partial, int64_t rows,
                                        int64_t cols, int64_t chunks) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, chunks * cols) {
     const int64_t chunk = i / cols, c = i % cols;
     const int64_t end = chunk * kRowBlock + kRowBlock < rows ? chunk * kRowBlock + kRowBlock : rows;
@@ -108,6 +111,7 @@ __global__ void column_partials_kernel(const T* dpre, const T* relu_mask, T* par
 // Second pass: one thread per column adds its chunks in order (0 when there are no rows).
 template <typename T>
 __global__ void column_sums_kernel(const T* partial, T* out, int64_t cols, int64_t chunks) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(c, cols) {
     T acc = T(0);
     for (int64_t k = 0; k < chunks; ++k) acc += partial[k * cols + c];

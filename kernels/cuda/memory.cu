@@ -17,6 +17,7 @@ namespace {
 
 template <typename S, typename D>
 __global__ void copy_kernel(const S* src, D* dst, int64_t n, StridedIndexer<2> ix) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[2];
     ix.offsets(i, off);
@@ -26,6 +27,7 @@ __global__ void copy_kernel(const S* src, D* dst, int64_t n, StridedIndexer<2> i
 
 template <typename T>
 __global__ void fill_kernel(T* dst, int64_t n, StridedIndexer<1> ix, T value) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
     ix.offsets(i, off);
@@ -34,6 +36,7 @@ __global__ void fill_kernel(T* dst, int64_t n, StridedIndexer<1> ix, T value) {
 }
 
 __global__ void iota_kernel(int64_t* dst, int64_t n) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) dst[i] = i;
 }
 

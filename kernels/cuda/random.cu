@@ -18,6 +18,7 @@ namespace {
 template <typename T>
 __global__ void fill_random_kernel(T* out, int64_t n, RandomKind kind, uint64_t seed,
                                    uint64_t counter, double a, double b) {
+  kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) out[i] = random_element<T>(kind, seed, counter, i, a, b);
 }
 }  // namespace

@@ -123,6 +123,7 @@ __device__ inline void argmax_combine(T& best, int64_t& best_i, T v, int64_t i) 
 template <typename T, typename Acc>
 __global__ void sum_kernel(const T* x, T* out, int64_t outer, int64_t length, bool mean,
                            StridedIndexer<1> outer_ix, StridedIndexer<1> inner_ix) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_OUTPUT(o, outer) {
     int64_t base[1], off[1];
     outer_ix.offsets(o, base);
@@ -144,6 +145,7 @@ __global__ void sum_kernel(const T* x, T* out, int64_t outer, int64_t length, bo
 template <typename T>
 __global__ void max_kernel(const T* x, T* out, int64_t outer, int64_t length,
                            StridedIndexer<1> outer_ix, StridedIndexer<1> inner_ix) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_OUTPUT(o, outer) {
     int64_t base[1], off[1];
     outer_ix.offsets(o, base);
@@ -161,6 +163,7 @@ __global__ void max_kernel(const T* x, T* out, int64_t outer, int64_t length,
 template <typename T>
 __global__ void argmax_kernel(const T* x, int64_t* out, int64_t outer, int64_t length,
                               StridedIndexer<1> outer_ix, StridedIndexer<1> inner_ix) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_OUTPUT(o, outer) {
     int64_t base[1], off[1];
     outer_ix.offsets(o, base);

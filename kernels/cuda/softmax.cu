@@ -43,6 +43,7 @@ void check_axis(const Tensor& x, int axis, const char* op) {
 template <typename T>
 __global__ void softmax_kernel(const T* x, T* out, int64_t lines, int64_t n, int64_t inner,
                                bool log) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_LINE(line, lines) {
     const int64_t base = (line / inner) * n * inner + line % inner;
     const T* in = x + base;
@@ -69,6 +70,7 @@ __global__ void softmax_kernel(const T* x, T* out, int64_t lines, int64_t n, int
 template <typename T>
 __global__ void softmax_backward_kernel(const T* y, const T* dy, T* dx, int64_t lines, int64_t n,
                                         int64_t inner, bool log) {
+  kernel_prologue();
   TG_FOR_EACH_WARP_LINE(line, lines) {
     const int64_t base = (line / inner) * n * inner + line % inner;
     double dot = 0;

@@ -349,6 +349,11 @@ inline void schedule(Block& b) {
   }
 }
 
+// How many threads of the kernel running on this host thread have run kernel_prologue()
+// (kernels/cuda/dependent_launch.h): run_kernel requires all of them to.
+inline thread_local size_t prologue_calls = 0;
+inline void note_kernel_prologue() { ++prologue_calls; }
+
 // Fiber stacks, kept for the next launch on this host thread.
 inline std::vector<std::unique_ptr<char[]>>& stack_pool() {
   static thread_local std::vector<std::unique_ptr<char[]>> pool;
@@ -376,6 +381,8 @@ void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) 
   b.slots.assign(((threads + warpSize - 1) / warpSize) * warpSize, 0);
   Block* const outer = current_block;
   const dim3 outer_thread = threadIdx;
+  const size_t outer_prologue_calls = prologue_calls;
+  prologue_calls = 0;
   current_block = &b;
   blockDim = block;
   gridDim = grid;
@@ -397,6 +404,16 @@ void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) 
             }
         schedule(b);
       }
+  // A kernel that touches memory before waiting for its predecessor races with it when launches
+  // overlap on a GPU (kernels/cuda/dependent_launch.h).
+  if (prologue_calls != static_cast<size_t>(grid.x) * grid.y * grid.z * threads) {
+    std::fprintf(stderr, "emulated CUDA: a kernel (grid %u x %u x %u, block %u x %u x %u) ran "
+                 "kernel_prologue() in %zu of its threads, not all: it must be every kernel's "
+                 "first statement\n", grid.x, grid.y, grid.z, block.x, block.y, block.z,
+                 prologue_calls);
+    std::abort();
+  }
+  prologue_calls = outer_prologue_calls;
   current_block = outer;
   threadIdx = outer_thread;
 }
@@ -566,6 +583,13 @@ inline cudaError_t cudaGetDeviceCount(int* count) {
 }
 inline cudaError_t cudaGetDevice(int* device) {
   *device = tg_emulation::current_device;
+  return cudaSuccess;
+}
+// The emulated device reports compute capability 9.0, the build's first target.
+enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76 };
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device != 0) return tg_emulation::fail(cudaErrorInvalidDevice);
+  *value = attr == cudaDevAttrComputeCapabilityMajor ? 9 : 0;
   return cudaSuccess;
 }
 inline cudaError_t cudaSetDevice(int device) {

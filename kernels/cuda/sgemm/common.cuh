@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 
 #include <cuda_runtime.h>  // under host emulation, tests/cuda_emulation's stand-in
@@ -274,11 +275,7 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
     if (part.mask_a) part.mask_a += b0 * args.stride_a;
     if (part.mask_b) part.mask_b += b0 * args.stride_b;
     grid.z = part.batch;
-#ifdef TG_CUDA_HOST_EMULATION
-    emulate_launch(kernel, grid, block, stream, part);
-#else
-    kernel<<<grid, block, 0, stream>>>(part);
-#endif
+    enqueue_kernel(kernel, grid, block, stream, part);
     check_launch(name);
   }
 }

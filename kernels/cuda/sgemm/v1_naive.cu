@@ -20,6 +20,7 @@ constexpr int kTile = 32;
 
 template <bool TA, bool TB, bool MASK>
 __global__ void __launch_bounds__(kTile * kTile) naive_kernel(GemmArgs p) {
+  kernel_prologue();
   const float *A, *B, *mask_a, *mask_b;
   float* C;
   select_batch(p, A, B, C);

@@ -18,6 +18,7 @@ constexpr int kTile = 32;
 
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kTile * kTile) coalesced_kernel(GemmArgs p) {
+  kernel_prologue();
   const float *A, *B;
   float* C;
   select_batch(p, A, B, C);

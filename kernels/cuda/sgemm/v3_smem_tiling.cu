@@ -20,6 +20,7 @@ constexpr int kThreads = kTile * kTile;
 
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) smem_tiling_kernel(GemmArgs p) {
+  kernel_prologue();
   __shared__ float As[kTile * kTile];  // As[m][k] of the current tile
   __shared__ float Bs[kTile * kTile];  // Bs[k][n]
   const float *A, *B;

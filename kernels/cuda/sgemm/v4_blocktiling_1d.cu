@@ -18,6 +18,7 @@ constexpr int kThreads = BM * BN / TM;  // 512
 
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) blocktiling_1d_kernel(GemmArgs p) {
+  kernel_prologue();
   __shared__ float As[BM * BK];  // As[m][k]
   __shared__ float Bs[BK * BN];  // Bs[k][n]
   const float *A, *B;

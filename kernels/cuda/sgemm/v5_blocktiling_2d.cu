@@ -21,6 +21,7 @@ constexpr int kThreads = (BM / TM) * (BN / TN);  // 256
 
 template <bool TA, bool TB, bool EPI, bool MASK>
 __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
+  kernel_prologue();
   __shared__ float As[BM * BK];  // As[m][k]
   __shared__ float Bs[BK * BN];  // Bs[k][n]
   const float *A, *B, *mask_a, *mask_b;

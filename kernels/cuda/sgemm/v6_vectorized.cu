@@ -25,6 +25,7 @@ constexpr int LDA_S = BM + 4, LDB_S = BN + 4;    // padded shared rows, still 16
 
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) vectorized_kernel(GemmArgs p) {
+  kernel_prologue();
   __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
   __shared__ __align__(16) float Bs[BK * LDB_S];  // Bs[k][n]
   const float *A, *B;

@@ -34,6 +34,7 @@ constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
 
 template <bool TA, bool TB, bool EPI, bool MASK>
 __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
+  kernel_prologue();
   __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
   __shared__ __align__(16) float Bs[BK * LDB_S];  // Bs[k][n]
   const float *A, *B, *mask_a, *mask_b;

@@ -1,0 +1,42 @@
+// Whether kernels may overlap their predecessor on a device (dependent_launch.h).
+#include "kernels/cuda/dependent_launch.h"
+
+#include <cuda_runtime_api.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace tg::cuda {
+
+namespace {
+
+bool requested() {
+  static const bool on = [] {
+    const char* value = std::getenv("TG_CUDA_PDL");
+    return value != nullptr && std::strcmp(value, "1") == 0;
+  }();
+  return on;
+}
+
+}  // namespace
+
+bool dependent_launches(int device) {
+  if (!requested() || device < 0) return false;
+  static std::mutex mutex;
+  static std::vector<signed char> known;  // per device: -1 not asked yet, else 0 or 1
+  std::lock_guard<std::mutex> lock(mutex);
+  if (known.size() <= static_cast<size_t>(device)) known.resize(device + 1, -1);
+  if (known[device] < 0) {
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      cudaGetLastError();  // not a launch error: the launch goes ahead without overlap
+      major = 0;
+    }
+    known[device] = major >= 9 ? 1 : 0;
+  }
+  return known[device] == 1;
+}
+
+}  // namespace tg::cuda
