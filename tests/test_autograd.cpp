@@ -76,7 +76,8 @@ TEST_CASE("autograd: leaves never share a gradient that an op passed to both", "
   CHECK(grad_of(b) == std::vector<double>{1, 2, 3, 4});
 }
 
-TEST_CASE("autograd: a root that knows its gradients for the seed 1 is not given one", "[autograd]") {
+TEST_CASE("autograd: a root that knows its gradients for the seed 1 is not given one",
+          "[autograd]") {
   // A scalar op whose backward at 1 returns a marker (7) instead of what apply() computes.
   Tensor x = leaf64({1, 2});
   const auto knowing_sum = [](const Tensor& in) {
@@ -84,7 +85,9 @@ TEST_CASE("autograd: a root that knows its gradients for the seed 1 is not given
     return record(
         sum(in), "KnowingSumBackward",
         [shape = in.shape()](const Tensor& g) -> std::vector<Tensor> { return {g.expand(shape)}; },
-        [shape = in.shape()]() -> std::vector<Tensor> { return {full(shape, 7.0, DType::Float64)}; },
+        [shape = in.shape()]() -> std::vector<Tensor> {
+          return {full(shape, 7.0, DType::Float64)};
+        },
         {&in});
   };
   knowing_sum(x).backward();

@@ -1,5 +1,5 @@
-// CUDA reductions (the CUDA twin of kernels/cpu/reduce.cpp): sum, mean and max over any sorted set of
-// axes, and argmax along one axis, on strided inputs.
+// CUDA reductions (the CUDA twin of kernels/cpu/reduce.cpp): sum, mean and max over any sorted
+// set of axes, and argmax along one axis, on strided inputs.
 //
 // One warp per output element. The output's elements are the row-major order of x's kept axes
 // (an outer StridedIndexer gives each one's base offset in x); its reduced elements are the

@@ -585,8 +585,11 @@ inline cudaError_t cudaGetDevice(int* device) {
   *device = tg_emulation::current_device;
   return cudaSuccess;
 }
-// The emulated device reports compute capability 9.0, the build's first target.
-enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76 };
+// The emulated device reports compute capability 9.0: an H100/H200, the GPUs the project targets.
+enum cudaDeviceAttr {
+  cudaDevAttrComputeCapabilityMajor = 75,
+  cudaDevAttrComputeCapabilityMinor = 76,
+};
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (device != 0) return tg_emulation::fail(cudaErrorInvalidDevice);
   *value = attr == cudaDevAttrComputeCapabilityMajor ? 9 : 0;
