@@ -1,10 +1,16 @@
 // The same random matrix on the CPU and on cuda:0, as one kind of view on both, for the CUDA
-// tests that compare a GPU primitive with the CPU's on plain, transposed and offset operands.
+// tests that compare a GPU primitive with the CPU's on plain, transposed and offset operands,
+// and the two comparisons they make.
 #pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
 
 #include "core/factories.h"
 #include "core/random.h"
 #include "core/tensor.h"
+#include "op_test_util.h"
 
 namespace tg::testing {
 
@@ -34,6 +40,22 @@ inline Pair random_pair(int64_t rows, int64_t cols, View view, Generator& gen) {
     }
   }
   return {};
+}
+
+// A float32 result equal to `want` bit for bit.
+inline void check_bitwise(const Tensor& got, const Tensor& want, const char* what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  const auto g = got.to_vector<float>(), w = want.to_vector<float>();
+  CHECK((g.empty() || std::memcmp(g.data(), w.data(), g.size() * sizeof(float)) == 0));
+}
+
+// A result on cuda:0 within float32 rounding (relative error 1e-5) of `want`.
+inline void check_close(const Tensor& got, const Tensor& want, const char* what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  CHECK(got.device() == Device::cuda(0));
+  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < 1e-5);
 }
 
 }  // namespace tg::testing

@@ -7,7 +7,6 @@
 // (which the GPU's GEMM turns down) with matmul's message. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -22,8 +21,9 @@
 using namespace tg;
 using tg::testing::error_of;
 using tg::testing::Pair;
+using tg::testing::check_bitwise;
+using tg::testing::check_close;
 using tg::testing::random_pair;
-using tg::testing::relative_error;
 using tg::testing::View;
 
 namespace {
@@ -35,19 +35,6 @@ const Activation kActivations[] = {Activation::Identity, Activation::Relu, Activ
 Backend& cpu_backend() { return backend_for(Device::cpu()); }
 Backend& gpu_backend() { return backend_for(kGpu); }
 
-void check_bitwise(const Tensor& got, const Tensor& want, const char* what) {
-  INFO(what);
-  REQUIRE(got.shape() == want.shape());
-  const auto g = got.to_vector<float>(), w = want.to_vector<float>();
-  CHECK((g.empty() || std::memcmp(g.data(), w.data(), g.size() * sizeof(float)) == 0));
-}
-
-void check_close(const Tensor& got, const Tensor& want, const char* what) {
-  INFO(what);
-  REQUIRE(got.shape() == want.shape());
-  CHECK(got.device() == kGpu);
-  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < 1e-5);
-}
 
 
 // One product: fused on the GPU against the GPU's unfused composition (bitwise: the same GEMM

@@ -12,7 +12,6 @@
 
 #include <array>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -25,8 +24,9 @@
 
 using namespace tg;
 using tg::testing::Pair;
+using tg::testing::check_bitwise;
+using tg::testing::check_close;
 using tg::testing::random_pair;
-using tg::testing::relative_error;
 using tg::testing::View;
 
 namespace {
@@ -59,19 +59,6 @@ Pair saved_for(Activation act, int64_t rows, int64_t cols, Generator& gen, bool 
 struct Grads {
   Tensor dx, dW, db;
 };
-
-void check_bitwise(const Tensor& got, const Tensor& want, const char* what) {
-  INFO(what);
-  REQUIRE(got.shape() == want.shape());
-  const auto g = got.to_vector<float>(), w = want.to_vector<float>();
-  CHECK((g.empty() || std::memcmp(g.data(), w.data(), g.size() * sizeof(float)) == 0));
-}
-
-void check_close(const Tensor& got, const Tensor& want, const char* what) {
-  INFO(what);
-  REQUIRE(got.shape() == want.shape());
-  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < 1e-5);
-}
 
 // One backward: the GPU's fused linear_backward against the GPU's composition and the CPU's.
 void check_backward(int64_t N, int64_t K, int64_t D, View x_view, View w_view, Activation act,
