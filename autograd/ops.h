@@ -60,6 +60,9 @@ Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);  // int64, n
 // --- linear algebra (autograd/ops/matmul.cpp) ------------------------------------------------
 // [..., M, K] @ [..., K, N] with broadcast batch axes; 1-D operands as in numpy.matmul.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// Per-head products (autograd/ops/head_matmul.cpp): x [N, H, d] (a broadcast view is fine),
+// W [H, d, e] -> [N, H, e], y[n, h] = x[n, h] @ W[h], as one batched product written in place.
+Tensor head_matmul(const Tensor& x, const Tensor& W);
 
 // --- neural-network ops (autograd/ops/softmax.cpp, loss.cpp, index.cpp, norm.cpp, ...) -------
 Tensor softmax(const Tensor& x, int64_t axis = -1);

@@ -28,6 +28,14 @@ std::string& cuda_missing_reason() {
 
 // --- default implementations: compositions of the pure primitives ----------------------------
 
+Tensor Backend::matmul(const Tensor& a, const Tensor& b) {
+  Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+  out_shape.push_back(b.shape().back());
+  Tensor out = Tensor::empty(out_shape, a.dtype(), device());
+  matmul_into(a, b, out);
+  return out;
+}
+
 void Backend::cross_entropy_with_grad(const Tensor& logits, const Tensor& targets,
                                       double row_scale, Tensor& loss, Tensor& dlogits) {
   Tensor shifted_logsumexp;

@@ -101,8 +101,13 @@ class Backend {
 
   // --- linear algebra ------------------------------------------------------------------------
   // [..., M, K] @ [..., K, N] -> [..., M, N]; the batch axes of a and b are already expanded to
-  // the output's batch shape.
-  virtual Tensor matmul(const Tensor& a, const Tensor& b) = 0;
+  // the output's batch shape. A fresh contiguous output, through matmul_into.
+  Tensor matmul(const Tensor& a, const Tensor& b);
+  // The same product written into `out`, [..., M, N] over that batch shape: a view whose last
+  // axis is contiguous and whose rows and batch matrices may step by any stride, such as the
+  // heads of an [N, H, e] tensor viewed as [H, N, e] (head_matmul writes its [N, H, e] output in
+  // one batched product so). Only out's M x N elements are written.
+  virtual void matmul_into(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // Two independent products, c1 = a1 @ b1 and c2 = a2 @ b2 (a layer's input and weight
   // gradients). A backend may run them concurrently; by default they run one after the other.
   virtual void matmul_pair(const Tensor& a1, const Tensor& b1, Tensor& c1, const Tensor& a2,

@@ -1,8 +1,10 @@
-// Attention: causal multi-head self-attention as batched matmuls over [B, H, T, d_head].
+// Attention: causal multi-head self-attention over [B, T, H, d_head] tables.
 //
-// The projections fold all heads into one GEMM each: x as [B*T, d_model] times W as
-// [d_model, H*d_head] (and z as [B*T, H*d_head] times W_O as [H*d_head, d_model], which also sums
-// over heads), rather than B*H small products against a broadcast weight.
+// Each projection is one batched product over the heads (head_matmul): the rows of x, viewed once
+// for every head (stride 0), times each head's W [d_model, d_head], written straight into the
+// [rows, H, d_head] table the fused attention kernel reads, with no copy of W into one
+// [d_model, H * d_head] matrix. The output projection z as [B*T, H*d_head] times W_O as
+// [H*d_head, d_model] also sums over the heads.
 #include "nn/attention.h"
 
 #include <cmath>
@@ -46,16 +48,23 @@ Attention::Attention(int64_t d_model, int64_t n_heads, int64_t d_head, Generator
 
 namespace {
 
-// W [H, d_model, d_head] as the [d_model, H * d_head] matrix of one GEMM for all heads, and its
-// bias [H, d_head] as [H * d_head]; x [..., d_model] -> [..., H, d_head].
-Tensor project_heads(const Tensor& x, const Tensor& W, const Tensor& b) {
-  const int64_t heads = W.size(0), d_model = W.size(1), d_head = W.size(2);
-  const Tensor all_heads = W.permute({1, 0, 2}).reshape({d_model, heads * d_head});
-  Tensor out = tg::linear(x, all_heads, b.defined() ? b.reshape({heads * d_head}) : Tensor());
-  Shape shape = x.shape();
-  shape.back() = heads;
-  shape.push_back(d_head);
-  return out.reshape(shape);
+// x [..., d_model] as [rows, H, d_model], the same row for every head (stride 0): the input of
+// the projections. Q, K and V share one view, so backward sums their gradients over the heads
+// once.
+Tensor rows_per_head(const Tensor& x, int64_t heads) {
+  const Tensor rows = x.reshape({-1, x.size(-1)});
+  return rows.unsqueeze(1).expand({rows.size(0), heads, rows.size(1)});
+}
+
+// x_heads [rows, H, d_model] through every head's W [H, d_model, d_head] (+ bias [H, d_head]) ->
+// [rows, H, d_head], reshaped to [batch..., H, d_head].
+Tensor project_heads(const Tensor& x_heads, const Tensor& W, const Tensor& b,
+                     Shape batch_shape) {
+  Tensor out = head_matmul(x_heads, W);
+  if (b.defined()) out = out + b;
+  batch_shape.push_back(W.size(0));
+  batch_shape.push_back(W.size(2));
+  return out.reshape(batch_shape);
 }
 
 }  // namespace
@@ -75,10 +84,12 @@ Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
   // Each head's output projection is folded into the value table, v_h @ W_O[h] per table row
   // ([R, H, d_model]), and the kernel sums the heads: B * Tq * H * T * d_model multiply-adds
   // instead of the B * Tq * H * d_head * d_model of projecting every example's output.
-  const Tensor v = project_heads(table, W_V_, b_V_);  // [R, H, d_head]
-  const Tensor v_out = v.permute({1, 0, 2}).matmul(W_O_).permute({1, 0, 2});  // [R, H, d_model]
-  Tensor out = table_attention(project_heads(table, W_Q_, b_Q_), project_heads(table, W_K_, b_K_),
-                               v_out, q_rows, kv_rows, scale(), /*sum_heads=*/true);
+  const Tensor x = rows_per_head(table, n_heads_);
+  const Shape rows = {table.size(0)};
+  const Tensor v_out = head_matmul(project_heads(x, W_V_, b_V_, rows), W_O_);  // [R, H, d_model]
+  Tensor out = table_attention(project_heads(x, W_Q_, b_Q_, rows),
+                               project_heads(x, W_K_, b_K_, rows), v_out, q_rows, kv_rows,
+                               scale(), /*sum_heads=*/true);
   return b_O_.defined() ? out + b_O_ : out;
 }
 
@@ -89,9 +100,13 @@ Tensor Attention::forward(const Tensor& x, int64_t queries) const {
   if (queries < 0) queries = len;
   check(queries >= 1 && queries <= len, "Attention: queries must be in [1, ", len, "], got ",
         queries);
-  const Tensor q = project_heads(queries == len ? x : x.slice(1, len - queries, len), W_Q_, b_Q_);
-  return project_out(
-      causal_attention(q, project_heads(x, W_K_, b_K_), project_heads(x, W_V_, b_V_), scale()));
+  const int64_t batch = x.size(0);
+  const Tensor kv_in = rows_per_head(x, n_heads_);
+  const Tensor q_in =
+      queries == len ? kv_in : rows_per_head(x.slice(1, len - queries, len), n_heads_);
+  return project_out(causal_attention(project_heads(q_in, W_Q_, b_Q_, {batch, queries}),
+                                      project_heads(kv_in, W_K_, b_K_, {batch, len}),
+                                      project_heads(kv_in, W_V_, b_V_, {batch, len}), scale()));
 }
 
 Tensor Attention::forward_reference(const Tensor& x) const {

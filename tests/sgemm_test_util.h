@@ -23,12 +23,14 @@ struct GemmCase {
   int batch = 1;
   bool broadcast_b = false;  // one B for the whole batch (stride_b = 0)
   bool padded = false;       // leading dimensions and batch strides padded past the rows they hold
+  bool interleaved_c = false;  // C's batch matrices interleaved row by row ([M, batch, N], as
+                               // head_matmul writes its heads): stride_c one row, ldc all of them
 
   std::string name() const {
     std::string s = std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) +
                     (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "");
     if (batch > 1) s += " batch " + std::to_string(batch) + (broadcast_b ? " (B broadcast)" : "");
-    return s + (padded ? " padded" : " tight");
+    return s + (padded ? " padded" : " tight") + (interleaved_c ? " C interleaved" : "");
   }
 };
 
@@ -130,6 +132,10 @@ inline GemmHost make_gemm_host(const GemmCase& c, uint64_t seed) {
   h.stride_a = batch_stride(a_rows, h.lda, c.padded);
   h.stride_b = c.broadcast_b ? 0 : batch_stride(b_rows, h.ldb, c.padded);
   h.stride_c = batch_stride(c.M, h.ldc, c.padded);
+  if (c.interleaved_c) {
+    h.stride_c = h.ldc;
+    h.ldc = c.batch * h.stride_c + (c.padded ? 4 : 0);
+  }
   h.A = detail::fill_operand(a_rows, a_cols, h.lda, h.stride_a, c.batch, rng);
   h.B = detail::fill_operand(b_rows, b_cols, h.ldb, h.stride_b, c.broadcast_b ? 1 : c.batch, rng);
   h.c_size = c.batch == 0 ? 1 : static_cast<size_t>((c.batch - 1) * h.stride_c + c.M * h.ldc);
@@ -208,6 +214,9 @@ inline std::vector<GemmCase> sgemm_cases(bool large) {
   cases.push_back({33, 20, 45, false, false, 3, true, true});   // batch, B broadcast
   cases.push_back({33, 20, 45, true, true, 3, false, false});   // batch, both transposed
   cases.push_back({7, 6, 5, false, true, 4, true, false});
+  // C interleaved: per-head products written straight into an [M, heads, N] tensor.
+  cases.push_back({37, 8, 16, false, false, 4, true, false, true});
+  cases.push_back({19, 12, 9, true, false, 3, false, true, true});
   if (large) {
     // The model's shapes (M x K x N = [3830, 128] @ [128, 512], ...), forward and backward.
     cases.push_back({3830, 512, 128});                      // forward, MLP in

@@ -356,6 +356,41 @@ TEST_CASE("cuda runtime: matmul equals the CPU's for plain, transposed and batch
                    Contains("float32 only"));
 }
 
+// head_matmul writes each head's product into its [N, H, e] output as one batched SGEMM with
+// interleaved output rows (stride_c one head, ldc all of them): the CPU's values, forward and
+// backward, with the rows broadcast over the heads (the attention's projections) or not, at the
+// nanda shapes (16-byte rows: v7) and odd ones (v5).
+TEST_CASE("cuda runtime: head_matmul, forward and backward, equals the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(8);
+  struct Case {
+    int64_t rows, heads, d, e;
+    bool broadcast;
+  };
+  for (const Case& c : {Case{342, 4, 128, 32, true}, Case{342, 4, 32, 128, false},
+                        Case{37, 3, 5, 9, true}, Case{1, 2, 3, 1, false}}) {
+    INFO(c.rows << " rows, " << c.heads << " heads, " << c.d << " -> " << c.e
+                << (c.broadcast ? ", broadcast" : ""));
+    const Shape x_shape = c.broadcast ? Shape{c.rows, c.d} : Shape{c.rows, c.heads, c.d};
+    const Tensor x0 = randn(x_shape, gen), W0 = randn({c.heads, c.d, c.e}, gen);
+    const Tensor weights = randn({c.rows, c.heads, c.e}, gen);
+    std::vector<double> values[2], dx[2], dW[2];
+    for (int on_gpu = 0; on_gpu < 2; ++on_gpu) {
+      const Device device = on_gpu ? kGpu : Device::cpu();
+      const Tensor x = x0.to(device).requires_grad_(), W = W0.to(device).requires_grad_();
+      const Tensor x_heads = c.broadcast ? x.unsqueeze(1).expand({c.rows, c.heads, c.d}) : x;
+      const Tensor y = head_matmul(x_heads, W);
+      (y * weights.to(device)).sum().backward();
+      values[on_gpu] = y.to_vector<double>();
+      dx[on_gpu] = x.grad().to_vector<double>();
+      dW[on_gpu] = W.grad().to_vector<double>();
+    }
+    CHECK(relative_error(values[1], values[0]) < 1e-5);
+    CHECK(relative_error(dx[1], dx[0]) < 1e-5);
+    CHECK(relative_error(dW[1], dW[0]) < 1e-5);
+  }
+}
+
 // ---- elementwise and reduction kernels against the CPU backend --------------------------------
 
 namespace {

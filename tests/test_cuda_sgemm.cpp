@@ -149,6 +149,13 @@ TEST_CASE("check_gemm_args rejects short leading dimensions, negative sizes, ove
   g.batch = 2, g.stride_c = 5 * 6 - 1;
   CHECK_THROWS_AS(check_gemm_args(g, "test"), tg::Error);
   g = fake_args(5, 6, 7);
+  g.batch = 3, g.stride_c = 6, g.ldc = 18;  // interleaved rows: [5, 3, 6]
+  CHECK_NOTHROW(check_gemm_args(g, "test"));
+  g.ldc = 17;  // the last matrix's rows run into the next row of the first
+  CHECK_THROWS_AS(check_gemm_args(g, "test"), tg::Error);
+  g.ldc = 18, g.stride_c = 5;  // each row overlaps the next matrix's
+  CHECK_THROWS_AS(check_gemm_args(g, "test"), tg::Error);
+  g = fake_args(5, 6, 7);
   g.K = -1;
   CHECK_THROWS_AS(check_gemm_args(g, "test"), tg::Error);
 }

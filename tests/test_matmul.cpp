@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend.h"
 #include "op_test_util.h"
 #include "tinygrok.h"
 
@@ -263,4 +264,97 @@ TEST_CASE("matmul: gradcheck, including 1-D, transposed and batch-broadcast oper
       {leaf({3, 6}), leaf({3, 2})});
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return matmul(in[0], in[0].t()); },
                   {leaf({3, 4})});  // the same tensor on both sides
+}
+
+// --- matmul_into and head_matmul: per-head products written into an [N, H, e] tensor ------------
+
+namespace {
+
+// y[n, h, j] = sum_i x[n, h, i] * W[h, i, j] in double, x [N, H, d] (any strides), W [H, d, e].
+std::vector<double> naive_head_matmul(const Tensor& x, const Tensor& W) {
+  const int64_t rows = x.size(0), heads = x.size(1), d = x.size(2), e = W.size(2);
+  const std::vector<double> vx = strided_values(x), vw = strided_values(W);
+  std::vector<double> out(static_cast<size_t>(rows * heads * e), 0.0);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t j = 0; j < e; ++j) {
+        double total = 0;
+        for (int64_t i = 0; i < d; ++i)
+          total += vx[(n * heads + h) * d + i] * vw[(h * d + i) * e + j];
+        out[(n * heads + h) * e + j] = total;
+      }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("matmul_into: writes a product into strided rows and leaves the rest alone",
+          "[matmul]") {
+  Generator gen(46);
+  Backend& cpu = backend_for(Device::cpu());
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    // Three [7, 5] products into the heads of a [7, 3, 5] tensor, the middle of a wider [7, 3, 6]
+    // buffer whose last column must stay as it was.
+    const Tensor a = randn({3, 7, 4}, gen, dtype), b = randn({3, 4, 5}, gen, dtype);
+    const Tensor buffer = full({7, 3, 6}, 42, dtype);
+    cpu.matmul_into(a, b, buffer.slice(2, 0, 5).permute({1, 0, 2}));
+    CHECK(relative_error(buffer.slice(2, 0, 5).permute({1, 0, 2}).to_vector<double>(),
+                         naive_matmul(a, b)) < (dtype == DType::Float32 ? 1e-6 : 1e-14));
+    CHECK(buffer.slice(2, 5, 6).to_vector<double>() == std::vector<double>(21, 42.0));
+    // K = 0: zeros, into the same view.
+    cpu.matmul_into(ones({3, 7, 0}, dtype), ones({3, 0, 5}, dtype),
+                    buffer.slice(2, 0, 5).permute({1, 0, 2}));
+    CHECK(buffer.slice(2, 0, 5).to_vector<double>() == std::vector<double>(105, 0.0));
+  }
+  // An output whose rows are not contiguous is refused, naming the strides.
+  const Tensor out = zeros({5, 7}).t();
+  CHECK_THROWS_WITH(cpu.matmul_into(ones({7, 4}), ones({4, 5}), out),
+                    Catch::Contains("output's rows must be contiguous"));
+}
+
+TEST_CASE("head_matmul: equals per-head products on awkward sizes, broadcast rows included",
+          "[matmul]") {
+  Generator gen(47);
+  for (DType dtype : {DType::Float32, DType::Float64})
+    for (int64_t rows : {1, 7, 70})
+      for (int64_t heads : {1, 3})
+        for (bool broadcast : {false, true}) {
+          INFO(dtype_name(dtype) << " rows " << rows << " heads " << heads
+                                 << (broadcast ? " broadcast" : ""));
+          const int64_t d = 5, e = 9;
+          const Tensor x = broadcast
+                               ? randn({rows, 1, d}, gen, dtype).expand({rows, heads, d})
+                               : randn({rows, heads, d}, gen, dtype);
+          const Tensor W = randn({heads, d, e}, gen, dtype);
+          const Tensor y = head_matmul(x, W);
+          REQUIRE(y.shape() == Shape{rows, heads, e});
+          CHECK(y.is_contiguous());
+          CHECK(relative_error(y.to_vector<double>(), naive_head_matmul(x, W)) <
+                (dtype == DType::Float32 ? 1e-6 : 1e-14));
+        }
+  CHECK_THROWS_WITH(head_matmul(ones({4, 3, 5}), ones({2, 5, 6})),
+                    Catch::Contains("head_matmul: x [4, 3, 5] and W [2, 5, 6]"));
+  CHECK_THROWS_WITH(head_matmul(ones({4, 5}), ones({1, 5, 6})),
+                    Catch::Contains("must be [N, H, d] and [H, d, e]"));
+}
+
+TEST_CASE("head_matmul: gradcheck, with the rows broadcast over the heads and strided weights",
+          "[matmul]") {
+  Generator gen(48);
+  auto leaf = [&](const Shape& shape) { return randn(shape, gen, DType::Float64).requires_grad_(); };
+  auto hm = [](const std::vector<Tensor>& in) { return head_matmul(in[0], in[1]); };
+  CHECK_GRADCHECK(hm, {leaf({4, 3, 5}), leaf({3, 5, 2})});
+  CHECK_GRADCHECK(hm, {leaf({1, 1, 1}), leaf({1, 1, 1})});
+  // One row for every head: the gradient is summed over the heads by the expand.
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        return head_matmul(in[0].unsqueeze(1).expand({in[0].size(0), 3, in[0].size(1)}), in[1]);
+      },
+      {leaf({6, 4}), leaf({3, 4, 2})});
+  // W read through a transposed view (as backward reads it), and only one input needing grad.
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) { return head_matmul(in[0], in[1].transpose(1, 2)); },
+      {leaf({5, 2, 3}), leaf({2, 4, 3})});
+  CHECK_GRADCHECK(hm, {leaf({4, 3, 5}), randn({3, 5, 2}, gen, DType::Float64)});
 }

@@ -26,7 +26,7 @@ class CpuBackend final : public Backend {
   Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) override;
   Tensor argmax(const Tensor& x, int axis) override;
 
-  Tensor matmul(const Tensor& a, const Tensor& b) override;
+  void matmul_into(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void matmul_pair(const Tensor& a1, const Tensor& b1, Tensor& c1, const Tensor& a2,
                    const Tensor& b2, Tensor& c2) override;
 

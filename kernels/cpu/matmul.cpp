@@ -20,8 +20,14 @@ using MatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynam
 
 template <typename T>
 void gemm(const T* a, MatrixLayout la, int64_t lda, const T* b, MatrixLayout lb, int64_t ldb, T* c,
-          int64_t m, int64_t k, int64_t n) {
-  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> out(c, m, n);
+          int64_t ldc, int64_t m, int64_t k, int64_t n) {
+  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+             Eigen::OuterStride<>>
+      out(c, m, n, Eigen::OuterStride<>(ldc));
+  if (k == 0) {
+    out.setZero();
+    return;
+  }
   auto multiply = [&](const auto& A) {
     if (lb == MatrixLayout::RowMajor)
       out.noalias() = A * MatrixMap<T, Eigen::RowMajor>(b, k, n, Eigen::OuterStride<>(ldb));
@@ -36,36 +42,30 @@ void gemm(const T* a, MatrixLayout la, int64_t lda, const T* b, MatrixLayout lb,
 
 }  // namespace
 
-Tensor CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
+void CpuBackend::matmul_into(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
   Tensor a = a_in, b = b_in;
-  int64_t lda = 0, ldb = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
   MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
   if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous_copy_if_needed(a), lda);
   if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous_copy_if_needed(b), ldb);
+  check(matrix_layout(out, ldc) == MatrixLayout::RowMajor,
+        "matmul: the output's rows must be contiguous, got strides ", shape_str(out.strides()));
 
   const int64_t m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
-  Shape out_shape(a.shape().begin(), a.shape().end() - 1);
-  out_shape.push_back(n);
-  Tensor out = Tensor::empty(out_shape, a.dtype());
   const int64_t batches = m * n == 0 ? 0 : out.numel() / (m * n);
-  if (k == 0) {
-    fill(out, 0);
-    return out;
-  }
   dispatch_floating(a.dtype(), "matmul", [&]<typename T>() {
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* pc = out.data<T>();
-    // Many small matrices: one per thread. Few large ones: Eigen threads each GEMM itself
-    // (it runs single-threaded when already inside a parallel region, so threads never nest).
-    const bool small = m * n * k < (1 << 18);
-    parallel_for(batches, small ? 2 : batches + 1, [&](int64_t begin, int64_t end) {
+    // Several matrices: one per thread (a head's [342, 128] @ [128, 32] splits poorly across
+    // threads). One matrix: Eigen threads the GEMM itself (it runs single-threaded when already
+    // inside a parallel region, so threads never nest).
+    parallel_for(batches, 2, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
         gemm<T>(pa + batch_offset(a, i), la, lda, pb + batch_offset(b, i), lb, ldb,
-                pc + i * m * n, m, k, n);
+                pc + batch_offset(out, i), ldc, m, k, n);
     });
   });
-  return out;
 }
 
 // With two or more threads, each product gets a thread of its own (Eigen runs single-threaded

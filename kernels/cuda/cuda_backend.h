@@ -34,7 +34,7 @@ class CudaBackend final : public Backend {
   Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) override;
   Tensor argmax(const Tensor& x, int axis) override;
 
-  Tensor matmul(const Tensor& a, const Tensor& b) override;
+  void matmul_into(const Tensor& a, const Tensor& b, const Tensor& out) override;
   Tensor linear_forward(const Tensor& x, const Tensor& W, const Tensor& bias, Activation act,
                         Tensor* pre) override;
 

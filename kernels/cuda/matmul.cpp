@@ -36,36 +36,38 @@ bool uniform_batch_stride(const Tensor& t, int64_t& stride) {
 
 }  // namespace
 
-Tensor CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in) {
+void CudaBackend::matmul_into(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
   check(a_in.dtype() == DType::Float32, "cuda: matmul: our SGEMM is float32 only, got ",
         dtype_name(a_in.dtype()), " (float64 runs on the CPU)");
+  int64_t ldc = 0;
+  check(matrix_layout(out, ldc) == MatrixLayout::RowMajor,
+        "cuda: matmul: the output's rows must be contiguous, got strides ",
+        shape_str(out.strides()));
   const DeviceGuard guard(index_);
   Tensor a = a_in, b = b_in;
   const int64_t m = a.shape()[a.dim() - 2], n = b.shape()[b.dim() - 1];
-  Shape out_shape(a.shape().begin(), a.shape().end() - 1);
-  out_shape.push_back(n);
-  Tensor out = Tensor::empty(out_shape, a.dtype(), device());
   const int64_t batches = m * n == 0 ? 0 : out.numel() / (m * n);
-  if (batches == 0) return out;
+  if (batches == 0) return;
 
   GemmArgs args = product_args(a, b, out);
+  args.ldc = ldc;
   const cudaStream_t stream = current_stream(index_);
-  int64_t stride_a = 0, stride_b = 0;
-  if (uniform_batch_stride(a, stride_a) && uniform_batch_stride(b, stride_b)) {
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  if (uniform_batch_stride(a, stride_a) && uniform_batch_stride(b, stride_b) &&
+      uniform_batch_stride(out, stride_c)) {
     args.batch = static_cast<int>(batches);
     args.stride_a = stride_a;
     args.stride_b = stride_b;
-    args.stride_c = m * n;
+    args.stride_c = stride_c;
     sgemm(args, stream);
-    return out;
+    return;
   }
   for (int64_t i = 0; i < batches; ++i) {
     args.A = a.data<float>() + batch_offset(a, i);
     args.B = b.data<float>() + batch_offset(b, i);
-    args.C = out.data<float>() + i * m * n;
+    args.C = out.data<float>() + batch_offset(out, i);
     sgemm(args, stream);
   }
-  return out;
 }
 
 Tensor CudaBackend::linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,

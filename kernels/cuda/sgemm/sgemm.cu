@@ -39,9 +39,13 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
   check(a.stride_a >= 0 && a.stride_b >= 0, who, ": negative batch stride");
   const bool has_c = a.M > 0 && a.N > 0 && a.batch > 0;
   if (has_c && a.batch > 1) {
+    // The batch's outputs one after another, or interleaved row by row (the heads of an
+    // [M, batch, N] tensor: stride_c N or more, and all the batch's rows within one ldc).
     const int64_t c_extent = static_cast<int64_t>(a.M - 1) * a.ldc + a.N;
-    check(a.stride_c >= c_extent, who, ": stride_c ", a.stride_c,
-          " makes the batch's outputs overlap (each needs ", c_extent, ")");
+    const bool stacked = a.stride_c >= c_extent;
+    const bool interleaved = a.stride_c >= a.N && (a.batch - 1) * a.stride_c + a.N <= a.ldc;
+    check(stacked || interleaved, who, ": stride_c ", a.stride_c, " and ldc ", a.ldc,
+          " make the batch's outputs overlap (each is ", a.M, " rows of ", a.N, ")");
   }
   check(!a.pre || a.pre != a.C, who, ": the pre-activation output must not be C");
   for (const float* mask : {a.mask_a, a.mask_b})
