@@ -82,8 +82,14 @@ class CudaBackend final : public Backend {
 
   int index() const { return index_; }
 
+  // A device counter at zero, for a kernel whose last block to finish completes a reduction
+  // (column_sums in linear_epilogue.cu) and sets it back to zero. The device's one stream runs
+  // such kernels one after another, so one counter serves them all.
+  unsigned long long* last_block_counter();
+
  private:
   const int index_;
+  Tensor last_block_counter_;  // int64 [1]; backends are never destroyed, nor is it
 };
 
 }  // namespace tg::cuda

@@ -7,7 +7,8 @@
 // types (gelu in double, the rest in T), so both devices agree to within the last bits of erf and
 // exp. Each thread reads its element before it writes it, so outputs may alias x.
 // The bias gradient sums the stored dpre column by column exactly as the CPU does: each chunk of
-// kRowBlock rows into a partial [chunks, D] in T, rows in order, then the chunks in order. It reads
+// kRowBlock rows into a partial [chunks, D] in T, rows in order, then the chunks in order (by the
+// kernel's last block to finish, so one launch). It reads
 // dpre back from memory rather than summing in the kernel that computes it, so that no multiply
 // fuses with the sum (an FMA) and the sums are the CPU's, bit for bit, whenever the dpre are.
 //
@@ -89,12 +90,16 @@ __global__ void activation_grad_kernel(const T* dy, const T* saved, T* dpre, int
   TG_GRID_STRIDE_LOOP(i, n) { dpre[i] = activation_grad<act>(dy[i], saved[i]); }
 }
 
-// First pass of the bias gradient: one thread per (chunk, column) sums the chunk's rows of dpre
-// [rows, cols] in order, into partial [chunks, cols]. With a ReLU mask (laid out as dpre; null:
-// none) it sums dy through it instead: the values dpre would hold, added in the same order.
+// The bias gradient in one launch: one thread per (chunk, column) sums the chunk's rows of dpre
+// [rows, cols] in order, into partial [chunks, cols] (with a ReLU mask, laid out as dpre; null:
+// none, it sums dy through it instead: the values dpre would hold, added in the same order).
+// The block that finishes last (each block counts itself in blocks_done once its partials are
+// visible) then adds each column's chunks in order and resets the counter for the next launch:
+// the sums of a second pass, without a second launch.
 template <typename T>
-__global__ void column_partials_kernel(const T* dpre, const T* relu_mask, T* partial, int64_t rows,
-                                       int64_t cols, int64_t chunks) {
+__global__ void column_sums_kernel(const T* dpre, const T* relu_mask, T* partial, T* out,
+                                   int64_t rows, int64_t cols, int64_t chunks,
+                                   unsigned long long* blocks_done) {
   kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, chunks * cols) {
     const int64_t chunk = i / cols, c = i % cols;
@@ -106,32 +111,33 @@ __global__ void column_partials_kernel(const T* dpre, const T* relu_mask, T* par
     }
     partial[i] = acc;
   }
-}
-
-// Second pass: one thread per column adds its chunks in order (0 when there are no rows).
-template <typename T>
-__global__ void column_sums_kernel(const T* partial, T* out, int64_t cols, int64_t chunks) {
-  kernel_prologue();
-  TG_GRID_STRIDE_LOOP(c, cols) {
+  __threadfence();  // this thread's partials, visible to every block before the block counts
+  __syncthreads();
+  __shared__ bool last;
+  if (threadIdx.x == 0) last = atomicAdd(blocks_done, 1ull) == gridDim.x - 1ull;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();  // and the other blocks' partials visible to this one
+  const volatile T* sums = partial;  // written by other blocks: read past this SM's L1
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
     T acc = T(0);
-    for (int64_t k = 0; k < chunks; ++k) acc += partial[k * cols + c];
+    for (int64_t k = 0; k < chunks; ++k) acc += sums[k * cols + c];
     out[c] = acc;
   }
+  if (threadIdx.x == 0) *blocks_done = 0;
 }
 
 // dbias [cols] = the column sums of dpre [rows, cols] (read through relu_mask when not null), in
-// the CPU's order: chunks of kRowBlock rows, then the chunks.
+// the CPU's order: chunks of kRowBlock rows, then the chunks. blocks_done: a zero counter
+// (CudaBackend::last_block_counter), zero again when the kernel ends.
 template <typename T>
 void column_sums(const T* dpre, const T* relu_mask, T* dbias, int64_t rows, int64_t cols,
-                 Device device, cudaStream_t stream) {
+                 unsigned long long* blocks_done, Device device, cudaStream_t stream) {
   if (cols == 0) return;
   const int64_t chunks = (rows + kRowBlock - 1) / kRowBlock;
   const Tensor partial = Tensor::empty({chunks, cols}, dtype_of<T>(), device);
-  if (chunks > 0)
-    launch(column_partials_kernel<T>, grid_for(chunks * cols), kBlockThreads, stream, dpre,
-           relu_mask, partial.data<T>(), rows, cols, chunks);
-  launch(column_sums_kernel<T>, grid_for(cols), kBlockThreads, stream, partial.data<T>(), dbias,
-         cols, chunks);
+  launch(column_sums_kernel<T>, grid_for(chunks * cols), kBlockThreads, stream, dpre, relu_mask,
+         partial.data<T>(), dbias, rows, cols, chunks, blocks_done);
 }
 
 // One float32 product op(a) @ op(b) of 2-D views into a fresh contiguous [M, N] through the
@@ -207,7 +213,8 @@ Tensor CudaBackend::activation_backward(const Tensor& dy, const Tensor& saved, A
       });
     }
     if (dbias.defined())
-      column_sums<T>(dpre.data<T>(), nullptr, dbias.data<T>(), rows, cols, device(), stream);
+      column_sums<T>(dpre.data<T>(), nullptr, dbias.data<T>(), rows, cols,
+                     last_block_counter(), device(), stream);
   });
   return dpre;
 }
@@ -240,7 +247,7 @@ void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tenso
   if (with_dbias) {
     dbias = Tensor::empty({cols}, DType::Float32, device());
     column_sums<float>(dy.data<float>(), relu ? mask.data<float>() : nullptr,
-                       dbias.data<float>(), rows, cols, device(), stream);
+                       dbias.data<float>(), rows, cols, last_block_counter(), device(), stream);
   }
   if (W.defined()) dx = masked_product(dy, mask, W.transpose(0, 1), Tensor(), device(), stream);
   if (x.defined()) dW = masked_product(x.transpose(0, 1), Tensor(), dy, mask, device(), stream);

@@ -116,4 +116,15 @@ void CudaBackend::copy_from_host(const void* host, const Tensor& dst) {
   synchronize(index_);
 }
 
+unsigned long long* CudaBackend::last_block_counter() {
+  // Made and zeroed on first use. Were that inside a capture, the graph would hold the fill and
+  // zero the counter in every replay, where it is zero already.
+  if (!last_block_counter_.defined()) {
+    last_block_counter_ = Tensor::empty({1}, DType::Int64, device());
+    fill(last_block_counter_, 0);
+  }
+  static_assert(sizeof(unsigned long long) == sizeof(int64_t));
+  return reinterpret_cast<unsigned long long*>(last_block_counter_.data<int64_t>());
+}
+
 }  // namespace tg::cuda

@@ -5,7 +5,7 @@
 // <cuda_runtime.h> and cuBLAS's.
 //
 // What it emulates: the kernel language (__global__, threadIdx, __shared__, __syncthreads, warp
-// shuffles, integer atomics), one device ("cuda:0") whose memory is host memory, and one stream
+// shuffles, integer atomics, fences), one device ("cuda:0") whose memory is host memory, and one stream
 // that runs everything at once — except while it captures a graph. The threads of a block are
 // fibers on the launching host thread, run until each finishes or waits at a barrier; __shared__
 // variables become function statics (one block runs at a time); __syncthreads() is a barrier over
@@ -264,6 +264,9 @@ T atomicMax(T* address, T value) {
   }
   return old;
 }
+
+// One host thread runs a launch's blocks one after another: a fence orders nothing more.
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 template <typename T>
 T __ldg(const T* p) {
