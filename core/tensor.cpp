@@ -99,6 +99,17 @@ Tensor& Tensor::copy_(const Tensor& src) {
   return *this;
 }
 
+Tensor& Tensor::add_(const Tensor& src) {
+  check(!(GradMode::enabled() && requires_grad()), "add_: in-place write to a tensor of shape ",
+        shape_str(shape()), " that requires grad; wrap it in NoGradGuard");
+  check(src.device() == device(), "add_: source is on ", src.device().str(), ", destination on ",
+        device().str());
+  check(broadcast_shapes(src.shape(), shape(), "add_") == shape(), "add_: source ",
+        shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
+  backend_for(device()).add_into(src.detach().expand(shape()), *this);
+  return *this;
+}
+
 Tensor& Tensor::fill_(double value) {
   check(!(GradMode::enabled() && requires_grad()), "fill_: in-place write to a tensor of shape ",
         shape_str(shape()), " that requires grad; wrap it in NoGradGuard");

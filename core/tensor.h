@@ -120,6 +120,9 @@ class Tensor {
   // --- in-place, outside the graph (optimisers, initialisers) -----------------------------
   Tensor& copy_(const Tensor& src);  // src broadcast to this shape, converted to this dtype
   Tensor& fill_(double value);
+  // this += src (broadcast to this shape, converted to this dtype) in one pass: a running sum
+  // such as a float64 total of float32 losses. Not recorded for autograd, like copy_ and fill_.
+  Tensor& add_(const Tensor& src);
 
   // --- math shorthands (autograd/ops) -------------------------------------------------------
   Tensor sum(const std::vector<int64_t>& axes = {}, bool keepdim = false) const;

@@ -20,16 +20,15 @@ void evaluate_sums(nn::Model& model, const Tensor& tokens, const Tensor& labels,
   const bool was_training = model.is_training();
   model.eval();
   const int64_t n = tokens.size(0);
-  Tensor loss_sum = sums.select(0, 0), correct = sums.select(0, 1);
-  loss_sum.fill_(0);
-  correct.fill_(0);
+  Tensor both = sums, loss_sum = sums.select(0, 0), correct = sums.select(0, 1);
+  both.fill_(0);
   // Each chunk's float32 sums added in double, in order: the host's sum of their values.
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t end = std::min(n, start + chunk);
     const Tensor logits = model.forward(tokens.slice(0, start, end));
     const Tensor y = labels.slice(0, start, end);
-    loss_sum.copy_(loss_sum + loss_of(loss, logits, y, Reduction::Sum).to(DType::Float64));
-    correct.copy_(correct + sum(eq(argmax(logits, 1), y)).to(DType::Float64));
+    loss_sum.add_(loss_of(loss, logits, y, Reduction::Sum));
+    correct.add_(sum(eq(argmax(logits, 1), y)));
   }
   model.train(was_training);
 }

@@ -467,7 +467,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     loss.backward();
     optimizer->step();
     NoGradGuard no_grad;
-    loss_sum.copy_(loss_sum + loss.detach().to(DType::Float64));
+    loss_sum.add_(loss.detach());  // one kernel: converts to float64 as it adds
   };
   // Minibatches: each epoch's batches are uploaded at once, in the epoch's order, into buffers
   // that stay put; batch k of the epoch is rows [k B, (k + 1) B) of them. So a step reads the

@@ -76,6 +76,8 @@ class Backend {
   // --- data movement --------------------------------------------------------------------
   // dst[i] = convert(src[i]) for views of equal shape; dst may be strided (not overlapping).
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  // dst[i] += convert(src[i]), likewise: a running sum kept in one kernel (Tensor::add_).
+  virtual void add_into(const Tensor& src, const Tensor& dst) = 0;
   virtual void fill(const Tensor& dst, double value) = 0;
   virtual void fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, uint64_t counter,
                            double a, double b) = 0;

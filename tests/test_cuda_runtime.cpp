@@ -140,6 +140,27 @@ TEST_CASE("cuda runtime: copy converts dtypes into strided destinations", "[cuda
   for (int64_t i = 0; i < 48; ++i) CHECK(v[i] == ((i % 8) % 3 == 1 ? 1.0f : -1.0f));
 }
 
+// add_ is copy's kernel adding instead of storing: the CPU's sums, for every pair of dtypes,
+// into strided destinations and from broadcast sources.
+TEST_CASE("cuda runtime: add_ converts and adds into strided destinations", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  for (DType from : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (DType to : {DType::Float32, DType::Float64, DType::Int64}) {
+      INFO(dtype_name(from) << " -> " << dtype_name(to));
+      const Tensor src = pattern({4, 9}, from);
+      Tensor want = pattern({9, 4}, to);
+      Tensor got = want.to(kGpu);
+      want.t().add_(src);
+      got.t().add_(src.to(kGpu));
+      check_same(got, want);
+      want.add_(src.select(1, 3));  // [4] broadcast over the rows
+      got.add_(src.select(1, 3).to(kGpu));
+      check_same(got, want);
+    }
+  }
+}
+
 TEST_CASE("cuda runtime: fill, whole and strided", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   NoGradGuard no_grad;

@@ -395,6 +395,34 @@ TEST_CASE("tensor: copy_ broadcasts and converts; fill_ writes in place", "[tens
   CHECK(w.is_leaf());
 }
 
+TEST_CASE("tensor: add_ broadcasts, converts and adds in place", "[tensor]") {
+  // A float64 running sum of float32 values: each converted, then added in double.
+  Tensor total = zeros({}, DType::Float64);
+  for (float x : {0.1f, 0.2f, 0.3f}) total.add_(from_vector<float>({x}).reshape({}));
+  CHECK(total.item() == static_cast<double>(0.1f) + static_cast<double>(0.2f) +
+                            static_cast<double>(0.3f));
+  // Broadcast and int64 sources, into a transposed (strided) destination.
+  Tensor base = from_vector<double>({1, 2, 3, 4, 5, 6}, {3, 2});
+  Tensor dst = base.t();  // [2, 3]
+  dst.add_(from_vector<int64_t>({10, 20, 30}));
+  CHECK(base.to_vector<double>() == std::vector<double>{11, 12, 23, 24, 35, 36});
+  dst.add_(from_vector<float>({-1, 1}, {2, 1}));
+  CHECK(dst.to_vector<double>() == std::vector<double>{10, 22, 34, 13, 25, 37});
+
+  CHECK_THROWS_WITH(zeros({2, 3}).add_(ones({3, 2})),
+                    Catch::Contains("add_: shapes [3, 2] and [2, 3] cannot be broadcast"));
+  CHECK_THROWS_WITH(zeros({1, 3}).add_(ones({3, 1})),
+                    Catch::Contains("add_: source [3, 1] cannot be broadcast to destination [1, 3]"));
+  Tensor w = ones({2}).requires_grad_();
+  CHECK_THROWS_WITH(w.add_(ones({2})), Catch::Contains("add_: in-place write") &&
+                                            Catch::Contains("NoGradGuard"));
+  {
+    NoGradGuard guard;
+    w.add_(ones({2}));
+  }
+  CHECK(values(w) == std::vector<float>{2, 2});
+}
+
 TEST_CASE("tensor: parse_device", "[tensor]") {
   CHECK(parse_device("cpu") == Device::cpu());
   CHECK(parse_device("cuda") == Device::cuda(0));

@@ -13,6 +13,7 @@ class CpuBackend final : public Backend {
   std::shared_ptr<Storage> allocate(size_t nbytes) override;
 
   void copy(const Tensor& src, const Tensor& dst) override;
+  void add_into(const Tensor& src, const Tensor& dst) override;
   void fill(const Tensor& dst, double value) override;
   void fill_random(const Tensor& dst, RandomKind kind, uint64_t seed, uint64_t counter, double a,
                    double b) override;

@@ -1,5 +1,5 @@
-// CPU memory primitives: allocation, strided copy with dtype conversion, fill, random fill and
-// host transfers (which on the CPU are plain memcpy).
+// CPU memory primitives: allocation, strided copy with dtype conversion (and the in-place add
+// that shares its loop), fill, random fill and host transfers (which on the CPU are plain memcpy).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -22,8 +22,12 @@ std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes) {
   });
 }
 
-void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
-  check(src.shape() == dst.shape(), "copy: source ", shape_str(src.shape()), " and destination ",
+namespace {
+
+// dst[i] = convert(src[i]), or dst[i] += convert(src[i]) when `add`.
+template <bool add>
+void copy_or_add(const Tensor& src, const Tensor& dst, const char* who) {
+  check(src.shape() == dst.shape(), who, ": source ", shape_str(src.shape()), " and destination ",
         shape_str(dst.shape()), " differ");
   dispatch(src.dtype(), [&]<typename S>() {
     dispatch(dst.dtype(), [&]<typename D>() {
@@ -33,10 +37,26 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
                       [&](const auto& off, int64_t n, const auto& step) {
                         const S* s = in + off[0];
                         D* d = out + off[1];
-                        for (int64_t i = 0; i < n; ++i) d[i * step[1]] = static_cast<D>(s[i * step[0]]);
+                        for (int64_t i = 0; i < n; ++i) {
+                          const D v = static_cast<D>(s[i * step[0]]);
+                          if constexpr (add)
+                            d[i * step[1]] += v;
+                          else
+                            d[i * step[1]] = v;
+                        }
                       });
     });
   });
+}
+
+}  // namespace
+
+void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+  copy_or_add<false>(src, dst, "copy");
+}
+
+void CpuBackend::add_into(const Tensor& src, const Tensor& dst) {
+  copy_or_add<true>(src, dst, "add_into");
 }
 
 void CpuBackend::fill(const Tensor& dst, double value) {

@@ -1,6 +1,6 @@
 // CUDA memory primitives: allocation from the caching allocator, strided copy with dtype
-// conversion, fill, and transfers to and from host memory (the CUDA twin of kernels/cpu/memory.cpp;
-// fill_random is in random.cu).
+// conversion (and the in-place add that shares its kernel), fill, and transfers to and from host
+// memory (the CUDA twin of kernels/cpu/memory.cpp; fill_random is in random.cu).
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
@@ -15,14 +15,38 @@ namespace tg::cuda {
 
 namespace {
 
-template <typename S, typename D>
+// dst = convert(src), or dst += convert(src) when `add`.
+template <typename S, typename D, bool add>
 __global__ void copy_kernel(const S* src, D* dst, int64_t n, StridedIndexer<2> ix) {
   kernel_prologue();
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[2];
     ix.offsets(i, off);
-    dst[off[1]] = static_cast<D>(src[off[0]]);
+    const D v = static_cast<D>(src[off[0]]);
+    if constexpr (add)
+      dst[off[1]] += v;
+    else
+      dst[off[1]] = v;
   }
+}
+
+template <bool add>
+void copy_or_add(const Tensor& src, const Tensor& dst, const char* who, int index) {
+  check(src.shape() == dst.shape(), who, ": source ", shape_str(src.shape()), " and destination ",
+        shape_str(dst.shape()), " differ");
+  check_on(src, Device::cuda(index), who, "source");
+  check_on(dst, Device::cuda(index), who, "destination");
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  const auto ix = make_indexer<2>(src.shape(), {src.strides(), dst.strides()}, who);
+  DeviceGuard guard(index);
+  cudaStream_t stream = current_stream(index);
+  dispatch(src.dtype(), [&]<typename S>() {
+    dispatch(dst.dtype(), [&]<typename D>() {
+      launch(copy_kernel<S, D, add>, grid_for(n), kBlockThreads, stream, src.data<S>(),
+             dst.data<D>(), n, ix);
+    });
+  });
 }
 
 template <typename T>
@@ -52,21 +76,11 @@ std::shared_ptr<Storage> CudaBackend::allocate(size_t nbytes) {
 }
 
 void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
-  check(src.shape() == dst.shape(), "copy: source ", shape_str(src.shape()), " and destination ",
-        shape_str(dst.shape()), " differ");
-  check_on(src, device(), "copy", "source");
-  check_on(dst, device(), "copy", "destination");
-  const int64_t n = src.numel();
-  if (n == 0) return;
-  const auto ix = make_indexer<2>(src.shape(), {src.strides(), dst.strides()}, "copy");
-  DeviceGuard guard(index_);
-  cudaStream_t stream = current_stream(index_);
-  dispatch(src.dtype(), [&]<typename S>() {
-    dispatch(dst.dtype(), [&]<typename D>() {
-      launch(copy_kernel<S, D>, grid_for(n), kBlockThreads, stream, src.data<S>(), dst.data<D>(), n,
-             ix);
-    });
-  });
+  copy_or_add<false>(src, dst, "copy", index_);
+}
+
+void CudaBackend::add_into(const Tensor& src, const Tensor& dst) {
+  copy_or_add<true>(src, dst, "add_into", index_);
 }
 
 void CudaBackend::fill(const Tensor& dst, double value) {
