@@ -35,6 +35,7 @@
 #include "autograd/grad_mode.h"
 #include "grok/dataset.h"
 #include "grok/trainer.h"
+#include "kernels/backend.h"
 #include "kernels/cuda/stream.h"
 #include "optim/adam.h"
 #include "tinygrok.h"
@@ -90,6 +91,22 @@ Workload cross_entropy_workload(Size s) {
   // Reads logits and targets; writes the per-row loss and log-sum-exp (the mean is negligible).
   return {4.0 * logits.numel() + 8.0 * n + 8.0 * n,
           [logits, y] { (void)cross_entropy(logits, y); }};
+}
+
+// The scatter-add of the attention's backward into its value table (Backend::index_add): model,
+// the nanda step's [11490, 512] rows (3830 examples x 3 positions, 4 heads x 128) into the 342
+// (position, token) rows; large, 131072 rows of 512 into 1024. Deterministic (no atomics): each
+// output element sums its rows in index order. Reads src and the indices, writes the table.
+Workload index_add_workload(Size s) {
+  const int64_t n = s == Size::Large ? 131072 : 11490, rows = s == Size::Large ? 1024 : 342;
+  const Tensor src = random_on_gpu({n, 512});
+  std::mt19937_64 rng(11);
+  std::vector<int64_t> index(static_cast<size_t>(n));
+  for (int64_t& i : index) i = static_cast<int64_t>(rng() % static_cast<uint64_t>(rows));
+  const Tensor idx = from_vector(index).to(kGpu);
+  Backend& gpu = backend_for(kGpu);
+  return {4.0 * src.numel() + 8.0 * n + 4.0 * rows * 512,
+          [src, idx, rows, &gpu] { (void)gpu.index_add(src, idx, rows); }};
 }
 
 // One AdamW step (the trainer's optimiser, weight decay 1) over one 64M-element parameter, or
@@ -176,6 +193,7 @@ int main(int argc, char** argv) {
       {"sum_last_axis", sum_workload},
       {"softmax", softmax_workload},
       {"cross_entropy", cross_entropy_workload},
+      {"index_add", index_add_workload},
       {"adamw_step", adamw_workload},
   };
   for (Size size : {Size::Large, Size::Model}) {

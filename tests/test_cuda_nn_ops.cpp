@@ -323,6 +323,9 @@ TEST_CASE("cuda index_select and index_add equal the CPU's for every dtype", "[c
       {"transposed [6, 11] by [2, 5]", {6, 11}, {2, 5}, true, true},
       {"[7, 5] by [0]", {7, 5}, {0}, false, false},
       {"[7, 0] by [3]", {7, 0}, {3}, false, false},
+      // Several tiles of 256 indices and two blocks of 256 columns per row.
+      {"[20, 300] by [700]", {20, 300}, {700}, false, false},
+      {"transposed [9, 260] by [2, 300]", {9, 260}, {2, 300}, true, true},
   };
   uint32_t seed = 800;
   for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
