@@ -148,6 +148,77 @@ bool check_masks(const SgemmVersion& v, const GemmHost& h, const Masks& masks, i
   return ok;
 }
 
+// Split-K (split_k.cu) through sgemm(), the engine's entry: the slice sizes it picks, then on long
+// products with few output tiles, each layout, tight rows (v5 runs the slices) and padded ones
+// (v7): the float64 reference, every element of C written and nothing else, the same bits on a
+// second run, the epilogue bit for bit on top of the plain split product, and the masks. Returns
+// the number of failures.
+int check_split_k() {
+  int failures = 0;
+  const auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      ++failures;
+      std::printf("FAIL split-K: %s\n", what.c_str());
+    }
+  };
+  const auto args_of = [](int M, int N, int K, int batch) {
+    GemmArgs a;
+    a.M = M, a.N = N, a.K = K, a.batch = batch;
+    a.lda = K, a.ldb = N, a.ldc = N;
+    return a;
+  };
+  // The nanda MLP's weight gradient: 4 tiles, K = 3830 in 27 slices of 144 (the last 86).
+  expect(split_k_slice(args_of(128, 512, 3830, 1)) == 144, "slice of 128x512x3830");
+  expect(split_k_slice(args_of(3830, 128, 512, 1)) == 128, "slice of 3830x128x512");
+  expect(split_k_slice(args_of(3830, 512, 128, 1)) == 0, "K = 128 is not split");
+  expect(split_k_slice(args_of(128, 512, 3830, 2)) == 0, "a batch is not split");
+  expect(split_k_slice(args_of(1024, 1024, 4096, 1)) == 2048, "64 tiles in two slices");
+  expect(split_k_slice(args_of(1024, 2048, 4096, 1)) == 0, "128 tiles are not split");
+
+  uint64_t seed = 5000;
+  for (const int* s : {(const int[]){40, 36, 1100}, (const int[]){37, 33, 1029}})
+    for (int t = 0; t < 4; ++t)
+      for (bool padded : {false, true}) {
+        const GemmCase c{s[0], s[1], s[2], (t & 1) != 0, (t & 2) != 0, 1, false, padded};
+        const GemmHost h = make_gemm_host(c, seed++);
+        const std::string name = c.name();
+        std::vector<float> out(h.c_size, poison()), again(h.c_size, poison());
+        const GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
+        expect(split_k_slice(args) > 0, name + " is split");
+        sgemm(args, nullptr);
+        const GemmCheck r = check_gemm(h, out, h.reference);
+        expect(r.rel_error < 1e-5 && r.unwritten == 0 && r.non_finite == 0 &&
+                   r.written_gaps == 0,
+               name + ": against float64, every element written and nothing else");
+        sgemm(h.args(h.A.data(), h.B.data(), again.data()), nullptr);
+        expect(std::memcmp(out.data(), again.data(), out.size() * sizeof(float)) == 0,
+               name + ": the same bits twice");
+        // The epilogue on the sum: pre = the plain split product + bias, C = relu(pre).
+        std::vector<float> bias(static_cast<size_t>(c.N)), pre(h.c_size, poison());
+        for (int n = 0; n < c.N; ++n) bias[n] = 0.25f * static_cast<float>(n % 7) - 0.75f;
+        GemmArgs epi = h.args(h.A.data(), h.B.data(), again.data());
+        epi.bias = bias.data(), epi.act = tg::Activation::Relu, epi.pre = pre.data();
+        std::fill(again.begin(), again.end(), poison());
+        sgemm(epi, nullptr);
+        int64_t bad = 0;
+        for (int m = 0; m < c.M; ++m)
+          for (int n = 0; n < c.N; ++n) {
+            const size_t at = static_cast<size_t>(m * h.ldc + n);
+            const float v = out[at] + bias[n];
+            bad += std::memcmp(&pre[at], &v, sizeof v) != 0 || again[at] != (v > 0 ? v : 0.0f);
+          }
+        expect(bad == 0, name + ": the epilogue on the split product, bit for bit");
+        // Both masks, against the float64 product of the masked operands.
+        const Masks masks = make_masks(h, seed * 13);
+        std::fill(again.begin(), again.end(), poison());
+        sgemm(masked_args(h, masks, 3, again.data()), nullptr);
+        const GemmCheck rm = check_gemm(masks.masked(3), again, masks.masked(3).reference);
+        expect(rm.rel_error < 1e-5 && rm.unwritten == 0 && rm.written_gaps == 0,
+               name + ": masks on both operands");
+      }
+  return failures;
+}
+
 }  // namespace
 
 int main() {
@@ -250,11 +321,13 @@ int main() {
                   best_sgemm(with_masks).number, expected);
     }
   }
+  const int split_k_failures = check_split_k();
+  failures += split_k_failures;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("sgemm host emulation: %d runs (%d with the epilogue, %d with masks) over %zu cases "
-              "and %zu versions, %d declined by supports(), %d failed (%.1f s)\n",
+              "and %zu versions, %d declined by supports(); split-K %s; %d failed (%.1f s)\n",
               runs, epilogue_runs, mask_runs, cases.size(), sgemm_versions().size(), declined,
-              failures, seconds);
+              split_k_failures == 0 ? "passed" : "FAILED", failures, seconds);
   return failures == 0 ? 0 : 1;
 }

@@ -222,6 +222,34 @@ TEST_CASE("sgemm() checks its arguments and runs the best version") {
   CHECK_THROWS_AS(sgemm(bad, nullptr), tg::Error);
 }
 
+// The nanda step's long-K products, which sgemm() splits into K slices (split_k.cu): the weight
+// gradients x^T @ dy (K = 3830, the batch) and the MLP's second layer (K = 512, 30 row tiles).
+// sgemm_host_emulation checks the same on small shapes, with the epilogue and masks.
+TEST_CASE("sgemm() splits long K on few tiles and still matches float64") {
+  TG_REQUIRE_CUDA_DEVICE();
+  uint64_t seed = 9000;
+  for (const GemmCase& c : {GemmCase{128, 512, 3830, true, false}, GemmCase{512, 128, 3830, true},
+                            GemmCase{128, 113, 3830, true}, GemmCase{3830, 128, 512}}) {
+    INFO("case " << c.name());
+    const GemmHost h = make_gemm_host(c, seed++);
+    const DeviceFloats a(h.A), b(h.B);
+    DeviceFloats out(h.c_size);
+    const GemmArgs args = h.args(a.ptr, b.ptr, out.ptr);
+    CHECK(split_k_slice(args) > 0);
+    out.poison();
+    sgemm(args, nullptr);
+    CUDA_REQUIRE(cudaDeviceSynchronize());
+    const std::vector<float> first = out.download();
+    const GemmCheck r = check_gemm(h, first, h.reference);
+    CHECK(r.unwritten == 0);
+    CHECK(r.written_gaps == 0);
+    CHECK(r.rel_error < kTolerance);
+    sgemm(args, nullptr);
+    CUDA_REQUIRE(cudaDeviceSynchronize());
+    CHECK(out.download() == first);  // the same bits again
+  }
+}
+
 TEST_CASE("a failed launch throws tg::Error naming the kernel and the CUDA error") {
   TG_REQUIRE_CUDA_DEVICE();
   // v5 puts M / 128 blocks on grid y, whose limit is 65535: one row more cannot launch (its

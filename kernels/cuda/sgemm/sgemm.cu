@@ -57,6 +57,7 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
 
 void sgemm(const GemmArgs& args, cudaStream_t stream) {
   check_gemm_args(args, "sgemm");
+  if (const int64_t slice_k = split_k_slice(args)) return sgemm_split_k(args, slice_k, stream);
   best_sgemm(args).run(args, stream);
 }
 

@@ -90,7 +90,16 @@ const SgemmVersion& best_sgemm(const GemmArgs& args);
 // not C, no mask that is C or pre.
 void check_gemm_args(const GemmArgs& args, const char* who);
 
-// C = A @ B with best_sgemm(args); checks the arguments first.
+// C = A @ B with best_sgemm(args), or as K slices (split_k_slice, below) when the product has few
+// output tiles and a long K; checks the arguments first.
 void sgemm(const GemmArgs& args, cudaStream_t stream);
+
+// Split-K (split_k.cu): the size of the K slices sgemm() runs side by side for these arguments,
+// a multiple of 16, or 0 when it runs the product whole (a batch, a K under 256, or output tiles
+// enough to fill the GPU). Depends on the arguments only, so the bits do too.
+int64_t split_k_slice(const GemmArgs& args);
+// C = A @ B as slices of slice_k of K (the last one shorter when slice_k does not divide K), each
+// run by the best version into a workspace, then added in slice order with the epilogue.
+void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream);
 
 }  // namespace tg::cuda
