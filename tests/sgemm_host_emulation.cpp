@@ -167,19 +167,27 @@ int check_split_k() {
     a.lda = K, a.ldb = N, a.ldc = N;
     return a;
   };
-  // The nanda MLP's weight gradient: 4 tiles, K = 3830 in 27 slices of 144 (the last 86).
-  expect(split_k_slice(args_of(128, 512, 3830, 1)) == 144, "slice of 128x512x3830");
-  expect(split_k_slice(args_of(3830, 128, 512, 1)) == 128, "slice of 3830x128x512");
+  // The nanda MLP's weight gradient: 4 tiles, K = 3830 in 30 slices of 128 (the last 118); the
+  // attention's per-head weight gradients: 4 matrices of one tile, K = 342 in 8 slices of 48.
+  expect(split_k_slice(args_of(128, 512, 3830, 1)) == 128, "slice of 128x512x3830");
+  expect(split_k_slice(args_of(3830, 128, 512, 1)) == 112, "slice of 3830x128x512");
+  expect(split_k_slice(args_of(128, 32, 342, 4)) == 48, "slice of 4 x 128x32x342");
+  expect(split_k_slice(args_of(128, 512, 3830, 2)) == 240, "slice of 2 x 128x512x3830");
   expect(split_k_slice(args_of(3830, 512, 128, 1)) == 0, "K = 128 is not split");
-  expect(split_k_slice(args_of(128, 512, 3830, 2)) == 0, "a batch is not split");
   expect(split_k_slice(args_of(1024, 1024, 4096, 1)) == 2048, "64 tiles in two slices");
   expect(split_k_slice(args_of(1024, 2048, 4096, 1)) == 0, "128 tiles are not split");
+  expect(split_k_slice(args_of(8, 8, 4096, 20000)) == 0, "more entries than one launch holds");
 
   uint64_t seed = 5000;
-  for (const int* s : {(const int[]){40, 36, 1100}, (const int[]){37, 33, 1029}})
+  struct Shape {
+    int M, N, K, batch;
+    bool broadcast_b;
+  };
+  for (const Shape& s : {Shape{40, 36, 1100, 1, false}, Shape{37, 33, 1029, 1, false},
+                         Shape{19, 24, 300, 3, true}, Shape{21, 17, 333, 2, false}})
     for (int t = 0; t < 4; ++t)
       for (bool padded : {false, true}) {
-        const GemmCase c{s[0], s[1], s[2], (t & 1) != 0, (t & 2) != 0, 1, false, padded};
+        const GemmCase c{s.M, s.N, s.K, (t & 1) != 0, (t & 2) != 0, s.batch, s.broadcast_b, padded};
         const GemmHost h = make_gemm_host(c, seed++);
         const std::string name = c.name();
         std::vector<float> out(h.c_size, poison()), again(h.c_size, poison());
@@ -201,12 +209,13 @@ int check_split_k() {
         std::fill(again.begin(), again.end(), poison());
         sgemm(epi, nullptr);
         int64_t bad = 0;
-        for (int m = 0; m < c.M; ++m)
-          for (int n = 0; n < c.N; ++n) {
-            const size_t at = static_cast<size_t>(m * h.ldc + n);
-            const float v = out[at] + bias[n];
-            bad += std::memcmp(&pre[at], &v, sizeof v) != 0 || again[at] != (v > 0 ? v : 0.0f);
-          }
+        for (int z = 0; z < c.batch; ++z)
+          for (int m = 0; m < c.M; ++m)
+            for (int n = 0; n < c.N; ++n) {
+              const size_t at = static_cast<size_t>(z * h.stride_c + m * h.ldc + n);
+              const float v = out[at] + bias[n];
+              bad += std::memcmp(&pre[at], &v, sizeof v) != 0 || again[at] != (v > 0 ? v : 0.0f);
+            }
         expect(bad == 0, name + ": the epilogue on the split product, bit for bit");
         // Both masks, against the float64 product of the masked operands.
         const Masks masks = make_masks(h, seed * 13);

@@ -223,13 +223,15 @@ TEST_CASE("sgemm() checks its arguments and runs the best version") {
 }
 
 // The nanda step's long-K products, which sgemm() splits into K slices (split_k.cu): the weight
-// gradients x^T @ dy (K = 3830, the batch) and the MLP's second layer (K = 512, 30 row tiles).
+// gradients x^T @ dy (K = 3830, the batch), the MLP's second layer (K = 512, 30 row tiles) and
+// the attention's per-head weight gradients (4 matrices, K = 342 table rows).
 // sgemm_host_emulation checks the same on small shapes, with the epilogue and masks.
 TEST_CASE("sgemm() splits long K on few tiles and still matches float64") {
   TG_REQUIRE_CUDA_DEVICE();
   uint64_t seed = 9000;
   for (const GemmCase& c : {GemmCase{128, 512, 3830, true, false}, GemmCase{512, 128, 3830, true},
-                            GemmCase{128, 113, 3830, true}, GemmCase{3830, 128, 512}}) {
+                            GemmCase{128, 113, 3830, true}, GemmCase{3830, 128, 512},
+                            GemmCase{32, 128, 342, true, false, 4}}) {
     INFO("case " << c.name());
     const GemmHost h = make_gemm_host(c, seed++);
     const DeviceFloats a(h.A), b(h.B);

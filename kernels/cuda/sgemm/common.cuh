@@ -36,6 +36,7 @@ inline bool float4_aligned(const GemmArgs& a) {
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   return aligned(a.A) && aligned(a.B) && aligned(a.C) && a.lda % 4 == 0 && a.ldb % 4 == 0 &&
          a.ldc % 4 == 0 && a.stride_a % 4 == 0 && a.stride_b % 4 == 0 && a.stride_c % 4 == 0 &&
+         a.slice_stride_a % 4 == 0 && a.slice_stride_b % 4 == 0 && a.slice_stride_c % 4 == 0 &&
          (!a.pre || aligned(a.pre)) &&  // pre shares C's ldc and stride_c
          (!a.mask_a || aligned(a.mask_a)) && (!a.mask_b || aligned(a.mask_b));  // and A's, B's
 }
@@ -64,27 +65,46 @@ __device__ __forceinline__ float masked_element(const float* X, const float* mas
   return v;
 }
 
-// Moves A, B and C to the batch matrix blockIdx.z.
-__device__ __forceinline__ void select_batch(const GemmArgs& p, const float*& A, const float*& B,
-                                             float*& C) {
-  const int64_t z = blockIdx.z;
-  A = p.A + z * p.stride_a;
-  B = p.B + z * p.stride_b;
-  C = p.C + z * p.stride_c;
+// The offsets of batch entry blockIdx.z in A, B and C: matrix z / slices, slice z % slices.
+struct BatchOffsets {
+  int64_t a, b, c;
+};
+__device__ __forceinline__ BatchOffsets batch_offsets(const GemmArgs& p) {
+  const int64_t z = blockIdx.z, matrix = z / p.slices, slice = z % p.slices;
+  return {matrix * p.stride_a + slice * p.slice_stride_a,
+          matrix * p.stride_b + slice * p.slice_stride_b,
+          matrix * p.stride_c + slice * p.slice_stride_c};
 }
 
-// The operand masks for batch matrix blockIdx.z (they share A's and B's strides), null where
+// The K of batch entry blockIdx.z: K itself, or under split-K its slice's (the last slice is what
+// is left of split_k_total).
+__device__ __forceinline__ int entry_k(const GemmArgs& p) {
+  if (p.slices == 1) return p.K;
+  const int64_t rest = p.split_k_total - static_cast<int64_t>(blockIdx.z % p.slices) * p.K;
+  return static_cast<int>(rest < p.K ? rest : p.K);
+}
+
+// Moves A, B and C to the batch entry blockIdx.z.
+__device__ __forceinline__ void select_batch(const GemmArgs& p, const float*& A, const float*& B,
+                                             float*& C) {
+  const BatchOffsets o = batch_offsets(p);
+  A = p.A + o.a;
+  B = p.B + o.b;
+  C = p.C + o.c;
+}
+
+// The operand masks for batch entry blockIdx.z (they share A's and B's strides), null where
 // there are none.
 __device__ __forceinline__ void select_batch_masks(const GemmArgs& p, const float*& mask_a,
                                                    const float*& mask_b) {
-  const int64_t z = blockIdx.z;
-  mask_a = p.mask_a ? p.mask_a + z * p.stride_a : nullptr;
-  mask_b = p.mask_b ? p.mask_b + z * p.stride_b : nullptr;
+  const BatchOffsets o = batch_offsets(p);
+  mask_a = p.mask_a ? p.mask_a + o.a : nullptr;
+  mask_b = p.mask_b ? p.mask_b + o.b : nullptr;
 }
 
-// The epilogue's pre-activation output for batch matrix blockIdx.z, or null when there is none.
+// The epilogue's pre-activation output for batch entry blockIdx.z, or null when there is none.
 __device__ __forceinline__ float* select_batch_pre(const GemmArgs& p) {
-  return p.pre ? p.pre + static_cast<int64_t>(blockIdx.z) * p.stride_c : nullptr;
+  return p.pre ? p.pre + batch_offsets(p).c : nullptr;
 }
 
 // The epilogue's arithmetic, exactly that of kernels/cuda/linear_epilogue.cu's bias_activation
@@ -265,6 +285,9 @@ template <typename Kernel>
 void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmArgs& args,
             cudaStream_t stream) {
   if (args.M <= 0 || args.N <= 0 || args.batch <= 0) return;
+  // The chunks below step over whole matrices; split_k_slice() keeps split products in one.
+  check(args.slices == 1 || args.batch <= kMaxGridY, "sgemm ", name, ": ", args.batch,
+        " batch entries of K slices exceed one launch");
   for (int b0 = 0; b0 < args.batch; b0 += kMaxGridY) {
     GemmArgs part = args;
     part.batch = std::min(kMaxGridY, args.batch - b0);

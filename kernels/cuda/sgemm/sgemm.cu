@@ -37,6 +37,7 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
   check(a.ldb >= std::max<int64_t>(1, b_row), who, ": ldb ", a.ldb, " < row length ", b_row);
   check(a.ldc >= std::max<int64_t>(1, a.N), who, ": ldc ", a.ldc, " < N ", a.N);
   check(a.stride_a >= 0 && a.stride_b >= 0, who, ": negative batch stride");
+  check(a.slices == 1, who, ": K slices are split_k's own (slices ", a.slices, ")");
   const bool has_c = a.M > 0 && a.N > 0 && a.batch > 0;
   if (has_c && a.batch > 1) {
     // The batch's outputs one after another, or interleaved row by row (the heads of an

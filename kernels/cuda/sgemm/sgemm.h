@@ -60,6 +60,12 @@ struct GemmArgs {
   // The operand masks (see above): off unless set.
   const float* mask_a = nullptr;  // laid out as A, or null
   const float* mask_b = nullptr;  // laid out as B, or null
+  // K slices (split_k.cu sets them; 1: none): batch entry z is slice z % slices of matrix
+  // z / slices, which starts slice_stride_a, slice_stride_b and slice_stride_c further on and
+  // has K k, the last one what is left of split_k_total.
+  int slices = 1;
+  int64_t slice_stride_a = 0, slice_stride_b = 0, slice_stride_c = 0;
+  int64_t split_k_total = 0;
 
   bool has_epilogue() const { return bias || act != Activation::Identity || pre; }
   bool has_mask() const { return mask_a || mask_b; }
@@ -95,11 +101,12 @@ void check_gemm_args(const GemmArgs& args, const char* who);
 void sgemm(const GemmArgs& args, cudaStream_t stream);
 
 // Split-K (split_k.cu): the size of the K slices sgemm() runs side by side for these arguments,
-// a multiple of 16, or 0 when it runs the product whole (a batch, a K under 256, or output tiles
-// enough to fill the GPU). Depends on the arguments only, so the bits do too.
+// a multiple of 16, or 0 when it runs the product whole (a K under 256, or output tiles enough to
+// fill the GPU). Depends on the arguments only, so the bits do too.
 int64_t split_k_slice(const GemmArgs& args);
-// C = A @ B as slices of slice_k of K (the last one shorter when slice_k does not divide K), each
-// run by the best version into a workspace, then added in slice order with the epilogue.
+// C = A @ B (each matrix of the batch) as slices of slice_k of K (the last one shorter when
+// slice_k does not divide K), run by the best version into a workspace, then added in slice
+// order with the epilogue.
 void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream);
 
 }  // namespace tg::cuda

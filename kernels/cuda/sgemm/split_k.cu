@@ -2,12 +2,14 @@
 //
 // A weight gradient x^T @ dy of the nanda MLP is [128, 3830] @ [3830, 512]: four 128 x 128 output
 // tiles, so v7 would run four blocks on a GPU of 132 SMs, each looping over all 3830 k, about
-// 270 us on one SM each. Split into slices of k (a multiple of 16, at least 128), each slice is
-// one matrix of a batched product into a float32 workspace [slices, M, N] (A's and B's slices
-// are strided views of them, so any version and layout runs them, masks included), and a second
-// kernel adds the slices in order, 0 first, and applies the epilogue (bias, activation,
-// pre-activation output) as the versions do. The last slice is shorter unless the slice size
-// divides K, so it is a launch of its own: three launches instead of one.
+// 270 us on one SM each; the attention's per-head weight gradients are four products of one tile
+// each over K = 342. Split into slices of k (a multiple of 16, at least 32), each slice of each
+// matrix is one entry of a batched product into a float32 workspace [matrices, slices, M, N]
+// (entry z is slice z % slices of matrix z / slices, GemmArgs::slices; A's and B's slices are
+// strided views, so any version and layout runs them, masks included), and a second kernel adds
+// each matrix's slices in order, 0 first, and applies the epilogue (bias, activation,
+// pre-activation output) as the versions do: two launches instead of one. The last slice is what
+// is left of K (GemmArgs::split_k_total), and every version reads its entry's K (entry_k).
 //
 // The sum is a fixed tree over fixed slices, so the bits depend only on the arguments (not on
 // timing, nor on the GPU: the number of slices aims at a fixed 128 blocks, not at the SM count).
@@ -27,28 +29,33 @@ namespace {
 
 using namespace sgemm_detail;
 
-constexpr int64_t kTile = 128;          // v7's block tile, M and N
+constexpr int kTile = 128;              // v7's block tile, M and N
 constexpr int64_t kTargetBlocks = 128;  // about one wave of an H100 / H200 (132 SMs)
-constexpr int64_t kMinSliceK = 128;     // below this a slice is mostly its prologue
+constexpr int64_t kMinK = 256;          // a shorter K is not split
+constexpr int64_t kMinSliceK = 32;      // two of v7's k steps
 constexpr int kSliceAlign = 16;         // keeps 16-byte rows (and v7's BK) within a slice
 
-// C = sum of the slices of `partial` (each M x N, contiguous), slice 0 first, through the
-// epilogue when EPI; one thread per element of C.
+// C = the sum of the slices of each product in `partial` ([matrices, slices, M, N], contiguous),
+// slice 0 first, through the epilogue when EPI; one thread per element of the products.
 template <bool EPI>
-__global__ void split_k_sum_kernel(const float* partial, int64_t slices, GemmArgs p) {
+__global__ void split_k_sum_kernel(const float* partial, int64_t matrices, int64_t slices,
+                                   GemmArgs p) {
   kernel_prologue();
   const int64_t elements = static_cast<int64_t>(p.M) * p.N;
-  TG_GRID_STRIDE_LOOP(e, elements) {
-    float acc = partial[e];
-    for (int64_t s = 1; s < slices; ++s) acc += partial[s * elements + e];
-    const int64_t m = e / p.N;
-    const int n = static_cast<int>(e % p.N);
-    store_one<EPI>(p, p.C, p.pre, m * p.ldc + n, n, acc);
+  TG_GRID_STRIDE_LOOP(e, matrices * elements) {
+    const int64_t matrix = e / elements, r = e % elements;
+    const float* slice = partial + matrix * slices * elements + r;
+    float acc = slice[0];
+    for (int64_t s = 1; s < slices; ++s) acc += slice[s * elements];
+    const int64_t m = r / p.N;
+    const int n = static_cast<int>(r % p.N);
+    const int64_t at = matrix * p.stride_c + m * p.ldc + n;
+    store_one<EPI>(p, p.C, p.pre, at, n, acc);
   }
 }
 
-// Moves an operand of `args` (A when `is_a`, else B) to the k offset `k0`: along a row-major A's
-// columns, a transposed A's rows, a row-major B's rows, a transposed B's columns.
+// How far an operand of `args` (A when `is_a`, else B) moves for k0 more k: along a row-major
+// A's columns, a transposed A's rows, a row-major B's rows, a transposed B's columns.
 int64_t k_offset(const GemmArgs& a, bool is_a, int64_t k0) {
   if (is_a) return a.trans_a ? k0 * a.lda : k0;
   return a.trans_b ? k0 : k0 * a.ldb;
@@ -57,56 +64,49 @@ int64_t k_offset(const GemmArgs& a, bool is_a, int64_t k0) {
 }  // namespace
 
 int64_t split_k_slice(const GemmArgs& a) {
-  if (a.batch != 1 || a.K < 2 * kMinSliceK) return 0;
-  const int64_t tiles = ceil_div(a.M, kTile) * ceil_div(a.N, kTile);
-  if (2 * tiles > kTargetBlocks) return 0;  // enough blocks to fill the GPU already
-  const int64_t slices = std::min<int64_t>(a.K / kMinSliceK, (kTargetBlocks + tiles - 1) / tiles);
+  if (a.K < kMinK || a.slices != 1 || a.batch < 1) return 0;
+  const int64_t blocks = int64_t{ceil_div(a.M, kTile)} * ceil_div(a.N, kTile) * a.batch;
+  if (2 * blocks > kTargetBlocks) return 0;  // enough blocks to fill the GPU already
+  const int64_t slices = std::min<int64_t>(a.K / kMinSliceK, (kTargetBlocks + blocks - 1) / blocks);
   if (slices < 2) return 0;
   const int64_t per_slice = (a.K + slices - 1) / slices;
   const int64_t slice_k = (per_slice + kSliceAlign - 1) / kSliceAlign * kSliceAlign;
-  return slice_k < a.K ? slice_k : 0;
+  if (slice_k >= a.K) return 0;
+  // One launch holds every (matrix, slice) entry: grid z.
+  return a.batch * ((a.K + slice_k - 1) / slice_k) <= kMaxGridY ? slice_k : 0;
 }
 
 void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream) {
-  check(slice_k > 0 && slice_k < args.K && args.batch == 1,
-        "sgemm_split_k: slices of ", slice_k, " do not split K = ", args.K, " of a single product");
+  check(slice_k > 0 && slice_k < args.K && args.slices == 1,
+        "sgemm_split_k: slices of ", slice_k, " do not split K = ", args.K);
   const int64_t slices = (args.K + slice_k - 1) / slice_k;
-  const int64_t elements = static_cast<int64_t>(args.M) * args.N;
+  const int64_t matrices = args.batch, elements = static_cast<int64_t>(args.M) * args.N;
   int device = 0;
   TG_CUDA_CHECK(cudaGetDevice(&device));
-  const Tensor workspace = Tensor::empty({slices * elements}, DType::Float32, Device::cuda(device));
+  const Tensor workspace =
+      Tensor::empty({matrices * slices * elements}, DType::Float32, Device::cuda(device));
 
-  // The slices as products into the workspace: the epilogue waits for their sum.
+  // The slices as products into the workspace, [matrices, slices, M, N]: the epilogue waits for
+  // their sum.
   GemmArgs part = args;
   part.bias = nullptr;
   part.act = Activation::Identity;
   part.pre = nullptr;
   part.C = workspace.data<float>();
   part.ldc = args.N;
-  part.stride_c = elements;
-  const int64_t full = args.K % slice_k == 0 ? slices : slices - 1;  // slices of slice_k each
+  part.stride_c = slices * elements;
   part.K = static_cast<int>(slice_k);
-  part.batch = static_cast<int>(full);
-  part.stride_a = k_offset(args, true, slice_k);
-  part.stride_b = k_offset(args, false, slice_k);
+  part.split_k_total = args.K;  // the last slice is the rest
+  part.slices = static_cast<int>(slices);
+  part.batch = static_cast<int>(matrices * slices);
+  part.slice_stride_a = k_offset(args, true, slice_k);
+  part.slice_stride_b = k_offset(args, false, slice_k);
+  part.slice_stride_c = elements;
   best_sgemm(part).run(part, stream);
-  if (full < slices) {  // the shorter last slice
-    GemmArgs last = part;
-    last.batch = 1;
-    last.K = static_cast<int>(args.K - full * slice_k);
-    last.A = args.A + k_offset(args, true, full * slice_k);
-    last.B = args.B + k_offset(args, false, full * slice_k);
-    if (args.mask_a) last.mask_a = args.mask_a + k_offset(args, true, full * slice_k);
-    if (args.mask_b) last.mask_b = args.mask_b + k_offset(args, false, full * slice_k);
-    last.C = part.C + full * elements;
-    last.stride_a = last.stride_b = last.stride_c = 0;
-    best_sgemm(last).run(last, stream);
-  }
 
-  GemmArgs sum = args;  // C, ldc and the epilogue of the whole product
-  const auto run = [&](auto kernel) {
-    enqueue_kernel(kernel, grid_for(elements), kBlockThreads, stream, workspace.data<float>(),
-                   slices, sum);
+  const auto run = [&](auto kernel) {  // args: C, ldc, stride_c and the epilogue of the product
+    enqueue_kernel(kernel, grid_for(matrices * elements), kBlockThreads, stream,
+                   workspace.data<float>(), matrices, slices, args);
     check_launch("split_k_sum");
   };
   if (args.has_epilogue())

@@ -21,6 +21,7 @@ constexpr int kTile = 32;
 template <bool TA, bool TB, bool MASK>
 __global__ void __launch_bounds__(kTile * kTile) naive_kernel(GemmArgs p) {
   kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   const float *A, *B, *mask_a, *mask_b;
   float* C;
   select_batch(p, A, B, C);
@@ -29,7 +30,7 @@ __global__ void __launch_bounds__(kTile * kTile) naive_kernel(GemmArgs p) {
   const int n = blockIdx.y * kTile + threadIdx.y;
   if (m >= p.M || n >= p.N) return;
   float acc = 0.0f;
-  for (int k = 0; k < p.K; ++k)
+  for (int k = 0; k < K; ++k)
     acc += masked_element<TA, MASK>(A, mask_a, p.lda, m, k) *
            masked_element<TB, MASK>(B, mask_b, p.ldb, k, n);
   C[static_cast<int64_t>(m) * p.ldc + n] = acc;

@@ -19,6 +19,7 @@ constexpr int kTile = 32;
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kTile * kTile) coalesced_kernel(GemmArgs p) {
   kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   const float *A, *B;
   float* C;
   select_batch(p, A, B, C);
@@ -26,7 +27,7 @@ __global__ void __launch_bounds__(kTile * kTile) coalesced_kernel(GemmArgs p) {
   const int n = blockIdx.x * kTile + threadIdx.x % kTile;  // consecutive threads: consecutive n
   if (m >= p.M || n >= p.N) return;
   float acc = 0.0f;
-  for (int k = 0; k < p.K; ++k)
+  for (int k = 0; k < K; ++k)
     acc += element<TA>(A, p.lda, m, k) * element<TB>(B, p.ldb, k, n);
   C[static_cast<int64_t>(m) * p.ldc + n] = acc;
 }

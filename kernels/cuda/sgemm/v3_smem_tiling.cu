@@ -21,6 +21,7 @@ constexpr int kThreads = kTile * kTile;
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) smem_tiling_kernel(GemmArgs p) {
   kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   __shared__ float As[kTile * kTile];  // As[m][k] of the current tile
   __shared__ float Bs[kTile * kTile];  // Bs[k][n]
   const float *A, *B;
@@ -29,9 +30,9 @@ __global__ void __launch_bounds__(kThreads) smem_tiling_kernel(GemmArgs p) {
   const int m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
   const int ty = threadIdx.x / kTile, tx = threadIdx.x % kTile;  // owns C[m0 + ty][n0 + tx]
   float acc = 0.0f;
-  for (int k0 = 0; k0 < p.K; k0 += kTile) {
-    load_tile<kTile, kTile, kThreads, TA, false, kTile>(As, A, p.lda, p.M, p.K, m0, k0);
-    load_tile<kTile, kTile, kThreads, TB, false, kTile>(Bs, B, p.ldb, p.K, p.N, k0, n0);
+  for (int k0 = 0; k0 < K; k0 += kTile) {
+    load_tile<kTile, kTile, kThreads, TA, false, kTile>(As, A, p.lda, p.M, K, m0, k0);
+    load_tile<kTile, kTile, kThreads, TB, false, kTile>(Bs, B, p.ldb, K, p.N, k0, n0);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < kTile; ++k) acc += As[ty * kTile + k] * Bs[k * kTile + tx];

@@ -19,6 +19,7 @@ constexpr int kThreads = BM * BN / TM;  // 512
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) blocktiling_1d_kernel(GemmArgs p) {
   kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   __shared__ float As[BM * BK];  // As[m][k]
   __shared__ float Bs[BK * BN];  // Bs[k][n]
   const float *A, *B;
@@ -27,9 +28,9 @@ __global__ void __launch_bounds__(kThreads) blocktiling_1d_kernel(GemmArgs p) {
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int tcol = threadIdx.x % BN, trow = threadIdx.x / BN;  // rows trow * TM .. + TM - 1
   float acc[TM] = {};
-  for (int k0 = 0; k0 < p.K; k0 += BK) {
-    load_tile<BM, BK, kThreads, TA, false, BK>(As, A, p.lda, p.M, p.K, m0, k0);
-    load_tile<BK, BN, kThreads, TB, false, BN>(Bs, B, p.ldb, p.K, p.N, k0, n0);
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    load_tile<BM, BK, kThreads, TA, false, BK>(As, A, p.lda, p.M, K, m0, k0);
+    load_tile<BK, BN, kThreads, TB, false, BN>(Bs, B, p.ldb, K, p.N, k0, n0);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {

@@ -22,6 +22,7 @@ constexpr int kThreads = (BM / TM) * (BN / TN);  // 256
 template <bool TA, bool TB, bool EPI, bool MASK>
 __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
   kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   __shared__ float As[BM * BK];  // As[m][k]
   __shared__ float Bs[BK * BN];  // Bs[k][n]
   const float *A, *B, *mask_a, *mask_b;
@@ -34,9 +35,9 @@ __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
   const int trow = threadIdx.x / (BN / TN), tcol = threadIdx.x % (BN / TN);
   float acc[TM][TN] = {};
   float a_reg[TM], b_reg[TN];
-  for (int k0 = 0; k0 < p.K; k0 += BK) {
-    load_tile<BM, BK, kThreads, TA, false, BK, MASK>(As, A, p.lda, p.M, p.K, m0, k0, mask_a);
-    load_tile<BK, BN, kThreads, TB, false, BN, MASK>(Bs, B, p.ldb, p.K, p.N, k0, n0, mask_b);
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    load_tile<BM, BK, kThreads, TA, false, BK, MASK>(As, A, p.lda, p.M, K, m0, k0, mask_a);
+    load_tile<BK, BN, kThreads, TB, false, BN, MASK>(Bs, B, p.ldb, K, p.N, k0, n0, mask_b);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {

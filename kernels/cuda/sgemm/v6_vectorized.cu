@@ -26,6 +26,7 @@ constexpr int LDA_S = BM + 4, LDB_S = BN + 4;    // padded shared rows, still 16
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) vectorized_kernel(GemmArgs p) {
   kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
   __shared__ __align__(16) float Bs[BK * LDB_S];  // Bs[k][n]
   const float *A, *B;
@@ -35,9 +36,9 @@ __global__ void __launch_bounds__(kThreads) vectorized_kernel(GemmArgs p) {
   const int trow = threadIdx.x / (BN / TN), tcol = threadIdx.x % (BN / TN);
   float acc[TM][TN] = {};
   float a_reg[TM], b_reg[TN];
-  for (int k0 = 0; k0 < p.K; k0 += BK) {
-    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S>(As, A, p.lda, p.M, p.K, m0, k0);
-    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S>(Bs, B, p.ldb, p.K, p.N, k0, n0);
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S>(As, A, p.lda, p.M, K, m0, k0);
+    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S>(Bs, B, p.ldb, K, p.N, k0, n0);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {

@@ -35,6 +35,7 @@ constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
 template <bool TA, bool TB, bool EPI, bool MASK>
 __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
   kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
   __shared__ __align__(16) float Bs[BK * LDB_S];  // Bs[k][n]
   const float *A, *B, *mask_a, *mask_b;
@@ -50,10 +51,10 @@ __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
   const int col = (warp % WARPS_N) * WN + (lane % LANES_N) * TN;
   float acc[WMITER * TM][WNITER * TN] = {};
   float a_reg[WMITER * TM], b_reg[WNITER * TN];
-  for (int k0 = 0; k0 < p.K; k0 += BK) {
-    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S, MASK>(As, A, p.lda, p.M, p.K, m0, k0,
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S, MASK>(As, A, p.lda, p.M, K, m0, k0,
                                                               mask_a);
-    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S, MASK>(Bs, B, p.ldb, p.K, p.N, k0, n0,
+    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S, MASK>(Bs, B, p.ldb, K, p.N, k0, n0,
                                                                mask_b);
     __syncthreads();
 #pragma unroll
