@@ -5,14 +5,17 @@
 # copy, the fused kernels against their compositions, the nanda step host-driven, on the device
 # and as a CUDA graph, nanda trained to grokking on the GPU (issue 6's 5 s target), the same run
 # with and without the graph (equal metrics), then the same step in PyTorch (bench/pytorch_step.py,
-# its JSON under $OUT), the step and the CUDA tests with dependent launches; print a table last.
+# its JSON under $OUT), the step and the CUDA tests with dependent launches, where the machine has
+# them ncu's per-kernel times and compute-sanitizer on the kernels that share memory; print a
+# table last.
 # Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
 # build-device/logs. Nothing can be installed there: make the dependency bundle here first and
 # carry it:
 #   bash scripts/device_bundle.sh          # on this machine, once
 #   device run: bash scripts/device_check.sh    with carry [".device_deps"]
 # Each stage has its own time limit, a cap well above its expected time; the stages are expected
-# to take about 8 minutes together on the device machine (16 cores): run it with a 600 s limit.
+# to take about 8 minutes together on the device machine (16 cores), and the optional last ones
+# (ncu, compute-sanitizer) take what is left of 9: run it with a 600 s limit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build-device/logs}
@@ -104,6 +107,37 @@ if [ -x build-device/bench/bench_cuda_train_step ]; then
     --output-on-failure
 fi
 
+# Last, with what is left of 9 minutes (the device tool's call allows 10, and the table below
+# must still print), and where the machine has them (H200.md: on Firecracker, not on gVisor):
+# each kernel's GPU time in a short eager nanda run (ncu, clocks left alone; summed by kernel name
+# below), then the kernels that share memory between threads or blocks under compute-sanitizer's
+# race and memory checkers: index_add's match lists, the bias gradient's last block, split-K.
+# extra NAME LIMIT COMMAND...: a stage within the time left, or a line saying it was skipped.
+extra() {
+  local name=$1 limit=$2 left=$((540 - SECONDS))
+  shift 2
+  if [ "$left" -lt 30 ]; then
+    summary+=("$(printf '%-14s %-8s %s' "$name" skipped "no time left in this call")")
+    return 0
+  fi
+  stage "$name" $((limit < left ? limit : left)) "$@"
+}
+ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -n "$ncu_bin" ] && [ -x build-device/tinygrok ]; then
+  extra ncu_kernels 150 "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv \
+    --log-file "$out/ncu_kernels.csv" build-device/tinygrok train --preset nanda --device cuda \
+    --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run --force --quiet
+fi
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+if [ -n "$sanitizer" ] && [ -x build-device/tests/test_cuda_nn_ops ]; then
+  extra racecheck 90 "$sanitizer" --tool racecheck --error-exitcode 1 \
+    build-device/tests/test_cuda_nn_ops "cuda index_select and index_add*"
+  extra racecheck_bias 90 "$sanitizer" --tool racecheck --error-exitcode 1 \
+    build-device/tests/test_cuda_layer_ops "cuda activation_backward*"
+  extra memcheck 120 "$sanitizer" --tool memcheck --error-exitcode 1 \
+    build-device/tests/test_cuda_sgemm "sgemm() splits long K on few tiles and still matches float64"
+fi
+
 # The memory bench's headline: each op's GB/s and fraction of a same-size device copy.
 memory_table() {
   [ -s "$out/bench_cuda_memory.json" ] && command -v python3 >/dev/null || return 0
@@ -137,6 +171,31 @@ if os.path.exists(sys.argv[1]):
 PY
 }
 
+# ncu's kernel times (ns) summed by kernel name over the short run: where a step's time goes.
+ncu_table() {
+  [ -s "$out/ncu_kernels.csv" ] && command -v python3 >/dev/null || return 0
+  python3 - "$out/ncu_kernels.csv" <<'PY' || true
+import csv, collections, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith('"')]  # ncu's own messages are not quoted
+total, calls = collections.Counter(), collections.Counter()
+for row in csv.DictReader(lines):
+    if row.get("Metric Name") != "gpu__time_duration.sum":
+        continue
+    name = row["Kernel Name"]
+    for noise in ("void ", "(anonymous namespace)::", "tg::cuda::", "sgemm_detail::"):
+        name = name.replace(noise, "")
+    name = name.split("(")[0]
+    scale = {"nsecond": 1, "ns": 1, "usecond": 1e3, "us": 1e3, "msecond": 1e6, "ms": 1e6,
+             "second": 1e9}.get(row["Metric Unit"], 1)
+    total[name] += float(row["Metric Value"].replace(",", "")) * scale
+    calls[name] += 1
+print(f"ncu: kernel time over a 3-step eager nanda run, evals included "
+      f"({sum(calls.values())} kernels, {sum(total.values()) / 1e3:.0f} us in all):")
+for name, ns in total.most_common(25):
+    print(f"  {name[:48]:<48} {ns / 1e3:9.1f} us  {calls[name]:5d} calls")
+PY
+}
+
 # PyTorch's ms per nanda step in each mode, beside tinygrok's GPU training run's (summary.json).
 pytorch_table() {
   [ -s "$out/pytorch_step.json" ] && command -v python3 >/dev/null || return 0
@@ -165,5 +224,6 @@ PY
   memory_table
   step_table
   pytorch_table
+  ncu_table
   echo "logs: $log"
 } | tee "$out/summary.txt"
