@@ -5,7 +5,8 @@
 # copy, the fused kernels against their compositions, the nanda step host-driven, on the device
 # and as a CUDA graph, nanda trained to grokking on the GPU (issue 6's 5 s target), the same run
 # with and without the graph (equal metrics), then the same step in PyTorch (bench/pytorch_step.py,
-# its JSON under $OUT), the step and the CUDA tests with dependent launches, where the machine has
+# its JSON under $OUT), the step and the CUDA tests with dependent launches, the step and nanda's
+# grokking run with TF32 tensor cores, where the machine has
 # them ncu's per-kernel times and compute-sanitizer on the kernels that share memory; print a
 # table last.
 # Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
@@ -107,6 +108,18 @@ if [ -x build-device/bench/bench_cuda_train_step ]; then
     --output-on-failure
 fi
 
+# TF32 tensor cores (TG_CUDA_TF32=1: best_sgemm may take v8, inputs rounded to TF32), opt-in as
+# in PyTorch: the step's time with them, and nanda to grokking with them.
+if [ -x build-device/bench/bench_cuda_train_step ]; then
+  stage step_bench_tf32 60 env TG_CUDA_TF32=1 build-device/bench/bench_cuda_train_step \
+    --benchmark_counters_tabular=true \
+    --benchmark_out="$out/bench_cuda_train_step_tf32.json" --benchmark_out_format=json
+  stage gpu_grok_tf32 60 env TG_CUDA_TF32=1 build-device/tinygrok train --preset nanda \
+    --device cuda --stop-at-grok --out build-device/nanda_grok_tf32 --force --quiet
+  [ -f build-device/nanda_grok_tf32/summary.json ] && cp build-device/nanda_grok_tf32/summary.json \
+    "$out/nanda_grok_tf32_summary.json"
+fi
+
 # Last, with what is left of 9 minutes (the device tool's call allows 10, and the table below
 # must still print), and where the machine has them (H200.md: on Firecracker, not on gVisor):
 # each kernel's GPU time in a short eager nanda run (ncu, clocks left alone; summed by kernel name
@@ -154,20 +167,22 @@ PY
 # and the grokking run's wall time.
 step_table() {
   command -v python3 >/dev/null || return 0
-  python3 - "$out/nanda_grok_summary.json" "$out/bench_cuda_train_step.json" \
-    "$out/bench_cuda_train_step_pdl.json" <<'PY' || true
+  python3 - "$out/nanda_grok_summary.json" "$out/nanda_grok_tf32_summary.json" \
+    "$out/bench_cuda_train_step.json" "$out/bench_cuda_train_step_pdl.json" \
+    "$out/bench_cuda_train_step_tf32.json" <<'PY' || true
 import json, os, sys
-for path, how in zip(sys.argv[2:], ["", ", TG_CUDA_PDL=1"]):
+for path, how in zip(sys.argv[3:], ["", ", TG_CUDA_PDL=1", ", TG_CUDA_TF32=1"]):
     if not os.path.exists(path):
         continue
     print(f"tinygrok nanda step on the GPU{how} (us/step, median of batches of 50):")
     for b in json.load(open(path))["benchmarks"]:
         print(f"  {b['name']:<40} {b.get('us/step', float('nan')):9.1f} us"
               + (f"  ({b['error_message']})" if b.get("error_occurred") else ""))
-if os.path.exists(sys.argv[1]):
-    s = json.load(open(sys.argv[1]))
-    print(f"nanda --stop-at-grok on the GPU: status {s['status']}, T_g {s['T_g']}, "
-          f"wall {s['wall_seconds']:.2f} s, {s['train_ms_per_step'] * 1000:.1f} us/step")
+for path, how in zip(sys.argv[1:3], ["", ", TG_CUDA_TF32=1"]):
+    if os.path.exists(path):
+        s = json.load(open(path))
+        print(f"nanda --stop-at-grok on the GPU{how}: status {s['status']}, T_g {s['T_g']}, "
+              f"wall {s['wall_seconds']:.2f} s, {s['train_ms_per_step'] * 1000:.1f} us/step")
 PY
 }
 

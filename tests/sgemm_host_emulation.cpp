@@ -87,9 +87,21 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
   return false;
 }
 
+// Relative error allowed against float64: float32 arithmetic, or inputs rounded to TF32 (10
+// mantissa bits: each rounding up to 2^-11 relative) in the tensor-core versions.
+double tolerance(const SgemmVersion& v) { return v.tf32 ? 5e-3 : 1e-5; }
+
+// The version best_sgemm() picks for aligned rows while TF32 is not allowed.
+const SgemmVersion& last_float32_version() {
+  const SgemmVersion* last = nullptr;
+  for (const SgemmVersion& v : sgemm_versions())
+    if (!v.tf32) last = &v;
+  return *last;
+}
+
 // The versions that implement the operand masks; every other one must decline them.
 bool implements_masks(const SgemmVersion& v) {
-  return v.number == 1 || v.number == 5 || v.number == 7;
+  return v.number == 1 || v.number == 5 || v.number == 7 || v.number == 8;
 }
 
 // The masks of one case and the operands as read through them.
@@ -136,7 +148,7 @@ bool check_masks(const SgemmVersion& v, const GemmHost& h, const Masks& masks, i
   const GemmCheck r = check_gemm(masked, out, masked.reference);
   const bool same_bits = !same_bits_as_plain ||
                          std::memcmp(out.data(), plain.data(), out.size() * sizeof(float)) == 0;
-  const bool ok = r.rel_error < 1e-5 && r.unwritten == 0 && r.non_finite == 0 &&
+  const bool ok = r.rel_error < tolerance(v) && r.unwritten == 0 && r.non_finite == 0 &&
                   r.written_gaps == 0 && same_bits;
   if (!ok)
     std::printf("FAIL v%d_%s %s masks %s: rel_error %.3g, unwritten %lld, non-finite %lld, "
@@ -260,7 +272,7 @@ int main() {
                                       (combo / 4) % 2 != 0, combo / 8 != 0, seed * 7 + j);
           ++epilogue_runs;
         }
-      } else if (v.number == 5 || v.number == 7) {  // they take every argument they take plain
+      } else if (v.number >= 7 || v.number == 5) {  // they take every argument they take plain
         ++failures;
         std::printf("FAIL v%d_%s %s declines the epilogue\n", v.number, v.name,
                     c.name().c_str());
@@ -294,7 +306,7 @@ int main() {
           ++epilogue_runs;
         }
       }
-      const bool ok = r.rel_error < 1e-5 && r.unwritten == 0 && r.non_finite == 0 &&
+      const bool ok = r.rel_error < tolerance(v) && r.unwritten == 0 && r.non_finite == 0 &&
                       r.written_gaps == 0;
       if (!ok) {
         ++failures;
@@ -308,7 +320,7 @@ int main() {
     // The engine's choice: a 16-byte version where the rows allow it, v5 where they do not.
     const GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
     const int best = best_sgemm(args).number;
-    const SgemmVersion& last = sgemm_versions().back();
+    const SgemmVersion& last = last_float32_version();
     const int expected = last.supports(args) ? last.number : 5;
     if (best != expected) {
       ++failures;
@@ -330,6 +342,34 @@ int main() {
                   best_sgemm(with_masks).number, expected);
     }
   }
+  // With TF32 allowed, the tensor-core version where the rows allow it (and v5 where not); off
+  // again for the rest.
+  if (allow_tf32()) {
+    ++failures;
+    std::printf("FAIL TF32 is allowed without TG_CUDA_TF32=1\n");
+  }
+  set_allow_tf32(true);
+  for (const GemmCase& c : {GemmCase{64, 64, 64}, GemmCase{129, 77, 33}}) {
+    const GemmHost h = make_gemm_host(c, seed++);
+    std::vector<float> out(h.c_size);
+    const int best = best_sgemm(h.args(h.A.data(), h.B.data(), out.data())).number;
+    const int expected = c.K % 4 == 0 ? 8 : 5;
+    if (best != expected) {
+      ++failures;
+      std::printf("FAIL best_sgemm(%s) with TF32 allowed = v%d, expected v%d\n",
+                  c.name().c_str(), best, expected);
+    }
+    // The inputs really are rounded: more error than float32 gives, within TF32's.
+    if (best == 8) {
+      sgemm(h.args(h.A.data(), h.B.data(), out.data()), nullptr);
+      const double error = check_gemm(h, out, h.reference).rel_error;
+      if (!(error > 1e-5 && error < 5e-3)) {
+        ++failures;
+        std::printf("FAIL v8 on %s: relative error %.3g is not TF32's\n", c.name().c_str(), error);
+      }
+    }
+  }
+  set_allow_tf32(false);
   const int split_k_failures = check_split_k();
   failures += split_k_failures;
   const double seconds =

@@ -8,9 +8,11 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/sgemm/sgemm.h"
 #include "nn/activation.h"
 #include "op_test_util.h"
 #include "cuda_view_pair.h"
@@ -166,4 +168,44 @@ TEST_CASE("cuda linear: the autograd op keeps the pre-activation it needs", "[cu
     check_close(got.dW, want.dW, "dW");
     check_close(got.db, want.db, "db");
   }
+}
+
+// With TF32 allowed (TG_CUDA_TF32=1, set_allow_tf32), products on 16-byte rows run on SGEMM v8's
+// tensor cores: a ReLU layer forward and backward (epilogue, masks) within TF32's tolerance of the
+// CPU, and off again afterwards.
+TEST_CASE("cuda linear: with TF32 allowed, within TF32's tolerance of the CPU", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  struct AllowTf32 {
+    AllowTf32() { cuda::set_allow_tf32(true); }
+    ~AllowTf32() { cuda::set_allow_tf32(false); }
+  };
+  Generator gen(605);
+  const Tensor x0 = randn({36, 64}, gen), W0 = randn({64, 32}, gen), b0 = randn({32}, gen);
+  const Tensor g0 = randn({36, 32}, gen);
+  struct Result {
+    Tensor y, dx, dW, db;
+  };
+  auto run = [&](Device device) {
+    Tensor x = x0.to(device).detach().requires_grad_();
+    Tensor W = W0.to(device).detach().requires_grad_();
+    Tensor b = b0.to(device).detach().requires_grad_();
+    const Tensor y = linear(x, W, b, Activation::Relu);
+    y.backward(g0.to(device));
+    return Result{y, x.grad(), W.grad(), b.grad()};
+  };
+  const Result want = run(Device::cpu());
+  Result got;
+  {
+    const AllowTf32 tf32;
+    got = run(kGpu);
+  }
+  CHECK_FALSE(cuda::allow_tf32());
+  for (auto [g, w, what] : {std::tuple{got.y, want.y, "y"}, std::tuple{got.dx, want.dx, "dx"},
+                            std::tuple{got.dW, want.dW, "dW"}}) {
+    INFO(what);
+    const double error = tg::testing::relative_error(g.to_vector<double>(), w.to_vector<double>());
+    CHECK(error < 5e-3);
+    CHECK(error > 1e-6);  // rounded to TF32: not float32's result
+  }
+  check_close(got.db, want.db, "db");  // summed in float32, not by a GEMM
 }

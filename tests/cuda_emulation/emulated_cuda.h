@@ -743,6 +743,83 @@ void emulate_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream
   tg_emulation::enqueue(stream, [=] { tg_emulation::run_kernel(kernel, grid, block, args...); });
 }
 
+// ---- WMMA (<mma.h>): the TF32 16 x 16 x 8 shape, row-major tiles ------------------------------
+// On a GPU a fragment's elements are spread over the warp's lanes in a layout the API leaves
+// unspecified; here every lane holds the whole tile and computes the whole product, the same
+// values redundantly, so code that uses the API as documented (the warp together, elements of
+// x[] changed only element by element) gets the API's results. The accumulation order within an
+// mma is the hardware's own, so results are compared with a tolerance, not bit for bit.
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+namespace precision {
+struct tf32 {};
+}  // namespace precision
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment;
+template <>
+struct fragment<matrix_a, 16, 16, 8, precision::tf32, row_major> {
+  static constexpr int num_elements = 16 * 8;
+  float x[num_elements];
+};
+template <>
+struct fragment<matrix_b, 16, 16, 8, precision::tf32, row_major> {
+  static constexpr int num_elements = 8 * 16;
+  float x[num_elements];
+};
+template <>
+struct fragment<accumulator, 16, 16, 8, float, void> {
+  static constexpr int num_elements = 16 * 16;
+  float x[num_elements];
+};
+
+inline void fill_fragment(fragment<accumulator, 16, 16, 8, float>& f, float v) {
+  for (float& e : f.x) e = v;
+}
+inline void load_matrix_sync(fragment<matrix_a, 16, 16, 8, precision::tf32, row_major>& f,
+                             const float* p, unsigned ldm) {
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 8; ++k) f.x[i * 8 + k] = p[i * ldm + k];
+}
+inline void load_matrix_sync(fragment<matrix_b, 16, 16, 8, precision::tf32, row_major>& f,
+                             const float* p, unsigned ldm) {
+  for (int k = 0; k < 8; ++k)
+    for (int j = 0; j < 16; ++j) f.x[k * 16 + j] = p[k * ldm + j];
+}
+inline void mma_sync(fragment<accumulator, 16, 16, 8, float>& d,
+                     const fragment<matrix_a, 16, 16, 8, precision::tf32, row_major>& a,
+                     const fragment<matrix_b, 16, 16, 8, precision::tf32, row_major>& b,
+                     const fragment<accumulator, 16, 16, 8, float>& c) {
+  float out[16 * 16];
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) {
+      float s = c.x[i * 16 + j];
+      for (int k = 0; k < 8; ++k) s += a.x[i * 8 + k] * b.x[k * 16 + j];
+      out[i * 16 + j] = s;
+    }
+  std::memcpy(d.x, out, sizeof out);
+}
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 8, float>& f,
+                              unsigned ldm, layout_t layout) {
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j)
+      p[layout == mem_row_major ? i * ldm + j : j * ldm + i] = f.x[i * 16 + j];
+}
+// float -> TF32 (8 exponent bits, 10 mantissa bits), rounded to nearest, ties away from zero,
+// as cvt.rna.tf32.f32; the result is a float whose low 13 mantissa bits are zero.
+inline float __float_to_tf32(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7f800000u) != 0x7f800000u) bits = (bits + 0x1000u) & ~0x1fffu;  // not inf/NaN
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+}  // namespace nvcuda::wmma
+
 // ---- cuBLAS: only its status codes (the backend names them in errors; it calls no cuBLAS) -------
 enum cublasStatus_t {
   CUBLAS_STATUS_SUCCESS = 0,

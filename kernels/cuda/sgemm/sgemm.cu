@@ -1,6 +1,9 @@
 // The SGEMM registry (every numbered version, in order), best_sgemm() and the checked entry point.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <iterator>
+#include <string>
 
 #include "core/error.h"
 #include "kernels/cuda/sgemm/sgemm.h"
@@ -12,18 +15,38 @@ const std::vector<SgemmVersion>& sgemm_versions() {
   static const std::vector<SgemmVersion> versions = {
       sgemm_v1_naive(),          sgemm_v2_coalesced(),      sgemm_v3_smem_tiling(),
       sgemm_v4_blocktiling_1d(), sgemm_v5_blocktiling_2d(), sgemm_v6_vectorized(),
-      sgemm_v7_warptiling(),
+      sgemm_v7_warptiling(),     sgemm_v8_wmma_tf32(),
   };
   return versions;
 }
 
-// Each version is faster than the one before it, so the best is the highest-numbered float32
-// version that accepts the arguments. (Expected ranking from the worklog's design; the H200
-// numbers in docs/benchmarks.md are what should confirm or reorder it.)
+namespace {
+std::atomic<int>& tf32_setting() {  // -1: not yet read from the environment
+  static std::atomic<int> setting{-1};
+  return setting;
+}
+}  // namespace
+
+bool allow_tf32() {
+  int setting = tf32_setting().load();
+  if (setting < 0) {
+    const char* env = std::getenv("TG_CUDA_TF32");
+    setting = env != nullptr && std::string(env) == "1" ? 1 : 0;
+    tf32_setting().store(setting);
+  }
+  return setting == 1;
+}
+
+void set_allow_tf32(bool allow) { tf32_setting().store(allow ? 1 : 0); }
+
+// Each version is faster than the one before it, so the best is the highest-numbered version
+// that accepts the arguments, float32 unless TF32 is allowed. (Expected ranking from the
+// worklog's design; the H200 numbers in docs/benchmarks.md are what should confirm or reorder it.)
 const SgemmVersion& best_sgemm(const GemmArgs& args) {
   const auto& versions = sgemm_versions();
+  const bool tf32 = allow_tf32();
   for (auto it = versions.rbegin(); it != versions.rend(); ++it)
-    if (!it->tf32 && it->supports(args)) return *it;
+    if ((!it->tf32 || tf32) && it->supports(args)) return *it;
   throw Error(cat("sgemm: no version supports [", args.M, ", ", args.K, "] @ [", args.K, ", ",
                   args.N, "] x ", args.batch, " (grid too large)"));
 }

@@ -1,5 +1,6 @@
-// SGEMM over raw device pointers: the family of numbered versions (v1 naive ... v7 warptiling),
-// the registry that lists them in order, and best_sgemm(), which picks the one the engine uses.
+// SGEMM over raw device pointers: the family of numbered versions (v1 naive ... v7 warptiling,
+// v8 on TF32 tensor cores), the registry that lists them in order, and best_sgemm(), which picks
+// the one the engine uses.
 //
 // Convention (row-major, as the rest of tinygrok): C[M, N] = op(A)[M, K] @ op(B)[K, N].
 //   A: trans_a false -> A is stored [M, K], element (m, k) at A[m * lda + k]
@@ -86,10 +87,16 @@ struct SgemmVersion {
 // Every version, in order of number. Tests and benchmarks iterate this list.
 const std::vector<SgemmVersion>& sgemm_versions();
 
-// The version the engine uses for these arguments: the fastest float32 (not TF32) version whose
-// supports() accepts them. v5 accepts everything (the epilogue and masks included), so there is
-// always one.
+// The version the engine uses for these arguments: the fastest version whose supports() accepts
+// them, float32 unless TF32 is allowed (below). v5 accepts everything (the epilogue and masks
+// included), so there is always one.
 const SgemmVersion& best_sgemm(const GemmArgs& args);
+
+// Whether best_sgemm() may pick a TF32 version (tensor cores; inputs rounded to 10 mantissa bits,
+// about 1e-3 relative error): off unless the environment has TG_CUDA_TF32=1 or set_allow_tf32(true)
+// was called, as PyTorch's torch.backends.cuda.matmul.allow_tf32.
+bool allow_tf32();
+void set_allow_tf32(bool allow);
 
 // Throws tg::Error unless the arguments describe a valid product: sizes >= 0, leading dimensions
 // at least the stored row length, non-null pointers where elements exist, C not broadcast, pre

@@ -12,5 +12,6 @@ SgemmVersion sgemm_v4_blocktiling_1d();
 SgemmVersion sgemm_v5_blocktiling_2d();
 SgemmVersion sgemm_v6_vectorized();
 SgemmVersion sgemm_v7_warptiling();
+SgemmVersion sgemm_v8_wmma_tf32();
 
 }  // namespace tg::cuda
