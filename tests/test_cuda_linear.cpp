@@ -70,6 +70,20 @@ void check_linear(int64_t M, int64_t N, int64_t K, View x_view, View w_view, Act
   }
 }
 
+// The linear op on `device`, forward and backward from the upstream gradient g0.
+struct LayerRun {
+  Tensor y, dx, dW, db;
+};
+LayerRun run_layer(Device device, const Tensor& x0, const Tensor& W0, const Tensor& b0,
+                   const Tensor& g0, Activation act) {
+  Tensor x = x0.to(device).detach().requires_grad_();
+  Tensor W = W0.to(device).detach().requires_grad_();
+  Tensor b = b0.to(device).detach().requires_grad_();
+  const Tensor y = linear(x, W, b, act);
+  y.backward(g0.to(device));
+  return {y, x.grad(), W.grad(), b.grad()};
+}
+
 }  // namespace
 
 TEST_CASE("cuda linear_forward: v5's epilogue on awkward shapes matches unfused and CPU",
@@ -151,18 +165,8 @@ TEST_CASE("cuda linear: the autograd op keeps the pre-activation it needs", "[cu
     INFO(nn::activation_name(act));
     const Tensor x0 = randn({2, 5, 33}, gen), W0 = randn({33, 7}, gen), b0 = randn({7}, gen);
     const Tensor g0 = randn({2, 5, 7}, gen);
-    struct Result {
-      Tensor y, dx, dW, db;
-    };
-    auto run = [&](Device device) {
-      Tensor x = x0.to(device).detach().requires_grad_();
-      Tensor W = W0.to(device).detach().requires_grad_();
-      Tensor b = b0.to(device).detach().requires_grad_();
-      const Tensor y = linear(x, W, b, act);
-      y.backward(g0.to(device));
-      return Result{y, x.grad(), W.grad(), b.grad()};
-    };
-    const Result want = run(Device::cpu()), got = run(kGpu);
+    const LayerRun want = run_layer(Device::cpu(), x0, W0, b0, g0, act);
+    const LayerRun got = run_layer(kGpu, x0, W0, b0, g0, act);
     check_close(got.y, want.y, "y");
     check_close(got.dx, want.dx, "dx");
     check_close(got.dW, want.dW, "dW");
@@ -182,22 +186,11 @@ TEST_CASE("cuda linear: with TF32 allowed, within TF32's tolerance of the CPU", 
   Generator gen(605);
   const Tensor x0 = randn({36, 64}, gen), W0 = randn({64, 32}, gen), b0 = randn({32}, gen);
   const Tensor g0 = randn({36, 32}, gen);
-  struct Result {
-    Tensor y, dx, dW, db;
-  };
-  auto run = [&](Device device) {
-    Tensor x = x0.to(device).detach().requires_grad_();
-    Tensor W = W0.to(device).detach().requires_grad_();
-    Tensor b = b0.to(device).detach().requires_grad_();
-    const Tensor y = linear(x, W, b, Activation::Relu);
-    y.backward(g0.to(device));
-    return Result{y, x.grad(), W.grad(), b.grad()};
-  };
-  const Result want = run(Device::cpu());
-  Result got;
+  const LayerRun want = run_layer(Device::cpu(), x0, W0, b0, g0, Activation::Relu);
+  LayerRun got;
   {
     const AllowTf32 tf32;
-    got = run(kGpu);
+    got = run_layer(kGpu, x0, W0, b0, g0, Activation::Relu);
   }
   CHECK_FALSE(cuda::allow_tf32());
   for (auto [g, w, what] : {std::tuple{got.y, want.y, "y"}, std::tuple{got.dx, want.dx, "dx"},
