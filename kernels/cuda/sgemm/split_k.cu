@@ -11,7 +11,7 @@
 // pre-activation output) as the versions do: two launches instead of one. The last slice is what
 // is left of K (GemmArgs::split_k_total), and every version reads its entry's K (entry_k).
 //
-// The sum is a fixed tree over fixed slices, so the bits depend only on the arguments (not on
+// The sum adds fixed slices in a fixed order, so the bits depend only on the arguments (not on
 // timing, nor on the GPU: the number of slices aims at a fixed 128 blocks, not at the SM count).
 // They differ from the unsplit product's in the last bits, as any other order of the k would.
 // The workspace comes from the device's caching allocator, which hands a freed block out again
