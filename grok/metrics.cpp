@@ -20,8 +20,8 @@ void evaluate_sums(nn::Model& model, const Tensor& tokens, const Tensor& labels,
   const bool was_training = model.is_training();
   model.eval();
   const int64_t n = tokens.size(0);
-  Tensor both = sums, loss_sum = sums.select(0, 0), correct = sums.select(0, 1);
-  both.fill_(0);
+  Tensor loss_sum = sums.select(0, 0), correct = sums.select(0, 1);
+  Tensor(sums).fill_(0);  // both sums, in one kernel
   // Each chunk's float32 sums added in double, in order: the host's sum of their values.
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t end = std::min(n, start + chunk);
