@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
 #include "tinygrok.h"
@@ -371,6 +372,36 @@ TEST_CASE("cuda index_select and index_add equal the CPU's for every dtype", "[c
   const Tensor index = random_indices({3000}, 0, 3, 900);
   const Tensor src = random_normal({3000, 5}, DType::Float32, 901);
   check_close(gpu.index_add(src.to(kGpu), index.to(kGpu), 3), cpu.index_add(src, index, 3), 0);
+}
+
+// index_add_together: up to three scatter-adds in one launch (the attention backward's q, k and
+// value tables), each the CPU's index_add bit for bit, whatever their rows, widths and lengths;
+// an empty one is left out of the launch.
+TEST_CASE("cuda index_add_together equals one CPU index_add each", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& cpu = backend_for(Device::cpu());
+  auto& gpu = static_cast<cuda::CudaBackend&>(backend_for(kGpu));
+  struct Add {
+    Shape src;
+    int64_t rows;
+  };
+  const std::vector<Add> adds = {{{700, 300}, 20}, {{45, 4, 8}, 9}, {{0, 33}, 5}};
+  uint32_t seed = 950;
+  std::vector<Tensor> srcs, indices;
+  std::vector<cuda::CudaBackend::IndexAdd> on_gpu;
+  for (const Add& a : adds) {
+    srcs.push_back(random_normal(a.src, DType::Float32, seed++, 4));
+    indices.push_back(random_indices({a.src[0]}, 0, a.rows, seed++));
+    on_gpu.push_back({srcs.back().to(kGpu), indices.back().to(kGpu), a.rows});
+  }
+  const std::vector<Tensor> sums = gpu.index_add_together(on_gpu);
+  REQUIRE(sums.size() == adds.size());
+  for (size_t t = 0; t < adds.size(); ++t) {
+    INFO("scatter-add " << t);
+    check_close(sums[t], cpu.index_add(srcs[t], indices[t], adds[t].rows), 0);
+  }
+  on_gpu.push_back(on_gpu.front());
+  CHECK_THROWS_WITH(gpu.index_add_together(on_gpu), Catch::Contains("at most 3"));
 }
 
 TEST_CASE("cuda embedding: forward and backward through autograd equal the CPU's", "[cuda]") {

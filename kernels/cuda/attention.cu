@@ -601,10 +601,21 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
         launch(value_grad_kernel<T>, grid_for(nv), kBlockThreads, stream, at, dz.data<T>(),
                pattern.data<T>(), kv_dest, dv.data<T>(), nv);
     }
-    if (!distinct.q) dq = index_add(dq, q_rows, q.size(0));
+    // The scatter-adds into shared table rows, in one launch.
+    std::vector<IndexAdd> adds;
+    if (!distinct.q) adds.push_back({dq, q_rows, q.size(0)});
     if (!distinct.kv) {
-      dk = index_add(dk, kv_rows, k.size(0));
-      dv = index_add(dv, kv_rows, v.size(0));
+      adds.push_back({dk, kv_rows, k.size(0)});
+      adds.push_back({dv, kv_rows, v.size(0)});
+    }
+    if (!adds.empty()) {
+      const std::vector<Tensor> sums = index_add_together(adds);
+      size_t next = 0;
+      if (!distinct.q) dq = sums[next++];
+      if (!distinct.kv) {
+        dk = sums[next++];
+        dv = sums[next++];
+      }
     }
   });
 }

@@ -63,6 +63,13 @@ class CudaBackend final : public Backend {
                        Tensor& dbias) override;
   Tensor index_select(const Tensor& table, const Tensor& index) override;
   Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) override;
+  // Up to three index_adds of one dtype in one launch (the attention backward's q, k and value
+  // tables): the same outputs, bit for bit, as one index_add each.
+  struct IndexAdd {
+    Tensor src, index;
+    int64_t rows;
+  };
+  std::vector<Tensor> index_add_together(const std::vector<IndexAdd>& adds);
   Tensor embed_with_positions(const Tensor& W_E, const Tensor& W_pos,
                               const Tensor& tokens) override;
   void embed_with_positions_backward(const Tensor& dy, const Tensor& tokens, int64_t vocab,

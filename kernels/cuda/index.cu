@@ -16,7 +16,8 @@
 // is read rows * ceil(width / 256) times, by whole blocks, rather than once per output element
 // (which for the nanda value table, 342 rows of 512 by 11,490 indices, was 2 * 10^9 compares).
 // A table of very many rows would want the indices sorted by row first (a stable counting sort
-// keeps the order within a row, and so the determinism).
+// keeps the order within a row, and so the determinism). Up to three scatter-adds share a launch
+// (index_add_together, grid z): the attention backward's q, k and value tables.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -48,16 +49,36 @@ __global__ void index_select_kernel(const T* table, const int64_t* index, T* out
 constexpr int kAddThreads = 256;  // a block's threads: indices per tile, columns per block
 constexpr int kAddWarps = kAddThreads / kWarp;
 
-// out[r, c] = sum of src[i, c] over the i with index[i] == r, in increasing i (see the top), for
-// r = blockIdx.x and c in the block's kAddThreads columns.
+// One scatter-add: src [n, width] added row by row into out [rows, width] where index points.
 template <typename T>
-__global__ void index_add_kernel(const T* src, const int64_t* index, T* out, int64_t n,
-                                 int64_t width) {
+struct ScatterAdd {
+  const T* src;
+  const int64_t* index;
+  T* out;
+  int64_t n, rows, width;
+};
+constexpr int kMaxScatterAdds = 3;  // the attention backward's q, k and value tables
+template <typename T>
+struct ScatterAdds {
+  ScatterAdd<T> of[kMaxScatterAdds];
+};
+
+// out[r, c] = sum of src[i, c] over the i with index[i] == r, in increasing i (see the top), for
+// the scatter-add blockIdx.z, r = blockIdx.x and c in the block's kAddThreads columns. The grid
+// covers the largest of them: a block past its own one's rows or columns has nothing to do.
+template <typename T>
+__global__ void index_add_kernel(ScatterAdds<T> adds) {
   kernel_prologue();
   __shared__ int64_t matches[kAddThreads];  // this tile's i with index[i] == r, in order
   __shared__ int warp_matches[kAddWarps];
+  const ScatterAdd<T> add = adds.of[blockIdx.z];
+  const T* const src = add.src;
+  const int64_t* const index = add.index;
+  const int64_t n = add.n, width = add.width;
   const int64_t r = blockIdx.x;
-  const int64_t c = static_cast<int64_t>(blockIdx.y) * kAddThreads + threadIdx.x;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kAddThreads;
+  if (r >= add.rows || c0 >= width) return;  // the whole block: no barrier is skipped
+  const int64_t c = c0 + threadIdx.x;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   T total = T(0);
   for (int64_t tile = 0; tile < n; tile += kAddThreads) {
@@ -81,7 +102,7 @@ __global__ void index_add_kernel(const T* src, const int64_t* index, T* out, int
       for (int k = 0; k < count; ++k) total += src[matches[k] * width + c];
     __syncthreads();  // the next tile rewrites the lists
   }
-  if (c < width) out[r * width + c] = total;
+  if (c < width) add.out[r * width + c] = total;
 }
 
 // out[i, k] = (k == index[i]) for the n * classes output elements.
@@ -124,27 +145,48 @@ Tensor CudaBackend::index_select(const Tensor& table_in, const Tensor& index_in)
   return out;
 }
 
-Tensor CudaBackend::index_add(const Tensor& src_in, const Tensor& index_in, int64_t rows) {
-  check_on(src_in, device(), "index_add", "src");
-  check_on(index_in, device(), "index_add", "index");
-  const Tensor src = contiguous_copy_if_needed(src_in);
-  const Tensor index = contiguous_copy_if_needed(index_in);
+Tensor CudaBackend::index_add(const Tensor& src, const Tensor& index, int64_t rows) {
+  return index_add_together({{src, index, rows}}).front();
+}
+
+std::vector<Tensor> CudaBackend::index_add_together(const std::vector<IndexAdd>& adds) {
+  check(adds.size() <= static_cast<size_t>(kMaxScatterAdds), "index_add_together: ",
+        adds.size(), " scatter-adds, at most ", kMaxScatterAdds, " in one launch");
   DeviceGuard guard(index_);
-  check_indices("index_add", index, rows, "rows");
-  Shape out_shape{rows};
-  out_shape.insert(out_shape.end(), src.shape().begin() + index.dim(), src.shape().end());
-  Tensor out = Tensor::empty(out_shape, src.dtype(), device());
-  const int64_t width = numel(out_shape) / std::max<int64_t>(rows, 1);
-  if (out.numel() == 0) return out;
-  const int64_t column_blocks = (width + kAddThreads - 1) / kAddThreads;
-  check(rows <= std::numeric_limits<int32_t>::max() && column_blocks <= 65535,
-        "index_add: ", rows, " rows of ", width, " elements exceed one launch's grid");
-  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(column_blocks));
-  dispatch(src.dtype(), [&]<typename T>() {
-    launch(index_add_kernel<T>, grid, kAddThreads, current_stream(index_), src.data<T>(),
-           index.data<int64_t>(), out.data<T>(), index.numel(), width);
+  std::vector<Tensor> srcs, indices, outs;
+  for (const IndexAdd& a : adds) {
+    check_on(a.src, device(), "index_add", "src");
+    check_on(a.index, device(), "index_add", "index");
+    check(a.src.dtype() == adds.front().src.dtype(), "index_add_together: dtypes differ");
+    srcs.push_back(contiguous_copy_if_needed(a.src));
+    indices.push_back(contiguous_copy_if_needed(a.index));
+    check_indices("index_add", indices.back(), a.rows, "rows");
+    Shape out_shape{a.rows};
+    out_shape.insert(out_shape.end(), srcs.back().shape().begin() + indices.back().dim(),
+                     srcs.back().shape().end());
+    outs.push_back(Tensor::empty(out_shape, a.src.dtype(), device()));
+  }
+  dispatch(adds.empty() ? DType::Float32 : adds.front().src.dtype(), [&]<typename T>() {
+    ScatterAdds<T> launch_adds{};
+    int count = 0;
+    int64_t max_rows = 0, max_column_blocks = 0;
+    for (size_t t = 0; t < adds.size(); ++t) {
+      if (outs[t].numel() == 0) continue;  // nothing to write
+      const int64_t rows = adds[t].rows, width = outs[t].numel() / rows;
+      launch_adds.of[count++] = {srcs[t].data<T>(), indices[t].data<int64_t>(), outs[t].data<T>(),
+                                 indices[t].numel(), rows, width};
+      max_rows = std::max(max_rows, rows);
+      max_column_blocks = std::max(max_column_blocks, (width + kAddThreads - 1) / kAddThreads);
+    }
+    if (count == 0) return;
+    check(max_rows <= std::numeric_limits<int32_t>::max() && max_column_blocks <= 65535,
+          "index_add: ", max_rows, " rows of ", max_column_blocks * kAddThreads,
+          " elements exceed one launch's grid");
+    const dim3 grid(static_cast<unsigned>(max_rows), static_cast<unsigned>(max_column_blocks),
+                    static_cast<unsigned>(count));
+    launch(index_add_kernel<T>, grid, kAddThreads, current_stream(index_), launch_adds);
   });
-  return out;
+  return outs;
 }
 
 Tensor CudaBackend::one_hot(const Tensor& index_in, int64_t classes, DType dtype) {
