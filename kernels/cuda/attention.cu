@@ -601,22 +601,20 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
         launch(value_grad_kernel<T>, grid_for(nv), kBlockThreads, stream, at, dz.data<T>(),
                pattern.data<T>(), kv_dest, dv.data<T>(), nv);
     }
-    // The scatter-adds into shared table rows, in one launch.
+    // The scatter-adds into shared table rows, in one launch; each sum replaces its dense input.
     std::vector<IndexAdd> adds;
-    if (!distinct.q) adds.push_back({dq, q_rows, q.size(0)});
+    std::vector<Tensor*> summed;
+    const auto add = [&](Tensor& dense, const Tensor& rows, int64_t table_rows) {
+      adds.push_back({dense, rows, table_rows});
+      summed.push_back(&dense);
+    };
+    if (!distinct.q) add(dq, q_rows, q.size(0));
     if (!distinct.kv) {
-      adds.push_back({dk, kv_rows, k.size(0)});
-      adds.push_back({dv, kv_rows, v.size(0)});
+      add(dk, kv_rows, k.size(0));
+      add(dv, kv_rows, v.size(0));
     }
-    if (!adds.empty()) {
-      const std::vector<Tensor> sums = index_add_together(adds);
-      size_t next = 0;
-      if (!distinct.q) dq = sums[next++];
-      if (!distinct.kv) {
-        dk = sums[next++];
-        dv = sums[next++];
-      }
-    }
+    const std::vector<Tensor> sums = index_add_together(adds);
+    for (size_t t = 0; t < sums.size(); ++t) *summed[t] = sums[t];
   });
 }
 
