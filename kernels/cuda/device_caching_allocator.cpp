@@ -2,6 +2,7 @@
 #include "kernels/cuda/device_caching_allocator.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -114,6 +115,12 @@ void DeviceCachingAllocator::release(void* block, size_t capacity) noexcept {
       }
     }
   }
+#if defined(TG_CUDA_HOST_EMULATION)
+  // The emulated device (tests/cuda_emulation) has run every kernel by the time its launch
+  // returns, so nothing uses the block now: fill it with NaN, as it fills cudaMalloc's fresh
+  // memory, so that a kernel reading what it has not written shows in the tests.
+  std::memset(block, 0xFF, capacity);
+#endif
   if (free_.put(block, capacity)) return;
   // Over the cap: give it back now. Errors are dropped (nothing can be thrown from here, and at
   // exit the runtime may already be unloading, when the driver frees everything anyway).

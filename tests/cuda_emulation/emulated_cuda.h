@@ -10,8 +10,16 @@
 // fibers on the launching host thread, run until each finishes or waits at a barrier; __shared__
 // variables become function statics (one block runs at a time); __syncthreads() is a barrier over
 // the block and a shuffle one over the warp. It checks semantics — index math, edges,
-// barriers, reduction order, what the host code does with the results — not speed, and not
-// the GPU's memory model: code that races or relies on uninitialised shared memory is not caught.
+// barriers, reduction order, what the host code does with the results — not speed.
+//
+// Races it makes visible rather than proves absent: one warp at a time runs as far as it can,
+// and TG_EMULATION_SCHEDULE=reverse runs the blocks, the warps and the lanes last to first
+// (schedule()), so a read that needs a barrier before it gets another value in one of the two
+// orders; CTest runs every emulated test both ways. Fresh device memory and blocks released to
+// the caching allocator read as NaN (0xFF bytes), so a kernel that reads what nothing wrote
+// shows. What it cannot see: a shuffle orders memory here as __syncwarp() does, which the CUDA
+// memory model does not promise; and __shared__ memory holds what the block before left (GCC
+// ignores a section attribute on a template's statics, so they cannot be found and refilled).
 //
 // Stream capture and graphs follow the real API (signatures, enum values, error codes): between
 // cudaStreamBeginCapture and cudaStreamEndCapture, kernel launches, cudaMemcpyAsync and
@@ -78,8 +86,9 @@ namespace tg_emulation {
 // Every CUDA thread of a block is a fiber (ucontext) on the launching host thread. A fiber runs
 // until it finishes or waits at a barrier — __syncthreads() for the block, a shuffle or
 // __syncwarp() for its warp — and the scheduler resumes the waiting fibers once every unfinished
-// thread of the block (or warp) has arrived. One host thread, no locks, and the same interleaving
-// every run.
+// thread of the block (or warp) has arrived (schedule()). One host thread, and the same
+// interleaving every run of a schedule.
+//
 // A saved execution context and the switch between two. On x86-64 a few instructions that save
 // the callee-saved registers and swap stacks (glibc's swapcontext makes a system call per switch,
 // which made the emulator ten times slower); elsewhere ucontext.
@@ -299,56 +308,84 @@ namespace tg_emulation {
   std::abort();  // a finished fiber is never resumed
 }
 
-// Resumes each unfinished fiber in turn until all are done, releasing a barrier once every
-// unfinished thread it spans has arrived. A kernel whose threads wait at different barriers
+// The order of what a GPU leaves unordered: the blocks of a launch, and the warps and lanes of a
+// block between two barriers (schedule()). Forward, the default, runs them first to last;
+// TG_EMULATION_SCHEDULE=reverse, last to first. A kernel whose result depends on that order —
+// one thread reading what another writes with no barrier between, a block relying on another
+// having run — then gives another answer in one of the two, which its tests see: CTest runs
+// every emulated test both ways.
+inline bool reverse_schedule() {
+  static const bool reverse = [] {
+    const char* order = std::getenv("TG_EMULATION_SCHEDULE");
+    if (order == nullptr || std::strcmp(order, "forward") == 0) return false;
+    if (std::strcmp(order, "reverse") == 0) return true;
+    std::fprintf(stderr, "emulated CUDA: TG_EMULATION_SCHEDULE must be forward or reverse, got "
+                 "'%s'\n", order);
+    std::abort();
+  }();
+  return reverse;
+}
+
+// Held while a kernel runs: the __shared__ variables are the same memory for every host thread
+// that launches.
+inline std::recursive_mutex kernel_mutex;
+
+// Runs fiber f of block b until it finishes or waits at a barrier.
+inline void resume(Block& b, Fiber& f) {
+  threadIdx = f.thread;
+  b.running = &f;
+  void* fake_stack = nullptr;
+  start_switch(&fake_stack, f.stack, kFiberStackBytes);
+  switch_context(b.scheduler, f.context);
+  finish_switch(fake_stack, nullptr, nullptr);
+}
+
+// Runs the block's threads to the end, one warp at a time and each as far as it can go: its
+// lanes in turn, through the warp's own shuffles and __syncwarp()s, until the warp finishes or
+// waits at __syncthreads(); then the next warp; then, once every thread has arrived, past the
+// barrier. So each warp runs ahead of the others as far as a GPU could let it, and what one
+// warp writes and another reads with no barrier between happens in the other order in one of
+// the two schedules (reverse_schedule()). A kernel whose threads wait at different barriers
 // (a bug on a GPU too) stops the program with a message rather than hanging.
 inline void schedule(Block& b) {
-  const size_t warps = (b.fibers.size() + warpSize - 1) / warpSize;
+  const size_t threads = b.fibers.size();
+  const size_t warps = (threads + warpSize - 1) / warpSize;
+  const bool reverse = reverse_schedule();
   for (;;) {
-    bool any_ready = false;
-    for (Fiber& f : b.fibers) {
-      if (f.state != Fiber::Ready) continue;
-      any_ready = true;
-      threadIdx = f.thread;
-      b.running = &f;
-      void* fake_stack = nullptr;
-      start_switch(&fake_stack, f.stack, kFiberStackBytes);
-      switch_context(b.scheduler, f.context);
-      finish_switch(fake_stack, nullptr, nullptr);
-    }
-    if (any_ready) continue;
-    bool released = false, all_done = true;
-    for (size_t w = 0; w < warps; ++w) {  // a warp whose live lanes all wait at its barrier
-      const size_t lo = w * warpSize, hi = std::min(b.fibers.size(), lo + warpSize);
-      bool waiting = false, all_there = true;
-      for (size_t i = lo; i < hi; ++i) {
-        const Fiber::State s = b.fibers[i].state;
-        waiting |= s == Fiber::AtWarpBarrier;
-        all_there &= s == Fiber::AtWarpBarrier || s == Fiber::Done;
-      }
-      if (waiting && all_there) {
+    for (size_t n = 0; n < warps; ++n) {
+      const size_t w = reverse ? warps - 1 - n : n;
+      const size_t lo = w * warpSize, hi = std::min(threads, lo + warpSize);
+      for (;;) {
+        for (size_t k = 0; k < hi - lo; ++k) {
+          Fiber& f = b.fibers[reverse ? hi - 1 - k : lo + k];
+          if (f.state == Fiber::Ready) resume(b, f);
+        }
+        bool waiting = false, all_there = true;  // the warp's live lanes all at its barrier?
+        for (size_t i = lo; i < hi; ++i) {
+          const Fiber::State s = b.fibers[i].state;
+          waiting |= s == Fiber::AtWarpBarrier;
+          all_there &= s == Fiber::AtWarpBarrier || s == Fiber::Done;
+        }
+        if (!waiting || !all_there) break;
         for (size_t i = lo; i < hi; ++i)
           if (b.fibers[i].state == Fiber::AtWarpBarrier) b.fibers[i].state = Fiber::Ready;
-        released = true;
       }
     }
-    if (released) continue;
-    bool block_waiting = false, block_all_there = true;
+    bool all_done = true, block_waiting = false, block_all_there = true;
     for (const Fiber& f : b.fibers) {
       all_done &= f.state == Fiber::Done;
       block_waiting |= f.state == Fiber::AtBlockBarrier;
       block_all_there &= f.state == Fiber::AtBlockBarrier || f.state == Fiber::Done;
     }
     if (all_done) return;
-    if (block_waiting && block_all_there) {
-      for (Fiber& f : b.fibers)
-        if (f.state == Fiber::AtBlockBarrier) f.state = Fiber::Ready;
-      continue;
+    if (!block_waiting || !block_all_there) {
+      std::fprintf(stderr, "emulated CUDA: deadlock in block (%u, %u, %u): threads wait at "
+                   "different barriers (a __syncthreads or shuffle not reached by all)\n",
+                   blockIdx.x, blockIdx.y, blockIdx.z);
+      std::abort();
     }
-    std::fprintf(stderr, "emulated CUDA: deadlock in block (%u, %u, %u): threads wait at "
-                 "different barriers (a __syncthreads or shuffle not reached by all)\n",
-                 blockIdx.x, blockIdx.y, blockIdx.z);
-    std::abort();
+    for (Fiber& f : b.fibers)
+      if (f.state == Fiber::AtBlockBarrier) f.state = Fiber::Ready;
   }
 }
 
@@ -382,6 +419,7 @@ void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) 
   b.run_state = &launch;
   b.fibers.resize(threads);
   b.slots.assign(((threads + warpSize - 1) / warpSize) * warpSize, 0);
+  std::lock_guard<std::recursive_mutex> lock(kernel_mutex);
   Block* const outer = current_block;
   const dim3 outer_thread = threadIdx;
   const size_t outer_prologue_calls = prologue_calls;
@@ -389,24 +427,25 @@ void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) 
   current_block = &b;
   blockDim = block;
   gridDim = grid;
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        blockIdx = dim3(bx, by, bz);
-        size_t i = 0;
-        for (unsigned tz = 0; tz < block.z; ++tz)
-          for (unsigned ty = 0; ty < block.y; ++ty)
-            for (unsigned tx = 0; tx < block.x; ++tx, ++i) {
-              Fiber& f = b.fibers[i];
-              f.thread = dim3(tx, ty, tz);
-              f.lane = static_cast<int>(i % warpSize);
-              f.warp = static_cast<int>(i / warpSize);
-              f.state = Fiber::Ready;
-              f.stack = stacks[i].get();
-              make_context(f.context, f.stack, kFiberStackBytes, &fiber_main);
-            }
-        schedule(b);
-      }
+  const size_t blocks = static_cast<size_t>(grid.x) * grid.y * grid.z;
+  for (size_t n = 0; n < blocks; ++n) {
+    const size_t id = reverse_schedule() ? blocks - 1 - n : n;
+    blockIdx = dim3(static_cast<unsigned>(id % grid.x), static_cast<unsigned>(id / grid.x % grid.y),
+                    static_cast<unsigned>(id / grid.x / grid.y));
+    size_t i = 0;
+    for (unsigned tz = 0; tz < block.z; ++tz)
+      for (unsigned ty = 0; ty < block.y; ++ty)
+        for (unsigned tx = 0; tx < block.x; ++tx, ++i) {
+          Fiber& f = b.fibers[i];
+          f.thread = dim3(tx, ty, tz);
+          f.lane = static_cast<int>(i % warpSize);
+          f.warp = static_cast<int>(i / warpSize);
+          f.state = Fiber::Ready;
+          f.stack = stacks[i].get();
+          make_context(f.context, f.stack, kFiberStackBytes, &fiber_main);
+        }
+    schedule(b);
+  }
   // A kernel that touches memory before waiting for its predecessor races with it when launches
   // overlap on a GPU (kernels/cuda/dependent_launch.h).
   if (prologue_calls != static_cast<size_t>(grid.x) * grid.y * grid.z * threads) {
@@ -428,6 +467,7 @@ enum cudaError_t {
   cudaSuccess = 0,
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevice = 101,
   cudaErrorIllegalState = 401,
   cudaErrorStreamCaptureUnsupported = 900,
@@ -551,6 +591,7 @@ inline const char* cudaGetErrorName(cudaError_t e) {
     case cudaSuccess: return "cudaSuccess";
     case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
@@ -564,6 +605,7 @@ inline const char* cudaGetErrorString(cudaError_t e) {
     case cudaSuccess: return "no error";
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorStreamCaptureUnsupported:
@@ -612,6 +654,8 @@ inline cudaError_t cudaMalloc(void** p, size_t bytes) {
   char* base = static_cast<char*>(std::aligned_alloc(kHeader, kHeader + ((bytes + kHeader - 1) / kHeader) * kHeader));
   if (base == nullptr) return tg_emulation::fail(cudaErrorMemoryAllocation);
   std::memcpy(base, &bytes, sizeof bytes);
+  // A GPU's fresh memory holds whatever was there: NaN here, so that reading it shows.
+  std::memset(base + kHeader, 0xFF, bytes);
   tg_emulation::allocated_bytes += bytes;
   *p = base + kHeader;
   return cudaSuccess;
@@ -740,6 +784,14 @@ inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
 template <typename... Params, typename... Args>
 void emulate_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
                     Args... args) {
+  // A GPU's limits on a launch (compute capability 9.0): outside them the kernel does not run,
+  // and the launch fails.
+  const uint64_t threads = uint64_t{block.x} * block.y * block.z;
+  if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
+      grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) {
+    tg_emulation::fail(cudaErrorInvalidConfiguration);
+    return;
+  }
   tg_emulation::enqueue(stream, [=] { tg_emulation::run_kernel(kernel, grid, block, args...); });
 }
 
@@ -747,8 +799,9 @@ void emulate_launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream
 // On a GPU a fragment's elements are spread over the warp's lanes in a layout the API leaves
 // unspecified; here every lane holds the whole tile and computes the whole product, the same
 // values redundantly, so code that uses the API as documented (the warp together, elements of
-// x[] changed only element by element) gets the API's results. The accumulation order within an
-// mma is the hardware's own, so results are compared with a tolerance, not bit for bit.
+// x[] changed only element by element) gets the API's results; stores are not redundant (each
+// lane writes its own share). The accumulation order within an mma is the hardware's own, so
+// results are compared with a tolerance, not bit for bit.
 namespace nvcuda::wmma {
 struct matrix_a {};
 struct matrix_b {};
@@ -803,11 +856,17 @@ inline void mma_sync(fragment<accumulator, 16, 16, 8, float>& d,
     }
   std::memcpy(d.x, out, sizeof out);
 }
+// Each lane stores only its own share of the tile, as on a GPU, where the other lanes' shares are
+// there for a lane to read only after a __syncwarp(). The shares are laid out like the
+// hardware's mma accumulators: rows lane / 4 and lane / 4 + 8, columns 2 (lane % 4) + {0, 1, 8, 9}.
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 8, float>& f,
                               unsigned ldm, layout_t layout) {
-  for (int i = 0; i < 16; ++i)
-    for (int j = 0; j < 16; ++j)
+  const int lane = tg_emulation::self().lane;
+  for (int i = lane / 4; i < 16; i += 8)
+    for (int j : {0, 1, 8, 9}) {
+      j += 2 * (lane % 4);
       p[layout == mem_row_major ? i * ldm + j : j * ldm + i] = f.x[i * 16 + j];
+    }
 }
 // float -> TF32 (8 exponent bits, 10 mantissa bits), rounded to nearest, ties away from zero,
 // as cvt.rna.tf32.f32; the result is a float whose low 13 mantissa bits are zero.
