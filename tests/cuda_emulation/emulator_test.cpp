@@ -51,17 +51,17 @@ __global__ void last_writer(int* out) {
   if (threadIdx.x == 0) *out = last;
 }
 
-// Thread 0 reads a flag after one shuffle; thread 32 (warp 1) sets it after two. Only a warp
-// that runs ahead through its shuffles, before warp 0 reads, shows the flag.
+// Thread 0 reads a flag after one warp barrier; thread 32 (warp 1) sets it after two. Only a
+// warp that runs ahead through its own barriers, before warp 0 reads, shows the flag.
 __global__ void run_ahead(int* out) {
   kernel_prologue();
   __shared__ int flag;
   if (threadIdx.x == 0) flag = 0;
   __syncthreads();
-  int v = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x), 0);
+  __syncwarp();
   if (threadIdx.x == 0) *out = flag;
-  v = __shfl_sync(0xffffffffu, v, 1);
-  if (threadIdx.x == 32) flag = 1 + v - v;
+  __syncwarp();
+  if (threadIdx.x == 32) flag = 1;
 }
 
 }  // namespace
@@ -80,7 +80,7 @@ TEST_CASE("emulated threads between barriers run in index order, or reversed") {
   CHECK(out.read()[0] == (tg_emulation::reverse_schedule() ? 0 : 69));
 }
 
-TEST_CASE("an emulated warp runs through its shuffles ahead of the other warps") {
+TEST_CASE("an emulated warp runs through its own barriers ahead of the other warps") {
   DeviceArray<int> out(1, -1);
   tg::cuda::launch(run_ahead, dim3(1), dim3(64), nullptr, out.p);
   // Forward, warp 0 runs to its end first; reversed, warp 1 does, and sets the flag.
