@@ -369,3 +369,44 @@ TEST_CASE("cuda Adam with its step count on the device: host-driven steps, the C
   resumed.load_state(saved, device_opt.steps());
   CHECK(resumed.steps() == 7);
 }
+
+TEST_CASE("cuda Adam with its step count on the device counts each call once, in any number of "
+          "launches or none",
+          "[cuda][optim]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  optim::LrSchedule schedule{0.02};
+  schedule.warmup_steps = 3;
+  SECTION("70 parameters: two launches, and the step counted by the second") {
+    Generator gen(29);
+    std::vector<Tensor> on_device, on_cpu;
+    for (int i = 0; i < 70; ++i) {
+      const Tensor p = normal({1 + i % 5 * 1000}, 0, 1, gen, DType::Float32);
+      on_device.push_back(p.to(kGpu).requires_grad_());
+      on_cpu.push_back(p.clone().requires_grad_());
+    }
+    optim::AdamW device_opt(on_device, 1.0, 0.9, 0.98, 1e-8, 0.5);
+    optim::AdamW cpu_opt(on_cpu, 1.0, 0.9, 0.98, 1e-8, 0.5);
+    device_opt.keep_step_on_device(schedule.rule());
+    cpu_opt.keep_step_on_device(schedule.rule());
+    for (int step = 0; step < 4; ++step) {
+      for (size_t i = 0; i < on_cpu.size(); ++i) {
+        const Tensor g = normal(on_cpu[i].shape(), 0, 1, gen, DType::Float32);
+        on_device[i].impl()->grad = g.to(kGpu).impl_ptr();
+        on_cpu[i].impl()->grad = g.impl_ptr();
+      }
+      device_opt.step();
+      cpu_opt.step();
+      // Both launches of a step take its warmup lr: a count moved by the first would show.
+      check_close(on_device, on_cpu, 1e-6, "device-counted, GPU vs CPU");
+      CHECK(device_opt.steps() == step + 1);
+    }
+  }
+  SECTION("only empty parameters: nothing to update, and the step still counts") {
+    optim::AdamW device_opt({zeros({0}, DType::Float32, kGpu).requires_grad_()}, 1.0);
+    device_opt.keep_step_on_device(schedule.rule());
+    device_opt.params()[0].impl()->grad = zeros({0}, DType::Float32, kGpu).impl_ptr();
+    device_opt.step();
+    device_opt.step();
+    CHECK(device_opt.steps() == 2);
+  }
+}

@@ -12,9 +12,10 @@
 // differ from both in the last bit where its compiler contracts a * b + c into an FMA).
 //
 // The step's scalars (kernels/adam_scalars.h) come by value from the host, or, with the step
-// count kept on the device (AdamHyper::device_steps), from a one-thread kernel that counts the
-// step and computes lr and the scalars there: then nothing comes from the host, and a recorded
-// step (a CUDA graph) replays as the next step.
+// count kept on the device (AdamHyper::device_steps), from the count itself: each block's first
+// thread computes lr and the scalars of step steps[0] + 1, and the call's last block to finish
+// counts the step (CudaBackend::last_block_counter), with no launch of its own. Then nothing
+// comes from the host, and a recorded step (a CUDA graph) replays as the next step.
 //
 // Norms: each thread sums g^2 (as read) and p^2 (after the update) of its elements of the chunk
 // in double; a fixed shuffle tree and then the warps in order give the chunk's two partial sums,
@@ -103,15 +104,33 @@ __device__ inline void block_sum2(double& a, double& b, double (&sums)[2][kWarps
   __syncthreads();  // sums may be written again by the caller's next iteration
 }
 
+// The step count on the device (AdamHyper::device_steps) and what turns it into the scalars.
+struct DeviceStep {
+  int64_t* steps = nullptr;  // null: the scalars come by value
+  unsigned long long* blocks_done = nullptr;  // a zero counter (last_block_counter)
+  bool count = false;  // the call's last launch: its last block to finish counts the step
+  LrRule rule;
+  double beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+};
+
 // partials (when kNorms): the sums of g^2 and p^2 of this launch's chunk c at [2c] and [2c + 1].
-// The step's scalars come by value (host_scalars) or, with the step count on the device, from
-// device_scalars, which adam_scalars_kernel has just written.
+// The step's scalars come by value (host_scalars) or, when step.steps is set, from the count:
+// those of step steps[0] + 1, in double as on the host.
 template <typename T, bool kL2, bool kDecoupled, bool kNorms>
-__global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> host_scalars,
-                            const AdamScalars<T>* device_scalars, double* partials) {
+__global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> host_scalars, DeviceStep step,
+                            double* partials) {
   kernel_prologue();
   __shared__ double sums[2][kWarps];
-  const AdamScalars<T> s = device_scalars != nullptr ? *device_scalars : host_scalars;
+  __shared__ AdamScalars<T> device_scalars;
+  if (step.steps != nullptr) {
+    if (threadIdx.x == 0) {
+      const int64_t t = step.steps[0] + 1;
+      device_scalars = adam_scalars<T>(lr_at(step.rule, t - 1), t, step.beta1, step.beta2,
+                                       step.eps, step.weight_decay);
+    }
+    __syncthreads();
+  }
+  const AdamScalars<T> s = step.steps != nullptr ? device_scalars : host_scalars;
   const int64_t chunks = table.first_chunk[table.count];
   // The trip count depends on blockIdx only: uniform across the block, as block_sum2 requires.
   for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
@@ -149,19 +168,20 @@ __global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> host_scalars,
       }
     }
   }
+  // Every block's first thread read steps[0] before it counts itself here, so the last to count
+  // may move it on: the next step's launches read the new count.
+  if (step.count && threadIdx.x == 0 &&
+      atomicAdd(step.blocks_done, 1ull) == gridDim.x - 1ull) {
+    ++step.steps[0];
+    *step.blocks_done = 0;
+  }
 }
 
-// With the step count on the device: t = ++steps[0], lr from the schedule at t - 1, and the
-// step's scalars into *out, by one thread, in double as on the host (kernels/adam_scalars.h).
-// Nothing in the update then comes from the host, so a recorded step replays as the next step.
-template <typename T>
-__global__ void adam_scalars_kernel(int64_t* steps, LrRule rule, double beta1, double beta2,
-                                    double eps, double weight_decay, AdamScalars<T>* out) {
+// Counts a step that updates no element (the call's parameters are all empty): every call
+// counts, as on the CPU.
+__global__ void count_step_kernel(int64_t* steps) {
   kernel_prologue();
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    const int64_t t = ++steps[0];
-    *out = adam_scalars<T>(lr_at(rule, t - 1), t, beta1, beta2, eps, weight_decay);
-  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) ++steps[0];
 }
 
 // out[0] = sum of partials[2c], out[1] = sum of partials[2c + 1] over c < chunks; one block.
@@ -197,36 +217,38 @@ void CudaBackend::adam_step(const std::vector<Tensor>& params, const std::vector
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
   const DType dtype = params.empty() ? DType::Float32 : params[0].dtype();
-  // With the step count on the device, its scalars in a small device buffer (every call counts,
-  // even one with no elements).
-  Tensor device_scalars;
+  DeviceStep step;
   if (on_device) {
-    device_scalars = Tensor::empty({16}, DType::Float64, device());  // holds AdamScalars<T>
-    dispatch_floating(dtype, "adam_step", [&]<typename T>() {
-      static_assert(sizeof(AdamScalars<T>) <= 16 * sizeof(double));
-      launch(adam_scalars_kernel<T>, 1, kWarp, stream, hyper.device_steps.data<int64_t>(),
-             hyper.lr_rule, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay,
-             static_cast<AdamScalars<T>*>(device_scalars.raw_data()));
-    });
+    step.steps = hyper.device_steps.data<int64_t>();
+    step.blocks_done = last_block_counter();
+    step.rule = hyper.lr_rule;
+    step.beta1 = hyper.beta1;
+    step.beta2 = hyper.beta2;
+    step.eps = hyper.eps;
+    step.weight_decay = hyper.weight_decay;
   }
-  if (total_chunks == 0) return;  // no elements (the norms are 0)
+  if (total_chunks == 0) {  // no elements (the norms are 0); the step still counts
+    if (on_device) launch(count_step_kernel, 1, kWarp, stream, step.steps);
+    return;
+  }
   const bool norms = grad_norm_sq != nullptr || weight_norm_sq != nullptr;
   Tensor partials;
   if (norms) partials = Tensor::empty({2 * total_chunks}, DType::Float64, device());
   dispatch_floating(dtype, "adam_step", [&]<typename T>() {
     const AdamScalars<T> s = on_device ? AdamScalars<T>{} : adam_scalars<T>(hyper);
-    const auto* ds =
-        on_device ? static_cast<const AdamScalars<T>*>(device_scalars.raw_data()) : nullptr;
+    int64_t launched_chunks = 0;  // chunks of earlier launches: this launch's partials start there
     const auto launch_table = [&](const AdamTable<T>& table, double* launch_partials) {
       const int64_t chunks = table.first_chunk[table.count];
       const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, int64_t{1} << 16));
+      DeviceStep launch_step = step;
+      launch_step.count = on_device && launched_chunks + chunks == total_chunks;  // the last
       const auto go = [&]<bool kL2, bool kDecoupled>() {
         if (norms)
           launch(adam_kernel<T, kL2, kDecoupled, true>, grid, kBlockThreads, stream, table, s,
-                 ds, launch_partials);
+                 launch_step, launch_partials);
         else
           launch(adam_kernel<T, kL2, kDecoupled, false>, grid, kBlockThreads, stream, table, s,
-                 ds, launch_partials);
+                 launch_step, launch_partials);
       };
       // Zero weight decay is skipped, as on the CPU.
       if (hyper.weight_decay == 0) go.template operator()<false, false>();
@@ -234,7 +256,6 @@ void CudaBackend::adam_step(const std::vector<Tensor>& params, const std::vector
       else go.template operator()<true, false>();
     };
     AdamTable<T> table{};
-    int64_t launched_chunks = 0;  // chunks of earlier launches: this launch's partials start there
     for (size_t i = 0; i < params.size(); ++i) {
       const int64_t n = params[i].numel();
       if (n == 0) continue;
