@@ -334,4 +334,13 @@ void with_mask(const GemmArgs& a, F&& f) {
     f(std::false_type{});
 }
 
+// with_transposes_and_epilogue() and with_mask() together: f(trans_a, trans_b, epilogue, mask),
+// each a std::bool_constant, for the versions that compile all four choices (v5, v7, v8).
+template <typename F>
+void with_transposes_epilogue_and_mask(const GemmArgs& a, F&& f) {
+  with_transposes_and_epilogue(a, [&](auto ta, auto tb, auto epi) {
+    with_mask(a, [&](auto mask) { f(ta, tb, epi, mask); });
+  });
+}
+
 }  // namespace tg::cuda::sgemm_detail

@@ -65,13 +65,11 @@ __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
 }
 
 void run(const GemmArgs& args, cudaStream_t stream) {
-  with_transposes_and_epilogue(args, [&](auto ta, auto tb, auto epi) {
-    with_mask(args, [&](auto mask) {
-      launch("v5_blocktiling_2d",
-             blocktiling_2d_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value,
-                                   decltype(mask)::value>,
-             dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
-    });
+  with_transposes_epilogue_and_mask(args, [&](auto ta, auto tb, auto epi, auto mask) {
+    launch("v5_blocktiling_2d",
+           blocktiling_2d_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value,
+                                 decltype(mask)::value>,
+           dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
   });
 }
 
