@@ -26,6 +26,10 @@ std::string& cuda_missing_reason() {
 }
 }  // namespace
 
+double cross_entropy_row_scale(ReduceOp reduction, int64_t rows) {
+  return reduction == ReduceOp::Mean ? 1.0 / static_cast<double>(rows) : 1.0;
+}
+
 // --- default implementations: compositions of the pure primitives ----------------------------
 
 Tensor Backend::matmul(const Tensor& a, const Tensor& b) {
@@ -37,11 +41,14 @@ Tensor Backend::matmul(const Tensor& a, const Tensor& b) {
 }
 
 void Backend::cross_entropy_with_grad(const Tensor& logits, const Tensor& targets,
-                                      double row_scale, Tensor& loss, Tensor& dlogits) {
-  Tensor shifted_logsumexp;
-  cross_entropy(logits, targets, loss, shifted_logsumexp);
+                                      ReduceOp reduction, Tensor& loss, Tensor& dlogits) {
+  check(reduction == ReduceOp::Sum || reduction == ReduceOp::Mean,
+        "cross_entropy_with_grad: the reduction must be a sum or a mean");
+  Tensor rows, shifted_logsumexp;
+  cross_entropy(logits, targets, rows, shifted_logsumexp);
+  loss = reduce(reduction, rows, {0}).view({});
   Tensor row_grad = Tensor::empty({logits.size(0)}, logits.dtype(), device());
-  fill(row_grad, row_scale);
+  fill(row_grad, cross_entropy_row_scale(reduction, logits.size(0)));
   dlogits = cross_entropy_backward(logits, targets, shifted_logsumexp, row_grad);
 }
 

@@ -156,11 +156,12 @@ class Backend {
                                         const Tensor& shifted_logsumexp,
                                         const Tensor& row_grad) = 0;
   // Loss and gradient in one call, for a reduction whose per-row gradient is known before
-  // backward (a mean: 1 / N, a sum: 1): loss [N] as cross_entropy gives it and dlogits [N, C] =
-  // (softmax(logits) - onehot(targets)) * row_scale. By default the two primitives above; a
-  // backend may fuse them into one pass over the logits that never writes the probabilities.
+  // backward (ReduceOp::Mean: 1 / N, ReduceOp::Sum: 1): loss [] is reduce(reduction) of the
+  // per-row losses cross_entropy gives, to the bit, and dlogits [N, C] = (softmax(logits) -
+  // onehot(targets)) * row_scale. By default the two primitives above and reduce; a backend may
+  // fuse them into one pass over the logits that never writes the probabilities.
   virtual void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets,
-                                       double row_scale, Tensor& loss, Tensor& dlogits);
+                                       ReduceOp reduction, Tensor& loss, Tensor& dlogits);
   // The epilogue of a linear layer in one pass over x [N, D] (contiguous) and bias [D] (may be
   // undefined): pre = x + bias and y = act(pre). Either output may be undefined (not written) or
   // alias x (in place); both are contiguous [N, D].
@@ -272,6 +273,10 @@ class Backend {
   // check) skips its own host reads then, under the same contract.
   virtual bool capturing() const { return false; }
 };
+
+// Each row's gradient under cross_entropy_with_grad's reduction of `rows` losses: 1 / rows for
+// a mean, 1 for a sum.
+double cross_entropy_row_scale(ReduceOp reduction, int64_t rows);
 
 // The backend that owns `device`; throws a clear tg::Error when this build or machine has none,
 // e.g. "device cuda:0: no CUDA device is available (cudaGetDeviceCount: ...)".

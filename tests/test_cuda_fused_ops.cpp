@@ -87,21 +87,24 @@ TEST_CASE("cuda fused cross_entropy: one pass equals the two kernels and the CPU
           const Tensor targets = random_indices({rows}, classes, seed + 1000);
           const Tensor logits_gpu = transposed ? logits.t().to(kGpu).t() : logits.to(kGpu);
           const Tensor targets_gpu = targets.to(kGpu);
-          for (double row_scale : {1.0 / static_cast<double>(rows), 1.0}) {
+          for (ReduceOp reduction : {ReduceOp::Mean, ReduceOp::Sum}) {
+            INFO((reduction == ReduceOp::Mean ? "mean" : "sum"));
             Tensor loss, dlogits;
-            gpu.cross_entropy_with_grad(logits_gpu, targets_gpu, row_scale, loss, dlogits);
+            gpu.cross_entropy_with_grad(logits_gpu, targets_gpu, reduction, loss, dlogits);
             CHECK(loss.device() == kGpu);
+            CHECK(loss.shape() == Shape{});
             CHECK(dlogits.is_contiguous());
-            // The composition on the same device: the same sums in the same order, so the
-            // same bits.
+            // The composition on the same device (cross_entropy, reduce, a filled row gradient,
+            // cross_entropy_backward): the same sums in the same order, so the same bits, the
+            // loss reduced by the fused kernel's last block included.
             Tensor loss2, dlogits2;
-            gpu.Backend::cross_entropy_with_grad(logits_gpu, targets_gpu, row_scale, loss2,
+            gpu.Backend::cross_entropy_with_grad(logits_gpu, targets_gpu, reduction, loss2,
                                                  dlogits2);
             check_close(loss, loss2, 0);
             check_close(dlogits, dlogits2, 0);
             // The CPU.
             Tensor loss_cpu, dlogits_cpu;
-            cpu.cross_entropy_with_grad(logits, targets, row_scale, loss_cpu, dlogits_cpu);
+            cpu.cross_entropy_with_grad(logits, targets, reduction, loss_cpu, dlogits_cpu);
             check_close(loss, loss_cpu, tolerance_for(dtype));
             check_close(dlogits, dlogits_cpu, tolerance_for(dtype));
           }
@@ -119,24 +122,27 @@ TEST_CASE("cuda fused cross_entropy: large logits, bad targets, no rows", "[cuda
   const Tensor big = random_normal({6, 40}, DType::Float32, 7) + 1000.0;
   const Tensor targets = random_indices({6}, 40, 8);
   Tensor loss, dlogits, loss_cpu, dlogits_cpu;
-  gpu.cross_entropy_with_grad(big.to(kGpu), targets.to(kGpu), 0.25, loss, dlogits);
-  cpu.cross_entropy_with_grad(big, targets, 0.25, loss_cpu, dlogits_cpu);
+  gpu.cross_entropy_with_grad(big.to(kGpu), targets.to(kGpu), ReduceOp::Mean, loss, dlogits);
+  cpu.cross_entropy_with_grad(big, targets, ReduceOp::Mean, loss_cpu, dlogits_cpu);
   check_close(loss, loss_cpu, 1e-5);
   check_close(dlogits, dlogits_cpu, 1e-5);
 
   const Tensor logits = random_normal({3, 5}, DType::Float32, 9);
   for (const std::vector<int64_t>& bad : {std::vector<int64_t>{0, 5, 1}, {-1, 0, 7}}) {
     const Tensor t = from_vector(bad);
-    const std::string want = error_of([&] { cpu.cross_entropy_with_grad(logits, t, 1, loss, dlogits); });
+    const std::string want = error_of(
+        [&] { cpu.cross_entropy_with_grad(logits, t, ReduceOp::Sum, loss, dlogits); });
     CHECK(!want.empty());
     CHECK(error_of([&] {
-            gpu.cross_entropy_with_grad(logits.to(kGpu), t.to(kGpu), 1, loss, dlogits);
+            gpu.cross_entropy_with_grad(logits.to(kGpu), t.to(kGpu), ReduceOp::Sum, loss,
+                                        dlogits);
           }) == want);
     CHECK(error_of([&] { cross_entropy(logits.to(kGpu).requires_grad_(), t.to(kGpu)); }) == want);
   }
   gpu.cross_entropy_with_grad(zeros({0, 5}, DType::Float64, kGpu),
-                              zeros({0}, DType::Int64, kGpu), 1, loss, dlogits);
-  CHECK(loss.shape() == Shape{0});
+                              zeros({0}, DType::Int64, kGpu), ReduceOp::Sum, loss, dlogits);
+  CHECK(loss.shape() == Shape{});
+  CHECK(loss.item() == 0);
   CHECK(dlogits.shape() == Shape{0, 5});
 }
 

@@ -3,9 +3,9 @@
 //   dlogits[n] = (softmax(logits[n]) - onehot(target[n])) * dloss[n]
 // The forward keeps the per-row log-sum-exp of the max-shifted logits, so backward rebuilds the
 // softmax from the logits without summing the exponentials again. Under a mean or sum, when
-// the logits need a gradient, loss and dlogits come from one call (cross_entropy_with_grad) and
-// backward only scales dlogits by the upstream gradient (for backward()'s seed 1, not even that).
-#include "autograd/grad_mode.h"
+// the logits need a gradient, the reduced loss and dlogits come from one call
+// (cross_entropy_with_grad: one kernel on a GPU) and backward only scales dlogits by the upstream
+// gradient (for backward()'s seed 1, not even that).
 #include "autograd/ops/common.h"
 
 namespace tg {
@@ -27,16 +27,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction redu
   if (reduction != Reduction::None && needs_grad({&logits})) {
     // The gradient of each row's loss is known now (1 / N for a mean, 1 for a sum): compute it
     // in the forward pass, in one sweep over the logits, and only scale it in backward.
-    const int64_t batch = logits.size(0);
-    check(reduction == Reduction::Sum || batch > 0, "cross_entropy: mean over an empty batch");
-    const double row_scale = reduction == Reduction::Mean ? 1.0 / static_cast<double>(batch) : 1.0;
-    Tensor rows, dlogits;
-    backend.cross_entropy_with_grad(logits, targets, row_scale, rows, dlogits);
-    Tensor loss;
-    {
-      NoGradGuard no_grad;  // rows carry no graph; the node below stands for the whole reduction
-      loss = reduction == Reduction::Mean ? mean(rows) : sum(rows);
-    }
+    check(reduction == Reduction::Sum || logits.size(0) > 0,
+          "cross_entropy: mean over an empty batch");
+    // The loss carries no graph of its own: the node below stands for the whole reduction.
+    Tensor loss, dlogits;
+    backend.cross_entropy_with_grad(
+        logits, targets, reduction == Reduction::Mean ? ReduceOp::Mean : ReduceOp::Sum, loss,
+        dlogits);
     // loss.backward()'s seed 1 takes dlogits as they are (Node::apply_to_unit_seed): no
     // tensor of ones, no multiply.
     return record(

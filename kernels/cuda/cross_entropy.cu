@@ -13,8 +13,10 @@
 // known in the forward pass: the same warp per row holds its logits in registers (kPerLane
 // lane-strided chunks per lane; classes beyond 32 * kPerLane are read again from memory), takes
 // the maximum, the sum of exponentials and the loss, and writes dlogits = (softmax - onehot) *
-// row_scale in the same kernel: one read of the logits, no probabilities written. Its sums run
-// in the same order as the two kernels', so it gives their bits exactly.
+// row_scale in the same kernel: one read of the logits, no probabilities written. The block that
+// finishes last then reduces the row losses to the mean or sum, so the step's loss costs no
+// launch of its own. Its sums run in the same order as the two kernels' and reduce's, so it
+// gives their bits exactly.
 //
 // Targets are checked on the device before anything runs: a kernel records the first row whose
 // target is out of range, the host reads that one flag back and throws the CPU's error.
@@ -97,15 +99,21 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* ta
   }
 }
 
-// Both kernels above in one: loss[r] as cross_entropy_kernel gives it, and dlogits[r, c] as
-// cross_entropy_backward_kernel gives it for row_grad[r] = scale, from one read of the row.
-// Lane l keeps classes l + 32 k (k < kPerLane) in registers; every sum visits a lane's classes
-// in increasing order, as the two-kernel route does, so the bits agree.
+// Both kernels above in one: loss[r] as cross_entropy_kernel gives it (into row_losses), and
+// dlogits[r, c] as cross_entropy_backward_kernel gives it for row_grad[r] = row_scale, from one
+// read of the row. Lane l keeps classes l + 32 k (k < kPerLane) in registers; every sum visits a
+// lane's classes in increasing order, as the two-kernel route does, so the bits agree. Then the
+// last block to finish (counted in blocks_done, a zero counter, zero again at the end) writes
+// *loss = row_scale * the sum of row_losses, as reduce's sum_kernel computes a mean (row_scale
+// 1 / N) or a sum (1): one warp, lane l adding rows l, l + 32, ... in double, then the same
+// shuffle tree into lane 0.
 template <typename T, int kPerLane>
-__global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* targets, T scale,
-                                               T* loss, T* dlogits, int64_t rows,
-                                               int64_t classes) {
+__global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* targets,
+                                               double row_scale, T* row_losses, T* loss,
+                                               T* dlogits, int64_t rows, int64_t classes,
+                                               unsigned long long* blocks_done) {
   kernel_prologue();
+  const T scale = static_cast<T>(row_scale);
   TG_FOR_EACH_WARP_ROW(r, rows) {
     const T* row = logits + r * classes;
     T held[kPerLane];
@@ -127,7 +135,7 @@ __global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* t
     total = warp_sum(total);
     const T log_total = math_log(total);
     const int64_t target = targets[r];
-    if (lane == 0) loss[r] = log_total - (row[target] - peak);
+    if (lane == 0) row_losses[r] = log_total - (row[target] - peak);
     T* out = dlogits + r * classes;
 #pragma unroll
     for (int k = 0; k < kPerLane; ++k) {
@@ -143,6 +151,23 @@ __global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* t
       if (c == target) v -= scale;
       out[c] = v;
     }
+  }
+
+  __threadfence();  // this block's row losses, visible to every block before the block counts
+  __syncthreads();
+  __shared__ bool last;
+  if (threadIdx.x == 0) last = atomicAdd(blocks_done, 1ull) == gridDim.x - 1ull;
+  __syncthreads();
+  if (!last || threadIdx.x >= kWarp) return;
+  __threadfence();  // and the other blocks' row losses visible to this one
+  const volatile T* losses = row_losses;  // written by other blocks: read past this SM's L1
+  double total = 0;
+  for (int64_t j = lane; j < rows; j += kWarp) total += static_cast<double>(losses[j]);
+  for (int step = kWarp / 2; step > 0; step /= 2)
+    total += __shfl_down_sync(kFullMask, total, step);
+  if (lane == 0) {
+    *loss = static_cast<T>(static_cast<double>(static_cast<T>(total)) * row_scale);
+    *blocks_done = 0;
   }
 }
 
@@ -205,7 +230,9 @@ Tensor CudaBackend::cross_entropy_backward(const Tensor& logits_in, const Tensor
 }
 
 void CudaBackend::cross_entropy_with_grad(const Tensor& logits_in, const Tensor& targets_in,
-                                          double row_scale, Tensor& loss, Tensor& dlogits) {
+                                          ReduceOp reduction, Tensor& loss, Tensor& dlogits) {
+  check(reduction == ReduceOp::Sum || reduction == ReduceOp::Mean,
+        "cross_entropy_with_grad: the reduction must be a sum or a mean");
   check_on(logits_in, device(), "cross_entropy", "logits");
   check_on(targets_in, device(), "cross_entropy", "targets");
   const Tensor logits = contiguous_copy_if_needed(logits_in);
@@ -213,16 +240,21 @@ void CudaBackend::cross_entropy_with_grad(const Tensor& logits_in, const Tensor&
   const int64_t rows = logits.size(0), classes = logits.size(1);
   DeviceGuard guard(index_);
   check_targets(targets, classes);
-  loss = Tensor::empty({rows}, logits.dtype(), device());
+  loss = Tensor::empty({}, logits.dtype(), device());
   dlogits = Tensor::empty(logits.shape(), logits.dtype(), device());
+  if (rows == 0) {  // as reduce: the sum of no rows is 0 (the ops reject an empty mean)
+    fill(loss, 0);
+    return;
+  }
+  const Tensor row_losses = Tensor::empty({rows}, logits.dtype(), device());
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
-    if (rows == 0) return;
     // Four chunks hold this project's ~100 classes; sixteen hold up to 512 in registers.
     auto* kernel = classes <= 4 * kWarp ? cross_entropy_with_grad_kernel<T, 4>
                                         : cross_entropy_with_grad_kernel<T, 16>;
     launch(kernel, grid_for_warps(rows), kBlockThreads, current_stream(index_),
-           logits.data<T>(), targets.data<int64_t>(), static_cast<T>(row_scale),
-           loss.data<T>(), dlogits.data<T>(), rows, classes);
+           logits.data<T>(), targets.data<int64_t>(), cross_entropy_row_scale(reduction, rows),
+           row_losses.data<T>(), loss.data<T>(), dlogits.data<T>(), rows, classes,
+           last_block_counter());
   });
 }
 

@@ -52,7 +52,7 @@ class CudaBackend final : public Backend {
                      Tensor& shifted_logsumexp) override;
   Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
                                 const Tensor& shifted_logsumexp, const Tensor& row_grad) override;
-  void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, double row_scale,
+  void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, ReduceOp reduction,
                                Tensor& loss, Tensor& dlogits) override;
   void bias_activation(const Tensor& x, const Tensor& bias, Activation act, const Tensor& pre,
                        const Tensor& y) override;
