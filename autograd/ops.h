@@ -74,10 +74,12 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
 // The same with q, k, v rows read through int64 index tables: q_table[q_rows [B, Tq]] and
 // k_table, v_table[kv_rows [B, T]] (tables [rows, H, Dh], values [rows, H, Dv]) ->
 // [B, Tq, H, Dv], or [B, Tq, Dv] summed over the heads when `sum_heads`, without gathering
-// them; backward scatter-adds into the tables.
+// them; backward scatter-adds into the tables. With sum_heads, a residual table [Rq, Dv] (a row
+// per q_table row) may come too: its rows at q_rows are added to the output, as
+// embedding(residual, q_rows) + table_attention(...) to the bit, in the same kernel.
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                        const Tensor& q_rows, const Tensor& kv_rows, double scale,
-                       bool sum_heads = false);
+                       bool sum_heads = false, const Tensor& residual = Tensor());
 enum class Reduction { Mean, Sum, None };
 // logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,

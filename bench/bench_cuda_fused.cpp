@@ -225,7 +225,7 @@ Workload attention_workload(Size s, bool backward, bool fused) {
   const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
   Backend& gpu = backend_for(kGpu);
   Tensor z, pattern;
-  gpu.attention(q, k, v, index, index, scale, c.sum_heads, z, pattern);
+  gpu.attention(q, k, v, index, index, scale, c.sum_heads, Tensor(), z, pattern);
   const Tensor dz = random_on_gpu(z.shape());
   const double rows_in = static_cast<double>(c.batch * c.keys * c.heads) *
                          static_cast<double>(2 * c.head_size + c.value_size);
@@ -234,14 +234,14 @@ Workload attention_workload(Size s, bool backward, bool fused) {
     return {4.0 * (rows_in + zs + ps), [=, &gpu] {
               cuda::set_fused_attention(fused);
               Tensor out, probs;
-              gpu.attention(q, k, v, index, index, scale, c.sum_heads, out, probs);
+              gpu.attention(q, k, v, index, index, scale, c.sum_heads, Tensor(), out, probs);
               cuda::set_fused_attention(true);
             }};
   return {4.0 * (zs + 2 * rows_in + ps), [=, &gpu] {
             cuda::set_fused_attention(fused);
-            Tensor dq, dk, dv;
-            gpu.attention_backward(dz, q, k, v, index, index, pattern, scale, c.sum_heads, dq, dk,
-                                   dv);
+            Tensor dq, dk, dv, dresidual;
+            gpu.attention_backward(dz, q, k, v, index, index, pattern, scale, c.sum_heads,
+                                   Tensor(), dq, dk, dv, dresidual);
             cuda::set_fused_attention(true);
           }};
 }

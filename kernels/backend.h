@@ -135,17 +135,20 @@ class Backend {
   // q_rows[b, i] = b * Tq + i (and likewise k and v). Values may have their own width Dv
   // (v_table [Rkv, H, Dv]), and with `sum_heads` z is summed over the heads, [B, Tq, Dv]: a
   // value table already multiplied by each head's output projection then gives the attention
-  // layer's output directly.
+  // layer's output directly. With sum_heads, an optional residual table [Rq, Dv] (a row per
+  // q_table row; undefined: none) is added too: z[b, i] = residual[q_rows[b, i]] + the heads'
+  // sum, to the bit as that addition done afterwards, so the residual stream costs no gather.
   virtual void attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                          const Tensor& q_rows, const Tensor& kv_rows, double scale,
-                         bool sum_heads, Tensor& z, Tensor& pattern) = 0;
+                         bool sum_heads, const Tensor& residual, Tensor& z, Tensor& pattern) = 0;
   // Gradients with respect to the three tables (rows no example reads get 0), summed over the
-  // batch in an order that does not depend on the thread count.
+  // batch in an order that does not depend on the thread count; when the forward had a residual
+  // (passed again, only its shape is read), also dresidual = index_add(dz, q_rows, Rq).
   virtual void attention_backward(const Tensor& dz, const Tensor& q_table, const Tensor& k_table,
                                   const Tensor& v_table, const Tensor& q_rows,
                                   const Tensor& kv_rows, const Tensor& pattern, double scale,
-                                  bool sum_heads, Tensor& dq_table, Tensor& dk_table,
-                                  Tensor& dv_table) = 0;
+                                  bool sum_heads, const Tensor& residual, Tensor& dq_table,
+                                  Tensor& dk_table, Tensor& dv_table, Tensor& dresidual) = 0;
   // logits [N, C], int64 targets [N] -> per-row loss [N] and, for backward, the shifted
   // log-sum-exp [N]: log(sum_c exp(logits[n, c] - max_c logits[n, c])). It lies in [0, log C], so
   // it keeps full precision in float32, where the plain log-sum-exp of logits near 1000 would not.

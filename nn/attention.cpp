@@ -78,7 +78,7 @@ Tensor Attention::project_out(const Tensor& z) const {
 double Attention::scale() const { return 1 / std::sqrt(static_cast<double>(d_head_)); }
 
 Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
-                                const Tensor& kv_rows) const {
+                                const Tensor& kv_rows, const Tensor& residual) const {
   check(table.dim() == 2 && table.size(1) == d_model_, "Attention: table must be [rows, d_model = ",
         d_model_, "], got ", shape_str(table.shape()));
   // Each head's output projection is folded into the value table, v_h @ W_O[h] per table row
@@ -89,7 +89,7 @@ Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
   const Tensor v_out = head_matmul(project_heads(x, W_V_, b_V_, rows), W_O_);  // [R, H, d_model]
   Tensor out = table_attention(project_heads(x, W_Q_, b_Q_, rows),
                                project_heads(x, W_K_, b_K_, rows), v_out, q_rows, kv_rows,
-                               scale(), /*sum_heads=*/true);
+                               scale(), /*sum_heads=*/true, residual);
   return b_O_.defined() ? out + b_O_ : out;
 }
 

@@ -26,8 +26,11 @@ class Attention : public Module {
   // [R, d_model], so queries, keys and values are projected once per table row and read
   // through int64 row indices q_rows [B, Tq] (the last Tq positions) and kv_rows [B, T] by the
   // fused attention -> [B, Tq, d_model]. Nothing per example is gathered, and the output
-  // projection is applied to the value table rather than to every example.
-  Tensor forward_table(const Tensor& table, const Tensor& q_rows, const Tensor& kv_rows) const;
+  // projection is applied to the value table rather than to every example. A residual table
+  // [R, d_model] (undefined: none), the residual stream at each table row, is added at q_rows by
+  // the same kernel: the block's x + attn(x) in one launch.
+  Tensor forward_table(const Tensor& table, const Tensor& q_rows, const Tensor& kv_rows,
+                       const Tensor& residual = Tensor()) const;
 
   const Tensor& W_Q() const { return W_Q_; }
   const Tensor& W_K() const { return W_K_; }

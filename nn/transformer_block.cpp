@@ -22,19 +22,18 @@ Tensor TransformerBlock::attention_input(const Tensor& x) const {
   return ln_mode_ == LayerNormMode::Pre ? ln1_->forward(x) : x;
 }
 
-Tensor TransformerBlock::finish(const Tensor& x_sel, const Tensor& attention_output) const {
-  const Tensor attn_out = attn_dropout_->forward(attention_output);
+Tensor TransformerBlock::after_attention(const Tensor& residual_sum) const {
   switch (ln_mode_) {
     case LayerNormMode::None: {
-      const Tensor h = x_sel + attn_out;
+      const Tensor& h = residual_sum;
       return h + mlp_dropout_->forward(mlp_->forward(h));
     }
     case LayerNormMode::Pre: {
-      const Tensor h = x_sel + attn_out;
+      const Tensor& h = residual_sum;
       return h + mlp_dropout_->forward(mlp_->forward(ln2_->forward(h)));
     }
     case LayerNormMode::Post: {
-      const Tensor h = ln1_->forward(x_sel + attn_out);
+      const Tensor h = ln1_->forward(residual_sum);
       return ln2_->forward(h + mlp_dropout_->forward(mlp_->forward(h)));
     }
   }
@@ -47,14 +46,20 @@ Tensor TransformerBlock::forward(const Tensor& x, int64_t queries) const {
   if (queries < 0) queries = len;
   check(queries >= 1 && queries <= len, "TransformerBlock: queries must be in [1, ", len,
         "], got ", queries);
-  return finish(queries == len ? x : x.slice(1, len - queries, len),
-                attn_->forward(attention_input(x), queries));
+  const Tensor x_sel = queries == len ? x : x.slice(1, len - queries, len);
+  return after_attention(x_sel +
+                         attn_dropout_->forward(attn_->forward(attention_input(x), queries)));
 }
 
 Tensor TransformerBlock::forward_table(const Tensor& table, const Tensor& q_rows,
                                        const Tensor& kv_rows) const {
-  return finish(embedding(table, q_rows),
-                attn_->forward_table(attention_input(table), q_rows, kv_rows));
+  // The residual stream's rows are the table's own: the attention kernel adds them, unless a
+  // dropout mask must come between.
+  if (attn_dropout_->p() > 0 && attn_dropout_->is_training())
+    return after_attention(
+        embedding(table, q_rows) +
+        attn_dropout_->forward(attn_->forward_table(attention_input(table), q_rows, kv_rows)));
+  return after_attention(attn_->forward_table(attention_input(table), q_rows, kv_rows, table));
 }
 
 Tensor TransformerBlock::forward_reference(const Tensor& x) const {

@@ -40,9 +40,9 @@ class TransformerBlock : public Module {
  private:
   // The attention's input: ln1(x) under pre-LN, x otherwise.
   Tensor attention_input(const Tensor& x) const;
-  // Everything after attention, given the residual x_sel [B, Tq, d_model] at the query
-  // positions and the attention's output there.
-  Tensor finish(const Tensor& x_sel, const Tensor& attn_out) const;
+  // Everything after attention, given x + attn(x) [B, Tq, d_model] at the query positions (the
+  // residual stream there plus the attention's output).
+  Tensor after_attention(const Tensor& residual_sum) const;
 
   LayerNormMode ln_mode_;
   std::shared_ptr<LayerNorm> ln1_, ln2_;  // null when ln_mode_ is None

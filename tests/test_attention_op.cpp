@@ -126,8 +126,8 @@ TEST_CASE("attention_op: float32 output, pattern and gradients match the composi
                      k.reshape({n.batch * n.keys, n.heads, -1}),
                      v.reshape({n.batch * n.keys, n.heads, -1}),
                      arange(n.batch * n.queries).reshape({n.batch, n.queries}),
-                     arange(n.batch * n.keys).reshape({n.batch, n.keys}), scale, false, z,
-                     pattern);
+                     arange(n.batch * n.keys).reshape({n.batch, n.keys}), scale, false,
+                     Tensor(), z, pattern);
       REQUIRE(pattern.shape() == Shape{n.batch, n.heads, n.queries, n.keys});
       const std::vector<double> p = pattern.to_vector<double>();
       CHECK(relative_error(p, reference_pattern(q, k, scale).contiguous().to_vector<double>()) <
@@ -203,6 +203,59 @@ TEST_CASE("attention_op: rejects bad shapes, dtypes and more queries than keys",
                    Contains("causal_attention: needs a float tensor, got int64"));
 }
 
+// A residual table in table_attention: the bits of embedding(residual, q_rows) added to the
+// attention's output afterwards (x + attention(x)), forward and backward, strided or not; and the
+// shapes it refuses.
+TEST_CASE("attention_op: table_attention's residual equals a gather and an add",
+          "[attention_op]") {
+  Generator gen(95);
+  const int64_t batch = 41, queries = 2, keys = 3, heads = 4, head_size = 8, width = 19, rows = 9;
+  std::vector<int64_t> q_index(batch * queries), kv_index(batch * keys);
+  for (size_t i = 0; i < q_index.size(); ++i) q_index[i] = static_cast<int64_t>(i * 5 % rows);
+  for (size_t i = 0; i < kv_index.size(); ++i) kv_index[i] = static_cast<int64_t>(i * 3 % rows);
+  const Tensor q_rows = from_vector(q_index, {batch, queries});
+  const Tensor kv_rows = from_vector(kv_index, {batch, keys});
+  const Tensor dz = randn({batch, queries, width}, gen);
+  for (bool strided : {false, true}) {
+    INFO((strided ? "strided residual" : "contiguous residual"));
+    auto run = [&](bool fused) {
+      Generator g(96);
+      Tensor qt = randn({rows, heads, head_size}, g).requires_grad_();
+      Tensor kt = randn({rows, heads, head_size}, g).requires_grad_();
+      Tensor vt = randn({rows, heads, width}, g).requires_grad_();
+      // The leaf, and the [rows, width] residual read from it (a transposed view when strided).
+      const Tensor res = strided ? randn({width, rows}, g).requires_grad_()
+                                 : randn({rows, width}, g).requires_grad_();
+      const Tensor residual = strided ? res.t() : res;
+      const Tensor z =
+          fused ? table_attention(qt, kt, vt, q_rows, kv_rows, 0.3, true, residual)
+                : embedding(residual, q_rows) +
+                      table_attention(qt, kt, vt, q_rows, kv_rows, 0.3, true);
+      z.backward(dz);
+      return std::vector<std::vector<float>>{z.to_vector<float>(), qt.grad().to_vector<float>(),
+                                             kt.grad().to_vector<float>(),
+                                             vt.grad().to_vector<float>(),
+                                             res.grad().to_vector<float>()};
+    };
+    const auto fused = run(true), composed = run(false);
+    for (size_t i = 0; i < fused.size(); ++i) {
+      INFO("output " << i << " (z, dq, dk, dv, dresidual)");
+      CHECK(fused[i] == composed[i]);
+    }
+  }
+  const Tensor qt = randn({rows, heads, head_size}, gen), vt = randn({rows, heads, width}, gen);
+  REQUIRE_TG_ERROR(
+      table_attention(qt, qt, vt, q_rows, kv_rows, 1, false, randn({rows, width}, gen)),
+      "table_attention: a residual needs sum_heads (an output [B, Tq, Dv])");
+  REQUIRE_TG_ERROR(
+      table_attention(qt, qt, vt, q_rows, kv_rows, 1, true, randn({rows, width + 1}, gen)),
+      "table_attention: residual [9, 20] must be [9, 19]: a row of the values' width per "
+      "q_table row");
+  REQUIRE_TG_ERROR(table_attention(qt, qt, vt, q_rows, kv_rows, 1, true,
+                                   randn({rows, width}, gen, DType::Float64)),
+                   Contains("table_attention:") && Contains("dtypes differ"));
+}
+
 // table_attention against the gathers it replaces: embedding() of each table, then
 // causal_attention. The rows repeat across examples, as tokens do, so the backward's
 // scatter-add is exercised.
@@ -272,6 +325,12 @@ TEST_CASE("attention_op: table_attention equals gathering the rows first", "[att
         return table_attention(in[0], in[1], in[2], small_q, small_kv, 0.7, true);
       },
       {q64, k64, v64});
+  // With a residual table (a row per q table row, of the values' width) and its gradient.
+  CHECK_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        return table_attention(in[0], in[1], in[2], small_q, small_kv, 0.7, true, in[3]);
+      },
+      {q64, k64, v64, randn({3, 6}, gen, DType::Float64).requires_grad_()});
   REQUIRE_TG_ERROR(table_attention(q64, k64, v64, small_q, from_vector<int64_t>({0, 9, 3, 1, 2, 0, 3, 3, 1}, {3, 3}), 1.0),
                    "attention: key row 9 at position 1 is outside the table's 4 rows");
 }

@@ -5,13 +5,15 @@
 // sum_heads on and off, T = 1, 5, 17, B = 1, 3, H = 1, 4, float32 and float64, strided inputs;
 // then the one-kernel paths (T <= 64) and the multi-kernel ones (set_fused_attention(false))
 // against the CPU and each other on T = 1, 3, 5, 17, 33, 64 and 65 (beyond the one-kernel
-// paths), Dh = 1, 7, 32, 128; then run-to-run determinism, empty inputs and the row-index and
+// paths), Dh = 1, 7, 32, 128, with and without a residual table; the residual against a gather
+// and an add, bit for bit; then run-to-run determinism, empty inputs and the row-index and
 // dtype errors. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -61,6 +63,7 @@ const std::vector<Sizes> kSizes = {{1, 1, 1, 1, 3, 3},  {3, 5, 5, 4, 8, 8},  {3,
 
 struct Inputs {
   Tensor q, k, v, q_rows, kv_rows;
+  Tensor residual;  // [Rq, Dv]: a residual stream's row per q table row, for sum_heads
   int64_t q_table_rows = 0, kv_table_rows = 0;
 };
 
@@ -109,6 +112,8 @@ Inputs make_inputs(const Sizes& n, Rows mode, DType dtype, uint64_t seed, bool s
   in.q = table(in.q_table_rows, n.head_size);
   in.k = table(in.kv_table_rows, n.head_size);
   in.v = table(in.kv_table_rows, n.value_size);
+  in.residual = strided ? randn({n.value_size, in.q_table_rows}, gen, dtype).to(device).t()
+                        : randn({in.q_table_rows, n.value_size}, gen, dtype).to(device);
   in.q_rows = rows_tensor(q_rows, n.batch, n.queries, strided, device);
   in.kv_rows = rows_tensor(kv_rows, n.batch, n.keys, strided, device);
   return in;
@@ -156,22 +161,25 @@ struct Forward {
   Tensor z, pattern;
 };
 
-Forward run_forward(const Inputs& in, double scale, bool sum_heads, Device device) {
+// The forward, with in.residual added when `residual` (which needs sum_heads).
+Forward run_forward(const Inputs& in, double scale, bool sum_heads, Device device,
+                    bool residual = false) {
   Forward out;
-  backend_for(device).attention(in.q, in.k, in.v, in.q_rows, in.kv_rows, scale, sum_heads, out.z,
-                                out.pattern);
+  backend_for(device).attention(in.q, in.k, in.v, in.q_rows, in.kv_rows, scale, sum_heads,
+                                residual ? in.residual : Tensor(), out.z, out.pattern);
   return out;
 }
 
 struct Grads {
-  Tensor dq, dk, dv;
+  Tensor dq, dk, dv, dresidual;  // dresidual only with a residual
 };
 
 Grads run_backward(const Tensor& dz, const Inputs& in, const Tensor& pattern, double scale,
-                   bool sum_heads, Device device) {
+                   bool sum_heads, Device device, bool residual = false) {
   Grads g;
   backend_for(device).attention_backward(dz, in.q, in.k, in.v, in.q_rows, in.kv_rows, pattern,
-                                         scale, sum_heads, g.dq, g.dk, g.dv);
+                                         scale, sum_heads, residual ? in.residual : Tensor(),
+                                         g.dq, g.dk, g.dv, g.dresidual);
   return g;
 }
 
@@ -266,7 +274,8 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
   for (DType dtype : {DType::Float32, DType::Float64}) {
     for (const Sizes& n : sizes) {
       for (Rows mode : {Rows::Dense, Rows::Shuffled, Rows::Shared}) {
-        for (bool sum_heads : {false, true}) {
+        for (int variant = 0; variant < 3; ++variant) {  // plain, sum_heads, and a residual
+          const bool sum_heads = variant > 0, residual = variant == 2;
           ++seed;
           const bool strided = seed % 2 == 0;
           const bool fused_forward = cuda::fused_attention_fits(
@@ -277,6 +286,7 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
                                  << " H " << n.heads << " Dh " << n.head_size << " Dv "
                                  << n.value_size << " " << rows_name(mode) << " rows"
                                  << (sum_heads ? ", sum_heads" : "")
+                                 << (residual ? ", residual" : "")
                                  << (strided ? ", strided" : "") << "; forward "
                                  << (fused_forward ? "one kernel" : "several")
                                  << ", backward " << (fused_backward ? "one kernel" : "several"));
@@ -288,14 +298,16 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
           const Tensor dz_cpu = make_dz(zs, dtype, seed, strided, kCpu);
           const Tensor dz_gpu = make_dz(zs, dtype, seed, strided, kGpu);
 
-          const Forward want = run_forward(cpu, scale, sum_heads, kCpu);
-          const Grads gw = run_backward(dz_cpu, cpu, want.pattern, scale, sum_heads, kCpu);
-          const Forward fused = run_forward(gpu, scale, sum_heads, kGpu);
-          const Grads gf = run_backward(dz_gpu, gpu, fused.pattern, scale, sum_heads, kGpu);
+          const Forward want = run_forward(cpu, scale, sum_heads, kCpu, residual);
+          const Grads gw =
+              run_backward(dz_cpu, cpu, want.pattern, scale, sum_heads, kCpu, residual);
+          const Forward fused = run_forward(gpu, scale, sum_heads, kGpu, residual);
+          const Grads gf =
+              run_backward(dz_gpu, gpu, fused.pattern, scale, sum_heads, kGpu, residual);
           const auto [unfused, gu] = [&] {
             UnfusedAttention off;
-            Forward f = run_forward(gpu, scale, sum_heads, kGpu);
-            Grads g = run_backward(dz_gpu, gpu, f.pattern, scale, sum_heads, kGpu);
+            Forward f = run_forward(gpu, scale, sum_heads, kGpu, residual);
+            Grads g = run_backward(dz_gpu, gpu, f.pattern, scale, sum_heads, kGpu, residual);
             return std::pair{f, g};
           }();
           for (const Forward* got : {&fused, &unfused}) {
@@ -311,6 +323,10 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
             check_unread_rows_zero(got->dq, gpu.q_rows, "dq, unread rows");
             check_unread_rows_zero(got->dk, gpu.kv_rows, "dk, unread rows");
             check_unread_rows_zero(got->dv, gpu.kv_rows, "dv, unread rows");
+            if (residual) {
+              check_close(got->dresidual, gw.dresidual, tol, "dresidual");
+              check_unread_rows_zero(got->dresidual, gpu.q_rows, "dresidual, unread rows");
+            }
           }
           // The two GPU paths against each other (the same arithmetic in the same order).
           const auto gpu_close = [&](const Tensor& a, const Tensor& b, const char* what) {
@@ -323,6 +339,7 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
           gpu_close(gf.dq, gu.dq, "dq, one kernel against several");
           gpu_close(gf.dk, gu.dk, "dk, one kernel against several");
           gpu_close(gf.dv, gu.dv, "dv, one kernel against several");
+          if (residual) gpu_close(gf.dresidual, gu.dresidual, "dresidual, one against several");
         }
       }
     }
@@ -394,13 +411,54 @@ TEST_CASE("cuda attention: the same inputs give the same bits every run", "[cuda
     const Tensor dz = make_dz(z_shape(n, true), DType::Float32, 7, false, kGpu);
     std::vector<std::vector<float>> first;
     for (int run = 0; run < 2; ++run) {
-      const Forward f = run_forward(in, 0.5, true, kGpu);
-      const Grads g = run_backward(dz, in, f.pattern, 0.5, true, kGpu);
+      const Forward f = run_forward(in, 0.5, true, kGpu, true);
+      const Grads g = run_backward(dz, in, f.pattern, 0.5, true, kGpu, true);
       std::vector<std::vector<float>> all;
-      for (const Tensor* t : {&f.z, &f.pattern, &g.dq, &g.dk, &g.dv})
+      for (const Tensor* t : {&f.z, &f.pattern, &g.dq, &g.dk, &g.dv, &g.dresidual})
         all.push_back(t->to_vector<float>());
       if (run == 0) first = all;
       else CHECK(all == first);
+    }
+  }
+}
+
+TEST_CASE("cuda attention: a residual gives the bits of a gather and an add afterwards",
+          "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  Backend& gpu = backend_for(kGpu);
+  // The nanda shape (cut down), T = 65 (beyond the one-kernel paths) and no heads at all.
+  const std::vector<Sizes> sizes = {{5, 3, 3, 4, 32, 32}, {2, 7, 65, 4, 7, 9}, {3, 2, 5, 0, 8, 5}};
+  uint64_t seed = 1300;
+  for (const Sizes& n : sizes) {
+    for (Rows mode : {Rows::Dense, Rows::Shared}) {
+      for (bool one_kernel : {true, false}) {
+        ++seed;
+        const bool strided = seed % 2 == 0;
+        INFO("T " << n.keys << " H " << n.heads << " " << rows_name(mode) << " rows, "
+                  << (one_kernel ? "one kernel" : "several") << (strided ? ", strided" : ""));
+        const Inputs in = make_inputs(n, mode, DType::Float32, seed, strided, kGpu);
+        const Tensor dz = make_dz(z_shape(n, true), DType::Float32, seed, strided, kGpu);
+        std::optional<UnfusedAttention> several;
+        if (!one_kernel) several.emplace();
+        const Forward with = run_forward(in, 0.3, true, kGpu, true);
+        const Forward without = run_forward(in, 0.3, true, kGpu);
+        const Grads g = run_backward(dz, in, with.pattern, 0.3, true, kGpu, true);
+        const Grads g0 = run_backward(dz, in, without.pattern, 0.3, true, kGpu);
+        several.reset();
+        // x + attention(x): the residual's rows gathered, then added to the heads' sum.
+        const Tensor added = gpu.binary(BinaryOp::Add, gpu.index_select(in.residual, in.q_rows),
+                                        without.z);
+        CHECK(with.z.to_vector<float>() == added.to_vector<float>());
+        CHECK(with.pattern.to_vector<float>() == without.pattern.to_vector<float>());
+        // The gather's gradient: dz scattered back through q_rows; the tables' are unchanged.
+        REQUIRE(g.dresidual.shape() == in.residual.shape());
+        CHECK(g.dresidual.to_vector<float>() ==
+              gpu.index_add(dz, in.q_rows, in.q_table_rows).to_vector<float>());
+        CHECK(g.dq.to_vector<float>() == g0.dq.to_vector<float>());
+        CHECK(g.dk.to_vector<float>() == g0.dk.to_vector<float>());
+        CHECK(g.dv.to_vector<float>() == g0.dv.to_vector<float>());
+      }
     }
   }
 }

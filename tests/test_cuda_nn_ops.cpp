@@ -374,9 +374,9 @@ TEST_CASE("cuda index_select and index_add equal the CPU's for every dtype", "[c
   check_close(gpu.index_add(src.to(kGpu), index.to(kGpu), 3), cpu.index_add(src, index, 3), 0);
 }
 
-// index_add_together: up to three scatter-adds in one launch (the attention backward's q, k and
-// value tables), each the CPU's index_add bit for bit, whatever their rows, widths and lengths;
-// an empty one is left out of the launch.
+// index_add_together: up to four scatter-adds in one launch (the attention backward's q, k, value
+// and residual tables), each the CPU's index_add bit for bit, whatever their rows, widths and
+// lengths; an empty one is left out of the launch.
 TEST_CASE("cuda index_add_together equals one CPU index_add each", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   Backend& cpu = backend_for(Device::cpu());
@@ -385,7 +385,7 @@ TEST_CASE("cuda index_add_together equals one CPU index_add each", "[cuda]") {
     Shape src;
     int64_t rows;
   };
-  const std::vector<Add> adds = {{{700, 300}, 20}, {{45, 4, 8}, 9}, {{0, 33}, 5}};
+  const std::vector<Add> adds = {{{700, 300}, 20}, {{45, 4, 8}, 9}, {{0, 33}, 5}, {{60, 7}, 60}};
   uint32_t seed = 950;
   std::vector<Tensor> srcs, indices;
   std::vector<cuda::CudaBackend::IndexAdd> on_gpu;
@@ -401,7 +401,7 @@ TEST_CASE("cuda index_add_together equals one CPU index_add each", "[cuda]") {
     check_close(sums[t], cpu.index_add(srcs[t], indices[t], adds[t].rows), 0);
   }
   on_gpu.push_back(on_gpu.front());
-  CHECK_THROWS_WITH(gpu.index_add_together(on_gpu), Catch::Contains("at most 3"));
+  CHECK_THROWS_WITH(gpu.index_add_together(on_gpu), Catch::Contains("at most 4"));
 }
 
 TEST_CASE("cuda embedding: forward and backward through autograd equal the CPU's", "[cuda]") {

@@ -3,14 +3,17 @@
 // table_attention reads q, k and v rows through index tables and scatter-adds its gradients
 // back into the tables; causal_attention is the same kernel on dense tensors, viewed as tables
 // with one row per (example, position). The forward saves the probability pattern
-// [B, H, Tq, T]; backward is one fused kernel that returns the three gradients together.
+// [B, H, Tq, T]; backward is one fused kernel that returns the three gradients together. A
+// residual table's rows, added to a head-summed output, come with it: the residual stream's
+// gather, add and (backward) scatter-add cost no launch of their own.
 #include "autograd/ops/common.h"
 #include "core/factories.h"
 
 namespace tg {
 
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
-                       const Tensor& q_rows, const Tensor& kv_rows, double scale, bool sum_heads) {
+                       const Tensor& q_rows, const Tensor& kv_rows, double scale, bool sum_heads,
+                       const Tensor& residual) {
   for (const Tensor* t : {&q_table, &k_table, &v_table}) check_floating("table_attention", *t);
   check_same_device_and_dtype("table_attention", q_table, k_table);
   check_same_device_and_dtype("table_attention", q_table, v_table);
@@ -30,25 +33,35 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
   check(q_rows.size(0) == kv_rows.size(0) && q_rows.size(1) <= kv_rows.size(1),
         "table_attention: q_rows ", shape_str(q_rows.shape()), " and kv_rows ",
         shape_str(kv_rows.shape()), ": batch sizes differ or more queries than keys");
+  if (residual.defined()) {
+    check_same_device_and_dtype("table_attention", q_table, residual);
+    check(sum_heads, "table_attention: a residual needs sum_heads (an output [B, Tq, Dv])");
+    check(residual.dim() == 2 && residual.size(0) == q_table.size(0) &&
+              residual.size(1) == v_table.size(2),
+          "table_attention: residual ", shape_str(residual.shape()), " must be [",
+          q_table.size(0), ", ", v_table.size(2), "]: a row of the values' width per q_table row");
+  }
 
   // The primitive wants contiguous tables; the copies are outside the graph, and the node's
   // edges still point at the tables themselves.
   const Tensor q = contiguous_copy_if_needed(q_table), k = contiguous_copy_if_needed(k_table),
                v = contiguous_copy_if_needed(v_table);
   Tensor z, pattern;
-  backend_for(q.device()).attention(q, k, v, q_rows, kv_rows, scale, sum_heads, z, pattern);
-  if (!needs_grad({&q_table, &k_table, &v_table})) return z;
+  backend_for(q.device())
+      .attention(q, k, v, q_rows, kv_rows, scale, sum_heads, residual, z, pattern);
+  if (!needs_grad({&q_table, &k_table, &v_table, &residual})) return z;
   return record(
       z, "AttentionBackward",
       [q = save(q), k = save(k), v = save(v), q_rows = save(q_rows), kv_rows = save(kv_rows),
-       pattern = save(pattern), scale, sum_heads](const Tensor& g) -> std::vector<Tensor> {
-        Tensor dq, dk, dv;
+       pattern = save(pattern), scale, sum_heads,
+       residual = save(residual)](const Tensor& g) -> std::vector<Tensor> {
+        Tensor dq, dk, dv, dresidual;
         backend_for(g.device())
             .attention_backward(contiguous_copy_if_needed(g), q, k, v, q_rows, kv_rows, pattern,
-                                scale, sum_heads, dq, dk, dv);
-        return {dq, dk, dv};
+                                scale, sum_heads, residual, dq, dk, dv, dresidual);
+        return {dq, dk, dv, dresidual};
       },
-      {&q_table, &k_table, &v_table});
+      {&q_table, &k_table, &v_table, &residual});
 }
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {

@@ -3,7 +3,8 @@
 //   forward:  S_ij = scale q_i . k_j (j <= T - Tq + i),  P = softmax_j(S),  z_i = sum_j P_ij v_j
 //   backward: dP_ij = dz_i . v_j,  dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij')
 //             dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij dz_i
-// Values may be wider than queries and keys (Dv), and z may be summed over the heads.
+// Values may be wider than queries and keys (Dv), and z may be summed over the heads, and then
+// have a residual row added (the residual stream, read through q_rows: no gather of its own).
 // The forward and the first half of the backward (dS) give each batch row to one thread. The
 // second half scatter-adds into the tables: for dense inputs (no row shared by two examples)
 // still batch row by batch row, but where examples share rows (the first layer's
@@ -43,10 +44,11 @@ void axpy(T alpha, const T* __restrict x, T* __restrict y, int64_t n) {
 using Layout = AttentionLayout;
 
 // Forward for batch row b. Not inlined, so that the serial and the OpenMP branches of
-// parallel_for run the same machine code (and round the same way).
+// parallel_for run the same machine code (and round the same way). residual: null, or a row per
+// q_table row added to the heads' sum.
 template <typename T>
 TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, const T* k,
-                                     const T* v, T scale, T* z, T* pattern) {
+                                     const T* v, const T* residual, T scale, T* z, T* pattern) {
   if (at.sum_heads)  // the heads accumulate into one row per query
     for (int64_t i = 0; i < at.queries; ++i) std::fill_n(z + at.z(b, i, 0), at.value_size, T(0));
   for (int64_t h = 0; h < at.heads; ++h) {
@@ -67,6 +69,14 @@ TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, co
       if (!at.sum_heads) std::fill_n(zi, at.value_size, T(0));
       for (int64_t j = 0; j <= last; ++j) axpy(p[j], v + at.v(b, j, h), zi, at.value_size);
     }
+  }
+  if (residual == nullptr) return;
+  // Added after the heads' sum, as x + attention(x) adds them.
+  for (int64_t i = 0; i < at.queries; ++i) {
+    const T* r = residual + at.q_rows[b * at.queries + i] * at.value_size;
+    T* zi = z + at.z(b, i, 0);
+#pragma omp simd
+    for (int64_t e = 0; e < at.value_size; ++e) zi[e] = zi[e] + r[e];
   }
 }
 
@@ -153,10 +163,12 @@ void check_rows(const char* op, const Tensor& rows, int64_t table_rows, const ch
 
 void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                            const Tensor& v_table_in, const Tensor& q_rows_in,
-                           const Tensor& kv_rows_in, double scale, bool sum_heads, Tensor& z,
-                           Tensor& pattern) {
+                           const Tensor& kv_rows_in, double scale, bool sum_heads,
+                           const Tensor& residual_in, Tensor& z, Tensor& pattern) {
   const Tensor q = contiguous_copy_if_needed(q_table_in), k = contiguous_copy_if_needed(k_table_in),
                v = contiguous_copy_if_needed(v_table_in);
+  const Tensor residual =
+      residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   check_rows("attention", q_rows, q.size(0), "query row");
@@ -165,13 +177,20 @@ void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
   z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype())
                 : Tensor::empty({at.batch, at.queries, at.heads, at.value_size}, q.dtype());
   pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype());
-  if (pattern.numel() == 0) return;
+  if (pattern.numel() == 0) {
+    if (z.numel() == 0) return;
+    fill(z, 0);  // sum_heads over no heads
+    if (residual.defined()) z = binary(BinaryOp::Add, index_select(residual, q_rows), z);
+    return;
+  }
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
     const T *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>();
+    const T* pr = residual.defined() ? residual.data<T>() : nullptr;
     T *pz = z.data<T>(), *pp = pattern.data<T>();
     const T s = static_cast<T>(scale);
     parallel_for(at.batch, batch_grain(at), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) attention_batch_row<T>(at, b, pq, pk, pv, s, pz, pp);
+      for (int64_t b = b0; b < b1; ++b)
+        attention_batch_row<T>(at, b, pq, pk, pv, pr, s, pz, pp);
     });
   });
 }
@@ -180,7 +199,8 @@ void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_i
                                     const Tensor& k_table_in, const Tensor& v_table_in,
                                     const Tensor& q_rows_in, const Tensor& kv_rows_in,
                                     const Tensor& pattern_in, double scale, bool sum_heads,
-                                    Tensor& dq, Tensor& dk, Tensor& dv) {
+                                    const Tensor& residual, Tensor& dq, Tensor& dk, Tensor& dv,
+                                    Tensor& dresidual) {
   const Tensor dz = contiguous_copy_if_needed(dz_in), q = contiguous_copy_if_needed(q_table_in),
                k = contiguous_copy_if_needed(k_table_in), v = contiguous_copy_if_needed(v_table_in),
                pattern = contiguous_copy_if_needed(pattern_in);
@@ -192,6 +212,8 @@ void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_i
   dq = Tensor::empty(q.shape(), q.dtype());
   dk = Tensor::empty(k.shape(), k.dtype());
   dv = Tensor::empty(v.shape(), v.dtype());
+  // The residual's rows were gathered through q_rows: their gradient is dz scattered back.
+  if (residual.defined()) dresidual = index_add(dz, q_rows, residual.size(0));
   dispatch_floating(q.dtype(), "attention_backward", [&]<typename T>() {
     const T *pdz = dz.data<T>(), *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>(),
             *pp = pattern.data<T>();

@@ -107,9 +107,11 @@ __global__ void softmax_rows_kernel(Layout at, const T* q, const T* k, T scale, 
 }
 
 // Forward, second half: one thread per element of z. Without sum_heads element (b, i, h, e);
-// with it (b, i, e), summing the heads in order, each over its keys in order (as the CPU).
+// with it (b, i, e), summing the heads in order, each over its keys in order (as the CPU), then
+// adding the residual row when there is one.
 template <typename T>
-__global__ void weighted_values_kernel(Layout at, const T* v, const T* pattern, T* z, int64_t n) {
+__global__ void weighted_values_kernel(Layout at, const T* v, const T* residual,
+                                       const T* pattern, T* z, int64_t n) {
   kernel_prologue();
   TG_GRID_STRIDE_LOOP(idx, n) {
     const int64_t e = idx % at.value_size, r = idx / at.value_size;
@@ -125,7 +127,7 @@ __global__ void weighted_values_kernel(Layout at, const T* v, const T* pattern, 
       const T* p = pattern + at.pattern_row(b, h, i);
       for (int64_t j = 0; j <= last; ++j) acc += p[j] * v[at.v(b, j, h) + e];
     }
-    z[idx] = acc;
+    z[idx] = residual != nullptr ? acc + residual[at.q_rows[bi] * at.value_size + e] : acc;
   }
 }
 
@@ -263,10 +265,11 @@ __device__ void stage_keys_values(const Layout& at, int64_t b, int64_t h, const 
 }
 
 // The whole forward: per example, per head in order, each warp's queries. Writes z (with
-// sum_heads, each thread adds head h to the sum it wrote for heads 0..h-1) and the pattern.
+// sum_heads, each thread adds head h to the sum it wrote for heads 0..h-1, and after the last
+// head the residual row, when there is one) and the pattern.
 template <typename T, int64_t StageBytes>
-__global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T* v, T scale, T* z,
-                                     T* pattern) {
+__global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T* v,
+                                     const T* residual, T scale, T* z, T* pattern) {
   kernel_prologue();
   __shared__ T stage[Stage<T, StageBytes>::elements];
   __shared__ T probs[kFusedMaxWarps][kFusedMaxKeys];  // each warp's current P row
@@ -312,6 +315,8 @@ __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T*
           T* zi = z + at.z(b, i, h) + e;
           T acc = at.sum_heads && h > 0 ? *zi : T(0);
           for (int64_t j = 0; j <= last; ++j) acc += p_w[j] * v_s[j * vs + e];
+          if (residual != nullptr && h + 1 == at.heads)  // as x + attention(x), afterwards
+            acc = acc + residual[at.q_rows[b * at.queries + i] * at.value_size + e];
           *zi = acc;
         }
         __syncwarp();  // read before the warp's next query overwrites it
@@ -488,8 +493,8 @@ bool fused_attention_fits(int64_t keys, int64_t queries, int64_t head_size, int6
 
 void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                             const Tensor& v_table_in, const Tensor& q_rows_in,
-                            const Tensor& kv_rows_in, double scale, bool sum_heads, Tensor& z,
-                            Tensor& pattern) {
+                            const Tensor& kv_rows_in, double scale, bool sum_heads,
+                            const Tensor& residual_in, Tensor& z, Tensor& pattern) {
   check_on(q_table_in, device(), "attention", "q_table");
   check_on(k_table_in, device(), "attention", "k_table");
   check_on(v_table_in, device(), "attention", "v_table");
@@ -499,6 +504,9 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                v = contiguous_copy_if_needed(v_table_in);
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
+  if (residual_in.defined()) check_on(residual_in, device(), "attention", "residual");
+  const Tensor residual =
+      residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
   check_rows(*this, "attention", q_rows, q.size(0), kv_rows, k.size(0), false);
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
   z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype(), device())
@@ -506,18 +514,21 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                                 device());
   pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype(), device());
   if (pattern.numel() == 0) {
-    if (z.numel() > 0) fill(z, 0);  // sum_heads over no heads
+    if (z.numel() == 0) return;
+    fill(z, 0);  // sum_heads over no heads
+    if (residual.defined()) z = binary(BinaryOp::Add, index_select(residual, q_rows), z);
     return;
   }
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
     DeviceGuard guard(index_);
     cudaStream_t stream = current_stream(index_);
+    const T* r = residual.defined() ? residual.data<T>() : nullptr;
     if (fused_attention_enabled() && fused_attention_fits(at.keys, at.queries, at.head_size,
                                                           at.value_size, q.dtype(), false)) {
       const auto kernel = fits_small_stage<T>(at, false) ? fused_forward_kernel<T, kSmallStageBytes>
                                                           : fused_forward_kernel<T, kStageBytes>;
       launch(kernel, fused_grid(at.batch), fused_block_threads(at.queries), stream, at,
-             q.data<T>(), k.data<T>(), v.data<T>(), static_cast<T>(scale), z.data<T>(),
+             q.data<T>(), k.data<T>(), v.data<T>(), r, static_cast<T>(scale), z.data<T>(),
              pattern.data<T>());
       return;
     }
@@ -526,7 +537,7 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
            q.data<T>(), k.data<T>(), static_cast<T>(scale), pattern.data<T>(), rows);
     if (z.numel() > 0)
       launch(weighted_values_kernel<T>, grid_for(z.numel()), kBlockThreads, stream, at,
-             v.data<T>(), pattern.data<T>(), z.data<T>(), z.numel());
+             v.data<T>(), r, pattern.data<T>(), z.data<T>(), z.numel());
   });
 }
 
@@ -534,7 +545,8 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
                                      const Tensor& k_table_in, const Tensor& v_table_in,
                                      const Tensor& q_rows_in, const Tensor& kv_rows_in,
                                      const Tensor& pattern_in, double scale, bool sum_heads,
-                                     Tensor& dq, Tensor& dk, Tensor& dv) {
+                                     const Tensor& residual, Tensor& dq, Tensor& dk, Tensor& dv,
+                                     Tensor& dresidual) {
   const char* op = "attention_backward";
   check_on(dz_in, device(), op, "dz");
   check_on(q_table_in, device(), op, "q_table");
@@ -557,6 +569,7 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
       dk = Tensor::empty(k.shape(), k.dtype(), device());
       dv = Tensor::empty(v.shape(), v.dtype(), device());
       for (Tensor* t : {&dq, &dk, &dv}) fill(*t, 0);
+      if (residual.defined()) dresidual = index_add(dz, q_rows, residual.size(0));
       return;
     }
     DeviceGuard guard(index_);
@@ -601,7 +614,8 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
         launch(value_grad_kernel<T>, grid_for(nv), kBlockThreads, stream, at, dz.data<T>(),
                pattern.data<T>(), kv_dest, dv.data<T>(), nv);
     }
-    // The scatter-adds into shared table rows, in one launch; each sum replaces its dense input.
+    // The scatter-adds into shared table rows, and the residual's dz scattered back through
+    // q_rows, in one launch; each sum replaces its dense input.
     std::vector<IndexAdd> adds;
     std::vector<Tensor*> summed;
     const auto add = [&](Tensor& dense, const Tensor& rows, int64_t table_rows) {
@@ -612,6 +626,10 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
     if (!distinct.kv) {
       add(dk, kv_rows, k.size(0));
       add(dv, kv_rows, v.size(0));
+    }
+    if (residual.defined()) {
+      dresidual = dz;
+      add(dresidual, q_rows, residual.size(0));
     }
     const std::vector<Tensor> sums = index_add_together(adds);
     for (size_t t = 0; t < sums.size(); ++t) *summed[t] = sums[t];

@@ -43,11 +43,12 @@ class CudaBackend final : public Backend {
   Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) override;
   void attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                  const Tensor& q_rows, const Tensor& kv_rows, double scale, bool sum_heads,
-                 Tensor& z, Tensor& pattern) override;
+                 const Tensor& residual, Tensor& z, Tensor& pattern) override;
   void attention_backward(const Tensor& dz, const Tensor& q_table, const Tensor& k_table,
                           const Tensor& v_table, const Tensor& q_rows, const Tensor& kv_rows,
-                          const Tensor& pattern, double scale, bool sum_heads, Tensor& dq_table,
-                          Tensor& dk_table, Tensor& dv_table) override;
+                          const Tensor& pattern, double scale, bool sum_heads,
+                          const Tensor& residual, Tensor& dq_table, Tensor& dk_table,
+                          Tensor& dv_table, Tensor& dresidual) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss,
                      Tensor& shifted_logsumexp) override;
   Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets,
@@ -63,8 +64,8 @@ class CudaBackend final : public Backend {
                        Tensor& dbias) override;
   Tensor index_select(const Tensor& table, const Tensor& index) override;
   Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) override;
-  // Up to three index_adds of one dtype in one launch (the attention backward's q, k and value
-  // tables): the same outputs, bit for bit, as one index_add each.
+  // Up to four index_adds of one dtype in one launch (the attention backward's q, k, value and
+  // residual tables): the same outputs, bit for bit, as one index_add each.
   struct IndexAdd {
     Tensor src, index;
     int64_t rows;

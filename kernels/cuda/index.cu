@@ -16,8 +16,8 @@
 // is read rows * ceil(width / 256) times, by whole blocks, rather than once per output element
 // (which for the nanda value table, 342 rows of 512 by 11,490 indices, was 2 * 10^9 compares).
 // A table of very many rows would want the indices sorted by row first (a stable counting sort
-// keeps the order within a row, and so the determinism). Up to three scatter-adds share a launch
-// (index_add_together, grid z): the attention backward's q, k and value tables.
+// keeps the order within a row, and so the determinism). Up to four scatter-adds share a launch
+// (index_add_together, grid z): the attention backward's q, k, value and residual tables.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -57,7 +57,7 @@ struct ScatterAdd {
   T* out;
   int64_t n, rows, width;
 };
-constexpr int kMaxScatterAdds = 3;  // the attention backward's q, k and value tables
+constexpr int kMaxScatterAdds = 4;  // the attention backward's q, k, value and residual tables
 template <typename T>
 struct ScatterAdds {
   ScatterAdd<T> of[kMaxScatterAdds];
