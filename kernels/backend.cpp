@@ -32,6 +32,11 @@ double cross_entropy_row_scale(ReduceOp reduction, int64_t rows) {
 
 // --- default implementations: compositions of the pure primitives ----------------------------
 
+std::pair<Tensor, Tensor> Backend::reduce_sum_pair(const Tensor& x, const std::vector<int>& axes_a,
+                                                   const std::vector<int>& axes_b) {
+  return {reduce(ReduceOp::Sum, x, axes_a), reduce(ReduceOp::Sum, x, axes_b)};
+}
+
 Tensor Backend::matmul(const Tensor& a, const Tensor& b) {
   Shape out_shape(a.shape().begin(), a.shape().end() - 1);
   out_shape.push_back(b.shape().back());

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/activation.h"
@@ -98,7 +99,11 @@ class Backend {
   // --- reductions ----------------------------------------------------------------------------
   // Reduces the listed axes (sorted, unique); the output keeps them as size-1 axes.
   virtual Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) = 0;
-  // int64 index of the first maximum along `axis`; the output keeps it as a size-1 axis.
+  // The sums of x over two sets of axes, reduce(Sum, x, axes_a) and reduce(Sum, x, axes_b) to
+  // the bit: a broadcast add's two gradients. By default two reduce calls; a backend may take
+  // both in one pass.
+  virtual std::pair<Tensor, Tensor> reduce_sum_pair(const Tensor& x, const std::vector<int>& axes_a,
+                                                    const std::vector<int>& axes_b);  // int64 index of the first maximum along `axis`; the output keeps it as a size-1 axis.
   virtual Tensor argmax(const Tensor& x, int axis) = 0;
 
   // --- linear algebra ------------------------------------------------------------------------

@@ -704,6 +704,55 @@ TEST_CASE("cuda reduce: sum, mean and max over any axes equal the CPU's", "[cuda
   for (int run = 0; run < 3; ++run) CHECK(sum(again, {1}).to_vector<float>() == first);
 }
 
+TEST_CASE("cuda reduce: reduce_sum_pair gives two reduce calls' bits in one launch", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& gpu = backend_for(kGpu);
+  // Every pair of axis sets of every view case, strided and broadcast views included.
+  const auto axis_sets = [](int64_t dims) {
+    std::vector<std::vector<int>> sets;
+    for (int mask = 1; mask < (1 << dims); ++mask) {
+      std::vector<int> axes;
+      for (int d = 0; d < dims; ++d)
+        if (mask & (1 << d)) axes.push_back(d);
+      sets.push_back(axes);
+    }
+    return sets;
+  };
+  uint32_t seed = 560;
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    for (const ViewCase& vc : view_cases()) {
+      const Tensor base = random_values(vc.base, dtype, -4, 4, seed++, dtype == DType::Int64);
+      const Tensor xg = vc.view(base.to(kGpu));
+      const std::vector<std::vector<int>> sets = axis_sets(xg.dim());
+      for (size_t i = 0; i < sets.size(); ++i) {
+        for (size_t j = 0; j < sets.size(); ++j) {
+          INFO(dtype_name(dtype) << " " << vc.name << " axis sets " << i << " and " << j);
+          const auto [a, b] = gpu.reduce_sum_pair(xg, sets[i], sets[j]);
+          check_close(a, gpu.reduce(ReduceOp::Sum, xg, sets[i]).to(Device::cpu()), 0);
+          check_close(b, gpu.reduce(ReduceOp::Sum, xg, sets[j]).to(Device::cpu()), 0);
+        }
+      }
+    }
+  }
+  // The first layer's table gradient [T, V, D] summed to W_E [V, D] and W_pos [T, D]: one
+  // launch through an add's backward, the CPU's sums.
+  const Tensor W_E = random_values({114, 128}, DType::Float32, -1, 1, seed++);
+  const Tensor W_pos = random_values({3, 128}, DType::Float32, -1, 1, seed++);
+  const Tensor weights = random_values({3, 114, 128}, DType::Float32, -1, 1, seed++);
+  std::vector<Tensor> grads;
+  for (Device device : {Device::cpu(), kGpu}) {
+    const Tensor e = W_E.to(device).requires_grad_(), p = W_pos.to(device).requires_grad_();
+    sum((e.unsqueeze(0) + p.unsqueeze(1)) * weights.to(device)).backward();
+    grads.insert(grads.end(), {e.grad(), p.grad()});
+  }
+  check_close(grads[2], grads[0], 1e-6);
+  check_close(grads[3], grads[1], 1e-6);
+  // Sums over no elements are 0, as reduce gives them.
+  const auto [none, rows] = gpu.reduce_sum_pair(zeros({0, 4}, DType::Float32, kGpu), {0}, {1});
+  check_close(none, zeros({1, 4}), 0);
+  CHECK(rows.shape() == Shape{0, 1});
+}
+
 TEST_CASE("cuda reduce: argmax gives the CPU's first maximum (and first NaN)", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   uint32_t seed = 700;

@@ -7,14 +7,35 @@
 
 namespace tg {
 
-Tensor sum_to(const Tensor& grad, const Shape& shape) {
-  if (grad.shape() == shape) return grad;
+namespace {
+
+// The axes of grad that broadcasting to grad's shape stretched from `shape`.
+std::vector<int> stretched_axes(const Tensor& grad, const Shape& shape) {
   const size_t lead = grad.shape().size() - shape.size();
-  std::vector<int64_t> axes;
+  std::vector<int> axes;
   for (size_t i = 0; i < grad.shape().size(); ++i)
     if (i < lead || (shape[i - lead] == 1 && grad.shape()[i] != 1))
-      axes.push_back(static_cast<int64_t>(i));
-  return sum(grad, axes, /*keepdim=*/true).reshape(shape);
+      axes.push_back(static_cast<int>(i));
+  return axes;
+}
+
+// sum_to(g, sa) and sum_to(g, sb) for an add's two inputs: when both were broadcast (the
+// first layer's (position, token) table, W_E[None] + W_pos[:, None]), their sums of g come
+// from one pass (Backend::reduce_sum_pair).
+std::vector<Tensor> sum_to_each(const Tensor& g, const Shape& sa, const Shape& sb) {
+  if (g.shape() == sa || g.shape() == sb) return {sum_to(g, sa), sum_to(g, sb)};
+  auto [a, b] = backend_for(g.device())
+                    .reduce_sum_pair(g, stretched_axes(g, sa), stretched_axes(g, sb));
+  return {a.reshape(sa), b.reshape(sb)};
+}
+
+}  // namespace
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  const std::vector<int> axes = stretched_axes(grad, shape);
+  return sum(grad, std::vector<int64_t>(axes.begin(), axes.end()), /*keepdim=*/true)
+      .reshape(shape);
 }
 
 namespace {
@@ -46,7 +67,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   if (!needs_grad({&a, &b})) return out;
   return record(out, "AddBackward",
                 [sa = a.shape(), sb = b.shape()](const Tensor& g) -> std::vector<Tensor> {
-                  return {sum_to(g, sa), sum_to(g, sb)};
+                  return sum_to_each(g, sa, sb);
                 },
                 {&a, &b});
 }

@@ -33,6 +33,8 @@ class CudaBackend final : public Backend {
   Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) override;
 
   Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) override;
+  std::pair<Tensor, Tensor> reduce_sum_pair(const Tensor& x, const std::vector<int>& axes_a,
+                                            const std::vector<int>& axes_b) override;
   Tensor argmax(const Tensor& x, int axis) override;
 
   void matmul_into(const Tensor& a, const Tensor& b, const Tensor& out) override;

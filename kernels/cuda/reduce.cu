@@ -118,27 +118,44 @@ __device__ inline void argmax_combine(T& best, int64_t& best_i, T v, int64_t i) 
   for (int64_t o = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;    \
        o < (outer); o += static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp)
 
-// The sum or, with `mean`, the mean (ReduceOp::Mean: the sum rounded to T, then scaled in
-// double, as kernels/cpu/reduce.cpp does).
+// One sum reduction of x: its output, and where its elements lie (ReduceLayout).
+template <typename T>
+struct SumJob {
+  T* out;
+  int64_t outer, length;
+  StridedIndexer<1> outer_ix, inner_ix;
+};
+
+// Output element o of a sum job, by the whole warp.
 template <typename T, typename Acc>
-__global__ void sum_kernel(const T* x, T* out, int64_t outer, int64_t length, bool mean,
-                           StridedIndexer<1> outer_ix, StridedIndexer<1> inner_ix) {
+__device__ __forceinline__ void sum_output(const T* x, const SumJob<T>& job, int64_t o, bool mean,
+                                           int lane) {
+  int64_t base[1], off[1];
+  job.outer_ix.offsets(o, base);
+  Acc total = 0;
+  for (int64_t j = lane; j < job.length; j += kWarp) {
+    job.inner_ix.offsets(j, off);
+    total += static_cast<Acc>(x[base[0] + off[0]]);
+  }
+  for (int step = kWarp / 2; step > 0; step /= 2)
+    total += __shfl_down_sync(kFullMask, total, step);
+  if (lane == 0) {
+    const T sum = static_cast<T>(total);
+    job.out[o] = mean ? static_cast<T>(static_cast<double>(sum) *
+                                       (1.0 / static_cast<double>(job.length)))
+                      : sum;
+  }
+}
+
+// The sum or, with `mean`, the mean (ReduceOp::Mean: the sum rounded to T, then scaled in
+// double, as kernels/cpu/reduce.cpp does). With kPair, a second sum of x follows the first one's
+// outputs in the same launch (reduce_sum_pair); each output is computed as alone.
+template <typename T, typename Acc, bool kPair>
+__global__ void sum_kernel(const T* x, SumJob<T> first, SumJob<T> second, bool mean) {
   kernel_prologue();
-  TG_FOR_EACH_WARP_OUTPUT(o, outer) {
-    int64_t base[1], off[1];
-    outer_ix.offsets(o, base);
-    Acc total = 0;
-    for (int64_t j = lane; j < length; j += kWarp) {
-      inner_ix.offsets(j, off);
-      total += static_cast<Acc>(x[base[0] + off[0]]);
-    }
-    for (int step = kWarp / 2; step > 0; step /= 2)
-      total += __shfl_down_sync(kFullMask, total, step);
-    if (lane == 0) {
-      const T sum = static_cast<T>(total);
-      out[o] = mean ? static_cast<T>(static_cast<double>(sum) * (1.0 / static_cast<double>(length)))
-                    : sum;
-    }
+  TG_FOR_EACH_WARP_OUTPUT(o, kPair ? first.outer + second.outer : first.outer) {
+    if (!kPair || o < first.outer) sum_output<T, Acc>(x, first, o, mean, lane);
+    else sum_output<T, Acc>(x, second, o - first.outer, mean, lane);
   }
 }
 
@@ -187,6 +204,11 @@ __global__ void argmax_kernel(const T* x, int64_t* out, int64_t outer, int64_t l
 // Threads for one warp per output element (grid_for caps the grid; the loop covers the rest).
 unsigned grid_for_warps(int64_t outer) { return grid_for(outer * kWarp); }
 
+template <typename T>
+SumJob<T> sum_job(const Tensor& out, const ReduceLayout& layout) {
+  return {out.data<T>(), layout.outer, layout.length, layout.outer_ix, layout.inner_ix};
+}
+
 }  // namespace
 
 Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>& axes) {
@@ -205,12 +227,33 @@ Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>&
   dispatch(x.dtype(), [&]<typename T>() {
     if (op != ReduceOp::Max) {
       using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
-      launch(sum_kernel<T, Acc>, grid, kBlockThreads, stream, x.data<T>(), out.data<T>(),
-             layout.outer, layout.length, op == ReduceOp::Mean, layout.outer_ix, layout.inner_ix);
+      launch(sum_kernel<T, Acc, false>, grid, kBlockThreads, stream, x.data<T>(),
+             sum_job<T>(out, layout), SumJob<T>{}, op == ReduceOp::Mean);
     } else {
       launch(max_kernel<T>, grid, kBlockThreads, stream, x.data<T>(), out.data<T>(), layout.outer,
              layout.length, layout.outer_ix, layout.inner_ix);
     }
+  });
+  return out;
+}
+
+std::pair<Tensor, Tensor> CudaBackend::reduce_sum_pair(const Tensor& x,
+                                                       const std::vector<int>& axes_a,
+                                                       const std::vector<int>& axes_b) {
+  check_on(x, device(), "reduce", "input");
+  check_axes(x, axes_a, "reduce");
+  check_axes(x, axes_b, "reduce");
+  const ReduceLayout a = layout_for(x, axes_a, "reduce"), b = layout_for(x, axes_b, "reduce");
+  if (a.length == 0 || b.length == 0 || a.outer == 0 || b.outer == 0)  // as reduce makes them
+    return Backend::reduce_sum_pair(x, axes_a, axes_b);
+  std::pair<Tensor, Tensor> out{Tensor::empty(kept_shape(x, axes_a), x.dtype(), device()),
+                                Tensor::empty(kept_shape(x, axes_b), x.dtype(), device())};
+  DeviceGuard guard(index_);
+  dispatch(x.dtype(), [&]<typename T>() {
+    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+    launch(sum_kernel<T, Acc, true>, grid_for_warps(a.outer + b.outer), kBlockThreads,
+           current_stream(index_), x.data<T>(), sum_job<T>(out.first, a),
+           sum_job<T>(out.second, b), false);
   });
   return out;
 }
