@@ -193,6 +193,11 @@ int main(int argc, char** argv) {
 //          T = Tq = 64, H = 4, Dh = Dv = 32
 // MB counts each example's rows once, as the kernels read them (forward: q, k, v rows in, z and
 // the pattern out; backward: dz, q, k, v rows and the pattern in, dq, dk, dv rows out).
+// fused/attention/residual/<fused|unfused>/model: the block's x + attn(x) at the read-out
+// position, forward and backward, with x a row of the (position, token) table [342, 128]: the
+// residual added by the attention kernel and scattered back in the backward's index_add launch,
+// against attention, index_select, an add, attention_backward and an index_add of its own. MB
+// counts the residual's rows only (read once, dz scattered once), as both must move them.
 namespace {
 
 struct AttentionCase {
@@ -246,6 +251,42 @@ Workload attention_workload(Size s, bool backward, bool fused) {
           }};
 }
 
+Workload attention_residual_workload(bool fused) {
+  const AttentionCase c = attention_case(Size::Model);
+  constexpr int64_t kTokens = 113;
+  const int64_t table_rows = c.keys * kTokens;
+  std::vector<int64_t> rows(static_cast<size_t>(c.batch * c.keys));
+  uint64_t state = 42;
+  for (int64_t b = 0; b < c.batch; ++b)
+    for (int64_t t = 0; t < c.keys; ++t) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      rows[b * c.keys + t] = t * kTokens + static_cast<int64_t>((state >> 33) % kTokens);
+    }
+  const Tensor kv_rows = from_vector(rows, {c.batch, c.keys}).to(kGpu);
+  const Tensor q_rows = kv_rows.slice(1, c.keys - 1, c.keys).contiguous();  // the read-out
+  const Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
+  const Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
+  const Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
+  const Tensor residual = random_on_gpu({table_rows, c.value_size});
+  const Tensor dz = random_on_gpu({c.batch, 1, c.value_size});
+  const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
+  Backend& gpu = backend_for(kGpu);
+  return {4.0 * 2 * static_cast<double>(dz.numel()), [=, &gpu] {
+            Tensor z, pattern, dq, dk, dv, dresidual;
+            if (fused) {
+              gpu.attention(q, k, v, q_rows, kv_rows, scale, true, residual, z, pattern);
+              gpu.attention_backward(dz, q, k, v, q_rows, kv_rows, pattern, scale, true,
+                                     residual, dq, dk, dv, dresidual);
+            } else {
+              gpu.attention(q, k, v, q_rows, kv_rows, scale, true, Tensor(), z, pattern);
+              z = gpu.binary(BinaryOp::Add, gpu.index_select(residual, q_rows), z);
+              gpu.attention_backward(dz, q, k, v, q_rows, kv_rows, pattern, scale, true,
+                                     Tensor(), dq, dk, dv, dresidual);
+              dresidual = gpu.index_add(dz, q_rows, table_rows);
+            }
+          }};
+}
+
 Workload attention_forward_fused(Size s) { return attention_workload(s, false, true); }
 Workload attention_forward_unfused(Size s) { return attention_workload(s, false, false); }
 Workload attention_backward_fused(Size s) { return attention_workload(s, true, true); }
@@ -259,6 +300,12 @@ const bool kAttentionRegistered = register_workloads(
       {"attention/backward/fused", attention_backward_fused},
       {"attention/backward/unfused", attention_backward_unfused},
     });
+const bool kAttentionResidualRegistered = register_workloads(
+    {
+      {"attention/residual/fused", [](Size) { return attention_residual_workload(true); }},
+      {"attention/residual/unfused", [](Size) { return attention_residual_workload(false); }},
+    },
+    {Size::Model});
 
 }  // namespace
 
