@@ -90,9 +90,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
 Tensor stablemax_cross_entropy(const Tensor& logits, const Tensor& targets,
                                Reduction reduction = Reduction::Mean);
 // x [..., in] @ W [in, out] + b [out] (b may be undefined), then act -> [..., out]: a whole
-// layer as one op, with the bias and activation fused into one pass over the product.
+// layer as one op, with the bias and activation fused into one pass over the product. A
+// residual [..., out] (a residual block's x in x + f(x)) is added after the activation, as
+// linear(...) + residual gives it to the bit, in the same pass.
 Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b,
-              Activation act = Activation::Identity);
+              Activation act = Activation::Identity, const Tensor& residual = Tensor());
 // table [V, D...], int64 index of any shape -> [index.shape..., D...]; backward scatter-adds.
 Tensor embedding(const Tensor& table, const Tensor& index);
 // W_E [V, D], W_pos [P, D], int64 tokens [B, T], T <= P -> [B, T, D]:

@@ -411,11 +411,12 @@ Workload linear_relu_workload(Size s, bool fused) {
   const double bytes = 4.0 * static_cast<double>(m * k + k * n + n + m * n);
   if (fused)
     return {bytes, [=, &gpu] {
-              benchmark::DoNotOptimize(gpu.linear_forward(x, W, b, Activation::Relu, nullptr));
+              benchmark::DoNotOptimize(
+                  gpu.linear_forward(x, W, b, Activation::Relu, Tensor(), nullptr));
             }};
   return {bytes, [=, &gpu] {
             benchmark::DoNotOptimize(
-                gpu.Backend::linear_forward(x, W, b, Activation::Relu, nullptr));
+                gpu.Backend::linear_forward(x, W, b, Activation::Relu, Tensor(), nullptr));
           }};
 }
 

@@ -180,26 +180,26 @@ class Backend {
   // sums of dpre, summed in an order that does not depend on the thread count.
   virtual Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
                                      const Tensor& dbias) = 0;
-  // A linear layer's forward: y = act(x @ W + bias) for x [N, K] and W [K, D] (2-D views that
-  // matmul accepts), bias [D] or undefined; returns y, fresh and contiguous [N, D]. When `pre` is
-  // not null it receives the pre-activation x @ W + bias, contiguous [N, D] (y itself when
-  // there is neither a bias nor an activation). By default matmul, then bias_activation over its
-  // output; a backend may fuse the epilogue into the GEMM.
+  // A linear layer's forward: y = act(x @ W + bias) + residual for x [N, K] and W [K, D] (2-D
+  // views that matmul accepts), bias [D] or undefined, and residual [N, D] (any view: a residual
+  // block's x, added after the activation) or undefined; returns y, fresh and contiguous [N, D].
+  // When `pre` is not null it receives the pre-activation x @ W + bias, contiguous [N, D] (y
+  // itself when there is neither a bias, nor an activation, nor a residual). By default matmul,
+  // then bias_activation over its output, then an add; a backend may fuse the epilogue into the
+  // GEMM, with the same bits.
   virtual Tensor linear_forward(const Tensor& x, const Tensor& W, const Tensor& bias,
-                                Activation act, Tensor* pre) {
+                                Activation act, const Tensor& residual, Tensor* pre) {
     Tensor y = matmul(x, W);  // fresh and contiguous: the epilogue may overwrite it
     if (!bias.defined() && act == Activation::Identity) {
       if (pre) *pre = y;
-      return y;
-    }
-    if (pre) {
+    } else if (pre) {
       *pre = y;
       y = Tensor::empty(y.shape(), y.dtype(), y.device());
       bias_activation(*pre, bias, act, *pre, y);
     } else {
       bias_activation(y, bias, act, Tensor(), y);
     }
-    return y;
+    return residual.defined() ? binary(BinaryOp::Add, y, residual) : y;
   }
   // A linear layer's backward from dy [N, D] (contiguous), given what its forward kept: x [N, K]
   // and W [K, D] (2-D views that matmul accepts) and `saved` as activation_backward takes it

@@ -20,8 +20,9 @@ MLPBlock::MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& ge
   b_out_ = register_parameter("b_out", zeros({d_model}));
 }
 
-Tensor MLPBlock::forward(const Tensor& x) const {
-  return tg::linear(tg::linear(x, W_in_, b_in_, act_), W_out_, b_out_);
+Tensor MLPBlock::forward(const Tensor& x, const Tensor& residual) const {
+  return tg::linear(tg::linear(x, W_in_, b_in_, act_), W_out_, b_out_, Activation::Identity,
+                    residual);
 }
 
 Tensor MLPBlock::forward_reference(const Tensor& x) const {

@@ -13,8 +13,10 @@ class MLPBlock : public Module {
   // W_in, W_out ~ N(0, 1) / sqrt(d_model) (Nanda et al.), drawn from gen in that order; biases 0.
   MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& gen);
   // [..., d_model] -> [..., d_model] as two fused linear ops (bias and activation in the GEMM's
-  // epilogue); forward_reference composes matmul, add and the activation.
-  Tensor forward(const Tensor& x) const;
+  // epilogue); forward_reference composes matmul, add and the activation. A residual
+  // [..., d_model] (undefined: none) is added to the output by the second one's epilogue: a
+  // residual block's h + mlp(h) in the same launch.
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor()) const;
   Tensor forward_reference(const Tensor& x) const;
   Activation activation() const { return act_; }
 

@@ -23,18 +23,18 @@ Tensor TransformerBlock::attention_input(const Tensor& x) const {
 }
 
 Tensor TransformerBlock::after_attention(const Tensor& residual_sum) const {
+  // h + mlp(in): the MLP's last GEMM adds h as it stores, unless a dropout mask must come between.
+  const auto residual_mlp = [&](const Tensor& h, const Tensor& in) {
+    if (mlp_dropout_->p() > 0 && mlp_dropout_->is_training())
+      return h + mlp_dropout_->forward(mlp_->forward(in));
+    return mlp_->forward(in, h);
+  };
   switch (ln_mode_) {
-    case LayerNormMode::None: {
-      const Tensor& h = residual_sum;
-      return h + mlp_dropout_->forward(mlp_->forward(h));
-    }
-    case LayerNormMode::Pre: {
-      const Tensor& h = residual_sum;
-      return h + mlp_dropout_->forward(mlp_->forward(ln2_->forward(h)));
-    }
+    case LayerNormMode::None: return residual_mlp(residual_sum, residual_sum);
+    case LayerNormMode::Pre: return residual_mlp(residual_sum, ln2_->forward(residual_sum));
     case LayerNormMode::Post: {
       const Tensor h = ln1_->forward(residual_sum);
-      return ln2_->forward(h + mlp_dropout_->forward(mlp_->forward(h)));
+      return ln2_->forward(residual_mlp(h, h));
     }
   }
   throw Error("TransformerBlock: unknown layer norm mode");

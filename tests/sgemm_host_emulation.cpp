@@ -2,9 +2,10 @@
 // against a float64 reference on the awkward small cases of tests/sgemm_test_util.h: checks the
 // index math (tiles, edges, transposes, batches, 16-byte paths) on machines without a GPU. Build
 // it with AddressSanitizer and out-of-bounds reads show too (the operands are exactly sized).
-// Then the epilogue (bias, activation, pre-activation output) on the same cases, in every
-// version that accepts it (v5, and v7 on 16-byte rows): pre must be the plain product plus the
-// bias bit for bit, C must be act(pre), and nothing outside C or pre may be written.
+// Then the epilogue (bias, activation, pre-activation output, residual) on the same cases, in
+// every version that accepts it (v5, and v7 on 16-byte rows): pre must be the plain product plus
+// the bias bit for bit, C must be act(pre) (plus the residual), and nothing outside C or pre may
+// be written.
 // Then the operand masks (mask_a, mask_b: a ReLU backward's dy read through pre > 0) in every
 // version that implements them (v1, v5, v7; the others must decline them): A only, B only and
 // both, against a float64 reference of the masked operands; in v5 and v7 also bit for bit
@@ -45,32 +46,37 @@ float activate(tg::Activation act, float x) {
 }
 
 // One run of version v with the epilogue (act; a bias when has_bias; a pre output when
-// want_pre) on the operands of `base` (which may carry masks) against the same version's product
-// without the epilogue `plain` (C's buffer): true when it passes.
+// want_pre; a residual, laid out as C, when has_residual) on the operands of `base` (which may
+// carry masks) against the same version's product without the epilogue `plain` (C's buffer):
+// true when it passes.
 bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
                     const GemmArgs& base, const std::vector<float>& plain, tg::Activation act,
-                    bool has_bias, bool want_pre, uint64_t seed) {
+                    bool has_bias, bool want_pre, bool has_residual, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> bias(static_cast<size_t>(std::max(c.N, 1)));
   for (float& b : bias) b = u(rng);
+  std::vector<float> residual(h.c_size);
+  for (float& r : residual) r = u(rng);
   std::vector<float> out(h.c_size, poison()), pre(h.c_size, poison());
   GemmArgs args = base;
   args.C = out.data();
   args.bias = has_bias ? bias.data() : nullptr;
   args.act = act;
   args.pre = want_pre ? pre.data() : nullptr;
+  args.residual = has_residual ? residual.data() : nullptr;
   if (!v.supports(args)) return true;  // declined: counted by the caller
   v.run(args, nullptr);
   // Expected buffers: pre = plain + bias (the unfused bias_activation's float add, + 0 without a
-  // bias), C = act(pre); the gaps stay poisoned.
+  // bias), C = act(pre) (+ the residual, a float add afterwards); the gaps stay poisoned.
   int64_t bad_pre = 0, bad_c = 0;
   for (int z = 0; z < c.batch; ++z)
     for (int m = 0; m < c.M; ++m)
       for (int n = 0; n < c.N; ++n) {
         const size_t at = static_cast<size_t>(z * h.stride_c + m * h.ldc + n);
         const float want_pre_v = plain[at] + (has_bias ? bias[static_cast<size_t>(n)] : 0.0f);
-        const float want_c = activate(act, want_pre_v);
+        const float activated = activate(act, want_pre_v);
+        const float want_c = has_residual ? activated + residual[at] : activated;
         if (want_pre && std::memcmp(&pre[at], &want_pre_v, sizeof(float)) != 0) ++bad_pre;
         if (std::memcmp(&out[at], &want_c, sizeof(float)) != 0) ++bad_c;
         out[at] = poison();  // so that the scan below finds only writes outside C
@@ -79,9 +85,10 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
   int64_t gaps = 0;
   for (size_t i = 0; i < h.c_size; ++i) gaps += !is_poison(out[i]) + !is_poison(pre[i]);
   if (bad_pre == 0 && bad_c == 0 && gaps == 0) return true;
-  std::printf("FAIL v%d_%s %s epilogue act %d bias %d pre %d masks %d%d: %lld of pre and %lld of "
-              "C differ from the unfused result, %lld written outside\n",
+  std::printf("FAIL v%d_%s %s epilogue act %d bias %d pre %d residual %d masks %d%d: %lld of pre "
+              "and %lld of C differ from the unfused result, %lld written outside\n",
               v.number, v.name, c.name().c_str(), static_cast<int>(act), has_bias, want_pre,
+              has_residual,
               base.mask_a != nullptr, base.mask_b != nullptr, static_cast<long long>(bad_pre),
               static_cast<long long>(bad_c), static_cast<long long>(gaps));
   return false;
@@ -213,11 +220,16 @@ int check_split_k() {
         sgemm(h.args(h.A.data(), h.B.data(), again.data()), nullptr);
         expect(std::memcmp(out.data(), again.data(), out.size() * sizeof(float)) == 0,
                name + ": the same bits twice");
-        // The epilogue on the sum: pre = the plain split product + bias, C = relu(pre).
+        // The epilogue on the sum: pre = the plain split product + bias, C = relu(pre) plus a
+        // residual.
         std::vector<float> bias(static_cast<size_t>(c.N)), pre(h.c_size, poison());
+        std::vector<float> residual(h.c_size);
         for (int n = 0; n < c.N; ++n) bias[n] = 0.25f * static_cast<float>(n % 7) - 0.75f;
+        for (size_t i = 0; i < residual.size(); ++i)
+          residual[i] = 0.125f * static_cast<float>(i % 11) - 0.5f;
         GemmArgs epi = h.args(h.A.data(), h.B.data(), again.data());
         epi.bias = bias.data(), epi.act = tg::Activation::Relu, epi.pre = pre.data();
+        epi.residual = residual.data();
         std::fill(again.begin(), again.end(), poison());
         sgemm(epi, nullptr);
         int64_t bad = 0;
@@ -225,8 +237,9 @@ int check_split_k() {
           for (int m = 0; m < c.M; ++m)
             for (int n = 0; n < c.N; ++n) {
               const size_t at = static_cast<size_t>(z * h.stride_c + m * h.ldc + n);
-              const float v = out[at] + bias[n];
-              bad += std::memcmp(&pre[at], &v, sizeof v) != 0 || again[at] != (v > 0 ? v : 0.0f);
+              const float v = out[at] + bias[n], y = (v > 0 ? v : 0.0f) + residual[at];
+              bad += std::memcmp(&pre[at], &v, sizeof v) != 0 ||
+                     std::memcmp(&again[at], &y, sizeof y) != 0;
             }
         expect(bad == 0, name + ": the epilogue on the split product, bit for bit");
         // Both masks, against the float64 product of the masked operands.
@@ -261,15 +274,17 @@ int main() {
       v.run(args, nullptr);
       const GemmCheck r = check_gemm(h, out, h.reference);
       ++runs;
-      // The epilogue against this version's own plain product; two of the 16 combinations of
-      // activation, bias and pre per case, rotating, so that all of them meet every layout.
+      // The epilogue against this version's own plain product; two of the 32 combinations of
+      // activation, bias, pre and residual per case, rotating, so that all of them meet every
+      // layout.
       GemmArgs epi = args;
       epi.act = tg::Activation::Relu;
       if (v.supports(epi)) {
         for (int j = 0; j < 2; ++j) {
-          const int combo = static_cast<int>((seed * 2 + j) % 16);
+          const int combo = static_cast<int>((seed * 2 + j) % 32);
           failures += !check_epilogue(v, c, h, args, out, kActivations[combo % 4],
-                                      (combo / 4) % 2 != 0, combo / 8 != 0, seed * 7 + j);
+                                      (combo / 4) % 2 != 0, (combo / 8) % 2 != 0, combo / 16 != 0,
+                                      seed * 7 + j);
           ++epilogue_runs;
         }
       } else if (v.number >= 7 || v.number == 5) {  // they take every argument they take plain
@@ -300,9 +315,10 @@ int main() {
         GemmArgs masked_epi = with_masks;
         masked_epi.act = tg::Activation::Relu;
         if (which == 3 && v.supports(masked_epi)) {
-          const int combo = static_cast<int>(seed % 16);
+          const int combo = static_cast<int>(seed % 32);
           failures += !check_epilogue(v, c, h, with_masks, masked_out, kActivations[combo % 4],
-                                      (combo / 4) % 2 != 0, combo / 8 != 0, seed * 11);
+                                      (combo / 4) % 2 != 0, (combo / 8) % 2 != 0,
+                                      combo / 16 != 0, seed * 11);
           ++epilogue_runs;
         }
       }

@@ -40,23 +40,25 @@ Backend& gpu_backend() { return backend_for(kGpu); }
 
 
 // One product: fused on the GPU against the GPU's unfused composition (bitwise: the same GEMM
-// accumulation, the same epilogue arithmetic) and the CPU's linear_forward.
+// accumulation, the same epilogue arithmetic, the residual's add) and the CPU's linear_forward.
+// The residual, when there is one, is a view as `x_view` says ([M, N], maybe transposed).
 void check_linear(int64_t M, int64_t N, int64_t K, View x_view, View w_view, Activation act,
-                  bool has_bias, bool want_pre, Generator& gen) {
+                  bool has_bias, bool want_pre, Generator& gen, bool has_residual = false) {
   INFO(M << " x " << K << " @ " << K << " x " << N << " x view " << static_cast<int>(x_view)
           << " W view " << static_cast<int>(w_view) << " " << nn::activation_name(act)
-          << " bias " << has_bias << " pre " << want_pre);
+          << " bias " << has_bias << " pre " << want_pre << " residual " << has_residual);
   const Pair x = random_pair(M, K, x_view, gen), W = random_pair(K, N, w_view, gen);
   const Pair b = has_bias ? random_pair(1, N, View::Plain, gen) : Pair{};
   const Tensor b_cpu = has_bias ? b.cpu.reshape({N}) : Tensor();
   const Tensor b_gpu = has_bias ? b.gpu.reshape({N}) : Tensor();
+  const Pair r = has_residual ? random_pair(M, N, x_view, gen) : Pair{};
   Tensor pre_fused, pre_unfused, pre_cpu;
-  const Tensor fused =
-      gpu_backend().linear_forward(x.gpu, W.gpu, b_gpu, act, want_pre ? &pre_fused : nullptr);
+  const Tensor fused = gpu_backend().linear_forward(x.gpu, W.gpu, b_gpu, act, r.gpu,
+                                                    want_pre ? &pre_fused : nullptr);
   const Tensor unfused = gpu_backend().Backend::linear_forward(
-      x.gpu, W.gpu, b_gpu, act, want_pre ? &pre_unfused : nullptr);
-  const Tensor cpu =
-      cpu_backend().linear_forward(x.cpu, W.cpu, b_cpu, act, want_pre ? &pre_cpu : nullptr);
+      x.gpu, W.gpu, b_gpu, act, r.gpu, want_pre ? &pre_unfused : nullptr);
+  const Tensor cpu = cpu_backend().linear_forward(x.cpu, W.cpu, b_cpu, act, r.cpu,
+                                                  want_pre ? &pre_cpu : nullptr);
   CHECK(fused.is_contiguous());
   check_bitwise(fused, unfused, "y, fused vs unfused");
   check_close(fused, cpu, "y vs CPU");
@@ -65,7 +67,7 @@ void check_linear(int64_t M, int64_t N, int64_t K, View x_view, View w_view, Act
     CHECK(pre_fused.is_contiguous());
     check_bitwise(pre_fused, pre_unfused, "pre, fused vs unfused");
     check_close(pre_fused, cpu_backend().linear_forward(x.cpu, W.cpu, b_cpu, Activation::Identity,
-                                                        nullptr),
+                                                        Tensor(), nullptr),
                 "pre vs CPU");
   }
 }
@@ -91,17 +93,17 @@ TEST_CASE("cuda linear_forward: v5's epilogue on awkward shapes matches unfused 
   TG_REQUIRE_CUDA_DEVICE();
   Generator gen(601);
   const int64_t sizes[] = {1, 7, 33, 130};
-  // 64 shapes; the 16 combinations of activation, bias and pre rotate over them (each 4 times),
-  // and the views rotate too.
+  // 64 shapes; the 32 combinations of activation, bias, pre and residual rotate over them (each
+  // twice), and the views rotate too.
   int i = 0;
   for (int64_t M : sizes)
     for (int64_t N : sizes)
       for (int64_t K : sizes) {
-        const int combo = i % 16;
+        const int combo = i % 32;
         const View x_view = i % 3 == 0 ? View::Transposed : View::Offset;
         const View w_view = i % 2 == 0 ? View::Plain : View::Transposed;
         check_linear(M, N, K, x_view, w_view, kActivations[combo % 4], (combo / 4) % 2 != 0,
-                     combo / 8 != 0, gen);
+                     (combo / 8) % 2 != 0, gen, combo / 16 != 0);
         ++i;
       }
 }
@@ -115,20 +117,28 @@ TEST_CASE("cuda linear_forward: v7's epilogue on 16-byte rows matches unfused an
   for (int64_t M : sizes)
     for (int64_t N : sizes)
       for (int64_t K : sizes) {
-        const int combo = i % 16;
+        const int combo = i % 32;
         const View x_view = i % 2 == 0 ? View::Plain : View::Transposed;
         const View w_view = i % 3 == 0 ? View::Transposed : View::Plain;
         check_linear(M, N, K, x_view, w_view, kActivations[combo % 4], (combo / 4) % 2 != 0,
-                     combo / 8 != 0, gen);
+                     (combo / 8) % 2 != 0, gen, combo / 16 != 0);
         ++i;
       }
   // Every combination on one shape with edges in both directions, aligned and not.
   for (Activation act : kActivations)
     for (bool has_bias : {false, true})
-      for (bool want_pre : {false, true}) {
-        check_linear(132, 36, 20, View::Plain, View::Plain, act, has_bias, want_pre, gen);
-        check_linear(33, 7, 130, View::Offset, View::Plain, act, has_bias, want_pre, gen);
-      }
+      for (bool want_pre : {false, true})
+        for (bool has_residual : {false, true}) {
+          check_linear(132, 36, 20, View::Plain, View::Plain, act, has_bias, want_pre, gen,
+                       has_residual);
+          check_linear(33, 7, 130, View::Offset, View::Plain, act, has_bias, want_pre, gen,
+                       has_residual);
+        }
+  // A residual alone (no bias, no activation): still the fused GEMM, with the add's bits; and the
+  // nanda MLP's output layer, which sgemm() splits over K (the residual added by the sum).
+  check_linear(36, 12, 40, View::Plain, View::Plain, Activation::Identity, false, false, gen, true);
+  check_linear(64, 128, 512, View::Plain, View::Plain, Activation::Identity, true, false, gen,
+               true);
 }
 
 TEST_CASE("cuda linear_forward: K = 0, empty outputs, float64", "[cuda]") {
@@ -144,7 +154,7 @@ TEST_CASE("cuda linear_forward: K = 0, empty outputs, float64", "[cuda]") {
     Tensor pre;
     const Tensor x = randn({M, 5}, gen).to(kGpu), W = randn({5, N}, gen).to(kGpu);
     const Tensor b = randn({N}, gen).to(kGpu);
-    const Tensor y = gpu_backend().linear_forward(x, W, b, Activation::Relu, &pre);
+    const Tensor y = gpu_backend().linear_forward(x, W, b, Activation::Relu, Tensor(), &pre);
     CHECK(y.shape() == Shape{M, N});
     CHECK(pre.shape() == Shape{M, N});
   }
@@ -154,8 +164,9 @@ TEST_CASE("cuda linear_forward: K = 0, empty outputs, float64", "[cuda]") {
   const Tensor b = randn({5}, gen, DType::Float64).to(kGpu);
   const std::string want = error_of([&] { gpu_backend().matmul(x, W); });
   CHECK(!want.empty());
-  CHECK(error_of([&] { gpu_backend().linear_forward(x, W, b, Activation::Relu, nullptr); }) ==
-        want);
+  CHECK(error_of([&] {
+          gpu_backend().linear_forward(x, W, b, Activation::Relu, Tensor(), nullptr);
+        }) == want);
 }
 
 TEST_CASE("cuda linear: the autograd op keeps the pre-activation it needs", "[cuda]") {

@@ -118,6 +118,50 @@ TEST_CASE("linear: the bias gradient is the same for 1 and 2 threads", "[linear]
   CHECK(db[0] == db[1]);
 }
 
+// A residual added after the activation (a residual block's h + mlp(h) in the MLP's last layer):
+// float64 gradchecks, then the bits of linear(...) + residual, values and every gradient.
+TEST_CASE("linear: a residual gives linear(...) + residual, to the bit", "[linear]") {
+  Generator gen(74);
+  const Tensor x = randn({2, 3, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor W = randn({5, 7}, gen, DType::Float64).requires_grad_();
+  const Tensor b = randn({7}, gen, DType::Float64).requires_grad_();
+  const Tensor r = randn({2, 3, 7}, gen, DType::Float64).requires_grad_();
+  for (Activation act : kActivations) {
+    INFO("activation " << nn::activation_name(act));
+    CHECK_GRADCHECK(
+        [act](const std::vector<Tensor>& in) {
+          return linear(in[0], in[1], in[2], act, in[3]);
+        },
+        {x, W, b, r});
+    // The residual a strided view, and the only input that needs a gradient.
+    const Tensor rt = randn({7, 6}, gen, DType::Float64).requires_grad_();
+    CHECK_GRADCHECK(
+        [act, &x, &W](const std::vector<Tensor>& in) {
+          return linear(x.detach().reshape({6, 5}), W.detach(), Tensor(), act, in[0].t());
+        },
+        {rt});
+
+    const Tensor x32 = randn({37, 19}, gen), W32 = randn({19, 11}, gen), b32 = randn({11}, gen);
+    const Tensor r32 = randn({37, 11}, gen), weights = randn({37, 11}, gen);
+    std::vector<std::vector<float>> results[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Tensor xi = x32.detach().requires_grad_(), Wi = W32.detach().requires_grad_();
+      Tensor bi = b32.detach().requires_grad_(), ri = r32.detach().requires_grad_();
+      const Tensor y = fused ? linear(xi, Wi, bi, act, ri) : linear(xi, Wi, bi, act) + ri;
+      sum(y * weights).backward();
+      for (const Tensor& t : {y, xi.grad(), Wi.grad(), bi.grad(), ri.grad()})
+        results[fused].push_back(t.to_vector<float>());
+    }
+    for (size_t i = 0; i < results[0].size(); ++i) {
+      INFO("output " << i << " (y, dx, dW, db, dresidual)");
+      CHECK(results[1][i] == results[0][i]);
+    }
+  }
+  REQUIRE_TG_ERROR(linear(zeros({4, 5}), zeros({5, 3}), Tensor(), Activation::Identity,
+                          zeros({4, 4})),
+                   "linear: residual [4, 4] must have the output's shape [4, 3]");
+}
+
 TEST_CASE("linear: shape and dtype errors name the operands", "[linear]") {
   const Tensor x = zeros({4, 5}), W = zeros({5, 3});
   REQUIRE_TG_ERROR(linear(zeros({4, 6}), W, Tensor()),

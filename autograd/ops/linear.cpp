@@ -1,17 +1,18 @@
-// linear: y = act(x @ W + b) as one op, through the backend's linear_forward: on the CPU the GEMM
-// writes a fresh buffer and the bias add and the activation run over it in one pass (in place
-// where backward can do without the pre-activation); on CUDA the GEMM applies them as it stores
-// its output. Either way not three ops with three [N, out] temporaries. Backward, through the
-// backend's linear_backward:
+// linear: y = act(x @ W + b) (+ residual) as one op, through the backend's linear_forward: on
+// the CPU the GEMM writes a fresh buffer and the bias add and the activation run over it in one
+// pass (in place where backward can do without the pre-activation); on CUDA the GEMM applies
+// them, and adds the residual, as it stores its output. Either way not three ops with three
+// [N, out] temporaries. Backward, through the backend's linear_backward:
 //   dpre = dy * act'(pre)    (with db = column sums of dpre, in the same pass)
-//   dx = dpre @ W^T,  dW = x^T @ dpre
+//   dx = dpre @ W^T,  dW = x^T @ dpre,  dresidual = dy
 // on the CPU as written; on CUDA, for ReLU, the two GEMMs read dy through the mask pre > 0 and
 // dpre is never written.
 #include "autograd/ops/common.h"
 
 namespace tg {
 
-Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act) {
+Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act,
+              const Tensor& residual) {
   check_same_device_and_dtype("linear", x, W);
   check_floating("linear", x);
   check(W.dim() == 2, "linear: W must be [in, out], got ", shape_str(W.shape()));
@@ -25,13 +26,23 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act)
   }
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
+  if (residual.defined()) {
+    check_same_device_and_dtype("linear", x, residual);
+    check(residual.shape() == out_shape, "linear: residual ", shape_str(residual.shape()),
+          " must have the output's shape ", shape_str(out_shape));
+  }
   Backend& backend = backend_for(x.device());
   const Tensor rows = x.detach().reshape({-1, in});
-  const bool grad = needs_grad({&x, &W, &b});
-  // Relu's derivative reads off its output; Gelu's and Square's need the pre-activation.
-  const bool keep_pre = grad && (act == Activation::Gelu || act == Activation::Square);
+  const bool grad = needs_grad({&x, &W, &b, &residual});
+  // Relu's derivative reads off its output, unless a residual was added to it; Gelu's and
+  // Square's need the pre-activation.
+  const bool keep_pre = grad && (act == Activation::Gelu || act == Activation::Square ||
+                                 (act == Activation::Relu && residual.defined()));
   Tensor pre;
   Tensor y = backend.linear_forward(rows, W.detach(), b.defined() ? b.detach() : Tensor(), act,
+                                    residual.defined()
+                                        ? residual.detach().reshape({-1, out_features})
+                                        : Tensor(),
                                     keep_pre ? &pre : nullptr);
   y = y.reshape(out_shape);
   if (!grad) return y;
@@ -48,9 +59,9 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act)
             .linear_backward(dy, saved_x, saved_w,
                              saved.defined() ? saved.reshape(dy.shape()) : Tensor(), act, has_b,
                              dx, dW, db);
-        return {dx.defined() ? dx.reshape(x_shape) : Tensor(), dW, db};
+        return {dx.defined() ? dx.reshape(x_shape) : Tensor(), dW, db, g};
       },
-      {&x, &W, &b});
+      {&x, &W, &b, &residual});
 }
 
 }  // namespace tg

@@ -39,7 +39,7 @@ class CudaBackend final : public Backend {
 
   void matmul_into(const Tensor& a, const Tensor& b, const Tensor& out) override;
   Tensor linear_forward(const Tensor& x, const Tensor& W, const Tensor& bias, Activation act,
-                        Tensor* pre) override;
+                        const Tensor& residual, Tensor* pre) override;
 
   Tensor softmax(const Tensor& x, int axis, bool log) override;
   Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) override;

@@ -2,9 +2,10 @@
 // tensors' buffers. As on the CPU, a row-major view is used as is and a transposed view as the
 // transposed operand, so backward's A^T and B^T cost no copies; batch axes that step by one
 // stride become one batched launch, other batch layouts one launch per matrix.
-// linear_forward is one 2-D product whose GEMM applies the bias and the activation as it stores
-// its output (sgemm.h's epilogue), instead of a second pass over it.
+// linear_forward is one 2-D product whose GEMM applies the bias, the activation and a residual
+// as it stores its output (sgemm.h's epilogue), instead of further passes over it.
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/gemm_operands.h"
 #include "kernels/cuda/stream.h"
@@ -71,14 +72,18 @@ void CudaBackend::matmul_into(const Tensor& a_in, const Tensor& b_in, const Tens
 }
 
 Tensor CudaBackend::linear_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
-                                  Activation act, Tensor* pre) {
+                                  Activation act, const Tensor& residual_in, Tensor* pre) {
   // Float64 (which matmul turns down with its message) and plain products: the base class's path.
   if (x_in.dtype() != DType::Float32 || x_in.dim() != 2 || w_in.dim() != 2 ||
-      (!bias_in.defined() && act == Activation::Identity))
-    return Backend::linear_forward(x_in, w_in, bias_in, act, pre);
+      (!bias_in.defined() && act == Activation::Identity && !residual_in.defined()))
+    return Backend::linear_forward(x_in, w_in, bias_in, act, residual_in, pre);
   const DeviceGuard guard(index_);
   Tensor x = x_in, w = w_in;
   const Tensor bias = bias_in.defined() ? contiguous_copy_if_needed(bias_in) : Tensor();
+  if (residual_in.defined()) check_on(residual_in, device(), "linear_forward", "residual");
+  // Read as C is written: contiguous [m, n].
+  const Tensor residual =
+      residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
 
   const int64_t m = x.size(0), n = w.size(1);
   Tensor y = Tensor::empty({m, n}, DType::Float32, device());
@@ -88,6 +93,7 @@ Tensor CudaBackend::linear_forward(const Tensor& x_in, const Tensor& w_in, const
   args.bias = bias.defined() ? bias.data<float>() : nullptr;
   args.act = act;
   args.pre = pre ? pre->data<float>() : nullptr;
+  args.residual = residual.defined() ? residual.data<float>() : nullptr;
   sgemm(args, current_stream(index_));
   return y;
 }

@@ -38,6 +38,7 @@ inline bool float4_aligned(const GemmArgs& a) {
          a.ldc % 4 == 0 && a.stride_a % 4 == 0 && a.stride_b % 4 == 0 && a.stride_c % 4 == 0 &&
          a.slice_stride_a % 4 == 0 && a.slice_stride_b % 4 == 0 && a.slice_stride_c % 4 == 0 &&
          (!a.pre || aligned(a.pre)) &&  // pre shares C's ldc and stride_c
+         (!a.residual || aligned(a.residual)) &&  // and so does the residual
          (!a.mask_a || aligned(a.mask_a)) && (!a.mask_b || aligned(a.mask_b));  // and A's, B's
 }
 
@@ -102,9 +103,15 @@ __device__ __forceinline__ void select_batch_masks(const GemmArgs& p, const floa
   mask_b = p.mask_b ? p.mask_b + o.b : nullptr;
 }
 
-// The epilogue's pre-activation output for batch entry blockIdx.z, or null when there is none.
-__device__ __forceinline__ float* select_batch_pre(const GemmArgs& p) {
-  return p.pre ? p.pre + batch_offsets(p).c : nullptr;
+// The epilogue's pre-activation output and residual input for batch entry blockIdx.z (each null
+// when there is none).
+struct EpilogueRows {
+  float* pre = nullptr;
+  const float* residual = nullptr;
+};
+__device__ __forceinline__ EpilogueRows select_batch_epilogue(const GemmArgs& p) {
+  const int64_t c = batch_offsets(p).c;
+  return {p.pre ? p.pre + c : nullptr, p.residual ? p.residual + c : nullptr};
 }
 
 // The epilogue's arithmetic, exactly that of kernels/cuda/linear_epilogue.cu's bias_activation
@@ -132,12 +139,13 @@ __device__ __forceinline__ float add_bias(const float* bias, float acc, int n) {
 
 // Stores C[at] (and pre[at]) for the accumulator of column n, with or without the epilogue.
 template <bool EPI>
-__device__ __forceinline__ void store_one(const GemmArgs& p, float* C, float* pre, int64_t at,
-                                          int n, float acc) {
+__device__ __forceinline__ void store_one(const GemmArgs& p, float* C, const EpilogueRows& e,
+                                          int64_t at, int n, float acc) {
   if constexpr (EPI) {
     const float v = add_bias(p.bias, acc, n);
-    if (pre) pre[at] = v;
-    C[at] = activate(p.act, v);
+    if (e.pre) e.pre[at] = v;
+    const float y = activate(p.act, v);
+    C[at] = e.residual ? y + e.residual[at] : y;
   } else {
     C[at] = acc;
   }
@@ -255,18 +263,25 @@ __device__ __forceinline__ void store4(float* C, int64_t ldc, int m, int n, int 
 // store4() of C[m, n .. n + 3] (and pre) through the epilogue when EPI; the bias is read only
 // for columns inside N.
 template <bool EPI>
-__device__ __forceinline__ void store4_epilogue(const GemmArgs& p, float* C, float* pre, int m,
-                                                int n, float4 v) {
+__device__ __forceinline__ void store4_epilogue(const GemmArgs& p, float* C, const EpilogueRows& e,
+                                                int m, int n, float4 v) {
   if constexpr (EPI) {
     if (m >= p.M) return;
-    // Columns past N are never stored, and their bias is not read.
+    // Columns past N are never stored, and their bias and residual are not read.
     v.x = n < p.N ? add_bias(p.bias, v.x, n) : v.x;
     v.y = n + 1 < p.N ? add_bias(p.bias, v.y, n + 1) : v.y;
     v.z = n + 2 < p.N ? add_bias(p.bias, v.z, n + 2) : v.z;
     v.w = n + 3 < p.N ? add_bias(p.bias, v.w, n + 3) : v.w;
-    if (pre) store4(pre, p.ldc, m, n, p.M, p.N, v);
+    if (e.pre) store4(e.pre, p.ldc, m, n, p.M, p.N, v);
     v = make_float4(activate(p.act, v.x), activate(p.act, v.y), activate(p.act, v.z),
                     activate(p.act, v.w));
+    if (e.residual) {
+      const float* r = e.residual + static_cast<int64_t>(m) * p.ldc + n;
+      if (n < p.N) v.x = v.x + r[0];
+      if (n + 1 < p.N) v.y = v.y + r[1];
+      if (n + 2 < p.N) v.z = v.z + r[2];
+      if (n + 3 < p.N) v.w = v.w + r[3];
+    }
   }
   store4(C, p.ldc, m, n, p.M, p.N, v);
 }
@@ -295,6 +310,7 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
     part.B += b0 * args.stride_b;
     part.C += b0 * args.stride_c;
     if (part.pre) part.pre += b0 * args.stride_c;
+    if (part.residual) part.residual += b0 * args.stride_c;
     if (part.mask_a) part.mask_a += b0 * args.stride_a;
     if (part.mask_b) part.mask_b += b0 * args.stride_b;
     grid.z = part.batch;

@@ -72,6 +72,8 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
           " make the batch's outputs overlap (each is ", a.M, " rows of ", a.N, ")");
   }
   check(!a.pre || a.pre != a.C, who, ": the pre-activation output must not be C");
+  check(!a.residual || (a.residual != a.C && a.residual != a.pre), who,
+        ": the residual must not be an output");
   for (const float* mask : {a.mask_a, a.mask_b})
     check(!mask || (mask != a.C && mask != a.pre), who, ": a mask must not be an output");
   const bool reads = has_c && a.K > 0;

@@ -13,10 +13,12 @@
 // one matrix to the whole batch (never for C). Any M, N, K >= 0 is valid; K = 0 gives C = 0.
 // Optional epilogue (a linear layer's bias and activation), applied as C is stored: with
 // v = acc + bias[n] (+ 0 without a bias, as the unfused bias_activation adds, so -0 becomes +0),
-// C = act(v), and pre (same ldc and stride_c as C) = v when pre is not null. The bias is one [N]
-// vector for every batch matrix. The epilogue's arithmetic is the unfused kernel's
-// (kernels/cuda/linear_epilogue.cu), so fused and unfused results agree bit for bit. Without it
-// (no bias, Identity, no pre) every version runs its plain kernel.
+// C = act(v), and pre (same ldc and stride_c as C) = v when pre is not null; with a residual
+// (laid out as C, and read only), C = act(v) + residual, as a residual block's x + f(x) adds it.
+// The bias is one [N] vector for every batch matrix. The epilogue's arithmetic is the unfused
+// kernels' (kernels/cuda/linear_epilogue.cu, then an add), so fused and unfused results agree
+// bit for bit. Without it (no bias, Identity, no pre, no residual) every version runs its plain
+// kernel.
 // Optional masks on the operands (a ReLU layer's backward reading dy through its mask, so that
 // dpre = dy * (pre > 0) is never written): mask_a, laid out exactly as A (lda, trans_a, stride_a),
 // keeps element (m, k) of A where mask_a's element there is > 0 and reads 0 elsewhere (a NaN mask
@@ -58,6 +60,7 @@ struct GemmArgs {
   const float* bias = nullptr;  // [N] or null
   Activation act = Activation::Identity;
   float* pre = nullptr;  // pre-activation output laid out as C, or null
+  const float* residual = nullptr;  // added after the activation, laid out as C, or null
   // The operand masks (see above): off unless set.
   const float* mask_a = nullptr;  // laid out as A, or null
   const float* mask_b = nullptr;  // laid out as B, or null
@@ -68,7 +71,7 @@ struct GemmArgs {
   int64_t slice_stride_a = 0, slice_stride_b = 0, slice_stride_c = 0;
   int64_t split_k_total = 0;
 
-  bool has_epilogue() const { return bias || act != Activation::Identity || pre; }
+  bool has_epilogue() const { return bias || act != Activation::Identity || pre || residual; }
   bool has_mask() const { return mask_a || mask_b; }
 };
 

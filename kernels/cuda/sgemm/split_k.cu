@@ -50,7 +50,7 @@ __global__ void split_k_sum_kernel(const float* partial, int64_t matrices, int64
     const int64_t m = r / p.N;
     const int n = static_cast<int>(r % p.N);
     const int64_t at = matrix * p.stride_c + m * p.ldc + n;
-    store_one<EPI>(p, p.C, p.pre, at, n, acc);
+    store_one<EPI>(p, p.C, EpilogueRows{p.pre, p.residual}, at, n, acc);
   }
 }
 
@@ -92,6 +92,7 @@ void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream) {
   part.bias = nullptr;
   part.act = Activation::Identity;
   part.pre = nullptr;
+  part.residual = nullptr;
   part.C = workspace.data<float>();
   part.ldc = args.N;
   part.stride_c = slices * elements;

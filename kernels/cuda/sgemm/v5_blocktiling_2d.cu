@@ -6,7 +6,7 @@
 // (v4: 9/8). The 64 accumulators and 16 operands stay in registers because every index into them
 // is a compile-time constant (unrolled loops). Tiles load with scalar reads, zero-filled at the
 // edges: this version accepts every shape, layout and alignment, the epilogue (bias,
-// activation, pre-activation output) and the operand masks (each a separate kernel per layout),
+// activation, pre-activation output, residual) and the operand masks (each a separate kernel per layout),
 // and is the fallback when the 16-byte versions decline.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
   float* C;
   select_batch(p, A, B, C);
   select_batch_masks(p, mask_a, mask_b);
-  float* const pre = EPI ? select_batch_pre(p) : nullptr;
+  const EpilogueRows epi_rows = EPI ? select_batch_epilogue(p) : EpilogueRows{};
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   // This thread's block of C: rows m0 + trow * TM + i, columns n0 + tcol * TN + j.
   const int trow = threadIdx.x / (BN / TN), tcol = threadIdx.x % (BN / TN);
@@ -59,7 +59,8 @@ __global__ void __launch_bounds__(kThreads) blocktiling_2d_kernel(GemmArgs p) {
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int n = n0 + tcol * TN + j;
-      if (n < p.N) store_one<EPI>(p, C, pre, static_cast<int64_t>(m) * p.ldc + n, n, acc[i][j]);
+      if (n < p.N) store_one<EPI>(p, C, epi_rows, static_cast<int64_t>(m) * p.ldc + n, n,
+                                        acc[i][j]);
     }
   }
 }

@@ -9,9 +9,9 @@
 // float4s of Bs per step (v6: the Bs float4s of a warp are 16 scattered runs, two bank wavefronts
 // each), and its stores to C are runs of 64 bytes. Same 16-byte tile loaders and alignment
 // requirement as v6; supports() declines unaligned arguments and best_sgemm() falls back to v5.
-// Implements the epilogue (bias, activation, pre-activation output) and the operand masks (a
-// ReLU backward's dy read through pre > 0; one more 16-byte read per four elements), each in a
-// separate kernel per layout.
+// Implements the epilogue (bias, activation, pre-activation output, residual) and the operand
+// masks (a ReLU backward's dy read through pre > 0; one more 16-byte read per four elements),
+// each in a separate kernel per layout.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
@@ -42,7 +42,7 @@ __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
   float* C;
   select_batch(p, A, B, C);
   select_batch_masks(p, mask_a, mask_b);
-  float* const pre = EPI ? select_batch_pre(p) : nullptr;
+  const EpilogueRows epi_rows = EPI ? select_batch_epilogue(p) : EpilogueRows{};
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   // Offsets inside the block tile of this lane's first 4 x 4: step (wm, wn) adds wm * WSUBM rows
@@ -86,7 +86,7 @@ __global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
 #pragma unroll
       for (int wn = 0; wn < WNITER; ++wn) {
         const int r = wm * TM + i, c = wn * TN;
-        store4_epilogue<EPI>(p, C, pre, m0 + row + wm * WSUBM + i, n0 + col + wn * WSUBN,
+        store4_epilogue<EPI>(p, C, epi_rows, m0 + row + wm * WSUBM + i, n0 + col + wn * WSUBN,
                              make_float4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
       }
 }

@@ -6,7 +6,7 @@
 // as cuBLAS with TF32 on, and best_sgemm() takes it only where TF32 is allowed (allow_tf32():
 // TG_CUDA_TF32=1, as PyTorch's torch.backends.cuda.matmul.allow_tf32). The accumulators leave
 // through a 16 x 16 staging tile per warp in shared memory, then the other versions' edge checks
-// and epilogue (bias, activation, pre). Operand masks as in v5 and v7 (applied in the tile loads).
+// and epilogue (bias, activation, pre, residual). Operand masks as in v5 and v7 (applied in the tile loads).
 // Needs sm_80 (Ampere) or later: the build's architectures are sm_80 and sm_90.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(kThreads) wmma_tf32_kernel(GemmArgs p) {
   float* C;
   select_batch(p, A, B, C);
   select_batch_masks(p, mask_a, mask_b);
-  float* const pre = EPI ? select_batch_pre(p) : nullptr;
+  const EpilogueRows epi_rows = EPI ? select_batch_epilogue(p) : EpilogueRows{};
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int warp_row = (warp / WARPS_N) * WM, warp_col = (warp % WARPS_N) * WN;
@@ -101,7 +101,8 @@ __global__ void __launch_bounds__(kThreads) wmma_tf32_kernel(GemmArgs p) {
         const int r = e / 16, c = e % 16;
         const int m = m0 + warp_row + i * 16 + r, n = n0 + warp_col + j * 16 + c;
         if (m < p.M && n < p.N)
-          store_one<EPI>(p, C, pre, static_cast<int64_t>(m) * p.ldc + n, n, stage[r * LDC_S + c]);
+          store_one<EPI>(p, C, epi_rows, static_cast<int64_t>(m) * p.ldc + n, n,
+                         stage[r * LDC_S + c]);
       }
       __syncwarp();  // before the next tile overwrites the stage
     }
