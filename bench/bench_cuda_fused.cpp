@@ -210,23 +210,31 @@ AttentionCase attention_case(Size s) {
                           : AttentionCase{3830, 64, 4, 32, 32, false, false};
 }
 
-Workload attention_workload(Size s, bool backward, bool fused) {
-  const AttentionCase c = attention_case(s);
-  constexpr int64_t kTokens = 113;
+constexpr int64_t kAttentionTokens = 113;  // p: the (position, token) tables' tokens
+
+// The case's kv row indices [B, T] on the GPU: (position, token) rows t * p + token for random
+// tokens (a small LCG) when the rows are shared, else row b * T + t.
+Tensor attention_rows(const AttentionCase& c) {
   std::vector<int64_t> rows(static_cast<size_t>(c.batch * c.keys));
-  uint64_t state = 42;  // a small LCG: the tokens of the shared rows
+  uint64_t state = 42;
   for (int64_t b = 0; b < c.batch; ++b)
     for (int64_t t = 0; t < c.keys; ++t) {
       state = state * 6364136223846793005ull + 1442695040888963407ull;
-      rows[b * c.keys + t] = c.shared_rows
-                                 ? t * kTokens + static_cast<int64_t>((state >> 33) % kTokens)
-                                 : b * c.keys + t;
+      rows[b * c.keys + t] =
+          c.shared_rows
+              ? t * kAttentionTokens + static_cast<int64_t>((state >> 33) % kAttentionTokens)
+              : b * c.keys + t;
     }
-  const int64_t table_rows = c.shared_rows ? c.keys * kTokens : c.batch * c.keys;
+  return from_vector(rows, {c.batch, c.keys}).to(kGpu);
+}
+
+Workload attention_workload(Size s, bool backward, bool fused) {
+  const AttentionCase c = attention_case(s);
+  const int64_t table_rows = c.shared_rows ? c.keys * kAttentionTokens : c.batch * c.keys;
   const Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
   const Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
   const Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
-  const Tensor index = from_vector(rows, {c.batch, c.keys}).to(kGpu);
+  const Tensor index = attention_rows(c);
   const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
   Backend& gpu = backend_for(kGpu);
   Tensor z, pattern;
@@ -252,17 +260,9 @@ Workload attention_workload(Size s, bool backward, bool fused) {
 }
 
 Workload attention_residual_workload(bool fused) {
-  const AttentionCase c = attention_case(Size::Model);
-  constexpr int64_t kTokens = 113;
-  const int64_t table_rows = c.keys * kTokens;
-  std::vector<int64_t> rows(static_cast<size_t>(c.batch * c.keys));
-  uint64_t state = 42;
-  for (int64_t b = 0; b < c.batch; ++b)
-    for (int64_t t = 0; t < c.keys; ++t) {
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      rows[b * c.keys + t] = t * kTokens + static_cast<int64_t>((state >> 33) % kTokens);
-    }
-  const Tensor kv_rows = from_vector(rows, {c.batch, c.keys}).to(kGpu);
+  const AttentionCase c = attention_case(Size::Model);  // shared rows, heads summed
+  const int64_t table_rows = c.keys * kAttentionTokens;
+  const Tensor kv_rows = attention_rows(c);
   const Tensor q_rows = kv_rows.slice(1, c.keys - 1, c.keys).contiguous();  // the read-out
   const Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
   const Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
