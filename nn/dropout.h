@@ -12,6 +12,8 @@ class Dropout : public Module {
   Dropout(double p, Generator& gen);
   Tensor forward(const Tensor& x) const;
   double p() const { return p_; }
+  // Whether forward() masks anything: training, with p > 0 (else it is the identity).
+  bool active() const { return p_ > 0 && is_training(); }
 
  private:
   double p_;

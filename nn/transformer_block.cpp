@@ -25,7 +25,7 @@ Tensor TransformerBlock::attention_input(const Tensor& x) const {
 Tensor TransformerBlock::after_attention(const Tensor& residual_sum) const {
   // h + mlp(in): the MLP's last GEMM adds h as it stores, unless a dropout mask must come between.
   const auto residual_mlp = [&](const Tensor& h, const Tensor& in) {
-    if (mlp_dropout_->p() > 0 && mlp_dropout_->is_training())
+    if (mlp_dropout_->active())
       return h + mlp_dropout_->forward(mlp_->forward(in));
     return mlp_->forward(in, h);
   };
@@ -55,7 +55,7 @@ Tensor TransformerBlock::forward_table(const Tensor& table, const Tensor& q_rows
                                        const Tensor& kv_rows) const {
   // The residual stream's rows are the table's own: the attention kernel adds them, unless a
   // dropout mask must come between.
-  if (attn_dropout_->p() > 0 && attn_dropout_->is_training())
+  if (attn_dropout_->active())
     return after_attention(
         embedding(table, q_rows) +
         attn_dropout_->forward(attn_->forward_table(attention_input(table), q_rows, kv_rows)));
