@@ -11,14 +11,21 @@
 // both, against a float64 reference of the masked operands; in v5 and v7 also bit for bit
 // against the same version's plain product of the masked operands, and with the epilogue on top.
 // (v1 masks inside its multiply-add, which the compiler may contract differently.)
+// Then split-K through sgemm() (check_split_k), and grouped products (GemmArgs::groups) and
+// sgemm_batch_sum (check_groups): each group bit for bit as the same version run on it alone.
 // Exit status 0 when every supported case passes.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 #include "sgemm_test_util.h"
 
@@ -253,6 +260,490 @@ int check_split_k() {
   return failures;
 }
 
+// A buffer of `size` floats that starts 16-byte aligned (plus `shift` floats), with kMargin
+// floats of the fill value on either side, so that a write just outside it shows and a read just
+// outside it reads NaN.
+constexpr size_t kMargin = 32;
+
+struct MarginBuffer {
+  std::vector<float> storage;
+  size_t begin = 0;  // where the buffer proper starts in storage
+  float* data() { return storage.data() + begin; }
+  const float* data() const { return storage.data() + begin; }
+};
+
+MarginBuffer margin_buffer(size_t size, size_t shift, float fill) {
+  MarginBuffer b;
+  b.storage.assign(size + 2 * kMargin + 4 + shift, fill);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(b.storage.data());  // 4-byte aligned at least
+  b.begin = (16 - p % 16) % 16 / sizeof(float) + kMargin + shift;
+  return b;
+}
+
+// How far `p` lies past `first`, in floats: a group offset.
+int64_t float_offset(const float* p, const float* first) {
+  return (reinterpret_cast<intptr_t>(p) - reinterpret_cast<intptr_t>(first)) /
+         static_cast<intptr_t>(sizeof(float));
+}
+
+// A grouped product: its shape and layout, the same for every group.
+struct GroupCase {
+  int M, N, K;
+  bool trans_a = false, trans_b = false;
+  int groups = 2, per_group = 1;  // the batch is groups * per_group matrices
+  int broadcast = 0;              // 1: one A for each group's matrices (stride_a 0), 2: one B
+  bool padded = false;            // leading dimensions and strides padded (see GemmCase)
+  // Operands' matrices interleaved row by row (the heads of an [rows, heads * d] tensor):
+  // bit 1 A, bit 2 B, bit 4 C.
+  int interleaved = 0;
+  bool epilogue = false;  // bias + ReLU (the epilogue groups allow)
+  int shift = 0;    // floats that group 1's operands chosen by `shifted` are moved off alignment
+  int shifted = 7;  // bit 1 A, bit 2 B, bit 4 C (and the C of group 1 run alone)
+
+  int batch() const { return groups * per_group; }
+  std::string name() const {
+    std::string s = std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) +
+                    (trans_a ? " A^T" : "") + (trans_b ? " B^T" : "") + " " +
+                    std::to_string(groups) + " groups x " + std::to_string(per_group);
+    if (broadcast) s += broadcast == 1 ? " (A broadcast)" : " (B broadcast)";
+    if (interleaved) s += " interleaved " + std::to_string(interleaved);
+    if (epilogue) s += " bias+relu";
+    if (shift)
+      s += " group 1's" + std::string(shifted & 1 ? " A" : "") + (shifted & 2 ? " B" : "") +
+           (shifted & 4 ? " C" : "") + " shifted " + std::to_string(shift);
+    return s + (padded ? " padded" : " tight");
+  }
+};
+
+// One stored operand layout: `count` matrices of rows x cols with ld and stride.
+struct OperandLayout {
+  int64_t rows = 0, cols = 0, ld = 0, stride = 0;
+  int count = 1;
+  size_t size() const {
+    return static_cast<size_t>(std::max<int64_t>(1, (count - 1) * stride + rows * ld));
+  }
+};
+
+OperandLayout operand_layout(int64_t rows, int64_t cols, int count, bool broadcast,
+                             bool interleaved, bool padded) {
+  OperandLayout l;
+  l.rows = rows, l.cols = cols, l.count = broadcast ? 1 : count;
+  l.ld = detail::leading_dim(cols, padded);
+  l.stride = broadcast ? 0 : detail::batch_stride(rows, l.ld, padded);
+  if (interleaved && !broadcast) {  // matrix i's row r at r * ld + i * stride
+    l.stride = l.ld;
+    l.ld = count * l.stride + (padded ? 4 : 0);
+  }
+  return l;
+}
+
+// Every group's operands (and outputs), each in its own buffers.
+struct GroupedOperands {
+  GroupCase c;
+  OperandLayout a, b, out;  // out: the layout of C (per group) and of an ungrouped run's C
+  std::vector<MarginBuffer> A, B, C, alone;  // [groups]; alone: C of a group run by itself
+
+  // Group g alone: its per_group matrices, writing to `out`.
+  GemmArgs group_args(int g, float* out_c) const {
+    GemmArgs x;
+    x.M = c.M, x.N = c.N, x.K = c.K;
+    x.A = A[g].data(), x.lda = a.ld, x.trans_a = c.trans_a;
+    x.B = B[g].data(), x.ldb = b.ld, x.trans_b = c.trans_b;
+    x.C = out_c, x.ldc = out.ld;
+    x.batch = c.per_group, x.stride_a = a.stride, x.stride_b = b.stride, x.stride_c = out.stride;
+    return x;
+  }
+  // Every group in one launch, writing to C[g].
+  GemmArgs grouped_args() {
+    GemmArgs x = group_args(0, C[0].data());
+    x.batch = c.batch();
+    x.groups = c.groups;
+    for (int g = 0; g < c.groups; ++g) {
+      x.group_a[g] = float_offset(A[g].data(), A[0].data());
+      x.group_b[g] = float_offset(B[g].data(), B[0].data());
+      x.group_c[g] = float_offset(C[g].data(), C[0].data());
+    }
+    return x;
+  }
+  // Group g's product i as an ungrouped single product into `out_c` (ldc `ldc`).
+  GemmArgs matrix_args(int g, int i, float* out_c, int64_t ldc) const {
+    GemmArgs x = group_args(g, out_c);
+    x.A += i * a.stride, x.B += i * b.stride;
+    x.batch = 1, x.stride_a = x.stride_b = x.stride_c = 0, x.ldc = ldc;
+    return x;
+  }
+  void poison_outputs() {
+    for (auto* v : {&C, &alone})
+      for (MarginBuffer& buf : *v) std::fill(buf.storage.begin(), buf.storage.end(), poison());
+  }
+};
+
+GroupedOperands make_grouped(const GroupCase& c, uint64_t seed) {
+  GroupedOperands o;
+  o.c = c;
+  std::mt19937_64 rng(seed);
+  o.a = operand_layout(c.trans_a ? c.K : c.M, c.trans_a ? c.M : c.K, c.per_group, c.broadcast == 1,
+                       c.interleaved & 1, c.padded);
+  o.b = operand_layout(c.trans_b ? c.N : c.K, c.trans_b ? c.K : c.N, c.per_group, c.broadcast == 2,
+                       c.interleaved & 2, c.padded);
+  o.out = operand_layout(c.M, c.N, c.per_group, false, c.interleaved & 4, c.padded);
+  for (int g = 0; g < c.groups; ++g) {
+    const auto shift = [&](int which) {
+      return g == 1 && (c.shifted & which) ? static_cast<size_t>(c.shift) : size_t{0};
+    };
+    for (auto [layout, bufs, which] : {std::tuple{&o.a, &o.A, 1}, std::tuple{&o.b, &o.B, 2}}) {
+      const std::vector<float> v = detail::fill_operand(layout->rows, layout->cols, layout->ld,
+                                                        layout->stride, layout->count, rng);
+      bufs->push_back(margin_buffer(layout->size(), shift(which), std::nanf("")));
+      std::copy(v.begin(), v.end(), bufs->back().data());
+    }
+    o.C.push_back(margin_buffer(o.out.size(), shift(4), poison()));
+    o.alone.push_back(margin_buffer(o.out.size(), shift(4), poison()));
+  }
+  return o;
+}
+
+// Whether element i of a C buffer's storage lies inside one of its M x N matrices.
+std::vector<bool> inside_matrices(const MarginBuffer& buf, const OperandLayout& l, int M, int N) {
+  std::vector<bool> inside(buf.storage.size(), false);
+  for (int z = 0; z < l.count; ++z)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) inside[buf.begin + z * l.stride + m * l.ld + n] = true;
+  return inside;
+}
+
+// The float64 product of one matrix pair (dense [M, N]).
+std::vector<double> reference_product(const GemmArgs& x) {
+  std::vector<double> out(static_cast<size_t>(x.M) * x.N, 0.0);
+  for (int m = 0; m < x.M; ++m)
+    for (int k = 0; k < x.K; ++k) {
+      const double am = x.trans_a ? x.A[int64_t{k} * x.lda + m] : x.A[int64_t{m} * x.lda + k];
+      for (int n = 0; n < x.N; ++n) {
+        const double bk = x.trans_b ? x.B[int64_t{n} * x.ldb + k] : x.B[int64_t{k} * x.ldb + n];
+        out[static_cast<size_t>(m) * x.N + n] += am * bk;
+      }
+    }
+  return out;
+}
+
+// Groups (GemmArgs::groups, operands in separate buffers) and sgemm_batch_sum:
+// 1. every version that supports() a grouped product (supports() must agree with it on each
+//    group alone, also when one group's buffers are off 16-byte alignment): each group's C bit
+//    for bit what the same version gives for that group alone (v8's TF32 included), every
+//    element written and nothing else (neither the gaps nor a margin around each buffer); 2 and
+//    3 groups, 1 and more matrices per group, A or B broadcast, interleaved heads, transposes,
+//    K = 0, bias + ReLU;
+// 2. grouped products through sgemm() that split-K splits (the attention's per-head weight
+//    gradients, one with bias + ReLU, one whose slice size differs from a group's alone): the
+//    float64 reference, bit for bit sgemm_split_k() of each group alone with the grouped slice
+//    size (and sgemm() of it alone where the slice sizes agree), nothing outside C written;
+// 3. check_gemm_args() rejecting groups it must not take;
+// 4. sgemm_batch_sum(): 1 and 3 groups, batches of 1 to 12, transposes, broadcast and
+//    interleaved operands, K = 0 and K % 4 != 0, with and without the epilogue (bias, ReLU, pre,
+//    residual): C bit for bit the float sum, in batch order, of the engine's version's products
+//    of each matrix alone, with the epilogue on top; the float64 reference; nothing outside C
+//    (and pre) written; a batch of 0 rejected.
+// Returns the number of failures.
+int check_groups() {
+  int failures = 0;
+  const auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      ++failures;
+      std::printf("FAIL groups: %s\n", what.c_str());
+    }
+  };
+  const auto bits_equal = [](float x, float y) { return std::memcmp(&x, &y, sizeof x) == 0; };
+  const auto rejects = [](const auto& f) {
+    try {
+      f();
+    } catch (const tg::Error&) {
+      return true;
+    }
+    return false;
+  };
+  uint64_t seed = 9000;
+  std::vector<float> bias(256);
+  for (size_t n = 0; n < bias.size(); ++n) bias[n] = 0.25f * static_cast<float>(n % 7) - 0.75f;
+
+  // Each group's C (C[g]) against the same version's run of the group alone (alone[g]): inside
+  // the matrices the same bits, written; outside (gaps, margins) still poison.
+  const auto compare_groups = [&](GroupedOperands& o, const std::string& name) {
+    for (int g = 0; g < o.c.groups; ++g) {
+      const std::vector<bool> inside = inside_matrices(o.C[g], o.out, o.c.M, o.c.N);
+      int64_t differ = 0, unwritten = 0, outside = 0;
+      for (size_t i = 0; i < inside.size(); ++i) {
+        const float got = o.C[g].storage[i];
+        if (!inside[i]) {
+          outside += !is_poison(got);
+          continue;
+        }
+        unwritten += is_poison(got);
+        differ += !bits_equal(got, o.alone[g].storage[i - o.C[g].begin + o.alone[g].begin]);
+      }
+      expect(differ == 0 && unwritten == 0 && outside == 0,
+             name + ": group " + std::to_string(g) + ": " + std::to_string(differ) +
+                 " elements differ from the group alone, " + std::to_string(unwritten) +
+                 " unwritten, " + std::to_string(outside) + " written outside C");
+    }
+  };
+
+  // 1. Every version, grouped against each group alone.
+  const GroupCase version_cases[] = {
+      {37, 20, 45, false, false, 2, 1, 0, true},
+      {33, 17, 29, true, false, 3, 2, 0, false},
+      {19, 24, 16, false, true, 3, 4, 1, true},              // A broadcast, as the heads
+      {40, 36, 64, true, true, 2, 3, 2, true},               // B broadcast
+      {130, 129, 17, false, false, 2, 1, 0, true, 0, true},  // several tiles, bias + ReLU
+      {9, 7, 0, false, false, 3, 2, 0, true},                // K = 0: C = 0
+      {37, 8, 16, false, false, 3, 4, 1, false, 4 | 2},      // heads interleaved in B and C
+      {21, 12, 20, true, false, 3, 2, 0, true, 4, true},     // C interleaved, bias + ReLU
+      // Group 1's buffers off 16-byte alignment: the 16-byte versions must decline.
+      {24, 20, 36, false, false, 3, 2, 0, true, 0, false, 1},     // A, B and C
+      {24, 20, 36, false, true, 2, 2, 0, true, 0, true, 2, 4},    // C, bias + ReLU
+      {24, 20, 36, true, false, 3, 1, 0, true, 0, false, 3, 1},   // A
+      {24, 20, 36, false, false, 2, 3, 2, true, 0, false, 1, 2},  // B (broadcast)
+  };
+  for (const GroupCase& c : version_cases) {
+    GroupedOperands o = make_grouped(c, seed++);
+    for (int g = 0; g < c.groups; ++g)
+      expect(reinterpret_cast<uintptr_t>(o.C[g].data()) % 16 ==
+                     (g == 1 && (c.shifted & 4) ? 4u * c.shift % 16 : 0) &&
+                 reinterpret_cast<uintptr_t>(o.A[g].data()) % 16 ==
+                     (g == 1 && (c.shifted & 1) ? 4u * c.shift % 16 : 0),
+             c.name() + ": buffers aligned as intended");
+    bool rows_aligned = true;  // every leading dimension and stride a multiple of 4 floats
+    for (const OperandLayout* l : {&o.a, &o.b, &o.out})
+      rows_aligned = rows_aligned && l->ld % 4 == 0 && l->stride % 4 == 0;
+    for (const SgemmVersion& v : sgemm_versions()) {
+      std::string name = "v";  // appended, not "v" + ...: GCC 12's -Wrestrict false positive
+      name += std::to_string(v.number) + "_" + v.name + " " + c.name();
+      GemmArgs grouped = o.grouped_args();
+      if (c.epilogue) grouped.bias = bias.data(), grouped.act = tg::Activation::Relu;
+      std::vector<GemmArgs> alone;
+      bool alone_supported = true;
+      for (int g = 0; g < c.groups; ++g) {
+        alone.push_back(o.group_args(g, o.alone[g].data()));
+        alone.back().bias = grouped.bias, alone.back().act = grouped.act;
+        alone_supported = alone_supported && v.supports(alone.back());
+      }
+      const bool supported = v.supports(grouped);
+      expect(supported == alone_supported,
+             name + ": supports() " + (supported ? "takes" : "declines") +
+                 " the grouped product but " + (alone_supported ? "takes" : "declines") +
+                 " its groups alone");
+      // The 16-byte versions take the 16-byte aligned cases, and decline the others.
+      if (v.number >= 6 && (v.number != 6 || !c.epilogue))
+        expect(supported == (c.shift == 0 && rows_aligned),
+               name + ": supports() " + (supported ? "takes" : "declines") + " it");
+      if (!supported || !alone_supported) continue;
+      expect(!rejects([&] { check_gemm_args(grouped, "test"); }), name + ": valid arguments");
+      o.poison_outputs();
+      v.run(grouped, nullptr);
+      for (const GemmArgs& x : alone) v.run(x, nullptr);
+      compare_groups(o, name);
+    }
+  }
+
+  // 2. Through sgemm(): split-K of grouped products.
+  const GroupCase split_cases[] = {
+      // The attention's per-head weight gradients: dW_Q = x^T @ dQ per head, x shared by the
+      // heads, dQ's and dW_Q's heads interleaved; W_Q, W_K, W_V the groups.
+      {128, 32, 342, true, false, 3, 4, 1, false, 4 | 2},
+      {128, 32, 342, false, true, 3, 4, 0, true, 0, true},  // bias + ReLU
+      {37, 33, 2999, false, false, 3, 1, 0, false},         // slice 80 grouped, 48 alone; v5
+  };
+  for (const GroupCase& c : split_cases) {
+    GroupedOperands o = make_grouped(c, seed++);
+    const std::string name = "sgemm " + c.name();
+    GemmArgs grouped = o.grouped_args();
+    if (c.epilogue) grouped.bias = bias.data(), grouped.act = tg::Activation::Relu;
+    const int64_t slice = split_k_slice(grouped);
+    expect(slice > 0, name + ": is split");
+    if (slice <= 0) continue;
+    o.poison_outputs();
+    sgemm(grouped, nullptr);
+    // The float64 reference (with ReLU(v + bias) on top), and nothing outside C.
+    for (int g = 0; g < c.groups; ++g) {
+      double diff2 = 0, ref2 = 0;
+      for (int i = 0; i < c.per_group; ++i) {
+        const GemmArgs x = o.matrix_args(g, i, o.C[g].data() + i * o.out.stride, o.out.ld);
+        const std::vector<double> ref = reference_product(x);
+        for (int m = 0; m < c.M; ++m)
+          for (int n = 0; n < c.N; ++n) {
+            double want = ref[static_cast<size_t>(m) * c.N + n];
+            if (c.epilogue) want = std::max(0.0, want + bias[n]);
+            const double got = x.C[int64_t{m} * x.ldc + n];
+            diff2 += (got - want) * (got - want);
+            ref2 += want * want;
+          }
+      }
+      const double rel = std::sqrt(diff2 / ref2);
+      expect(rel < 1e-5, name + ": group " + std::to_string(g) + " relative error " +
+                             std::to_string(rel) + " against float64");
+    }
+    // Each group alone, split in slices of the grouped product's size.
+    for (int g = 0; g < c.groups; ++g) {
+      GemmArgs x = o.group_args(g, o.alone[g].data());
+      x.bias = grouped.bias, x.act = grouped.act;
+      sgemm_split_k(x, slice, nullptr);
+    }
+    compare_groups(o, name + " (each group alone, slices of " + std::to_string(slice) + ")");
+    // And sgemm() of each group alone where it picks the same slices.
+    GemmArgs group0 = o.group_args(0, o.alone[0].data());
+    group0.bias = grouped.bias, group0.act = grouped.act;
+    const int64_t slice_alone = split_k_slice(group0);
+    expect(c.K != 2999 || (slice == 80 && slice_alone == 48),
+           name + ": slices of " + std::to_string(slice) + " grouped and " +
+               std::to_string(slice_alone) + " alone, expected 80 and 48");
+    expect(c.K != 342 || (slice == 48 && slice_alone == 48),
+           name + ": slices of " + std::to_string(slice) + " grouped and " +
+               std::to_string(slice_alone) + " alone, expected 48 for both");
+    if (slice_alone == slice) {
+      for (MarginBuffer& buf : o.alone) std::fill(buf.storage.begin(), buf.storage.end(), poison());
+      for (int g = 0; g < c.groups; ++g) {
+        GemmArgs x = o.group_args(g, o.alone[g].data());
+        x.bias = grouped.bias, x.act = grouped.act;
+        sgemm(x, nullptr);
+      }
+      compare_groups(o, name + " (sgemm() of each group alone)");
+    }
+  }
+
+  // 3. What check_gemm_args() (and so sgemm()) must reject.
+  {
+    GroupedOperands o = make_grouped({16, 12, 8, false, false, 3, 2, 0, true}, seed++);
+    const GemmArgs valid = o.grouped_args();
+    std::vector<float> pre(o.out.size()), residual(o.out.size()), mask(o.a.size());
+    const auto rejected = [&](const std::string& what, auto change) {
+      GemmArgs bad = valid;
+      change(bad);
+      const bool rejected_by_check = rejects([&] { check_gemm_args(bad, "test"); });
+      expect(rejected_by_check, "check_gemm_args takes " + what);
+      // sgemm() checks first (run only then: arguments that pass would be launched).
+      if (rejected_by_check) expect(rejects([&] { sgemm(bad, nullptr); }), "sgemm() takes " + what);
+    };
+    expect(!rejects([&] { check_gemm_args(valid, "test"); }), "valid groups rejected");
+    GemmArgs with_bias = valid;
+    with_bias.bias = bias.data(), with_bias.act = tg::Activation::Gelu;
+    expect(!rejects([&] { check_gemm_args(with_bias, "test"); }),
+           "groups with bias and activation rejected");
+    rejected("4 groups", [](GemmArgs& a) { a.groups = 4, a.batch = 8; });
+    rejected("0 groups", [](GemmArgs& a) { a.groups = 0; });
+    rejected("3 groups of a batch of 5", [](GemmArgs& a) { a.batch = 5; });
+    rejected("3 groups of a batch of 4", [](GemmArgs& a) { a.batch = 4; });
+    rejected("group 0's A offset 4", [](GemmArgs& a) { a.group_a[0] = 4; });
+    rejected("group 0's B offset 4", [](GemmArgs& a) { a.group_b[0] = 4; });
+    rejected("group 0's C offset 4", [](GemmArgs& a) { a.group_c[0] = 4; });
+    rejected("groups with a residual", [&](GemmArgs& a) { a.residual = residual.data(); });
+    rejected("groups with pre", [&](GemmArgs& a) { a.pre = pre.data(); });
+    rejected("groups with mask_a", [&](GemmArgs& a) { a.mask_a = mask.data(); });
+    rejected("groups with mask_b", [&](GemmArgs& a) { a.mask_b = mask.data(); });
+  }
+
+  // 4. sgemm_batch_sum.
+  struct SumCase {
+    GroupCase c;
+    bool has_bias, relu, has_pre, has_residual;
+  };
+  const SumCase sum_cases[] = {
+      {{37, 21, 45, false, false, 1, 1, 0, false}, false, false, false, false},  // batch 1
+      {{37, 24, 45, true, false, 1, 5, 2, true}, true, true, true, true},
+      {{33, 17, 29, true, true, 1, 2, 0, false}, false, false, false, true},  // residual alone
+      {{20, 36, 0, false, true, 3, 2, 0, true}, true, true, false, true},     // K = 0
+      {{20, 36, 0, false, false, 3, 1, 0, false}, false, false, false, false},
+      {{33, 17, 29, true, true, 3, 1, 0, false}, false, false, false, false},
+      {{24, 20, 43, false, false, 3, 3, 1, true}, true, true, true, false},  // A broadcast
+      // The attention's input gradient: dx = the sum over Q, K, V and the heads of
+      // dQ_h @ W_Q_h^T (dQ's heads interleaved, W_Q_h head h's columns of W_Q).
+      {{64, 128, 32, false, true, 3, 4, 0, false, 1 | 2}, false, false, false, false},
+      {{64, 128, 32, false, true, 3, 4, 0, false, 1 | 2}, true, true, true, true},
+      {{130, 36, 19, true, false, 3, 2, 0, true}, true, false, false, true},  // bias, no act
+  };
+  for (const SumCase& s : sum_cases) {
+    const GroupCase& c = s.c;
+    GroupedOperands o = make_grouped(c, seed++);
+    std::string name = "sgemm_batch_sum " + c.name() + (s.has_bias ? " bias" : "") +
+                       (s.relu ? " relu" : "") + (s.has_pre ? " pre" : "") +
+                       (s.has_residual ? " residual" : "");
+    // The one output [M, N] (ldc padded or not), pre laid out as it, a residual.
+    const OperandLayout out = operand_layout(c.M, c.N, 1, false, false, c.padded);
+    MarginBuffer C = margin_buffer(out.size(), 0, poison());
+    MarginBuffer pre = margin_buffer(out.size(), 0, poison());
+    MarginBuffer residual = margin_buffer(out.size(), 0, std::nanf(""));
+    std::mt19937_64 rng(seed * 3);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (size_t i = 0; i < out.size(); ++i) residual.data()[i] = u(rng);
+    GemmArgs args = o.grouped_args();
+    args.C = C.data(), args.ldc = out.ld;
+    args.stride_c = 7;                                                // unused
+    std::fill(args.group_c, args.group_c + GemmArgs::kMaxGroups, 0);  // one C: no group offsets
+    args.bias = s.has_bias ? bias.data() : nullptr;
+    args.act = s.relu ? tg::Activation::Relu : tg::Activation::Identity;
+    args.pre = s.has_pre ? pre.data() : nullptr;
+    args.residual = s.has_residual ? residual.data() : nullptr;
+    sgemm_batch_sum(args, nullptr);
+    // Each product alone, in batch order, with the version the engine picks for it.
+    std::vector<std::vector<float>> products;
+    std::vector<std::vector<double>> references;
+    for (int g = 0; g < c.groups; ++g)
+      for (int i = 0; i < c.per_group; ++i) {
+        products.emplace_back(static_cast<size_t>(c.M) * c.N, poison());
+        const GemmArgs x = o.matrix_args(g, i, products.back().data(), c.N);
+        best_sgemm(x).run(x, nullptr);
+        references.push_back(reference_product(x));
+      }
+    int64_t differ = 0, differ_pre = 0;
+    double diff2 = 0, ref2 = 0;
+    const std::vector<bool> inside = inside_matrices(C, out, c.M, c.N);
+    for (int m = 0; m < c.M; ++m)
+      for (int n = 0; n < c.N; ++n) {
+        const size_t e = static_cast<size_t>(m) * c.N + n;
+        const int64_t at = int64_t{m} * out.ld + n;
+        float acc = products[0][e];
+        double ref = references[0][e];
+        for (size_t j = 1; j < products.size(); ++j) acc += products[j][e], ref += references[j][e];
+        float want = acc, want_pre = acc;
+        if (args.has_epilogue()) {
+          want_pre = acc + (s.has_bias ? bias[n] : 0.0f);
+          want = s.relu ? (want_pre > 0.0f ? want_pre : 0.0f) : want_pre;
+          if (s.has_residual) want = want + residual.data()[at];
+          ref += s.has_bias ? bias[n] : 0.0f;
+          if (s.relu) ref = std::max(0.0, ref);
+          if (s.has_residual) ref += residual.data()[at];
+        }
+        differ += !bits_equal(C.data()[at], want);
+        differ_pre += s.has_pre && !bits_equal(pre.data()[at], want_pre);
+        diff2 += (C.data()[at] - ref) * (C.data()[at] - ref);
+        ref2 += ref * ref;
+      }
+    int64_t outside = 0;
+    const std::vector<bool> inside_pre = inside_matrices(pre, out, c.M, c.N);
+    for (size_t i = 0; i < inside.size(); ++i) outside += !inside[i] && !is_poison(C.storage[i]);
+    for (size_t i = 0; i < inside_pre.size(); ++i)
+      outside += (!s.has_pre || !inside_pre[i]) && !is_poison(pre.storage[i]);
+    const double rel = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
+    expect(differ == 0 && differ_pre == 0,
+           name + ": " + std::to_string(differ) + " of C and " + std::to_string(differ_pre) +
+               " of pre differ from the float sum of the products in batch order");
+    expect(rel < 1e-5, name + ": relative error " + std::to_string(rel) + " against float64");
+    expect(outside == 0, name + ": " + std::to_string(outside) + " written outside C and pre");
+  }
+  {
+    GroupedOperands o = make_grouped({8, 8, 8, false, false, 1, 1, 0, true}, seed++);
+    GemmArgs none = o.grouped_args();
+    none.batch = 0;
+    expect(rejects([&] { sgemm_batch_sum(none, nullptr); }), "sgemm_batch_sum takes a batch of 0");
+    GemmArgs uneven = o.grouped_args();
+    uneven.batch = 5, uneven.groups = 3;
+    expect(rejects([&] { sgemm_batch_sum(uneven, nullptr); }),
+           "sgemm_batch_sum takes 3 groups of a batch of 5");
+    GemmArgs four = o.grouped_args();
+    four.batch = 8, four.groups = 4;
+    expect(rejects([&] { sgemm_batch_sum(four, nullptr); }), "sgemm_batch_sum takes 4 groups");
+  }
+  return failures;
+}
+
 }  // namespace
 
 int main() {
@@ -388,11 +879,15 @@ int main() {
   set_allow_tf32(false);
   const int split_k_failures = check_split_k();
   failures += split_k_failures;
+  const int groups_failures = check_groups();
+  failures += groups_failures;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("sgemm host emulation: %d runs (%d with the epilogue, %d with masks) over %zu cases "
-              "and %zu versions, %d declined by supports(); split-K %s; %d failed (%.1f s)\n",
+              "and %zu versions, %d declined by supports(); split-K %s; groups and batch sum %s; "
+              "%d failed (%.1f s)\n",
               runs, epilogue_runs, mask_runs, cases.size(), sgemm_versions().size(), declined,
-              split_k_failures == 0 ? "passed" : "FAILED", failures, seconds);
+              split_k_failures == 0 ? "passed" : "FAILED",
+              groups_failures == 0 ? "passed" : "FAILED", failures, seconds);
   return failures == 0 ? 0 : 1;
 }

@@ -30,6 +30,13 @@ inline bool grid_fits(const GemmArgs& a, int rows_per_block) {
   return ceil_div(a.M, rows_per_block) <= kMaxGridY;
 }
 
+// Every group's operands start 16 bytes apart from the first's (a multiple of 4 floats).
+inline bool groups_aligned(const GemmArgs& a) {
+  for (int g = 1; g < std::min(a.groups, GemmArgs::kMaxGroups); ++g)
+    if (a.group_a[g] % 4 != 0 || a.group_b[g] % 4 != 0 || a.group_c[g] % 4 != 0) return false;
+  return true;
+}
+
 // 16-byte loads and stores need every row start aligned: the pointers, the leading dimensions and
 // the batch strides all multiples of 4 floats.
 inline bool float4_aligned(const GemmArgs& a) {
@@ -39,7 +46,8 @@ inline bool float4_aligned(const GemmArgs& a) {
          a.slice_stride_a % 4 == 0 && a.slice_stride_b % 4 == 0 && a.slice_stride_c % 4 == 0 &&
          (!a.pre || aligned(a.pre)) &&  // pre shares C's ldc and stride_c
          (!a.residual || aligned(a.residual)) &&  // and so does the residual
-         (!a.mask_a || aligned(a.mask_a)) && (!a.mask_b || aligned(a.mask_b));  // and A's, B's
+         (!a.mask_a || aligned(a.mask_a)) && (!a.mask_b || aligned(a.mask_b)) &&  // and A's, B's
+         groups_aligned(a);
 }
 
 // Element (r, c) of a logical matrix stored row-major with leading dimension ld, or stored
@@ -66,15 +74,34 @@ __device__ __forceinline__ float masked_element(const float* X, const float* mas
   return v;
 }
 
-// The offsets of batch entry blockIdx.z in A, B and C: matrix z / slices, slice z % slices.
+// Where matrix `matrix` of the batch starts in A, B and C: its group's offsets, then the batch
+// strides for its place in the group (GemmArgs::groups; one group: matrix * stride).
 struct BatchOffsets {
   int64_t a, b, c;
 };
+// offsets[group] by selects, not an indexed load: a kernel parameter indexed at run time would
+// be copied to local memory.
+__host__ __device__ __forceinline__ int64_t group_offset(
+    const int64_t (&offsets)[GemmArgs::kMaxGroups], int64_t group) {
+  static_assert(GemmArgs::kMaxGroups == 3, "group_offset selects among three groups");
+  return group == 0 ? offsets[0] : group == 1 ? offsets[1] : offsets[2];
+}
+__host__ __device__ __forceinline__ BatchOffsets matrix_offsets(const GemmArgs& p,
+                                                                int64_t matrix) {
+  if (p.groups == 1) return {matrix * p.stride_a, matrix * p.stride_b, matrix * p.stride_c};
+  const int64_t per_group = p.batch / p.slices / p.groups;
+  const int64_t group = matrix / per_group, i = matrix % per_group;
+  return {group_offset(p.group_a, group) + i * p.stride_a,
+          group_offset(p.group_b, group) + i * p.stride_b,
+          group_offset(p.group_c, group) + i * p.stride_c};
+}
+
+// The offsets of batch entry blockIdx.z in A, B and C: matrix z / slices, slice z % slices.
 __device__ __forceinline__ BatchOffsets batch_offsets(const GemmArgs& p) {
-  const int64_t z = blockIdx.z, matrix = z / p.slices, slice = z % p.slices;
-  return {matrix * p.stride_a + slice * p.slice_stride_a,
-          matrix * p.stride_b + slice * p.slice_stride_b,
-          matrix * p.stride_c + slice * p.slice_stride_c};
+  const int64_t z = blockIdx.z, slice = z % p.slices;
+  const BatchOffsets m = matrix_offsets(p, z / p.slices);
+  return {m.a + slice * p.slice_stride_a, m.b + slice * p.slice_stride_b,
+          m.c + slice * p.slice_stride_c};
 }
 
 // The K of batch entry blockIdx.z: K itself, or under split-K its slice's (the last slice is what
@@ -301,8 +328,8 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
             cudaStream_t stream) {
   if (args.M <= 0 || args.N <= 0 || args.batch <= 0) return;
   // The chunks below step over whole matrices; split_k_slice() keeps split products in one.
-  check(args.slices == 1 || args.batch <= kMaxGridY, "sgemm ", name, ": ", args.batch,
-        " batch entries of K slices exceed one launch");
+  check((args.slices == 1 && args.groups == 1) || args.batch <= kMaxGridY, "sgemm ", name, ": ",
+        args.batch, " batch entries of K slices or groups exceed one launch");
   for (int b0 = 0; b0 < args.batch; b0 += kMaxGridY) {
     GemmArgs part = args;
     part.batch = std::min(kMaxGridY, args.batch - b0);

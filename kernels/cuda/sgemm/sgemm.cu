@@ -51,6 +51,12 @@ const SgemmVersion& best_sgemm(const GemmArgs& args) {
                   args.N, "] x ", args.batch, " (grid too large)"));
 }
 
+void check_gemm_groups(const GemmArgs& a, const char* who) {
+  check(a.groups >= 1 && a.groups <= GemmArgs::kMaxGroups && a.batch % a.groups == 0, who, ": ",
+        a.groups, " groups (at most ", GemmArgs::kMaxGroups, ") do not divide a batch of ",
+        a.batch);
+}
+
 void check_gemm_args(const GemmArgs& a, const char* who) {
   check(a.M >= 0 && a.N >= 0 && a.K >= 0 && a.batch >= 0, who, ": negative size M=", a.M,
         " N=", a.N, " K=", a.K, " batch=", a.batch);
@@ -61,13 +67,21 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
   check(a.ldc >= std::max<int64_t>(1, a.N), who, ": ldc ", a.ldc, " < N ", a.N);
   check(a.stride_a >= 0 && a.stride_b >= 0, who, ": negative batch stride");
   check(a.slices == 1, who, ": K slices are split_k's own (slices ", a.slices, ")");
+  check_gemm_groups(a, who);
+  if (a.groups > 1) {
+    check(a.group_a[0] == 0 && a.group_b[0] == 0 && a.group_c[0] == 0, who,
+          ": the first group's offsets must be 0");
+    check(!a.pre && !a.residual && !a.has_mask(), who,
+          ": groups take no pre-activation output, residual or mask");
+  }
   const bool has_c = a.M > 0 && a.N > 0 && a.batch > 0;
-  if (has_c && a.batch > 1) {
+  if (has_c && a.batch / a.groups > 1) {  // the matrices of one group must not overlap
     // The batch's outputs one after another, or interleaved row by row (the heads of an
     // [M, batch, N] tensor: stride_c N or more, and all the batch's rows within one ldc).
     const int64_t c_extent = static_cast<int64_t>(a.M - 1) * a.ldc + a.N;
     const bool stacked = a.stride_c >= c_extent;
-    const bool interleaved = a.stride_c >= a.N && (a.batch - 1) * a.stride_c + a.N <= a.ldc;
+    const bool interleaved =
+        a.stride_c >= a.N && (a.batch / a.groups - 1) * a.stride_c + a.N <= a.ldc;
     check(stacked || interleaved, who, ": stride_c ", a.stride_c, " and ldc ", a.ldc,
           " make the batch's outputs overlap (each is ", a.M, " rows of ", a.N, ")");
   }

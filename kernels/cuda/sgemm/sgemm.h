@@ -11,6 +11,11 @@
 //      nothing outside the M x N elements of each batch matrix is touched.
 // Batched: matrix b of a batch starts at A + b * stride_a (likewise B, C); a stride of 0 broadcasts
 // one matrix to the whole batch (never for C). Any M, N, K >= 0 is valid; K = 0 gives C = 0.
+// Grouped: products of one shape and layout whose operands lie in separate buffers (the
+// attention's W_Q, W_K and W_V times the same rows) in one launch. The batch is `groups` runs of
+// batch / groups matrices; group g's matrices start group_a[g], group_b[g] and group_c[g]
+// elements past A, B and C (group 0's offsets are 0), then step by the batch strides. The
+// groups' outputs must not overlap. Without an epilogue's pre or residual, and without masks.
 // Optional epilogue (a linear layer's bias and activation), applied as C is stored: with
 // v = acc + bias[n] (+ 0 without a bias, as the unfused bias_activation adds, so -0 becomes +0),
 // C = act(v), and pre (same ldc and stride_c as C) = v when pre is not null; with a residual
@@ -64,6 +69,10 @@ struct GemmArgs {
   // The operand masks (see above): off unless set.
   const float* mask_a = nullptr;  // laid out as A, or null
   const float* mask_b = nullptr;  // laid out as B, or null
+  // Groups (see above; 1: none).
+  static constexpr int kMaxGroups = 3;
+  int groups = 1;
+  int64_t group_a[kMaxGroups] = {}, group_b[kMaxGroups] = {}, group_c[kMaxGroups] = {};
   // K slices (split_k.cu sets them; 1: none): batch entry z is slice z % slices of matrix
   // z / slices, which starts slice_stride_a, slice_stride_b and slice_stride_c further on and
   // has K k, the last one what is left of split_k_total.
@@ -105,6 +114,8 @@ void set_allow_tf32(bool allow);
 // at least the stored row length, non-null pointers where elements exist, C not broadcast, pre
 // not C, no mask that is C or pre.
 void check_gemm_args(const GemmArgs& args, const char* who);
+// The part of check_gemm_args about groups: 1 to kMaxGroups of them, dividing the batch.
+void check_gemm_groups(const GemmArgs& args, const char* who);
 
 // C = A @ B with best_sgemm(args), or as K slices (split_k_slice, below) when the product has few
 // output tiles and a long K; checks the arguments first.
@@ -114,6 +125,12 @@ void sgemm(const GemmArgs& args, cudaStream_t stream);
 // a multiple of 16, or 0 when it runs the product whole (a K under 256, or output tiles enough to
 // fill the GPU). Depends on the arguments only, so the bits do too.
 int64_t split_k_slice(const GemmArgs& args);
+// C = the sum over the batch (all groups', group 0's first) of A_i @ B_i, then the epilogue: one
+// output [M, N] at C with ldc (stride_c unused), where the batch strides and group offsets
+// place only A's and B's matrices. The products go into a float32 workspace, one launch, and a
+// second adds them in batch order, as split-K adds its slices (the input gradient of rows that
+// several products read). No product is split over K.
+void sgemm_batch_sum(const GemmArgs& args, cudaStream_t stream);
 // C = A @ B (each matrix of the batch) as slices of slice_k of K (the last one shorter when
 // slice_k does not divide K), run by the best version into a workspace, then added in slice
 // order with the epilogue.

@@ -1,4 +1,5 @@
-// Split-K: a product with few output tiles and a long K, run as K slices side by side.
+// Split-K: a product with few output tiles and a long K, run as K slices side by side; and the
+// sum of a batch of products into one output.
 //
 // A weight gradient x^T @ dy of the nanda MLP is [128, 3830] @ [3830, 512]: four 128 x 128 output
 // tiles, so v7 would run four blocks on a GPU of 132 SMs, each looping over all 3830 k, about
@@ -14,6 +15,11 @@
 // The sum adds fixed slices in a fixed order, so the bits depend only on the arguments (not on
 // timing, nor on the GPU: the number of slices aims at a fixed 128 blocks, not at the SM count).
 // They differ from the unsplit product's in the last bits, as any other order of the k would.
+// Grouped products (GemmArgs::groups) split the same way: the workspace holds every group's
+// matrices in order, and the sum writes each to its group's C.
+// sgemm_batch_sum is the same two launches with the batch as the slices: every product (of
+// every group) into the workspace, then their sum, in batch order, into one C with the
+// epilogue: the attention table's input gradient, summed over Q, K, V and the heads.
 // The workspace comes from the device's caching allocator, which hands a freed block out again
 // in the order of the device's stream (stream.h): the backend calls sgemm() on that stream.
 #include <algorithm>
@@ -49,7 +55,7 @@ __global__ void split_k_sum_kernel(const float* partial, int64_t matrices, int64
     for (int64_t s = 1; s < slices; ++s) acc += slice[s * elements];
     const int64_t m = r / p.N;
     const int n = static_cast<int>(r % p.N);
-    const int64_t at = matrix * p.stride_c + m * p.ldc + n;
+    const int64_t at = matrix_offsets(p, matrix).c + m * p.ldc + n;
     store_one<EPI>(p, p.C, EpilogueRows{p.pre, p.residual}, at, n, acc);
   }
 }
@@ -79,6 +85,7 @@ int64_t split_k_slice(const GemmArgs& a) {
 void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream) {
   check(slice_k > 0 && slice_k < args.K && args.slices == 1,
         "sgemm_split_k: slices of ", slice_k, " do not split K = ", args.K);
+  check_gemm_groups(args, "sgemm_split_k");
   const int64_t slices = (args.K + slice_k - 1) / slice_k;
   const int64_t matrices = args.batch, elements = static_cast<int64_t>(args.M) * args.N;
   int device = 0;
@@ -96,6 +103,8 @@ void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream) {
   part.C = workspace.data<float>();
   part.ldc = args.N;
   part.stride_c = slices * elements;
+  for (int g = 0; g < args.groups; ++g)  // each group's matrices, one after another
+    part.group_c[g] = g * (matrices / args.groups) * slices * elements;
   part.K = static_cast<int>(slice_k);
   part.split_k_total = args.K;  // the last slice is the rest
   part.slices = static_cast<int>(slices);
@@ -109,6 +118,47 @@ void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream) {
     enqueue_kernel(kernel, grid_for(matrices * elements), kBlockThreads, stream,
                    workspace.data<float>(), matrices, slices, args);
     check_launch("split_k_sum");
+  };
+  if (args.has_epilogue())
+    run(split_k_sum_kernel<true>);
+  else
+    run(split_k_sum_kernel<false>);
+}
+
+void sgemm_batch_sum(const GemmArgs& args, cudaStream_t stream) {
+  check(args.batch >= 1 && args.slices == 1,
+        "sgemm_batch_sum: needs at least one product, got a batch of ", args.batch);
+  check_gemm_groups(args, "sgemm_batch_sum");  // before writing group offsets for them
+  const int64_t matrices = args.batch, elements = static_cast<int64_t>(args.M) * args.N;
+  // The products, into a workspace [batch, M, N] (group g's from g * batch / groups on).
+  GemmArgs part = args;
+  part.bias = nullptr;
+  part.act = Activation::Identity;
+  part.pre = nullptr;
+  part.residual = nullptr;
+  part.ldc = args.N;
+  part.stride_c = elements;
+  for (int g = 0; g < args.groups; ++g) part.group_c[g] = g * (matrices / args.groups) * elements;
+  // The one output, with the epilogue: the sum's arguments.
+  GemmArgs sum = args;
+  sum.batch = 1;
+  sum.groups = 1;
+  sum.stride_a = sum.stride_b = sum.stride_c = 0;
+  check_gemm_args(sum, "sgemm_batch_sum");
+  if (elements == 0) return;
+  int device = 0;
+  TG_CUDA_CHECK(cudaGetDevice(&device));
+  const Tensor workspace =
+      Tensor::empty({matrices * elements}, DType::Float32, Device::cuda(device));
+  part.C = workspace.data<float>();
+  check_gemm_args(part, "sgemm_batch_sum");
+  best_sgemm(part).run(part, stream);
+
+  // The batch's products added in order, as one matrix's K slices.
+  const auto run = [&](auto kernel) {
+    enqueue_kernel(kernel, grid_for(elements), kBlockThreads, stream, workspace.data<float>(),
+                   int64_t{1}, matrices, sum);
+    check_launch("sgemm_batch_sum");
   };
   if (args.has_epilogue())
     run(split_k_sum_kernel<true>);
