@@ -37,6 +37,52 @@ std::pair<Tensor, Tensor> Backend::reduce_sum_pair(const Tensor& x, const std::v
   return {reduce(ReduceOp::Sum, x, axes_a), reduce(ReduceOp::Sum, x, axes_b)};
 }
 
+void Backend::matmul_into_grouped(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                                  const std::vector<Tensor>& outs) {
+  check(as.size() == bs.size() && as.size() == outs.size(), "matmul_into_grouped: ", as.size(),
+        " left operands, ", bs.size(), " right operands and ", outs.size(), " outputs");
+  for (size_t g = 0; g < as.size(); ++g) matmul_into(as[g], bs[g], outs[g]);
+}
+
+Tensor Backend::matmul_sum(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                           const Tensor& residual) {
+  check_matmul_sum_args(as, bs, residual);
+  Tensor sum;
+  for (size_t g = 0; g < as.size(); ++g) {
+    const Tensor product = matmul(as[g], bs[g]);
+    sum = sum.defined() ? binary(BinaryOp::Add, sum, product) : product;
+  }
+  if (sum.dim() > 2) {
+    std::vector<int> batch_axes(static_cast<size_t>(sum.dim() - 2));
+    for (size_t i = 0; i < batch_axes.size(); ++i) batch_axes[i] = static_cast<int>(i);
+    sum = reduce(ReduceOp::Sum, sum, batch_axes).reshape({sum.size(-2), sum.size(-1)});
+  }
+  return residual.defined() ? binary(BinaryOp::Add, residual, sum) : sum;
+}
+
+void check_matmul_sum_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                           const Tensor& residual) {
+  check(!as.empty() && as.size() == bs.size(), "matmul_sum: ", as.size(), " left and ",
+        bs.size(), " right operands (at least one of each, as many of each)");
+  const Tensor& a = as[0];
+  const Tensor& b = bs[0];
+  check(a.dim() >= 2 && b.dim() == a.dim() && a.size(-1) == b.size(-2) &&
+            std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin()),
+        "matmul_sum: ", shape_str(a.shape()), " @ ", shape_str(b.shape()),
+        ": must be [..., M, K] @ [..., K, N] with the same batch axes");
+  for (size_t g = 1; g < as.size(); ++g)
+    check(as[g].shape() == a.shape() && bs[g].shape() == b.shape() &&
+              as[g].dtype() == a.dtype() && bs[g].dtype() == a.dtype(),
+          "matmul_sum: product ", g, " is ", shape_str(as[g].shape()), " @ ",
+          shape_str(bs[g].shape()), ", product 0 ", shape_str(a.shape()), " @ ",
+          shape_str(b.shape()), ": all must have one shape and dtype");
+  if (residual.defined())
+    check(residual.dim() == 2 && residual.size(0) == a.size(-2) &&
+              residual.size(1) == b.size(-1) && residual.dtype() == a.dtype(),
+          "matmul_sum: residual ", shape_str(residual.shape()), " ", dtype_name(residual.dtype()),
+          " must be [", a.size(-2), ", ", b.size(-1), "] ", dtype_name(a.dtype()));
+}
+
 Tensor Backend::matmul(const Tensor& a, const Tensor& b) {
   Shape out_shape(a.shape().begin(), a.shape().end() - 1);
   out_shape.push_back(b.shape().back());

@@ -115,6 +115,18 @@ class Backend {
   // heads of an [N, H, e] tensor viewed as [H, N, e] (head_matmul writes its [N, H, e] output in
   // one batched product so). Only out's M x N elements are written.
   virtual void matmul_into(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // Products of one shape over several sets of operands, outs[g] = as[g] @ bs[g] for each g
+  // (each batched and written as by matmul_into): the attention's W_Q, W_K and W_V applied to
+  // the same rows. By default one matmul_into each; a backend may run them as one launch.
+  virtual void matmul_into_grouped(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                                   const std::vector<Tensor>& outs);
+  // residual + the sum over g and over the batch matrices i of as[g][i] @ bs[g][i]: [M, N], the
+  // input gradient of rows that several batched products read (the attention's table through
+  // each head of W_Q, W_K and W_V). as[g] [..., M, K] and bs[g] [..., K, N], batch axes already
+  // expanded alike; residual [M, N] or undefined. By default the products of each g, added g by
+  // g (0 first), then summed over the batch (reduce), then added to the residual.
+  virtual Tensor matmul_sum(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                            const Tensor& residual);
   // Two independent products, c1 = a1 @ b1 and c2 = a2 @ b2 (a layer's input and weight
   // gradients). A backend may run them concurrently; by default they run one after the other.
   virtual void matmul_pair(const Tensor& a1, const Tensor& b1, Tensor& c1, const Tensor& a2,
@@ -281,6 +293,10 @@ class Backend {
   // check) skips its own host reads then, under the same contract.
   virtual bool capturing() const { return false; }
 };
+
+// Throws tg::Error unless matmul_sum's arguments fit together (shapes, dtypes), naming them.
+void check_matmul_sum_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                           const Tensor& residual);
 
 // Each row's gradient under cross_entropy_with_grad's reduction of `rows` losses: 1 / rows for
 // a mean, 1 for a sum.

@@ -412,6 +412,131 @@ TEST_CASE("cuda runtime: head_matmul, forward and backward, equals the CPU's", "
   }
 }
 
+// matmul_into_grouped runs products of one shape over operands in separate buffers as one
+// grouped SGEMM (the attention's W_Q, W_K, W_V on the table's rows; dW_Q, dW_K, dW_V): each
+// output equals the same product made alone on the GPU, bit for bit, and the CPU's; products
+// whose layouts differ fall back to one launch each, with the same results.
+TEST_CASE("cuda runtime: matmul_into_grouped equals each product alone and the CPU's", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(9);
+  Backend& gpu = backend_for(kGpu);
+  struct Case {
+    int64_t rows, heads, d, e;
+    int groups;
+    bool transposed_weights;  // [H, e, d] weights read transposed: the backward's dx products
+  };
+  for (const Case& c : {Case{342, 4, 128, 32, 3, false}, Case{37, 3, 5, 9, 2, false},
+                        Case{37, 3, 5, 9, 3, true}, Case{1, 1, 3, 1, 3, false}}) {
+    INFO(c.groups << " groups, " << c.rows << " rows, " << c.heads << " heads, " << c.d
+                  << " -> " << c.e << (c.transposed_weights ? ", weights transposed" : ""));
+    const Tensor x = randn({c.rows, c.d}, gen);
+    const Tensor x_heads = x.unsqueeze(0).expand({c.heads, c.rows, c.d});  // stride 0 batch
+    std::vector<Tensor> weights, as, bs;
+    for (int g = 0; g < c.groups; ++g) {
+      weights.push_back(c.transposed_weights ? randn({c.heads, c.e, c.d}, gen)
+                                             : randn({c.heads, c.d, c.e}, gen));
+      as.push_back(x_heads);
+      bs.push_back(c.transposed_weights ? weights.back().transpose(1, 2) : weights.back());
+    }
+    // Outputs [rows, H, e] written through their [H, rows, e] views, as head_matmul writes.
+    auto outputs = [&](Device device) {
+      std::vector<Tensor> out;
+      for (int g = 0; g < c.groups; ++g)
+        out.push_back(zeros({c.rows, c.heads, c.e}, DType::Float32, device).permute({1, 0, 2}));
+      return out;
+    };
+    // The GPU's operands keep the CPU's views: x broadcast, weights transposed.
+    std::vector<Tensor> gpu_as, gpu_bs;
+    const Tensor gpu_x = x.to(kGpu);
+    for (int g = 0; g < c.groups; ++g) {
+      gpu_as.push_back(gpu_x.unsqueeze(0).expand({c.heads, c.rows, c.d}));
+      const Tensor w = weights[static_cast<size_t>(g)].to(kGpu);
+      gpu_bs.push_back(c.transposed_weights ? w.transpose(1, 2) : w);
+    }
+    const std::vector<Tensor> grouped = outputs(kGpu), alone = outputs(kGpu),
+                              cpu = outputs(Device::cpu());
+    gpu.matmul_into_grouped(gpu_as, gpu_bs, grouped);
+    for (int g = 0; g < c.groups; ++g)
+      gpu.matmul_into(gpu_as[static_cast<size_t>(g)], gpu_bs[static_cast<size_t>(g)],
+                      alone[static_cast<size_t>(g)]);
+    backend_for(Device::cpu()).matmul_into_grouped(as, bs, cpu);
+    for (int g = 0; g < c.groups; ++g) {
+      INFO("group " << g);
+      const std::vector<float> got = grouped[static_cast<size_t>(g)].to_vector<float>();
+      CHECK(got == alone[static_cast<size_t>(g)].to_vector<float>());
+      CHECK(relative_error(grouped[static_cast<size_t>(g)].to_vector<double>(),
+                           cpu[static_cast<size_t>(g)].to_vector<double>()) < 1e-5);
+    }
+  }
+  // Layouts that differ (one weight transposed, one not) cannot share a launch: one each.
+  const Tensor x = randn({6, 5}, gen).to(kGpu), w = randn({5, 4}, gen).to(kGpu);
+  const Tensor wt = randn({4, 5}, gen).to(kGpu).t();
+  const Tensor y1 = zeros({6, 4}, DType::Float32, kGpu), y2 = zeros({6, 4}, DType::Float32, kGpu);
+  gpu.matmul_into_grouped({x, x}, {w, wt}, {y1, y2});
+  CHECK(relative_error(y1.to_vector<double>(), matmul(x, w).to_vector<double>()) < 1e-6);
+  CHECK(relative_error(y2.to_vector<double>(), matmul(x, wt).to_vector<double>()) < 1e-6);
+  REQUIRE_TG_ERROR(gpu.matmul_into_grouped({x, x}, {w}, {y1, y2}),
+                   "cuda: matmul_into_grouped: 2 left operands, 1 right operands and 2 outputs");
+}
+
+// matmul_sum adds every product of every group over the batch, and the residual: the attention
+// table's input gradient. On the GPU one grouped SGEMM into a workspace and one sum in batch
+// order; against the CPU's composition (products added group by group, a reduce over the batch,
+// the residual added), for 1 to 3 groups, with and without a residual, transposed operands, and
+// a layout mismatch that falls back to the composition.
+TEST_CASE("cuda runtime: matmul_sum equals the CPU's composition", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(10);
+  struct Case {
+    int64_t rows, heads, e, d;
+    int groups;
+    bool residual;
+  };
+  for (const Case& c : {Case{342, 4, 32, 128, 3, true}, Case{37, 3, 9, 5, 3, false},
+                        Case{37, 3, 9, 5, 2, true}, Case{5, 2, 7, 3, 1, true},
+                        Case{1, 1, 1, 1, 3, true}}) {
+    INFO(c.groups << " groups, " << c.rows << " rows, " << c.heads << " heads, " << c.e
+                  << " -> " << c.d << (c.residual ? ", residual" : ""));
+    // dy_g [rows, H, e] read as [H, rows, e]; W_g [H, d, e] read transposed as [H, e, d].
+    std::vector<Tensor> dys, ws;
+    for (int g = 0; g < c.groups; ++g) {
+      dys.push_back(randn({c.rows, c.heads, c.e}, gen));
+      ws.push_back(randn({c.heads, c.d, c.e}, gen));
+    }
+    const Tensor residual = c.residual ? randn({c.rows, c.d}, gen) : Tensor();
+    auto run = [&](Device device) {
+      std::vector<Tensor> as, bs;
+      for (int g = 0; g < c.groups; ++g) {
+        as.push_back(dys[static_cast<size_t>(g)].to(device).permute({1, 0, 2}));
+        bs.push_back(ws[static_cast<size_t>(g)].to(device).transpose(1, 2));
+      }
+      return backend_for(device)
+          .matmul_sum(as, bs, residual.defined() ? residual.to(device) : Tensor())
+          .to_vector<double>();
+    };
+    const std::vector<double> gpu_sum = run(kGpu), cpu_sum = run(Device::cpu());
+    REQUIRE(gpu_sum.size() == static_cast<size_t>(c.rows * c.d));
+    CHECK(relative_error(gpu_sum, cpu_sum) < 1e-5);
+  }
+  // Mismatched layouts (the second right operand row-major, the first transposed): the
+  // composition, with the same result.
+  const Tensor a = randn({2, 6, 5}, gen), b1 = randn({2, 4, 5}, gen), b2 = randn({2, 5, 4}, gen);
+  const Tensor r = randn({6, 4}, gen);
+  const std::vector<double> expected =
+      backend_for(Device::cpu()).matmul_sum({a, a}, {b1.transpose(1, 2), b2}, r).to_vector<double>();
+  const std::vector<double> got =
+      backend_for(kGpu)
+          .matmul_sum({a.to(kGpu), a.to(kGpu)}, {b1.to(kGpu).transpose(1, 2), b2.to(kGpu)},
+                      r.to(kGpu))
+          .to_vector<double>();
+  CHECK(relative_error(got, expected) < 1e-5);
+  REQUIRE_TG_ERROR(backend_for(kGpu).matmul_sum({a.to(kGpu)}, {b2.to(kGpu)}, randn({6, 5}, gen).to(kGpu)),
+                   "matmul_sum: residual [6, 5] float32 must be [6, 4] float32");
+  REQUIRE_TG_ERROR(backend_for(kGpu).matmul_sum({a.to(kGpu), a.to(kGpu)}, {b2.to(kGpu)}, Tensor()),
+                   "matmul_sum: 2 left and 1 right operands (at least one of each, as many of "
+                   "each)");
+}
+
 // ---- elementwise and reduction kernels against the CPU backend --------------------------------
 
 namespace {

@@ -38,6 +38,10 @@ class CudaBackend final : public Backend {
   Tensor argmax(const Tensor& x, int axis) override;
 
   void matmul_into(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void matmul_into_grouped(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                           const std::vector<Tensor>& outs) override;
+  Tensor matmul_sum(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                    const Tensor& residual) override;
   Tensor linear_forward(const Tensor& x, const Tensor& W, const Tensor& bias, Activation act,
                         const Tensor& residual, Tensor* pre) override;
 

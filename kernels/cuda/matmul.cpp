@@ -35,7 +35,117 @@ bool uniform_batch_stride(const Tensor& t, int64_t& stride) {
   return true;
 }
 
+// The element offset of p from base: operands of one grouped launch may lie in separate
+// buffers, and the kernels reach each group's from the first's.
+int64_t offset_from(const float* base, const float* p) {
+  return static_cast<int64_t>(reinterpret_cast<intptr_t>(p) - reinterpret_cast<intptr_t>(base)) /
+         static_cast<int64_t>(sizeof(float));
+}
+
+// outs[g] = as[g] @ bs[g] for every g as the GemmArgs of one grouped, batched product
+// (sgemm.h's groups): possible when every product is float32 with uniform batch strides, and
+// all have the same sizes, layouts and strides, differing only in where their operands start.
+// Each out must have contiguous rows. Operands that are copied contiguous first go into `keep`,
+// which must outlive the launch. False when the products do not fit one launch.
+bool grouped_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                  const std::vector<Tensor>& outs, std::vector<Tensor>& keep, GemmArgs& grouped) {
+  const size_t groups = as.size();
+  if (groups < 2 || groups > static_cast<size_t>(GemmArgs::kMaxGroups)) return false;
+  for (size_t g = 0; g < groups; ++g)
+    if (as[g].dtype() != DType::Float32 || bs[g].dtype() != DType::Float32 ||
+        outs[g].dtype() != DType::Float32 || as[g].shape() != as[0].shape() ||
+        bs[g].shape() != bs[0].shape() || outs[g].shape() != outs[0].shape() ||
+        as[g].device() != outs[0].device() || bs[g].device() != outs[0].device() ||
+        outs[g].device() != outs[0].device())
+      return false;
+  const int64_t m = as[0].size(-2), n = bs[0].size(-1);
+  const int64_t batches = m * n == 0 ? 0 : outs[0].numel() / (m * n);
+  constexpr int64_t kMaxGridZ = 65535;  // a grouped product is one launch, its batch on grid z
+  if (batches < 1 || batches * static_cast<int64_t>(groups) > kMaxGridZ) return false;
+  for (size_t g = 0; g < groups; ++g) {
+    Tensor a = as[g], b = bs[g];
+    int64_t ldc = 0, stride_a = 0, stride_b = 0, stride_c = 0;
+    if (matrix_layout(outs[g], ldc) != MatrixLayout::RowMajor ||
+        !uniform_batch_stride(a, stride_a) || !uniform_batch_stride(b, stride_b) ||
+        !uniform_batch_stride(outs[g], stride_c))
+      return false;
+    GemmArgs args = product_args(a, b, outs[g]);
+    keep.push_back(a);
+    keep.push_back(b);
+    args.ldc = ldc;
+    args.batch = static_cast<int>(batches);
+    args.stride_a = stride_a;
+    args.stride_b = stride_b;
+    args.stride_c = stride_c;
+    if (g == 0) {
+      grouped = args;
+      continue;
+    }
+    if (args.lda != grouped.lda || args.trans_a != grouped.trans_a || args.ldb != grouped.ldb ||
+        args.trans_b != grouped.trans_b || args.ldc != grouped.ldc ||
+        args.stride_a != grouped.stride_a || args.stride_b != grouped.stride_b ||
+        args.stride_c != grouped.stride_c)
+      return false;
+    grouped.group_a[g] = offset_from(grouped.A, args.A);
+    grouped.group_b[g] = offset_from(grouped.B, args.B);
+    grouped.group_c[g] = offset_from(grouped.C, args.C);
+  }
+  grouped.groups = static_cast<int>(groups);
+  grouped.batch = static_cast<int>(batches * static_cast<int64_t>(groups));
+  return true;
+}
+
 }  // namespace
+
+void CudaBackend::matmul_into_grouped(const std::vector<Tensor>& as,
+                                      const std::vector<Tensor>& bs,
+                                      const std::vector<Tensor>& outs) {
+  check(as.size() == bs.size() && as.size() == outs.size(), "cuda: matmul_into_grouped: ",
+        as.size(), " left operands, ", bs.size(), " right operands and ", outs.size(),
+        " outputs");
+  const DeviceGuard guard(index_);
+  std::vector<Tensor> keep;
+  GemmArgs args;
+  if (!grouped_args(as, bs, outs, keep, args)) return Backend::matmul_into_grouped(as, bs, outs);
+  sgemm(args, current_stream(index_));
+}
+
+Tensor CudaBackend::matmul_sum(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
+                               const Tensor& residual_in) {
+  check_matmul_sum_args(as, bs, residual_in);
+  if (as[0].dtype() != DType::Float32 || as[0].dim() < 2)
+    return Backend::matmul_sum(as, bs, residual_in);  // whose matmul says float32 only
+  const DeviceGuard guard(index_);
+  const Tensor residual =
+      residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
+  Tensor sum = Tensor::empty({as[0].size(-2), bs[0].size(-1)}, DType::Float32, device());
+  if (sum.numel() == 0) return sum;
+  // Each product's output, for grouped_args: the sum itself, broadcast, as the arguments place
+  // only A and B (sgemm_batch_sum puts the products in its workspace).
+  Shape product_shape = as[0].shape();
+  product_shape.back() = bs[0].size(-1);
+  const Tensor one_out = sum.expand(product_shape);
+  std::vector<Tensor> keep;
+  GemmArgs args;
+  if (as.size() == 1) {
+    // One group: grouped_args wants two or more; the same arguments with groups = 1.
+    Tensor a = as[0], b = bs[0];
+    int64_t stride_a = 0, stride_b = 0;
+    if (!uniform_batch_stride(a, stride_a) || !uniform_batch_stride(b, stride_b))
+      return Backend::matmul_sum(as, bs, residual_in);
+    args = product_args(a, b, sum);
+    keep = {a, b};
+    args.batch = static_cast<int>(one_out.numel() / sum.numel());
+    args.stride_a = stride_a;
+    args.stride_b = stride_b;
+  } else if (!grouped_args(as, bs, std::vector<Tensor>(as.size(), one_out), keep, args)) {
+    return Backend::matmul_sum(as, bs, residual_in);
+  }
+  args.stride_c = 0;
+  args.residual = residual.defined() ? residual.data<float>() : nullptr;
+  sgemm_batch_sum(args, current_stream(index_));
+  return sum;
+}
 
 void CudaBackend::matmul_into(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
   check(a_in.dtype() == DType::Float32, "cuda: matmul: our SGEMM is float32 only, got ",
