@@ -80,6 +80,18 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                        const Tensor& q_rows, const Tensor& kv_rows, double scale,
                        bool sum_heads = false, const Tensor& residual = Tensor());
+// A whole attention layer without biases over a table of rows (a first layer's embedding
+// table [R, d_model]; autograd/ops/table_attention_layer.cpp): each head's q, k, v rows
+// table @ W_Q[h], W_K[h], W_V[h] ([H, d_model, d_head]), the values through W_O[h]
+// ([H, d_head, d_out]), then table_attention(..., sum_heads, residual) at q_rows and kv_rows
+// -> [B, Tq, d_out] (a residual table [R, d_out] or undefined). The composition of head_matmul
+// and table_attention to the bit, in fewer launches: the three projections (and their weight
+// gradients) as one grouped product, the table's gradient as one sum of all the per-head
+// products, which takes the residual's gradient too when the residual is the table itself.
+Tensor table_attention_layer(const Tensor& table, const Tensor& W_Q, const Tensor& W_K,
+                             const Tensor& W_V, const Tensor& W_O, const Tensor& q_rows,
+                             const Tensor& kv_rows, double scale,
+                             const Tensor& residual = Tensor());
 enum class Reduction { Mean, Sum, None };
 // logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,

@@ -4,7 +4,9 @@
 // for every head (stride 0), times each head's W [d_model, d_head], written straight into the
 // [rows, H, d_head] table the fused attention kernel reads, with no copy of W into one
 // [d_model, H * d_head] matrix. The output projection z as [B*T, H*d_head] times W_O as
-// [H*d_head, d_model] also sums over the heads.
+// [H*d_head, d_model] also sums over the heads. On a table of rows without biases (the first
+// layer's fast path) the whole layer is one op, table_attention_layer, whose three projections
+// run as one grouped product.
 #include "nn/attention.h"
 
 #include <cmath>
@@ -83,7 +85,11 @@ Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
         d_model_, "], got ", shape_str(table.shape()));
   // Each head's output projection is folded into the value table, v_h @ W_O[h] per table row
   // ([R, H, d_model]), and the kernel sums the heads: B * Tq * H * T * d_model multiply-adds
-  // instead of the B * Tq * H * d_head * d_model of projecting every example's output.
+  // instead of the B * Tq * H * d_head * d_model of projecting every example's output. Without
+  // biases the layer is one op, whose products run grouped; with them, the composition.
+  if (!b_Q_.defined())
+    return table_attention_layer(table, W_Q_, W_K_, W_V_, W_O_, q_rows, kv_rows, scale(),
+                                 residual);
   const Tensor x = rows_per_head(table, n_heads_);
   const Shape rows = {table.size(0)};
   const Tensor v_out = head_matmul(project_heads(x, W_V_, b_V_, rows), W_O_);  // [R, H, d_model]

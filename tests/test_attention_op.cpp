@@ -334,3 +334,128 @@ TEST_CASE("attention_op: table_attention equals gathering the rows first", "[att
   REQUIRE_TG_ERROR(table_attention(q64, k64, v64, small_q, from_vector<int64_t>({0, 9, 3, 1, 2, 0, 3, 3, 1}, {3, 3}), 1.0),
                    "attention: key row 9 at position 1 is outside the table's 4 rows");
 }
+
+namespace {
+
+// The attention layer on a table as nn::Attention composed it before table_attention_layer:
+// head_matmul for each projection of the table's rows (one broadcast view for the three), the
+// values through W_O, then table_attention.
+Tensor composed_attention_layer(const Tensor& table, const Tensor& W_Q, const Tensor& W_K,
+                                const Tensor& W_V, const Tensor& W_O, const Tensor& q_rows,
+                                const Tensor& kv_rows, double scale, const Tensor& residual) {
+  const Tensor x = table.unsqueeze(1).expand({table.size(0), W_Q.size(0), table.size(1)});
+  return table_attention(head_matmul(x, W_Q), head_matmul(x, W_K),
+                         head_matmul(head_matmul(x, W_V), W_O), q_rows, kv_rows, scale, true,
+                         residual);
+}
+
+enum class ResidualKind { None, Table, Separate };
+const char* residual_name(ResidualKind kind) {
+  return kind == ResidualKind::None ? "no residual"
+         : kind == ResidualKind::Table ? "the table as the residual"
+                                       : "a separate, transposed residual";
+}
+
+}  // namespace
+
+TEST_CASE("attention_op: table_attention_layer equals its composition to the bit",
+          "[attention_op]") {
+  // Awkward sizes; table rows repeat across examples, as tokens do.
+  const int64_t batch = 23, keys = 3, rows = 9, d_model = 10, heads = 3, d_head = 6;
+  Generator gen(97);
+  for (const int64_t queries : {int64_t{1}, int64_t{2}})
+    for (const DType dtype : {DType::Float32, DType::Float64})
+      for (const ResidualKind kind :
+           {ResidualKind::None, ResidualKind::Table, ResidualKind::Separate}) {
+        INFO("Tq " << queries << ", " << dtype_name(dtype) << ", " << residual_name(kind));
+        std::vector<int64_t> q_index(batch * queries), kv_index(batch * keys);
+        for (size_t i = 0; i < q_index.size(); ++i)
+          q_index[i] = static_cast<int64_t>(i * 5 % rows);
+        for (size_t i = 0; i < kv_index.size(); ++i)
+          kv_index[i] = static_cast<int64_t>(i * 3 % rows);
+        const Tensor q_rows = from_vector(q_index, {batch, queries});
+        const Tensor kv_rows = from_vector(kv_index, {batch, keys});
+        const Tensor dz = randn({batch, queries, d_model}, gen, dtype);
+        auto run = [&](bool fused) {
+          Generator g(98);
+          std::vector<Tensor> leaves = {randn({rows, d_model}, g, dtype),
+                                        randn({heads, d_model, d_head}, g, dtype),
+                                        randn({heads, d_model, d_head}, g, dtype),
+                                        randn({heads, d_model, d_head}, g, dtype),
+                                        randn({heads, d_head, d_model}, g, dtype),
+                                        randn({d_model, rows}, g, dtype)};
+          for (Tensor& t : leaves) t.requires_grad_();
+          const Tensor residual = kind == ResidualKind::None    ? Tensor()
+                                  : kind == ResidualKind::Table ? leaves[0]
+                                                                : leaves[5].t();
+          const auto layer = fused ? table_attention_layer : composed_attention_layer;
+          const Tensor z = layer(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], q_rows,
+                                 kv_rows, 0.4, residual);
+          z.backward(dz);
+          std::vector<std::vector<double>> out = {z.to_vector<double>()};
+          for (const Tensor& t : leaves)
+            out.push_back(t.grad().defined() ? t.grad().to_vector<double>()
+                                             : std::vector<double>());
+          return out;
+        };
+        const auto fused = run(true), composed = run(false);
+        for (size_t i = 0; i < fused.size(); ++i) {
+          INFO("output " << i << " (z, dtable, dW_Q, dW_K, dW_V, dW_O, dresidual)");
+          CHECK(fused[i] == composed[i]);
+        }
+        CHECK(fused[6].empty() == (kind != ResidualKind::Separate));
+      }
+}
+
+TEST_CASE("attention_op: table_attention_layer gradcheck in float64", "[attention_op]") {
+  Generator gen(99);
+  const Tensor table = randn({5, 4}, gen, DType::Float64).requires_grad_();
+  const Tensor W_Q = randn({2, 4, 3}, gen, DType::Float64).requires_grad_();
+  const Tensor W_K = randn({2, 4, 3}, gen, DType::Float64).requires_grad_();
+  const Tensor W_V = randn({2, 4, 3}, gen, DType::Float64).requires_grad_();
+  const Tensor W_O = randn({2, 3, 4}, gen, DType::Float64).requires_grad_();
+  const Tensor residual = randn({5, 4}, gen, DType::Float64).requires_grad_();
+  const Tensor q_rows = from_vector<int64_t>({4, 0, 2, 1, 1, 4}, {3, 2});
+  const Tensor kv_rows = from_vector<int64_t>({0, 3, 4, 1, 2, 0, 3, 3, 1}, {3, 3});
+  for (const ResidualKind kind :
+       {ResidualKind::None, ResidualKind::Table, ResidualKind::Separate}) {
+    INFO(residual_name(kind));
+    CHECK_GRADCHECK(
+        [&](const std::vector<Tensor>& in) {
+          const Tensor r = kind == ResidualKind::None    ? Tensor()
+                           : kind == ResidualKind::Table ? in[0]
+                                                         : in[5];
+          return table_attention_layer(in[0], in[1], in[2], in[3], in[4], q_rows, kv_rows, 0.6,
+                                       r);
+        },
+        {table, W_Q, W_K, W_V, W_O, residual});
+  }
+}
+
+TEST_CASE("attention_op: table_attention_layer rejects shapes that do not fit, naming them",
+          "[attention_op]") {
+  Generator gen(100);
+  const Tensor table = randn({5, 4}, gen), W = randn({2, 4, 3}, gen), W_O = randn({2, 3, 4}, gen);
+  const Tensor q_rows = from_vector<int64_t>({4, 0, 2}, {3, 1});
+  const Tensor kv_rows = from_vector<int64_t>({0, 3, 4, 1, 2, 0, 3, 3, 1}, {3, 3});
+  REQUIRE_TG_ERROR(table_attention_layer(table.reshape({5, 2, 2}), W, W, W, W_O, q_rows, kv_rows,
+                                         1),
+                   "table_attention_layer: table [5, 2, 2] must be [rows, d_model]");
+  REQUIRE_TG_ERROR(
+      table_attention_layer(table, W, randn({2, 4, 2}, gen), W, W_O, q_rows, kv_rows, 1),
+      "table_attention_layer: W_Q [2, 4, 3], W_K [2, 4, 2] and W_V [2, 4, 3] must all be "
+      "[H, d_model = 4, d_head]");
+  REQUIRE_TG_ERROR(
+      table_attention_layer(table, W, W, W, randn({3, 3, 4}, gen), q_rows, kv_rows, 1),
+      "table_attention_layer: W_O [3, 3, 4] must be [H = 2, d_head = 3, d_out]");
+  REQUIRE_TG_ERROR(
+      table_attention_layer(table, W, W, W, W_O, q_rows, kv_rows, 1, randn({5, 3}, gen)),
+      "table_attention_layer: residual [5, 3] must be [5, 4]: a row of W_O's width per table "
+      "row");
+  REQUIRE_TG_ERROR(
+      table_attention_layer(table, W, W, W, W_O, q_rows.to(DType::Float32), kv_rows, 1),
+      "table_attention_layer: row indices must be int64 [B, T] on cpu, got float32 [3, 1]");
+  REQUIRE_TG_ERROR(table_attention_layer(table, W, W, W.to(DType::Float64), W_O, q_rows,
+                                         kv_rows, 1),
+                   Contains("table_attention_layer:") && Contains("dtypes differ"));
+}

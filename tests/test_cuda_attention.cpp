@@ -463,6 +463,79 @@ TEST_CASE("cuda attention: a residual gives the bits of a gather and an add afte
   }
 }
 
+// table_attention_layer (the first layer on the embedding table as one op): its grouped
+// products and its one sum for the table's gradient against the composition it replaces
+// (head_matmul, table_attention) on the same GPU, where the products are the same launches'
+// entries (z and the weight gradients bit for bit) and the table's gradient is summed in
+// another order (tolerance), and against the CPU; at the nanda shape and an odd one, with no
+// residual, the table itself as the residual, and a separate one.
+TEST_CASE("cuda attention: the attention layer on a table equals its composition and the CPU",
+          "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  struct Shape {
+    int64_t batch, queries, keys, rows, d_model, heads, d_head;
+  };
+  uint64_t seed = 1400;
+  for (const Shape& n : {Shape{61, 1, 3, 342, 128, 4, 32}, Shape{23, 2, 3, 9, 10, 3, 6}}) {
+    for (int kind = 0; kind < 3; ++kind) {  // no residual, the table, a separate one
+      ++seed;
+      INFO(n.rows << " rows, d_model " << n.d_model << ", " << n.heads << " heads of "
+                  << n.d_head << ", residual " << kind);
+      std::mt19937_64 rng(seed);
+      std::vector<int64_t> q_index(n.batch * n.queries), kv_index(n.batch * n.keys);
+      for (int64_t& r : q_index) r = static_cast<int64_t>(rng() % n.rows);
+      for (int64_t& r : kv_index) r = static_cast<int64_t>(rng() % n.rows);
+      Generator gen(seed);
+      // Weights scaled as the model initialises them (std 1 / sqrt(fan-in)): unscaled, the
+      // scores saturate the softmax, and dq and dk are mostly cancellation.
+      const double in_scale = 1 / std::sqrt(static_cast<double>(n.d_model));
+      const double out_scale = 1 / std::sqrt(static_cast<double>(n.d_head));
+      const std::vector<Tensor> values = {randn({n.rows, n.d_model}, gen),
+                                          randn({n.heads, n.d_model, n.d_head}, gen) * in_scale,
+                                          randn({n.heads, n.d_model, n.d_head}, gen) * in_scale,
+                                          randn({n.heads, n.d_model, n.d_head}, gen) * in_scale,
+                                          randn({n.heads, n.d_head, n.d_model}, gen) * out_scale,
+                                          randn({n.rows, n.d_model}, gen)};
+      const Tensor dz = randn({n.batch, n.queries, n.d_model}, gen);
+      auto run = [&](Device device, bool fused) {
+        std::vector<Tensor> leaves;
+        for (const Tensor& v : values) leaves.push_back(v.to(device).requires_grad_());
+        const Tensor q_rows = from_vector(q_index, {n.batch, n.queries}, device);
+        const Tensor kv_rows = from_vector(kv_index, {n.batch, n.keys}, device);
+        const Tensor residual = kind == 0 ? Tensor() : kind == 1 ? leaves[0] : leaves[5];
+        Tensor z;
+        if (fused) {
+          z = table_attention_layer(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], q_rows,
+                                    kv_rows, 0.3, residual);
+        } else {
+          const Tensor x =
+              leaves[0].unsqueeze(1).expand({n.rows, n.heads, n.d_model});  // one view for all
+          z = table_attention(head_matmul(x, leaves[1]), head_matmul(x, leaves[2]),
+                              head_matmul(head_matmul(x, leaves[3]), leaves[4]), q_rows, kv_rows,
+                              0.3, true, residual);
+        }
+        z.backward(dz.to(device));
+        std::vector<std::vector<double>> out = {z.to_vector<double>()};  // exact: floats
+        for (const Tensor& t : leaves)
+          out.push_back(t.grad().defined() ? t.grad().to_vector<double>() : std::vector<double>());
+        return out;
+      };
+      const auto fused = run(kGpu, true), composed = run(kGpu, false);
+      const auto cpu = run(kCpu, true);
+      const char* names[] = {"z", "dtable", "dW_Q", "dW_K", "dW_V", "dW_O", "dresidual"};
+      for (size_t i = 0; i < fused.size(); ++i) {
+        INFO(names[i]);
+        REQUIRE(fused[i].size() == cpu[i].size());
+        if (i == 1)  // the table's gradient: one sum of all the products in place of three adds
+          CHECK(relative_error(fused[i], composed[i]) < 1e-5);
+        else
+          CHECK(fused[i] == composed[i]);
+        CHECK(relative_error(fused[i], cpu[i]) < 1e-5);
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda attention: empty batches and no queries", "[cuda][attention]") {
   TG_REQUIRE_CUDA_DEVICE();
   NoGradGuard no_grad;

@@ -11,6 +11,17 @@
 
 namespace tg {
 
+void check_attention_rows(const char* op, const Tensor& q_rows, const Tensor& kv_rows,
+                          Device device) {
+  for (const Tensor* rows : {&q_rows, &kv_rows})
+    check(rows->dtype() == DType::Int64 && rows->dim() == 2 && rows->device() == device, op,
+          ": row indices must be int64 [B, T] on ", device.str(), ", got ",
+          dtype_name(rows->dtype()), " ", shape_str(rows->shape()));
+  check(q_rows.size(0) == kv_rows.size(0) && q_rows.size(1) <= kv_rows.size(1), op, ": q_rows ",
+        shape_str(q_rows.shape()), " and kv_rows ", shape_str(kv_rows.shape()),
+        ": batch sizes differ or more queries than keys");
+}
+
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                        const Tensor& q_rows, const Tensor& kv_rows, double scale, bool sum_heads,
                        const Tensor& residual) {
@@ -26,13 +37,7 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
   check(q_table.size(1) == k_table.size(1) && q_table.size(2) == k_table.size(2),
         "table_attention: q_table ", shape_str(q_table.shape()), " and k_table ",
         shape_str(k_table.shape()), ": heads and head size (axes 1, 2) differ");
-  for (const Tensor* rows : {&q_rows, &kv_rows})
-    check(rows->dtype() == DType::Int64 && rows->dim() == 2 && rows->device() == q_table.device(),
-          "table_attention: row indices must be int64 [B, T] on ", q_table.device().str(), ", got ",
-          dtype_name(rows->dtype()), " ", shape_str(rows->shape()));
-  check(q_rows.size(0) == kv_rows.size(0) && q_rows.size(1) <= kv_rows.size(1),
-        "table_attention: q_rows ", shape_str(q_rows.shape()), " and kv_rows ",
-        shape_str(kv_rows.shape()), ": batch sizes differ or more queries than keys");
+  check_attention_rows("table_attention", q_rows, kv_rows, q_table.device());
   if (residual.defined()) {
     check_same_device_and_dtype("table_attention", q_table, residual);
     check(sum_heads, "table_attention: a residual needs sum_heads (an output [B, Tq, Dv])");

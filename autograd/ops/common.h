@@ -20,6 +20,11 @@ inline void check_floating(const char* op, const Tensor& x) {
         " of shape ", shape_str(x.shape()));
 }
 
+// Attention's row indices: int64 q_rows [B, Tq] and kv_rows [B, T] on `device`, Tq <= T, or an
+// error naming `op` (autograd/ops/attention.cpp).
+void check_attention_rows(const char* op, const Tensor& q_rows, const Tensor& kv_rows,
+                          Device device);
+
 // The gradient of a broadcast: sum `grad` over the axes that broadcasting added or stretched, so
 // that it has `shape` again.
 Tensor sum_to(const Tensor& grad, const Shape& shape);
