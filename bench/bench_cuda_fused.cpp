@@ -198,6 +198,12 @@ int main(int argc, char** argv) {
 // residual added by the attention kernel and scattered back in the backward's index_add launch,
 // against attention, index_select, an add, attention_backward and an index_add of its own. MB
 // counts the residual's rows only (read once, dz scattered once), as both must move them.
+// fused/attention/layer/<fused|unfused>/model: nanda's first attention layer on its table
+// [342, 128] at the read-out position, forward and backward through autograd:
+// table_attention_layer (Q, K, V and their weight gradients as grouped GEMMs, the table's
+// gradient one sum) against the composition it replaced (head_matmul per projection,
+// table_attention, the table's gradient added by autograd). MB counts the table and the four
+// weights read and their gradients written, once.
 namespace {
 
 struct AttentionCase {
@@ -287,6 +293,36 @@ Workload attention_residual_workload(bool fused) {
           }};
 }
 
+Workload attention_layer_workload(bool fused) {
+  const AttentionCase c = attention_case(Size::Model);  // shared rows, heads summed
+  const int64_t table_rows = c.keys * kAttentionTokens, d_model = c.value_size;
+  const Tensor kv_rows = attention_rows(c);
+  const Tensor q_rows = kv_rows.slice(1, c.keys - 1, c.keys).contiguous();  // the read-out
+  const Tensor table = random_on_gpu({table_rows, d_model}).requires_grad_();
+  std::vector<Tensor> W;  // W_Q, W_K, W_V [H, d_model, Dh], W_O [H, Dh, d_model]
+  for (int i = 0; i < 3; ++i)
+    W.push_back(random_on_gpu({c.heads, d_model, c.head_size}).requires_grad_());
+  W.push_back(random_on_gpu({c.heads, c.head_size, d_model}).requires_grad_());
+  const Tensor dz = random_on_gpu({c.batch, 1, d_model});
+  const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
+  double elements = static_cast<double>(table.numel());
+  for (const Tensor& w : W) elements += static_cast<double>(w.numel());
+  return {4.0 * 2 * elements, [=] {
+            Tensor z;
+            if (fused) {
+              z = table_attention_layer(table, W[0], W[1], W[2], W[3], q_rows, kv_rows, scale,
+                                        table);
+            } else {
+              const Tensor x = table.unsqueeze(1).expand({table_rows, c.heads, d_model});
+              z = table_attention(head_matmul(x, W[0]), head_matmul(x, W[1]),
+                                  head_matmul(head_matmul(x, W[2]), W[3]), q_rows, kv_rows,
+                                  scale, true, table);
+            }
+            z.backward(dz);
+            for (Tensor t : {table, W[0], W[1], W[2], W[3]}) t.zero_grad();
+          }};
+}
+
 Workload attention_forward_fused(Size s) { return attention_workload(s, false, true); }
 Workload attention_forward_unfused(Size s) { return attention_workload(s, false, false); }
 Workload attention_backward_fused(Size s) { return attention_workload(s, true, true); }
@@ -304,6 +340,8 @@ const bool kAttentionResidualRegistered = register_workloads(
     {
       {"attention/residual/fused", [](Size) { return attention_residual_workload(true); }},
       {"attention/residual/unfused", [](Size) { return attention_residual_workload(false); }},
+      {"attention/layer/fused", [](Size) { return attention_layer_workload(true); }},
+      {"attention/layer/unfused", [](Size) { return attention_layer_workload(false); }},
     },
     {Size::Model});
 
