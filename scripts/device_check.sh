@@ -163,6 +163,30 @@ for b in rows:
 PY
 }
 
+# Each fused kernel against the composition it replaced (bench_cuda_fused): median us per call
+# and the speed-up (issue 6: each fused kernel faster than its composition).
+fused_table() {
+  [ -s "$out/bench_cuda_fused.json" ] && command -v python3 >/dev/null || return 0
+  python3 - "$out/bench_cuda_fused.json" <<'PY' || true
+import json, sys
+runs = {b["name"]: b for b in json.load(open(sys.argv[1]))["benchmarks"]}
+def partner(name):  # the composition a fused entry is measured against
+    for fused, unfused in (("/fused/", "/unfused/"), ("/step_norms/", "/ops_norms/"),
+                           ("/step/", "/ops/")):
+        at = name.rfind(fused)
+        if at >= 0:
+            return name[:at] + unfused + name[at + len(fused):]
+    return None
+print("fused kernels against their compositions (median us per call):")
+for name, b in runs.items():
+    other = runs.get(partner(name) or "")
+    if other is None or "median_us" not in b or "median_us" not in other:
+        continue
+    print(f"  {name:<44} {b['median_us']:9.1f} us  vs {other['median_us']:9.1f} us"
+          f"  {other['median_us'] / b['median_us']:5.2f}x")
+PY
+}
+
 # tinygrok's nanda step three ways (bench_cuda_train_step), without and with dependent launches,
 # and the grokking run's wall time.
 step_table() {
@@ -237,6 +261,7 @@ PY
   echo "device_check: $(head -2 "$out/gpu.txt" | tail -1)"
   printf '%s\n' "${summary[@]}"
   memory_table
+  fused_table
   step_table
   pytorch_table
   ncu_table
