@@ -467,8 +467,8 @@ TEST_CASE("cuda attention: a residual gives the bits of a gather and an add afte
 // products and its one sum for the table's gradient against the composition it replaces
 // (head_matmul, table_attention) on the same GPU, where the products are the same launches'
 // entries (z and the weight gradients bit for bit) and the table's gradient is summed in
-// another order (tolerance), and against the CPU; at the nanda shape and an odd one, with no
-// residual, the table itself as the residual, and a separate one.
+// another order (tolerance), and against the CPU; at the nanda shape, an odd one and an empty
+// batch, with no residual, the table itself as the residual, and a separate one.
 TEST_CASE("cuda attention: the attention layer on a table equals its composition and the CPU",
           "[cuda][attention]") {
   TG_REQUIRE_CUDA_DEVICE();
@@ -476,7 +476,8 @@ TEST_CASE("cuda attention: the attention layer on a table equals its composition
     int64_t batch, queries, keys, rows, d_model, heads, d_head;
   };
   uint64_t seed = 1400;
-  for (const Shape& n : {Shape{61, 1, 3, 342, 128, 4, 32}, Shape{23, 2, 3, 9, 10, 3, 6}}) {
+  for (const Shape& n : {Shape{61, 1, 3, 342, 128, 4, 32}, Shape{23, 2, 3, 9, 10, 3, 6},
+                         Shape{0, 1, 3, 9, 10, 3, 6}}) {  // no examples: zero gradients
     for (int kind = 0; kind < 3; ++kind) {  // no residual, the table, a separate one
       ++seed;
       INFO(n.rows << " rows, d_model " << n.d_model << ", " << n.heads << " heads of "
