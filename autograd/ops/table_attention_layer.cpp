@@ -92,10 +92,12 @@ Tensor table_attention_layer(const Tensor& table, const Tensor& W_Q, const Tenso
         backend.attention_backward(contiguous_copy_if_needed(g), q, k, vo, q_rows, kv_rows,
                                    pattern, scale, /*sum_heads=*/true, residual, dq, dk, dvo,
                                    dres);
-        Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
-        backend.matmul_into(heads_first(dvo), W_O.transpose(1, 2), heads_first(dv));
         Tensor dW_O, dW_Q, dW_K, dW_V, dtable;
         if (need_o) dW_O = backend.matmul(v.permute({1, 2, 0}), heads_first(dvo));
+        const Tensor dresidual = residual_is_table ? Tensor() : dres;
+        if (!need_qkv && !need_table) return {dtable, dW_Q, dW_K, dW_V, dW_O, dresidual};
+        Tensor dv = Tensor::empty(v.shape(), v.dtype(), v.device());
+        backend.matmul_into(heads_first(dvo), W_O.transpose(1, 2), heads_first(dv));
         if (need_qkv) {
           dW_Q = Tensor::empty(W_Q.shape(), W_Q.dtype(), W_Q.device());
           dW_K = Tensor::empty(W_K.shape(), W_K.dtype(), W_K.device());
@@ -111,7 +113,7 @@ Tensor table_attention_layer(const Tensor& table, const Tensor& W_Q, const Tenso
                                       {W_V.transpose(1, 2), W_K.transpose(1, 2),
                                        W_Q.transpose(1, 2)},
                                       residual_is_table ? dres : Tensor());
-        return {dtable, dW_Q, dW_K, dW_V, dW_O, residual_is_table ? Tensor() : dres};
+        return {dtable, dW_Q, dW_K, dW_V, dW_O, dresidual};
       },
       {&table, &W_Q, &W_K, &W_V, &W_O, &residual_in});
 }
