@@ -1,4 +1,5 @@
-// The backward pass: order the graph, run each node once, accumulate gradients with +=.
+// The backward pass: order the graph, run each node once, accumulate gradients with +=
+// (or let a node add them in its own kernels, Node::adds_pending_gradients).
 //
 // Two loops, no recursion (a 100,000-node chain must not overflow the stack):
 //  1. walk the graph from the root and count, for each node, how many edges point at it;
@@ -31,6 +32,36 @@ std::unordered_map<Node*, int> count_dependencies(Node* root) {
   return dependencies;
 }
 
+// node->apply_adding(grad) for a node that adds its inputs' pending gradients itself
+// (Node::adds_pending_gradients): hands it what each input's other consumers have sent so far,
+// and puts back what it left, for the usual sum.
+std::vector<Tensor> apply_adding_pending(Node& node, const Tensor& grad,
+                                         std::unordered_map<Node*, Tensor>& grads) {
+  const std::vector<Edge>& edges = node.next_edges;
+  std::vector<Tensor> pending(edges.size());
+  for (size_t i = 0; i < edges.size(); ++i) {
+    Node* next = edges[i].node.get();
+    bool earlier_edge = false;  // the first edge to an input takes its pending sum
+    for (size_t j = 0; j < i; ++j) earlier_edge = earlier_edge || edges[j].node.get() == next;
+    auto it = next ? grads.find(next) : grads.end();
+    if (earlier_edge || it == grads.end()) continue;
+    pending[i] = std::move(it->second);
+    grads.erase(it);
+  }
+  std::vector<bool> had_pending(edges.size());
+  for (size_t i = 0; i < edges.size(); ++i) had_pending[i] = pending[i].defined();
+  std::vector<Tensor> input_grads = node.apply_adding(grad, pending);
+  for (size_t i = 0; i < edges.size(); ++i) {
+    if (pending[i].defined()) {
+      grads[edges[i].node.get()] = std::move(pending[i]);
+    } else if (had_pending[i]) {
+      check(i < input_grads.size() && input_grads[i].defined(), "backward: ", node.name(),
+            " took input ", i, "'s pending gradient but returned none for it");
+    }
+  }
+  return input_grads;
+}
+
 // root_grad undefined: the seed 1, for a root that knows its gradients for it.
 void run_backward(const Tensor& root, const Tensor& root_grad, bool retain_graph) {
   NoGradGuard no_grad;  // backward computes values, it does not record a graph of its own
@@ -52,7 +83,9 @@ void run_backward(const Tensor& root, const Tensor& root_grad, bool retain_graph
       Tensor grad = std::move(it->second);
       grads.erase(it);
       // Only the root goes without a gradient: the seed 1, which it knows how to take.
-      input_grads = grad.defined() ? node->apply(grad) : node->apply_to_unit_seed();
+      input_grads = !grad.defined()                  ? node->apply_to_unit_seed()
+                    : node->adds_pending_gradients() ? apply_adding_pending(*node, grad, grads)
+                                                     : node->apply(grad);
     }
     if (!retain_graph) node->release();
 

@@ -75,6 +75,14 @@ Tensor record(Tensor output, const char* name, BackwardFn backward,
   return output;
 }
 
+Tensor record_adding(Tensor output, const char* name, AddingBackwardFn backward,
+                     std::initializer_list<const Tensor*> inputs) {
+  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+  for (const Tensor* t : inputs) node->next_edges.push_back(t ? edge_to(*t) : Edge{});
+  output.impl()->grad_fn = std::move(node);
+  return output;
+}
+
 Tensor record(Tensor output, const char* name, BackwardFn backward,
               const std::vector<Tensor>& inputs) {
   auto node = std::make_shared<FunctionNode>(name, std::move(backward));

@@ -43,6 +43,19 @@ class Node {
   virtual bool knows_unit_seed_gradients() const { return false; }
   virtual std::vector<Tensor> apply_to_unit_seed() { return {}; }
 
+  // An input that several ops read gets the sum of their gradients, which the engine adds as
+  // they arrive. A node that can add the sum so far into a kernel it runs anyway (a GEMM that
+  // adds a residual as it stores its output) says so, and the engine calls apply_adding()
+  // instead of apply(): pending[i] is what input i's other consumers have sent so far
+  // (undefined: nothing yet, or an earlier edge of this node goes to the same input). For each
+  // pending[i] the node adds into its gradient for input i, it resets pending[i]; the engine
+  // adds the ones left, as usual.
+  virtual bool adds_pending_gradients() const { return false; }
+  virtual std::vector<Tensor> apply_adding(const Tensor& grad_output,
+                                           std::vector<Tensor>& pending) {
+    return apply(grad_output);
+  }
+
   // Drops saved tensors once backward has used them (unless retain_graph).
   void release() {
     release_saved();
@@ -83,6 +96,9 @@ Edge edge_to(const Tensor& input);
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 // The input gradients for the seed 1 (Node::apply_to_unit_seed); empty: none known.
 using UnitSeedBackwardFn = std::function<std::vector<Tensor>()>;
+// A backward that may add the gradients pending for its inputs (Node::apply_adding).
+using AddingBackwardFn =
+    std::function<std::vector<Tensor>(const Tensor& grad_output, std::vector<Tensor>& pending)>;
 
 class FunctionNode final : public Node {
  public:
@@ -90,21 +106,34 @@ class FunctionNode final : public Node {
       : name_(name),
         backward_(std::move(backward)),
         unit_seed_backward_(std::move(unit_seed_backward)) {}
+  FunctionNode(const char* name, AddingBackwardFn backward)
+      : name_(name), adding_backward_(std::move(backward)) {}
   std::string name() const override { return name_; }
-  std::vector<Tensor> apply(const Tensor& grad_output) override { return backward_(grad_output); }
+  std::vector<Tensor> apply(const Tensor& grad_output) override {
+    if (!adding_backward_) return backward_(grad_output);
+    std::vector<Tensor> nothing_pending(next_edges.size());
+    return adding_backward_(grad_output, nothing_pending);
+  }
   bool knows_unit_seed_gradients() const override { return bool(unit_seed_backward_); }
   std::vector<Tensor> apply_to_unit_seed() override { return unit_seed_backward_(); }
+  bool adds_pending_gradients() const override { return bool(adding_backward_); }
+  std::vector<Tensor> apply_adding(const Tensor& grad_output,
+                                   std::vector<Tensor>& pending) override {
+    return adding_backward_ ? adding_backward_(grad_output, pending) : apply(grad_output);
+  }
 
  protected:
   void release_saved() override {
     backward_ = nullptr;
     unit_seed_backward_ = nullptr;
+    adding_backward_ = nullptr;
   }
 
  private:
   const char* name_;
   BackwardFn backward_;
   UnitSeedBackwardFn unit_seed_backward_;
+  AddingBackwardFn adding_backward_;
 };
 
 // Makes `output` the result of a recorded op: a FunctionNode named `name` with one edge per
@@ -117,6 +146,9 @@ Tensor record(Tensor output, const char* name, BackwardFn backward,
               UnitSeedBackwardFn unit_seed_backward, std::initializer_list<const Tensor*> inputs);
 Tensor record(Tensor output, const char* name, BackwardFn backward,
               const std::vector<Tensor>& inputs);
+// The same for a backward that may add its inputs' pending gradients (Node::apply_adding).
+Tensor record_adding(Tensor output, const char* name, AddingBackwardFn backward,
+                     std::initializer_list<const Tensor*> inputs);
 
 // Saved tensors are stored detached: a node must not own its own output's grad_fn (that would
 // be a reference cycle), and backward only needs the values.

@@ -1,9 +1,10 @@
-// Autograd semantics: accumulation, shared subexpressions, grad mode, detach, retain_graph, long
-// chains, explicit upstream gradients, and gradcheck itself.
+// Autograd semantics: accumulation, shared subexpressions, gradients a node adds itself, grad
+// mode, detach, retain_graph, long chains, explicit upstream gradients, and gradcheck itself.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <thread>
+#include <utility>
 
 #include "autograd/node.h"  // grad_fn() internals: node names, edges, released()
 #include "tinygrok.h"
@@ -367,6 +368,63 @@ TEST_CASE("autograd: a backward that returns a misshapen gradient is caught", "[
   REQUIRE_THROWS_WITH(y.sum().backward(),
                       Catch::Matchers::Contains("BrokenBackward returned a gradient [5] float32") &&
                           Catch::Matchers::Contains("for input 0 of shape [2, 3] float32"));
+}
+
+namespace {
+
+// y = 2x, as an op whose backward may add x's pending gradient itself (Node::apply_adding):
+// when `take` it adds pending[0] to its 2g and resets it; `seen` records what it was offered.
+Tensor doubled(const Tensor& x, bool take, std::vector<double>* seen) {
+  Tensor y = x.detach() * 2.0;
+  return record_adding(
+      y, "DoubledBackward",
+      [take, seen](const Tensor& g, std::vector<Tensor>& pending) -> std::vector<Tensor> {
+        if (seen)
+          *seen = pending[0].defined() ? pending[0].to_vector<double>() : std::vector<double>();
+        Tensor dx = g * 2.0;
+        if (take && pending[0].defined()) dx = std::exchange(pending[0], Tensor()) + dx;
+        return {dx};
+      },
+      {&x});
+}
+
+}  // namespace
+
+TEST_CASE("autograd: a node may add the gradient pending for its input itself",
+          "[autograd]") {
+  for (bool take : {true, false}) {
+    INFO((take ? "the node adds it" : "the node leaves it to the engine"));
+    // h feeds doubled(h) and 3h; the engine's ready stack runs the add's last input, 3h, first,
+    // so doubled is offered 3h's gradient as pending. Either way x.grad() = d(2h + 3h)/dx = 10x.
+    Tensor x = leaf64({1, 2});
+    std::vector<double> seen;
+    const Tensor h = x * x;
+    const Tensor y = (doubled(h, take, &seen) + h * 3.0).sum();
+    y.backward();
+    CHECK(seen == std::vector<double>{3, 3});
+    CHECK(grad_of(x) == std::vector<double>{10, 20});
+  }
+  // Nothing pending: doubled(x) is x's only consumer (and a leaf's sink has nothing yet).
+  Tensor x = leaf64({1, 2});
+  std::vector<double> seen = {-1};
+  doubled(x * 1.0, true, &seen).sum().backward();
+  CHECK(seen.empty());
+  CHECK(grad_of(x) == std::vector<double>{2, 2});
+}
+
+TEST_CASE("autograd: a node that takes a pending gradient must return one", "[autograd]") {
+  Tensor x = ones({2}).requires_grad_();
+  const Tensor h = x * 1.0;
+  Tensor lost = record_adding(
+      h.detach() * 1.0, "LosingBackward",
+      [](const Tensor&, std::vector<Tensor>& pending) -> std::vector<Tensor> {
+        pending[0] = Tensor();  // takes it, and returns nothing for that input
+        return {Tensor()};
+      },
+      {&h});
+  REQUIRE_THROWS_WITH((h + lost).sum().backward(),
+                      Contains("LosingBackward took input 0's pending gradient but returned none "
+                               "for it"));
 }
 
 TEST_CASE("autograd: backward on a leaf stores a plain gradient", "[autograd]") {
