@@ -492,9 +492,10 @@ Workload linear_relu_backward_workload(Size s, bool fused) {
   return {bytes, [=, &gpu] {
             Tensor dx, dW, db;
             if (fused)
-              gpu.linear_backward(dy, x, W, saved, Activation::Relu, true, dx, dW, db);
+              gpu.linear_backward(dy, x, W, saved, Activation::Relu, true, Tensor(), dx, dW, db);
             else
-              gpu.Backend::linear_backward(dy, x, W, saved, Activation::Relu, true, dx, dW, db);
+              gpu.Backend::linear_backward(dy, x, W, saved, Activation::Relu, true, Tensor(), dx, dW,
+                                           db);
           }};
 }
 

@@ -127,8 +127,9 @@ void Backend::embed_with_positions_backward(const Tensor& dy, const Tensor& toke
 }
 
 void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
-                              const Tensor& saved, Activation act, bool with_dbias, Tensor& dx,
-                              Tensor& dW, Tensor& dbias) {
+                              const Tensor& saved, Activation act, bool with_dbias,
+                              const Tensor& dx_residual, Tensor& dx, Tensor& dW, Tensor& dbias) {
+  check_dx_residual(dx_residual, dy, W);
   dx = dW = dbias = Tensor();
   if (with_dbias) dbias = Tensor::empty({dy.size(1)}, dy.dtype(), device());
   // Identity without a bias has dpre = dy: nothing to compute.
@@ -141,6 +142,17 @@ void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W
     dx = matmul(dpre, W.transpose(0, 1));
   else if (x.defined())
     dW = matmul(x.transpose(0, 1), dpre);
+  if (dx_residual.defined()) dx = binary(BinaryOp::Add, dx_residual, dx);
+}
+
+void check_dx_residual(const Tensor& dx_residual, const Tensor& dy, const Tensor& W) {
+  if (!dx_residual.defined()) return;
+  check(W.defined(), "linear_backward: a dx_residual without W: no dx to add it to");
+  check(dx_residual.dim() == 2 && dx_residual.size(0) == dy.size(0) &&
+            dx_residual.size(1) == W.size(0) && dx_residual.dtype() == dy.dtype(),
+        "linear_backward: dx_residual ", shape_str(dx_residual.shape()), " ",
+        dtype_name(dx_residual.dtype()), " must be dx's [", dy.size(0), ", ", W.size(0), "] ",
+        dtype_name(dy.dtype()));
 }
 
 void Backend::fill_iota(const Tensor& dst) {

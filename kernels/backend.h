@@ -219,11 +219,13 @@ class Backend {
   // activation_backward gives it: dx = dpre @ W^T [N, K] when W is defined, dW = x^T @ dpre
   // [K, D] when x is defined (each left undefined otherwise: pass only what the wanted gradients
   // need), and with `with_dbias`, dbias [D] = the column sums of dpre, summed as
-  // activation_backward sums them. By default those primitives (matmul_pair for the two
-  // products); a backend may apply act' as the GEMMs load dy and never write dpre.
+  // activation_backward sums them. A dx_residual [N, K] (undefined: none; only with W) is
+  // added to dx, as dx_residual + dx: the gradient x's other consumers sent already. By default
+  // those primitives (matmul_pair for the two products, then an add); a backend may apply act'
+  // as the GEMMs load dy and never write dpre, and add dx_residual as dx is stored.
   virtual void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
-                               const Tensor& saved, Activation act, bool with_dbias, Tensor& dx,
-                               Tensor& dW, Tensor& dbias);
+                               const Tensor& saved, Activation act, bool with_dbias,
+                               const Tensor& dx_residual, Tensor& dx, Tensor& dW, Tensor& dbias);
   // table [V, ...], int64 index of any shape -> [index.shape..., ...]: out[i] = table[index[i]].
   virtual Tensor index_select(const Tensor& table, const Tensor& index) = 0;
   // The scatter-add adjoint: out [rows, ...] with out[index[i]] += src[i].
@@ -293,6 +295,10 @@ class Backend {
   // check) skips its own host reads then, under the same contract.
   virtual bool capturing() const { return false; }
 };
+
+// Throws tg::Error unless linear_backward's dx_residual (if defined) is dx's shape and dtype
+// and there is a W to make dx with.
+void check_dx_residual(const Tensor& dx_residual, const Tensor& dy, const Tensor& W);
 
 // Throws tg::Error unless matmul_sum's arguments fit together (shapes, dtypes), naming them.
 void check_matmul_sum_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,

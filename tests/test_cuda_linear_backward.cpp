@@ -6,8 +6,9 @@
 // Awkward sizes (N = 1, K and D no multiples of any tile: v5's masked loads) and multiples of 4
 // (v7's 16-byte masked loads); exact zeros in the pre-activation; transposed and offset views of
 // x and W; with and without bias; dx or dW not wanted; Identity (no mask), and Gelu and Square
-// (the composition, unchanged); N = 0 and a layer whose every unit is off. Then the autograd op
-// end to end against the CPU. Every case skips visibly without a GPU.
+// (the composition, unchanged); N = 0 and a layer whose every unit is off; a dx residual (the
+// gradient x's other consumers sent, added by dx's GEMM as it stores) on a rotating subset.
+// Then the autograd op end to end against the CPU, also when x feeds a skip connection. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -61,30 +62,37 @@ struct Grads {
 };
 
 // One backward: the GPU's fused linear_backward against the GPU's composition and the CPU's.
+// With with_dx_residual, a gradient [N, K] (x_view's layout) that dx's GEMM adds as it stores.
 void check_backward(int64_t N, int64_t K, int64_t D, View x_view, View w_view, Activation act,
                     bool with_bias, bool want_dx, bool want_dW, Generator& gen,
-                    bool all_off = false) {
+                    bool all_off = false, bool with_dx_residual = false) {
   INFO("x [" << N << ", " << K << "] view " << static_cast<int>(x_view) << ", W [" << K << ", "
              << D << "] view " << static_cast<int>(w_view) << ", " << nn::activation_name(act)
              << ", bias " << with_bias << ", dx " << want_dx << ", dW " << want_dW
+             << (with_dx_residual ? ", dx residual" : "")
              << (all_off ? ", every unit off" : ""));
   const Pair x = random_pair(N, K, x_view, gen), W = random_pair(K, D, w_view, gen);
   const Pair dy = random_pair(N, D, View::Plain, gen);
   const Pair saved = saved_for(act, N, D, gen, all_off);
+  const bool residual = with_dx_residual && want_dx;
+  const Pair dx_residual = residual ? random_pair(N, K, x_view, gen) : Pair{};
   // dx needs W and dW needs x: the caller passes only what the wanted gradients need.
   auto run = [&](Backend& backend, bool composed, const Tensor& dy_, const Tensor& x_,
-                 const Tensor& W_, const Tensor& saved_) {
+                 const Tensor& W_, const Tensor& saved_, const Tensor& residual_) {
     Grads g;
     const Tensor xs = want_dW ? x_ : Tensor(), Ws = want_dx ? W_ : Tensor();
     if (composed)
-      backend.Backend::linear_backward(dy_, xs, Ws, saved_, act, with_bias, g.dx, g.dW, g.db);
+      backend.Backend::linear_backward(dy_, xs, Ws, saved_, act, with_bias, residual_, g.dx,
+                                       g.dW, g.db);
     else
-      backend.linear_backward(dy_, xs, Ws, saved_, act, with_bias, g.dx, g.dW, g.db);
+      backend.linear_backward(dy_, xs, Ws, saved_, act, with_bias, residual_, g.dx, g.dW, g.db);
     return g;
   };
-  const Grads fused = run(gpu_backend(), false, dy.gpu, x.gpu, W.gpu, saved.gpu);
-  const Grads unfused = run(gpu_backend(), true, dy.gpu, x.gpu, W.gpu, saved.gpu);
-  const Grads cpu = run(cpu_backend(), false, dy.cpu, x.cpu, W.cpu, saved.cpu);
+  const Grads fused =
+      run(gpu_backend(), false, dy.gpu, x.gpu, W.gpu, saved.gpu, dx_residual.gpu);
+  const Grads unfused =
+      run(gpu_backend(), true, dy.gpu, x.gpu, W.gpu, saved.gpu, dx_residual.gpu);
+  const Grads cpu = run(cpu_backend(), false, dy.cpu, x.cpu, W.cpu, saved.cpu, dx_residual.cpu);
 
   CHECK(fused.dx.defined() == want_dx);
   CHECK(fused.dW.defined() == want_dW);
@@ -127,7 +135,7 @@ TEST_CASE("cuda linear_backward: ReLU masks in v5's loads on awkward shapes", "[
         const View w_view = i % 2 == 0 ? View::Plain : View::Transposed;
         const bool want_dx = i % 7 != 3, want_dW = i % 7 != 5;
         check_backward(N, K, D, x_view, w_view, act, i % 2 == 0 || i % 3 == 0, want_dx, want_dW,
-                       gen);
+                       gen, false, /*with_dx_residual=*/i % 4 == 1);
         ++i;
       }
 }
@@ -141,7 +149,8 @@ TEST_CASE("cuda linear_backward: ReLU masks in v7's 16-byte loads on aligned row
       for (int64_t D : {4, 132}) {
         const View x_view = i % 2 == 0 ? View::Plain : View::Transposed;
         const View w_view = i % 3 == 0 ? View::Transposed : View::Plain;
-        check_backward(N, K, D, x_view, w_view, Activation::Relu, i % 2 == 0, true, true, gen);
+        check_backward(N, K, D, x_view, w_view, Activation::Relu, i % 2 == 0, true, true, gen,
+                       false, /*with_dx_residual=*/i % 3 != 2);
         ++i;
       }
 }
@@ -154,7 +163,7 @@ TEST_CASE("cuda linear_backward: every activation, bias and wanted gradient", "[
       for (int wanted = 0; wanted < 4; ++wanted) {
         const bool want_dx = wanted & 1, want_dW = wanted & 2;
         check_backward(65, 36, 20, View::Plain, View::Plain, act, with_bias, want_dx, want_dW,
-                       gen);
+                       gen, false, /*with_dx_residual=*/with_bias);
         check_backward(33, 7, 130, View::Offset, View::Transposed, act, with_bias, want_dx,
                        want_dW, gen);
       }
@@ -200,4 +209,30 @@ TEST_CASE("cuda linear_backward: the autograd op's gradients match the CPU's", "
       if (w_grad) check_close(got.dW, want.dW, "dW");
       if (b_grad) check_bitwise(got.db, want.db, "db");
     }
+}
+
+// A residual MLP block, y = x + linear(relu(linear(x))), x the output of an op: the skip's
+// gradient, pending for x when the first linear's backward runs, is added by its dx GEMM as it
+// stores (the nanda step's MLP). Against the CPU, at nanda's widths and an odd shape.
+TEST_CASE("cuda linear_backward: a residual block's skip gradient joins dx in its GEMM",
+          "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(706);
+  for (const std::array<int64_t, 3>& s :
+       {std::array<int64_t, 3>{61, 128, 512}, std::array<int64_t, 3>{7, 33, 9}}) {
+    const int64_t rows = s[0], d = s[1], hidden = s[2];
+    INFO(rows << " rows, " << d << " -> " << hidden << " -> " << d);
+    const Tensor x0 = randn({rows, d}, gen), W1 = randn({d, hidden}, gen);
+    const Tensor b1 = randn({hidden}, gen), W2 = randn({hidden, d}, gen), b2 = randn({d}, gen);
+    const Tensor g0 = randn({rows, d}, gen);
+    auto run = [&](Device device) {
+      Tensor leaf = x0.to(device).detach().requires_grad_();
+      const Tensor x = leaf * 1.0;  // an op's output, read twice
+      linear(linear(x, W1.to(device), b1.to(device), Activation::Relu), W2.to(device),
+             b2.to(device), Activation::Identity, x)
+          .backward(g0.to(device));
+      return leaf.grad();
+    };
+    check_close(run(kGpu), run(Device::cpu()), "dx");
+  }
 }

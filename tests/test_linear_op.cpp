@@ -162,6 +162,50 @@ TEST_CASE("linear: a residual gives linear(...) + residual, to the bit", "[linea
                    "linear: residual [4, 4] must have the output's shape [4, 3]");
 }
 
+// A residual block, y = x + mlp(x): x (the output of an op, as in a model; each use of a leaf
+// has a sink of its own) feeds the first linear and the second's residual. The second's backward
+// runs first and sends dy to x; the first linear adds it in its dx product
+// (Node::adds_pending_gradients) where autograd would add the two, with the same bits: against
+// the same block with x reaching the first linear through x * 1 (a node of its own, so nothing
+// is pending there and the engine adds).
+TEST_CASE("linear: the gradient x's other consumers sent is added by the dx product, to the bit",
+          "[linear]") {
+  Generator gen(75);
+  for (DType dtype : {DType::Float32, DType::Float64})
+    for (Activation act : kActivations) {
+      INFO(dtype_name(dtype) << ", activation " << nn::activation_name(act));
+      const Tensor x0 = randn({4, 9, 6}, gen, dtype), W1 = randn({6, 13}, gen, dtype);
+      const Tensor b1 = randn({13}, gen, dtype), W2 = randn({13, 6}, gen, dtype);
+      const Tensor weights = randn({4, 9, 6}, gen, dtype);
+      std::vector<std::vector<double>> results[2];
+      for (int fused = 0; fused < 2; ++fused) {
+        Tensor leaf = x0.detach().requires_grad_(), w1 = W1.detach().requires_grad_();
+        Tensor w2 = W2.detach().requires_grad_();
+        const Tensor x = leaf * 1.0;
+        const Tensor in = fused ? x : x * 1.0;
+        const Tensor y = linear(linear(in, w1, b1, act), w2, Tensor(), Activation::Identity, x);
+        sum(y * weights).backward();
+        for (const Tensor& t : {y, leaf.grad(), w1.grad(), w2.grad()})
+          results[fused].push_back(t.to_vector<double>());
+      }
+      for (size_t i = 0; i < results[0].size(); ++i) {
+        INFO("output " << i << " (y, dx, dW1, dW2)");
+        CHECK(results[1][i] == results[0][i]);
+      }
+    }
+  // The float64 gradient of the block through the fused sum.
+  const Tensor x = randn({3, 4}, gen, DType::Float64).requires_grad_();
+  const Tensor W1 = randn({4, 5}, gen, DType::Float64).requires_grad_();
+  const Tensor W2 = randn({5, 4}, gen, DType::Float64).requires_grad_();
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        const Tensor x = in[0] * 1.0;
+        return linear(linear(x, in[1], Tensor(), Activation::Gelu), in[2], Tensor(),
+                      Activation::Identity, x);
+      },
+      {x, W1, W2});
+}
+
 TEST_CASE("linear: shape and dtype errors name the operands", "[linear]") {
   const Tensor x = zeros({4, 5}), W = zeros({5, 3});
   REQUIRE_TG_ERROR(linear(zeros({4, 6}), W, Tensor()),

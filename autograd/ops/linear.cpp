@@ -6,7 +6,10 @@
 //   dpre = dy * act'(pre)    (with db = column sums of dpre, in the same pass)
 //   dx = dpre @ W^T,  dW = x^T @ dpre,  dresidual = dy
 // on the CPU as written; on CUDA, for ReLU, the two GEMMs read dy through the mask pre > 0 and
-// dpre is never written.
+// dpre is never written. When x feeds other ops too, what they sent back already is added to dx
+// by the same GEMM (Node::adds_pending_gradients), not by an add of its own.
+#include <utility>
+
 #include "autograd/ops/common.h"
 
 namespace tg {
@@ -46,19 +49,25 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act,
                                     keep_pre ? &pre : nullptr);
   y = y.reshape(out_shape);
   if (!grad) return y;
-  return record(
+  // Backward takes the gradient x's other consumers sent already (a residual block's x + f(x):
+  // the skip's) and adds it in the dx GEMM, as it stores dx.
+  return record_adding(
       y, "LinearBackward",
       [saved_x = W.requires_grad() ? save(rows) : Tensor(),
        saved_w = x.requires_grad() ? save(W) : Tensor(),
        saved = act == Activation::Identity ? Tensor() : save(keep_pre ? pre : y), act,
-       x_shape = x.shape(), has_b = b.defined() && b.requires_grad(),
-       out_features](const Tensor& g) -> std::vector<Tensor> {
+       x_shape = x.shape(), has_b = b.defined() && b.requires_grad(), in,
+       out_features](const Tensor& g, std::vector<Tensor>& pending) -> std::vector<Tensor> {
         const Tensor dy = g.reshape({-1, out_features}).contiguous();
+        const Tensor dx_pending =
+            saved_w.defined() && pending[0].defined()
+                ? std::exchange(pending[0], Tensor()).reshape({-1, in})
+                : Tensor();
         Tensor dx, dW, db;  // dx needs W, dW needs x: the backend computes what it is given
         backend_for(g.device())
             .linear_backward(dy, saved_x, saved_w,
                              saved.defined() ? saved.reshape(dy.shape()) : Tensor(), act, has_b,
-                             dx, dW, db);
+                             dx_pending, dx, dW, db);
         return {dx.defined() ? dx.reshape(x_shape) : Tensor(), dW, db, g};
       },
       {&x, &W, &b, &residual});

@@ -17,8 +17,9 @@
 // that read dy through the mask as they load their tiles (sgemm.h's operand masks), and the bias
 // gradient sums the masked dy in the order above (a select, no multiply: still the CPU's sums bit
 // for bit). That saves dpre's [N, D] buffer and the kernel that writes it; the price is a second
-// load (the mask) wherever a GEMM loads a tile of dy. Gelu and Square, whose derivatives are not
-// masks, and float64 take the base class's composition.
+// load (the mask) wherever a GEMM loads a tile of dy. A dx_residual (the gradient x's other
+// consumers sent already) is added by dx's GEMM as it stores, the epilogue's residual. Gelu and
+// Square, whose derivatives are not masks, and float64 take the base class's composition.
 #include <cstdint>
 #include <string>
 
@@ -142,15 +143,21 @@ void column_sums(const T* dpre, const T* relu_mask, T* dbias, int64_t rows, int6
 
 // One float32 product op(a) @ op(b) of 2-D views into a fresh contiguous [M, N] through the
 // SGEMM, a read through a_mask and b through b_mask where those are defined (each of its
-// operand's shape and strides, so that the operand's layout describes it too).
+// operand's shape and strides, so that the operand's layout describes it too), plus a residual
+// [M, N] where that is defined.
 Tensor masked_product(const Tensor& a_in, const Tensor& a_mask, const Tensor& b_in,
-                      const Tensor& b_mask, Device device, cudaStream_t stream) {
+                      const Tensor& b_mask, const Tensor& residual_in, Device device,
+                      cudaStream_t stream) {
   Tensor a = a_in, b = b_in;  // (a masked operand is dy, contiguous: never copied)
   Tensor out = Tensor::empty({a.size(0), b.size(1)}, DType::Float32, device);
   if (out.numel() == 0) return out;
+  // Added as the output is stored, so read as it is laid out: contiguous [M, N].
+  const Tensor residual =
+      residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
   GemmArgs args = product_args(a, b, out);
   args.mask_a = a_mask.defined() ? a_mask.data<float>() : nullptr;
   args.mask_b = b_mask.defined() ? b_mask.data<float>() : nullptr;
+  args.residual = residual.defined() ? residual.data<float>() : nullptr;
   sgemm(args, stream);
   return out;
 }
@@ -221,12 +228,14 @@ Tensor CudaBackend::activation_backward(const Tensor& dy, const Tensor& saved, A
 
 void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
                                   const Tensor& saved, Activation act, bool with_dbias,
-                                  Tensor& dx, Tensor& dW, Tensor& dbias) {
+                                  const Tensor& dx_residual, Tensor& dx, Tensor& dW,
+                                  Tensor& dbias) {
   // Gelu's and Square's derivatives are no masks; float64 has no SGEMM; empty products need no
   // kernels: the composition of primitives (which checks what it is given).
   const bool relu = act == Activation::Relu;
   if (dy.dtype() != DType::Float32 || (!relu && act != Activation::Identity) || dy.numel() == 0)
-    return Backend::linear_backward(dy, x, W, saved, act, with_dbias, dx, dW, dbias);
+    return Backend::linear_backward(dy, x, W, saved, act, with_dbias, dx_residual, dx, dW,
+                                    dbias);
   check(dy.dim() == 2 && dy.is_contiguous(), "linear_backward: dy must be contiguous [N, D], got ",
         shape_str(dy.shape()));
   check(!relu || (saved.defined() && saved.shape() == dy.shape() && saved.is_contiguous() &&
@@ -239,6 +248,8 @@ void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tenso
   if (relu) check_on(saved, device(), "linear_backward", "saved");
   if (x.defined()) check_on(x, device(), "linear_backward", "x");
   if (W.defined()) check_on(W, device(), "linear_backward", "W");
+  check_dx_residual(dx_residual, dy, W);
+  if (dx_residual.defined()) check_on(dx_residual, device(), "linear_backward", "dx_residual");
   const DeviceGuard guard(index_);
   const cudaStream_t stream = current_stream(index_);
   const int64_t rows = dy.size(0), cols = dy.size(1);
@@ -249,8 +260,10 @@ void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tenso
     column_sums<float>(dy.data<float>(), relu ? mask.data<float>() : nullptr,
                        dbias.data<float>(), rows, cols, last_block_counter(), device(), stream);
   }
-  if (W.defined()) dx = masked_product(dy, mask, W.transpose(0, 1), Tensor(), device(), stream);
-  if (x.defined()) dW = masked_product(x.transpose(0, 1), Tensor(), dy, mask, device(), stream);
+  if (W.defined())
+    dx = masked_product(dy, mask, W.transpose(0, 1), Tensor(), dx_residual, device(), stream);
+  if (x.defined())
+    dW = masked_product(x.transpose(0, 1), Tensor(), dy, mask, Tensor(), device(), stream);
 }
 
 }  // namespace tg::cuda
