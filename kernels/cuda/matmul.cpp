@@ -43,14 +43,15 @@ int64_t offset_from(const float* base, const float* p) {
 }
 
 // outs[g] = as[g] @ bs[g] for every g as the GemmArgs of one grouped, batched product
-// (sgemm.h's groups): possible when every product is float32 with uniform batch strides, and
-// all have the same sizes, layouts and strides, differing only in where their operands start.
+// (sgemm.h's groups; one product: groups = 1): possible when every product is float32 with
+// uniform batch strides, and all have the same sizes, layouts and strides, differing only in
+// where their operands start.
 // Each out must have contiguous rows. Operands that are copied contiguous first go into `keep`,
 // which must outlive the launch. False when the products do not fit one launch.
 bool grouped_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
                   const std::vector<Tensor>& outs, std::vector<Tensor>& keep, GemmArgs& grouped) {
   const size_t groups = as.size();
-  if (groups < 2 || groups > static_cast<size_t>(GemmArgs::kMaxGroups)) return false;
+  if (groups < 1 || groups > static_cast<size_t>(GemmArgs::kMaxGroups)) return false;
   for (size_t g = 0; g < groups; ++g)
     if (as[g].dtype() != DType::Float32 || bs[g].dtype() != DType::Float32 ||
         outs[g].dtype() != DType::Float32 || as[g].shape() != as[0].shape() ||
@@ -127,21 +128,8 @@ Tensor CudaBackend::matmul_sum(const std::vector<Tensor>& as, const std::vector<
   const Tensor one_out = sum.expand(product_shape);
   std::vector<Tensor> keep;
   GemmArgs args;
-  if (as.size() == 1) {
-    // One group: grouped_args wants two or more; the same arguments with groups = 1.
-    Tensor a = as[0], b = bs[0];
-    int64_t stride_a = 0, stride_b = 0;
-    if (!uniform_batch_stride(a, stride_a) || !uniform_batch_stride(b, stride_b))
-      return Backend::matmul_sum(as, bs, residual_in);
-    args = product_args(a, b, sum);
-    keep = {a, b};
-    args.batch = static_cast<int>(one_out.numel() / sum.numel());
-    args.stride_a = stride_a;
-    args.stride_b = stride_b;
-  } else if (!grouped_args(as, bs, std::vector<Tensor>(as.size(), one_out), keep, args)) {
+  if (!grouped_args(as, bs, std::vector<Tensor>(as.size(), one_out), keep, args))
     return Backend::matmul_sum(as, bs, residual_in);
-  }
-  args.stride_c = 0;
   args.residual = residual.defined() ? residual.data<float>() : nullptr;
   sgemm_batch_sum(args, current_stream(index_));
   return sum;
