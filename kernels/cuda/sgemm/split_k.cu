@@ -67,6 +67,44 @@ int64_t k_offset(const GemmArgs& a, bool is_a, int64_t k0) {
   return a.trans_b ? k0 : k0 * a.ldb;
 }
 
+// A float32 workspace of `elements` on the current device, from the caching allocator.
+Tensor workspace_for(int64_t elements) {
+  int device = 0;
+  TG_CUDA_CHECK(cudaGetDevice(&device));
+  return Tensor::empty({elements}, DType::Float32, Device::cuda(device));
+}
+
+// args' products written plainly into `workspace`, each matrix `stride` elements after the one
+// before (group g's from g * batch / groups on): the epilogue waits for their sum.
+GemmArgs into_workspace(const GemmArgs& args, const Tensor& workspace, int64_t stride) {
+  GemmArgs part = args;
+  part.bias = nullptr;
+  part.act = Activation::Identity;
+  part.pre = nullptr;
+  part.residual = nullptr;
+  part.C = workspace.data<float>();
+  part.ldc = args.N;
+  part.stride_c = stride;
+  for (int g = 0; g < args.groups; ++g)  // each group's matrices, one after another
+    part.group_c[g] = g * (args.batch / args.groups) * stride;
+  return part;
+}
+
+// out's C (ldc, stride_c, groups) = the sum of the `slices` partial products of each of its
+// `matrices` in `partial` ([matrices, slices, M, N]), in order, through out's epilogue.
+void sum_slices(const Tensor& partial, int64_t matrices, int64_t slices, const GemmArgs& out,
+                cudaStream_t stream) {
+  const auto run = [&](auto kernel) {
+    enqueue_kernel(kernel, grid_for(matrices * out.M * out.N), kBlockThreads, stream,
+                   partial.data<float>(), matrices, slices, out);
+    check_launch("split_k_sum");
+  };
+  if (out.has_epilogue())
+    run(split_k_sum_kernel<true>);
+  else
+    run(split_k_sum_kernel<false>);
+}
+
 }  // namespace
 
 int64_t split_k_slice(const GemmArgs& a) {
@@ -88,23 +126,10 @@ void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream) {
   check_gemm_groups(args, "sgemm_split_k");
   const int64_t slices = (args.K + slice_k - 1) / slice_k;
   const int64_t matrices = args.batch, elements = static_cast<int64_t>(args.M) * args.N;
-  int device = 0;
-  TG_CUDA_CHECK(cudaGetDevice(&device));
-  const Tensor workspace =
-      Tensor::empty({matrices * slices * elements}, DType::Float32, Device::cuda(device));
+  const Tensor workspace = workspace_for(matrices * slices * elements);
 
-  // The slices as products into the workspace, [matrices, slices, M, N]: the epilogue waits for
-  // their sum.
-  GemmArgs part = args;
-  part.bias = nullptr;
-  part.act = Activation::Identity;
-  part.pre = nullptr;
-  part.residual = nullptr;
-  part.C = workspace.data<float>();
-  part.ldc = args.N;
-  part.stride_c = slices * elements;
-  for (int g = 0; g < args.groups; ++g)  // each group's matrices, one after another
-    part.group_c[g] = g * (matrices / args.groups) * slices * elements;
+  // The slices as products into the workspace, [matrices, slices, M, N].
+  GemmArgs part = into_workspace(args, workspace, slices * elements);
   part.K = static_cast<int>(slice_k);
   part.split_k_total = args.K;  // the last slice is the rest
   part.slices = static_cast<int>(slices);
@@ -113,57 +138,29 @@ void sgemm_split_k(const GemmArgs& args, int64_t slice_k, cudaStream_t stream) {
   part.slice_stride_b = k_offset(args, false, slice_k);
   part.slice_stride_c = elements;
   best_sgemm(part).run(part, stream);
-
-  const auto run = [&](auto kernel) {  // args: C, ldc, stride_c and the epilogue of the product
-    enqueue_kernel(kernel, grid_for(matrices * elements), kBlockThreads, stream,
-                   workspace.data<float>(), matrices, slices, args);
-    check_launch("split_k_sum");
-  };
-  if (args.has_epilogue())
-    run(split_k_sum_kernel<true>);
-  else
-    run(split_k_sum_kernel<false>);
+  sum_slices(workspace, matrices, slices, args, stream);
 }
 
 void sgemm_batch_sum(const GemmArgs& args, cudaStream_t stream) {
   check(args.batch >= 1 && args.slices == 1,
         "sgemm_batch_sum: needs at least one product, got a batch of ", args.batch);
   check_gemm_groups(args, "sgemm_batch_sum");  // before writing group offsets for them
-  const int64_t matrices = args.batch, elements = static_cast<int64_t>(args.M) * args.N;
-  // The products, into a workspace [batch, M, N] (group g's from g * batch / groups on).
-  GemmArgs part = args;
-  part.bias = nullptr;
-  part.act = Activation::Identity;
-  part.pre = nullptr;
-  part.residual = nullptr;
-  part.ldc = args.N;
-  part.stride_c = elements;
-  for (int g = 0; g < args.groups; ++g) part.group_c[g] = g * (matrices / args.groups) * elements;
   // The one output, with the epilogue: the sum's arguments.
   GemmArgs sum = args;
   sum.batch = 1;
   sum.groups = 1;
   sum.stride_a = sum.stride_b = sum.stride_c = 0;
   check_gemm_args(sum, "sgemm_batch_sum");
+  const int64_t matrices = args.batch, elements = static_cast<int64_t>(args.M) * args.N;
   if (elements == 0) return;
-  int device = 0;
-  TG_CUDA_CHECK(cudaGetDevice(&device));
-  const Tensor workspace =
-      Tensor::empty({matrices * elements}, DType::Float32, Device::cuda(device));
-  part.C = workspace.data<float>();
+  const Tensor workspace = workspace_for(matrices * elements);
+
+  // The products, into the workspace [batch, M, N], then added in batch order as one matrix's
+  // K slices.
+  const GemmArgs part = into_workspace(args, workspace, elements);
   check_gemm_args(part, "sgemm_batch_sum");
   best_sgemm(part).run(part, stream);
-
-  // The batch's products added in order, as one matrix's K slices.
-  const auto run = [&](auto kernel) {
-    enqueue_kernel(kernel, grid_for(elements), kBlockThreads, stream, workspace.data<float>(),
-                   int64_t{1}, matrices, sum);
-    check_launch("sgemm_batch_sum");
-  };
-  if (args.has_epilogue())
-    run(split_k_sum_kernel<true>);
-  else
-    run(split_k_sum_kernel<false>);
+  sum_slices(workspace, 1, matrices, sum, stream);
 }
 
 }  // namespace tg::cuda
