@@ -36,6 +36,7 @@
 #include "grok/dataset.h"
 #include "grok/trainer.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/index_add_sorted.h"
 #include "kernels/cuda/stream.h"
 #include "optim/adam.h"
 #include "tinygrok.h"
@@ -95,18 +96,32 @@ Workload cross_entropy_workload(Size s) {
 
 // The scatter-add of the attention's backward into its value table (Backend::index_add): model,
 // the nanda step's [11490, 512] rows (3830 examples x 3 positions, 4 heads x 128) into the 342
-// (position, token) rows; large, 131072 rows of 512 into 1024. Deterministic (no atomics): each
-// output element sums its rows in index order. Reads src and the indices, writes the table.
-Workload index_add_workload(Size s) {
+// (position, token) rows, with the step's own pattern of indices: tokens a and b at the first two
+// positions, "=" (token 113) always at the last, so that one row takes 3830 of them; large,
+// 131072 uniform indices into 1024 rows of 512. Deterministic either way (no float atomics):
+// `index_add` by the path the backend chooses (the sorted one, kernels/cuda/index_add_sorted.h,
+// where it fits), `index_add_tiled` by the tiled kernel of index.cu (the CPU's order). Reads src
+// and the indices, writes the table.
+Workload index_add_workload(Size s, bool tiled) {
   const int64_t n = s == Size::Large ? 131072 : 11490, rows = s == Size::Large ? 1024 : 342;
   const Tensor src = random_on_gpu({n, 512});
   std::mt19937_64 rng(11);
   std::vector<int64_t> index(static_cast<size_t>(n));
-  for (int64_t& i : index) i = static_cast<int64_t>(rng() % static_cast<uint64_t>(rows));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t position = i % 3, vocab = 114;
+    index[static_cast<size_t>(i)] =
+        s == Size::Large ? static_cast<int64_t>(rng() % static_cast<uint64_t>(rows))
+        : position == 2  ? 2 * vocab + 113
+                         : position * vocab + static_cast<int64_t>(rng() % 113);
+  }
   const Tensor idx = from_vector(index).to(kGpu);
   Backend& gpu = backend_for(kGpu);
-  return {4.0 * src.numel() + 8.0 * n + 4.0 * rows * 512,
-          [src, idx, rows, &gpu] { (void)gpu.index_add(src, idx, rows); }};
+  return {4.0 * src.numel() + 8.0 * n + 4.0 * rows * 512, [src, idx, rows, tiled, &gpu] {
+            const bool sorted = cuda::sorted_index_add_enabled();
+            cuda::set_sorted_index_add(!tiled);
+            (void)gpu.index_add(src, idx, rows);
+            cuda::set_sorted_index_add(sorted);
+          }};
 }
 
 // One AdamW step (the trainer's optimiser, weight decay 1) over one 64M-element parameter, or
@@ -193,7 +208,8 @@ int main(int argc, char** argv) {
       {"sum_last_axis", sum_workload},
       {"softmax", softmax_workload},
       {"cross_entropy", cross_entropy_workload},
-      {"index_add", index_add_workload},
+      {"index_add", [](Size s) { return index_add_workload(s, false); }},
+      {"index_add_tiled", [](Size s) { return index_add_workload(s, true); }},
       {"adamw_step", adamw_workload},
   };
   for (Size size : {Size::Large, Size::Model}) {

@@ -4,12 +4,12 @@
 # programs, the CUDA benchmarks and the CLI only: CI runs the rest of the suite), run the CUDA
 # tests, time the nanda step host-driven, on the device and as a CUDA graph, train nanda to
 # grokking on the GPU (issue 6's 5 s target), the same run with and without the graph (equal
-# metrics), the fused kernels against their compositions, the same step in PyTorch
-# (bench/pytorch_step.py, its JSON under $OUT), the kernel benchmarks against cuBLAS, the step and
-# nanda's grokking run with TF32 tensor cores, the step and the CUDA tests with dependent
-# launches, the memory-bound ops' bandwidth against a device copy, and where the machine has them
-# ncu's per-kernel times and compute-sanitizer on the kernels that share memory; print a table
-# last.
+# metrics), the fused kernels against their compositions, the step with index_add's tiled kernel,
+# the same step in PyTorch (bench/pytorch_step.py, its JSON under $OUT), the kernel benchmarks
+# against cuBLAS, the step and nanda's grokking run with TF32 tensor cores, the step and the CUDA
+# tests with dependent launches, the memory-bound ops' bandwidth against a device copy, and where
+# the machine has them ncu's per-kernel times and compute-sanitizer on the kernels that share
+# memory; print a table last.
 #
 #   scripts/device_check.sh [--quick] [--budget SECONDS]
 #     --quick      the rerun after a fix: the build, the CUDA tests, the step's time, nanda to
@@ -135,6 +135,10 @@ stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Relea
 
 if ! $quick; then
   bench fused_bench bench_cuda_fused bench_cuda_fused.json
+  # The step with index_add's tiled kernel (the CPU's order) instead of its sorted path
+  # (kernels/cuda/index_add_sorted.h): which one the default should be.
+  bench step_bench_tiled bench_cuda_train_step bench_cuda_train_step_tiled.json \
+    TG_CUDA_INDEX_ADD=tiled
   # The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below; its
   # JSON is written after each mode, so a time limit keeps the modes that ran.
   stage pytorch_step 180 python3 bench/pytorch_step.py --device cuda \
@@ -162,7 +166,8 @@ if ! $quick; then
   # Where the machine has them (H200.md: on Firecracker, not on gVisor): each kernel's GPU time
   # in a short eager nanda run (ncu, clocks left alone; summed by kernel name below), then the
   # kernels that share memory between threads or blocks under compute-sanitizer's race and
-  # memory checkers: index_add's match lists, the bias gradient's last block, split-K.
+  # memory checkers: index_add's match lists and its sorted path's chunk ranks and scans (both
+  # paths run in the first case), the bias gradient's last block, split-K.
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$ncu_bin" ] && [ -x build-device/tinygrok ]; then
     stage ncu_kernels 150 "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv \
@@ -222,9 +227,10 @@ step_table() {
   command -v python3 >/dev/null || return 0
   python3 - "$out/nanda_grok_summary.json" "$out/nanda_grok_tf32_summary.json" \
     "$out/bench_cuda_train_step.json" "$out/bench_cuda_train_step_pdl.json" \
-    "$out/bench_cuda_train_step_tf32.json" <<'PY' || true
+    "$out/bench_cuda_train_step_tf32.json" "$out/bench_cuda_train_step_tiled.json" <<'PY' || true
 import json, os, sys
-for path, how in zip(sys.argv[3:], ["", ", TG_CUDA_PDL=1", ", TG_CUDA_TF32=1"]):
+for path, how in zip(sys.argv[3:], ["", ", TG_CUDA_PDL=1", ", TG_CUDA_TF32=1",
+                                    ", TG_CUDA_INDEX_ADD=tiled"]):
     if not os.path.exists(path):
         continue
     print(f"tinygrok nanda step on the GPU{how} (us/step, median of batches of 50):")

@@ -16,6 +16,8 @@
 
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/index_add_sorted.h"
+#include "kernels/dispatch.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
 #include "tinygrok.h"
@@ -73,6 +75,78 @@ void check_close(const Tensor& got, const Tensor& want, double tolerance) {
     norm += w[i] * w[i];
   }
   CHECK(std::sqrt(diff) / std::max(std::sqrt(norm), 1e-300) < tolerance);
+}
+
+
+// The sorted index_add's order (kernels/cuda/index_add_sorted.h), on the host: each row's entries
+// in increasing position, cut where the tiles of kScatterGroup entries of the list sorted by row
+// end; each piece summed from 0 in order, in T, then the pieces from 0 in order.
+Tensor grouped_index_add(const Tensor& src_in, const Tensor& index_in, int64_t rows) {
+  const Tensor src = src_in.contiguous();
+  const std::vector<int64_t> index = index_in.contiguous().to_vector<int64_t>();
+  const auto n = static_cast<int64_t>(index.size());
+  Shape out_shape{rows};
+  out_shape.insert(out_shape.end(), src.shape().begin() + index_in.dim(), src.shape().end());
+  const int64_t width = numel(out_shape) / std::max<int64_t>(rows, 1);
+  Tensor out;
+  dispatch(src.dtype(), [&]<typename T>() {
+    const std::vector<T> v = src.to_vector<T>();
+    std::vector<int64_t> start(static_cast<size_t>(rows) + 1, 0), seen(static_cast<size_t>(rows));
+    for (int64_t r : index) ++start[static_cast<size_t>(r) + 1];
+    for (size_t r = 0; r < static_cast<size_t>(rows); ++r) start[r + 1] += start[r];
+    std::vector<T> sums(static_cast<size_t>(rows * width), T(0));
+    std::vector<T> piece(static_cast<size_t>(rows * width), T(0));
+    std::vector<int64_t> piece_tile(static_cast<size_t>(rows), -1);
+    const auto flush = [&](int64_t r) {
+      for (int64_t c = 0; c < width; ++c) {
+        sums[static_cast<size_t>(r * width + c)] += piece[static_cast<size_t>(r * width + c)];
+        piece[static_cast<size_t>(r * width + c)] = T(0);
+      }
+    };
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = index[static_cast<size_t>(i)];
+      const int64_t tile = (start[static_cast<size_t>(r)] + seen[static_cast<size_t>(r)]++) /
+                           cuda::kScatterGroup;
+      if (piece_tile[static_cast<size_t>(r)] != tile) {
+        if (piece_tile[static_cast<size_t>(r)] >= 0) flush(r);
+        piece_tile[static_cast<size_t>(r)] = tile;
+      }
+      for (int64_t c = 0; c < width; ++c)
+        piece[static_cast<size_t>(r * width + c)] += v[static_cast<size_t>(i * width + c)];
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      if (piece_tile[static_cast<size_t>(r)] >= 0) flush(r);
+    out = from_vector(sums, {rows * width}).reshape(out_shape);
+  });
+  return out;
+}
+
+// Chooses index_add's path on the GPU (kernels/cuda/index_add_sorted.h) while it lives.
+class IndexAddPath {
+ public:
+  explicit IndexAddPath(bool sorted) : before_(cuda::sorted_index_add_enabled()) {
+    cuda::set_sorted_index_add(sorted);
+  }
+  ~IndexAddPath() { cuda::set_sorted_index_add(before_); }
+  IndexAddPath(const IndexAddPath&) = delete;
+  IndexAddPath& operator=(const IndexAddPath&) = delete;
+
+ private:
+  bool before_;
+};
+
+// A GPU index_add's result `got` against the host: with the tiled kernel, the CPU's index_add bit
+// for bit; with the sorted path, its own order's sums bit for bit (grouped_index_add) and the
+// CPU's within rounding.
+void check_index_add(const Tensor& got, const Tensor& src, const Tensor& index, int64_t rows,
+                     bool sorted) {
+  const Tensor cpu = backend_for(Device::cpu()).index_add(src, index, rows);
+  if (!sorted) {
+    check_close(got, cpu, 0);
+    return;
+  }
+  check_close(got, grouped_index_add(src, index, rows), 0);
+  check_close(got, cpu, is_floating(src.dtype()) ? tolerance_for(src.dtype()) : 0);
 }
 
 
@@ -305,7 +379,8 @@ TEST_CASE("cuda cross_entropy: out-of-range targets give the CPU's error", "[cud
 
 // ---- index_select, index_add, one_hot -----------------------------------------------------------
 
-TEST_CASE("cuda index_select and index_add equal the CPU's for every dtype", "[cuda]") {
+TEST_CASE("cuda index_select and index_add, by either path, agree with the CPU for every dtype",
+          "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   Backend& cpu = backend_for(Device::cpu());
   Backend& gpu = backend_for(kGpu);
@@ -352,34 +427,103 @@ TEST_CASE("cuda index_select and index_add equal the CPU's for every dtype", "[c
       const Tensor gathered = cpu.index_select(table, index);
       check_close(gpu.index_select(table_g, index_g), gathered, 0);
 
-      // The scatter-add of a src shaped like the gathered rows; every element sums its
-      // contributions in index order, as on the CPU, so the results agree bit for bit. Rows 1 and
-      // rows + 3: rows no index points at stay 0.
+      // The scatter-add of a src shaped like the gathered rows, by either path
+      // (check_index_add). Rows 1 and rows + 3: rows no index points at stay 0.
       const Tensor src_base = random_normal(gathered.shape(), DType::Float64, seed++, 4).to(dtype);
-      for (int64_t out_rows : {rows, rows + 3}) {
-        INFO("index_add into " << out_rows << " rows");
-        check_close(gpu.index_add(src_base.to(kGpu), index_g, out_rows),
-                    cpu.index_add(src_base, index, out_rows), 0);
-      }
-      if (gathered.dim() >= 2 && gathered.numel() > 0) {  // a strided src
-        const Tensor src_t = src_base.transpose(0, -1).contiguous();
-        check_close(gpu.index_add(src_t.to(kGpu).transpose(0, -1), index_g, rows),
-                    cpu.index_add(src_t.transpose(0, -1), index, rows), 0);
+      for (bool sorted : {false, true}) {
+        INFO((sorted ? "sorted" : "tiled") << " index_add");
+        const IndexAddPath path(sorted);
+        for (int64_t out_rows : {rows, rows + 3}) {
+          INFO("index_add into " << out_rows << " rows");
+          check_index_add(gpu.index_add(src_base.to(kGpu), index_g, out_rows), src_base, index,
+                          out_rows, sorted);
+        }
+        if (gathered.dim() >= 2 && gathered.numel() > 0) {  // a strided src
+          const Tensor src_t = src_base.transpose(0, -1).contiguous();
+          check_index_add(gpu.index_add(src_t.to(kGpu).transpose(0, -1), index_g, rows),
+                          src_t.transpose(0, -1), index, rows, sorted);
+        }
       }
     }
   }
-  // Many contributions to few rows (long sums), float32.
+  // Many contributions to few rows (long sums), float32: the two paths' orders differ, and so
+  // (almost surely) do their bits.
   const Tensor index = random_indices({3000}, 0, 3, 900);
   const Tensor src = random_normal({3000, 5}, DType::Float32, 901);
-  check_close(gpu.index_add(src.to(kGpu), index.to(kGpu), 3), cpu.index_add(src, index, 3), 0);
+  for (bool sorted : {false, true}) {
+    INFO((sorted ? "sorted" : "tiled") << " index_add");
+    const IndexAddPath path(sorted);
+    check_index_add(gpu.index_add(src.to(kGpu), index.to(kGpu), 3), src, index, 3, sorted);
+  }
+  CHECK(grouped_index_add(src, index, 3).to_vector<float>() !=
+        cpu.index_add(src, index, 3).to_vector<float>());
 }
 
-// index_add_together: up to four scatter-adds in one launch (the attention backward's q, k, value
-// and residual tables), each the CPU's index_add bit for bit, whatever their rows, widths and
-// lengths; an empty one is left out of the launch.
-TEST_CASE("cuda index_add_together equals one CPU index_add each", "[cuda]") {
+// The sorted path on the rows of the nanda step's key and value tables: 3 positions of 3830
+// examples into 3 x 114 (position, token) rows, the last position's token always "=" (one row of
+// 3830), at widths below, at and past a block of 128 columns; with the tables' four scatter-adds
+// in one call, two of them through each index array (one sort each).
+TEST_CASE("cuda index_add: the sorted path on the nanda step's table rows", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
-  Backend& cpu = backend_for(Device::cpu());
+  auto& gpu = static_cast<cuda::CudaBackend&>(backend_for(kGpu));
+  const IndexAddPath path(true);
+  const int64_t batch = 3830, vocab = 114, rows = 3 * vocab;
+  std::mt19937 rng(1300);
+  std::vector<int64_t> kv(static_cast<size_t>(3 * batch)), q(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t t = 0; t < 2; ++t)
+      kv[static_cast<size_t>(3 * b + t)] = t * vocab + static_cast<int64_t>(rng() % 113);
+    kv[static_cast<size_t>(3 * b + 2)] = 2 * vocab + 113;
+    q[static_cast<size_t>(b)] = 2 * vocab + 113;
+  }
+  const Tensor kv_rows = from_vector(kv), q_rows = from_vector(q);
+  const Tensor kv_rows_g = kv_rows.to(kGpu), q_rows_g = q_rows.to(kGpu);
+  uint32_t seed = 1301;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (int64_t width : {1, 128, 130}) {
+      INFO(dtype_name(dtype) << " width " << width);
+      const Tensor dq = random_normal({batch, width}, dtype, seed++);
+      const Tensor dk = random_normal({3 * batch, width}, dtype, seed++);
+      const Tensor dv = random_normal({3 * batch, 2 * width}, dtype, seed++);
+      const Tensor dres = random_normal({batch, width}, dtype, seed++);
+      const std::vector<Tensor> sums = gpu.index_add_together({{dq.to(kGpu), q_rows_g, rows},
+                                                               {dk.to(kGpu), kv_rows_g, rows},
+                                                               {dv.to(kGpu), kv_rows_g, rows},
+                                                               {dres.to(kGpu), q_rows_g, rows}});
+      REQUIRE(sums.size() == 4);
+      check_index_add(sums[0], dq, q_rows, rows, true);
+      check_index_add(sums[1], dk, kv_rows, rows, true);
+      check_index_add(sums[2], dv, kv_rows, rows, true);
+      check_index_add(sums[3], dres, q_rows, rows, true);
+    }
+  }
+  // One index array with two row counts: two sorts.
+  const Tensor src = random_normal({3 * batch, 3}, DType::Float32, seed++);
+  const std::vector<Tensor> sums =
+      gpu.index_add_together({{src.to(kGpu), kv_rows_g, rows}, {src.to(kGpu), kv_rows_g, rows + 5}});
+  check_index_add(sums[0], src, kv_rows, rows, true);
+  check_index_add(sums[1], src, kv_rows, rows + 5, true);
+}
+
+// Which scatter-adds the sorted path takes: its count table (a cell per row for every 256
+// indices) stays under 2^22 cells, and a launch's grid holds the columns.
+TEST_CASE("cuda index_add: the sorted path's limits", "[cuda]") {
+  CHECK(cuda::sorted_index_add_fits(1, 1, 1));
+  CHECK_FALSE(cuda::sorted_index_add_fits(0, 5, 3));
+  CHECK_FALSE(cuda::sorted_index_add_fits(7, 0, 3));
+  CHECK_FALSE(cuda::sorted_index_add_fits(7, 5, 0));
+  CHECK(cuda::sorted_index_add_fits(256 * 4096, 1024, 3));
+  CHECK_FALSE(cuda::sorted_index_add_fits(256 * 4096 + 1, 1024, 3));
+  CHECK_FALSE(cuda::sorted_index_add_fits(256 * 4096, 1025, 3));
+  CHECK(cuda::sorted_index_add_fits(10, 5, int64_t{128} * 65535));
+  CHECK_FALSE(cuda::sorted_index_add_fits(10, 5, int64_t{128} * 65535 + 1));
+}
+
+// index_add_together: up to four scatter-adds in one call (the attention backward's q, k, value
+// and residual tables), each as one index_add by the same path (check_index_add), whatever their
+// rows, widths and lengths; an empty one is left out, and one with no indices is zeros.
+TEST_CASE("cuda index_add_together equals one index_add each, by either path", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
   auto& gpu = static_cast<cuda::CudaBackend&>(backend_for(kGpu));
   struct Add {
     Shape src;
@@ -394,11 +538,15 @@ TEST_CASE("cuda index_add_together equals one CPU index_add each", "[cuda]") {
     indices.push_back(random_indices({a.src[0]}, 0, a.rows, seed++));
     on_gpu.push_back({srcs.back().to(kGpu), indices.back().to(kGpu), a.rows});
   }
-  const std::vector<Tensor> sums = gpu.index_add_together(on_gpu);
-  REQUIRE(sums.size() == adds.size());
-  for (size_t t = 0; t < adds.size(); ++t) {
-    INFO("scatter-add " << t);
-    check_close(sums[t], cpu.index_add(srcs[t], indices[t], adds[t].rows), 0);
+  for (bool sorted : {false, true}) {
+    INFO((sorted ? "sorted" : "tiled") << " index_add");
+    const IndexAddPath path(sorted);
+    const std::vector<Tensor> sums = gpu.index_add_together(on_gpu);
+    REQUIRE(sums.size() == adds.size());
+    for (size_t t = 0; t < adds.size(); ++t) {
+      INFO("scatter-add " << t);
+      check_index_add(sums[t], srcs[t], indices[t], adds[t].rows, sorted);
+    }
   }
   on_gpu.push_back(on_gpu.front());
   CHECK_THROWS_WITH(gpu.index_add_together(on_gpu), Catch::Contains("at most 4"));

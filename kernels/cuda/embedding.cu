@@ -4,10 +4,10 @@
 // W_pos[t, d] and writes their sum in T: the add the default route (index_select, then a
 // broadcast add) does, so the two agree bit for bit, without the gathered [B, T, D] in between.
 //
-// Backward, deterministic and without atomics, so bitwise reproducible from run to run:
-//  - dW_E is index_add(dy, tokens, V) (index.cu): a block per table row lists the positions of
-//    its token in increasing order and each thread sums its column over them, the CPU's order
-//    exactly.
+// Backward, deterministic and without float atomics, so bitwise reproducible from run to run:
+//  - dW_E is index_add(dy, tokens, V) (index.cu): the positions of each token, sorted, summed in
+//    groups (index_add_sorted.h: the CPU's order for a token whose positions lie in one group,
+//    within rounding of it otherwise), or by the tiled kernel in the CPU's order exactly.
 //  - dW_pos: one thread per element (t, d) of [P, D] sums dy[b, t, d] over b in increasing b, in
 //    double for float32 as the CPU's reduce does; rows t >= T get 0.
 // Tokens are range-checked on the device first, with index_select's message.

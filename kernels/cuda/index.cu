@@ -7,7 +7,11 @@
 // records the first bad position (an integer atomicMin, so the answer does not depend on
 // timing), the host reads that one flag back and throws the CPU's error message.
 //
-// index_add must be deterministic, so it uses no atomics: each output element (row r, column c)
+// index_add must be deterministic, so it uses no float atomics. Where it fits, it sorts the
+// indices by row first and sums each row in groups (kernels/cuda/index_add_sorted.cu): work in
+// proportion to the indices, and short chains of adds even for a row that thousands of indices
+// point at, in an order of its own (index_add_sorted.h). Else, or with the sorted path switched
+// off, the tiled kernel below: each output element (row r, column c)
 // adds src[i, c] for every i with index[i] == r, in increasing i, into a sum in T that starts at
 // 0: the CPU's order exactly, so the two agree bit for bit. One block per row r and 256 columns
 // finds those i together: it reads the index array a tile of 256 at a time, lists the tile's
@@ -15,9 +19,8 @@
 // shared memory, and each thread adds its column of the listed rows of src. So the index array
 // is read rows * ceil(width / 256) times, by whole blocks, rather than once per output element
 // (which for the nanda value table, 342 rows of 512 by 11,490 indices, was 2 * 10^9 compares).
-// A table of very many rows would want the indices sorted by row first (a stable counting sort
-// keeps the order within a row, and so the determinism). Up to four scatter-adds share a launch
-// (index_add_together, grid z): the attention backward's q, k, value and residual tables.
+// Up to four scatter-adds share a launch (index_add_together, grid z): the attention backward's
+// q, k, value and residual tables.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -26,6 +29,7 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/index_add_sorted.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/cuda/warp.cuh"
@@ -165,6 +169,26 @@ std::vector<Tensor> CudaBackend::index_add_together(const std::vector<IndexAdd>&
     out_shape.insert(out_shape.end(), srcs.back().shape().begin() + indices.back().dim(),
                      srcs.back().shape().end());
     outs.push_back(Tensor::empty(out_shape, a.src.dtype(), device()));
+  }
+  // The sorted path (index_add_sorted.h) when every scatter-add with indices and an output fits
+  // it; an output that no index points into is zeros.
+  std::vector<SortedScatterAdd> sorted;
+  std::vector<Tensor*> zeros;
+  bool all_fit = sorted_index_add_enabled();
+  for (size_t t = 0; t < adds.size() && all_fit; ++t) {
+    if (outs[t].numel() == 0) continue;  // nothing to write
+    const int64_t n = indices[t].numel(), width = outs[t].numel() / adds[t].rows;
+    if (n == 0) {
+      zeros.push_back(&outs[t]);
+      continue;
+    }
+    all_fit = sorted_index_add_fits(n, adds[t].rows, width);
+    sorted.push_back({srcs[t], indices[t], outs[t], adds[t].rows});
+  }
+  if (all_fit) {
+    for (Tensor* out : zeros) fill(*out, 0);
+    if (!sorted.empty()) sorted_index_add(sorted, current_stream(index_));
+    return outs;
   }
   dispatch(adds.empty() ? DType::Float32 : adds.front().src.dtype(), [&]<typename T>() {
     ScatterAdds<T> launch_adds{};
