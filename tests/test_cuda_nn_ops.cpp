@@ -499,8 +499,9 @@ TEST_CASE("cuda index_add: the sorted path on the nanda step's table rows", "[cu
   }
   // One index array with two row counts: two sorts.
   const Tensor src = random_normal({3 * batch, 3}, DType::Float32, seed++);
+  const Tensor src_g = src.to(kGpu);
   const std::vector<Tensor> sums =
-      gpu.index_add_together({{src.to(kGpu), kv_rows_g, rows}, {src.to(kGpu), kv_rows_g, rows + 5}});
+      gpu.index_add_together({{src_g, kv_rows_g, rows}, {src_g, kv_rows_g, rows + 5}});
   check_index_add(sums[0], src, kv_rows, rows, true);
   check_index_add(sums[1], src, kv_rows, rows + 5, true);
 }

@@ -61,7 +61,6 @@ struct ScatterAdd {
   T* out;
   int64_t n, rows, width;
 };
-constexpr int kMaxScatterAdds = 4;  // the attention backward's q, k, value and residual tables
 template <typename T>
 struct ScatterAdds {
   ScatterAdd<T> of[kMaxScatterAdds];

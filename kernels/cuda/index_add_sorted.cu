@@ -43,7 +43,6 @@ constexpr int kStartThreads = 1024;  // row_starts_kernel's threads: a row each,
 constexpr int kColumns = 128;      // columns per block of the sums; a block's threads
 // chunks x rows count cells at most (8 bytes each): beyond that the tiled kernel scatters.
 constexpr int64_t kMaxCountCells = int64_t{1} << 22;
-constexpr int kMaxScatters = 4;  // as index_add_together
 constexpr int kBatch = 8;        // loads a thread issues before it adds the first of them
 
 // One index array's stable counting sort by row.
@@ -55,7 +54,7 @@ struct RowSort {
   int64_t* sorted;           // [n]: positions by row, increasing within a row
 };
 struct RowSorts {
-  RowSort of[kMaxScatters];
+  RowSort of[kMaxScatterAdds];
 };
 
 // base[q, r] = how many of chunk q's indices are r; grid (chunks, 1, sorts).
@@ -154,7 +153,7 @@ struct GroupedAdd {
 };
 template <typename T>
 struct GroupedAdds {
-  GroupedAdd<T> of[kMaxScatters];
+  GroupedAdd<T> of[kMaxScatterAdds];
 };
 
 // Tile blockIdx.x of kScatterGroup sorted entries, columns blockIdx.y * kColumns + threadIdx.x:
@@ -250,8 +249,8 @@ bool sorted_index_add_fits(int64_t n, int64_t rows, int64_t width) {
 }
 
 void sorted_index_add(const std::vector<SortedScatterAdd>& adds, cudaStream_t stream) {
-  check(!adds.empty() && adds.size() <= static_cast<size_t>(kMaxScatters), "sorted_index_add: ",
-        adds.size(), " scatter-adds, 1 to ", kMaxScatters, " in one call");
+  check(!adds.empty() && adds.size() <= static_cast<size_t>(kMaxScatterAdds),
+        "sorted_index_add: ", adds.size(), " scatter-adds, 1 to ", kMaxScatterAdds, " in one call");
   const DType dtype = adds.front().src.dtype();
   const Device device = adds.front().src.device();
 

@@ -29,6 +29,10 @@ bool sorted_index_add_enabled();
 // count table has one cell per row for every 256 indices, and must stay small.
 bool sorted_index_add_fits(int64_t n, int64_t rows, int64_t width);
 
+// Scatter-adds in one call of CudaBackend::index_add_together, by either path: the attention
+// backward's q, k, value and residual tables.
+constexpr int kMaxScatterAdds = 4;
+
 // One scatter-add: out [rows, width] = the rows of src [n, width] added where index [n] points.
 // src and index contiguous on the device, the indices already range-checked; out allocated.
 struct SortedScatterAdd {
@@ -36,8 +40,9 @@ struct SortedScatterAdd {
   int64_t rows;
 };
 
-// Up to four scatter-adds, all of one dtype, each fitting (sorted_index_add_fits), on `stream`: one launch for each of the sort's three steps (for
-// every distinct index together), then one for the groups' sums and one for the rows' totals.
+// Up to kMaxScatterAdds scatter-adds, all of one dtype, each fitting (sorted_index_add_fits), on
+// `stream`: one launch for each of the sort's three steps (for every distinct index together),
+// then one for the groups' sums and one for the rows' totals.
 void sorted_index_add(const std::vector<SortedScatterAdd>& adds, cudaStream_t stream);
 
 }  // namespace tg::cuda
