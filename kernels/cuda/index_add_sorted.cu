@@ -38,12 +38,12 @@ namespace tg::cuda {
 
 namespace {
 
-constexpr int kSortThreads = 256;  // indices per chunk of the counting sort; a block's threads
+constexpr int kSortThreads = 256;    // indices per chunk of the counting sort; a block's threads
 constexpr int kStartThreads = 1024;  // row_starts_kernel's threads: a row each, up to 1024 rows
-constexpr int kColumns = 128;      // columns per block of the sums; a block's threads
+constexpr int kColumns = 128;        // columns per block of the sums; a block's threads
+constexpr int kBatch = 8;            // loads a thread issues before it adds the first of them
 // chunks x rows count cells at most (8 bytes each): beyond that the tiled kernel scatters.
 constexpr int64_t kMaxCountCells = int64_t{1} << 22;
-constexpr int kBatch = 8;        // loads a thread issues before it adds the first of them
 
 // One index array's stable counting sort by row.
 struct RowSort {
