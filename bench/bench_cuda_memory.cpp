@@ -99,9 +99,9 @@ Workload cross_entropy_workload(Size s) {
 // (position, token) rows, with the step's own pattern of indices: tokens a and b at the first two
 // positions, "=" (token 113) always at the last, so that one row takes 3830 of them; large,
 // 131072 uniform indices into 1024 rows of 512. Deterministic either way (no float atomics):
-// `index_add` by the path the backend chooses (the sorted one, kernels/cuda/index_add_sorted.h,
-// where it fits), `index_add_tiled` by the tiled kernel of index.cu (the CPU's order). Reads src
-// and the indices, writes the table.
+// `index_add` by the sorted path (kernels/cuda/index_add_sorted.h; the default where it fits),
+// `index_add_tiled` by the tiled kernel of index.cu (the CPU's order), each chosen for its calls
+// whatever TG_CUDA_INDEX_ADD says. Reads src and the indices, writes the table.
 Workload index_add_workload(Size s, bool tiled) {
   const int64_t n = s == Size::Large ? 131072 : 11490, rows = s == Size::Large ? 1024 : 342;
   const Tensor src = random_on_gpu({n, 512});
