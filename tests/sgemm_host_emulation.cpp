@@ -203,6 +203,8 @@ int check_split_k() {
   expect(split_k_slice(args_of(1024, 1024, 4096, 1)) == 2048, "64 tiles in two slices");
   expect(split_k_slice(args_of(1024, 2048, 4096, 1)) == 0, "128 tiles are not split");
   expect(split_k_slice(args_of(8, 8, 4096, 20000)) == 0, "more entries than one launch holds");
+  expect(split_k_slice(args_of(0, 128, 512, 1)) == 0, "no rows");
+  expect(split_k_slice(args_of(128, 0, 512, 1)) == 0, "no columns");
 
   uint64_t seed = 5000;
   struct Shape {

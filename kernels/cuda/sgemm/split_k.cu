@@ -110,6 +110,7 @@ void sum_slices(const Tensor& partial, int64_t matrices, int64_t slices, const G
 int64_t split_k_slice(const GemmArgs& a) {
   if (a.K < kMinK || a.slices != 1 || a.batch < 1) return 0;
   const int64_t blocks = int64_t{ceil_div(a.M, kTile)} * ceil_div(a.N, kTile) * a.batch;
+  if (blocks == 0) return 0;  // an empty C: nothing to split
   if (2 * blocks > kTargetBlocks) return 0;  // enough blocks to fill the GPU already
   const int64_t slices = std::min<int64_t>(a.K / kMinSliceK, (kTargetBlocks + blocks - 1) / blocks);
   if (slices < 2) return 0;
