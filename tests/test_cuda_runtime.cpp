@@ -241,7 +241,7 @@ TEST_CASE("cuda runtime: fill_random gives the CPU's numbers for a (seed, counte
   CHECK(on_cpu.offset() == on_gpu.offset());
 }
 
-TEST_CASE("cuda runtime: dependent launches are on only with TG_CUDA_PDL=1 on Hopper or later",
+TEST_CASE("cuda runtime: dependent launches are on only with TG_CUDA_PDL=1 and Hopper code",
           "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   // scripts/device_check.sh runs the CUDA tests again with TG_CUDA_PDL=1: this says whether the
@@ -250,10 +250,12 @@ TEST_CASE("cuda runtime: dependent launches are on only with TG_CUDA_PDL=1 on Ho
   const bool requested = env != nullptr && std::strcmp(env, "1") == 0;
   int major = 0;
   REQUIRE(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess);
+  const int code = cuda::kernel_binary_version(0);
   const bool on = cuda::dependent_launches(0);
   WARN("dependent launches " << (on ? "on" : "off") << " (TG_CUDA_PDL "
-                             << (env ? env : "unset") << ", compute capability " << major << ")");
-  CHECK(on == (requested && major >= 9));
+                             << (env ? env : "unset") << ", compute capability " << major
+                             << ", kernels run as sm_" << code << ")");
+  CHECK(on == (requested && major >= 9 && code >= 90));
 }
 
 TEST_CASE("cuda runtime: the caching allocator hands freed blocks out again", "[cuda]") {

@@ -16,9 +16,14 @@
 
 namespace tg::cuda {
 
-// Whether kernels launched on `device` may overlap their predecessor: TG_CUDA_PDL=1 and a device
-// of compute capability 9.0 or later. Read once per device.
+// Whether kernels launched on `device` may overlap their predecessor: TG_CUDA_PDL=1, a device of
+// compute capability 9.0 or later, and kernels built for it (kernel_binary_version >= 90; code
+// for an older GPU has no wait in its prologue). Read once per device.
 bool dependent_launches(int device);
+
+// The architecture of the machine code this library's kernels run as on `device`, as
+// cudaFuncAttributes::binaryVersion (90 for sm_90), or 0 if the runtime cannot say.
+int kernel_binary_version(int device);
 
 }  // namespace tg::cuda
 

@@ -640,6 +640,19 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d
   *value = attr == cudaDevAttrComputeCapabilityMajor ? 9 : 0;
   return cudaSuccess;
 }
+// A kernel's attributes: the emulated kernels "run as" sm_90 code, as a build for the device
+// above would on it.
+struct cudaFuncAttributes {
+  int binaryVersion = 0;
+  int ptxVersion = 0;
+};
+template <typename Kernel>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attributes, Kernel* kernel) {
+  if (kernel == nullptr) return tg_emulation::fail(cudaErrorInvalidValue);
+  attributes->binaryVersion = 90;
+  attributes->ptxVersion = 90;
+  return cudaSuccess;
+}
 inline cudaError_t cudaSetDevice(int device) {
   if (device != 0) return tg_emulation::fail(cudaErrorInvalidDevice);
   tg_emulation::current_device = device;

@@ -20,7 +20,24 @@ bool requested() {
   return on;
 }
 
+// Does nothing: its attributes say which machine code the library's kernels run as on a
+// device, since every .cu file of the library is built for the same architectures.
+__global__ void probe_kernel() {}
+
 }  // namespace
+
+int kernel_binary_version(int device) {
+  int current = 0;
+  if (cudaGetDevice(&current) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  cudaFuncAttributes attributes{};
+  const bool known = cudaFuncGetAttributes(&attributes, probe_kernel) == cudaSuccess;
+  if (!known) cudaGetLastError();  // not a launch error: the caller treats it as "too old"
+  cudaSetDevice(current);
+  return known ? attributes.binaryVersion : 0;
+}
 
 bool dependent_launches(int device) {
   if (!requested() || device < 0) return false;
@@ -34,7 +51,9 @@ bool dependent_launches(int device) {
       cudaGetLastError();  // not a launch error: the launch goes ahead without overlap
       major = 0;
     }
-    known[device] = major >= 9 ? 1 : 0;
+    // The device must allow it, and the code it runs must wait in its prologue: a build for
+    // sm_80 alone runs on a Hopper GPU as sm_80 code, whose prologue is empty (a race).
+    known[device] = major >= 9 && kernel_binary_version(device) >= 90 ? 1 : 0;
   }
   return known[device] == 1;
 }
