@@ -169,11 +169,14 @@ __global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> host_scalars, Dev
     }
   }
   // Every block's first thread read steps[0] before it counts itself here, so the last to count
-  // may move it on: the next step's launches read the new count.
-  if (step.count && threadIdx.x == 0 &&
-      atomicAdd(step.blocks_done, 1ull) == gridDim.x - 1ull) {
-    ++step.steps[0];
-    *step.blocks_done = 0;
+  // may move it on: the next step's launches read the new count. The fence orders that read
+  // before the count in the memory model's terms too (a relaxed atomic alone does not).
+  if (step.count && threadIdx.x == 0) {
+    __threadfence();
+    if (atomicAdd(step.blocks_done, 1ull) == gridDim.x - 1ull) {
+      ++step.steps[0];
+      *step.blocks_done = 0;
+    }
   }
 }
 
