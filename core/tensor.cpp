@@ -87,6 +87,15 @@ Tensor Tensor::detach() const {
   return make_view(*this, shape(), strides(), offset());
 }
 
+// A destination with a broadcast axis (stride 0, more than one element) would have several
+// threads write one element: a lost update on a GPU. PyTorch refuses it too.
+static void check_distinct_elements(const Tensor& dst, const char* op) {
+  for (size_t axis = 0; axis < dst.shape().size(); ++axis)
+    check(dst.shape()[axis] <= 1 || dst.strides()[axis] != 0, op, ": destination of shape ",
+          shape_str(dst.shape()), " has several elements in one memory location (axis ", axis,
+          " has stride 0); write to a contiguous() copy instead");
+}
+
 Tensor& Tensor::copy_(const Tensor& src) {
   check(!(GradMode::enabled() && requires_grad()), "copy_: in-place write to a tensor of shape ",
         shape_str(shape()), " that requires grad; wrap it in NoGradGuard");
@@ -95,6 +104,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   // Checked here so that a mismatch is reported as copy_'s, not as the expand used below.
   check(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_: source ",
         shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
+  check_distinct_elements(*this, "copy_");
   backend_for(device()).copy(src.detach().expand(shape()), *this);
   return *this;
 }
@@ -106,6 +116,7 @@ Tensor& Tensor::add_(const Tensor& src) {
         device().str());
   check(broadcast_shapes(src.shape(), shape(), "add_") == shape(), "add_: source ",
         shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
+  check_distinct_elements(*this, "add_");
   backend_for(device()).add_into(src.detach().expand(shape()), *this);
   return *this;
 }

@@ -193,6 +193,15 @@ TEST_CASE("errors: other shape and argument checks name their op", "[errors]") {
                    StartsWith("copy_: ") && Contains("[3, 2]") && Contains("[2, 3]"));
   REQUIRE_TG_ERROR(ones({2}).copy_(ones({1, 2})),
                    Equals("copy_: source [1, 2] cannot be broadcast to destination [2]"));
+  // A broadcast destination: several of its elements are one location.
+  const Tensor shared = zeros({1, 3}).expand({2, 3});
+  REQUIRE_TG_ERROR(Tensor(shared).copy_(ones({2, 3})),
+                   Equals("copy_: destination of shape [2, 3] has several elements in one memory "
+                          "location (axis 0 has stride 0); write to a contiguous() copy instead"));
+  REQUIRE_TG_ERROR(Tensor(shared).add_(ones({3})), StartsWith("add_: destination of shape [2, 3]"));
+  Tensor one = zeros({1, 3}).expand({1, 3});  // size 1: nothing repeated
+  one.add_(ones({3}));
+  CHECK(one.to_vector<float>() == std::vector<float>{1, 1, 1});
   REQUIRE_TG_ERROR(ones({2}).slice(0, 0, 2, 0), StartsWith("slice: step must be positive"));
   REQUIRE_TG_ERROR(cat({ones({2, 3}), ones({2, 4})}, 0),
                    StartsWith("cat: tensor 1 of shape [2, 4]") && Contains("[2, 3]"));
