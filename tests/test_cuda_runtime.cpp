@@ -250,11 +250,11 @@ TEST_CASE("cuda runtime: dependent launches are on only with TG_CUDA_PDL=1 and H
   const bool requested = env != nullptr && std::strcmp(env, "1") == 0;
   int major = 0;
   REQUIRE(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess);
-  const int code = cuda::kernel_binary_version(0);
+  const int code = cuda::kernel_ptx_version(0);
   const bool on = cuda::dependent_launches(0);
   WARN("dependent launches " << (on ? "on" : "off") << " (TG_CUDA_PDL "
                              << (env ? env : "unset") << ", compute capability " << major
-                             << ", kernels run as sm_" << code << ")");
+                             << ", kernels compiled for compute_" << code << ")");
   CHECK(on == (requested && major >= 9 && code >= 90));
 }
 

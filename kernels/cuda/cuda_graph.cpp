@@ -107,6 +107,9 @@ void CudaGraph::replay() {
 }
 
 std::unique_ptr<CapturedWork> CudaBackend::capture(const std::function<void()>& work) {
+  // Made and zeroed now if it is not yet: inside the capture its fill would only be recorded,
+  // and a capture that is abandoned would leave it unzeroed for later launches.
+  last_block_counter();
   return CudaGraph::capture(index_, work);
 }
 

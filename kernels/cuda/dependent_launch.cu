@@ -20,13 +20,13 @@ bool requested() {
   return on;
 }
 
-// Does nothing: its attributes say which machine code the library's kernels run as on a
-// device, since every .cu file of the library is built for the same architectures.
+// Does nothing: its attributes say which code the library's kernels run on a device, since
+// every .cu file of the library is built for the same architectures.
 __global__ void probe_kernel() {}
 
 }  // namespace
 
-int kernel_binary_version(int device) {
+int kernel_ptx_version(int device) {
   int current = 0;
   if (cudaGetDevice(&current) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) {
     cudaGetLastError();
@@ -36,7 +36,7 @@ int kernel_binary_version(int device) {
   const bool known = cudaFuncGetAttributes(&attributes, probe_kernel) == cudaSuccess;
   if (!known) cudaGetLastError();  // not a launch error: the caller treats it as "too old"
   cudaSetDevice(current);
-  return known ? attributes.binaryVersion : 0;
+  return known ? attributes.ptxVersion : 0;
 }
 
 bool dependent_launches(int device) {
@@ -51,9 +51,10 @@ bool dependent_launches(int device) {
       cudaGetLastError();  // not a launch error: the launch goes ahead without overlap
       major = 0;
     }
-    // The device must allow it, and the code it runs must wait in its prologue: a build for
-    // sm_80 alone runs on a Hopper GPU as sm_80 code, whose prologue is empty (a race).
-    known[device] = major >= 9 && kernel_binary_version(device) >= 90 ? 1 : 0;
+    // The device must allow it, and the code it runs must wait in its prologue. A build for
+    // sm_80 alone runs on a Hopper GPU as its compute_80 PTX compiled by the driver: sm_90
+    // machine code (binaryVersion 90) whose prologue is empty (ptxVersion 80), a race.
+    known[device] = major >= 9 && kernel_ptx_version(device) >= 90 ? 1 : 0;
   }
   return known[device] == 1;
 }

@@ -17,13 +17,14 @@
 namespace tg::cuda {
 
 // Whether kernels launched on `device` may overlap their predecessor: TG_CUDA_PDL=1, a device of
-// compute capability 9.0 or later, and kernels built for it (kernel_binary_version >= 90; code
-// for an older GPU has no wait in its prologue). Read once per device.
+// compute capability 9.0 or later, and kernels compiled for it (kernel_ptx_version >= 90; code
+// compiled for an older GPU has no wait in its prologue). Read once per device.
 bool dependent_launches(int device);
 
-// The architecture of the machine code this library's kernels run as on `device`, as
-// cudaFuncAttributes::binaryVersion (90 for sm_90), or 0 if the runtime cannot say.
-int kernel_binary_version(int device);
+// The virtual architecture that the code this library's kernels run on `device` was compiled
+// for, as cudaFuncAttributes::ptxVersion (90 for compute_90: what __CUDA_ARCH__ was), or 0 if
+// the runtime cannot say.
+int kernel_ptx_version(int device);
 
 }  // namespace tg::cuda
 

@@ -131,8 +131,8 @@ void CudaBackend::copy_from_host(const void* host, const Tensor& dst) {
 }
 
 unsigned long long* CudaBackend::last_block_counter() {
-  // Made and zeroed on first use. Were that inside a capture, the graph would hold the fill and
-  // zero the counter in every replay, where it is zero already.
+  // Made and zeroed on first use, or before a capture begins (CudaBackend::capture), so that
+  // its fill is never only recorded in a graph.
   if (!last_block_counter_.defined()) {
     last_block_counter_ = Tensor::empty({1}, DType::Int64, device());
     fill(last_block_counter_, 0);

@@ -640,8 +640,8 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d
   *value = attr == cudaDevAttrComputeCapabilityMajor ? 9 : 0;
   return cudaSuccess;
 }
-// A kernel's attributes: the emulated kernels "run as" sm_90 code, as a build for the device
-// above would on it.
+// A kernel's attributes: the emulated kernels are "compiled for" compute_90 and run as sm_90
+// code, as a build for the device above would be.
 struct cudaFuncAttributes {
   int binaryVersion = 0;
   int ptxVersion = 0;
