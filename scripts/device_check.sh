@@ -4,93 +4,176 @@
 # programs, the CUDA benchmarks and the CLI only: CI runs the rest of the suite), run the CUDA
 # tests, time the nanda step host-driven, on the device and as a CUDA graph, train nanda to
 # grokking on the GPU (issue 6's 5 s target), the same run with and without the graph (equal
-# metrics), the fused kernels against their compositions, the step with index_add's tiled kernel,
-# the same step in PyTorch (bench/pytorch_step.py, its JSON under $OUT), the kernel benchmarks
-# against cuBLAS, the step and nanda's grokking run with TF32 tensor cores, the step and the CUDA
-# tests with dependent launches, the memory-bound ops' bandwidth against a device copy, and where
-# the machine has them ncu's per-kernel times and compute-sanitizer on the kernels that share
-# memory; print a table last.
+# metrics), the fused kernels against their compositions, the same step in PyTorch
+# (bench/pytorch_step.py), the step with index_add's tiled kernel, the kernel benchmarks against
+# cuBLAS, the CUDA tests and the step with dependent launches, the step and nanda's grokking run
+# with TF32 tensor cores, the memory-bound ops' bandwidth against a device copy, and where the
+# machine has them compute-sanitizer on the kernels that share memory and ncu's per-kernel
+# times; print a table last.
 #
-#   scripts/device_check.sh [--quick] [--budget SECONDS]
+#   scripts/device_check.sh [--quick] [--from STAGE] [--budget SECONDS]
 #     --quick      the rerun after a fix: the build, the CUDA tests, the step's time, nanda to
-#                  grokking and graph == eager (the build is incremental on a warm machine)
+#                  grokking and graph == eager
+#     --from S     after the build, skip the stages before S (a second call that runs what the
+#                  first one's budget left out: the table names the stages)
 #     --budget S   start no stage after S seconds, and cut each stage's limit to what is left
-#                  (default 480, --quick 240): the table still prints inside the device tool's
-#                  600 s, and a device lease of 15 minutes has time left for a --quick rerun
+#                  (default 360, --quick 240)
 #
-# Full logs go to $OUT when it is set (the device tool brings $OUT back), else to
-# build-device/logs. Nothing can be installed there: make the dependency bundle here first and
-# carry it:
+# The device lease is 15 minutes in all, each machine's start (a minute or two) included, and a
+# machine stays warm only 30 s after a call: a rerun builds from scratch on a fresh one. 360 s
+# leaves room for a fix and a --quick rerun; give the machine back between the two calls.
+#
+# What comes back: the device tool returns at most 8 files from $OUT, so the run writes
+# everything under build-device/results and leaves three files in $OUT: summary.txt (the
+# table), device_check.log (every stage's output) and results.tar.gz (the JSON, CSV and logs).
+# Without $OUT they stay in build-device/results. Nothing can be installed there: make the
+# dependency bundle here first and carry it:
 #   bash scripts/device_bundle.sh          # on this machine, once
 #   device run: bash scripts/device_check.sh    with carry [".device_deps"], timeout_s 600
-# A stage that the budget leaves out says so in the table; the order above is the order they run.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 quick=false
 budget=
+from=
+usage="usage: [--quick] [--from STAGE] [--budget SECONDS]"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=true ;;
-    --budget)
-      budget=${2:-}
+    --budget | --from)
+      if [ $# -lt 2 ]; then
+        echo "device_check.sh: $1 needs a value ($usage)" >&2
+        exit 2
+      fi
+      if [ "$1" = --budget ]; then budget=$2; else from=$2; fi
       shift
       ;;
     *)
-      echo "device_check.sh: unknown argument '$1' (usage: [--quick] [--budget SECONDS])" >&2
+      echo "device_check.sh: unknown argument '$1' ($usage)" >&2
       exit 2
       ;;
   esac
   shift
 done
 if [ -z "$budget" ]; then
-  if $quick; then budget=240; else budget=480; fi
+  if $quick; then budget=240; else budget=360; fi
+fi
+# The stages after the build, in the order they run (keep in step with the calls below).
+stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off fused_bench pytorch_step
+  step_bench_tiled gemm_bench cuda_tests_pdl step_bench_pdl step_bench_tf32 gpu_grok_tf32
+  memory_bench racecheck racecheck_bias memcheck ncu_kernels"
+if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
+  echo "device_check.sh: --from '$from' is no stage; the stages:" $stages >&2
+  exit 2
 fi
 if ! [[ $budget =~ ^[0-9]+$ ]]; then
   echo "device_check.sh: --budget needs a whole number of seconds, got '$budget'" >&2
   exit 2
 fi
-out=${OUT:-build-device/logs}
-mkdir -p "$out"
-# An earlier run's results would show in this run's table as if measured now.
-rm -f "$out"/bench_cuda_*.json "$out"/pytorch_step.json "$out"/nanda_*.json "$out"/nanda_*.csv \
-  "$out"/ncu_kernels.csv "$out"/summary.txt
-log="$out/device_check.log"
+out=${OUT:-}
+results=build-device/results
+# An earlier run's results and training runs would show in this run's table as if made now.
+rm -rf "$results" build-device/nanda_* build-device/ncu_run
+mkdir -p "$results"
+log="$results/device_check.log"
 : > "$log"
 summary=()
+reached=true
+[ -n "$from" ] && reached=false
+built=false
 
-# stage NAME CAP COMMAND...: runs it with its output appended to the log, for at most CAP seconds
-# and never past the budget; a stage that would get under 15 s is skipped and says so.
+# stage NAME CAP COMMAND...: runs it with its output appended to the log (and to
+# $results/NAME.out), for at most CAP seconds and never past the budget; a stage that would get
+# under 15 s is skipped and says so, as are the stages before --from's and, once the build has
+# failed, every stage that needs it.
 stage() {
-  local name=$1 cap=$2 left=$((budget - SECONDS))
+  local name=$1 cap=$2 left=$((budget - SECONDS)) why=
   shift 2
-  if [ "$left" -lt 15 ]; then
-    summary+=("$(printf '%-16s %-8s %s' "$name" skipped "the budget of ${budget}s is spent")")
-    echo "=== $name: skipped, the budget of ${budget}s is spent" >> "$log"
+  [ "$name" = "$from" ] && reached=true
+  case " $(echo $stages) configure build " in
+    *" $name "*) ;;
+    *) echo "device_check.sh: stage $name is missing from \$stages (--from cannot name it)" >&2 ;;
+  esac
+  if ! $reached && [ "$name" != configure ] && [ "$name" != build ]; then
+    why="before --from $from"
+  elif ! $built && [ "$name" != configure ] && [ "$name" != build ]; then
+    why="the build failed"
+  elif [ "$left" -lt 15 ]; then
+    why="the budget of ${budget}s is spent"
+  fi
+  if [ -n "$why" ]; then
+    summary+=("$(printf '%-16s %-8s %s' "$name" skipped "$why")")
+    echo "=== $name: skipped, $why" >> "$log"
     return 124
   fi
   local limit=$((cap < left ? cap : left)) start=$SECONDS
   echo "=== $name (limit ${limit}s): $*" >> "$log"
-  timeout "$limit" "$@" >> "$log" 2>&1
+  timeout -k 15 "$limit" "$@" > "$results/$name.out" 2>&1
   local rc=$?
+  cat "$results/$name.out" >> "$log"
   summary+=("$(printf '%-16s %-8s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo "rc=$rc")" \
     $((SECONDS - start)))")
   return $rc
 }
 
+# cuda_tests NAME CAP [ENV...]: the GPU test programs, side by side (their CPU references then
+# share the cores: two OpenMP threads each). Here a program that skips has seen no GPU, which
+# fails the stage; the failed and skipped programs are named in the table.
+cuda_tests() {
+  local name=$1 cap=$2
+  shift 2
+  stage "$name" "$cap" env OMP_NUM_THREADS=2 "$@" ctest --test-dir build-device -R '^test_cuda' \
+    -j "$(nproc)" --output-on-failure
+  local rc=$?
+  [ -f "$results/$name.out" ] || return $rc
+  local failed skipped
+  failed=$(sed -n '/The following tests FAILED:/,$p' "$results/$name.out" |
+    grep -oE 'test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
+  skipped=$(sed -n '/The following tests did not run:/,/^$/p' "$results/$name.out" |
+    grep -oE 'test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
+  [ -n "$failed" ] && summary+=("$(printf '%-16s %-8s %s' "" failed "$failed")")
+  if [ -n "$skipped" ]; then
+    # The stage's own line said ok (ctest passes a skip): it did not.
+    summary[${#summary[@]} - 1]="$(printf '%-16s %-8s %s' "$name" SKIPPED \
+      "did not run or saw no GPU: $skipped")"
+    return 1
+  fi
+  return $rc
+}
+
 # bench NAME BINARY JSON_NAME [ENV...]: a Google Benchmark program of build-device/bench, its
-# table in the log and its JSON under $out.
+# table in the log and its JSON under $results.
 bench() {
   local name=$1 binary=build-device/bench/$2 json=$3
   shift 3
-  [ -x "$binary" ] || return 0
   stage "$name" 150 env "$@" "$binary" --benchmark_counters_tabular=true \
-    --benchmark_out="$out/$json" --benchmark_out_format=json
+    --benchmark_out="$results/$json" --benchmark_out_format=json
+}
+
+# grok NAME CAP DIR [ENV...] -- ARGS...: a tinygrok training run on the GPU into DIR, and its
+# summary.json copied under $results as DIR's name.
+train_run() {
+  local name=$1 cap=$2 dir=$3
+  shift 3
+  local env=()
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    env+=("$1")
+    shift
+  done
+  shift
+  stage "$name" "$cap" env "${env[@]}" "${timed[@]}" build-device/tinygrok train --preset nanda \
+    --device cuda --out "$dir" --force --quiet "$@"
+  local rc=$?
+  [ -f "$dir/summary.json" ] && cp "$dir/summary.json" "$results/$(basename "$dir")_summary.json"
+  return $rc
 }
 
 deps=()
 [ -d .device_deps ] && deps=(-DTINYGROK_DEPS_DIR="$PWD/.device_deps")
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
-  > "$out/gpu.txt" 2>&1 || echo "nvidia-smi failed" >> "$out/gpu.txt"
+timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
+  > "$results/gpu.txt" 2>&1 || echo "nvidia-smi failed" >> "$results/gpu.txt"
+# GNU time adds the peak memory to a training run's log, where the machine has it.
+timed=()
+[ -x /usr/bin/time ] && timed=(/usr/bin/time -v)
 
 device_targets=(tinygrok_cli)
 for source in tests/test_cuda_*.cpp bench/bench_cuda_*.cpp; do
@@ -98,97 +181,86 @@ for source in tests/test_cuda_*.cpp bench/bench_cuda_*.cpp; do
 done
 
 stage configure 120 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DTINYGROK_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${deps[@]}" &&
+  -DTINYGROK_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DTINYGROK_MPI=OFF "${deps[@]}" &&
   stage build 300 cmake --build build-device -j "$(nproc)" --target "${device_targets[@]}" &&
-  {
-    # The GPU test programs, side by side (their CPU references then share the 16 cores).
-    stage cuda_tests 150 ctest --test-dir build-device -R '^test_cuda' -j "$(nproc)" \
-      --output-on-failure
-    # Issue 6's targets: the full-batch step (<= 100 us), then nanda to test accuracy >= 99% in
-    # <= 5 s wall, evals included; then the same run's first 2,000 steps with the step recorded
-    # and without (equal metrics.csv).
-    bench step_bench bench_cuda_train_step bench_cuda_train_step.json
-    # GNU time adds the peak memory to the log, where the machine has it.
-    timed=()
-    [ -x /usr/bin/time ] && timed=(/usr/bin/time -v)
-    stage gpu_grok 60 "${timed[@]}" build-device/tinygrok train --preset nanda --device cuda \
-      --stop-at-grok --out build-device/nanda_grok --force --quiet
-    [ -f build-device/nanda_grok/summary.json ] && cp build-device/nanda_grok/summary.json \
-      "$out/nanda_grok_summary.json" && cp build-device/nanda_grok/metrics.csv \
-      "$out/nanda_grok_metrics.csv"
-    for graph in on off; do
-      stage "gpu_graph_$graph" 60 build-device/tinygrok train --preset nanda --device cuda \
-        --steps 2000 --cuda-graph "$graph" --out "build-device/nanda_graph_$graph" --force --quiet
-    done
-    [ -f build-device/nanda_graph_on/summary.json ] && cp build-device/nanda_graph_on/summary.json \
-      "$out/nanda_gpu_summary.json"
-    if [ -f build-device/nanda_graph_on/metrics.csv ] && [ -f build-device/nanda_graph_off/metrics.csv ]; then
-      # elapsed_s (the last column) is a time: the rest must be equal.
-      if cmp -s <(cut -d, -f1-7 build-device/nanda_graph_on/metrics.csv) \
-                <(cut -d, -f1-7 build-device/nanda_graph_off/metrics.csv); then
-        summary+=("graph==eager     ok       metrics.csv equal with and without the CUDA graph")
-      else
-        summary+=("graph==eager     DIFFER   metrics.csv with and without the CUDA graph differ")
-      fi
-    fi
-  }
+  built=true
+
+cuda_tests cuda_tests 150
+# Issue 6's targets: the full-batch step (<= 100 us), then nanda to test accuracy >= 99% in
+# <= 5 s wall, evals included; then the same run's first 2,000 steps with the step recorded and
+# without (equal metrics.csv).
+bench step_bench bench_cuda_train_step bench_cuda_train_step.json
+train_run gpu_grok 60 build-device/nanda_grok -- --stop-at-grok
+[ -f build-device/nanda_grok/metrics.csv ] &&
+  cp build-device/nanda_grok/metrics.csv "$results/nanda_grok_metrics.csv"
+for graph in on off; do
+  train_run "gpu_graph_$graph" 60 "build-device/nanda_graph_$graph" -- --steps 2000 \
+    --cuda-graph "$graph"
+done
+if [ -f build-device/nanda_graph_on/metrics.csv ] && [ -f build-device/nanda_graph_off/metrics.csv ]; then
+  # elapsed_s (the last column) is a time: the rest must be equal.
+  if cmp -s <(cut -d, -f1-7 build-device/nanda_graph_on/metrics.csv) \
+            <(cut -d, -f1-7 build-device/nanda_graph_off/metrics.csv); then
+    summary+=("graph==eager     ok       metrics.csv equal with and without the CUDA graph")
+  else
+    summary+=("graph==eager     DIFFER   metrics.csv with and without the CUDA graph differ")
+  fi
+fi
 
 if ! $quick; then
   bench fused_bench bench_cuda_fused bench_cuda_fused.json
+  # The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below; its
+  # JSON is written after each mode, so a time limit keeps the modes that ran.
+  stage pytorch_step 90 python3 bench/pytorch_step.py --device cuda \
+    --modes eager,graphs,compile,compile-reduce-overhead --json "$results/pytorch_step.json"
   # The step with index_add's tiled kernel (the CPU's order) instead of its sorted path
   # (kernels/cuda/index_add_sorted.h): which one the default should be.
   bench step_bench_tiled bench_cuda_train_step bench_cuda_train_step_tiled.json \
     TG_CUDA_INDEX_ADD=tiled
-  # The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below; its
-  # JSON is written after each mode, so a time limit keeps the modes that ran.
-  stage pytorch_step 180 python3 bench/pytorch_step.py --device cuda \
-    --modes eager,graphs,compile,compile-reduce-overhead --json "$out/pytorch_step.json"
   bench gemm_bench bench_cuda_gemm bench_cuda_gemm.json
+
+  # Dependent launches (TG_CUDA_PDL=1, kernels/cuda/dependent_launch.h), not yet on by default:
+  # the CUDA tests with them (a kernel that raced the one before it would show there), then the
+  # step's time with them.
+  cuda_tests cuda_tests_pdl 120 TG_CUDA_PDL=1
+  bench step_bench_pdl bench_cuda_train_step bench_cuda_train_step_pdl.json TG_CUDA_PDL=1
 
   # TF32 tensor cores (TG_CUDA_TF32=1: best_sgemm may take v8, inputs rounded to TF32), opt-in
   # as in PyTorch: the step's time with them, and nanda to grokking with them.
   bench step_bench_tf32 bench_cuda_train_step bench_cuda_train_step_tf32.json TG_CUDA_TF32=1
-  if [ -x build-device/tinygrok ]; then
-    stage gpu_grok_tf32 60 env TG_CUDA_TF32=1 build-device/tinygrok train --preset nanda \
-      --device cuda --stop-at-grok --out build-device/nanda_grok_tf32 --force --quiet
-    [ -f build-device/nanda_grok_tf32/summary.json ] &&
-      cp build-device/nanda_grok_tf32/summary.json "$out/nanda_grok_tf32_summary.json"
-  fi
-
-  # Dependent launches (TG_CUDA_PDL=1, kernels/cuda/dependent_launch.h), not yet on by default:
-  # the step's time with them, then the CUDA tests with them (a kernel that raced the one before
-  # it would show there).
-  bench step_bench_pdl bench_cuda_train_step bench_cuda_train_step_pdl.json TG_CUDA_PDL=1
-  stage cuda_tests_pdl 120 env TG_CUDA_PDL=1 ctest --test-dir build-device -R '^test_cuda' \
-    -j "$(nproc)" --output-on-failure
+  train_run gpu_grok_tf32 60 build-device/nanda_grok_tf32 TG_CUDA_TF32=1 -- --stop-at-grok
   bench memory_bench bench_cuda_memory bench_cuda_memory.json
 
-  # Where the machine has them (H200.md: on Firecracker, not on gVisor): each kernel's GPU time
-  # in a short eager nanda run (ncu, clocks left alone; summed by kernel name below), then the
-  # kernels that share memory between threads or blocks under compute-sanitizer's race and
-  # memory checkers: index_add's match lists and its sorted path's chunk ranks and scans (both
-  # paths run in the first case), the bias gradient's last block, split-K.
-  ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  if [ -n "$ncu_bin" ] && [ -x build-device/tinygrok ]; then
-    stage ncu_kernels 150 "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv \
-      --log-file "$out/ncu_kernels.csv" build-device/tinygrok train --preset nanda --device cuda \
-      --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run --force --quiet
-  fi
+  # Where the machine has them (H200.md: on Firecracker, not on gVisor): the kernels that share
+  # memory between threads or blocks under compute-sanitizer's race and memory checkers
+  # (index_add's match lists and its sorted path's chunk ranks and scans, both paths run in the
+  # first case; the bias gradient's last block; split-K), then each kernel's GPU time in a short
+  # eager nanda run (ncu, clocks left alone; summed by kernel name below).
   sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-  if [ -n "$sanitizer" ] && [ -x build-device/tests/test_cuda_nn_ops ]; then
+  if [ -n "$sanitizer" ]; then
     stage racecheck 90 "$sanitizer" --tool racecheck --error-exitcode 1 \
       build-device/tests/test_cuda_nn_ops "cuda index_select and index_add*"
     stage racecheck_bias 90 "$sanitizer" --tool racecheck --error-exitcode 1 \
       build-device/tests/test_cuda_layer_ops "cuda activation_backward*"
     stage memcheck 120 "$sanitizer" --tool memcheck --error-exitcode 1 \
       build-device/tests/test_cuda_sgemm "sgemm() splits long K on few tiles and still matches float64"
+  else
+    summary+=("$(printf '%-16s %-8s %s' sanitizer absent "no compute-sanitizer on this machine")")
+  fi
+  ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -n "$ncu_bin" ]; then
+    stage ncu_kernels 150 "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv \
+      --log-file "$results/ncu_kernels.csv" build-device/tinygrok train --preset nanda --device cuda \
+      --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run --force --quiet
+  else
+    summary+=("$(printf '%-16s %-8s %s' ncu absent "no ncu on this machine")")
   fi
 fi
 
 # The memory bench's headline: each op's GB/s and fraction of a same-size device copy.
 memory_table() {
-  [ -s "$out/bench_cuda_memory.json" ] && command -v python3 >/dev/null || return 0
-  python3 - "$out/bench_cuda_memory.json" <<'PY' || true
+  [ -s "$results/bench_cuda_memory.json" ] && command -v python3 >/dev/null || return 0
+  python3 - "$results/bench_cuda_memory.json" <<'PY' || true
 import json, sys
 rows = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if "GB/s" in b]
 print("memory bench (GB/s, % of a device copy of the same bytes):")
@@ -200,8 +272,8 @@ PY
 # Each fused kernel against the composition it replaced (bench_cuda_fused): median us per call
 # and the speed-up (issue 6: each fused kernel faster than its composition).
 fused_table() {
-  [ -s "$out/bench_cuda_fused.json" ] && command -v python3 >/dev/null || return 0
-  python3 - "$out/bench_cuda_fused.json" <<'PY' || true
+  [ -s "$results/bench_cuda_fused.json" ] && command -v python3 >/dev/null || return 0
+  python3 - "$results/bench_cuda_fused.json" <<'PY' || true
 import json, sys
 runs = {b["name"]: b for b in json.load(open(sys.argv[1]))["benchmarks"]}
 def partner(name):  # the composition a fused entry is measured against
@@ -225,9 +297,9 @@ PY
 # and the grokking run's wall time.
 step_table() {
   command -v python3 >/dev/null || return 0
-  python3 - "$out/nanda_grok_summary.json" "$out/nanda_grok_tf32_summary.json" \
-    "$out/bench_cuda_train_step.json" "$out/bench_cuda_train_step_pdl.json" \
-    "$out/bench_cuda_train_step_tf32.json" "$out/bench_cuda_train_step_tiled.json" <<'PY' || true
+  python3 - "$results/nanda_grok_summary.json" "$results/nanda_grok_tf32_summary.json" \
+    "$results/bench_cuda_train_step.json" "$results/bench_cuda_train_step_pdl.json" \
+    "$results/bench_cuda_train_step_tf32.json" "$results/bench_cuda_train_step_tiled.json" <<'PY' || true
 import json, os, sys
 for path, how in zip(sys.argv[3:], ["", ", TG_CUDA_PDL=1", ", TG_CUDA_TF32=1",
                                     ", TG_CUDA_INDEX_ADD=tiled"]):
@@ -247,8 +319,8 @@ PY
 
 # ncu's kernel times (ns) summed by kernel name over the short run: where a step's time goes.
 ncu_table() {
-  [ -s "$out/ncu_kernels.csv" ] && command -v python3 >/dev/null || return 0
-  python3 - "$out/ncu_kernels.csv" <<'PY' || true
+  [ -s "$results/ncu_kernels.csv" ] && command -v python3 >/dev/null || return 0
+  python3 - "$results/ncu_kernels.csv" <<'PY' || true
 import csv, collections, sys
 lines = [l for l in open(sys.argv[1]) if l.startswith('"')]  # ncu's own messages are not quoted
 total, calls = collections.Counter(), collections.Counter()
@@ -272,8 +344,8 @@ PY
 
 # PyTorch's ms per nanda step in each mode, beside tinygrok's GPU training run's (summary.json).
 pytorch_table() {
-  [ -s "$out/pytorch_step.json" ] && command -v python3 >/dev/null || return 0
-  python3 - "$out/pytorch_step.json" "$out/nanda_gpu_summary.json" <<'PY' || true
+  [ -s "$results/pytorch_step.json" ] && command -v python3 >/dev/null || return 0
+  python3 - "$results/pytorch_step.json" "$results/nanda_graph_on_summary.json" <<'PY' || true
 import json, os, sys
 report = json.load(open(sys.argv[1]))
 ours = None
@@ -291,14 +363,48 @@ print(f"  losses agree across modes: {report.get('agree')}")
 PY
 }
 
+# Every benchmark entry that reported an error, but for SGEMM versions that decline a shape.
+bench_errors() {
+  command -v python3 >/dev/null || return 0
+  python3 - "$results"/bench_cuda_*.json <<'PY' || true
+import glob, json, sys
+errors = []
+for path in sys.argv[1:]:
+    try:
+        runs = json.load(open(path))["benchmarks"]
+    except (OSError, ValueError, KeyError):
+        continue
+    for b in runs:
+        why = b.get("error_message", "")
+        if b.get("error_occurred") and "declines these arguments" not in why:
+            errors.append(f"  {b['name']:<48} {why[:70]}")
+if errors:
+    print(f"benchmark entries with errors ({len(errors)}):")
+    print("\n".join(errors[:40]))
+PY
+}
+
 {
   echo
-  echo "device_check: $(head -2 "$out/gpu.txt" | tail -1)"
+  echo "device_check: $(head -2 "$results/gpu.txt" | tail -1)"
   printf '%s\n' "${summary[@]}"
+  bench_errors
   memory_table
   fused_table
   step_table
   pytorch_table
   ncu_table
-  echo "logs: $log"
-} | tee "$out/summary.txt"
+} > "$results/summary.txt"
+cat "$results/summary.txt"
+
+# Three files back through $OUT (the device tool returns at most 8): the table, the whole log
+# (its last 15 MB, under the 16 MB a file may have) and the rest as one archive.
+if [ -n "$out" ]; then
+  mkdir -p "$out"
+  cp "$results/summary.txt" "$out/"
+  tail -c 15000000 "$log" > "$out/device_check.log"
+  tar -czf "$out/results.tar.gz" -C build-device results
+  echo "in \$OUT: summary.txt, device_check.log, results.tar.gz ($(du -h "$out/results.tar.gz" | cut -f1))"
+else
+  echo "results: $results"
+fi
