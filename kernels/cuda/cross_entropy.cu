@@ -28,6 +28,7 @@
 #include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/rounded.cuh"
 #include "kernels/cuda/stream.h"
 #include "kernels/cuda/warp.cuh"
 #include "kernels/dispatch.h"
@@ -92,8 +93,10 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* ta
     for (int64_t c = lane; c < classes; c += kWarp) {
       // Two subtractions, not one of (peak + log_total): that sum would round at the scale of
       // the logits (an ulp of 6e-5 near 1000) and shift every probability by as much.
-      T v = math_exp((row[c] - peak) - log_total) * grad;
-      if (c == target) v -= grad;  // minus the one-hot target
+      // Each product and difference rounded on its own: the fused kernel below computes the
+      // same values in code of another shape, which nvcc could contract differently.
+      T v = mul_rn(math_exp((row[c] - peak) - log_total), grad);
+      if (c == target) v = sub_rn(v, grad);  // minus the one-hot target
       out[c] = v;
     }
   }
@@ -141,14 +144,14 @@ __global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* t
     for (int k = 0; k < kPerLane; ++k) {
       const int64_t c = lane + static_cast<int64_t>(k) * kWarp;
       if (c < classes) {
-        T v = math_exp((held[k] - peak) - log_total) * scale;  // see the backward kernel
-        if (c == target) v -= scale;
+        T v = mul_rn(math_exp((held[k] - peak) - log_total), scale);  // see the backward kernel
+        if (c == target) v = sub_rn(v, scale);
         out[c] = v;
       }
     }
     for (int64_t c = kHeld + lane; c < classes; c += kWarp) {
-      T v = math_exp((row[c] - peak) - log_total) * scale;
-      if (c == target) v -= scale;
+      T v = mul_rn(math_exp((row[c] - peak) - log_total), scale);
+      if (c == target) v = sub_rn(v, scale);
       out[c] = v;
     }
   }

@@ -28,6 +28,7 @@
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/gemm_operands.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/rounded.cuh"
 #include "kernels/cuda/stream.h"
 #include "kernels/dispatch.h"
 
@@ -49,7 +50,7 @@ __device__ inline T activate(T x) {
     case Activation::Gelu:
       return static_cast<T>(0.5 * x * (1.0 + ::erf(x * kInvSqrt2)));
     case Activation::Square:
-      return x * x;
+      return mul_rn(x, x);  // as the GEMM epilogue's (sgemm/common.cuh), bit for bit
   }
   return x;
 }

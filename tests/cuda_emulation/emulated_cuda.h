@@ -283,6 +283,39 @@ T __ldg(const T* p) {
 }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+// The rounded arithmetic intrinsics (kernels/cuda/rounded.cuh): nvcc never contracts them into
+// a fused multiply-add. GCC would contract an inlined a * b + c here (-march=native has FMA, and
+// GNU C++ contracts by default), so each operand and product passes through an empty asm that
+// GCC cannot see through.
+namespace tg_emulation {
+template <typename T>
+inline T opaque(T v) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(v));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(v));
+#else
+  volatile T kept = v;
+  v = kept;
+#endif
+  return v;
+}
+}  // namespace tg_emulation
+inline float __fmul_rn(float a, float b) { return tg_emulation::opaque(a * b); }
+inline double __dmul_rn(double a, double b) { return tg_emulation::opaque(a * b); }
+inline float __fadd_rn(float a, float b) {
+  return tg_emulation::opaque(tg_emulation::opaque(a) + tg_emulation::opaque(b));
+}
+inline double __dadd_rn(double a, double b) {
+  return tg_emulation::opaque(tg_emulation::opaque(a) + tg_emulation::opaque(b));
+}
+inline float __fsub_rn(float a, float b) {
+  return tg_emulation::opaque(tg_emulation::opaque(a) - tg_emulation::opaque(b));
+}
+inline double __dsub_rn(double a, double b) {
+  return tg_emulation::opaque(tg_emulation::opaque(a) - tg_emulation::opaque(b));
+}
+
 inline float __int_as_float(int v) {
   float f;
   std::memcpy(&f, &v, sizeof f);

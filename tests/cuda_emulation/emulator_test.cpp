@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iomanip>
+#include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -122,4 +125,39 @@ TEST_CASE("emulated device memory starts as NaN, fresh or released to the cache"
     REQUIRE(again.raw_data() == first);  // the same block, reused
     for (float v : again.to(tg::Device::cpu()).to_vector<float>()) REQUIRE(std::isnan(v));
   }
+}
+
+// out[0] = x * x + r with the product rounded on its own (kernels/cuda/rounded.cuh), out[1] the
+// same with both steps rounded; float and double.
+template <typename T>
+__global__ void rounded_square_plus(const T* in, T* out) {
+  kernel_prologue();
+  const T x = in[0], r = in[1];
+  if constexpr (std::is_same_v<T, float>) {
+    out[0] = __fmul_rn(x, x) + r;
+    out[1] = __fadd_rn(__fmul_rn(x, x), r);
+  } else {
+    out[0] = __dmul_rn(x, x) + r;
+    out[1] = __dadd_rn(__dmul_rn(x, x), r);
+  }
+}
+
+// x = 1 + 2^-(p/2 + 1) squares to 1 + 2^-(p/2) + 2^-(p + 2): rounded, the last term is gone and
+// adding r = -(1 + 2^-(p/2)) gives 0; fused into one FMA it survives. GCC contracts a plain
+// x * x + r here (-march=native), so this fails if the emulated intrinsics let it.
+TEMPLATE_TEST_CASE("emulated __fmul_rn and its kin round on their own, as nvcc's", "", float,
+                   double) {
+  constexpr int half = std::numeric_limits<TestType>::digits / 2;  // 12 for float, 26 for double
+  const TestType x = 1 + std::ldexp(TestType(1), -(half + 1));
+  const TestType r = -(1 + std::ldexp(TestType(1), -half));
+  REQUIRE(std::fma(x, x, r) != 0);  // the case tells one rounding from two
+  DeviceArray<TestType> in(2), out(2);
+  const std::vector<TestType> values{x, r};
+  REQUIRE(cudaMemcpy(in.p, values.data(), 2 * sizeof(TestType), cudaMemcpyHostToDevice) ==
+          cudaSuccess);
+  tg::cuda::launch(rounded_square_plus<TestType>, dim3(1), dim3(1), nullptr, in.p, out.p);
+  const std::vector<TestType> got = out.read();
+  INFO(std::hexfloat << "product rounded, then + r: " << got[0] << "; both rounded: " << got[1]);
+  CHECK(got[0] == 0);
+  CHECK(got[1] == 0);
 }

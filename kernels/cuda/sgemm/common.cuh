@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/rounded.cuh"
 #include "kernels/cuda/sgemm/sgemm.h"
 
 #include <cuda_runtime.h>  // under host emulation, tests/cuda_emulation's stand-in
@@ -154,7 +155,7 @@ __device__ __forceinline__ float activate(Activation act, float x) {
     case Activation::Gelu:
       return static_cast<float>(0.5 * x * (1.0 + ::erf(x * kInvSqrt2)));
     case Activation::Square:
-      return x * x;
+      return mul_rn(x, x);  // rounded before the residual's add, as in the unfused kernels
   }
   return x;
 }
