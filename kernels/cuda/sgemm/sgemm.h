@@ -118,7 +118,10 @@ void check_gemm_args(const GemmArgs& args, const char* who);
 void check_gemm_groups(const GemmArgs& args, const char* who);
 
 // C = A @ B with best_sgemm(args), or as K slices (split_k_slice, below) when the product has few
-// output tiles and a long K; checks the arguments first.
+// output tiles and a long K; checks the arguments first. sgemm, sgemm_batch_sum and
+// sgemm_split_k take the device's backend stream (current_stream, kernels/cuda/stream.h): their
+// workspace goes back to the caching allocator while its kernels may still be queued, which is
+// safe only because the allocator's next user queues behind them on that same stream.
 void sgemm(const GemmArgs& args, cudaStream_t stream);
 
 // Split-K (split_k.cu): the size of the K slices sgemm() runs side by side for these arguments,
