@@ -7,11 +7,13 @@
 // (which the GPU's GEMM turns down) with matmul's message. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/gemm_operands.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 #include "nn/activation.h"
 #include "op_test_util.h"
@@ -139,6 +141,17 @@ TEST_CASE("cuda linear_forward: v7's epilogue on 16-byte rows matches unfused an
   check_linear(36, 12, 40, View::Plain, View::Plain, Activation::Identity, false, false, gen, true);
   check_linear(64, 128, 512, View::Plain, View::Plain, Activation::Identity, true, false, gen,
                true);
+}
+
+// No GPU needed: a size the SGEMM's int cannot hold is refused, not wrapped (a tensor that
+// large would need 8 GB and more for one axis, so the check is tested on its own).
+TEST_CASE("cuda products refuse sizes past 2^31 - 1", "[cuda]") {
+  CHECK(cuda::gemm_size(int64_t{1} << 20, "a row count") == 1 << 20);
+  CHECK(cuda::gemm_size(std::numeric_limits<int>::max(), "a row count") ==
+        std::numeric_limits<int>::max());
+  REQUIRE_TG_ERROR(cuda::gemm_size(int64_t{1} << 31, "an inner size"),
+                   Catch::Equals("matmul: an inner size of 2147483648 is past the CUDA SGEMM's "
+                                 "limit of 2^31 - 1"));
 }
 
 TEST_CASE("cuda linear_forward: K = 0, empty outputs, float64", "[cuda]") {

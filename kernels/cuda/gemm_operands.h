@@ -4,6 +4,10 @@
 // cost no copies; a view of any other layout is copied contiguous first.
 #pragma once
 
+#include <cstdint>
+#include <limits>
+
+#include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 #include "kernels/matrix_layout.h"
@@ -14,15 +18,22 @@ namespace tg::cuda {
 // column-major; then the GemmArgs of out = op(a) @ op(b) over their last two axes, out
 // contiguous [..., M, N]: sizes, the three pointers (each matrix's first), leading dimensions and
 // transpositions. Batch 1, no epilogue, no masks: the caller sets those.
+// A size as the SGEMM's int, refused past 2^31 - 1 rather than wrapped.
+inline int gemm_size(int64_t size, const char* what) {
+  check(size <= std::numeric_limits<int>::max(), "matmul: ", what, " of ", size,
+        " is past the CUDA SGEMM's limit of 2^31 - 1");
+  return static_cast<int>(size);
+}
+
 inline GemmArgs product_args(Tensor& a, Tensor& b, const Tensor& out) {
   int64_t lda = 0, ldb = 0;
   MatrixLayout la = matrix_layout(a, lda), lb = matrix_layout(b, ldb);
   if (la == MatrixLayout::Other) la = matrix_layout(a = contiguous_copy_if_needed(a), lda);
   if (lb == MatrixLayout::Other) lb = matrix_layout(b = contiguous_copy_if_needed(b), ldb);
   GemmArgs args;
-  args.M = static_cast<int>(a.shape()[a.dim() - 2]);
-  args.K = static_cast<int>(a.shape()[a.dim() - 1]);
-  args.N = static_cast<int>(b.shape()[b.dim() - 1]);
+  args.M = gemm_size(a.shape()[a.dim() - 2], "a row count");
+  args.K = gemm_size(a.shape()[a.dim() - 1], "an inner size");
+  args.N = gemm_size(b.shape()[b.dim() - 1], "a column count");
   args.A = a.data<float>();
   args.lda = lda;
   args.trans_a = la == MatrixLayout::ColMajor;

@@ -74,7 +74,7 @@ bool grouped_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
     keep.push_back(a);
     keep.push_back(b);
     args.ldc = ldc;
-    args.batch = static_cast<int>(batches);
+    args.batch = gemm_size(batches, "a batch count");
     args.stride_a = stride_a;
     args.stride_b = stride_b;
     args.stride_c = stride_c;
@@ -154,7 +154,7 @@ void CudaBackend::matmul_into(const Tensor& a_in, const Tensor& b_in, const Tens
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   if (uniform_batch_stride(a, stride_a) && uniform_batch_stride(b, stride_b) &&
       uniform_batch_stride(out, stride_c)) {
-    args.batch = static_cast<int>(batches);
+    args.batch = gemm_size(batches, "a batch count");
     args.stride_a = stride_a;
     args.stride_b = stride_b;
     args.stride_c = stride_c;
