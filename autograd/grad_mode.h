@@ -1,4 +1,5 @@
-// GradMode: whether ops record the graph on this thread, and the RAII guard that turns it off.
+// GradMode: whether ops record the graph on this thread, and the RAII guards that turn it off
+// and on again.
 #pragma once
 
 namespace tg {
@@ -22,6 +23,18 @@ class NoGradGuard {
   ~NoGradGuard() { GradMode::set_enabled(previous_); }
   NoGradGuard(const NoGradGuard&) = delete;
   NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Within its scope ops record nodes again, inside a NoGradGuard's too (PyTorch's enable_grad).
+class EnableGradGuard {
+ public:
+  EnableGradGuard() : previous_(GradMode::enabled()) { GradMode::set_enabled(true); }
+  ~EnableGradGuard() { GradMode::set_enabled(previous_); }
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
 
  private:
   bool previous_;

@@ -188,7 +188,8 @@ int main(int argc, char** argv) {
 // includes its row-index check, which copies a flag back to the host (a training step pays it).
 //   model  the nanda model's first layer: B = 3830, T = Tq = 3, H = 4, Dh = 32, values already
 //          projected to d_model (Dv = 128), heads summed, rows shared through the (position,
-//          token) tables of p = 113 tokens (so the backward ends with index_add)
+//          token) tables of 114 tokens, "=" always last as in the step (so the backward ends
+//          with index_add, one of whose rows takes every example)
 //   large  dense q, k, v (distinct rows: gradients straight into the tables), B = 3830,
 //          T = Tq = 64, H = 4, Dh = Dv = 32
 // MB counts each example's rows once, as the kernels read them (forward: q, k, v rows in, z and
@@ -216,20 +217,20 @@ AttentionCase attention_case(Size s) {
                           : AttentionCase{3830, 64, 4, 32, 32, false, false};
 }
 
-constexpr int64_t kAttentionTokens = 113;  // p: the (position, token) tables' tokens
+constexpr int64_t kAttentionTokens = 114;  // the tables' tokens: p = 113, and "="
 
-// The case's kv row indices [B, T] on the GPU: (position, token) rows t * p + token for random
-// tokens (a small LCG) when the rows are shared, else row b * T + t.
+// The case's kv row indices [B, T] on the GPU. Shared rows are nanda's (position, token) rows
+// t * 114 + token: random tokens below 113 (a small LCG), and "=" (113) always at the last
+// position, so that one row takes every example's gradient, as in the step. Else row b * T + t.
 Tensor attention_rows(const AttentionCase& c) {
   std::vector<int64_t> rows(static_cast<size_t>(c.batch * c.keys));
   uint64_t state = 42;
   for (int64_t b = 0; b < c.batch; ++b)
     for (int64_t t = 0; t < c.keys; ++t) {
       state = state * 6364136223846793005ull + 1442695040888963407ull;
-      rows[b * c.keys + t] =
-          c.shared_rows
-              ? t * kAttentionTokens + static_cast<int64_t>((state >> 33) % kAttentionTokens)
-              : b * c.keys + t;
+      const int64_t token = t == c.keys - 1 ? kAttentionTokens - 1
+                                            : static_cast<int64_t>((state >> 33) % 113);
+      rows[b * c.keys + t] = c.shared_rows ? t * kAttentionTokens + token : b * c.keys + t;
     }
   return from_vector(rows, {c.batch, c.keys}).to(kGpu);
 }
@@ -308,6 +309,9 @@ Workload attention_layer_workload(bool fused) {
   double elements = static_cast<double>(table.numel());
   for (const Tensor& w : W) elements += static_cast<double>(w.numel());
   return {4.0 * 2 * elements, [=] {
+            // time_workload turns grad mode off for forward-only workloads; this one records
+            // its graph and runs backward.
+            const EnableGradGuard grad_on;
             Tensor z;
             if (fused) {
               z = table_attention_layer(table, W[0], W[1], W[2], W[3], q_rows, kv_rows, scale,

@@ -147,6 +147,22 @@ TEST_CASE("autograd: a leaf used many times accumulates every use", "[autograd]"
   CHECK(x.grad().shape().empty());
 }
 
+TEST_CASE("autograd: EnableGradGuard records inside a NoGradGuard, then restores it",
+          "[autograd]") {
+  Tensor x = leaf64({1, 2});
+  NoGradGuard no_grad;
+  {
+    EnableGradGuard grad_on;
+    CHECK(GradMode::enabled());
+    const Tensor y = (x * 3.0).sum();
+    CHECK(y.grad_fn() != nullptr);
+    y.backward();
+  }
+  CHECK_FALSE(GradMode::enabled());
+  CHECK(grad_of(x) == std::vector<double>{3, 3});
+  CHECK((x * 3.0).grad_fn() == nullptr);
+}
+
 TEST_CASE("autograd: NoGradGuard records nothing and restores the previous mode", "[autograd]") {
   Tensor x = leaf64({1, 2});
   CHECK(GradMode::enabled());
