@@ -7,12 +7,18 @@
 // 11490x128x128, and 512x3830x128, the weight gradient x^T @ dy, run with A transposed as backward
 // runs it (A stored [3830, 512]).
 //
-// Timing: CUDA events around each launch (manual time, at least 0.1 s of it per entry), after 3
-// warm-up runs; the counters use the median over the iterations: GFLOP/s = 2 M N K / median,
-// %cuBLAS = cuBLAS TF32-off's median / this median. Before timing, each version's output is
-// compared with cuBLAS TF32-off (rel_err counter); a wrong version is reported as an error, not
-// timed. The model shapes' inputs fit in L2 (so do the squares up to 2048), as they would when
-// the training step reruns them.
+// sgemm/engine/<shape> is what the backend runs for the shape: tg::cuda::sgemm() on the
+// backend's stream, which splits a product of few output tiles and a long K (the weight
+// gradient 512x3830x128_AT: split_k.cu) where each version entry runs it whole.
+//
+// Timing: CUDA events around a batch of back-to-back launches (20 for the model shapes, fewer
+// as a product grows, one at 2048 and up), so that the host's launch latency, paid once when
+// the stream is idle, is not counted as the kernel's; manual time, at least 0.1 s of it per
+// entry, after 3 warm-up launches. The counters use the median batch per launch: GFLOP/s =
+// 2 M N K / median, %cuBLAS = cuBLAS TF32-off's median / this median. Before timing, each
+// entry's output is compared with cuBLAS TF32-off (rel_err counter); a wrong one is reported
+// as an error, not timed. The model shapes' inputs fit in L2 (so do the squares up to 2048),
+// as they would when the training step reruns them.
 //   ./build/bench/bench_cuda_gemm --benchmark_counters_tabular=true
 // Without a CUDA device every benchmark reports "skipped: no CUDA device".
 #include <benchmark/benchmark.h>
@@ -31,6 +37,7 @@
 
 #include "cuda_bench_util.h"
 #include "kernels/cuda/sgemm/sgemm.h"
+#include "kernels/cuda/stream.h"
 
 using namespace tg::cuda;
 using tg::bench::device_present;
@@ -131,16 +138,24 @@ cublasStatus_t cublas_sgemm(bool tf32, const GemmArgs& g) {
                      static_cast<int>(g.ldc));
 }
 
-// Milliseconds of one launch of `run`, between two events on the default stream.
+// Launches per timed batch: enough that a few microseconds of launch latency are a small part
+// of the batch (about 20 GFLOP of work, 1 to 20 launches).
+int launches_per_batch(const Shape& shape) {
+  return static_cast<int>(std::clamp<long>(std::lround(2e10 / shape.flops()), 1, 20));
+}
+
+// Milliseconds per launch of `run`, over a batch of launches between two events on `stream`
+// (the legacy default stream unless given).
 template <typename Run>
-double time_launch(const Problem& p, Run run) {
-  cudaEventRecord(p.start);
-  run();
-  cudaEventRecord(p.stop);
+double time_launches(const Problem& p, Run run, cudaStream_t stream = nullptr) {
+  const int launches = launches_per_batch(p.shape);
+  cudaEventRecord(p.start, stream);
+  for (int i = 0; i < launches; ++i) run();
+  cudaEventRecord(p.stop, stream);
   cudaEventSynchronize(p.stop);
   float ms = 0;
   cudaEventElapsedTime(&ms, p.start, p.stop);
-  return ms;
+  return ms / launches;
 }
 
 double median(std::vector<double> v) {
@@ -157,7 +172,7 @@ double cublas_fp32_median_ms(const Problem& p) {
   auto run = [&] { cublas_sgemm(false, g); };
   for (int i = 0; i < 3; ++i) run();
   std::vector<double> ms;
-  for (int i = 0; i < 30; ++i) ms.push_back(time_launch(p, run));
+  for (int i = 0; i < 30; ++i) ms.push_back(time_launches(p, run));
   return cache[p.shape] = median(ms);
 }
 
@@ -173,13 +188,15 @@ double relative_error(const std::vector<float>& x, const std::vector<float>& y) 
 
 // The timed loop shared by all entries; sets the counters from the median.
 template <typename Run>
-void timed_loop(benchmark::State& state, const Problem& p, Run run) {
+void timed_loop(benchmark::State& state, const Problem& p, Run run,
+                cudaStream_t stream = nullptr) {
   for (int i = 0; i < 3; ++i) run();
   std::vector<double> ms;
   for (auto _ : state) {
-    ms.push_back(time_launch(p, run));
-    state.SetIterationTime(ms.back() / 1e3);
+    ms.push_back(time_launches(p, run, stream));
+    state.SetIterationTime(ms.back() * launches_per_batch(p.shape) / 1e3);
   }
+  state.counters["launches/batch"] = launches_per_batch(p.shape);
   if (!cuda_ok(state, cudaGetLastError(), "timed launches")) return;
   const double med = median(ms);
   state.counters["median_ms"] = med;
@@ -214,7 +231,37 @@ void BM_sgemm_version(benchmark::State& state, size_t version_index, Shape shape
     return state.SkipWithError(v.tf32 ? "wrong result: rel_err vs cuBLAS >= 5e-3 (TF32)"
                                       : "wrong result: rel_err vs cuBLAS >= 1e-5");
   }
-  timed_loop(state, p, [&] { v.run(g, nullptr); });
+  try {
+    timed_loop(state, p, [&] { v.run(g, nullptr); });
+  } catch (const std::exception& e) {  // an exception escaping the benchmark aborts the program
+    state.SkipWithError(e.what());
+  }
+}
+
+// What the backend runs: sgemm() (split-K where it splits) on the backend's stream, which does
+// not wait for the default stream, hence the device-wide waits around the check.
+void BM_engine(benchmark::State& state, Shape shape) {
+  if (!device_present()) return state.SkipWithError("skipped: no CUDA device");
+  Problem p;
+  if (!p.init(state, shape)) return;
+  const GemmArgs g = p.args();
+  const cudaStream_t stream = current_stream(0);
+  if (!cublas_ok(state, cublas_sgemm(false, g), "cublasSgemm")) return;
+  if (!cuda_ok(state, cudaDeviceSynchronize(), "cublasSgemm")) return;
+  const std::vector<float> expected = p.download_c();
+  cudaMemset(p.c, 0xFF, expected.size() * 4);  // NaN: unwritten elements fail the check
+  if (!cuda_ok(state, cudaDeviceSynchronize(), "cudaMemset")) return;
+  try {
+    sgemm(g, stream);
+    if (!cuda_ok(state, cudaDeviceSynchronize(), "sgemm")) return;
+    const double err = relative_error(p.download_c(), expected);
+    state.counters["rel_err"] = err;
+    state.counters["split_k"] = static_cast<double>(split_k_slice(g));  // 0: run whole
+    if (!(err < 1e-5)) return state.SkipWithError("wrong result: rel_err vs cuBLAS >= 1e-5");
+    timed_loop(state, p, [&] { sgemm(g, stream); }, stream);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
 }
 
 void BM_cublas(benchmark::State& state, bool tf32, Shape shape) {
@@ -243,6 +290,10 @@ int main(int argc, char** argv) {
         ->MinTime(0.1)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("sgemm/cublas_tf32/" + s.name()).c_str(), BM_cublas, true, s)
+        ->UseManualTime()
+        ->MinTime(0.1)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("sgemm/engine/" + s.name()).c_str(), BM_engine, s)
         ->UseManualTime()
         ->MinTime(0.1)
         ->Unit(benchmark::kMicrosecond);

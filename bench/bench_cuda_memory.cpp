@@ -2,18 +2,18 @@
 // cuda:0, with their checks, allocations and launches), each against a device-to-device
 // cudaMemcpyAsync that moves the same number of bytes on the same stream.
 //
-// Entries are memory/<op>/<size>. "large": 64M float32 elements per tensor (256 MB, five times
-// the H200's 50 MB L2, so the traffic is HBM's); "model": the nanda step's shapes (B = 3830
+// Entries are memory/<op>/<size>. "large": 64M float32 elements per tensor (256 MB, four to
+// five times the H200's L2, so the traffic is HBM's); "model": the nanda step's shapes (B = 3830
 // examples: the MLP's [3830, 512] activations, the [3830, 113] logits, the model's 226k
 // parameters), which fit in L2 as they do when a training step reruns them.
 //   MB     = the least traffic the op needs: every input read once, every output written once
 //   GB/s   = MB / median time
 //   %copy  = 100 * GB/s / the GB/s of cudaMemcpyAsync copying MB / 2 (read + write = MB)
 // memory/memcpy_d2d/<size> gives the copy's own bandwidth at each size. AdamW's update on the GPU
-// is a chain of elementwise ops (optim/adam.cpp), so its %copy says what fusing it would gain.
+// is one launch over every parameter (adam_step), so its %copy says how near it runs to a copy.
 //
-// Timing: CUDA events on the backend's stream around a batch of calls (one call at the large
-// size; 20 at the model's, whose kernels last microseconds, so that the batch measures the rate
+// Timing: CUDA events on the backend's stream around a batch of calls (5 at the large size; 20
+// at the model's, whose kernels last microseconds, so that the batch measures the rate
 // of back-to-back calls as a training step issues them, host overhead included), after 3 warm-up
 // batches, for at least 0.1 s; counters use the median batch.
 //   ./build/bench/bench_cuda_memory --benchmark_counters_tabular=true
