@@ -4,8 +4,9 @@
 # programs, the CUDA benchmarks and the CLI only: CI runs the rest of the suite), run the CUDA
 # tests, time the nanda step host-driven, on the device and as a CUDA graph, train nanda to
 # grokking on the GPU (issue 6's 5 s target), the same run with and without the graph (equal
-# metrics), the fused kernels against their compositions, the same step in PyTorch
-# (bench/pytorch_step.py), the step with index_add's tiled kernel, the kernel benchmarks against
+# metrics), the same step in PyTorch (bench/pytorch_step.py: the model as a PyTorch user writes
+# it, and computing only the last position as tinygrok does), the fused kernels against their
+# compositions, the step with index_add's tiled kernel, the kernel benchmarks against
 # cuBLAS, the CUDA tests and the step with dependent launches, the step and nanda's grokking run
 # with TF32 tensor cores, the memory-bound ops' bandwidth against a device copy, and where the
 # machine has them compute-sanitizer on the kernels that share memory and ncu's per-kernel
@@ -58,8 +59,8 @@ if [ -z "$budget" ]; then
   if $quick; then budget=240; else budget=360; fi
 fi
 # The stages after the build, in the order they run (keep in step with the calls below).
-stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off fused_bench pytorch_step
-  step_bench_tiled gemm_bench cuda_tests_pdl step_bench_pdl step_bench_tf32 gpu_grok_tf32
+stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off pytorch_step pytorch_step_last
+  fused_bench step_bench_tiled gemm_bench cuda_tests_pdl step_bench_pdl step_bench_tf32 gpu_grok_tf32
   memory_bench racecheck racecheck_bias memcheck ncu_kernels"
 if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
   echo "device_check.sh: --from '$from' is no stage; the stages:" $stages >&2
@@ -95,7 +96,8 @@ stage() {
   esac
   if ! $reached && [ "$name" != configure ] && [ "$name" != build ]; then
     why="before --from $from"
-  elif ! $built && [ "$name" != configure ] && [ "$name" != build ]; then
+  elif ! $built && [ "$name" != configure ] && [ "$name" != build ] &&
+    [[ $name != pytorch_step* ]]; then  # PyTorch needs none of the build
     why="the build failed"
   elif [ "$left" -lt 15 ]; then
     why="the budget of ${budget}s is spent"
@@ -208,11 +210,15 @@ if [ -f build-device/nanda_graph_on/metrics.csv ] && [ -f build-device/nanda_gra
 fi
 
 if ! $quick; then
-  bench fused_bench bench_cuda_fused bench_cuda_fused.json
-  # The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below; its
-  # JSON is written after each mode, so a time limit keeps the modes that ran.
+  # The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below: the
+  # model as a PyTorch user writes it (every position), then computing what the loss reads only,
+  # as tinygrok does (the same FLOPs). The JSON is written after each mode, so a time limit keeps
+  # the modes that ran.
   stage pytorch_step 90 python3 bench/pytorch_step.py --device cuda \
     --modes eager,graphs,compile,compile-reduce-overhead --json "$results/pytorch_step.json"
+  stage pytorch_step_last 40 python3 bench/pytorch_step.py --device cuda --model last-position \
+    --modes eager,graphs --json "$results/pytorch_step_last.json"
+  bench fused_bench bench_cuda_fused bench_cuda_fused.json
   # The step with index_add's tiled kernel (the CPU's order) instead of its sorted path
   # (kernels/cuda/index_add_sorted.h): which one the default should be.
   bench step_bench_tiled bench_cuda_train_step bench_cuda_train_step_tiled.json \
@@ -342,24 +348,35 @@ for name, ns in total.most_common(25):
 PY
 }
 
-# PyTorch's ms per nanda step in each mode, beside tinygrok's GPU training run's (summary.json).
+# PyTorch's ms per nanda step in each mode and model, beside tinygrok's step timed the same way
+# (bench_cuda_train_step: CUDA events around batches of steps, the median batch): the graph
+# replay (what train runs) and the eager step on the device (--cuda-graph off).
 pytorch_table() {
-  [ -s "$results/pytorch_step.json" ] && command -v python3 >/dev/null || return 0
-  python3 - "$results/pytorch_step.json" "$results/nanda_graph_on_summary.json" <<'PY' || true
+  command -v python3 >/dev/null || return 0
+  python3 - "$results/bench_cuda_train_step.json" "$results/pytorch_step.json" \
+    "$results/pytorch_step_last.json" <<'PY' || true
 import json, os, sys
-report = json.load(open(sys.argv[1]))
-ours = None
-if os.path.exists(sys.argv[2]):
-    ours = json.load(open(sys.argv[2])).get("train_ms_per_step")
-print(f"nanda step, PyTorch {report['torch']} vs tinygrok "
-      f"({f'{ours:.3f} ms/step' if ours else 'no GPU training run'}):")
-for r in report["results"]:
-    if r["status"] != "ok":
-        print(f"  {r['mode']:<24} unavailable: {r['why'][:80]}")
-    else:
-        ratio = f"  {r['ms_per_step'] / ours:6.1f}x tinygrok's time" if ours else ""
-        print(f"  {r['mode']:<24} {r['ms_per_step']:9.3f} ms/step{ratio}")
-print(f"  losses agree across modes: {report.get('agree')}")
+ours = {}
+if os.path.exists(sys.argv[1]):
+    for b in json.load(open(sys.argv[1]))["benchmarks"]:
+        for mode in ("graph", "on_device"):
+            if f"/{mode}/" in b["name"] and not b.get("error_occurred") and "us/step" in b:
+                ours[mode] = b["us/step"] / 1e3
+for path in sys.argv[2:]:
+    if not os.path.exists(path):
+        continue
+    report = json.load(open(path))
+    setup = report["setup"]
+    print(f"nanda step, PyTorch {report['torch']}, {setup.get('model', 'every-position')} "
+          f"({setup['gflop_per_step']:.1f} GFLOP), against tinygrok's step: "
+          + (", ".join(f"{m} {ms:.3f} ms" for m, ms in ours.items()) or "not measured"))
+    for r in report["results"]:
+        if r["status"] != "ok":
+            print(f"  {r['mode']:<24} {r['status']}: {r['why'][:80]}")
+            continue
+        ratios = "  ".join(f"{r['ms_per_step'] / ms:6.1f}x {m}" for m, ms in ours.items())
+        print(f"  {r['mode']:<24} {r['ms_per_step']:9.3f} ms/step  {ratios}")
+    print(f"  losses agree across modes: {report.get('agree')}")
 PY
 }
 
