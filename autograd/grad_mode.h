@@ -16,28 +16,30 @@ class GradMode {
   }
 };
 
-// Within its scope no op records a node (evaluation, optimiser updates, backward itself).
-class NoGradGuard {
+// Sets grad mode for its scope, then restores the mode it found.
+class GradModeGuard {
  public:
-  NoGradGuard() : previous_(GradMode::enabled()) { GradMode::set_enabled(false); }
-  ~NoGradGuard() { GradMode::set_enabled(previous_); }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool enabled) : previous_(GradMode::enabled()) {
+    GradMode::set_enabled(enabled);
+  }
+  ~GradModeGuard() { GradMode::set_enabled(previous_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
 };
 
-// Within its scope ops record nodes again, inside a NoGradGuard's too (PyTorch's enable_grad).
-class EnableGradGuard {
+// Within its scope no op records a node (evaluation, optimiser updates, backward itself).
+class NoGradGuard : public GradModeGuard {
  public:
-  EnableGradGuard() : previous_(GradMode::enabled()) { GradMode::set_enabled(true); }
-  ~EnableGradGuard() { GradMode::set_enabled(previous_); }
-  EnableGradGuard(const EnableGradGuard&) = delete;
-  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+  NoGradGuard() : GradModeGuard(false) {}
+};
 
- private:
-  bool previous_;
+// Within its scope ops record nodes again, inside a NoGradGuard's too (PyTorch's enable_grad).
+class EnableGradGuard : public GradModeGuard {
+ public:
+  EnableGradGuard() : GradModeGuard(true) {}
 };
 
 }  // namespace tg
