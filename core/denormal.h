@@ -2,6 +2,9 @@
 // loss is ~1e-7 and some gradients and Adam moments fall below float's normal range (1.2e-38),
 // where x86 arithmetic on them takes a slow path; a nanda step measured ~25% slower from the
 // grokked weights. Flushing changes only values that small.
+// CUDA kernels keep denormals (nvcc's default, and PyTorch's): a GPU computes on them at full
+// speed, so there is nothing to gain there. Under train() the two backends can therefore differ
+// in values below 1.2e-38.
 #pragma once
 
 namespace tg {

@@ -3,11 +3,13 @@
 
 #include <cmath>
 
+#include "core/convert.h"
 #include "kernels/backend.h"
 
 namespace tg {
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  check_scalar_fits(value, dtype, "full");
   Tensor t = Tensor::empty(shape, dtype, device);
   backend_for(device).fill(t, value);
   return t;

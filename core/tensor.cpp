@@ -49,7 +49,7 @@ std::vector<T> Tensor::to_vector() const {
   std::vector<T> out(static_cast<size_t>(numel()));
   if (out.empty()) return out;
   auto convert = [&](auto* src) {
-    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(src[i]);
+    for (size_t i = 0; i < out.size(); ++i) out[i] = convert_value<T>(src[i]);
   };
   if (dense.dtype() == dtype_of<T>() && dense.device().is_cpu()) {
     std::memcpy(out.data(), dense.raw_data(), out.size() * sizeof(T));
@@ -124,6 +124,7 @@ Tensor& Tensor::add_(const Tensor& src) {
 Tensor& Tensor::fill_(double value) {
   check(!(GradMode::enabled() && requires_grad()), "fill_: in-place write to a tensor of shape ",
         shape_str(shape()), " that requires grad; wrap it in NoGradGuard");
+  check_scalar_fits(value, dtype(), "fill_");
   backend_for(device()).fill(*this, value);
   return *this;
 }

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/convert.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -84,7 +85,7 @@ class Tensor {
     // int64 above 2^53 does not survive the trip through double: read integers exactly.
     if constexpr (std::is_integral_v<T>)
       if (dtype() == DType::Int64) return static_cast<T>(to_vector<int64_t>()[0]);
-    return static_cast<T>(value);
+    return convert_value<T>(value);
   }
   std::string str() const;  // shape, dtype, device and values (summarised when large)
 

@@ -133,6 +133,17 @@ TEST_CASE("cuda runtime: copy converts dtypes into strided destinations", "[cuda
       check_same(src.to(kGpu).to(to), src.to(to));  // Tensor::to(DType) on the device
     }
   }
+  // Floats int64 cannot hold saturate and NaN becomes 0, as on the CPU (core/convert.h).
+  for (DType from : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(from) << " -> int64, special values");
+    const Tensor special =
+        from_vector<double>({NAN, INFINITY, -INFINITY, 1e30, -1e30, 9.3e18, -9.3e18, -0.5, 2.5})
+            .to(from);
+    check_same(special.to(kGpu).to(DType::Int64), special.to(DType::Int64));
+    Tensor sum = zeros({9}, DType::Int64, kGpu);  // zeros: INT64_MAX + 1 would overflow
+    sum.add_(special.to(kGpu));
+    check_same(sum, special.to(DType::Int64));
+  }
   // Only the destination's own elements are written.
   Tensor dst = full({6, 8}, -1, DType::Float32, kGpu);
   dst.slice(1, 1, 8, 3).copy_(ones({6, 3}).to(kGpu));

@@ -4,6 +4,7 @@
 
 #include "test_support.h"
 
+#include <cmath>
 #include <thread>
 
 #include "tinygrok.h"
@@ -216,6 +217,30 @@ TEST_CASE("errors: a fractional scalar with an int64 tensor", "[errors]") {
   REQUIRE_TG_ERROR(counts * 2.5, StartsWith("scalar: 2.5 is not a whole number") &&
                                      Contains("[3]") && Contains("int64"));
   CHECK((counts * 2.0).to_vector<int64_t>() == std::vector<int64_t>{2, 4, 6});
+  REQUIRE_TG_ERROR(counts * INFINITY,
+                   Equals("scalar: value inf cannot be stored in an int64 tensor"));
+}
+
+// An int64 tensor filled with a value it cannot hold is refused (C++ leaves the conversion
+// undefined); the tensor being filled keeps its values.
+TEST_CASE("errors: fill_, full and masked_fill with a value int64 cannot hold", "[errors]") {
+  Tensor counts = from_vector<int64_t>({1, 2, 3});
+  for (double bad : {double(NAN), double(INFINITY), -double(INFINITY), 9223372036854775808.0,
+                     -9223372036854777856.0}) {
+    INFO(bad);
+    REQUIRE_TG_ERROR(counts.fill_(bad), StartsWith("fill_: value ") &&
+                                            Contains("cannot be stored in an int64 tensor"));
+    REQUIRE_TG_ERROR(full({2}, bad, DType::Int64), StartsWith("full: value "));
+    REQUIRE_TG_ERROR(masked_fill(counts, ones({3}, DType::Int64), bad),
+                     StartsWith("masked_fill: value "));
+  }
+  CHECK(counts.to_vector<int64_t>() == std::vector<int64_t>{1, 2, 3});
+  // The extremes themselves fit; fractions truncate toward zero, as PyTorch's fill does.
+  CHECK(full({1}, -9223372036854775808.0, DType::Int64).to_vector<int64_t>()[0] == INT64_MIN);
+  CHECK(counts.fill_(-2.7).to_vector<int64_t>() == std::vector<int64_t>{-2, -2, -2});
+  // Float tensors take any value.
+  CHECK(std::isnan(full({1}, NAN).item()));
+  CHECK(masked_fill(ones({2}), ones({2}), -INFINITY).to_vector<float>()[1] == -INFINITY);
 }
 
 TEST_CASE("errors: gradcheck with nothing to check", "[errors]") {

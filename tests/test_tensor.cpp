@@ -2,6 +2,8 @@
 // printing, factories, devices.
 #include <catch2/catch.hpp>
 
+#include <climits>
+#include <cmath>
 #include <string>
 
 #include "tinygrok.h"
@@ -234,6 +236,23 @@ TEST_CASE("tensor: to(DType) converts float32, float64 and int64", "[tensor]") {
   // Strided views convert in logical order.
   Tensor m = iota_f32({2, 3}).t().to(DType::Int64);
   CHECK(m.to_vector<int64_t>() == std::vector<int64_t>{0, 3, 1, 4, 2, 5});
+
+  // Floats outside int64's range saturate and NaN becomes 0 (what a GPU's conversion does; C++
+  // leaves these undefined), through to(), copy_, add_, to_vector and item alike.
+  const Tensor special = from_vector<float>({NAN, INFINITY, -INFINITY, 1e30f, -1e30f,
+                                             9.3e18f, -9.3e18f, -0.5f});
+  const std::vector<int64_t> saturated = {0,         INT64_MAX, INT64_MIN, INT64_MAX,
+                                          INT64_MIN, INT64_MAX, INT64_MIN, 0};
+  CHECK(special.to(DType::Int64).to_vector<int64_t>() == saturated);
+  CHECK(special.to(DType::Float64).to(DType::Int64).to_vector<int64_t>() == saturated);
+  CHECK(special.to_vector<int64_t>() == saturated);
+  CHECK(zeros({8}, DType::Int64).copy_(special).to_vector<int64_t>() == saturated);
+  CHECK(zeros({8}, DType::Int64).add_(special).to_vector<int64_t>() == saturated);
+  CHECK(special.select(0, 0).item<int64_t>() == 0);
+  CHECK(special.select(0, 3).item<int>() == INT_MAX);
+  // The largest float below 2^63, 2^63 - 2^39, converts exactly; so does -2^63.
+  CHECK(from_vector<float>({9.2233715e18f, -9.223372e18f}).to(DType::Int64).to_vector<int64_t>() ==
+        std::vector<int64_t>{INT64_MAX - (int64_t(1) << 39) + 1, INT64_MIN});
 
   // float64 -> float32 rounds.
   Tensor narrowed = from_vector<double>({0.1}).to(DType::Float32);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/ops/common.h"
+#include "core/convert.h"
 #include "core/factories.h"
 
 namespace tg {
@@ -57,6 +58,7 @@ Tensor scalar_like(double value, const Tensor& t) {
   check(is_floating(t.dtype()) || value == std::trunc(value), "scalar: ", value,
         " is not a whole number but the tensor of shape ", shape_str(t.shape()), " is ",
         dtype_name(t.dtype()), " (convert it with .to(DType::Float32) first)");
+  check_scalar_fits(value, t.dtype(), "scalar");
   return scalar(value, t.dtype(), t.device());
 }
 
@@ -215,6 +217,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   const Shape shape = broadcast_shapes(x.shape(), mask.shape(), "masked_fill");
   check(shape == x.shape(), "masked_fill: mask ", shape_str(mask.shape()),
         " must broadcast to x ", shape_str(x.shape()), " without growing it");
+  check_scalar_fits(value, x.dtype(), "masked_fill");
   const Tensor expanded_mask = mask.detach().expand(shape);
   Tensor out = backend_for(x.device()).masked_fill(x, expanded_mask, value);
   if (!needs_grad({&x})) return out;

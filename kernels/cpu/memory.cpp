@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/convert.h"
 #include "kernels/cpu/block_cache.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
@@ -38,7 +39,7 @@ void copy_or_add(const Tensor& src, const Tensor& dst, const char* who) {
                         const S* s = in + off[0];
                         D* d = out + off[1];
                         for (int64_t i = 0; i < n; ++i) {
-                          const D v = static_cast<D>(s[i * step[0]]);
+                          const D v = convert_value<D>(s[i * step[0]]);
                           if constexpr (add)
                             d[i * step[1]] += v;
                           else

@@ -1,6 +1,7 @@
 // CUDA memory primitives: allocation from the caching allocator, strided copy with dtype
 // conversion (and the in-place add that shares its kernel), fill, and transfers to and from host
 // memory (the CUDA twin of kernels/cpu/memory.cpp; fill_random is in random.cu).
+#include "core/convert.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
@@ -22,7 +23,7 @@ __global__ void copy_kernel(const S* src, D* dst, int64_t n, StridedIndexer<2> i
   TG_GRID_STRIDE_LOOP(i, n) {
     int64_t off[2];
     ix.offsets(i, off);
-    const D v = static_cast<D>(src[off[0]]);
+    const D v = convert_value<D>(src[off[0]]);
     if constexpr (add)
       dst[off[1]] += v;
     else
