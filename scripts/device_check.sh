@@ -103,7 +103,7 @@ stage() {
     why="the budget of ${budget}s is spent"
   fi
   if [ -n "$why" ]; then
-    summary+=("$(printf '%-16s %-8s %s' "$name" skipped "$why")")
+    summary+=("$(printf '%-18s %-8s %s' "$name" skipped "$why")")
     echo "=== $name: skipped, $why" >> "$log"
     return 124
   fi
@@ -112,7 +112,7 @@ stage() {
   timeout -k 15 "$limit" "$@" > "$results/$name.out" 2>&1
   local rc=$?
   cat "$results/$name.out" >> "$log"
-  summary+=("$(printf '%-16s %-8s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo "rc=$rc")" \
+  summary+=("$(printf '%-18s %-8s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo "rc=$rc")" \
     $((SECONDS - start)))")
   return $rc
 }
@@ -132,10 +132,10 @@ cuda_tests() {
     grep -oE 'test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
   skipped=$(sed -n '/The following tests did not run:/,/^$/p' "$results/$name.out" |
     grep -oE 'test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
-  [ -n "$failed" ] && summary+=("$(printf '%-16s %-8s %s' "" failed "$failed")")
+  [ -n "$failed" ] && summary+=("$(printf '%-18s %-8s %s' "" failed "$failed")")
   if [ -n "$skipped" ]; then
     # The stage's own line said ok (ctest passes a skip): it did not.
-    summary[${#summary[@]} - 1]="$(printf '%-16s %-8s %s' "$name" SKIPPED \
+    summary[${#summary[@]} - 1]="$(printf '%-18s %-8s %s' "$name" SKIPPED \
       "did not run or saw no GPU: $skipped")"
     return 1
   fi
@@ -203,9 +203,9 @@ if [ -f build-device/nanda_graph_on/metrics.csv ] && [ -f build-device/nanda_gra
   # elapsed_s (the last column) is a time: the rest must be equal.
   if cmp -s <(cut -d, -f1-7 build-device/nanda_graph_on/metrics.csv) \
             <(cut -d, -f1-7 build-device/nanda_graph_off/metrics.csv); then
-    summary+=("graph==eager     ok       metrics.csv equal with and without the CUDA graph")
+    summary+=("graph==eager       ok       metrics.csv equal with and without the CUDA graph")
   else
-    summary+=("graph==eager     DIFFER   metrics.csv with and without the CUDA graph differ")
+    summary+=("graph==eager       DIFFER   metrics.csv with and without the CUDA graph differ")
   fi
 fi
 
@@ -251,7 +251,7 @@ if ! $quick; then
     stage memcheck 120 "$sanitizer" --tool memcheck --error-exitcode 1 \
       build-device/tests/test_cuda_sgemm "sgemm() splits long K on few tiles and still matches float64"
   else
-    summary+=("$(printf '%-16s %-8s %s' sanitizer absent "no compute-sanitizer on this machine")")
+    summary+=("$(printf '%-18s %-8s %s' sanitizer absent "no compute-sanitizer on this machine")")
   fi
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$ncu_bin" ]; then
@@ -259,158 +259,21 @@ if ! $quick; then
       --log-file "$results/ncu_kernels.csv" build-device/tinygrok train --preset nanda --device cuda \
       --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run --force --quiet
   else
-    summary+=("$(printf '%-16s %-8s %s' ncu absent "no ncu on this machine")")
+    summary+=("$(printf '%-18s %-8s %s' ncu absent "no ncu on this machine")")
   fi
 fi
-
-# The memory bench's headline: each op's GB/s and fraction of a same-size device copy.
-memory_table() {
-  [ -s "$results/bench_cuda_memory.json" ] && command -v python3 >/dev/null || return 0
-  python3 - "$results/bench_cuda_memory.json" <<'PY' || true
-import json, sys
-rows = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if "GB/s" in b]
-print("memory bench (GB/s, % of a device copy of the same bytes):")
-for b in rows:
-    print(f"  {b['name']:<34} {b['GB/s']:8.0f} GB/s {b['%copy']:6.1f}%")
-PY
-}
-
-# Each fused kernel against the composition it replaced (bench_cuda_fused): median us per call
-# and the speed-up (issue 6: each fused kernel faster than its composition).
-fused_table() {
-  [ -s "$results/bench_cuda_fused.json" ] && command -v python3 >/dev/null || return 0
-  python3 - "$results/bench_cuda_fused.json" <<'PY' || true
-import json, sys
-runs = {b["name"]: b for b in json.load(open(sys.argv[1]))["benchmarks"]}
-def partner(name):  # the composition a fused entry is measured against
-    for fused, unfused in (("/fused/", "/unfused/"), ("/step_norms/", "/ops_norms/"),
-                           ("/step/", "/ops/")):
-        at = name.rfind(fused)
-        if at >= 0:
-            return name[:at] + unfused + name[at + len(fused):]
-    return None
-print("fused kernels against their compositions (median us per call):")
-for name, b in runs.items():
-    other = runs.get(partner(name) or "")
-    if other is None or "median_us" not in b or "median_us" not in other:
-        continue
-    print(f"  {name:<44} {b['median_us']:9.1f} us  vs {other['median_us']:9.1f} us"
-          f"  {other['median_us'] / b['median_us']:5.2f}x")
-PY
-}
-
-# tinygrok's nanda step three ways (bench_cuda_train_step), without and with dependent launches,
-# and the grokking run's wall time.
-step_table() {
-  command -v python3 >/dev/null || return 0
-  python3 - "$results/nanda_grok_summary.json" "$results/nanda_grok_tf32_summary.json" \
-    "$results/bench_cuda_train_step.json" "$results/bench_cuda_train_step_pdl.json" \
-    "$results/bench_cuda_train_step_tf32.json" "$results/bench_cuda_train_step_tiled.json" <<'PY' || true
-import json, os, sys
-for path, how in zip(sys.argv[3:], ["", ", TG_CUDA_PDL=1", ", TG_CUDA_TF32=1",
-                                    ", TG_CUDA_INDEX_ADD=tiled"]):
-    if not os.path.exists(path):
-        continue
-    print(f"tinygrok nanda step on the GPU{how} (us/step, median of batches of 50):")
-    for b in json.load(open(path))["benchmarks"]:
-        print(f"  {b['name']:<40} {b.get('us/step', float('nan')):9.1f} us"
-              + (f"  ({b['error_message']})" if b.get("error_occurred") else ""))
-for path, how in zip(sys.argv[1:3], ["", ", TG_CUDA_TF32=1"]):
-    if os.path.exists(path):
-        s = json.load(open(path))
-        print(f"nanda --stop-at-grok on the GPU{how}: status {s['status']}, T_g {s['T_g']}, "
-              f"wall {s['wall_seconds']:.2f} s, {s['train_ms_per_step'] * 1000:.1f} us/step")
-PY
-}
-
-# ncu's kernel times (ns) summed by kernel name over the short run: where a step's time goes.
-ncu_table() {
-  [ -s "$results/ncu_kernels.csv" ] && command -v python3 >/dev/null || return 0
-  python3 - "$results/ncu_kernels.csv" <<'PY' || true
-import csv, collections, sys
-lines = [l for l in open(sys.argv[1]) if l.startswith('"')]  # ncu's own messages are not quoted
-total, calls = collections.Counter(), collections.Counter()
-for row in csv.DictReader(lines):
-    if row.get("Metric Name") != "gpu__time_duration.sum":
-        continue
-    name = row["Kernel Name"]
-    for noise in ("void ", "(anonymous namespace)::", "tg::cuda::", "sgemm_detail::"):
-        name = name.replace(noise, "")
-    name = name.split("(")[0]
-    scale = {"nsecond": 1, "ns": 1, "usecond": 1e3, "us": 1e3, "msecond": 1e6, "ms": 1e6,
-             "second": 1e9}.get(row["Metric Unit"], 1)
-    total[name] += float(row["Metric Value"].replace(",", "")) * scale
-    calls[name] += 1
-print(f"ncu: kernel time over a 3-step eager nanda run, evals included "
-      f"({sum(calls.values())} kernels, {sum(total.values()) / 1e3:.0f} us in all):")
-for name, ns in total.most_common(25):
-    print(f"  {name[:48]:<48} {ns / 1e3:9.1f} us  {calls[name]:5d} calls")
-PY
-}
-
-# PyTorch's ms per nanda step in each mode and model, beside tinygrok's step timed the same way
-# (bench_cuda_train_step: CUDA events around batches of steps, the median batch): the graph
-# replay (what train runs) and the eager step on the device (--cuda-graph off).
-pytorch_table() {
-  command -v python3 >/dev/null || return 0
-  python3 - "$results/bench_cuda_train_step.json" "$results/pytorch_step.json" \
-    "$results/pytorch_step_last.json" <<'PY' || true
-import json, os, sys
-ours = {}
-if os.path.exists(sys.argv[1]):
-    for b in json.load(open(sys.argv[1]))["benchmarks"]:
-        for mode in ("graph", "on_device"):
-            if f"/{mode}/" in b["name"] and not b.get("error_occurred") and "us/step" in b:
-                ours[mode] = b["us/step"] / 1e3
-for path in sys.argv[2:]:
-    if not os.path.exists(path):
-        continue
-    report = json.load(open(path))
-    setup = report["setup"]
-    print(f"nanda step, PyTorch {report['torch']}, {setup.get('model', 'every-position')} "
-          f"({setup['gflop_per_step']:.1f} GFLOP), against tinygrok's step: "
-          + (", ".join(f"{m} {ms:.3f} ms" for m, ms in ours.items()) or "not measured"))
-    for r in report["results"]:
-        if r["status"] != "ok":
-            print(f"  {r['mode']:<24} {r['status']}: {r['why'][:80]}")
-            continue
-        ratios = "  ".join(f"{r['ms_per_step'] / ms:6.1f}x {m}" for m, ms in ours.items())
-        print(f"  {r['mode']:<24} {r['ms_per_step']:9.3f} ms/step  {ratios}")
-    print(f"  losses agree across modes: {report.get('agree')}")
-PY
-}
-
-# Every benchmark entry that reported an error, but for SGEMM versions that decline a shape.
-bench_errors() {
-  command -v python3 >/dev/null || return 0
-  python3 - "$results"/bench_cuda_*.json <<'PY' || true
-import glob, json, sys
-errors = []
-for path in sys.argv[1:]:
-    try:
-        runs = json.load(open(path))["benchmarks"]
-    except (OSError, ValueError, KeyError):
-        continue
-    for b in runs:
-        why = b.get("error_message", "")
-        if b.get("error_occurred") and "declines these arguments" not in why:
-            errors.append(f"  {b['name']:<48} {why[:70]}")
-if errors:
-    print(f"benchmark entries with errors ({len(errors)}):")
-    print("\n".join(errors[:40]))
-PY
-}
 
 {
   echo
   echo "device_check: $(head -2 "$results/gpu.txt" | tail -1)"
   printf '%s\n' "${summary[@]}"
-  bench_errors
-  memory_table
-  fused_table
-  step_table
-  pytorch_table
-  ncu_table
+  # The benchmarks' tables: errors, memory, fused against unfused, SGEMM against cuBLAS, the
+  # step, PyTorch, ncu (scripts/device_tables.py, tested by tests/device_tables_test.py).
+  if command -v python3 >/dev/null; then
+    python3 scripts/device_tables.py "$results" || echo "device_tables.py failed (rc=$?)"
+  else
+    echo "no python3: the benchmark tables are left out (the JSON is in results.tar.gz)"
+  fi
 } > "$results/summary.txt"
 cat "$results/summary.txt"
 
