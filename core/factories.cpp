@@ -21,8 +21,12 @@ Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()
 Tensor scalar(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
+  check(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
+        "arange: unsupported range ", start, " to ", end, " by ", step, " (all must be finite)");
   check(step != 0, "arange: step must be nonzero");
   const double count = std::ceil((end - start) / step);
+  check(count < 0x1p53, "arange: range ", start, " to ", end, " by ", step, " has ", count,
+        " elements");
   const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   // 0, 1, 2, ... in int64 on another device is made there (no host copy, which would wait).
   if (!device.is_cpu() && dtype == DType::Int64 && start == 0 && step == 1) {

@@ -10,6 +10,7 @@
 
 using namespace tg;
 using Catch::Matchers::Contains;
+using Catch::Matchers::Equals;
 using Catch::Matchers::StartsWith;
 
 namespace {
@@ -369,6 +370,11 @@ TEST_CASE("tensor: arange with integer and float steps, and empty ranges", "[ten
   CHECK(arange(5, 0).numel() == 0);             // wrong direction for the step
   CHECK(arange(0, 5, -1, DType::Float32).numel() == 0);
   CHECK_THROWS_AS(arange(0, 5, 0), Error);
+  // A bound that is not finite is an error, not a huge allocation or a silent empty range.
+  CHECK_THROWS_WITH(arange(0, INFINITY), StartsWith("arange: unsupported range 0 to inf by 1"));
+  CHECK_THROWS_WITH(arange(NAN, 5), StartsWith("arange: unsupported range nan to 5"));
+  CHECK_THROWS_WITH(arange(0, 5, NAN), Contains("all must be finite"));
+  CHECK_THROWS_WITH(arange(0, 1e30), Equals("arange: range 0 to 1e+30 by 1 has 1e+30 elements"));
 }
 
 TEST_CASE("tensor: from_vector and clone", "[tensor]") {
