@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The tables that end scripts/device_check.sh's summary, read from the files its stages leave in
 build-device/results (Google Benchmark JSON, bench/pytorch_step.py's JSON, the grokking runs'
-summary.json and ncu's CSV):
+summary.json, GNU time's log of the grokking run and ncu's CSV), issue 6's targets first, each
+met or MISSED:
 
   python3 scripts/device_tables.py build-device/results
 
@@ -155,7 +156,7 @@ def step_table(results):
             per_step = s.get("train_ms_per_step")
             lines.append(
                 f"nanda --stop-at-grok on the GPU{how}: status {s.get('status')}, "
-                f"T_g {s.get('T_g')}, wall {s.get('wall_seconds', float('nan')):.2f} s"
+                f"T_g {s.get('T_g')}, train()'s wall {s.get('wall_seconds', float('nan')):.2f} s"
                 + (f", {per_step * 1000:.1f} us/step" if isinstance(per_step, (int, float)) else ""))
     return lines
 
@@ -223,8 +224,100 @@ def ncu_table(results):
     return lines
 
 
-TABLES = [bench_errors, memory_table, fused_table, gemm_table, step_table, pytorch_table,
-          ncu_table]
+def process_wall_seconds(path):
+    """The wall time GNU time (-v) logged for a stage's process, or None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if "Elapsed (wall clock) time" in line:
+                    clock = [float(part) for part in line.rsplit(" ", 1)[1].split(":")]
+                    return sum(v * 60 ** i for i, v in enumerate(reversed(clock)))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def graph_step_us(results):
+    return next((b["us/step"] for b in
+                 benchmarks(os.path.join(results, "bench_cuda_train_step.json"))
+                 if "/graph/" in b["name"] and timed(b, "us/step")), None)
+
+
+def step_target(results):
+    graph = graph_step_us(results)
+    if graph is None:
+        return []
+    return [f"full-batch nanda step <= 100 us: {graph:.1f} us (graph replay)  "
+            + verdict(graph <= 100)]
+
+
+def grok_target(results):
+    path = os.path.join(results, "nanda_grok_summary.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        s = json.load(f)
+    test_acc = (s.get("final") or {}).get("test_acc")
+    process = process_wall_seconds(os.path.join(results, "gpu_grok.out"))
+    wall = process if process is not None else s.get("wall_seconds")
+    how = "the process, CUDA start-up included" if process is not None else "train()'s clock"
+    grokked = (s.get("status") == "grokked" and isinstance(test_acc, (int, float))
+               and test_acc >= 0.99)
+    return [f"nanda --stop-at-grok to test acc >= 99% in <= 5 s: status {s.get('status')}, "
+            f"test acc {test_acc}, {wall:.2f} s wall ({how})  " + verdict(grokked and wall <= 5)]
+
+
+def pytorch_target(results):
+    graph = graph_step_us(results)
+    lines = []
+    for path, model in (("pytorch_step.json", "every position"),
+                        ("pytorch_step_last.json", "last position")):
+        full = os.path.join(results, path)
+        if graph is None or not os.path.exists(full):
+            continue
+        with open(full) as f:
+            eager = next((r["ms_per_step"] for r in json.load(f)["results"]
+                          if r["mode"] == "eager" and r["status"] == "ok"), None)
+        if eager is not None:
+            speedup = eager * 1e3 / graph
+            lines.append(f">= 10x PyTorch eager ({model}): {speedup:.1f}x  "
+                         + verdict(speedup >= 10))
+    return lines
+
+
+def fused_target(results):
+    runs = {short(b["name"]): b
+            for b in benchmarks(os.path.join(results, "bench_cuda_fused.json"))}
+    ratios = [(name, runs[composition_of(name)]["median_us"] / b["median_us"])
+              for name, b in runs.items()
+              if composition_of(name) in runs and timed(b, "median_us")
+              and timed(runs[composition_of(name)], "median_us")]
+    if not ratios:
+        return []
+    slower = [f"{name} {ratio:.2f}x" for name, ratio in ratios if ratio <= 1]
+    return [f"each fused kernel faster than its composition: {len(ratios) - len(slower)} of "
+            f"{len(ratios)}" + (f"; not: {', '.join(slower)}" if slower else "") + "  "
+            + verdict(not slower)]
+
+
+def targets_table(results):
+    """Issue 6's targets on this run, each met or MISSED; a target without its files is left
+    out, and one whose files cannot be read says so."""
+    lines = []
+    for target in (step_target, grok_target, pytorch_target, fused_target):
+        try:
+            lines += [f"  {line}" for line in target(results)]
+        except Exception as e:
+            lines.append(f"  {target.__name__}: could not be made: {type(e).__name__}: {e}")
+    return ["issue 6's targets on this GPU:"] + lines if lines else []
+
+
+TABLES = [targets_table, bench_errors, memory_table, fused_table, gemm_table, step_table,
+          pytorch_table, ncu_table]
 
 
 def main(argv):

@@ -82,7 +82,7 @@ class DeviceTablesTest(unittest.TestCase):
         self.assertRegex(text, r"nanda_step/on_device +180\.2 us")
         self.assertIn("TG_CUDA_PDL=1", text)
         self.assertIn("(CUDA error: launch failed)", text)
-        self.assertIn("status grokked, T_g 4200, wall 3.21 s, 97.0 us/step", text)
+        self.assertIn("status grokked, T_g 4200, train()'s wall 3.21 s, 97.0 us/step", text)
         self.assertIn("benchmark entries with errors (1):", text)
 
     def test_fused_kernels_against_their_compositions(self):
@@ -169,6 +169,54 @@ class DeviceTablesTest(unittest.TestCase):
         self.assertRegex(text, r"adam_kernel<float> +4\.0 us +2 calls")
         self.assertRegex(text, r"copy_kernel<float, float, false> +0\.7 us +1 calls")
 
+    def write_targets(self, graph_us, wall_s, status, test_acc, eager_ms, fused_us):
+        self.write_bench("bench_cuda_train_step.json", [
+            entry("BM_nanda_step/on_device/iterations:40/manual_time", **{"us/step": 400.0}),
+            entry("BM_nanda_step/graph/iterations:40/manual_time", **{"us/step": graph_us})])
+        self.write("nanda_grok_summary.json", {"status": status, "T_g": 4200, "wall_seconds": 1.0,
+                                               "final": {"test_acc": test_acc}})
+        self.write("gpu_grok.out", "step 4200 ...\n\tCommand being timed: \"tinygrok train\"\n"
+                   f"\tElapsed (wall clock) time (h:mm:ss or m:ss): 0:0{wall_s:.2f}\n"
+                   "\tMaximum resident set size (kbytes): 512000\n")
+        for path in ("pytorch_step.json", "pytorch_step_last.json"):
+            self.write(path, {"torch": "2.11.0", "setup": {"gflop_per_step": 1.0},
+                              "results": [{"mode": "eager", "status": "ok",
+                                           "ms_per_step": eager_ms}]})
+        self.write_bench("bench_cuda_fused.json", [
+            entry("fused/attention/forward/fused/model" + OPT, median_us=fused_us),
+            entry("fused/attention/forward/unfused/model" + OPT, median_us=50.0),
+            entry("fused/adamw/step/model" + OPT, median_us=10.0),
+            entry("fused/adamw/ops/model" + OPT, median_us=80.0)])
+
+    def test_targets_met(self):
+        self.write_targets(graph_us=90.0, wall_s=4.5, status="grokked", test_acc=0.995,
+                           eager_ms=1.8, fused_us=20.0)
+        text = self.summary()
+        self.assertTrue(text.startswith("issue 6's targets on this GPU:\n"))
+        self.assertIn("full-batch nanda step <= 100 us: 90.0 us (graph replay)  met", text)
+        self.assertIn("status grokked, test acc 0.995, 4.50 s wall (the process, CUDA start-up "
+                      "included)  met", text)  # GNU time's wall, not train()'s 1.0 s
+        self.assertIn(">= 10x PyTorch eager (every position): 20.0x  met", text)
+        self.assertIn(">= 10x PyTorch eager (last position): 20.0x  met", text)
+        self.assertIn("each fused kernel faster than its composition: 2 of 2  met", text)
+        self.assertNotIn("MISSED", text)
+
+    def test_targets_missed(self):
+        self.write_targets(graph_us=120.0, wall_s=5.5, status="grokked", test_acc=0.995,
+                           eager_ms=1.0, fused_us=60.0)
+        text = self.summary()
+        self.assertIn("120.0 us (graph replay)  MISSED", text)
+        self.assertIn("5.50 s wall (the process, CUDA start-up included)  MISSED", text)
+        self.assertIn(">= 10x PyTorch eager (every position): 8.3x  MISSED", text)
+        self.assertIn("1 of 2; not: fused/attention/forward/fused/model 0.83x  MISSED", text)
+
+    def test_a_run_that_did_not_grok_misses_however_fast(self):
+        self.write_targets(graph_us=90.0, wall_s=2.0, status="completed", test_acc=0.5,
+                           eager_ms=1.8, fused_us=20.0)
+        os.remove(os.path.join(self.results, "gpu_grok.out"))
+        self.assertIn("status completed, test acc 0.5, 1.00 s wall (train()'s clock)  MISSED",
+                      self.summary())
+
     def test_many_errors_with_one_message_are_one_group(self):
         self.write_bench("bench_cuda_gemm.json", [
             failed(f"sgemm/v{i}_x/1024x1024x1024" + OPT, "skipped: no CUDA device")
@@ -186,6 +234,7 @@ class DeviceTablesTest(unittest.TestCase):
             entry("memory/exp/model" + OPT, **{"GB/s": 1000.0, "%copy": 25.0})])
         text = self.summary()
         self.assertIn("step_table: could not be made: JSONDecodeError", text)
+        self.assertIn("  grok_target: could not be made: JSONDecodeError", text)
         self.assertIn("pytorch_table: could not be made: KeyError", text)
         self.assertRegex(text, r"memory/exp/model +1000 GB/s")
 
