@@ -86,17 +86,22 @@ def composition_of(name):
     return None
 
 
-def fused_table(results):
-    """Each fused kernel against the composition it replaced (issue 6: each faster)."""
+def fused_pairs(results):
+    """(name, fused us, composition us) for each fused entry timed beside its composition."""
     runs = {short(b["name"]): b
             for b in benchmarks(os.path.join(results, "bench_cuda_fused.json"))}
-    lines = []
+    pairs = []
     for name, b in runs.items():
         other = runs.get(composition_of(name) or "")
-        if other is None or not timed(b, "median_us") or not timed(other, "median_us"):
-            continue
-        lines.append(f"  {name:<40} {b['median_us']:9.1f} us  vs {other['median_us']:9.1f} us"
-                     f"  {other['median_us'] / b['median_us']:5.2f}x")
+        if other is not None and timed(b, "median_us") and timed(other, "median_us"):
+            pairs.append((name, b["median_us"], other["median_us"]))
+    return pairs
+
+
+def fused_table(results):
+    """Each fused kernel against the composition it replaced (issue 6: each faster)."""
+    lines = [f"  {name:<40} {fused:9.1f} us  vs {unfused:9.1f} us  {unfused / fused:5.2f}x"
+             for name, fused, unfused in fused_pairs(results)]
     if not lines:
         return []
     return ["fused kernels against their compositions (median us per call, speed-up):"] + lines
@@ -161,16 +166,23 @@ def step_table(results):
     return lines
 
 
+def tinygrok_step_us(results):
+    """bench_cuda_train_step's us/step of the graph replay (first: what train runs) and of the
+    eager step on the device, where they were timed."""
+    steps = benchmarks(os.path.join(results, "bench_cuda_train_step.json"))
+    ours = {}
+    for mode in ("graph", "on_device"):
+        for b in steps:
+            if f"/{mode}/" in b["name"] and timed(b, "us/step"):
+                ours[mode] = b["us/step"]
+    return ours
+
+
 def pytorch_table(results):
     """PyTorch's ms per nanda step in each mode and model, against tinygrok's step timed the same
     way (bench_cuda_train_step: CUDA events around batches of steps, the median batch): the graph
     replay (what train runs) and the eager step on the device (--cuda-graph off)."""
-    steps = benchmarks(os.path.join(results, "bench_cuda_train_step.json"))
-    ours = {}  # the graph first: what train runs
-    for mode in ("graph", "on_device"):
-        for b in steps:
-            if f"/{mode}/" in b["name"] and timed(b, "us/step"):
-                ours[mode] = b["us/step"] / 1e3
+    ours = {mode: us / 1e3 for mode, us in tinygrok_step_us(results).items()}
     lines = []
     for path in ("pytorch_step.json", "pytorch_step_last.json"):
         full = os.path.join(results, path)
@@ -241,14 +253,8 @@ def verdict(ok):
     return "met" if ok else "MISSED"
 
 
-def graph_step_us(results):
-    return next((b["us/step"] for b in
-                 benchmarks(os.path.join(results, "bench_cuda_train_step.json"))
-                 if "/graph/" in b["name"] and timed(b, "us/step")), None)
-
-
 def step_target(results):
-    graph = graph_step_us(results)
+    graph = tinygrok_step_us(results).get("graph")
     if graph is None:
         return []
     return [f"full-batch nanda step <= 100 us: {graph:.1f} us (graph replay)  "
@@ -272,7 +278,7 @@ def grok_target(results):
 
 
 def pytorch_target(results):
-    graph = graph_step_us(results)
+    graph = tinygrok_step_us(results).get("graph")
     lines = []
     for path, model in (("pytorch_step.json", "every position"),
                         ("pytorch_step_last.json", "last position")):
@@ -290,12 +296,7 @@ def pytorch_target(results):
 
 
 def fused_target(results):
-    runs = {short(b["name"]): b
-            for b in benchmarks(os.path.join(results, "bench_cuda_fused.json"))}
-    ratios = [(name, runs[composition_of(name)]["median_us"] / b["median_us"])
-              for name, b in runs.items()
-              if composition_of(name) in runs and timed(b, "median_us")
-              and timed(runs[composition_of(name)], "median_us")]
+    ratios = [(name, unfused / fused) for name, fused, unfused in fused_pairs(results)]
     if not ratios:
         return []
     slower = [f"{name} {ratio:.2f}x" for name, ratio in ratios if ratio <= 1]
