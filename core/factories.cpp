@@ -34,9 +34,11 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
     backend_for(device).fill_iota(t);
     return t;
   }
-  std::vector<double> values(static_cast<size_t>(n));
+  // Filled in a tensor, not a std::vector: a range too large for memory is then allocate's
+  // error, which says how many bytes, rather than std::bad_alloc.
+  Tensor host = Tensor::empty({n}, DType::Float64);
+  double* values = host.data<double>();
   for (int64_t i = 0; i < n; ++i) values[i] = start + static_cast<double>(i) * step;
-  Tensor host = from_vector(values);
   return host.to(dtype).to(device).detach();
 }
 

@@ -7,9 +7,14 @@
 
 namespace tg {
 
+// A shape whose element count int64 cannot hold is refused where it is counted: a wrapped count
+// would make a tensor too small for its shape, and the first write past it corrupt memory.
 int64_t numel(const Shape& shape) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    check(!__builtin_mul_overflow(n, d, &n), "shape ", shape_str(shape),
+          " has more elements than int64 can count");
   return n;
 }
 
@@ -18,7 +23,9 @@ Strides contiguous_strides(const Shape& shape) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= std::max<int64_t>(shape[i], 1);
+    if (i > 0)  // the outermost axis's size scales no stride
+      check(!__builtin_mul_overflow(stride, std::max<int64_t>(shape[i], 1), &stride), "shape ",
+            shape_str(shape), " has strides larger than int64 can hold");
   }
   return strides;
 }

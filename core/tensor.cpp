@@ -10,15 +10,41 @@ namespace tg {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) check(d >= 0, "empty: negative size in shape ", shape_str(shape));
+  int64_t nbytes = 0;
+  check(!__builtin_mul_overflow(tg::numel(shape), static_cast<int64_t>(dtype_size(dtype)), &nbytes),
+        "empty: shape ", shape_str(shape), " of ", dtype_name(dtype),
+        " needs more bytes than int64 can count");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = backend_for(device).allocate(tg::numel(shape) * dtype_size(dtype));
+  impl->storage = backend_for(device).allocate(static_cast<size_t>(nbytes));
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
 
+// Every element of a view must lie inside its storage: make_view is public, and a view past the
+// end would read or write other memory with no error at all.
+static void check_view_in_storage(const Tensor& base, const Shape& shape, const Strides& strides,
+                                  int64_t offset) {
+  check(shape.size() == strides.size(), "make_view: shape ", shape_str(shape), " and strides ",
+        shape_str(strides), " differ in length");
+  if (numel(shape) == 0) return;
+  int64_t lowest = offset, highest = offset;  // in elements
+  bool fits = true;
+  for (size_t axis = 0; axis < shape.size(); ++axis) {
+    int64_t reach = 0;
+    fits = fits && !__builtin_mul_overflow(strides[axis], shape[axis] - 1, &reach) &&
+           !__builtin_add_overflow(reach < 0 ? lowest : highest, reach,
+                                   reach < 0 ? &lowest : &highest);
+  }
+  const auto elements = static_cast<int64_t>(base.storage()->nbytes() / dtype_size(base.dtype()));
+  check(fits && lowest >= 0 && highest < elements, "make_view: shape ", shape_str(shape),
+        " with strides ", shape_str(strides), " at offset ", offset,
+        " reaches outside its storage of ", elements, " elements");
+}
+
 Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
+  check_view_in_storage(base, shape, strides, offset);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.storage();
   impl->shape = std::move(shape);
@@ -96,6 +122,33 @@ static void check_distinct_elements(const Tensor& dst, const char* op) {
           " has stride 0); write to a contiguous() copy instead");
 }
 
+// The bytes [first, last] a tensor's elements span in its storage (empty: last < first).
+static std::pair<int64_t, int64_t> byte_span(const Tensor& t) {
+  if (t.numel() == 0) return {0, -1};
+  int64_t lowest = t.offset(), highest = t.offset();
+  for (size_t axis = 0; axis < t.shape().size(); ++axis) {
+    const int64_t reach = t.strides()[axis] * (t.shape()[axis] - 1);  // in the storage: no overflow
+    (reach < 0 ? lowest : highest) += reach;
+  }
+  const auto size = static_cast<int64_t>(dtype_size(t.dtype()));
+  return {lowest * size, (highest + 1) * size - 1};
+}
+
+// The source an in-place write can read as it writes: src itself, unless src shares memory with
+// the destination in another arrangement (a.add_(a.t()), a[1:].copy_(a[:-1])), where the kernel
+// would read elements it has already overwritten. Then a copy of src, as NumPy does; PyTorch
+// refuses such writes instead. The same view (a.add_(a)) reads each element before writing it.
+static Tensor source_unaliased(const Tensor& src, const Tensor& dst) {
+  if (src.storage() != dst.storage()) return src;
+  if (src.dtype() == dst.dtype() && src.offset() == dst.offset() &&
+      src.strides() == dst.strides())
+    return src;
+  const auto [src_first, src_last] = byte_span(src);
+  const auto [dst_first, dst_last] = byte_span(dst);
+  if (src_last < dst_first || dst_last < src_first) return src;
+  return src.clone();
+}
+
 Tensor& Tensor::copy_(const Tensor& src) {
   check(!(GradMode::enabled() && requires_grad()), "copy_: in-place write to a tensor of shape ",
         shape_str(shape()), " that requires grad; wrap it in NoGradGuard");
@@ -105,7 +158,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   check(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_: source ",
         shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
   check_distinct_elements(*this, "copy_");
-  backend_for(device()).copy(src.detach().expand(shape()), *this);
+  backend_for(device()).copy(source_unaliased(src.detach().expand(shape()), *this), *this);
   return *this;
 }
 
@@ -117,7 +170,7 @@ Tensor& Tensor::add_(const Tensor& src) {
   check(broadcast_shapes(src.shape(), shape(), "add_") == shape(), "add_: source ",
         shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
   check_distinct_elements(*this, "add_");
-  backend_for(device()).add_into(src.detach().expand(shape()), *this);
+  backend_for(device()).add_into(source_unaliased(src.detach().expand(shape()), *this), *this);
   return *this;
 }
 

@@ -243,6 +243,37 @@ TEST_CASE("errors: fill_, full and masked_fill with a value int64 cannot hold", 
   CHECK(masked_fill(ones({2}), ones({2}), -INFINITY).to_vector<float>()[1] == -INFINITY);
 }
 
+TEST_CASE("errors: shapes whose element count or byte size int64 cannot hold", "[errors]") {
+  const int64_t big = int64_t{1} << 62;
+  // Counted wrapped, such a shape gave a tensor smaller than itself, and the first write past
+  // its memory crashed.
+  REQUIRE_TG_ERROR(zeros({big}), Equals("empty: shape [4611686018427387904] of float32 needs "
+                                        "more bytes than int64 can count"));
+  REQUIRE_TG_ERROR(ones({1}).expand({big}).contiguous(), StartsWith("empty: shape ["));
+  REQUIRE_TG_ERROR(zeros({int64_t{1} << 32, int64_t{1} << 32}),
+                   Equals("shape [4294967296, 4294967296] has more elements than int64 can count"));
+  REQUIRE_TG_ERROR(zeros({3, big}), Contains("has more elements than int64 can count"));
+  REQUIRE_TG_ERROR(zeros({int64_t{1} << 40, int64_t{1} << 40, int64_t{1} << 40, 0}),
+                   Contains("has strides larger than int64 can hold"));
+  // An empty shape counts 0 elements however large its other sizes.
+  CHECK(zeros({big, 0, big}).numel() == 0);
+  // A range too large for memory is allocate's error, not std::bad_alloc.
+  REQUIRE_TG_ERROR(arange(0, 1e15), StartsWith("allocate: out of host memory for "));
+}
+
+TEST_CASE("errors: make_view outside its storage", "[errors]") {
+  const Tensor base = ones({2});
+  REQUIRE_TG_ERROR(make_view(base, {4}, {1}, 0),
+                   Equals("make_view: shape [4] with strides [1] at offset 0 reaches outside its "
+                          "storage of 2 elements"));
+  REQUIRE_TG_ERROR(make_view(base, {1}, {1}, -1), Contains("reaches outside its storage"));
+  REQUIRE_TG_ERROR(make_view(base, {2}, {1}, 1), Contains("reaches outside its storage"));
+  REQUIRE_TG_ERROR(make_view(base, {2, 2}, {INT64_MAX, 1}, 0), Contains("reaches outside"));
+  REQUIRE_TG_ERROR(make_view(base, {2}, {1, 1}, 0), Contains("differ in length"));
+  CHECK(make_view(base, {2, 3}, {1, 0}, 0).to_vector<float>() == std::vector<float>(6, 1));
+  CHECK(make_view(base, {0, 5}, {1, 1}, 7).numel() == 0);  // no element, nothing to reach
+}
+
 TEST_CASE("errors: gradcheck with nothing to check", "[errors]") {
   const Tensor x = ones({2}, DType::Float64);
   REQUIRE_TG_ERROR(gradcheck([](const std::vector<Tensor>& in) { return in[0] * 2.0; }, {x}),

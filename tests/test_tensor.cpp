@@ -448,6 +448,34 @@ TEST_CASE("tensor: add_ broadcasts, converts and adds in place", "[tensor]") {
   CHECK(values(w) == std::vector<float>{2, 2});
 }
 
+TEST_CASE("tensor: copy_ and add_ from an overlapping view read the values before the write",
+          "[tensor]") {
+  // Source and destination share memory in another arrangement: the write must not feed its
+  // own later reads (NumPy's answer; PyTorch refuses these writes).
+  Tensor a = arange(0, 9).reshape({3, 3});
+  a.add_(a.t());
+  CHECK(values(a) == std::vector<float>{0, 4, 8, 4, 8, 12, 8, 12, 16});
+  Tensor b = arange(0, 9).reshape({3, 3});
+  b.copy_(b.t());
+  CHECK(values(b) == std::vector<float>{0, 3, 6, 1, 4, 7, 2, 5, 8});
+  Tensor shifted = arange(0, 6);
+  shifted.slice(0, 1, 6).copy_(shifted.slice(0, 0, 5));
+  CHECK(values(shifted) == std::vector<float>{0, 0, 1, 2, 3, 4});
+  Tensor running = arange(0, 6);
+  running.slice(0, 1, 6).add_(running.slice(0, 0, 5));
+  CHECK(values(running) == std::vector<float>{0, 1, 3, 5, 7, 9});
+  Tensor rows = arange(0, 6).reshape({3, 2});
+  rows.add_(rows.select(0, 0));  // row 0, broadcast over every row, itself included
+  CHECK(values(rows) == std::vector<float>{0, 2, 2, 4, 4, 6});
+  // The same view, and views of one storage that do not meet, need no copy and get none.
+  Tensor c = arange(0, 4);
+  c.add_(c);
+  CHECK(values(c) == std::vector<float>{0, 2, 4, 6});
+  Tensor halves = arange(0, 4);
+  halves.slice(0, 2, 4).copy_(halves.slice(0, 0, 2));
+  CHECK(values(halves) == std::vector<float>{0, 1, 0, 1});
+}
+
 TEST_CASE("tensor: parse_device", "[tensor]") {
   CHECK(parse_device("cpu") == Device::cpu());
   CHECK(parse_device("cuda") == Device::cuda(0));
