@@ -83,6 +83,7 @@ void run_backward(const Tensor& root, const Tensor& root_grad, bool retain_graph
       Tensor grad = std::move(it->second);
       grads.erase(it);
       // Only the root goes without a gradient: the seed 1, which it knows how to take.
+      node->check_saved_unchanged();
       input_grads = !grad.defined()                  ? node->apply_to_unit_seed()
                     : node->adds_pending_gradients() ? apply_adding_pending(*node, grad, grads)
                                                      : node->apply(grad);

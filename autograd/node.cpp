@@ -6,6 +6,42 @@
 
 namespace tg {
 
+namespace {
+
+// What save() noted since the last record() on this thread: the op being recorded saved them.
+// An entry whose tensor has died belonged to an op that saved and then did not record (it
+// needed no gradient after all, or threw): it is dropped.
+thread_local std::vector<Node::SavedVersion> unclaimed_saves;
+
+void claim_saves(Node& node) {
+  for (Node::SavedVersion& saved : unclaimed_saves)
+    if (!saved.tensor.expired()) node.saved_versions.push_back(std::move(saved));
+  unclaimed_saves.clear();
+}
+
+}  // namespace
+
+Tensor save(const Tensor& t) {
+  if (!t.defined()) return Tensor();
+  Tensor saved = t.detach();
+  if (unclaimed_saves.size() >= 64)  // many ops that saved and never recorded: forget the dead
+    std::erase_if(unclaimed_saves, [](const Node::SavedVersion& s) { return s.tensor.expired(); });
+  unclaimed_saves.push_back({saved.impl_ptr(), saved.storage()->version()});
+  return saved;
+}
+
+void Node::check_saved_unchanged() const {
+  for (const SavedVersion& saved : saved_versions) {
+    const std::shared_ptr<TensorImpl> t = saved.tensor.lock();
+    if (!t) continue;
+    check(t->storage->version() == saved.version, "backward: ", name(), " needs a ",
+          dtype_name(t->dtype), " tensor of shape ", shape_str(t->shape),
+          " that the forward pass saved, but it has been written in place since (version ",
+          saved.version, " when saved, ", t->storage->version(),
+          " now); run the forward pass again after changing it, or change a clone()");
+  }
+}
+
 Node::~Node() {
   // Destroying a chain of nodes recursively (each destructor releasing the next) overflows the
   // stack for long graphs. Instead, take over every predecessor this node owns alone, and let it
@@ -71,6 +107,7 @@ Tensor record(Tensor output, const char* name, BackwardFn backward,
   auto node =
       std::make_shared<FunctionNode>(name, std::move(backward), std::move(unit_seed_backward));
   for (const Tensor* t : inputs) node->next_edges.push_back(t ? edge_to(*t) : Edge{});
+  claim_saves(*node);
   output.impl()->grad_fn = std::move(node);
   return output;
 }
@@ -79,6 +116,7 @@ Tensor record_adding(Tensor output, const char* name, AddingBackwardFn backward,
                      std::initializer_list<const Tensor*> inputs) {
   auto node = std::make_shared<FunctionNode>(name, std::move(backward));
   for (const Tensor* t : inputs) node->next_edges.push_back(t ? edge_to(*t) : Edge{});
+  claim_saves(*node);
   output.impl()->grad_fn = std::move(node);
   return output;
 }
@@ -87,6 +125,7 @@ Tensor record(Tensor output, const char* name, BackwardFn backward,
               const std::vector<Tensor>& inputs) {
   auto node = std::make_shared<FunctionNode>(name, std::move(backward));
   for (const Tensor& t : inputs) node->next_edges.push_back(edge_to(t));
+  claim_saves(*node);
   output.impl()->grad_fn = std::move(node);
   return output;
 }

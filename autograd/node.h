@@ -59,11 +59,25 @@ class Node {
   // Drops saved tensors once backward has used them (unless retain_graph).
   void release() {
     release_saved();
+    saved_versions.clear();
     released_ = true;
   }
   bool released() const { return released_; }
 
+  // Throws if a tensor this node saved for its backward has been written in place since (its
+  // storage's version moved on): the backward would read values the forward never used. The
+  // engine calls it before apply().
+  void check_saved_unchanged() const;
+
   std::vector<Edge> next_edges;
+
+  // What save() kept for this node's backward, each with its storage's version at the time.
+  // Weak: the backward closure owns the saved tensors, and release() drops both.
+  struct SavedVersion {
+    std::weak_ptr<TensorImpl> tensor;
+    uint64_t version = 0;
+  };
+  std::vector<SavedVersion> saved_versions;
 
  protected:
   virtual void release_saved() {}
@@ -150,8 +164,11 @@ Tensor record(Tensor output, const char* name, BackwardFn backward,
 Tensor record_adding(Tensor output, const char* name, AddingBackwardFn backward,
                      std::initializer_list<const Tensor*> inputs);
 
-// Saved tensors are stored detached: a node must not own its own output's grad_fn (that would
-// be a reference cycle), and backward only needs the values.
-inline Tensor save(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
+// What a backward closure captures of a tensor: detached, since a node must not own its own
+// output's grad_fn (that would be a reference cycle) and backward only needs the values. Its
+// storage's version is noted too, and the next record() on this thread, the op's own (save()
+// is called in its closure's captures), hands it to the node, whose check_saved_unchanged()
+// then refuses a backward after an in-place write to it, as PyTorch does.
+Tensor save(const Tensor& t);
 
 }  // namespace tg

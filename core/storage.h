@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 
 #include "core/device.h"
@@ -24,7 +25,14 @@ class Storage {
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
 
+  // How many in-place writes (copy_, fill_, add_, an optimiser's step) its tensors have had.
+  // A tensor saved for backward remembers the version it was saved at, so that a backward
+  // that would read values changed since can refuse (autograd/node.h).
+  uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
  private:
+  uint64_t version_ = 0;
   void* data_;
   size_t nbytes_;
   Device device_;

@@ -159,6 +159,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
         shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
   check_distinct_elements(*this, "copy_");
   backend_for(device()).copy(source_unaliased(src.detach().expand(shape()), *this), *this);
+  storage()->bump_version();
   return *this;
 }
 
@@ -171,6 +172,7 @@ Tensor& Tensor::add_(const Tensor& src) {
         shape_str(src.shape()), " cannot be broadcast to destination ", shape_str(shape()));
   check_distinct_elements(*this, "add_");
   backend_for(device()).add_into(source_unaliased(src.detach().expand(shape()), *this), *this);
+  storage()->bump_version();
   return *this;
 }
 
@@ -179,6 +181,7 @@ Tensor& Tensor::fill_(double value) {
         shape_str(shape()), " that requires grad; wrap it in NoGradGuard");
   check_scalar_fits(value, dtype(), "fill_");
   backend_for(device()).fill(*this, value);
+  storage()->bump_version();
   return *this;
 }
 

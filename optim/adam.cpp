@@ -79,6 +79,13 @@ void Adam::step_with_norms(double* grad_norm, double* weight_norm) {
                                     weight_norm ? &group_weight_sq : nullptr);
     grad_sq += group_grad_sq;
     weight_sq += group_weight_sq;
+    // In-place writes, as copy_ counts them: a graph that saved a parameter's old values (a
+    // backward still to run) must not read the new ones.
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      g.params[i].storage()->bump_version();
+      g.exp_avg[i].storage()->bump_version();
+      g.exp_avg_sq[i].storage()->bump_version();
+    }
   }
   if (grad_norm) *grad_norm = std::sqrt(grad_sq);
   if (weight_norm) *weight_norm = std::sqrt(weight_sq);

@@ -96,6 +96,7 @@ void scale_in_place(const Tensor& g, double factor) {
     };
     if (g.dtype() == DType::Float32) run(g.data<float>());
     else run(g.data<double>());
+    g.storage()->bump_version();  // an in-place write, as copy_ below counts it
     return;
   }
   NoGradGuard no_grad;

@@ -56,6 +56,8 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& buffer, dou
     if (buf) sgd_update<T, false, true>(p, g, buf, n, lr_t, mom_t, wd_t);
     else sgd_update<T, false, false>(p, g, buf, n, lr_t, mom_t, wd_t);
   }
+  param.storage()->bump_version();  // a graph that saved the old values must not use the new
+  if (buf) buffer.storage()->bump_version();
 }
 
 // The update of one parameter off the CPU (no fused kernel there yet): the same arithmetic in

@@ -289,6 +289,41 @@ TEST_CASE("autograd: a second backward without retain_graph is an error", "[auto
   CHECK(sq.grad_fn()->released());
 }
 
+TEST_CASE("autograd: a backward refuses a saved tensor written in place since", "[autograd]") {
+  // w does not require grad, but x's gradient is w: a backward that read the new values would
+  // return a gradient of a function the forward never computed.
+  Tensor x = leaf64({1, 2});
+  Tensor w = from_vector<double>({3, 4});
+  const Tensor y = (x * w).sum();
+  w.fill_(100);
+  CHECK_THROWS_WITH(y.backward(), StartsWith("backward: MulBackward needs a float64 tensor of "
+                                             "shape [2] that the forward pass saved") &&
+                                      Contains("(version 0 when saved, 1 now)"));
+  CHECK_FALSE(x.grad().defined());  // nothing was accumulated
+
+  // Through a detached alias of an output the backward reads (exp saves its output), and by
+  // an optimiser's step on a parameter the graph saved.
+  Tensor a = leaf64({0.5});
+  const Tensor e = a.exp();
+  e.detach().add_(ones({1}, DType::Float64));
+  CHECK_THROWS_WITH(e.sum().backward(), StartsWith("backward: ExpBackward needs"));
+  Tensor p = leaf64({2, 3});
+  optim::SGD sgd({p}, 0.1);
+  const Tensor loss = (p * p).sum();
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  sgd.step();
+  CHECK_THROWS_WITH(loss.backward(), StartsWith("backward: MulBackward needs"));
+
+  // Writes before the forward, or to tensors no backward reads, are fine.
+  Tensor v = from_vector<double>({3, 4});
+  v.fill_(2);
+  Tensor u = from_vector<double>({1, 1});
+  const Tensor z = (x * v + u).sum();
+  u.fill_(7);  // add saves nothing
+  z.backward();
+  CHECK(grad_of(x) == std::vector<double>{2, 2});
+}
+
 TEST_CASE("autograd: a 100,000-node chain runs backward and is destroyed iteratively",
           "[autograd]") {
   constexpr int kLength = 100000;

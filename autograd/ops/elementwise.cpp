@@ -222,7 +222,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   Tensor out = backend_for(x.device()).masked_fill(x, expanded_mask, value);
   if (!needs_grad({&x})) return out;
   return record(out, "MaskedFillBackward",
-                [mask = expanded_mask](const Tensor& g) -> std::vector<Tensor> {
+                [mask = save(expanded_mask)](const Tensor& g) -> std::vector<Tensor> {
                   return {backend_for(g.device()).masked_fill(g, mask, 0.0)};
                 },
                 {&x});
