@@ -215,3 +215,28 @@ TEST_CASE("linear: shape and dtype errors name the operands", "[linear]") {
                    "linear: W must be [in, out], got [5, 3, 1]");
   REQUIRE_THROWS_AS(linear(x, zeros({5, 3}, DType::Float64), Tensor()), tg::Error);
 }
+
+TEST_CASE("linear: empty inputs, features or outputs, forward and backward", "[linear]") {
+  // As PyTorch: no input features give the bias; no output features give an empty output and
+  // zero input gradients; no rows give empty gradients for x and zero ones for W and b.
+  Tensor b = from_vector<double>({1, 2}).requires_grad_();
+  Tensor W0 = zeros({0, 2}, DType::Float64).requires_grad_();
+  const Tensor y0 = linear(zeros({3, 0}, DType::Float64), W0, b, Activation::Relu);
+  CHECK(y0.shape() == Shape{3, 2});
+  CHECK(y0.to_vector<double>() == std::vector<double>{1, 2, 1, 2, 1, 2});
+  y0.sum().backward();
+  CHECK(b.grad().to_vector<double>() == std::vector<double>{3, 3});
+  CHECK(W0.grad().shape() == Shape{0, 2});
+
+  Tensor x = ones({2, 3}, DType::Float64).requires_grad_();
+  const Tensor y1 = linear(x, ones({3, 0}, DType::Float64).requires_grad_(), Tensor());
+  CHECK(y1.shape() == Shape{2, 0});
+  y1.sum().backward();
+  CHECK(x.grad().to_vector<double>() == std::vector<double>(6, 0));
+
+  Tensor W = ones({3, 2}, DType::Float64).requires_grad_();
+  const Tensor y2 = linear(zeros({2, 0, 3}, DType::Float64).requires_grad_(), W, b);
+  CHECK(y2.shape() == Shape{2, 0, 2});
+  y2.sum().backward();
+  CHECK(W.grad().to_vector<double>() == std::vector<double>(6, 0));
+}

@@ -35,7 +35,9 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act,
           " must have the output's shape ", shape_str(out_shape));
   }
   Backend& backend = backend_for(x.device());
-  const Tensor rows = x.detach().reshape({-1, in});
+  // Counted, not inferred with -1: a reshape cannot infer a size next to an empty axis.
+  const int64_t n_rows = numel(Shape(x.shape().begin(), x.shape().end() - 1));
+  const Tensor rows = x.detach().reshape({n_rows, in});
   const bool grad = needs_grad({&x, &W, &b, &residual});
   // Relu's derivative reads off its output, unless a residual was added to it; Gelu's and
   // Square's need the pre-activation.
@@ -44,7 +46,7 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act,
   Tensor pre;
   Tensor y = backend.linear_forward(rows, W.detach(), b.defined() ? b.detach() : Tensor(), act,
                                     residual.defined()
-                                        ? residual.detach().reshape({-1, out_features})
+                                        ? residual.detach().reshape({n_rows, out_features})
                                         : Tensor(),
                                     keep_pre ? &pre : nullptr);
   y = y.reshape(out_shape);
@@ -56,12 +58,12 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act,
       [saved_x = W.requires_grad() ? save(rows) : Tensor(),
        saved_w = x.requires_grad() ? save(W) : Tensor(),
        saved = act == Activation::Identity ? Tensor() : save(keep_pre ? pre : y), act,
-       x_shape = x.shape(), has_b = b.defined() && b.requires_grad(), in,
+       x_shape = x.shape(), has_b = b.defined() && b.requires_grad(), in, n_rows,
        out_features](const Tensor& g, std::vector<Tensor>& pending) -> std::vector<Tensor> {
-        const Tensor dy = g.reshape({-1, out_features}).contiguous();
+        const Tensor dy = g.reshape({n_rows, out_features}).contiguous();
         const Tensor dx_pending =
             saved_w.defined() && pending[0].defined()
-                ? std::exchange(pending[0], Tensor()).reshape({-1, in})
+                ? std::exchange(pending[0], Tensor()).reshape({n_rows, in})
                 : Tensor();
         Tensor dx, dW, db;  // dx needs W, dW needs x: the backend computes what it is given
         backend_for(g.device())
