@@ -740,6 +740,18 @@ TEST_CASE("cuda elementwise: every binary op equals the CPU's, broadcast and str
                    Contains("div: integer division by zero (element 0 of the divisor)"));
   check_close(div(num, from_vector<int64_t>({-4, 2, 3, -2, 7}).to(kGpu)),
               from_vector<int64_t>({-1, 3, 2, -4, 1}), 0);  // truncated towards zero
+  // Overflow wraps around, as on the CPU (INT64_MIN / -1 included), and sums wrap too.
+  const Tensor extremes = from_vector<int64_t>({INT64_MIN, INT64_MAX, INT64_MIN, -1});
+  const Tensor others = from_vector<int64_t>({-1, 1, 2, INT64_MIN});
+  for (const Op& op : ops) {
+    INFO(op.name << " at the int64 extremes");
+    check_close(op.fn(extremes.to(kGpu), others.to(kGpu)), op.fn(extremes, others), 0);
+  }
+  check_close(neg(extremes.to(kGpu)), neg(extremes), 0);
+  const Tensor overflowing = from_vector<int64_t>({INT64_MAX, 1, INT64_MAX, 2}, {2, 2});
+  for (int64_t axis : {0, 1})
+    check_close(overflowing.to(kGpu).sum({axis}), overflowing.sum({axis}), 0);
+  check_close(overflowing.to(kGpu).sum(), overflowing.sum(), 0);
 }
 
 TEST_CASE("cuda elementwise: masked_fill equals the CPU's for masks of every dtype", "[cuda]") {

@@ -172,6 +172,21 @@ TEST_CASE("elementwise: int64 arithmetic stays int64, integer division truncates
   CHECK((a / b).to_vector<int64_t>() == std::vector<int64_t>{3, -3, 2, 0});
   CHECK((-a).to_vector<int64_t>() == std::vector<int64_t>{-7, 7, -6, 0});
   CHECK_THROWS_AS(a / from_vector<int64_t>({1, 0, 1, 1}), Error);
+  // Overflow wraps around in two's complement, as in PyTorch: it is neither undefined behaviour
+  // nor, for INT64_MIN / -1, x86's division trap (SIGFPE).
+  const Tensor extremes = from_vector<int64_t>({INT64_MIN, INT64_MAX, INT64_MIN, -1});
+  const Tensor others = from_vector<int64_t>({-1, 1, 2, INT64_MIN});
+  CHECK((extremes / others).to_vector<int64_t>() == std::vector<int64_t>{INT64_MIN, INT64_MAX,
+                                                                         INT64_MIN / 2, 0});
+  CHECK((extremes + others).to_vector<int64_t>() ==
+        std::vector<int64_t>{INT64_MAX, INT64_MIN, INT64_MIN + 2, INT64_MAX});
+  CHECK((extremes - others).to_vector<int64_t>() ==
+        std::vector<int64_t>{INT64_MIN + 1, INT64_MAX - 1, INT64_MAX - 1, INT64_MAX});
+  CHECK((extremes * others).to_vector<int64_t>() ==
+        std::vector<int64_t>{INT64_MIN, INT64_MAX, 0, INT64_MIN});
+  CHECK((-extremes).to_vector<int64_t>() ==
+        std::vector<int64_t>{INT64_MIN, -INT64_MAX, INT64_MIN, 1});
+  CHECK(from_vector<int64_t>({INT64_MAX, 1, INT64_MAX, 2}).sum().item<int64_t>() == 1);
   // Float-only math refuses integers rather than truncating silently.
   CHECK_THROWS_AS(exp(a), Error);
   CHECK_THROWS_AS(relu(a), Error);

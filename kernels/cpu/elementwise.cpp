@@ -2,6 +2,7 @@
 // (possibly broadcast) operands, and masked fill.
 #include <cmath>
 
+#include "core/wrapping.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -17,7 +18,7 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 template <typename T>
 T apply_unary(UnaryOp op, T x, double param) {
   switch (op) {
-    case UnaryOp::Neg: return -x;
+    case UnaryOp::Neg: return wrapping_neg(x);
     case UnaryOp::Exp: return static_cast<T>(std::exp(x));
     case UnaryOp::Log: return static_cast<T>(std::log(x));
     case UnaryOp::Sqrt: return static_cast<T>(std::sqrt(x));
@@ -39,10 +40,10 @@ T apply_unary(UnaryOp op, T x, double param) {
 template <typename T>
 T apply_binary(BinaryOp op, T a, T b) {
   switch (op) {
-    case BinaryOp::Add: return a + b;
-    case BinaryOp::Sub: return a - b;
-    case BinaryOp::Mul: return a * b;
-    case BinaryOp::Div: return a / b;
+    case BinaryOp::Add: return wrapping_add(a, b);
+    case BinaryOp::Sub: return wrapping_sub(a, b);
+    case BinaryOp::Mul: return wrapping_mul(a, b);
+    case BinaryOp::Div: return wrapping_div(a, b);
     case BinaryOp::Eq: return a == b;
     case BinaryOp::Ne: return a != b;
     case BinaryOp::Lt: return a < b;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/wrapping.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -70,7 +71,7 @@ Tensor CpuBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>& 
         const T* row = in + r * rows.length;
         if (op != ReduceOp::Max) {
           Acc total = 0;
-          for (int64_t i = 0; i < rows.length; ++i) total += row[i];
+          for (int64_t i = 0; i < rows.length; ++i) total = wrapping_add<Acc>(total, row[i]);
           const T sum = static_cast<T>(total);
           o[r] = op == ReduceOp::Sum ? sum : mean_of(sum, rows.length);
         } else {

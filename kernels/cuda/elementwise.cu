@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/wrapping.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
@@ -40,7 +41,7 @@ __device__ inline double math_tanh(double x) { return ::tanh(x); }
 template <typename T>
 __device__ T apply_unary(UnaryOp op, T x, double param) {
   switch (op) {
-    case UnaryOp::Neg: return -x;
+    case UnaryOp::Neg: return wrapping_neg(x);
     case UnaryOp::Exp: return static_cast<T>(math_exp(static_cast<MathT<T>>(x)));
     case UnaryOp::Log: return static_cast<T>(math_log(static_cast<MathT<T>>(x)));
     case UnaryOp::Sqrt: return static_cast<T>(math_sqrt(static_cast<MathT<T>>(x)));
@@ -66,10 +67,10 @@ __device__ T apply_unary(UnaryOp op, T x, double param) {
 template <typename T>
 __device__ T apply_binary(BinaryOp op, T a, T b) {
   switch (op) {
-    case BinaryOp::Add: return a + b;
-    case BinaryOp::Sub: return a - b;
-    case BinaryOp::Mul: return a * b;
-    case BinaryOp::Div: return a / b;  // integer divisors were checked for zeros on the host
+    case BinaryOp::Add: return wrapping_add(a, b);
+    case BinaryOp::Sub: return wrapping_sub(a, b);
+    case BinaryOp::Mul: return wrapping_mul(a, b);
+    case BinaryOp::Div: return wrapping_div(a, b);  // integer divisors were checked on the host
     case BinaryOp::Eq: return static_cast<T>(a == b);
     case BinaryOp::Ne: return static_cast<T>(a != b);
     case BinaryOp::Lt: return static_cast<T>(a < b);

@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/wrapping.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
@@ -135,10 +136,10 @@ __device__ __forceinline__ void sum_output(const T* x, const SumJob<T>& job, int
   Acc total = 0;
   for (int64_t j = lane; j < job.length; j += kWarp) {
     job.inner_ix.offsets(j, off);
-    total += static_cast<Acc>(x[base[0] + off[0]]);
+    total = wrapping_add(total, static_cast<Acc>(x[base[0] + off[0]]));
   }
   for (int step = kWarp / 2; step > 0; step /= 2)
-    total += __shfl_down_sync(kFullMask, total, step);
+    total = wrapping_add(total, __shfl_down_sync(kFullMask, total, step));
   if (lane == 0) {
     const T sum = static_cast<T>(total);
     job.out[o] = mean ? static_cast<T>(static_cast<double>(sum) *
