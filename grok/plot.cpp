@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "grok/gnuplot.h"
+
 namespace tg::grok {
 
 bool plot_curves(const std::string& run_dir) {
@@ -44,13 +46,12 @@ bool plot_curves(const std::string& run_dir) {
           "plot 'metrics.csv' using ($1+1):6 with lines lw 2 title 'weight norm'\n"
           "unset multiplot\n";
   }
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+  if (!gnuplot_available()) {
     std::fprintf(stderr, "plot: gnuplot is not installed; wrote %s but not curves.png "
                  "(apt-get install gnuplot-nox)\n", script.c_str());
     return false;
   }
-  const std::string command = "cd '" + run_dir + "' && gnuplot curves.gp 2>&1";
-  if (std::system(command.c_str()) != 0) {
+  if (!run_gnuplot(run_dir, "curves.gp")) {
     std::fprintf(stderr, "plot: gnuplot failed on %s\n", script.c_str());
     return false;
   }

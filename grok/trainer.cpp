@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -163,12 +164,28 @@ void check_same_run(const std::map<std::string, std::string>& run_state,
 }
 
 // Makes (or checks, on resume) the run directory before anything is written into it.
+// Whether `inner` is `outer` or lies inside it (both absolute and normalised).
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  const auto [stop, _] = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
+  return stop == outer.end();
+}
+
 void prepare_run_dir(const RunOptions& options) {
   const fs::path dir(options.out);
   if (options.resume) return;  // train() has checked that it is a run directory
+  check(!fs::exists(dir) || fs::is_directory(dir), "--out: ", options.out,
+        " is a file, not a directory");
   if (fs::exists(dir) && !fs::is_empty(dir)) {
-    check(options.force, "--out: run directory ", options.out,
-          " already exists; pass --resume to continue it or --force to replace it");
+    const bool is_run = fs::exists(dir / "config.json");
+    check(options.force, "--out: ", is_run ? "run directory " : "", options.out,
+          " already exists", is_run ? "" : " and is not empty",
+          "; pass --resume to continue a run there or --force to replace it");
+    // --force replaces a run, never anything else: not a directory a mistyped --out names,
+    // nor one that holds the working directory (".", an ancestor).
+    check(is_run, "--out: ", options.out, " is not a tinygrok run (no config.json); --force "
+          "replaces only a run directory: choose another --out");
+    check(!is_within(fs::weakly_canonical(fs::current_path()), fs::weakly_canonical(dir)),
+          "--out: ", options.out, " holds the working directory; --force will not delete it");
     fs::remove_all(dir);
   }
   fs::create_directories(dir);

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "grok/gnuplot.h"
+
 namespace tg::grok::analysis {
 
 using json = nlohmann::json;
@@ -162,7 +164,7 @@ json plot_analysis(const std::string& dir, const json& a) {
 
   json out;
   out["written"] = json::array();
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+  if (!gnuplot_available()) {
     out["note"] = "gnuplot is not installed: the .gp scripts are written, the PNGs are not";
     std::fprintf(stderr,
                  "analyze: gnuplot is not installed; wrote the .gp scripts in %s but no "
@@ -171,8 +173,7 @@ json plot_analysis(const std::string& dir, const json& a) {
     return out;
   }
   for (const auto& [name, text] : scripts) {
-    const std::string command = "cd '" + dir + "' && gnuplot " + name + ".gp 1>&2";
-    if (std::system(command.c_str()) == 0) {
+    if (run_gnuplot(dir, name + ".gp")) {
       out["written"].push_back(name + ".png");
     } else {
       out["note"] = "gnuplot failed on some scripts";

@@ -2,6 +2,8 @@
 #include "grok/analysis/eval_tracker.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -64,13 +66,30 @@ EvalTracker::EvalTracker(const std::string& path, const TrainConfig& config, int
     : metrics_(parse_track(config.track, config.op)), config_(config), p_(p) {
   const std::string head = header(metrics_);
   std::vector<std::string> kept;
-  if (resume) {  // the rows up to the checkpoint; later ones were measured after it
-    std::ifstream in(path);
+  // On resume, the rows up to the checkpoint are kept (later ones were measured after it), and a
+  // file this run cannot read is an error before it is rewritten: its rows are not dropped.
+  std::ifstream in(path);
+  if (resume && in.good()) {
+    const auto trimmed = [](std::string line) {  // CRLF line ends, trailing blanks
+      while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back())))
+        line.pop_back();
+      return line;
+    };
     std::string line;
-    if (in.good() && std::getline(in, line) && line == head)
-      while (std::getline(in, line))
-        if (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= keep_through_step)
-          kept.push_back(line);
+    std::getline(in, line);
+    check(trimmed(line) == head, "--track: ", path, " begins '", trimmed(line),
+          "', not this run's header '", head, "'; move it away to resume without its rows");
+    for (int64_t number = 2; std::getline(in, line); ++number) {
+      line = trimmed(line);
+      if (line.empty()) continue;
+      int64_t step = 0;
+      const size_t comma = line.find(',');
+      const char* end = line.data() + (comma == std::string::npos ? line.size() : comma);
+      const auto [stop, error] = std::from_chars(line.data(), end, step);
+      check(comma != std::string::npos && error == std::errc() && stop == end, "--track: ", path,
+            " line ", number, " does not begin with a step: '", line, "'");
+      if (step <= keep_through_step) kept.push_back(line);
+    }
   }
   file_ = std::fopen(path.c_str(), "w");
   check(file_ != nullptr, "--track: cannot write ", path);

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "grok/gnuplot.h"
+
 namespace tg::grok::sweep {
 
 namespace {
@@ -114,13 +116,12 @@ bool plot_heatmaps(const std::string& sweep_dir, const PhaseDiagram& d, const st
        << (any_accuracy ? "set colorbox\n" : "unset colorbox\n")
        << "plot $test_acc @cell, $test_acc using 1:2:4 with labels notitle\n";
   }
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+  if (!gnuplot_available()) {
     std::fprintf(stderr, "plot: gnuplot is not installed; wrote %s but not the heatmaps "
                  "(apt-get install gnuplot-nox)\n", script.c_str());
     return false;
   }
-  const std::string command = "cd '" + sweep_dir + "' && gnuplot heatmap.gp 2>&1";
-  if (std::system(command.c_str()) != 0) {
+  if (!run_gnuplot(sweep_dir, "heatmap.gp")) {
     std::fprintf(stderr, "plot: gnuplot failed on %s\n", script.c_str());
     return false;
   }
