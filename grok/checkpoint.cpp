@@ -2,6 +2,7 @@
 #include "grok/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -52,13 +53,27 @@ std::string step_of(const std::map<std::string, std::string>& metadata, const fs
 
 }  // namespace
 
+void check_finite_tensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                          const std::string& file) {
+  for (const auto& [name, t] : tensors) {
+    if (!is_floating(t.dtype())) continue;
+    const std::vector<double> values = t.to_vector<double>();
+    const auto bad = std::find_if(values.begin(), values.end(),
+                                  [](double v) { return !std::isfinite(v); });
+    check(bad == values.end(), file, ": tensor '", name, "' holds ", *bad, " at element ",
+          bad - values.begin(), " (of ", values.size(), "); its weights cannot be used");
+  }
+}
+
 Checkpoint load_checkpoint(const std::string& path) {
   const fs::path model_path = model_file(path);
   nn::SafetensorsFile model = nn::load_safetensors(model_path.string());
+  check_finite_tensors(model.tensors, model_path.string());
   Checkpoint checkpoint{std::move(model.tensors), {}, std::move(model.metadata)};
   const fs::path optimizer_path = model_path.parent_path() / "optimizer.safetensors";
   if (fs::exists(optimizer_path)) {
     nn::SafetensorsFile optimizer = nn::load_safetensors(optimizer_path.string());
+    check_finite_tensors(optimizer.tensors, optimizer_path.string());
     const std::string model_step = step_of(checkpoint.run_state, model_path);
     const std::string optimizer_step = step_of(optimizer.metadata, optimizer_path);
     check(model_step == optimizer_step, "checkpoint ", model_path.parent_path().string(),

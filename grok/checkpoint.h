@@ -28,6 +28,12 @@ void save_checkpoint(const std::string& run_dir, const Checkpoint& checkpoint);
 // problem; `step` in both files must agree.
 Checkpoint load_checkpoint(const std::string& path);
 
+// Throws naming `file` and the tensor if a floating-point tensor holds a NaN or an infinity:
+// weights like that cannot be trained, evaluated or analysed, and a load is where to say so,
+// rather than with a null loss later. load_checkpoint checks both of its files.
+void check_finite_tensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                          const std::string& file);
+
 // The checkpoint directory inside a run directory.
 std::string checkpoint_dir(const std::string& run_dir);
 

@@ -2,13 +2,21 @@
 #include "grok/config.h"
 #include "grok/step_capture.h"
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include "core/error.h"
 #include "grok/analysis/eval_tracker.h"
 #include "grok/dataset.h"
 
 namespace tg::grok {
+
+void check_threads_flag(int64_t threads) {
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  check(threads >= 0 && threads <= 4 * cores, "--threads: must be between 0 (every core) and ",
+        4 * cores, " (4 per core of the ", cores, " here), got ", threads);
+}
 
 TrainConfig preset(const std::string& name) {
   TrainConfig c;
@@ -135,7 +143,7 @@ void validate(const TrainConfig& c) {
   check(c.snapshot_every >= 0, "--snapshot-every: must be >= 0 (0 = off), got ", c.snapshot_every);
   validate_variants(c);
   analysis::parse_track(c.track, c.op);  // names --track in its errors
-  check(c.threads >= 0, "--threads: must be >= 0 (0 = every core), got ", c.threads);
+  check_threads_flag(c.threads);
   parse_cuda_graph(c.cuda_graph);  // names --cuda-graph in its error
   check(c.cuda_graph != "on" || c.device.starts_with("cuda"),
         "--cuda-graph on: needs --device cuda (got --device ", c.device, ")");

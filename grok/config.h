@@ -75,6 +75,10 @@ std::vector<std::string> preset_names();
 // Checks every value, throwing tg::Error naming the flag ("--frac: must be in (0, 1), got 1.5").
 void validate(const TrainConfig& config);
 
+// --threads (train, analyze, sweep): 0 (every core) up to 4 threads a core. More only slows a
+// run down, and OpenMP fails to start tens of thousands (or crashes trying).
+void check_threads_flag(int64_t threads);
+
 // The Grokfast amplification a run uses: grokfast_lamb, or when that is 0 the method's default.
 double effective_grokfast_lamb(const TrainConfig& config);
 

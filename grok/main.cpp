@@ -23,7 +23,25 @@ int main(int argc, char** argv) {
   commands.push_back(make_sweep_command(app));
   commands.push_back(make_analyze_command(app));
 
-  CLI11_PARSE(app, argc, argv);
+  // A word where the subcommand goes that is none of them: say so, rather than CLI11's "a
+  // subcommand is required".
+  const auto is_command = [&](const char* word) {
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+      if (sub->check_name(word)) return true;
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
+    std::fprintf(stderr, "tinygrok: unknown command '%s' (train, eval, sweep, analyze; see --help)\n",
+                 argv[1]);
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help exits 0 through here; a malformed flag exits 2, as every other bad input does
+    // (CLI11's own codes, 104 to 114, would say nothing more).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   try {
     for (const auto& command : commands)
       if (command->app()->parsed()) return command->run();

@@ -49,7 +49,9 @@ struct WeightsSource {
 
 NamedTensors load_weights(const WeightsSource& source) {
   if (source.checkpoint) return load_checkpoint(source.path).model;
-  return nn::load_safetensors(source.path).tensors;
+  NamedTensors tensors = nn::load_safetensors(source.path).tensors;
+  check_finite_tensors(tensors, source.path);
+  return tensors;
 }
 
 std::map<std::string, Tensor> as_map(const NamedTensors& tensors, DType dtype) {
@@ -311,9 +313,13 @@ json analyze_run(const std::string& run_dir, const AnalysisOptions& options) {
   // The key frequencies, from the last weights' embedding unless given.
   std::vector<int64_t> keys = options.key_frequencies;
   const bool keys_given = !keys.empty();
-  for (int64_t k : keys)
-    check(k >= 1 && 2 * k <= p, "--key-frequencies: ", k, " is not a frequency of Z_", p, " (1..",
-          p / 2, ")");
+  for (size_t i = 0; i < keys.size(); ++i) {
+    check(keys[i] >= 1 && 2 * keys[i] <= p, "--key-frequencies: ", keys[i],
+          " is not a frequency of Z_", p, " (1..", p / 2, ")");
+    // A frequency listed twice would count its energy twice, and the restricted loss with it.
+    check(std::find(keys.begin(), keys.begin() + i, keys[i]) == keys.begin() + i,
+          "--key-frequencies: ", keys[i], " is listed twice");
+  }
   std::optional<EmbeddingSpectrum> last_spectrum;
   if (fourier) {
     last_spectrum = embedding_spectrum(load_weights(sources.back()), p);

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "grok/analysis/run_analysis.h"
 #include "grok/cli/command.h"
+#include "grok/config.h"
 
 namespace tg::grok::cli {
 
@@ -42,7 +43,7 @@ class AnalyzeCommand : public Command {
   }
   CLI::App* app() const override { return app_; }
   int run() override {
-    check(threads_ >= 0, "--threads: must be >= 0 (0 = every core), got ", threads_);
+    check_threads_flag(threads_);
     if (threads_ > 0) omp_set_num_threads(threads_);
     if (rho_option_->count() > 0) options_.rho = rho_;
     options_.plots = !no_plots_;

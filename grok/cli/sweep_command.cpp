@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "grok/cli/command.h"
+#include "grok/config.h"
 #include "grok/sweep/grid.h"
 #include "grok/sweep/heatmap_plot.h"
 #include "grok/sweep/mpi.h"
@@ -98,7 +99,7 @@ int run_sweep(const SweepArgs& args) {
   std::string error;
   try {
     check(args.workers >= 0, "--workers: must be >= 0 (0 = one per core), got ", args.workers);
-    check(args.threads >= 0, "--threads: must be >= 0 (0 = every core), got ", args.threads);
+    check_threads_flag(args.threads);
     spec = read_spec(args.spec_path);
     points = expand_grid(spec, args.threads, args.spec_path);
     check_sweep_dir(args.out, spec, args.force);

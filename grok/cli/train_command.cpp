@@ -18,11 +18,18 @@ using json = nlohmann::json;
 namespace {
 
 
-std::string default_out(const std::string& preset_name) {
+// runs/PRESET-DATE-TIME, made now. Runs started in the same second (a loop over seeds in the
+// background) would share the name: each claims the first free one of NAME, NAME-2, NAME-3, ...
+// with mkdir, which only one process can win.
+std::string claim_default_out(const std::string& preset_name) {
   char stamp[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-  return "runs/" + preset_name + "-" + stamp;
+  const std::string base = "runs/" + preset_name + "-" + stamp;
+  fs::create_directories("runs");
+  std::string out = base;
+  for (int n = 2; !fs::create_directory(out); ++n) out = base + "-" + std::to_string(n);
+  return out;
 }
 
 // Each training flag writes into `flags`; after parsing, the flags actually given are copied
@@ -80,11 +87,22 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
       config.beta1 = betas[0];
       config.beta2 = betas[1];
     }
-    if (options.out.empty()) options.out = default_out(config.preset);
   }
-  const RunStatus status = train(config, options);
-  std::fprintf(stderr, "%s: metrics in %s/metrics.csv, curves in %s/curves.png, summary in "
-               "%s/summary.json\n", status_name(status), options.out.c_str(), options.out.c_str(),
+  // Validated first, so that a bad flag leaves no directory behind.
+  validate(config);
+  const bool claimed = options.out.empty();
+  if (claimed) options.out = claim_default_out(config.preset);
+  RunStatus status = RunStatus::Completed;
+  try {
+    status = train(config, options);
+  } catch (...) {
+    if (claimed && fs::is_empty(options.out)) fs::remove(options.out);
+    throw;
+  }
+  const std::string curves = options.out + "/curves.png";
+  std::fprintf(stderr, "%s: metrics in %s/metrics.csv, %s, summary in %s/summary.json\n",
+               status_name(status), options.out.c_str(),
+               fs::exists(curves) ? ("curves in " + curves).c_str() : "no curves.png (see above)",
                options.out.c_str());
   return exit_code(status);
 }

@@ -57,8 +57,17 @@ expect_error() {  # expect_error TEXT ARGS...: fails, one line on stderr contain
 expect_error "not a run directory" analyze nowhere
 expect_error "--every" analyze run --every 0 --no-plots
 expect_error "--key-frequencies: 7" analyze run --key-frequencies 7 --no-plots
+expect_error "--key-frequencies: 3 is listed twice" analyze run --key-frequencies 1,3,3 --no-plots
 expect_error "--rho" analyze run --rho -1 --no-plots
 expect_error "excludes" analyze run --rho 0.1 --rho-fraction 0.01
 expect_error "--track: unknown metric" train --p 13 --track entropy --out bad
+# A resume keeps analysis_track.csv's rows, and refuses a file it cannot read rather than drop them.
+cp -r run tracked && sed -i '1s/$/ extra/' tracked/analysis_track.csv
+cp tracked/analysis_track.csv track.before
+expect_error "not this run's header" train --resume tracked --steps 140 --quiet
+expect "a refused resume keeps analysis_track.csv" cmp -s track.before tracked/analysis_track.csv
+sed -i '1s/ extra$//; 3s/^20,/2x,/' tracked/analysis_track.csv
+expect_error "analysis_track.csv line 3 does not begin with a step" \
+  train --resume tracked --steps 140 --quiet
 
 finish cli_analyze

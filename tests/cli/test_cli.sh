@@ -159,7 +159,17 @@ rc=$?
 grep -q "loss is .*nan.* step [0-9]*; stopped\. The last good checkpoint (step [0-9]*)" \
   "$LOG/nan.err" && ok || fail "the NaN message: $(cat "$LOG/nan.err")"
 
-# --- bad input: nonzero exit, one line on stderr naming the flag or file, nothing changed ------
+# --- a run directory whose name a shell would read as commands: it is only a name ---------------
+quoted="it's; touch pwned; echo '"
+"$BIN" train "${TINY[@]}" --steps 20 --eval-every 10 --quiet --out "$quoted" >/dev/null \
+  2>"$LOG/quoted.err" && ok || fail "a run in \"$quoted\": $(cat "$LOG/quoted.err")"
+[ ! -e pwned ] && ok || fail "the run directory's name ran as a shell command"
+if command -v gnuplot >/dev/null 2>&1; then
+  [ -s "$quoted/curves.png" ] && ok || fail "no curves.png in \"$quoted\": $(cat "$LOG/quoted.err")"
+fi
+rm -rf "$quoted" pwned
+
+# --- bad input: exit 2, one line on stderr naming the flag or file, nothing changed -----------
 mkdir -p not_a_run && echo "notes" >not_a_run/notes.txt
 cp -r run truncated && head -c 300 run/checkpoint/model.safetensors >truncated/checkpoint/model.safetensors
 expect_error() {  # expect_error TEXT ARGS...: fails, stderr one line containing TEXT, W unchanged
@@ -170,7 +180,7 @@ expect_error() {  # expect_error TEXT ARGS...: fails, stderr one line containing
   rc=$?
   after=$(snapshot)
   local what="tinygrok $*"
-  [ $rc -ne 0 ] && ok || fail "$what: exit 0"
+  [ $rc -eq 2 ] && ok || fail "$what: exit $rc, not 2"
   [ "$(wc -l <"$LOG/bad.err")" -eq 1 ] && ok || fail "$what: stderr is not one line: $(cat "$LOG/bad.err")"
   grep -qF -- "$text" "$LOG/bad.err" && ok || fail "$what: stderr does not name '$text': $(cat "$LOG/bad.err")"
   [ ! -s "$LOG/bad.out" ] && ok || fail "$what: printed on stdout"
@@ -215,6 +225,28 @@ expect_error "model.safetensors" train "${TINY[@]}" --init truncated --out new
 expect_error "model.safetensors" eval truncated
 expect_error "missing_run" eval missing_run
 [ ! -e missing_run ] && ok || fail "created missing_run"
+expect_error "unknown command 'trian'" trian --steps 10
+expect_error "--betas" train "${TINY[@]}" --betas 0.9 --out new   # a CLI11 parse error: exit 2 too
+expect_error "--threads: must be between 0" train --p 23 --threads 100000 --out new
+# --force replaces a run and nothing else: not a directory of other files, not the working one.
+expect_error "not a tinygrok run" train "${TINY[@]}" --out not_a_run --force
+(cd run && "$BIN" train --p 23 --frac 0.6 --d-mlp 64 --threads 1 --steps 5 --out . --force \
+  >/dev/null 2>"$LOG/dot.err")
+[ $? -eq 2 ] && grep -q "holds the working directory" "$LOG/dot.err" && [ -e run/config.json ] \
+  && ok || fail "--out . --force inside a run: $(cat "$LOG/dot.err")"
+# Weights that are not finite are refused where they are loaded, naming the file and tensor.
+cp -r run nan_weights
+py "
+import struct
+p = 'nan_weights/checkpoint/model.safetensors'
+b = bytearray(open(p, 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+b[8 + n:8 + n + 4] = struct.pack('<f', float('nan'))
+open(p, 'wb').write(b)
+"
+expect_error "holds nan at element 0" eval nan_weights
+expect_error "nan_weights/checkpoint/model.safetensors: tensor" train --resume nan_weights --steps 400
+rm -rf nan_weights
 
 # --- on a GPU: the short run on cuda:0 logs what the CPU run logged, within float32 rounding ----
 if [ $gpu -eq 1 ]; then
