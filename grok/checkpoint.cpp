@@ -2,6 +2,7 @@
 #include "grok/checkpoint.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -64,6 +65,27 @@ void check_finite_tensors(const std::vector<std::pair<std::string, Tensor>>& ten
           bad - values.begin(), " (of ", values.size(), "); its weights cannot be used");
   }
 }
+
+template <typename T>
+T metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key,
+                  const std::string& file) {
+  const auto it = metadata.find(key);
+  check(it != metadata.end(), "checkpoint ", file, ": metadata has no '", key, "'");
+  const std::string& text = it->second;
+  T value{};
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  check(error == std::errc() && end == text.data() + text.size() && !text.empty(), "checkpoint ",
+        file, ": metadata '", key, "' is '", text, "', not ",
+        std::is_floating_point_v<T> ? "a number" : std::is_signed_v<T> ? "an integer"
+                                                                         : "a count");
+  return value;
+}
+template int64_t metadata_number<int64_t>(const std::map<std::string, std::string>&,
+                                          const std::string&, const std::string&);
+template uint64_t metadata_number<uint64_t>(const std::map<std::string, std::string>&,
+                                            const std::string&, const std::string&);
+template double metadata_number<double>(const std::map<std::string, std::string>&,
+                                        const std::string&, const std::string&);
 
 Checkpoint load_checkpoint(const std::string& path) {
   const fs::path model_path = model_file(path);

@@ -34,6 +34,12 @@ Checkpoint load_checkpoint(const std::string& path);
 void check_finite_tensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
                           const std::string& file);
 
+// The number under `key` in a checkpoint's metadata, which must hold exactly one (no "20x",
+// no "1e3" for an integer); errors name `file` and the key. int64_t, uint64_t and double.
+template <typename T>
+T metadata_number(const std::map<std::string, std::string>& metadata, const std::string& key,
+                  const std::string& file);
+
 // The checkpoint directory inside a run directory.
 std::string checkpoint_dir(const std::string& run_dir);
 

@@ -95,27 +95,23 @@ struct RunState {
             {"generator_offset", std::to_string(generator_offset)}};
   }
   static RunState from_metadata(const std::map<std::string, std::string>& m, const std::string& where) {
-    auto get = [&](const char* key) {
-      auto it = m.find(key);
-      check(it != m.end(), "checkpoint ", where, ": metadata has no '", key, "'");
-      return it->second;
+    const auto count = [&](const char* key) {  // a count of steps: never negative
+      const auto n = metadata_number<int64_t>(m, key, where);
+      check(n >= 0, "checkpoint ", where, ": metadata '", key, "' is ", n, ", a negative count");
+      return n;
     };
     RunState s;
-    try {
-      s.step = std::stoll(get("step"));
-      s.t_m = std::stoll(get("t_m"));
-      s.t_g = std::stoll(get("t_g"));
-      s.grok_streak = std::stoll(get("grok_streak"));
-      s.elapsed_s = std::stod(get("elapsed_s"));
-      s.train_seconds = std::stod(get("train_seconds"));
-      s.timed_steps = std::stoll(get("timed_steps"));
-      s.optimizer_steps = std::stoll(get("optimizer_steps"));
-      s.sampler_offset = std::stoull(get("sampler_offset"));
-      s.sampler_position = std::stoll(get("sampler_position"));
-      s.generator_offset = std::stoull(get("generator_offset"));
-    } catch (const std::logic_error&) {
-      throw Error(cat("checkpoint ", where, ": metadata holds a malformed number"));
-    }
+    s.step = count("step");
+    s.t_m = metadata_number<int64_t>(m, "t_m", where);
+    s.t_g = metadata_number<int64_t>(m, "t_g", where);
+    s.grok_streak = count("grok_streak");
+    s.elapsed_s = metadata_number<double>(m, "elapsed_s", where);
+    s.train_seconds = metadata_number<double>(m, "train_seconds", where);
+    s.timed_steps = count("timed_steps");
+    s.optimizer_steps = count("optimizer_steps");
+    s.sampler_offset = metadata_number<uint64_t>(m, "sampler_offset", where);
+    s.sampler_position = count("sampler_position");
+    s.generator_offset = metadata_number<uint64_t>(m, "generator_offset", where);
     return s;
   }
 };

@@ -285,9 +285,10 @@ json analyze_run(const std::string& run_dir, const AnalysisOptions& options) {
   const bool from_snapshots = !sources.empty();
   if (!from_snapshots) {
     const Checkpoint checkpoint = load_checkpoint(run_dir);  // throws naming what is missing
-    const auto step = checkpoint.run_state.find("step");
-    sources.push_back({step != checkpoint.run_state.end() ? std::stoll(step->second) : 0,
-                       checkpoint_dir(run_dir), true});
+    const int64_t step = checkpoint.run_state.count("step")
+                             ? metadata_number<int64_t>(checkpoint.run_state, "step", run_dir)
+                             : 0;
+    sources.push_back({step, checkpoint_dir(run_dir), true});
     progress(options,
              "analyze: %s has no snapshots (train --snapshot-every N); analysing the "
              "final checkpoint alone\n",

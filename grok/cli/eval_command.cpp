@@ -56,7 +56,9 @@ int run_eval(const std::string& path) {
   };
   json out;
   out["checkpoint"] = path;
-  out["step"] = std::stoll(checkpoint.run_state.count("step") ? checkpoint.run_state.at("step") : "0");
+  out["step"] = checkpoint.run_state.count("step")
+                    ? metadata_number<int64_t>(checkpoint.run_state, "step", path)
+                    : 0;
   out["split"] = split_path.empty() ? "regenerated from the seed" : split_path;
   out["train"] = measure(split.train);
   out["test"] = measure(split.test);

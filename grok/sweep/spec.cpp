@@ -1,7 +1,12 @@
 // SweepSpec: reading a sweep's JSON file and checking every key and value against TrainConfig.
 #include "grok/sweep/spec.h"
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "grok/config.h"
@@ -133,11 +138,25 @@ SweepSpec parse_spec(const ordered_json& source, const std::string& where) {
 }
 
 SweepSpec read_spec(const std::string& path) {
+  check(!std::filesystem::is_directory(path), path, ": is a directory, not a sweep spec");
   std::ifstream in(path);
   check(in.good(), path, ": cannot read the sweep spec");
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  // A key given twice in one object would silently keep the last: refused, as is anything after
+  // the spec's object (the parser reads the whole text).
+  std::vector<std::set<std::string>> keys;  // the keys of each object being read
+  const auto no_repeated_keys = [&](int, ordered_json::parse_event_t event, ordered_json& parsed) {
+    if (event == ordered_json::parse_event_t::object_start) keys.emplace_back();
+    if (event == ordered_json::parse_event_t::object_end) keys.pop_back();
+    if (event == ordered_json::parse_event_t::key) {
+      const std::string key = parsed.get<std::string>();
+      check(keys.back().insert(key).second, path, ": key \"", key, "\" is given twice");
+    }
+    return true;
+  };
   ordered_json source;
   try {
-    in >> source;
+    source = ordered_json::parse(text, no_repeated_keys);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
   }

@@ -245,6 +245,23 @@ b[8 + n:8 + n + 4] = struct.pack('<f', float('nan'))
 open(p, 'wb').write(b)
 "
 expect_error "holds nan at element 0" eval nan_weights
+# A number in a checkpoint's metadata is read whole: "1e3" is not step 1.
+cp -r run bad_meta
+py "
+import json, struct
+for name in ['model', 'optimizer']:
+    p = 'bad_meta/checkpoint/%s.safetensors' % name
+    b = open(p, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    h['__metadata__']['step'] = '1e3'
+    t = json.dumps(h).encode()
+    t += b' ' * (-len(t) % 8)
+    open(p, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
+"
+expect_error "metadata 'step' is '1e3', not an integer" train --resume bad_meta --steps 400
+expect_error "metadata 'step' is '1e3', not an integer" eval bad_meta
+rm -rf bad_meta
 expect_error "nan_weights/checkpoint/model.safetensors: tensor" train --resume nan_weights --steps 400
 rm -rf nan_weights
 

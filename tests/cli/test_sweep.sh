@@ -130,6 +130,9 @@ bad "heatmap axis" "heatmap.y: 'lr' is not a key of the grid" \
   '{"grid": {"wd": [1]}, "heatmap": {"x": "wd", "y": "lr"}}'
 bad "invalid point" "grid point frac=1.5: --frac" '{"grid": {"frac": [0.5, 1.5]}}'
 bad "not JSON" "not valid JSON" '{"grid": '
+bad "text after the spec" "not valid JSON" '{"grid": {"wd": [1]}} trailing'
+bad "a repeated key" 'key "grid" is given twice' '{"grid": {"wd": [1]}, "grid": {"wd": [2]}}'
+bad "a repeated grid key" 'key "wd" is given twice' '{"grid": {"wd": [1], "wd": [2]}}'
 "$BIN" sweep none.json --out bad_out 2>"$LOG/none.err"
 [ $? -eq 2 ] && grep -q "none.json: cannot read" "$LOG/none.err" && [ ! -e bad_out ] && ok ||
   fail "a missing spec: $(cat "$LOG/none.err")"
