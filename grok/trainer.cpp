@@ -439,7 +439,9 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   };
 
   stop_requested = false;
+  // SIGTERM (a batch scheduler's or `docker stop`'s way of asking) stops a run as Ctrl-C does.
   const auto previous_handler = std::signal(SIGINT, on_interrupt);
+  const auto previous_term_handler = std::signal(SIGTERM, on_interrupt);
   RunStatus status = RunStatus::Completed;
   std::string nan_message;
   auto stop_for_nan = [&](double loss, const std::string& when) {
@@ -610,6 +612,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   }
   if (status != RunStatus::NanLoss) settle_device_steps();  // a stop between evals
   std::signal(SIGINT, previous_handler);
+  std::signal(SIGTERM, previous_term_handler);
   progress.finish();
   if (status != RunStatus::NanLoss && last_checkpoint != state.step) save_if_finite();
   // The run's last weights too, so that an analysis over snapshots sees where it ended.

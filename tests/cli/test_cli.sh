@@ -284,6 +284,20 @@ fi
 
 # --- Ctrl-C: exit 130 with a checkpoint, and --resume finishes the run ------------------------
 LONG=(--preset nanda --p 13 --frac 0.5 --d-model 16 --heads 2 --d-mlp 32 --batch 16 --threads 1)
+# SIGTERM (a scheduler's stop) first: the same as Ctrl-C.
+"$BIN" train "${LONG[@]}" --steps 1000000 --eval-every 10 --out termed >/dev/null \
+  2>"$LOG/termed.err" &
+pid=$!
+for _ in $(seq 1 1200); do  # up to 60 s
+  [ -f termed/metrics.csv ] && [ "$(wc -l <termed/metrics.csv)" -ge 2 ] && break
+  sleep 0.05
+done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ $rc -eq 130 ] && [ -s termed/checkpoint/model.safetensors ] && ok ||
+  fail "SIGTERM: exit $rc, checkpoint: $(ls termed/checkpoint 2>&1), $(cat "$LOG/termed.err")"
+rm -rf termed
 "$BIN" train "${LONG[@]}" --steps 1000000 --eval-every 10 --out long >/dev/null \
   2>"$LOG/long.err" &
 pid=$!
