@@ -198,9 +198,22 @@ SafetensorsFile load_safetensors(const std::string& path) {
         "cannot read the header: ", os_error());
   const uint64_t data_start = 8 + header_size, data_size = file_size - data_start;
 
+  // A name given twice would keep only its last entry, and then read as a gap in the data: the
+  // parser refuses it by name instead (at the header's own level; metadata keys likewise).
+  std::vector<std::set<std::string>> keys;
+  const auto no_repeated_keys = [&](int, nlohmann::json::parse_event_t event,
+                                    nlohmann::json& parsed) {
+    if (event == nlohmann::json::parse_event_t::object_start) keys.emplace_back();
+    if (event == nlohmann::json::parse_event_t::object_end) keys.pop_back();
+    if (event == nlohmann::json::parse_event_t::key) {
+      const std::string key = parsed.get<std::string>();
+      check(keys.back().insert(key).second, at, "the header names '", key, "' twice");
+    }
+    return true;
+  };
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(text);
+    header = nlohmann::json::parse(text, no_repeated_keys);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(at, "invalid JSON header: ", e.what()));
   }
@@ -235,8 +248,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
       check(dim.is_number_unsigned(), at, tensor, "shape ", value["shape"].dump(),
             " is not a list of non-negative integers");
       const uint64_t d = dim.get<uint64_t>();
-      check(d == 0 || bytes <= kLimit / d, at, tensor, "shape ", value["shape"].dump(),
-            " is too large");
+      check(d <= kLimit && (d == 0 || bytes <= kLimit / d), at, tensor, "shape ",
+            value["shape"].dump(), " is too large");
       bytes *= d;
       entry.shape.push_back(static_cast<int64_t>(d));
     }

@@ -205,6 +205,17 @@ TEST_CASE("safetensors: every corruption is an error naming the file", "[safeten
     write_raw(bad, R"({"__metadata__": {"step": 3}})", 0);
     REQUIRE_TG_ERROR(load_safetensors(bad),
                      Equals(prefix + "__metadata__ value of 'step' is not a string"));
+    // A name given twice (which JSON parsers resolve by keeping one entry) is named as such.
+    write_raw(bad,
+              R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},)"
+              R"( "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+              8);
+    REQUIRE_TG_ERROR(load_safetensors(bad), Contains(bad) && Contains("names 'w' twice"));
+    // A size past int64 beside an empty axis: no elements, but not a shape tinygrok can hold.
+    write_raw(bad, R"({"w": {"dtype": "F32", "shape": [0, 9223372036854775808], )"
+                   R"("data_offsets": [0, 0]}})",
+              0);
+    REQUIRE_TG_ERROR(load_safetensors(bad), Contains(bad) && Contains("is too large"));
   }
   SECTION("bad dtype") {
     write_raw(bad, R"({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}})", 4);

@@ -46,7 +46,12 @@ int run_eval(const std::string& path) {
                                          : read_split(split_path, data);
   Generator gen(config.seed);
   std::shared_ptr<nn::Model> model = build_model(config, data, gen);
-  model->load_state_dict(std::map<std::string, Tensor>(checkpoint.model.begin(), checkpoint.model.end()));
+  try {
+    model->load_state_dict(
+        std::map<std::string, Tensor>(checkpoint.model.begin(), checkpoint.model.end()));
+  } catch (const Error& e) {
+    throw Error(cat("eval: checkpoint ", path, " does not fit its run's model: ", e.what()));
+  }
   const TokenFormat format = token_format(config);
   const LossKind loss = parse_loss(config.loss);  // the loss the run trained on, as metrics.csv
   auto measure = [&](const std::vector<int64_t>& pairs) {

@@ -1,4 +1,5 @@
 // `tinygrok train`: a grokking run from a preset plus flags (grok/trainer.h does the run).
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -148,6 +149,17 @@ class TrainCommand : public Command {
     o.add(t, "--eval-every", &TrainConfig::eval_every, "Steps between evals (metrics rows)");
     o.add(t, "--checkpoint-every", &TrainConfig::checkpoint_every, "Steps between checkpoints");
     o.add(t, "--seed", &TrainConfig::seed, "Seed of the split, the weights and the batches");
+    // Read whole, as an unsigned 64-bit number: CLI11 alone wraps "-1" to 2^64 - 1 and saturates
+    // a number past 2^64.
+    t.get_option("--seed")->check(CLI::Validator(
+        [](std::string& text) {
+          uint64_t seed = 0;
+          const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seed);
+          return error == std::errc() && end == text.data() + text.size() && !text.empty()
+                     ? std::string()
+                     : "must be a whole number from 0 to 18446744073709551615, got " + text;
+        },
+        ""));
     o.add(t, "--threads", &TrainConfig::threads, "CPU threads; 0 = every core");
     o.add(t, "--device", &TrainConfig::device, "cpu (cuda when built with the CUDA backend)");
     o.add(t, "--cuda-graph", &TrainConfig::cuda_graph,

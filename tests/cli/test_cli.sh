@@ -228,6 +228,8 @@ expect_error "missing_run" eval missing_run
 expect_error "unknown command 'trian'" trian --steps 10
 expect_error "--betas" train "${TINY[@]}" --betas 0.9 --out new   # a CLI11 parse error: exit 2 too
 expect_error "--threads: must be between 0" train --p 23 --threads 100000 --out new
+expect_error "--seed: must be a whole number" train "${TINY[@]}" --seed -1 --out new
+expect_error "--seed: must be a whole number" train "${TINY[@]}" --seed 18446744073709551616 --out new
 # --force replaces a run and nothing else: not a directory of other files, not the working one.
 expect_error "not a tinygrok run" train "${TINY[@]}" --out not_a_run --force
 (cd run && "$BIN" train --p 23 --frac 0.6 --d-mlp 64 --threads 1 --steps 5 --out . --force \
