@@ -11,9 +11,9 @@ namespace tg {
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) check(d >= 0, "empty: negative size in shape ", shape_str(shape));
   int64_t nbytes = 0;
-  check(!__builtin_mul_overflow(tg::numel(shape), static_cast<int64_t>(dtype_size(dtype)), &nbytes),
-        "empty: shape ", shape_str(shape), " of ", dtype_name(dtype),
-        " needs more bytes than int64 can count");
+  const auto element_size = static_cast<int64_t>(dtype_size(dtype));
+  check(!__builtin_mul_overflow(tg::numel(shape), element_size, &nbytes), "empty: shape ",
+        shape_str(shape), " of ", dtype_name(dtype), " needs more bytes than int64 can count");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = backend_for(device).allocate(static_cast<size_t>(nbytes));
   impl->shape = shape;
@@ -127,7 +127,8 @@ static std::pair<int64_t, int64_t> byte_span(const Tensor& t) {
   if (t.numel() == 0) return {0, -1};
   int64_t lowest = t.offset(), highest = t.offset();
   for (size_t axis = 0; axis < t.shape().size(); ++axis) {
-    const int64_t reach = t.strides()[axis] * (t.shape()[axis] - 1);  // in the storage: no overflow
+    // Inside the storage (make_view checked it), so this cannot overflow.
+    const int64_t reach = t.strides()[axis] * (t.shape()[axis] - 1);
     (reach < 0 ? lowest : highest) += reach;
   }
   const auto size = static_cast<int64_t>(dtype_size(t.dtype()));

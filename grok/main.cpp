@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
     return false;
   };
   if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
-    std::fprintf(stderr, "tinygrok: unknown command '%s' (train, eval, sweep, analyze; see --help)\n",
+    std::fprintf(stderr,
+                 "tinygrok: unknown command '%s' (train, eval, sweep, analyze; see --help)\n",
                  argv[1]);
     return 2;
   }

@@ -250,8 +250,9 @@ TEST_CASE("errors: shapes whose element count or byte size int64 cannot hold", "
   REQUIRE_TG_ERROR(zeros({big}), Equals("empty: shape [4611686018427387904] of float32 needs "
                                         "more bytes than int64 can count"));
   REQUIRE_TG_ERROR(ones({1}).expand({big}).contiguous(), StartsWith("empty: shape ["));
-  REQUIRE_TG_ERROR(zeros({int64_t{1} << 32, int64_t{1} << 32}),
-                   Equals("shape [4294967296, 4294967296] has more elements than int64 can count"));
+  REQUIRE_TG_ERROR(
+      zeros({int64_t{1} << 32, int64_t{1} << 32}),
+      Equals("shape [4294967296, 4294967296] has more elements than int64 can count"));
   REQUIRE_TG_ERROR(zeros({3, big}), Contains("has more elements than int64 can count"));
   REQUIRE_TG_ERROR(zeros({int64_t{1} << 40, int64_t{1} << 40, int64_t{1} << 40, 0}),
                    Contains("has strides larger than int64 can hold"));

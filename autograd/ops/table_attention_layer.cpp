@@ -82,8 +82,8 @@ Tensor table_attention_layer(const Tensor& table, const Tensor& W_Q, const Tenso
 
   return record(
       z, "TableAttentionLayerBackward",
-      [x = save(x), W_Q = save(W_Q), W_K = save(W_K), W_V = save(W_V), W_O = save(W_O), q, k, v, vo,
-       q_rows = save(q_rows), kv_rows = save(kv_rows), pattern, scale, residual,
+      [x = save(x), W_Q = save(W_Q), W_K = save(W_K), W_V = save(W_V), W_O = save(W_O), q, k, v,
+       vo, q_rows = save(q_rows), kv_rows = save(kv_rows), pattern, scale, residual,
        residual_is_table, need_table = table.requires_grad(),
        need_qkv = W_Q.requires_grad() || W_K.requires_grad() || W_V.requires_grad(),
        need_o = W_O.requires_grad()](const Tensor& g) -> std::vector<Tensor> {

@@ -262,8 +262,9 @@ json analyze_run(const std::string& run_dir, const AnalysisOptions& options) {
   check(fs::exists(dir / "config.json"), "analyze: ", run_dir,
         " is not a run directory (no config.json)");
   TrainConfig config;
+  const json config_json = read_json(dir / "config.json");  // its errors name the file already
   try {
-    config = config_from_json(read_json(dir / "config.json"));
+    config = config_from_json(config_json);
   } catch (const Error& e) {
     throw Error(cat("analyze: ", (dir / "config.json").string(), ": ", e.what()));
   }
