@@ -1,6 +1,7 @@
 // Running gnuplot: fork, chdir and exec, with no shell between us and a directory name.
 #include "grok/gnuplot.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,13 +12,15 @@ namespace tg::grok {
 
 bool gnuplot_available() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
 
-bool run_gnuplot(const std::string& dir, const std::string& script) {
+bool run_gnuplot(const std::string& dir, const std::string& script, bool show_output) {
   const pid_t child = fork();
   if (child < 0) return false;
   if (child == 0) {
     // Only async-signal-safe calls between fork and exec: the parent may have OpenMP threads.
     if (chdir(dir.c_str()) != 0) _exit(127);
-    dup2(STDERR_FILENO, STDOUT_FILENO);  // gnuplot's messages join ours on stderr
+    const int out = show_output ? STDERR_FILENO : open("/dev/null", O_WRONLY);
+    dup2(out, STDOUT_FILENO);  // gnuplot's messages join ours on stderr, or go nowhere
+    dup2(out, STDERR_FILENO);
     execlp("gnuplot", "gnuplot", script.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -9,7 +9,7 @@
 
 namespace tg::grok {
 
-bool plot_curves(const std::string& run_dir) {
+bool plot_curves(const std::string& run_dir, bool quiet) {
   const std::string script = run_dir + "/curves.gp";
   {
     std::ofstream gp(script);
@@ -51,7 +51,7 @@ bool plot_curves(const std::string& run_dir) {
                  "(apt-get install gnuplot-nox)\n", script.c_str());
     return false;
   }
-  if (!run_gnuplot(run_dir, "curves.gp")) {
+  if (!run_gnuplot(run_dir, "curves.gp", /*show_output=*/!quiet)) {
     std::fprintf(stderr, "plot: gnuplot failed on %s\n", script.c_str());
     return false;
   }

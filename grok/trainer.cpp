@@ -640,7 +640,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   summary["train_ms_per_step"] =
       state.timed_steps > 0 ? 1000 * state.train_seconds / state.timed_steps : 0.0;
   write_text(dir / "summary.json", summary.dump(2) + "\n");
-  plot_curves(options.out);
+  plot_curves(options.out, options.quiet);
 
   if (status == RunStatus::NanLoss) std::fprintf(stderr, "%s\n", nan_message.c_str());
   if (status == RunStatus::Interrupted)

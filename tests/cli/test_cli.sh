@@ -168,6 +168,10 @@ if command -v gnuplot >/dev/null 2>&1; then
   [ -s "$quoted/curves.png" ] && ok || fail "no curves.png in \"$quoted\": $(cat "$LOG/quoted.err")"
 fi
 rm -rf "$quoted" pwned
+# --quiet: the closing line alone, though gnuplot warns about a one-step run's flat curves.
+"$BIN" train "${TINY[@]}" --steps 1 --quiet --out one_step >/dev/null 2>"$LOG/one_step.err"
+[ "$(wc -l <"$LOG/one_step.err")" -eq 1 ] && ok || fail "--quiet printed: $(cat "$LOG/one_step.err")"
+rm -rf one_step
 
 # --- bad input: exit 2, one line on stderr naming the flag or file, nothing changed -----------
 mkdir -p not_a_run && echo "notes" >not_a_run/notes.txt
@@ -286,30 +290,25 @@ fi
 
 # --- Ctrl-C: exit 130 with a checkpoint, and --resume finishes the run ------------------------
 LONG=(--preset nanda --p 13 --frac 0.5 --d-model 16 --heads 2 --d-mlp 32 --batch 16 --threads 1)
+# stopped_run SIGNAL DIR: a long run into DIR, sent SIGNAL once it has logged two evals; sets rc.
+stopped_run() {
+  "$BIN" train "${LONG[@]}" --steps 1000000 --eval-every 10 --out "$2" >/dev/null \
+    2>"$LOG/$2.err" &
+  local pid=$!
+  for _ in $(seq 1 1200); do  # up to 60 s
+    [ -f "$2/metrics.csv" ] && [ "$(wc -l <"$2/metrics.csv")" -ge 3 ] && break
+    sleep 0.05
+  done
+  kill "-$1" "$pid"
+  wait "$pid"
+  rc=$?
+}
 # SIGTERM (a scheduler's stop) first: the same as Ctrl-C.
-"$BIN" train "${LONG[@]}" --steps 1000000 --eval-every 10 --out termed >/dev/null \
-  2>"$LOG/termed.err" &
-pid=$!
-for _ in $(seq 1 1200); do  # up to 60 s
-  [ -f termed/metrics.csv ] && [ "$(wc -l <termed/metrics.csv)" -ge 2 ] && break
-  sleep 0.05
-done
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
+stopped_run TERM termed
 [ $rc -eq 130 ] && [ -s termed/checkpoint/model.safetensors ] && ok ||
   fail "SIGTERM: exit $rc, checkpoint: $(ls termed/checkpoint 2>&1), $(cat "$LOG/termed.err")"
 rm -rf termed
-"$BIN" train "${LONG[@]}" --steps 1000000 --eval-every 10 --out long >/dev/null \
-  2>"$LOG/long.err" &
-pid=$!
-for _ in $(seq 1 1200); do  # up to 60 s
-  [ -f long/metrics.csv ] && [ "$(wc -l <long/metrics.csv)" -ge 3 ] && break
-  sleep 0.05
-done
-kill -INT "$pid"
-wait "$pid"
-rc=$?
+stopped_run INT long
 [ $rc -eq 130 ] && ok || fail "Ctrl-C exits $rc, not 130: $(cat "$LOG/long.err")"
 [ -s long/checkpoint/model.safetensors ] && ok || fail "no checkpoint after Ctrl-C"
 grep -q "interrupted at step" "$LOG/long.err" && ok || fail "no 'interrupted' line"
