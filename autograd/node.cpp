@@ -33,12 +33,12 @@ Tensor save(const Tensor& t) {
 void Node::check_saved_unchanged() const {
   for (const SavedVersion& saved : saved_versions) {
     const std::shared_ptr<TensorImpl> t = saved.tensor.lock();
-    if (!t) continue;
-    check(t->storage->version() == saved.version, "backward: ", name(), " needs a ",
-          dtype_name(t->dtype), " tensor of shape ", shape_str(t->shape),
-          " that the forward pass saved, but it has been written in place since (version ",
-          saved.version, " when saved, ", t->storage->version(),
-          " now); run the forward pass again after changing it, or change a clone()");
+    if (!t || t->storage->version() == saved.version) continue;
+    throw Error(cat("backward: ", name(), " needs a ", dtype_name(t->dtype), " tensor of shape ",
+                    shape_str(t->shape),
+                    " that the forward pass saved, but it has been written in place since "
+                    "(version ", saved.version, " when saved, ", t->storage->version(),
+                    " now); run the forward pass again after changing it, or change a clone()"));
   }
 }
 

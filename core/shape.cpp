@@ -9,12 +9,13 @@ namespace tg {
 
 // A shape whose element count int64 cannot hold is refused where it is counted: a wrapped count
 // would make a tensor too small for its shape, and the first write past it corrupt memory.
+// (Hot: the message is built only on failure, not as check()'s arguments.)
 int64_t numel(const Shape& shape) {
   if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t d : shape)
-    check(!__builtin_mul_overflow(n, d, &n), "shape ", shape_str(shape),
-          " has more elements than int64 can count");
+    if (__builtin_mul_overflow(n, d, &n))
+      throw Error(cat("shape ", shape_str(shape), " has more elements than int64 can count"));
   return n;
 }
 
@@ -23,9 +24,8 @@ Strides contiguous_strides(const Shape& shape) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    if (i > 0)  // the outermost axis's size scales no stride
-      check(!__builtin_mul_overflow(stride, std::max<int64_t>(shape[i], 1), &stride), "shape ",
-            shape_str(shape), " has strides larger than int64 can hold");
+    if (i > 0 && __builtin_mul_overflow(stride, std::max<int64_t>(shape[i], 1), &stride))
+      throw Error(cat("shape ", shape_str(shape), " has strides larger than int64 can hold"));
   }
   return strides;
 }
@@ -37,8 +37,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     // Align from the right, as NumPy does.
     const int64_t da = i < ndim - a.size() ? 1 : a[i - (ndim - a.size())];
     const int64_t db = i < ndim - b.size() ? 1 : b[i - (ndim - b.size())];
-    check(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
-          " cannot be broadcast (axis ", i, ": ", da, " vs ", db, ")");
+    if (da != db && da != 1 && db != 1)  // (hot: the message is built only on failure)
+      throw Error(cat(op, ": shapes ", shape_str(a), " and ", shape_str(b),
+                      " cannot be broadcast (axis ", i, ": ", da, " vs ", db, ")"));
     out[i] = da == 1 ? db : da;
   }
   return out;

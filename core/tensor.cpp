@@ -9,11 +9,13 @@
 namespace tg {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t d : shape) check(d >= 0, "empty: negative size in shape ", shape_str(shape));
+  for (int64_t d : shape)  // (hot: the message is built only on failure)
+    if (d < 0) throw Error(cat("empty: negative size in shape ", shape_str(shape)));
   int64_t nbytes = 0;
   const auto element_size = static_cast<int64_t>(dtype_size(dtype));
-  check(!__builtin_mul_overflow(tg::numel(shape), element_size, &nbytes), "empty: shape ",
-        shape_str(shape), " of ", dtype_name(dtype), " needs more bytes than int64 can count");
+  if (__builtin_mul_overflow(tg::numel(shape), element_size, &nbytes))
+    throw Error(cat("empty: shape ", shape_str(shape), " of ", dtype_name(dtype),
+                    " needs more bytes than int64 can count"));
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = backend_for(device).allocate(static_cast<size_t>(nbytes));
   impl->shape = shape;
@@ -26,8 +28,10 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 // end would read or write other memory with no error at all.
 static void check_view_in_storage(const Tensor& base, const Shape& shape, const Strides& strides,
                                   int64_t offset) {
-  check(shape.size() == strides.size(), "make_view: shape ", shape_str(shape), " and strides ",
-        shape_str(strides), " differ in length");
+  // Every view op passes through here: the messages are built only on failure.
+  if (shape.size() != strides.size())
+    throw Error(cat("make_view: shape ", shape_str(shape), " and strides ", shape_str(strides),
+                    " differ in length"));
   if (numel(shape) == 0) return;
   int64_t lowest = offset, highest = offset;  // in elements
   bool fits = true;
@@ -38,9 +42,10 @@ static void check_view_in_storage(const Tensor& base, const Shape& shape, const 
                                    reach < 0 ? &lowest : &highest);
   }
   const auto elements = static_cast<int64_t>(base.storage()->nbytes() / dtype_size(base.dtype()));
-  check(fits && lowest >= 0 && highest < elements, "make_view: shape ", shape_str(shape),
-        " with strides ", shape_str(strides), " at offset ", offset,
-        " reaches outside its storage of ", elements, " elements");
+  if (!fits || lowest < 0 || highest >= elements)
+    throw Error(cat("make_view: shape ", shape_str(shape), " with strides ", shape_str(strides),
+                    " at offset ", offset, " reaches outside its storage of ", elements,
+                    " elements"));
 }
 
 Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
