@@ -24,6 +24,20 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(impl));
 }
 
+// The lowest and highest element a non-empty view reaches in its storage; false when int64 cannot
+// hold them (no storage is that large).
+static bool element_span(const Shape& shape, const Strides& strides, int64_t offset,
+                         int64_t& lowest, int64_t& highest) {
+  lowest = highest = offset;
+  for (size_t axis = 0; axis < shape.size(); ++axis) {
+    int64_t reach = 0;
+    if (__builtin_mul_overflow(strides[axis], shape[axis] - 1, &reach) ||
+        __builtin_add_overflow(reach < 0 ? lowest : highest, reach, reach < 0 ? &lowest : &highest))
+      return false;
+  }
+  return true;
+}
+
 // Every element of a view must lie inside its storage: make_view is public, and a view past the
 // end would read or write other memory with no error at all.
 static void check_view_in_storage(const Tensor& base, const Shape& shape, const Strides& strides,
@@ -33,14 +47,8 @@ static void check_view_in_storage(const Tensor& base, const Shape& shape, const 
     throw Error(cat("make_view: shape ", shape_str(shape), " and strides ", shape_str(strides),
                     " differ in length"));
   if (numel(shape) == 0) return;
-  int64_t lowest = offset, highest = offset;  // in elements
-  bool fits = true;
-  for (size_t axis = 0; axis < shape.size(); ++axis) {
-    int64_t reach = 0;
-    fits = fits && !__builtin_mul_overflow(strides[axis], shape[axis] - 1, &reach) &&
-           !__builtin_add_overflow(reach < 0 ? lowest : highest, reach,
-                                   reach < 0 ? &lowest : &highest);
-  }
+  int64_t lowest = 0, highest = 0;
+  const bool fits = element_span(shape, strides, offset, lowest, highest);
   const auto elements = static_cast<int64_t>(base.storage()->nbytes() / dtype_size(base.dtype()));
   if (!fits || lowest < 0 || highest >= elements)
     throw Error(cat("make_view: shape ", shape_str(shape), " with strides ", shape_str(strides),
@@ -130,12 +138,8 @@ static void check_distinct_elements(const Tensor& dst, const char* op) {
 // The bytes [first, last] a tensor's elements span in its storage (empty: last < first).
 static std::pair<int64_t, int64_t> byte_span(const Tensor& t) {
   if (t.numel() == 0) return {0, -1};
-  int64_t lowest = t.offset(), highest = t.offset();
-  for (size_t axis = 0; axis < t.shape().size(); ++axis) {
-    // Inside the storage (make_view checked it), so this cannot overflow.
-    const int64_t reach = t.strides()[axis] * (t.shape()[axis] - 1);
-    (reach < 0 ? lowest : highest) += reach;
-  }
+  int64_t lowest = 0, highest = 0;  // inside the storage: make_view checked that it fits
+  element_span(t.shape(), t.strides(), t.offset(), lowest, highest);
   const auto size = static_cast<int64_t>(dtype_size(t.dtype()));
   return {lowest * size, (highest + 1) * size - 1};
 }
