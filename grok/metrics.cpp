@@ -6,6 +6,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "grok/log_file.h"
 
 namespace tg::grok {
 
@@ -77,19 +78,11 @@ std::vector<MetricsRow> MetricsLog::read(const std::string& path) {
   return rows;
 }
 
-MetricsLog::MetricsLog(const std::string& path, bool resume, int64_t keep_through_step)
+MetricsLog::MetricsLog(const std::string& path, const std::vector<MetricsRow>& kept)
     : path_(path) {
-  std::vector<MetricsRow> kept;
-  if (resume) {
-    for (const MetricsRow& r : read(path))
-      if (r.step <= keep_through_step) kept.push_back(r);
-  }
-  // Rewrite the kept rows: rows after the checkpoint belong to steps that will be redone.
-  file_ = std::fopen(path.c_str(), "w");
-  check(file_ != nullptr, "metrics: cannot write ", path);
-  std::fprintf(file_, "%s\n", kHeader);
-  for (const MetricsRow& r : kept) std::fprintf(file_, "%s\n", format_row(r).c_str());
-  std::fflush(file_);
+  std::vector<std::string> lines;
+  for (const MetricsRow& r : kept) lines.push_back(format_row(r));
+  file_ = restart_log(path, kHeader, lines, "metrics");
 }
 
 MetricsLog::~MetricsLog() {

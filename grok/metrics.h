@@ -44,9 +44,9 @@ class MetricsLog {
   static constexpr const char* kHeader =
       "step,train_loss,train_acc,test_loss,test_acc,weight_norm,lr,elapsed_s";
 
-  // Starts a new file, or (resume) keeps the rows up to and including `keep_through_step` and
-  // appends after them.
-  MetricsLog(const std::string& path, bool resume, int64_t keep_through_step = -1);
+  // Starts the file anew with the `kept` rows (a resume's rows up to its checkpoint, read first
+  // with read()) and appends after them.
+  explicit MetricsLog(const std::string& path, const std::vector<MetricsRow>& kept = {});
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;

@@ -357,11 +357,17 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     write_text(dir / "config.json", to_json(config).dump(2) + "\n");
     write_split(dir / "split.txt", split);
   }
-  MetricsLog metrics((dir / "metrics.csv").string(), options.resume, state.step);
+  // A resume reads and checks both logs before it rewrites either (rows after the checkpoint
+  // belong to steps that will be redone): a refused resume leaves both whole.
+  std::vector<MetricsRow> kept_rows;
+  if (options.resume)
+    for (const MetricsRow& r : MetricsLog::read((dir / "metrics.csv").string()))
+      if (r.step <= state.step) kept_rows.push_back(r);
   std::unique_ptr<analysis::EvalTracker> tracker;  // --track: analyses at every eval
   if (!config.track.empty())
     tracker = std::make_unique<analysis::EvalTracker>((dir / "analysis_track.csv").string(),
                                                       config, data.p, options.resume, state.step);
+  MetricsLog metrics((dir / "metrics.csv").string(), kept_rows);
   Progress progress(config.steps, options.quiet ? nullptr : stderr);
 
   const auto session_start = std::chrono::steady_clock::now();

@@ -13,6 +13,7 @@
 #include "grok/analysis/run_analysis.h"
 #include "grok/analysis/sharpness.h"
 #include "grok/analysis/softmax_collapse.h"
+#include "grok/log_file.h"
 #include "grok/loss.h"
 #include "optim/clip.h"
 
@@ -91,11 +92,7 @@ EvalTracker::EvalTracker(const std::string& path, const TrainConfig& config, int
       if (step <= keep_through_step) kept.push_back(line);
     }
   }
-  file_ = std::fopen(path.c_str(), "w");
-  check(file_ != nullptr, "--track: cannot write ", path);
-  std::fprintf(file_, "%s\n", head.c_str());
-  for (const std::string& line : kept) std::fprintf(file_, "%s\n", line.c_str());
-  std::fflush(file_);
+  file_ = restart_log(path, head, kept, "--track");
 }
 
 EvalTracker::~EvalTracker() {

@@ -62,10 +62,15 @@ expect_error "--rho" analyze run --rho -1 --no-plots
 expect_error "excludes" analyze run --rho 0.1 --rho-fraction 0.01
 expect_error "--track: unknown metric" train --p 13 --track entropy --out bad
 # A resume keeps analysis_track.csv's rows, and refuses a file it cannot read rather than drop them.
+# The row after the checkpoint, as an interrupted run leaves, is one a resume would drop: a
+# refused resume keeps it, so metrics.csv is read before either log is rewritten.
 cp -r run tracked && sed -i '1s/$/ extra/' tracked/analysis_track.csv
-cp tracked/analysis_track.csv track.before
+tail -n 1 tracked/metrics.csv | sed 's/^120,/130,/' >>tracked/metrics.csv
+cp tracked/analysis_track.csv track.before && cp tracked/metrics.csv metrics.before
 expect_error "not this run's header" train --resume tracked --steps 140 --quiet
 expect "a refused resume keeps analysis_track.csv" cmp -s track.before tracked/analysis_track.csv
+expect "a refused resume keeps every row of metrics.csv" cmp -s metrics.before tracked/metrics.csv
+expect "a refused resume leaves no temporary file" test -z "$(ls tracked | grep partial)"
 sed -i '1s/ extra$//; 3s/^20,/2x,/' tracked/analysis_track.csv
 expect_error "analysis_track.csv line 3 does not begin with a step" \
   train --resume tracked --steps 140 --quiet
