@@ -149,6 +149,23 @@ void validate(const TrainConfig& c) {
         "--cuda-graph on: needs --device cuda (got --device ", c.device, ")");
 }
 
+std::string why_flag_has_no_effect(const TrainConfig& c, const std::string& flag) {
+  if (c.model == "mlp" &&
+      (flag == "--layers" || flag == "--d-model" || flag == "--heads" || flag == "--ln"))
+    return "on the mlp model (one hidden layer of --d-mlp units); it sets the transformer";
+  if (flag == "--grokfast-alpha" && c.grokfast != "ema") return "without --grokfast ema";
+  if (flag == "--grokfast-window" && c.grokfast != "ma") return "without --grokfast ma";
+  if (flag == "--grokfast-lamb" && c.grokfast == "none") return "without --grokfast ema or ma";
+  if (flag == "--grok-patience" && !c.stop_at_grok) return "without --stop-at-grok";
+  return "";
+}
+
+void check_given_flags_apply(const TrainConfig& c, const std::vector<std::string>& given) {
+  for (const std::string& flag : given)
+    if (const std::string why = why_flag_has_no_effect(c, flag); !why.empty())
+      throw Error(cat(flag, ": has no effect ", why));
+}
+
 #define TG_CONFIG_FIELDS(X)                                                                      \
   X(preset) X(op) X(p) X(frac) X(split_file) X(model) X(layers) X(d_model) X(heads) X(d_mlp)      \
   X(act) X(ln) X(tokens) X(dropout) X(optimizer) X(lr) X(wd) X(beta1) X(beta2) X(warmup)         \

@@ -79,6 +79,15 @@ void validate(const TrainConfig& config);
 // run down, and OpenMP fails to start tens of thousands (or crashes trying).
 void check_threads_flag(int64_t threads);
 
+// Why `flag` (e.g. "--layers") has no effect on a run of this configuration, such as --layers
+// with --model mlp; "" when it has one.
+std::string why_flag_has_no_effect(const TrainConfig& config, const std::string& flag);
+
+// Refuses a flag the user gave that this configuration would ignore: a run that silently differs
+// from its command line is worse than an error. validate() cannot tell a given flag from a
+// preset's value, so the CLI calls this with the flags given.
+void check_given_flags_apply(const TrainConfig& config, const std::vector<std::string>& given);
+
 // The Grokfast amplification a run uses: grokfast_lamb, or when that is 0 the method's default.
 double effective_grokfast_lamb(const TrainConfig& config);
 

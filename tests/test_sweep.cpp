@@ -4,6 +4,7 @@
 // JSON wire form, and the phase diagram's medians. tests/cli/test_sweep.sh runs real sweeps.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -198,6 +199,36 @@ TEST_CASE("sweep grid: the train flags give the point's configuration", "[sweep]
                                                 "--betas",  "0.8",   "0.99",
                                                 "--threads", "1"};
   REQUIRE(args == expected_betas);
+}
+
+TEST_CASE("sweep grid: a field a point's run ignores keeps the preset's value and no flag",
+          "[sweep]") {
+  // The default preset is the mlp model; a base copied from its run's config.json also sets the
+  // transformer's fields, which train would refuse as flags that have no effect.
+  const SweepSpec spec = parse(R"({"preset": "default",
+      "base": {"layers": 3, "heads": 3, "grok_patience": 7, "d_mlp": 64},
+      "grid": {"grokfast": ["none", "ema"], "grokfast_alpha": [0.9, 0.5]}})");
+  const std::vector<GridPoint> points = expand_grid(spec, 1, "s.json");
+  REQUIRE(points.size() == 4);
+  const TrainConfig fresh = preset("default");
+  for (const GridPoint& point : points) {
+    INFO(point.name);
+    REQUIRE(point.config.layers == fresh.layers);
+    REQUIRE(point.config.heads == fresh.heads);  // 3 would not divide d_model: not validated
+    REQUIRE(point.config.grok_patience == fresh.grok_patience);
+    REQUIRE(point.config.d_mlp == 64);
+    const std::vector<std::string> args = train_arguments(spec, point);
+    for (const char* ignored : {"--layers", "--heads", "--grok-patience"})
+      REQUIRE(std::find(args.begin(), args.end(), ignored) == args.end());
+    REQUIRE_NOTHROW(check_given_flags_apply(point.config, args));
+  }
+  REQUIRE(points[1].config.grokfast_alpha == fresh.grokfast_alpha);  // none: alpha unread
+  REQUIRE(points[3].config.grokfast_alpha == 0.5);
+  const std::vector<std::string> ema = train_arguments(spec, points[3]);
+  REQUIRE(std::find(ema.begin(), ema.end(), "--grokfast-alpha") != ema.end());
+  // An axis that no point's run reads would train one model under several names.
+  REQUIRE_THAT(spec_error(R"({"preset": "default", "grid": {"layers": [1, 2]}})"),
+               Contains("s.json: grid: 'layers' (--layers) has no effect on the mlp model"));
 }
 
 TEST_CASE("sweep runner: a run directory is skipped, resumed, started or redone", "[sweep]") {

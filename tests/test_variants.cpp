@@ -615,6 +615,25 @@ TEST_CASE("variant flags: validation names the flag; older config.json files rea
   bad([](TrainConfig& c) { c.wd_target = "one"; }, "--wd-target: unknown value 'one'");
   bad([](TrainConfig& c) { c.dropout = 1; }, "--dropout");
 
+  // A flag the run would ignore is refused when given, and only then: presets set them all.
+  TrainConfig mlp = tiny_mlp();
+  REQUIRE_NOTHROW(check_given_flags_apply(mlp, {"--d-mlp", "--act", "--dropout", "--p"}));
+  REQUIRE_TG_ERROR(check_given_flags_apply(mlp, {"--d-mlp", "--layers"}),
+                   Contains("--layers: has no effect on the mlp model"));
+  REQUIRE_TG_ERROR(check_given_flags_apply(mlp, {"--ln"}), Contains("--ln: has no effect"));
+  REQUIRE_TG_ERROR(check_given_flags_apply(mlp, {"--grokfast-alpha"}),
+                   Contains("--grokfast-alpha: has no effect without --grokfast ema"));
+  REQUIRE_TG_ERROR(check_given_flags_apply(mlp, {"--grok-patience"}),
+                   Contains("--grok-patience: has no effect without --stop-at-grok"));
+  mlp.grokfast = "ma";
+  mlp.stop_at_grok = true;
+  REQUIRE_NOTHROW(check_given_flags_apply(mlp, {"--grokfast-window", "--grokfast-lamb",
+                                                "--grok-patience"}));
+  REQUIRE_TG_ERROR(check_given_flags_apply(mlp, {"--grokfast-alpha"}), Contains("ema"));
+  TrainConfig transformer = preset("nanda");
+  REQUIRE_NOTHROW(
+      check_given_flags_apply(transformer, {"--layers", "--d-model", "--heads", "--ln"}));
+
   TrainConfig c;
   CHECK(effective_grokfast_lamb(c) == 2.0);
   c.grokfast = "ma";

@@ -61,6 +61,7 @@ struct Overrides {
 int run_train(const std::string& preset_name, const Overrides& overrides,
               const std::vector<double>& betas, CLI::Option* betas_option, RunOptions options) {
   TrainConfig config;
+  std::vector<std::string> given_to_new_run;
   if (options.resume) {
     // A resumed run keeps its saved configuration; only its length and threads may change.
     std::ifstream in(fs::path(options.out) / "config.json");
@@ -83,7 +84,7 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     config = changed;
   } else {
     config = preset(preset_name);
-    overrides.apply(config);
+    overrides.apply(config, &given_to_new_run);
     if (betas_option->count() > 0) {
       config.beta1 = betas[0];
       config.beta2 = betas[1];
@@ -91,6 +92,7 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
   }
   // Validated first, so that a bad flag leaves no directory behind.
   validate(config);
+  check_given_flags_apply(config, given_to_new_run);
   const bool claimed = options.out.empty();
   if (claimed) options.out = claim_default_out(config.preset);
   RunStatus status = RunStatus::Completed;

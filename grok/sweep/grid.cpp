@@ -1,6 +1,7 @@
 // The grid of a sweep: its points in order, their names, configurations and train flags.
 #include "grok/sweep/grid.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -49,7 +50,8 @@ std::vector<GridPoint> expand_grid(const SweepSpec& spec, int threads, const std
     count *= axis.values.size();
     check(count <= kMaxPoints, where, ": grid: more than ", kMaxPoints, " points");
   }
-  nlohmann::json start = to_json(preset(spec.preset));
+  const nlohmann::json preset_fields = to_json(preset(spec.preset));
+  nlohmann::json start = preset_fields;
   for (const auto& [key, value] : spec.base.items()) start[key] = plain(value);
 
   std::vector<GridPoint> points;
@@ -70,6 +72,16 @@ std::vector<GridPoint> expand_grid(const SweepSpec& spec, int threads, const std
       fields[spec.grid[k].key] = plain(spec.grid[k].values[value_index[k]]);
     try {
       point.config = config_from_json(fields);
+      // A field this point's run ignores keeps the preset's value, as its train (which is not
+      // given that flag) records it: --layers in a spec copied from an mlp run's config.json.
+      bool reset = false;
+      for (auto field : fields.items())
+        if (!why_flag_has_no_effect(point.config, train_flag(field.key())).empty() &&
+            field.value() != preset_fields[field.key()]) {
+          field.value() = preset_fields[field.key()];
+          reset = true;
+        }
+      if (reset) point.config = config_from_json(fields);
       point.config.threads = threads;
       validate(point.config);
     } catch (const Error& e) {
@@ -82,6 +94,16 @@ std::vector<GridPoint> expand_grid(const SweepSpec& spec, int threads, const std
       value_index[k] = 0;
     }
   }
+  // An axis no point's run reads would train the same model under several names.
+  for (const GridAxis& axis : spec.grid) {
+    if (points.empty()) break;
+    const std::string flag = train_flag(axis.key);
+    const std::string why = why_flag_has_no_effect(points.front().config, flag);
+    const bool read_somewhere = std::any_of(points.begin(), points.end(), [&](const GridPoint& p) {
+      return why_flag_has_no_effect(p.config, flag).empty();
+    });
+    check(read_somewhere, where, ": grid: '", axis.key, "' (", flag, ") has no effect ", why);
+  }
   return points;
 }
 
@@ -91,6 +113,9 @@ std::vector<std::string> train_arguments(const SweepSpec& spec, const GridPoint&
   bool betas_given = false;
   auto add = [&](const std::string& key) {
     const std::string flag = train_flag(key);
+    // A field this point ignores (a spec based on an mlp run's config.json sets --layers too) is
+    // left out: train refuses a flag that has no effect.
+    if (!why_flag_has_no_effect(point.config, flag).empty()) return;
     if (flag == "--betas") {
       if (betas_given) return;  // one --betas carries both
       betas_given = true;

@@ -203,6 +203,11 @@ expect_error "--grokfast" train "${TINY[@]}" --grokfast fast --out new
 expect_error "--loss" train "${TINY[@]}" --loss hinge --out new
 expect_error "--init-scale" train "${TINY[@]}" --init-scale 0 --out new
 expect_error "--wd-target" train "${TINY[@]}" --wd-target one --out new
+expect_error "--layers: has no effect on the mlp model" train "${TINY[@]}" --layers 2 --out new
+expect_error "--grokfast-window: has no effect without --grokfast ma" \
+  train "${TINY[@]}" --grokfast ema --grokfast-window 5 --out new
+expect_error "--grok-patience: has no effect without --stop-at-grok" \
+  train "${TINY[@]}" --grok-patience 5 --out new
 # --device cuda: without a GPU (or the CUDA backend) a clear error like any bad flag; with one,
 # the short run again on the GPU (below).
 "$BIN" train "${TINY[@]}" --device cuda --steps 1 --quiet --out gpu_probe >/dev/null \
