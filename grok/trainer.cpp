@@ -217,10 +217,8 @@ TokenFormat token_format(const TrainConfig& c) {
   return TokenFormat::ABEq;
 }
 
-std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data, Generator& gen) {
-  const nn::Activation act = nn::parse_activation(c.act);
-  if (c.model == "mlp")
-    return std::make_shared<nn::OneHotMLP>(data.p, c.d_mlp, act, gen, c.dropout);
+namespace {
+nn::TransformerConfig transformer_config(const TrainConfig& c, const Dataset& data) {
   const TokenFormat format = token_format(c);
   nn::TransformerConfig t;
   t.d_vocab = vocab_size(format, data.p);
@@ -231,10 +229,32 @@ std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data
   t.d_head = c.d_model / c.heads;
   t.d_mlp = c.d_mlp;
   t.n_layers = c.layers;
-  t.act = act;
+  t.act = nn::parse_activation(c.act);
   t.ln = nn::parse_layer_norm_mode(c.ln);
   t.dropout = c.dropout;
-  return std::make_shared<nn::Transformer>(t, gen);
+  return t;
+}
+}  // namespace
+
+double model_parameter_count(const TrainConfig& c, const Dataset& data) {
+  return c.model == "mlp" ? nn::OneHotMLP::parameter_count(data.p, c.d_mlp)
+                          : nn::parameter_count(transformer_config(c, data));
+}
+
+std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data, Generator& gen) {
+  // Counted before anything is allocated: a mistyped size (--layers 100000000) would otherwise
+  // fill memory a layer at a time before failing.
+  const double count = model_parameter_count(c, data);
+  if (count > kMaxParameters)
+    throw Error(cat("the ", c.model, " model would have ", count, " parameters (",
+                    c.model == "mlp" ? cat("--d-mlp ", c.d_mlp)
+                                     : cat("--layers ", c.layers, ", --d-model ", c.d_model,
+                                           ", --d-mlp ", c.d_mlp),
+                    "); at most 2^31 = ", static_cast<int64_t>(kMaxParameters), " are allowed"));
+  if (c.model == "mlp")
+    return std::make_shared<nn::OneHotMLP>(data.p, c.d_mlp, nn::parse_activation(c.act), gen,
+                                           c.dropout);
+  return std::make_shared<nn::Transformer>(transformer_config(c, data), gen);
 }
 
 RunStatus train(const TrainConfig& config, const RunOptions& options) {

@@ -28,7 +28,15 @@ const char* status_name(RunStatus status);
 // in the way, or an unreadable checkpoint throw tg::Error before anything is written.
 RunStatus train(const TrainConfig& config, const RunOptions& options);
 
-// The model a config describes, with fresh weights drawn from `gen`.
+// The most parameters a model may have: 8 GiB of float32 weights, 32 GiB with their gradients
+// and AdamW's moments. Far beyond any grokking setup; a mistyped size is refused, not allocated.
+constexpr double kMaxParameters = 2147483648.0;  // 2^31
+
+// The number of parameters build_model makes for this config, counted without building it.
+double model_parameter_count(const TrainConfig& config, const Dataset& data);
+
+// The model a config describes, with fresh weights drawn from `gen`; more than kMaxParameters is
+// an error naming the size flags.
 std::shared_ptr<nn::Model> build_model(const TrainConfig& config, const Dataset& data,
                                        Generator& gen);
 

@@ -18,6 +18,10 @@ class OneHotMLP : public Model {
   // in that order. act is usually Square (Gromov) or Relu. gen also drives dropout (probability
   // `dropout` on the hidden units), so it must outlive the model.
   OneHotMLP(int64_t p, int64_t width, Activation act, Generator& gen, double dropout = 0);
+  // The number of parameters of OneHotMLP(p, width, ...), counted without building it.
+  static double parameter_count(int64_t p, int64_t width) {
+    return 3 * static_cast<double>(p) * static_cast<double>(width);  // W_in [2p, w], W_out [w, p]
+  }
 
   // int64 tokens [B, 2] = (a, b) with a, b in [0, p) -> logits [B, p]
   Tensor forward(const Tensor& tokens) override;

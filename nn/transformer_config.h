@@ -26,4 +26,8 @@ struct TransformerConfig {
   double dropout = 0;  // on the embeddings and on each sublayer's output before its residual add
 };
 
+// The number of parameters nn::Transformer(config) has, counted without building it; a double,
+// since a mistyped size can give more than int64 counts.
+double parameter_count(const TransformerConfig& config);
+
 }  // namespace tg::nn

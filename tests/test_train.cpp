@@ -290,6 +290,29 @@ TEST_CASE("a run writes config.json, split.txt, metrics.csv, summary.json, curve
           Approx(num(rows.back(), TrainLoss)).epsilon(1e-6));
 }
 
+TEST_CASE("model_parameter_count is the built model's count, without building it", "[train]") {
+  std::vector<TrainConfig> configs{tiny_mlp(), preset("nanda"), preset("power"), preset("mlp")};
+  TrainConfig odd = preset("nanda");
+  odd.layers = 3;
+  odd.d_model = 18;
+  odd.heads = 3;
+  odd.d_mlp = 7;
+  odd.tokens = "aopbeq";
+  for (const char* ln : {"none", "pre", "post"}) {
+    odd.ln = ln;
+    configs.push_back(odd);
+  }
+  odd.op = "s5";
+  configs.push_back(odd);
+  for (const TrainConfig& c : configs) {
+    INFO(c.preset << " " << c.model << " ln " << c.ln << " op " << c.op);
+    const Dataset data = make_dataset(parse_operation(c.op), c.p);
+    Generator gen(0);
+    REQUIRE(model_parameter_count(c, data) ==
+            static_cast<double>(build_model(c, data, gen)->num_parameters()));
+  }
+}
+
 TEST_CASE("batch 0 is the full training set and -1 is Power's min(512, ceil(N/2))", "[train]") {
   TempDir tmp;
   TrainConfig c = tiny_mlp();  // 317 training pairs
@@ -727,6 +750,16 @@ TEST_CASE("bad input: a tg::Error naming the flag or file, and an existing run d
     TrainConfig c = good;
     c.steps = steps;
     rejects(c, "--steps");
+  }
+  {  // a mistyped size is refused before any of it is allocated (it used to fill memory)
+    TrainConfig c = good;
+    c.d_mlp = 100'000'000'000;
+    rejects(c, "--d-mlp 100000000000); at most 2^31");
+    c = preset("nanda");
+    c.steps = 2;
+    c.layers = 100'000'000;
+    rejects(c, "the transformer model would have");
+    rejects(c, "--layers 100000000, --d-model 128, --d-mlp 512");
   }
   {
     TrainConfig c = good;

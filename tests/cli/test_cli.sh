@@ -203,6 +203,8 @@ expect_error "--grokfast" train "${TINY[@]}" --grokfast fast --out new
 expect_error "--loss" train "${TINY[@]}" --loss hinge --out new
 expect_error "--init-scale" train "${TINY[@]}" --init-scale 0 --out new
 expect_error "--wd-target" train "${TINY[@]}" --wd-target one --out new
+expect_error "--layers 100000000, --d-model 128, --d-mlp 512); at most 2^31 = 2147483648" \
+  train --preset nanda --layers 100000000 --out new
 expect_error "--layers: has no effect on the mlp model" train "${TINY[@]}" --layers 2 --out new
 expect_error "--grokfast-window: has no effect without --grokfast ma" \
   train "${TINY[@]}" --grokfast ema --grokfast-window 5 --out new
