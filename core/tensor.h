@@ -106,7 +106,8 @@ class Tensor {
   Tensor view(const Shape& shape) const;     // must be a view, or throws
   Tensor flatten() const { return reshape({-1}); }
   Tensor transpose(int64_t axis0, int64_t axis1) const;
-  Tensor t() const { return transpose(-2, -1); }
+  // The last two axes swapped; a 0-D or 1-D tensor is returned as it is (as in PyTorch).
+  Tensor t() const { return dim() < 2 ? *this : transpose(-2, -1); }
   Tensor permute(const std::vector<int64_t>& order) const;
   Tensor slice(int64_t axis, int64_t start, int64_t end, int64_t step = 1) const;
   Tensor select(int64_t axis, int64_t index) const;  // slice of one element, axis removed

@@ -93,6 +93,12 @@ TEST_CASE("tensor: transpose and permute are strided views", "[tensor]") {
   CHECK(back.strides() == b.strides());
   CHECK(back.is_contiguous());
   CHECK(b.transpose(0, -1).shape() == Shape{4, 3, 2});
+  CHECK(b.t().shape() == Shape{2, 4, 3});  // the last two axes
+  // 0-D and 1-D tensors are their own transpose, as in PyTorch.
+  const Tensor v = iota_f32({3});
+  CHECK(v.t().shape() == Shape{3});
+  CHECK(v.t().storage() == v.storage());
+  CHECK(scalar(2.5).t().item<float>() == 2.5f);
 }
 
 TEST_CASE("tensor: slice with step and negative bounds is a view", "[tensor]") {
