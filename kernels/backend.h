@@ -25,7 +25,7 @@ namespace tg {
 enum class UnaryOp : uint8_t {
   Neg, Exp, Log, Sqrt, Tanh,
   Relu,
-  Step,       // 1 where x > 0, else 0: relu's derivative (0 at the kink, as in PyTorch)
+  Step,       // 0 where x <= 0, else 1 (NaN too): relu's derivative, 0 at the kink, as in PyTorch
   Gelu,       // exact: x * Phi(x)
   GeluGrad,   // d gelu / dx = Phi(x) + x * phi(x)
   PowScalar,  // x ^ param

@@ -6,7 +6,7 @@
 // every version that accepts it (v5, and v7 on 16-byte rows): pre must be the plain product plus
 // the bias bit for bit, C must be act(pre) (plus the residual), and nothing outside C or pre may
 // be written.
-// Then the operand masks (mask_a, mask_b: a ReLU backward's dy read through pre > 0) in every
+// Then the operand masks (mask_a, mask_b: a ReLU backward's dy read where pre is not <= 0) in every
 // version that implements them (v1, v5, v7; the others must decline them): A only, B only and
 // both, against a float64 reference of the masked operands; in v5 and v7 also bit for bit
 // against the same version's plain product of the masked operands, and with the epilogue on top.
@@ -43,7 +43,7 @@ float activate(tg::Activation act, float x) {
     case tg::Activation::Identity:
       return x;
     case tg::Activation::Relu:
-      return x > 0.0f ? x : 0.0f;
+      return x < 0.0f ? 0.0f : x;  // NaN stays NaN, as the kernels
     case tg::Activation::Gelu:
       return static_cast<float>(0.5 * x * (1.0 + std::erf(x * 0.70710678118654752440)));
     case tg::Activation::Square:
@@ -707,7 +707,7 @@ int check_groups() {
         float want = acc, want_pre = acc;
         if (args.has_epilogue()) {
           want_pre = acc + (s.has_bias ? bias[n] : 0.0f);
-          want = s.relu ? (want_pre > 0.0f ? want_pre : 0.0f) : want_pre;
+          want = s.relu ? (want_pre < 0.0f ? 0.0f : want_pre) : want_pre;
           if (s.has_residual) want = want + residual.data()[at];
           ref += s.has_bias ? bias[n] : 0.0f;
           if (s.relu) ref = std::max(0.0, ref);

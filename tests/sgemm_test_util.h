@@ -156,11 +156,12 @@ inline std::vector<float> random_mask(const std::vector<float>& operand, std::mt
   return mask;
 }
 
-// The operand as the kernels read it through `mask`: x where mask > 0, else 0.
+// The operand as the kernels read it through `mask`: 0 where mask <= 0, else x (a NaN mask too,
+// as PyTorch's ReLU gradient).
 inline std::vector<float> apply_mask(const std::vector<float>& operand,
                                      const std::vector<float>& mask) {
   std::vector<float> out(operand.size());
-  for (size_t i = 0; i < operand.size(); ++i) out[i] = mask[i] > 0.0f ? operand[i] : 0.0f;
+  for (size_t i = 0; i < operand.size(); ++i) out[i] = mask[i] <= 0.0f ? 0.0f : operand[i];
   return out;
 }
 

@@ -1,5 +1,5 @@
 // The CUDA backend's fused linear_backward (kernels/cuda/linear_epilogue.cu: for ReLU the two
-// gradient GEMMs read dy through the mask saved > 0, sgemm.h's operand masks, and the bias
+// gradient GEMMs read dy zeroed where saved <= 0 through sgemm.h's operand masks, and the bias
 // gradient sums the masked dy; dpre is never written) against the unfused composition it
 // replaces (the base class's activation_backward + matmuls, on the same GPU) and against the CPU
 // backend: dbias bit for bit (the same values summed in the same order), dx and dW within 1e-5.
@@ -51,7 +51,7 @@ Pair saved_for(Activation act, int64_t rows, int64_t cols, Generator& gen, bool 
       v[i] = i % 2 ? -std::abs(v[i]) : 0.0f;
     else if ((i * 7 + 3) % 5 == 0)
       v[i] = 0.0f;
-    if (act == Activation::Relu) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+    if (act == Activation::Relu) v[i] = v[i] < 0.0f ? 0.0f : v[i];
   }
   const Tensor t = from_vector(v, {rows, cols});
   return {t, t.to(kGpu)};

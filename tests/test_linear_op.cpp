@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <vector>
 
 #include "op_test_util.h"
@@ -86,6 +87,38 @@ TEST_CASE("linear: equals matmul + bias + activation in float32 on awkward sizes
         if (with_bias) CHECK(relative_error(fused.db, ref.db) < 1e-5);
       }
   }
+}
+
+TEST_CASE("linear: relu keeps a NaN and passes its gradient, as the composition and PyTorch",
+          "[linear]") {
+  // A NaN bias makes column 0 of x @ W + b NaN. PyTorch's relu keeps it (a divergence must not be
+  // hidden) and its gradient is 0 only where the output is <= 0, so a NaN passes it.
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    const Tensor x = from_vector<double>({1, -2, 3, 0.5, 4, -1}).reshape({2, 3}).to(dtype);
+    const Tensor W = from_vector<double>({1, -1, 2, 1, -1, 3}).reshape({3, 2}).to(dtype);
+    const Tensor b = from_vector<double>({NAN, 0.25}).to(dtype);
+    const Tensor weights = from_vector<double>({1, 2, 3, 4}).reshape({2, 2}).to(dtype);
+    const auto relu_layer = [](auto& x_, auto& W_, auto& b_) {
+      return linear(x_, W_, b_, Activation::Relu);
+    };
+    const auto relu_composed = [](auto& x_, auto& W_, auto& b_) {
+      return composed(x_, W_, b_, Activation::Relu);
+    };
+    const Grads fused = run(relu_layer, x, W, b, weights);
+    const Grads reference = run(relu_composed, x, W, b, weights);
+    for (const Grads& g : {fused, reference}) {
+      CHECK(std::isnan(g.y[0]));
+      CHECK(std::isnan(g.y[2]));
+      CHECK(g.db[0] == 1 + 3);  // both rows' weights on column 0 pass
+      CHECK(g.dW[0] == 1 * 1 + 0.5 * 3);
+    }
+  }
+  const Tensor v = from_vector<float>({NAN, -1, 0, 2}).requires_grad_();
+  const Tensor y = relu(v);
+  CHECK(std::isnan(y.to_vector<float>()[0]));
+  y.sum().backward();
+  CHECK(v.grad().to_vector<float>() == std::vector<float>{1, 0, 0, 1});
 }
 
 TEST_CASE("linear: a strided bias view reads the right elements", "[linear]") {

@@ -24,7 +24,7 @@ T apply_unary(UnaryOp op, T x, double param) {
     case UnaryOp::Sqrt: return static_cast<T>(std::sqrt(x));
     case UnaryOp::Tanh: return static_cast<T>(std::tanh(x));
     case UnaryOp::Relu: return x < 0 ? T(0) : x;  // NaN stays NaN
-    case UnaryOp::Step: return x > 0 ? T(1) : T(0);
+    case UnaryOp::Step: return x <= 0 ? T(0) : T(1);  // NaN passes, as in PyTorch
     case UnaryOp::Gelu: return static_cast<T>(0.5 * x * (1.0 + std::erf(x * kInvSqrt2)));
     case UnaryOp::GeluGrad: {
       const double cdf = 0.5 * (1.0 + std::erf(x * kInvSqrt2));

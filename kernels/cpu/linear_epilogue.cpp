@@ -23,7 +23,7 @@ T activate(T x) {
     case Activation::Identity:
       return x;
     case Activation::Relu:
-      return x > T(0) ? x : T(0);
+      return x < T(0) ? T(0) : x;  // NaN stays NaN
     case Activation::Gelu:
       return static_cast<T>(0.5 * x * (1.0 + std::erf(x * kInvSqrt2)));
     case Activation::Square:
@@ -38,7 +38,7 @@ T activation_grad(T dy, T saved) {
     case Activation::Identity:
       return dy;
     case Activation::Relu:
-      return saved > T(0) ? dy : T(0);
+      return saved <= T(0) ? T(0) : dy;  // NaN passes the gradient, as Step
     case Activation::Gelu: {
       const double cdf = 0.5 * (1.0 + std::erf(saved * kInvSqrt2));
       const double pdf = kInvSqrt2Pi * std::exp(-0.5 * double(saved) * double(saved));

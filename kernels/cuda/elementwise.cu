@@ -47,7 +47,7 @@ __device__ T apply_unary(UnaryOp op, T x, double param) {
     case UnaryOp::Sqrt: return static_cast<T>(math_sqrt(static_cast<MathT<T>>(x)));
     case UnaryOp::Tanh: return static_cast<T>(math_tanh(static_cast<MathT<T>>(x)));
     case UnaryOp::Relu: return x < 0 ? T(0) : x;  // NaN stays NaN
-    case UnaryOp::Step: return x > 0 ? T(1) : T(0);
+    case UnaryOp::Step: return x <= 0 ? T(0) : T(1);  // NaN passes, as in PyTorch
     case UnaryOp::Gelu: {
       const double xd = static_cast<double>(x);
       return static_cast<T>(0.5 * xd * (1.0 + ::erf(xd * kInvSqrt2)));

@@ -58,10 +58,10 @@ __device__ __forceinline__ float element(const float* X, int64_t ld, int r, int 
   return T ? X[static_cast<int64_t>(c) * ld + r] : X[static_cast<int64_t>(r) * ld + c];
 }
 
-// An operand's element read through its mask: kept where the mask is > 0, else 0 (also for a NaN
-// mask): the unfused ReLU gradient's `saved > 0 ? dy : 0`, so both give the same bits.
+// An operand's element read through its mask: 0 where the mask is <= 0, else kept (also for a NaN
+// mask, as PyTorch's ReLU gradient): the unfused `saved <= 0 ? 0 : dy`, so both give the same bits.
 __device__ __forceinline__ float keep_where_positive(float mask, float v) {
-  return mask > 0.0f ? v : 0.0f;
+  return mask <= 0.0f ? 0.0f : v;  // as UnaryOp::Step: NaN passes
 }
 
 // element() of X read through `mask` (laid out as X) when MASK and the mask is not null.
@@ -151,7 +151,7 @@ __device__ __forceinline__ float activate(Activation act, float x) {
     case Activation::Identity:
       return x;
     case Activation::Relu:
-      return x > 0.0f ? x : 0.0f;
+      return x < 0.0f ? 0.0f : x;  // as UnaryOp::Relu: NaN stays NaN
     case Activation::Gelu:
       return static_cast<float>(0.5 * x * (1.0 + ::erf(x * kInvSqrt2)));
     case Activation::Square:
