@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/strict_json.h"
 
 namespace tg::nn {
 
@@ -200,20 +201,9 @@ SafetensorsFile load_safetensors(const std::string& path) {
 
   // A name given twice would keep only its last entry, and then read as a gap in the data: the
   // parser refuses it by name instead (at the header's own level; metadata keys likewise).
-  std::vector<std::set<std::string>> keys;
-  const auto no_repeated_keys = [&](int, nlohmann::json::parse_event_t event,
-                                    nlohmann::json& parsed) {
-    if (event == nlohmann::json::parse_event_t::object_start) keys.emplace_back();
-    if (event == nlohmann::json::parse_event_t::object_end) keys.pop_back();
-    if (event == nlohmann::json::parse_event_t::key) {
-      const std::string key = parsed.get<std::string>();
-      check(keys.back().insert(key).second, at, "the header names '", key, "' twice");
-    }
-    return true;
-  };
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(text, no_repeated_keys);
+    header = parse_json_refusing_repeated_keys<nlohmann::json>(text, at + "the header's ");
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(at, "invalid JSON header: ", e.what()));
   }

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 
+#include "core/strict_json.h"
 #include "grok/cli/command.h"
 #include "grok/config.h"
 #include "grok/trainer.h"
@@ -66,9 +68,11 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     // A resumed run keeps its saved configuration; only its length and threads may change.
     std::ifstream in(fs::path(options.out) / "config.json");
     check(in.good(), "--resume: ", options.out, " is not a run directory (no config.json)");
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const std::string path = (fs::path(options.out) / "config.json").string();
     json saved;
-    try {
-      in >> saved;
+    try {  // an edited config.json with a key twice would silently keep the last
+      saved = parse_json_refusing_repeated_keys<json>(text, "--resume: " + path + ": ");
     } catch (const json::exception&) {
       throw Error(cat("--resume: ", options.out, "/config.json is not valid JSON"));
     }

@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/strict_json.h"
 #include "grok/config.h"
 
 namespace tg::grok::sweep {
@@ -144,19 +144,9 @@ SweepSpec read_spec(const std::string& path) {
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   // A key given twice in one object would silently keep the last: refused, as is anything after
   // the spec's object (the parser reads the whole text).
-  std::vector<std::set<std::string>> keys;  // the keys of each object being read
-  const auto no_repeated_keys = [&](int, ordered_json::parse_event_t event, ordered_json& parsed) {
-    if (event == ordered_json::parse_event_t::object_start) keys.emplace_back();
-    if (event == ordered_json::parse_event_t::object_end) keys.pop_back();
-    if (event == ordered_json::parse_event_t::key) {
-      const std::string key = parsed.get<std::string>();
-      check(keys.back().insert(key).second, path, ": key \"", key, "\" is given twice");
-    }
-    return true;
-  };
   ordered_json source;
   try {
-    source = ordered_json::parse(text, no_repeated_keys);
+    source = parse_json_refusing_repeated_keys<ordered_json>(text, path + ": ");
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
   }

@@ -275,6 +275,10 @@ for name in ['model', 'optimizer']:
 expect_error "metadata 'step' is '1e3', not an integer" train --resume bad_meta --steps 400
 expect_error "metadata 'step' is '1e3', not an integer" eval bad_meta
 rm -rf bad_meta
+# An edited config.json naming a key twice would resume with the last one: refused.
+cp -r run twice && sed -i '1s/{/{"lr": 0.5,/' twice/config.json
+expect_error 'twice/config.json: key "lr" is given twice' train --resume twice --steps 400
+rm -rf twice
 expect_error "nan_weights/checkpoint/model.safetensors: tensor" train --resume nan_weights --steps 400
 rm -rf nan_weights
 
