@@ -13,16 +13,17 @@
 #include <fstream>
 
 #include "autograd/grad_mode.h"
-#include "core/denormal.h"
 #include "autograd/ops.h"
+#include "core/denormal.h"
 #include "core/factories.h"
 #include "grok/analysis/eval_tracker.h"
+#include "grok/batch_sampler.h"
 #include "grok/checkpoint.h"
 #include "grok/loss.h"
 #include "grok/metrics.h"
 #include "grok/plot.h"
 #include "grok/progress.h"
-#include "grok/batch_sampler.h"
+#include "grok/run_lock.h"
 #include "grok/split.h"
 #include "grok/step_capture.h"
 #include "grok/train_variants.h"
@@ -159,16 +160,16 @@ void check_same_run(const std::map<std::string, std::string>& run_state,
   }
 }
 
-// Makes (or checks, on resume) the run directory before anything is written into it.
 // Whether `inner` is `outer` or lies inside it (both absolute and normalised).
 bool is_within(const fs::path& inner, const fs::path& outer) {
   const auto [stop, _] = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
   return stop == outer.end();
 }
 
-void prepare_run_dir(const RunOptions& options) {
+// Makes a new run's directory before anything is written into it, and locks it for this run: a
+// run another train is writing is not replaced.
+RunLock prepare_run_dir(const RunOptions& options) {
   const fs::path dir(options.out);
-  if (options.resume) return;  // train() has checked that it is a run directory
   check(!fs::exists(dir) || fs::is_directory(dir), "--out: ", options.out,
         " is a file, not a directory");
   if (fs::exists(dir) && !fs::is_empty(dir)) {
@@ -182,9 +183,11 @@ void prepare_run_dir(const RunOptions& options) {
           "replaces only a run directory: choose another --out");
     check(!is_within(fs::weakly_canonical(fs::current_path()), fs::weakly_canonical(dir)),
           "--out: ", options.out, " holds the working directory; --force will not delete it");
+    const RunLock replaced(options.out, "--out");
     fs::remove_all(dir);
   }
   fs::create_directories(dir);
+  return RunLock(options.out, "--out");
 }
 
 }  // namespace
@@ -260,9 +263,12 @@ std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data
 RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // --- everything that can fail on bad input, before the run directory is touched -----------
   validate(config);
-  if (options.resume)
+  RunLock lock;  // held until train returns
+  if (options.resume) {
     check(fs::exists(fs::path(options.out) / "config.json"), "--resume: ", options.out,
           " is not a run directory (no config.json)");
+    lock = RunLock(options.out, "--resume");  // before its checkpoint is read
+  }
   Device device;
   try {
     device = parse_device(config.device);
@@ -361,7 +367,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   if (step_on_device) optimizer->keep_step_on_device(schedule.rule());
 
   // --- the run directory --------------------------------------------------------------------
-  prepare_run_dir(options);
+  if (!options.resume) lock = prepare_run_dir(options);
   if (!options.quiet)  // only now: a bad flag's error is the one line printed
     std::fprintf(stderr, "tinygrok train: preset %s, %s mod %lld, %s model, %lld parameters, %s %s\n",
                  config.preset.c_str(), config.op.c_str(), static_cast<long long>(data.p),

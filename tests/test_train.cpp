@@ -26,6 +26,7 @@
 #include "grok/config.h"
 #include "grok/dataset.h"
 #include "grok/metrics.h"
+#include "grok/run_lock.h"
 #include "grok/split.h"
 #include "grok/trainer.h"
 #include "nn/safetensors.h"
@@ -695,6 +696,27 @@ TEST_CASE("a NaN loss stops the run at that step and keeps the last good checkpo
   early.checkpoint_every = 1000;
   REQUIRE(train(early, fresh(tmp / "early")) == RunStatus::NanLoss);
   REQUIRE_FALSE(fs::exists(tmp / "early/checkpoint"));
+}
+
+TEST_CASE("a run directory another train holds is neither resumed nor replaced", "[train]") {
+  TempDir tmp;
+  TrainConfig c = tiny_mlp();
+  c.steps = 10;
+  const std::string run = tmp / "run";
+  REQUIRE(train(c, fresh(run)) == RunStatus::Completed);
+  const auto before = snapshot(run);
+  TrainConfig longer = c;
+  longer.steps = 20;
+  {
+    const RunLock other(run, "--out");  // as another process's train holds it while it runs
+    REQUIRE_TG_ERROR(train(longer, resumed(run)),
+                     Contains("--resume: " + run + " is in use by another tinygrok train"));
+    REQUIRE_TG_ERROR(train(c, RunOptions{run, false, true, true}),
+                     Contains("--out: " + run + " is in use by another tinygrok train"));
+    REQUIRE(snapshot(run) == before);
+  }
+  REQUIRE(train(longer, resumed(run)) == RunStatus::Completed);  // released with its holder
+  REQUIRE(MetricsLog::read(tmp / "run/metrics.csv").back().step == 20);
 }
 
 TEST_CASE("bad input: a tg::Error naming the flag or file, and an existing run directory "

@@ -301,7 +301,8 @@ fi
 
 # --- Ctrl-C: exit 130 with a checkpoint, and --resume finishes the run ------------------------
 LONG=(--preset nanda --p 13 --frac 0.5 --d-model 16 --heads 2 --d-mlp 32 --batch 16 --threads 1)
-# stopped_run SIGNAL DIR: a long run into DIR, sent SIGNAL once it has logged two evals; sets rc.
+# stopped_run SIGNAL DIR [COMMAND...]: a long run into DIR, sent SIGNAL once it has logged two
+# evals (after running COMMAND, if given, while it runs); sets rc.
 stopped_run() {
   "$BIN" train "${LONG[@]}" --steps 1000000 --eval-every 10 --out "$2" >/dev/null \
     2>"$LOG/$2.err" &
@@ -310,12 +311,22 @@ stopped_run() {
     [ -f "$2/metrics.csv" ] && [ "$(wc -l <"$2/metrics.csv")" -ge 3 ] && break
     sleep 0.05
   done
+  [ $# -gt 2 ] && "${@:3}"
   kill "-$1" "$pid"
   wait "$pid"
   rc=$?
 }
+# A run directory a live train holds is neither resumed nor replaced (--force) by another.
+while_termed_runs() {
+  "$BIN" train --resume termed --steps 2000000 >"$LOG/busy.out" 2>"$LOG/busy.err"
+  [ $? -eq 2 ] && grep -q "termed is in use by another tinygrok train" "$LOG/busy.err" && ok ||
+    fail "--resume of a live run: $(cat "$LOG/busy.err")"
+  "$BIN" train "${TINY[@]}" --out termed --force >"$LOG/busy.out" 2>"$LOG/busy.err"
+  [ $? -eq 2 ] && grep -q "termed is in use by another tinygrok train" "$LOG/busy.err" && ok ||
+    fail "--force over a live run: $(cat "$LOG/busy.err")"
+}
 # SIGTERM (a scheduler's stop) first: the same as Ctrl-C.
-stopped_run TERM termed
+stopped_run TERM termed while_termed_runs
 [ $rc -eq 130 ] && [ -s termed/checkpoint/model.safetensors ] && ok ||
   fail "SIGTERM: exit $rc, checkpoint: $(ls termed/checkpoint 2>&1), $(cat "$LOG/termed.err")"
 rm -rf termed
