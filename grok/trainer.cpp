@@ -153,7 +153,9 @@ void check_same_run(const std::map<std::string, std::string>& run_state,
   // A key missing there is a field added after that run started: it ran with the default.
   const json defaults = to_json(TrainConfig{});
   for (const auto& [key, value] : current.items()) {
-    if (key == "steps" || key == "threads" || key == "eval_every" || key == "cuda_graph") continue;
+    if (key == "steps" || key == "threads" || key == "eval_every" || key == "cuda_graph" ||
+        key == "device")
+      continue;
     const json& there = saved.contains(key) ? saved[key] : defaults[key];
     check(there == value, "--resume: checkpoint ", where, " was written by a different run (",
           key, ": ", there.dump(), " there, ", value.dump(), " here)");
@@ -274,7 +276,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     device = parse_device(config.device);
     backend_for(device);  // a clear error for a device this build or machine lacks
   } catch (const Error& e) {
-    throw Error(cat("--device: ", e.what()));
+    throw Error(cat("--device: ", e.what(),
+                    options.resume ? "; pass --device cpu to continue this run on the CPU" : ""));
   }
   const Dataset data = make_dataset(parse_operation(config.op), config.p);
   // A resumed run reads its own split.txt: the --split file it started from may have moved.

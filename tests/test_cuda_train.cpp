@@ -268,8 +268,8 @@ TEST_CASE("cuda train: minibatches with dropout on cuda:0 follow the CPU's run",
   }
 }
 
-TEST_CASE("cuda train: a GPU run resumes exactly, and its checkpoint evaluates on the CPU",
-          "[cuda][train]") {
+TEST_CASE("cuda train: a GPU run resumes exactly, continues on the CPU, and its checkpoint "
+          "evaluates there", "[cuda][train]") {
   TG_REQUIRE_CUDA_DEVICE();
   TrainConfig c = tiny_transformer();
   c.device = "cuda";  // the resume below runs c itself
@@ -281,7 +281,25 @@ TEST_CASE("cuda train: a GPU run resumes exactly, and its checkpoint evaluates o
   TrainConfig first_half = c;
   first_half.steps = c.steps / 2;
   const std::string parts = run_on(first_half, "cuda", dir / "parts");
+  const std::string moved = dir / "moved";
+  fs::copy(parts, moved, fs::copy_options::recursive);
   REQUIRE(train(c, RunOptions{parts, true, false, true}) == RunStatus::Completed);
+
+  // The same checkpoint resumed with --device cpu (a machine without the GPU): its rows up to the
+  // checkpoint are the GPU's, and the rest follow the GPU's run to float tolerance.
+  TrainConfig continued = c;
+  continued.device = "cpu";
+  REQUIRE(train(continued, RunOptions{moved, true, false, true}) == RunStatus::Completed);
+  const std::vector<MetricsRow> moved_rows = read_rows(moved), whole_rows = read_rows(whole);
+  REQUIRE(moved_rows.size() == whole_rows.size());
+  for (size_t i = 0; i < whole_rows.size(); ++i) {
+    INFO("step " << whole_rows[i].step);
+    REQUIRE(moved_rows[i].step == whole_rows[i].step);
+    if (moved_rows[i].step <= first_half.steps)
+      CHECK(moved_rows[i].train_loss == whole_rows[i].train_loss);
+    CHECK(relative_difference(moved_rows[i].train_loss, whole_rows[i].train_loss) <
+          kLossTolerance);
+  }
 
   // The GPU's kernels sum in fixed orders, so the resumed run is bitwise the uninterrupted one.
   CHECK(same_rows(read_rows(parts), read_rows(whole)));

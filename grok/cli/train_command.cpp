@@ -82,9 +82,9 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     overrides.apply(changed, &given);
     for (const std::string& flag : given)
       check(flag == "--steps" || flag == "--threads" || flag == "--eval-every" ||
-                flag == "--cuda-graph",
+                flag == "--cuda-graph" || flag == "--device",
             "--resume: ", flag, " cannot change a run in progress (only --steps, --threads, "
-            "--eval-every and --cuda-graph can)");
+            "--eval-every, --cuda-graph and --device can)");
     config = changed;
   } else {
     config = preset(preset_name);

@@ -275,6 +275,12 @@ for name in ['model', 'optimizer']:
 expect_error "metadata 'step' is '1e3', not an integer" train --resume bad_meta --steps 400
 expect_error "metadata 'step' is '1e3', not an integer" eval bad_meta
 rm -rf bad_meta
+# A run from a GPU this machine lacks: the error says how to go on, and --device cpu does.
+cp -r run moved && sed -i 's/"device": "cpu"/"device": "cuda:63"/' moved/config.json
+expect_error "pass --device cpu to continue this run on the CPU" train --resume moved --steps 400
+"$BIN" train --resume moved --steps 400 --device cpu --quiet 2>"$LOG/moved.err" && ok ||
+  fail "--resume --device cpu: $(cat "$LOG/moved.err")"
+rm -rf moved
 # An edited config.json naming a key twice would resume with the last one: refused.
 cp -r run twice && sed -i '1s/{/{"lr": 0.5,/' twice/config.json
 expect_error 'twice/config.json: key "lr" is given twice' train --resume twice --steps 400
