@@ -150,13 +150,18 @@ void validate(const TrainConfig& c) {
 }
 
 std::string why_flag_has_no_effect(const TrainConfig& c, const std::string& flag) {
+  // An unknown --model or --grokfast decides nothing here: validate() names it.
   if (c.model == "mlp" &&
       (flag == "--layers" || flag == "--d-model" || flag == "--heads" || flag == "--ln"))
     return "on the mlp model (one hidden layer of --d-mlp units); it sets the transformer";
-  if (flag == "--grokfast-alpha" && c.grokfast != "ema") return "without --grokfast ema";
-  if (flag == "--grokfast-window" && c.grokfast != "ma") return "without --grokfast ma";
-  if (flag == "--grokfast-lamb" && c.grokfast == "none") return "without --grokfast ema or ma";
+  const bool ema = c.grokfast == "ema", ma = c.grokfast == "ma", none = c.grokfast == "none";
+  if (flag == "--grokfast-alpha" && (ma || none)) return "without --grokfast ema";
+  if (flag == "--grokfast-window" && (ema || none)) return "without --grokfast ma";
+  if (flag == "--grokfast-lamb" && none) return "without --grokfast ema or ma";
   if (flag == "--grok-patience" && !c.stop_at_grok) return "without --stop-at-grok";
+  if (flag == "--frac" && !c.split_file.empty())
+    return "with --split (the split file lists the training pairs)";
+  if (flag == "--cuda-graph" && !c.device.starts_with("cuda")) return "without --device cuda";
   return "";
 }
 

@@ -20,8 +20,9 @@ RunLock::RunLock(const std::string& dir, const std::string& flag) {
     const int error = errno;
     ::close(fd_);
     fd_ = -1;
-    check(error != EWOULDBLOCK, flag, ": ", dir, " is in use by another tinygrok train; wait for "
-          "it to end (or stop it: it checkpoints) before resuming or replacing this run");
+    check(error != EWOULDBLOCK, flag, ": ", dir, " is in use by another tinygrok train; ",
+          flag == "--resume" ? "wait for it to end (or stop it: it checkpoints) to resume it"
+                             : "wait for it to end, or choose another --out");
     throw Error(cat(flag, ": cannot lock ", dir, ": ", std::strerror(error)));
   }
 }

@@ -7,7 +7,8 @@
 namespace tg::grok {
 
 // An exclusive flock(2) on the directory itself, held while the object lives. The kernel drops
-// it when the process ends, however it ends, so no stale lock is left to clean up.
+// it when the process ends, however it ends, so no stale lock is left to clean up. It excludes
+// the processes of one machine: on a network file system each host may see only its own.
 class RunLock {
  public:
   RunLock() = default;

@@ -277,7 +277,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     backend_for(device);  // a clear error for a device this build or machine lacks
   } catch (const Error& e) {
     throw Error(cat("--device: ", e.what(),
-                    options.resume ? "; pass --device cpu to continue this run on the CPU" : ""));
+                    options.resume ? "; --device can move a run (--device cpu: on the CPU)" : ""));
   }
   const Dataset data = make_dataset(parse_operation(config.op), config.p);
   // A resumed run reads its own split.txt: the --split file it started from may have moved.

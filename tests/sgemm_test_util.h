@@ -144,9 +144,9 @@ inline GemmHost make_gemm_host(const GemmCase& c, uint64_t seed) {
 }
 
 // A mask for an operand buffer (sgemm.h's mask_a or mask_b: the same layout, so the same size):
-// where the operand holds a value, about half keep it (> 0) and the rest drop it in every way a
-// ReLU's saved output can (+0, -0, negative, NaN); in the gaps, where the operand holds NaN, 1,
-// so that reading a gap through the mask still shows as NaN.
+// where the operand holds a value, 4 of the 7 choices keep it (> 0 or NaN, as a ReLU's NaN output
+// does) and the rest drop it in every way a ReLU's saved output can (+0, -0, negative); in the
+// gaps, where the operand holds NaN, 1, so that reading a gap through the mask still shows as NaN.
 inline std::vector<float> random_mask(const std::vector<float>& operand, std::mt19937_64& rng) {
   const float values[] = {0.75f, 2.0f, 1e-3f, 0.0f, -0.0f, -0.5f, std::nanf("")};
   std::uniform_int_distribution<int> pick(0, 6);

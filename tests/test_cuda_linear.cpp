@@ -7,6 +7,8 @@
 // (which the GPU's GEMM turns down) with matmul's message. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cmath>
 #include <limits>
 #include <string>
 #include <tuple>
@@ -195,6 +197,34 @@ TEST_CASE("cuda linear: the autograd op keeps the pre-activation it needs", "[cu
     check_close(got.dx, want.dx, "dx");
     check_close(got.dW, want.dW, "dW");
     check_close(got.db, want.db, "db");
+  }
+}
+
+TEST_CASE("cuda linear: ReLU keeps a NaN and passes its gradient, as on the CPU", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(605);
+  // NaN biases make whole columns NaN: the epilogue keeps them, the backward's masks pass dy
+  // there, and the bias gradient sums it. Odd sizes (v5) and 16-byte rows (v7).
+  for (auto [M, K, N] : {std::array<int64_t, 3>{37, 33, 13}, {64, 32, 64}}) {
+    INFO(M << " x " << K << " @ " << K << " x " << N);
+    const Tensor x0 = randn({M, K}, gen), W0 = randn({K, N}, gen), g0 = randn({M, N}, gen);
+    std::vector<float> bias = randn({N}, gen).to_vector<float>();
+    bias[0] = bias[N / 2] = NAN;
+    const Tensor b0 = from_vector<float>(bias);
+    const LayerRun want = run_layer(Device::cpu(), x0, W0, b0, g0, Activation::Relu);
+    const LayerRun got = run_layer(kGpu, x0, W0, b0, g0, Activation::Relu);
+    const std::vector<float> y_want = want.y.to_vector<float>(), y_got = got.y.to_vector<float>();
+    int64_t nan_mismatches = 0, nans = 0;
+    for (size_t i = 0; i < y_want.size(); ++i) {
+      nans += std::isnan(y_want[i]);
+      nan_mismatches += std::isnan(y_got[i]) != std::isnan(y_want[i]);
+    }
+    CHECK(nans == 2 * M);
+    CHECK(nan_mismatches == 0);
+    check_close(got.dx, want.dx, "dx");
+    check_close(got.dW, want.dW, "dW");
+    check_close(got.db, want.db, "db");
+    CHECK(want.db.to_vector<float>()[0] == Approx(sum(g0.select(1, 0)).item()).epsilon(1e-5));
   }
 }
 

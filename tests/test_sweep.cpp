@@ -254,6 +254,18 @@ TEST_CASE("sweep runner: a run directory is skipped, resumed, started or redone"
   TrainConfig other = config;  // another configuration's run is replaced
   other.wd = 0.5;
   REQUIRE(plan_run(run.string(), other) == RunAction::Redo);
+  // A field the run ignores is no difference: an older sweep passed --layers 3 to this mlp run.
+  TrainConfig older = config;
+  older.layers = 3;
+  write_text(run / "config.json", to_json(older).dump(2));
+  REQUIRE(plan_run(run.string(), config) == RunAction::Skip);
+  TrainConfig transformer = config, deeper = config;
+  transformer.model = deeper.model = "transformer";
+  deeper.layers = 3;
+  write_text(run / "config.json", to_json(deeper).dump(2));
+  REQUIRE(plan_run(run.string(), transformer) == RunAction::Redo);  // there, it is read
+  write_text(run / "config.json", R"({"wd": 1, "wd": 1})");  // a key twice: not this config
+  REQUIRE(plan_run(run.string(), config) == RunAction::Redo);
   write_text(run / "config.json", "{not json");
   REQUIRE(plan_run(run.string(), config) == RunAction::Redo);
 }

@@ -630,6 +630,16 @@ TEST_CASE("variant flags: validation names the flag; older config.json files rea
   REQUIRE_NOTHROW(check_given_flags_apply(mlp, {"--grokfast-window", "--grokfast-lamb",
                                                 "--grok-patience"}));
   REQUIRE_TG_ERROR(check_given_flags_apply(mlp, {"--grokfast-alpha"}), Contains("ema"));
+  // --frac with --split, --cuda-graph on the CPU; an unknown --grokfast is left to validate().
+  TrainConfig split = tiny_mlp();
+  split.split_file = "split.txt";
+  REQUIRE_TG_ERROR(check_given_flags_apply(split, {"--split", "--frac"}),
+                   Contains("--frac: has no effect with --split"));
+  REQUIRE_TG_ERROR(check_given_flags_apply(tiny_mlp(), {"--cuda-graph"}),
+                   Contains("--cuda-graph: has no effect without --device cuda"));
+  TrainConfig unknown = tiny_mlp();
+  unknown.grokfast = "fast";
+  REQUIRE_NOTHROW(check_given_flags_apply(unknown, {"--grokfast-alpha", "--grokfast-window"}));
   TrainConfig transformer = preset("nanda");
   REQUIRE_NOTHROW(
       check_given_flags_apply(transformer, {"--layers", "--d-model", "--heads", "--ln"}));

@@ -173,8 +173,8 @@ Tensor relu(const Tensor& x) {
   check_floating("relu", x);
   Tensor out = unary_kernel(UnaryOp::Relu, x);
   if (!needs_grad({&x})) return out;
-  // The derivative at exactly 0 is taken as 0, as in PyTorch. Saving the output suffices:
-  // out > 0 exactly where x > 0.
+  // The derivative at exactly 0 is taken as 0 and at NaN as 1, as in PyTorch (0 where out <= 0).
+  // Saving the output suffices: out <= 0 exactly where x <= 0.
   return record(out, "ReluBackward",
                 [out = save(out)](const Tensor& g) -> std::vector<Tensor> {
                   return {g * unary_kernel(UnaryOp::Step, out)};

@@ -8,10 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/strict_json.h"
 #include "grok/analysis/analysis_plots.h"
 #include "grok/analysis/early_stopping.h"
 #include "grok/analysis/fourier.h"
@@ -63,8 +65,9 @@ std::map<std::string, Tensor> as_map(const NamedTensors& tensors, DType dtype) {
 json read_json(const fs::path& path) {
   std::ifstream in(path);
   check(in.good(), "analyze: cannot read ", path.string());
-  try {
-    return json::parse(in);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  try {  // a key given twice would silently keep the last
+    return parse_json_refusing_repeated_keys<json>(text, "analyze: " + path.string() + ": ");
   } catch (const json::exception&) {
     throw Error(cat("analyze: ", path.string(), " is not valid JSON"));
   }

@@ -1,4 +1,5 @@
 // `tinygrok train`: a grokking run from a preset plus flags (grok/trainer.h does the run).
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <string_view>
 
 #include "core/strict_json.h"
 #include "grok/cli/command.h"
@@ -20,6 +22,12 @@ using json = nlohmann::json;
 
 namespace {
 
+
+// The flags a resume may give: the run's length, its evals, and where and how it runs.
+constexpr std::string_view kResumeMayChange[] = {"--steps", "--threads", "--eval-every",
+                                                 "--cuda-graph", "--device"};
+constexpr const char* kOnlyThoseMayChange =
+    " (only --steps, --threads, --eval-every, --cuda-graph and --device can)";
 
 // runs/PRESET-DATE-TIME, made now. Runs started in the same second (a loop over seeds in the
 // background) would share the name: each claims the first free one of NAME, NAME-2, NAME-3, ...
@@ -65,7 +73,7 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
   TrainConfig config;
   std::vector<std::string> given_to_new_run;
   if (options.resume) {
-    // A resumed run keeps its saved configuration; only its length and threads may change.
+    // A resumed run keeps its saved configuration; only kResumeMayChange may change.
     std::ifstream in(fs::path(options.out) / "config.json");
     check(in.good(), "--resume: ", options.out, " is not a run directory (no config.json)");
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -81,10 +89,9 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     TrainConfig changed = config;
     overrides.apply(changed, &given);
     for (const std::string& flag : given)
-      check(flag == "--steps" || flag == "--threads" || flag == "--eval-every" ||
-                flag == "--cuda-graph" || flag == "--device",
-            "--resume: ", flag, " cannot change a run in progress (only --steps, --threads, "
-            "--eval-every, --cuda-graph and --device can)");
+      check(std::find(std::begin(kResumeMayChange), std::end(kResumeMayChange), flag) !=
+                std::end(kResumeMayChange),
+            "--resume: ", flag, " cannot change a run in progress", kOnlyThoseMayChange);
     config = changed;
   } else {
     config = preset(preset_name);
@@ -94,9 +101,10 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
       config.beta2 = betas[1];
     }
   }
-  // Validated first, so that a bad flag leaves no directory behind.
-  validate(config);
+  // Validated first, so that a bad flag leaves no directory behind; a flag the run ignores is
+  // named as such before its value is judged (--heads 3 on the mlp model).
   check_given_flags_apply(config, given_to_new_run);
+  validate(config);
   const bool claimed = options.out.empty();
   if (claimed) options.out = claim_default_out(config.preset);
   RunStatus status = RunStatus::Completed;
@@ -216,8 +224,8 @@ class TrainCommand : public Command {
     options_.resume = app_->get_option("--resume")->count() > 0;
     if (options_.resume)  // the flags that run_train's own check cannot see
       for (const char* flag : {"--preset", "--betas"})
-        check(app_->get_option(flag)->count() == 0, "--resume: ", flag, " cannot change a run in "
-              "progress (only --steps, --threads, --eval-every and --cuda-graph can)");
+        check(app_->get_option(flag)->count() == 0, "--resume: ", flag,
+              " cannot change a run in progress", kOnlyThoseMayChange);
     return run_train(preset_name_, overrides_, betas_, betas_option_, options_);
   }
 

@@ -94,7 +94,7 @@ std::vector<GridPoint> expand_grid(const SweepSpec& spec, int threads, const std
       value_index[k] = 0;
     }
   }
-  // An axis no point's run reads would train the same model under several names.
+  // An axis no point's run reads is surely a mistake: every value would train the same model.
   for (const GridAxis& axis : spec.grid) {
     if (points.empty()) break;
     const std::string flag = train_flag(axis.key);

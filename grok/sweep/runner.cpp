@@ -16,10 +16,12 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
+#include "core/strict_json.h"
 
 namespace tg::grok::sweep {
 
@@ -31,18 +33,23 @@ namespace {
 std::atomic<bool> stop_requested{false};
 extern "C" void on_stop_signal(int) { stop_requested = true; }
 
-// config.json's form of a configuration, with the thread count out of the comparison.
+// config.json's form of a configuration, without the thread count and the fields the run ignores
+// (an older sweep passed --layers 3 to an mlp run, and its config.json says so).
 json comparable(TrainConfig config) {
   config.threads = 0;
-  return to_json(config);
+  json fields = to_json(config);
+  for (auto it = fields.begin(); it != fields.end();)
+    it = why_flag_has_no_effect(config, train_flag(it.key())).empty() ? std::next(it)
+                                                                       : fields.erase(it);
+  return fields;
 }
 
 bool same_config(const fs::path& run_dir, const TrainConfig& config) {
   std::ifstream in(run_dir / "config.json");
   if (!in.good()) return false;
   try {
-    json saved;
-    in >> saved;
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const json saved = parse_json_refusing_repeated_keys<json>(text, "");
     return comparable(config_from_json(saved)) == comparable(config);
   } catch (const std::exception&) {  // unreadable or an older, different format: not the same
     return false;

@@ -12,7 +12,7 @@
 // dpre back from memory rather than summing in the kernel that computes it, so that no multiply
 // fuses with the sum (an FMA) and the sums are the CPU's, bit for bit, whenever the dpre are.
 //
-// linear_backward for ReLU: dpre = dy where saved > 0, else 0, is a mask, so it need not be a
+// linear_backward for ReLU: dpre = 0 where saved <= 0, else dy, is a mask, so it need not be a
 // tensor. The input gradient dx = dpre @ W^T and the weight gradient dW = x^T @ dpre are SGEMMs
 // that read dy through the mask as they load their tiles (sgemm.h's operand masks), and the bias
 // gradient sums the masked dy in the order above (a select, no multiply: still the CPU's sums bit
@@ -254,7 +254,7 @@ void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tenso
   const DeviceGuard guard(index_);
   const cudaStream_t stream = current_stream(index_);
   const int64_t rows = dy.size(0), cols = dy.size(1);
-  const Tensor mask = relu ? saved : Tensor();  // dpre = dy where saved > 0
+  const Tensor mask = relu ? saved : Tensor();  // dpre = 0 where saved <= 0, else dy
   dx = dW = dbias = Tensor();
   if (with_dbias) {
     dbias = Tensor::empty({cols}, DType::Float32, device());

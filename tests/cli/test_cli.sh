@@ -19,6 +19,7 @@ snapshot() { (cd "$W" && find . -type f -print0 | sort -z | xargs -0 -r sha256su
 
 # A tiny configuration: the one-hot MLP on a + b mod 23, 317 train pairs; memorises in ~75 steps.
 TINY=(--p 23 --frac 0.6 --d-mlp 64 --lr 0.01 --threads 1)
+TINY_SPLIT=(--p 23 --d-mlp 64 --lr 0.01 --threads 1)  # with --split, which --frac cannot change
 
 # --- train --help lists every flag, with the default preset's values -----------------------
 "$BIN" train --help >"$LOG/help" 2>&1 || fail "train --help exits nonzero"
@@ -104,7 +105,7 @@ assert e['step'] == 200
 done
 
 # --- --split, --init, --stop-at-grok ------------------------------------------------------------
-"$BIN" train "${TINY[@]}" --seed 5 --split run/split.txt --steps 10 --quiet --out split_run \
+"$BIN" train "${TINY_SPLIT[@]}" --seed 5 --split run/split.txt --steps 10 --quiet --out split_run \
   2>"$LOG/split.err" && ok || fail "--split run: $(cat "$LOG/split.err")"
 cmp -s run/split.txt split_run/split.txt && ok || fail "--split did not reuse the split"
 "$BIN" train "${TINY[@]}" --init run --steps 10 --eval-every 10 --quiet --out init_run \
@@ -206,6 +207,7 @@ expect_error "--wd-target" train "${TINY[@]}" --wd-target one --out new
 expect_error "--layers 100000000, --d-model 128, --d-mlp 512); at most 2^31 = 2147483648" \
   train --preset nanda --layers 100000000 --out new
 expect_error "--layers: has no effect on the mlp model" train "${TINY[@]}" --layers 2 --out new
+expect_error "--heads: has no effect on the mlp model" train "${TINY[@]}" --heads 3 --out new
 expect_error "--grokfast-window: has no effect without --grokfast ma" \
   train "${TINY[@]}" --grokfast ema --grokfast-window 5 --out new
 expect_error "--grok-patience: has no effect without --stop-at-grok" \
@@ -225,7 +227,8 @@ expect_error "cuda:63" train "${TINY[@]}" --device cuda:63 --out new
 expect_error "--no-such-flag" train --no-such-flag --out new
 expect_error "--out" train "${TINY[@]}" --out run
 expect_error "--op" train --op bogus --out run --force   # --force must not remove it first
-expect_error "split.txt" train "${TINY[@]}" --split missing/split.txt --out new
+expect_error "split.txt" train "${TINY_SPLIT[@]}" --split missing/split.txt --out new
+expect_error "--frac: has no effect with --split" train "${TINY[@]}" --split run/split.txt --out new
 expect_error "not_a_run" train --resume not_a_run
 expect_error "missing_run" train --resume missing_run
 expect_error "--lr" train --resume run --lr 0.5
@@ -277,7 +280,7 @@ expect_error "metadata 'step' is '1e3', not an integer" eval bad_meta
 rm -rf bad_meta
 # A run from a GPU this machine lacks: the error says how to go on, and --device cpu does.
 cp -r run moved && sed -i 's/"device": "cpu"/"device": "cuda:63"/' moved/config.json
-expect_error "pass --device cpu to continue this run on the CPU" train --resume moved --steps 400
+expect_error "--device can move a run (--device cpu: on the CPU)" train --resume moved --steps 400
 "$BIN" train --resume moved --steps 400 --device cpu --quiet 2>"$LOG/moved.err" && ok ||
   fail "--resume --device cpu: $(cat "$LOG/moved.err")"
 rm -rf moved

@@ -25,14 +25,14 @@
 // bit for bit. Without it (no bias, Identity, no pre, no residual) every version runs its plain
 // kernel.
 // Optional masks on the operands (a ReLU layer's backward reading dy through its mask, so that
-// dpre = dy * (pre > 0) is never written): mask_a, laid out exactly as A (lda, trans_a, stride_a),
-// keeps element (m, k) of A where mask_a's element there is > 0 and reads 0 elsewhere (a NaN mask
-// reads 0, as the unfused activation_backward does); mask_b likewise for B. The product is then
-// the plain product of the masked operands: in v5 and v7, which mask as they stage tiles in
-// shared memory, bit for bit what the same version gives for the unfused dpre; v1 masks inside
-// its multiply-add, where a compiler may round the two differently (fused or separate multiply
-// and add). Versions that do not implement masks decline them in supports(): v1 (the
-// reference), v5 and v7 do.
+// dpre = dy where y is not <= 0 is never written): mask_a, laid out exactly as A (lda, trans_a,
+// stride_a), reads element (m, k) of A as 0 where mask_a's element there is <= 0 and keeps it
+// elsewhere (a NaN mask keeps it, as the unfused activation_backward and PyTorch do); mask_b
+// likewise for B. The product is then the plain product of the masked operands: in v5 and v7,
+// which mask as they stage tiles in shared memory, bit for bit what the same version gives for
+// the unfused dpre; v1 masks inside its multiply-add, where a compiler may round the two
+// differently (fused or separate multiply and add). Versions that do not implement masks decline
+// them in supports(): v1 (the reference), v5 and v7 do.
 //
 // This header needs no CUDA include path: cudaStream_t is declared the way the runtime does.
 // All launches are asynchronous on the given stream; a launch error throws tg::Error naming the

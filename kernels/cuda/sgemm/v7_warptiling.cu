@@ -10,7 +10,7 @@
 // each), and its stores to C are runs of 64 bytes. Same 16-byte tile loaders and alignment
 // requirement as v6; supports() declines unaligned arguments and best_sgemm() falls back to v5.
 // Implements the epilogue (bias, activation, pre-activation output, residual) and the operand
-// masks (a ReLU backward's dy read through pre > 0; one more 16-byte read per four elements),
+// masks (a ReLU backward's dy, 0 where y <= 0; one more 16-byte read per four elements),
 // each in a separate kernel per layout.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
