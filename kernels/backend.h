@@ -188,8 +188,9 @@ class Backend {
   virtual void bias_activation(const Tensor& x, const Tensor& bias, Activation act,
                                const Tensor& pre, const Tensor& y) = 0;
   // Its backward: dpre = dy * act'(pre), where `saved` is y for Identity and Relu (y <= 0 exactly
-  // where pre <= 0; a NaN passes dy, as in PyTorch) and pre for Gelu and Square. When dbias [D] is defined it receives the column
-  // sums of dpre, summed in an order that does not depend on the thread count.
+  // where pre <= 0; a NaN passes dy, as in PyTorch) and pre for Gelu and Square. When dbias [D]
+  // is defined it receives the column sums of dpre, summed in an order that does not depend on
+  // the thread count.
   virtual Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
                                      const Tensor& dbias) = 0;
   // A linear layer's forward: y = act(x @ W + bias) + residual for x [N, K] and W [K, D] (2-D

@@ -6,8 +6,8 @@
 //   dpre = dy * act'(pre)    (with db = column sums of dpre, in the same pass)
 //   dx = dpre @ W^T,  dW = x^T @ dpre,  dresidual = dy
 // on the CPU as written; on CUDA, for ReLU, the two GEMMs read dy through the mask y (0 where
-// y <= 0) and dpre is never written. When x feeds other ops too, what they sent back already is added to dx
-// by the same GEMM (Node::adds_pending_gradients), not by an add of its own.
+// y <= 0) and dpre is never written. When x feeds other ops too, what they sent back already is
+// added to dx by the same GEMM (Node::adds_pending_gradients), not by an add of its own.
 #include <utility>
 
 #include "autograd/ops/common.h"
