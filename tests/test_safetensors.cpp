@@ -210,7 +210,8 @@ TEST_CASE("safetensors: every corruption is an error naming the file", "[safeten
               R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},)"
               R"( "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
               8);
-    REQUIRE_TG_ERROR(load_safetensors(bad), Contains(bad) && Contains("the header's key \"w\" is given twice"));
+    REQUIRE_TG_ERROR(load_safetensors(bad),
+                     Contains(bad) && Contains("the header's key \"w\" is given twice"));
     // A size past int64 beside an empty axis: no elements, but not a shape tinygrok can hold.
     write_raw(bad, R"({"w": {"dtype": "F32", "shape": [0, 9223372036854775808], )"
                    R"("data_offsets": [0, 0]}})",
