@@ -60,7 +60,7 @@ __device__ __forceinline__ float element(const float* X, int64_t ld, int r, int 
 
 // An operand's element read through its mask: 0 where the mask is <= 0, else kept (also for a NaN
 // mask, as PyTorch's ReLU gradient): the unfused `saved <= 0 ? 0 : dy`, so both give the same bits.
-__device__ __forceinline__ float keep_where_positive(float mask, float v) {
+__device__ __forceinline__ float relu_masked(float mask, float v) {
   return mask <= 0.0f ? 0.0f : v;  // as UnaryOp::Step: NaN passes
 }
 
@@ -70,7 +70,7 @@ __device__ __forceinline__ float masked_element(const float* X, const float* mas
                                                 int r, int c) {
   const float v = element<T>(X, ld, r, c);
   if constexpr (MASK) {
-    if (mask) return keep_where_positive(element<T>(mask, ld, r, c), v);
+    if (mask) return relu_masked(element<T>(mask, ld, r, c), v);
   }
   return v;
 }
@@ -204,7 +204,7 @@ __device__ __forceinline__ void load_tile(float* s, const float* X, int64_t ld, 
       const int64_t at = static_cast<int64_t>(gr) * ld + gc;
       v = X[at];
       if constexpr (MASK) {
-        if (mask) v = keep_where_positive(mask[at], v);
+        if (mask) v = relu_masked(mask[at], v);
       }
     }
     s[T == SMEM_T ? sr * LDS + sc : sc * LDS + sr] = v;
@@ -236,8 +236,8 @@ __device__ __forceinline__ float4 load4_masked(const float* X, const float* mask
   float4 v = load4(X, ld, r, c, rows, cols);
   if (mask) {
     const float4 keep = load4(mask, ld, r, c, rows, cols);
-    v = make_float4(keep_where_positive(keep.x, v.x), keep_where_positive(keep.y, v.y),
-                    keep_where_positive(keep.z, v.z), keep_where_positive(keep.w, v.w));
+    v = make_float4(relu_masked(keep.x, v.x), relu_masked(keep.y, v.y),
+                    relu_masked(keep.z, v.z), relu_masked(keep.w, v.w));
   }
   return v;
 }
