@@ -13,6 +13,7 @@
 // (v1 masks inside its multiply-add, which the compiler may contract differently.)
 // Then split-K through sgemm() (check_split_k), and grouped products (GemmArgs::groups) and
 // sgemm_batch_sum (check_groups): each group bit for bit as the same version run on it alone.
+// Then products in blocks of rows (check_row_blocks), up to one too tall for a single launch.
 // Exit status 0 when every supported case passes.
 #include <algorithm>
 #include <chrono>
@@ -259,6 +260,117 @@ int check_split_k() {
         expect(rm.rel_error < 1e-5 && rm.unwritten == 0 && rm.written_gaps == 0,
                name + ": masks on both operands");
       }
+  return failures;
+}
+
+// Products in blocks of rows (sgemm_by_rows, gemm_rows): each layout with the epilogue and both
+// masks, in blocks of 8 rows bit for bit as one sgemm() (the same version for every block), in
+// blocks of 7 against float64, every element of C and pre written and nothing else; then a
+// product with an epilogue too tall for any version to launch whole, which sgemm() and
+// sgemm_batch_sum() split into blocks of kMaxRowsPerLaunch rows. Returns the number of failures.
+int check_row_blocks() {
+  int failures = 0;
+  const auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      ++failures;
+      std::printf("FAIL rows: %s\n", what.c_str());
+    }
+  };
+  uint64_t seed = 7000;
+  for (int t = 0; t < 4; ++t)
+    for (bool padded : {false, true}) {
+      const GemmCase c{37, 21, 19, (t & 1) != 0, (t & 2) != 0, 2, t == 3, padded};
+      const GemmHost h = make_gemm_host(c, seed++);
+      const Masks masks = make_masks(h, seed * 17);
+      std::vector<float> bias(static_cast<size_t>(c.N)), residual(h.c_size);
+      for (int n = 0; n < c.N; ++n) bias[n] = 0.25f * static_cast<float>(n % 7) - 0.75f;
+      for (size_t i = 0; i < residual.size(); ++i)
+        residual[i] = 0.125f * static_cast<float>(i % 11) - 0.5f;
+      std::vector<float> whole(h.c_size, poison()), whole_pre(h.c_size, poison());
+      const auto with_epilogue = [&](float* out, float* pre) {
+        GemmArgs a = masked_args(h, masks, 3, out);
+        a.bias = bias.data(), a.act = tg::Activation::Relu, a.pre = pre;
+        a.residual = residual.data();
+        return a;
+      };
+      sgemm(with_epilogue(whole.data(), whole_pre.data()), nullptr);
+      for (int rows : {8, 7}) {
+        const std::string name = c.name() + " in blocks of " + std::to_string(rows) + " rows";
+        std::vector<float> out(h.c_size, poison()), pre(h.c_size, poison());
+        sgemm_by_rows(with_epilogue(out.data(), pre.data()), rows, nullptr);
+        if (rows == 8) {
+          expect(std::memcmp(out.data(), whole.data(), out.size() * sizeof(float)) == 0 &&
+                     std::memcmp(pre.data(), whole_pre.data(), pre.size() * sizeof(float)) == 0,
+                 name + ": C and pre the bits of one sgemm()");
+        }
+        // pre is the masked product plus the bias; less the bias, it is the product. C and pre
+        // are written inside the matrices (poisoned again here) and nowhere else.
+        std::vector<float> product(h.c_size, poison());
+        int64_t unwritten = 0, gaps = 0;
+        for (int z = 0; z < c.batch; ++z)
+          for (int m = 0; m < c.M; ++m)
+            for (int n = 0; n < c.N; ++n) {
+              const size_t at = static_cast<size_t>(z * h.stride_c + m * h.ldc + n);
+              unwritten += is_poison(out[at]) + is_poison(pre[at]);
+              product[at] = pre[at] - bias[n];
+              out[at] = pre[at] = poison();
+            }
+        for (size_t i = 0; i < pre.size(); ++i) gaps += !is_poison(out[i]) + !is_poison(pre[i]);
+        const GemmCheck r = check_gemm(masks.masked(3), product, masks.masked(3).reference);
+        expect(r.rel_error < 1e-5 && unwritten == 0 && r.non_finite == 0 && gaps == 0,
+               name + ": against float64, every element written and nothing else");
+      }
+    }
+  const GemmCase small{5, 4, 3};
+  const GemmHost h = make_gemm_host(small, seed++);
+  std::vector<float> out(h.c_size);
+  bool refused = false;
+  try {
+    gemm_rows(h.args(h.A.data(), h.B.data(), out.data()), 3, 3);
+  } catch (const tg::Error&) {
+    refused = true;
+  }
+  expect(refused, "gemm_rows refuses rows [3, 6) of 5");
+
+  // Past what one launch of v5 or v7 (128-row tiles, 65535 on grid y) can do: a bias and ReLU
+  // on [65535 * 128 + 5, 2] @ [2, 3], through sgemm() and, as two products summed, through
+  // sgemm_batch_sum().
+  const int M = 65535 * 128 + 5, N = 3, K = 2;
+  std::vector<float> A(static_cast<size_t>(M) * K), B(2 * K * N), C(static_cast<size_t>(M) * N);
+  for (size_t i = 0; i < A.size(); ++i) A[i] = static_cast<float>(static_cast<int>(i % 9) - 4);
+  for (size_t i = 0; i < B.size(); ++i) B[i] = static_cast<float>(static_cast<int>(i % 5) - 2);
+  const float tall_bias[N] = {0.5f, -1.0f, 2.0f};
+  GemmArgs tall;
+  tall.M = M, tall.N = N, tall.K = K;
+  tall.A = A.data(), tall.lda = K, tall.B = B.data(), tall.ldb = N, tall.C = C.data();
+  tall.ldc = N, tall.bias = tall_bias, tall.act = tg::Activation::Relu;
+  for (bool batch_sum : {false, true}) {
+    GemmArgs a = tall;
+    if (batch_sum) a.batch = 2, a.stride_b = K * N;  // A @ B0 + A @ B1, one A read twice
+    std::fill(C.begin(), C.end(), poison());
+    try {
+      if (batch_sum)
+        sgemm_batch_sum(a, nullptr);
+      else
+        sgemm(a, nullptr);
+    } catch (const tg::Error& e) {
+      expect(false, e.what());
+      continue;
+    }
+    int64_t bad = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        float v = 0.0f;  // small integers: exact in any order
+        for (int b = 0; b < a.batch; ++b)
+          for (int k = 0; k < K; ++k)
+            v += A[static_cast<size_t>(m * K + k)] * B[static_cast<size_t>(b * K * N + k * N + n)];
+        v += tall_bias[n];
+        bad += C[static_cast<size_t>(m * N + n)] != (v < 0.0f ? 0.0f : v);
+      }
+    expect(bad == 0, std::string(batch_sum ? "sgemm_batch_sum" : "sgemm") + " of " +
+                         std::to_string(M) + " rows with a bias and ReLU: " +
+                         std::to_string(bad) + " elements wrong");
+  }
   return failures;
 }
 
@@ -883,13 +995,16 @@ int main() {
   failures += split_k_failures;
   const int groups_failures = check_groups();
   failures += groups_failures;
+  const int rows_failures = check_row_blocks();
+  failures += rows_failures;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("sgemm host emulation: %d runs (%d with the epilogue, %d with masks) over %zu cases "
               "and %zu versions, %d declined by supports(); split-K %s; groups and batch sum %s; "
-              "%d failed (%.1f s)\n",
+              "blocks of rows %s; %d failed (%.1f s)\n",
               runs, epilogue_runs, mask_runs, cases.size(), sgemm_versions().size(), declined,
               split_k_failures == 0 ? "passed" : "FAILED",
-              groups_failures == 0 ? "passed" : "FAILED", failures, seconds);
+              groups_failures == 0 ? "passed" : "FAILED",
+              rows_failures == 0 ? "passed" : "FAILED", failures, seconds);
   return failures == 0 ? 0 : 1;
 }

@@ -95,8 +95,34 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
   check(!reads || (a.A && a.B), who, ": A or B is null");
 }
 
+GemmArgs gemm_rows(const GemmArgs& args, int first, int rows) {
+  check(first >= 0 && rows >= 0 && int64_t{first} + rows <= args.M, "gemm_rows: rows [", first,
+        ", ", int64_t{first} + rows, ") are not within M = ", args.M);
+  GemmArgs part = args;
+  part.M = rows;
+  // Row m of op(A) starts at m * lda, or, stored transposed, at column m. Null stays null.
+  const int64_t a_offset = args.trans_a ? first : first * args.lda;
+  const int64_t c_offset = first * args.ldc;
+  if (part.A) part.A += a_offset;
+  if (part.mask_a) part.mask_a += a_offset;
+  if (part.C) part.C += c_offset;
+  if (part.pre) part.pre += c_offset;
+  if (part.residual) part.residual += c_offset;
+  return part;
+}
+
+void sgemm_by_rows(const GemmArgs& args, int rows_per_launch, cudaStream_t stream) {
+  check(rows_per_launch > 0, "sgemm_by_rows: ", rows_per_launch, " rows per launch");
+  for (int first = 0; first < args.M;) {
+    const int rows = std::min(rows_per_launch, args.M - first);
+    sgemm(gemm_rows(args, first, rows), stream);
+    first += rows;
+  }
+}
+
 void sgemm(const GemmArgs& args, cudaStream_t stream) {
   check_gemm_args(args, "sgemm");
+  if (args.M > kMaxRowsPerLaunch) return sgemm_by_rows(args, kMaxRowsPerLaunch, stream);
   if (const int64_t slice_k = split_k_slice(args)) return sgemm_split_k(args, slice_k, stream);
   best_sgemm(args).run(args, stream);
 }

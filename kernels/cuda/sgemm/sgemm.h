@@ -100,8 +100,8 @@ struct SgemmVersion {
 const std::vector<SgemmVersion>& sgemm_versions();
 
 // The version the engine uses for these arguments: the fastest version whose supports() accepts
-// them, float32 unless TF32 is allowed (below). v5 accepts everything (the epilogue and masks
-// included), so there is always one.
+// them, float32 unless TF32 is allowed (below). v5 accepts everything up to kMaxRowsPerLaunch
+// rows (the epilogue and masks included), so there is always one there.
 const SgemmVersion& best_sgemm(const GemmArgs& args);
 
 // Whether best_sgemm() may pick a TF32 version (tensor cores; inputs rounded to 10 mantissa bits,
@@ -118,11 +118,25 @@ void check_gemm_args(const GemmArgs& args, const char* who);
 void check_gemm_groups(const GemmArgs& args, const char* who);
 
 // C = A @ B with best_sgemm(args), or as K slices (split_k_slice, below) when the product has few
-// output tiles and a long K; checks the arguments first. sgemm, sgemm_batch_sum and
-// sgemm_split_k take the device's backend stream (current_stream, kernels/cuda/stream.h): their
-// workspace goes back to the caching allocator while its kernels may still be queued, which is
-// safe only because the allocator's next user queues behind them on that same stream.
+// output tiles and a long K; checks the arguments first. A product of more than
+// kMaxRowsPerLaunch rows runs as blocks of that many rows (sgemm_by_rows, below). sgemm,
+// sgemm_batch_sum and sgemm_split_k take the device's backend stream (current_stream,
+// kernels/cuda/stream.h): their workspace goes back to the caching allocator while its kernels
+// may still be queued, which is safe only because the allocator's next user queues behind them
+// on that same stream.
 void sgemm(const GemmArgs& args, cudaStream_t stream);
+
+// Every version but v1 puts M tiles on grid y, at most 65535 of them: 32 rows a tile (the
+// smallest, v2's and v3's) makes every version fit, and keeps each block's first row 16-byte
+// aligned wherever row 0 is.
+constexpr int kMaxRowsPerLaunch = 65535 * 32;
+// The rows [first, first + rows) of the product: M = rows, and A and its mask (row `first` of
+// op(A)), C, pre and the residual moved to that row; B, the bias and the batch strides stay.
+GemmArgs gemm_rows(const GemmArgs& args, int first, int rows);
+// sgemm(args) as the products gemm_rows(args, first, rows_per_launch) for first = 0,
+// rows_per_launch, ...: each element of C the same bits as one launch gives whenever each block
+// picks the same version and split (as for rows_per_launch a multiple of 4 and no split-K).
+void sgemm_by_rows(const GemmArgs& args, int rows_per_launch, cudaStream_t stream);
 
 // Split-K (split_k.cu): the size of the K slices sgemm() runs side by side for these arguments,
 // a multiple of 16, or 0 when it runs the product whole (a K under 256, or output tiles enough to
