@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -334,7 +335,13 @@ int check_row_blocks() {
 
   // Past what one launch of v5 or v7 (128-row tiles, 65535 on grid y) can do: a bias and ReLU
   // on [65535 * 128 + 5, 2] @ [2, 3], through sgemm() and, as two products summed, through
-  // sgemm_batch_sum().
+  // sgemm_batch_sum(). It checks the split, not the kernels (the cases above do), so it runs in
+  // the forward schedule only: 16 s here, minutes under AddressSanitizer.
+  if (const char* order = std::getenv("TG_EMULATION_SCHEDULE");
+      order && std::strcmp(order, "reverse") == 0) {
+    std::printf("rows: the %d-row product runs in the forward schedule only\n", 65535 * 128 + 5);
+    return failures;
+  }
   const int M = 65535 * 128 + 5, N = 3, K = 2;
   std::vector<float> A(static_cast<size_t>(M) * K), B(2 * K * N), C(static_cast<size_t>(M) * N);
   for (size_t i = 0; i < A.size(); ++i) A[i] = static_cast<float>(static_cast<int>(i % 9) - 4);
