@@ -34,6 +34,19 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
     backend_for(device).fill_iota(t);
     return t;
   }
+  // Whole int64 bounds count in int64, as PyTorch's do: past 2^53 a double skips values.
+  const auto whole = [](double v) { return std::floor(v) == v && std::fabs(v) < 0x1p63; };
+  if (dtype == DType::Int64 && whole(start) && whole(step)) {
+    const auto first = static_cast<int64_t>(start), by = static_cast<int64_t>(step);
+    int64_t span = 0, last = first;
+    check(n == 0 || (!__builtin_mul_overflow(n - 1, by, &span) &&
+                     !__builtin_add_overflow(first, span, &last)),
+          "arange: range ", start, " to ", end, " by ", step, " goes past int64");
+    Tensor host = Tensor::empty({n}, DType::Int64);
+    int64_t* values = host.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) values[i] = first + i * by;
+    return host.to(device).detach();
+  }
   // Filled in a tensor, not a std::vector: a range too large for memory is then allocate's
   // error, which says how many bytes, rather than std::bad_alloc.
   Tensor host = Tensor::empty({n}, DType::Float64);

@@ -12,20 +12,19 @@ namespace {
 constexpr int64_t kEdgeItems = 3;   // shown at each end of a summarised axis
 constexpr int64_t kSummariseAbove = 12;
 
-std::string format_value(double v, DType dtype) {
+std::string format_value(double v) {
   char buf[32];
-  if (dtype == DType::Int64) {
-    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.6g", v);
-  }
+  std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
 }
+std::string format_value(int64_t v) { return std::to_string(v); }
 
-void print_axis(std::ostream& out, const std::vector<double>& values, const Shape& shape,
-                const Strides& strides, size_t axis, int64_t base, DType dtype, int indent) {
+// T: double for the floating types, int64_t for Int64 (whose values past 2^53 a double would round).
+template <typename T>
+void print_axis(std::ostream& out, const std::vector<T>& values, const Shape& shape,
+                const Strides& strides, size_t axis, int64_t base, int indent) {
   if (axis == shape.size()) {
-    out << format_value(values[base], dtype);
+    out << format_value(values[base]);
     return;
   }
   out << "[";
@@ -37,7 +36,7 @@ void print_axis(std::ostream& out, const std::vector<double>& values, const Shap
       out << (axis + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
       continue;
     }
-    print_axis(out, values, shape, strides, axis + 1, base + i * strides[axis], dtype, indent + 1);
+    print_axis(out, values, shape, strides, axis + 1, base + i * strides[axis], indent + 1);
     if (i + 1 < n) out << (axis + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
   }
   out << "]";
@@ -48,9 +47,11 @@ void print_axis(std::ostream& out, const std::vector<double>& values, const Shap
 std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream out;
-  const std::vector<double> values = to_vector<double>();
   out << "tensor(";
-  print_axis(out, values, shape(), contiguous_strides(shape()), 0, 0, dtype(), 7);
+  if (dtype() == DType::Int64)
+    print_axis(out, to_vector<int64_t>(), shape(), contiguous_strides(shape()), 0, 0, 7);
+  else
+    print_axis(out, to_vector<double>(), shape(), contiguous_strides(shape()), 0, 0, 7);
   out << ", shape=" << shape_str(shape()) << ", dtype=" << dtype_name(dtype())
       << ", device=" << device().str();
   if (requires_grad()) out << ", requires_grad";

@@ -46,6 +46,8 @@ static void check_view_in_storage(const Tensor& base, const Shape& shape, const 
   if (shape.size() != strides.size())
     throw Error(cat("make_view: shape ", shape_str(shape), " and strides ", shape_str(strides),
                     " differ in length"));
+  for (int64_t d : shape)  // before the empty case: a negative size would count as none
+    if (d < 0) throw Error(cat("make_view: negative size in shape ", shape_str(shape)));
   if (numel(shape) == 0) return;
   int64_t lowest = 0, highest = 0;
   const bool fits = element_span(shape, strides, offset, lowest, highest);

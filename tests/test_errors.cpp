@@ -271,6 +271,9 @@ TEST_CASE("errors: make_view outside its storage", "[errors]") {
   REQUIRE_TG_ERROR(make_view(base, {2}, {1}, 1), Contains("reaches outside its storage"));
   REQUIRE_TG_ERROR(make_view(base, {2, 2}, {INT64_MAX, 1}, 0), Contains("reaches outside"));
   REQUIRE_TG_ERROR(make_view(base, {2}, {1, 1}, 0), Contains("differ in length"));
+  // A negative size is no size: refused, also beside a 0 (which would otherwise pass as empty).
+  REQUIRE_TG_ERROR(make_view(base, {-1}, {1}, 1), Equals("make_view: negative size in shape [-1]"));
+  REQUIRE_TG_ERROR(make_view(base, {0, -3}, {1, 1}, 0), Contains("negative size"));
   CHECK(make_view(base, {2, 3}, {1, 0}, 0).to_vector<float>() == std::vector<float>(6, 1));
   CHECK(make_view(base, {0, 5}, {1, 1}, 7).numel() == 0);  // no element, nothing to reach
 }

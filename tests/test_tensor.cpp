@@ -119,6 +119,10 @@ TEST_CASE("tensor: slice with step and negative bounds is a view", "[tensor]") {
   CHECK(a.slice(0, -100, 2).numel() == 2);
   CHECK(a.slice(0, 6, 3).numel() == 0);
   CHECK(a.slice(0, 0, 10, 4).shape() == Shape{3});  // 0, 4, 8
+  // A step past the end takes the first element, as Python's range(5)[0:5:2**63 - 1] does (no
+  // overflow on the way, which the sanitizer build would catch).
+  CHECK(values(a.slice(0, 2, 10, INT64_MAX)) == std::vector<float>{2});
+  CHECK(iota_f32({3, 5}).slice(0, 1, 3, INT64_MAX / 4).shape() == Shape{1, 5});
 
   s.fill_(-1);
   n.copy_(from_vector<float>({60, 70, 80}));
@@ -221,6 +225,11 @@ TEST_CASE("tensor: reshape of a non-contiguous tensor copies; view refuses", "[t
   // -1 is inferred.
   CHECK(a.reshape({-1, 2}).shape() == Shape{3, 2});
   CHECK(zeros({0, 4}).reshape({4, -1}).shape() == Shape{4, 0});
+  // Sizes whose product int64 cannot hold: an error naming the op, not an overflow.
+  CHECK_THROWS_WITH(zeros({0}).reshape({int64_t{1} << 40, int64_t{1} << 40, -1}),
+                    StartsWith("reshape: [0] -> [1099511627776, 1099511627776, -1]: shape") &&
+                        Contains("more elements than int64 can count"));
+  CHECK(zeros({0}).reshape({int64_t{1} << 40, int64_t{1} << 40, 0}).numel() == 0);
 }
 
 TEST_CASE("tensor: to(DType) converts float32, float64 and int64", "[tensor]") {
@@ -298,6 +307,9 @@ TEST_CASE("tensor: str() shows values, shape, dtype and device", "[tensor]") {
   CHECK_THAT(s, !Contains("requires_grad"));
 
   CHECK_THAT(from_vector<int64_t>({-3, 7}).str(), Contains("[-3, 7]") && Contains("dtype=int64"));
+  // int64 prints exactly, past 2^53 (where a double would round) and at both ends.
+  CHECK_THAT(from_vector<int64_t>({INT64_MAX, (int64_t{1} << 53) + 1, INT64_MIN}).str(),
+             Contains("[9223372036854775807, 9007199254740993, -9223372036854775808]"));
   CHECK_THAT(scalar(0.25, DType::Float64).str(),
              Contains("tensor(0.25,") && Contains("shape=[]") && Contains("float64"));
   CHECK_THAT(ones({2}).requires_grad_().str(), Contains("requires_grad"));
@@ -362,6 +374,13 @@ TEST_CASE("tensor: arange with integer and float steps, and empty ranges", "[ten
   CHECK(a.to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3, 4});
   CHECK(arange(2, 11, 3).to_vector<int64_t>() == std::vector<int64_t>{2, 5, 8});
   CHECK(arange(5, 0, -2).to_vector<int64_t>() == std::vector<int64_t>{5, 3, 1});
+  // Whole int64 bounds count exactly past 2^53, as torch.arange(2**53, 2**53 + 4).
+  const int64_t big = int64_t{1} << 53;
+  CHECK(arange(0x1p53, 0x1p53 + 4).to_vector<int64_t>() ==
+        std::vector<int64_t>{big, big + 1, big + 2, big + 3});
+  CHECK(arange(0x1p53 + 2, 0x1p53 - 2, -1).to_vector<int64_t>() ==
+        std::vector<int64_t>{big + 2, big + 1, big, big - 1});
+  CHECK_THROWS_WITH(arange(0x1p62, 0x1p64, 0x1p62), Contains("goes past int64"));
 
   Tensor f = arange(0, 1, 0.25, DType::Float32);
   CHECK(f.dtype() == DType::Float32);

@@ -14,7 +14,7 @@ namespace {
 // Resolves one -1 in a requested shape from the element count.
 Shape infer_shape(const Shape& requested, int64_t count, const Shape& from, const char* op) {
   Shape shape = requested;
-  int64_t known = 1;
+  Shape known_sizes;
   int infer_at = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
@@ -24,8 +24,14 @@ Shape infer_shape(const Shape& requested, int64_t count, const Shape& from, cons
     } else {
       check(shape[i] >= 0, op, ": ", shape_str(from), " -> ", shape_str(requested),
             ": negative size");
-      known *= shape[i];
+      known_sizes.push_back(shape[i]);
     }
+  }
+  int64_t known = 0;
+  try {
+    known = numel(known_sizes);  // throws past int64, where a plain product would overflow
+  } catch (const Error& e) {
+    throw Error(cat(op, ": ", shape_str(from), " -> ", shape_str(requested), ": ", e.what()));
   }
   if (infer_at >= 0) {
     check(known != 0 && count % known == 0, op, ": ", shape_str(from), " -> ",
@@ -100,8 +106,10 @@ Tensor Tensor::slice(int64_t axis, int64_t start, int64_t end, int64_t step) con
   end = std::clamp<int64_t>(end, start, n);
   Shape new_shape = shape();
   Strides new_strides = strides();
-  new_shape[a] = (end - start + step - 1) / step;
-  new_strides[a] *= step;
+  new_shape[a] = end == start ? 0 : 1 + (end - start - 1) / step;  // (no overflow for any step)
+  // Two elements or more: step < n, so stride * step fits as the axis's span does. The stride of
+  // one element never matters, and multiplying it by a huge step could overflow.
+  if (new_shape[a] > 1) new_strides[a] *= step;
   Tensor out = make_view(*this, new_shape, new_strides, offset() + start * strides()[a]);
   if (!needs_grad({this})) return out;
   return record(out, "SliceBackward",
