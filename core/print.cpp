@@ -19,7 +19,7 @@ std::string format_value(double v) {
 }
 std::string format_value(int64_t v) { return std::to_string(v); }
 
-// T: double for the floating types, int64_t for Int64 (whose values past 2^53 a double would round).
+// T: double for the floating types, int64_t for Int64 (past 2^53 a double would round them).
 template <typename T>
 void print_axis(std::ostream& out, const std::vector<T>& values, const Shape& shape,
                 const Strides& strides, size_t axis, int64_t base, int indent) {
