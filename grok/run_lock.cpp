@@ -27,6 +27,14 @@ RunLock::RunLock(const std::string& dir, const std::string& flag) {
   }
 }
 
+bool run_dir_in_use(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops the lock if this took it
+  return held;
+}
+
 RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // closing drops the lock
 }

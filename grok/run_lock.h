@@ -25,4 +25,8 @@ class RunLock {
   int fd_ = -1;
 };
 
+// Whether another open of `dir` holds its RunLock now (false when there is no such directory).
+// Only a hint: the holder may end, or another start, right after.
+bool run_dir_in_use(const std::string& dir);
+
 }  // namespace tg::grok

@@ -17,11 +17,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "core/error.h"
 #include "core/strict_json.h"
+#include "grok/run_lock.h"
 
 namespace tg::grok::sweep {
 
@@ -195,7 +197,9 @@ std::vector<RunResult> run_points(const SweepSpec& spec, const std::vector<GridP
   for (size_t i = 0; i < points.size(); ++i) {
     results[i].index = points[i].index;
     const fs::path dir = fs::path(runs_dir) / points[i].name;
-    if (plan_run(dir.string(), points[i].config) == RunAction::Skip) {
+    // A directory another process writes is planned once it is free (below).
+    if (!run_dir_in_use(dir.string()) &&
+        plan_run(dir.string(), points[i].config) == RunAction::Skip) {
       results[i] = read_run_result(points[i].index, dir.string());
       results[i].action = action_name(RunAction::Skip);
       ++done;
@@ -216,6 +220,7 @@ std::vector<RunResult> run_points(const SweepSpec& spec, const std::vector<GridP
   sigaction(SIGTERM, &stop, &old_term);
 
   std::vector<std::pair<size_t, Job>> running;  // (index into points, job)
+  std::set<size_t> told_waiting;  // pending points reported as waiting for their directory
   bool passed_on = false;
   auto finish = [&](size_t i, const Job& job, int wait_status) {
     const std::string log = move_log(job.log, job.run_dir);
@@ -262,13 +267,33 @@ std::vector<RunResult> run_points(const SweepSpec& spec, const std::vector<GridP
     }
     while (!stop_requested && !pending.empty() &&
            running.size() < static_cast<size_t>(std::max(1, options.workers))) {
-      const size_t i = pending.front();
-      pending.pop_front();
+      // The first pending point whose run directory no other process holds (RunLock): a run
+      // that a killed sweep's SIGINT is still stopping, or another sweep's. Its point waits
+      // rather than failing as "in use", and may then find the run finished.
+      auto next = pending.begin();
+      for (; next != pending.end(); ++next) {
+        const fs::path dir = fs::path(runs_dir) / points[*next].name;
+        if (!run_dir_in_use(dir.string())) break;
+        if (told_waiting.insert(*next).second)
+          report(cat(points[*next].name, ": waiting: another process is writing ", dir.string(),
+                     " (a run still stopping after its sweep was killed, or another sweep)"));
+      }
+      if (next == pending.end()) break;
+      const size_t i = *next;
+      pending.erase(next);
       Job job;
       job.run_dir = fs::path(runs_dir) / points[i].name;
       job.log = fs::path(runs_dir) / ("." + points[i].name + ".train.log");
       if (fs::exists(job.log)) move_log(job.log, job.run_dir);  // left by a sweep that was killed
       job.action = plan_run(job.run_dir.string(), points[i].config);
+      if (job.action == RunAction::Skip) {  // finished by whoever held it
+        results[i] = read_run_result(points[i].index, job.run_dir.string());
+        results[i].action = action_name(RunAction::Skip);
+        ++done;
+        report(cat("[", done, "/", points.size(), "] ", points[i].name,
+                   ": skipped, finished by another process: ", describe(results[i])));
+        continue;
+      }
       std::vector<std::string> args{"train"};
       if (job.action == RunAction::Resume) {
         args.insert(args.end(), {"--resume", job.run_dir.string(), "--threads",
@@ -296,7 +321,11 @@ std::vector<RunResult> run_points(const SweepSpec& spec, const std::vector<GridP
                                                  : "starting"));
       running.emplace_back(i, std::move(job));
     }
-    if (running.empty()) break;
+    if (running.empty()) {
+      if (stop_requested || pending.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // every pending run is held
+      continue;
+    }
     // Polling keeps Ctrl-C prompt without races between the signal and a blocking wait.
     int wait_status = 0;
     const pid_t pid = waitpid(-1, &wait_status, WNOHANG);

@@ -1,7 +1,9 @@
 // The runs of a sweep as child processes: `tinygrok train` once per grid point, at most `workers`
 // at a time, each in its own run directory SWEEP_DIR/runs/NAME with its stderr in NAME/train.log.
 // A run that finished before is skipped and an interrupted one resumed from its checkpoint, so
-// running a sweep again after Ctrl-C (or a crash) finishes the grid.
+// running a sweep again after Ctrl-C (or a crash) finishes the grid. A run directory that another
+// process holds (grok/run_lock.h: a run still stopping after its sweep was killed, or another
+// sweep's) waits until it is free.
 #pragma once
 
 #include <string>

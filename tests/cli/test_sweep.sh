@@ -4,8 +4,9 @@
 # PNGs); a rerun that skips every run and touches none; a run without its summary resumed and one
 # without its checkpoint redone, alone; bad specs (exit 2, one line naming the file and the key,
 # nothing written); a failing run beside a NaN one (the sweep goes on and exits 1); every config
-# field passed to train as a flag; Ctrl-C (exit 130) and the rerun that finishes the grid; and,
-# when the build has MPI and mpirun is here, `mpirun -np 2` giving the same results.csv.
+# field passed to train as a flag; Ctrl-C (exit 130) and the rerun that finishes the grid, waiting
+# for a run directory another process holds; and, when the build has MPI and mpirun is here,
+# `mpirun -np 2` giving the same results.csv.
 #
 # Usage: bash tests/cli/test_sweep.sh path/to/tinygrok    (CTest runs it as the test `cli_sweep`)
 set -u
@@ -210,7 +211,15 @@ for seed in [0, 1]:
 assert not os.path.exists('l1/runs/seed=2')
 "
 grep -q "run the same command again" "$LOG/l1.err" && ok || fail "no hint to rerun after Ctrl-C"
+# The rerun while another process still holds seed=0's directory (as a run stopping after its
+# sweep was SIGKILLed would): that point waits for it, the others go on.
+flock "l1/runs/seed=0" sh -c 'touch held; sleep 2' &
+holder=$!
+for _ in $(seq 1 100); do [ -f held ] && break; sleep 0.05; done
 "$BIN" sweep long.json --out l1 --workers 2 2>"$LOG/l2.err" && ok || fail "the rerun after Ctrl-C failed"
+wait "$holder"
+grep -q "seed=0: waiting: another process is writing" "$LOG/l2.err" && ok ||
+  fail "the rerun did not wait for the held directory: $(cat "$LOG/l2.err")"
 grep -q "1 ran, 2 resumed; 0 failed, 0 unfinished" "$LOG/l2.err" && ok ||
   fail "the rerun did not resume 2 and run 1: $(cat "$LOG/l2.err")"
 expect "the grid is finished" py "
