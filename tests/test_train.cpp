@@ -707,15 +707,19 @@ TEST_CASE("a run directory another train holds is neither resumed nor replaced",
   const auto before = snapshot(run);
   TrainConfig longer = c;
   longer.steps = 20;
+  REQUIRE_FALSE(run_dir_in_use(run));
+  REQUIRE_FALSE(run_dir_in_use(tmp / "no such run"));
   {
     const RunLock other(run, "--out");  // as another process's train holds it while it runs
+    REQUIRE(run_dir_in_use(run));  // (a sweep waits for it)
     REQUIRE_TG_ERROR(train(longer, resumed(run)),
                      Contains("--resume: " + run + " is in use by another tinygrok train"));
     REQUIRE_TG_ERROR(train(c, RunOptions{run, false, true, true}),
                      Contains("--out: " + run + " is in use by another tinygrok train"));
     REQUIRE(snapshot(run) == before);
   }
-  REQUIRE(train(longer, resumed(run)) == RunStatus::Completed);  // released with its holder
+  REQUIRE_FALSE(run_dir_in_use(run));  // released with its holder, and not taken by the probe
+  REQUIRE(train(longer, resumed(run)) == RunStatus::Completed);
   REQUIRE(MetricsLog::read(tmp / "run/metrics.csv").back().step == 20);
 }
 
