@@ -162,6 +162,8 @@ std::string why_flag_has_no_effect(const TrainConfig& c, const std::string& flag
   if (flag == "--frac" && !c.split_file.empty())
     return "with --split (the split file lists the training pairs)";
   if (flag == "--cuda-graph" && !c.device.starts_with("cuda")) return "without --device cuda";
+  if (flag == "--p" && c.op == "s5") return "with --op s5 (the group of 120 permutations)";
+  if (flag == "--wd-target" && c.wd == 0) return "with --wd 0 (no decay to aim)";
   return "";
 }
 

@@ -177,8 +177,9 @@ RunLock prepare_run_dir(const RunOptions& options) {
   if (fs::exists(dir) && !fs::is_empty(dir)) {
     const bool is_run = fs::exists(dir / "config.json");
     check(options.force, "--out: ", is_run ? "run directory " : "", options.out,
-          " already exists", is_run ? "" : " and is not empty",
-          "; pass --resume to continue a run there or --force to replace it");
+          " already exists",
+          is_run ? "; pass --resume to continue the run there or --force to replace it"
+                 : " and is not empty (and not a run); choose another --out");
     // --force replaces a run, never anything else: not a directory a mistyped --out names,
     // nor one that holds the working directory (".", an ancestor).
     check(is_run, "--out: ", options.out, " is not a tinygrok run (no config.json); --force "

@@ -229,6 +229,21 @@ TEST_CASE("sweep grid: a field a point's run ignores keeps the preset's value an
   // An axis that no point's run reads would train one model under several names.
   REQUIRE_THAT(spec_error(R"({"preset": "default", "grid": {"layers": [1, 2]}})"),
                Contains("s.json: grid: 'layers' (--layers) has no effect on the mlp model"));
+  REQUIRE_THAT(spec_error(R"({"base": {"op": "s5"}, "grid": {"p": [23, 31]}})"),
+               Contains("grid: 'p' (--p) has no effect with --op s5"));
+  // sgd reads the first of --betas only (its momentum): beta2 is a field it ignores.
+  REQUIRE_THAT(spec_error(R"({"base": {"optimizer": "sgd"}, "grid": {"beta2": [0.5, 0.9]}})"),
+               Contains("grid: 'beta2' (--betas) has no effect with --optimizer sgd"));
+  const SweepSpec sgd = parse(R"({"base": {"optimizer": "sgd", "beta2": 0.5},
+                                  "grid": {"beta1": [0.5, 0.9]}})");
+  for (const GridPoint& point : expand_grid(sgd, 1, "s.json")) {
+    REQUIRE(point.config.beta2 == preset("default").beta2);
+    const std::vector<std::string> args = train_arguments(sgd, point);
+    const auto betas = std::find(args.begin(), args.end(), "--betas");
+    REQUIRE(betas != args.end());
+    REQUIRE(std::next(betas) != args.end());
+    REQUIRE(*std::next(betas) == (point.config.beta1 == 0.5 ? "0.5" : "0.9"));
+  }
 }
 
 TEST_CASE("sweep runner: a run directory is skipped, resumed, started or redone", "[sweep]") {

@@ -637,6 +637,16 @@ TEST_CASE("variant flags: validation names the flag; older config.json files rea
                    Contains("--frac: has no effect with --split"));
   REQUIRE_TG_ERROR(check_given_flags_apply(tiny_mlp(), {"--cuda-graph"}),
                    Contains("--cuda-graph: has no effect without --device cuda"));
+  // --p on S5's fixed group, --wd-target without weight decay.
+  TrainConfig s5 = tiny_mlp();
+  s5.op = "s5";
+  REQUIRE_TG_ERROR(check_given_flags_apply(s5, {"--op", "--p"}),
+                   Contains("--p: has no effect with --op s5"));
+  TrainConfig no_decay = tiny_mlp();
+  REQUIRE_NOTHROW(check_given_flags_apply(no_decay, {"--wd", "--wd-target"}));
+  no_decay.wd = 0;
+  REQUIRE_TG_ERROR(check_given_flags_apply(no_decay, {"--wd", "--wd-target"}),
+                   Contains("--wd-target: has no effect with --wd 0"));
   TrainConfig unknown = tiny_mlp();
   unknown.grokfast = "fast";
   REQUIRE_NOTHROW(check_given_flags_apply(unknown, {"--grokfast-alpha", "--grokfast-window"}));

@@ -44,6 +44,12 @@ std::string train_flag(const std::string& field) {
   return flag;
 }
 
+std::string why_field_has_no_effect(const TrainConfig& config, const std::string& field) {
+  if (field == "beta2" && config.optimizer == "sgd") return "with --optimizer sgd (its momentum "
+                                                            "is beta1)";
+  return why_flag_has_no_effect(config, train_flag(field));
+}
+
 std::vector<GridPoint> expand_grid(const SweepSpec& spec, int threads, const std::string& where) {
   size_t count = 1;
   for (const GridAxis& axis : spec.grid) {
@@ -76,7 +82,7 @@ std::vector<GridPoint> expand_grid(const SweepSpec& spec, int threads, const std
       // given that flag) records it: --layers in a spec copied from an mlp run's config.json.
       bool reset = false;
       for (auto field : fields.items())
-        if (!why_flag_has_no_effect(point.config, train_flag(field.key())).empty() &&
+        if (!why_field_has_no_effect(point.config, field.key()).empty() &&
             field.value() != preset_fields[field.key()]) {
           field.value() = preset_fields[field.key()];
           reset = true;
@@ -97,12 +103,12 @@ std::vector<GridPoint> expand_grid(const SweepSpec& spec, int threads, const std
   // An axis no point's run reads is surely a mistake: every value would train the same model.
   for (const GridAxis& axis : spec.grid) {
     if (points.empty()) break;
-    const std::string flag = train_flag(axis.key);
-    const std::string why = why_flag_has_no_effect(points.front().config, flag);
+    const std::string why = why_field_has_no_effect(points.front().config, axis.key);
     const bool read_somewhere = std::any_of(points.begin(), points.end(), [&](const GridPoint& p) {
-      return why_flag_has_no_effect(p.config, flag).empty();
+      return why_field_has_no_effect(p.config, axis.key).empty();
     });
-    check(read_somewhere, where, ": grid: '", axis.key, "' (", flag, ") has no effect ", why);
+    check(read_somewhere, where, ": grid: '", axis.key, "' (", train_flag(axis.key),
+          ") has no effect ", why);
   }
   return points;
 }
@@ -115,7 +121,7 @@ std::vector<std::string> train_arguments(const SweepSpec& spec, const GridPoint&
     const std::string flag = train_flag(key);
     // A field this point ignores (a spec based on an mlp run's config.json sets --layers too) is
     // left out: train refuses a flag that has no effect.
-    if (!why_flag_has_no_effect(point.config, flag).empty()) return;
+    if (!why_field_has_no_effect(point.config, key).empty()) return;
     if (flag == "--betas") {
       if (betas_given) return;  // one --betas carries both
       betas_given = true;

@@ -39,6 +39,11 @@ std::string run_name(const SweepSpec& spec, const std::vector<size_t>& value_ind
 // (stop_at_grok -> --stop-at-grok), except split_file -> --split and beta1, beta2 -> --betas.
 std::string train_flag(const std::string& field);
 
+// Why a run of this configuration ignores `field`: its flag's reason (why_flag_has_no_effect), or
+// beta2 under sgd, whose --betas is read for its first value only (the momentum). "" when the
+// field has an effect.
+std::string why_field_has_no_effect(const TrainConfig& config, const std::string& field);
+
 // The arguments after `tinygrok train` that start this point's run (without --out, --force or
 // --quiet): --preset, then every base and grid key as its flag with the point's value, then
 // --threads. Booleans are flags (--stop-at-grok, or --stop-at-grok=false).

@@ -41,8 +41,7 @@ json comparable(TrainConfig config) {
   config.threads = 0;
   json fields = to_json(config);
   for (auto it = fields.begin(); it != fields.end();)
-    it = why_flag_has_no_effect(config, train_flag(it.key())).empty() ? std::next(it)
-                                                                       : fields.erase(it);
+    it = why_field_has_no_effect(config, it.key()).empty() ? std::next(it) : fields.erase(it);
   return fields;
 }
 

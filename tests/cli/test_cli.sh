@@ -212,6 +212,9 @@ expect_error "--grokfast-window: has no effect without --grokfast ma" \
   train "${TINY[@]}" --grokfast ema --grokfast-window 5 --out new
 expect_error "--grok-patience: has no effect without --stop-at-grok" \
   train "${TINY[@]}" --grok-patience 5 --out new
+expect_error "--p: has no effect with --op s5" train "${TINY[@]}" --op s5 --out new  # TINY has --p
+expect_error "--wd-target: has no effect with --wd 0" \
+  train "${TINY[@]}" --wd 0 --wd-target init --out new
 # --device cuda: without a GPU (or the CUDA backend) a clear error like any bad flag; with one,
 # the short run again on the GPU (below).
 "$BIN" train "${TINY[@]}" --device cuda --steps 1 --quiet --out gpu_probe >/dev/null \
@@ -246,6 +249,11 @@ expect_error "--seed: must be a whole number" train "${TINY[@]}" --seed -1 --out
 expect_error "--seed: must be a whole number" train "${TINY[@]}" --seed 18446744073709551616 --out new
 # --force replaces a run and nothing else: not a directory of other files, not the working one.
 expect_error "not a tinygrok run" train "${TINY[@]}" --out not_a_run --force
+# Without --force each says what will work: --resume or --force for a run, another --out else.
+expect_error "run directory run already exists; pass --resume to continue the run there or --force" \
+  train "${TINY[@]}" --out run
+expect_error "not_a_run already exists and is not empty (and not a run); choose another --out" \
+  train "${TINY[@]}" --out not_a_run
 (cd run && "$BIN" train --p 23 --frac 0.6 --d-mlp 64 --threads 1 --steps 5 --out . --force \
   >/dev/null 2>"$LOG/dot.err")
 [ $? -eq 2 ] && grep -q "holds the working directory" "$LOG/dot.err" && [ -e run/config.json ] \
