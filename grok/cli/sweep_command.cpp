@@ -98,7 +98,8 @@ int run_sweep(const SweepArgs& args) {
   std::vector<GridPoint> points;
   std::string error;
   try {
-    check(args.workers >= 0, "--workers: must be >= 0 (0 = the cores / --threads), got ", args.workers);
+    check(args.workers >= 0, "--workers: must be >= 0 (0 = the cores / --threads), got ",
+          args.workers);
     check_threads_flag(args.threads);
     spec = read_spec(args.spec_path);
     points = expand_grid(spec, args.threads, args.spec_path);

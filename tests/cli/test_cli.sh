@@ -250,7 +250,7 @@ expect_error "--seed: must be a whole number" train "${TINY[@]}" --seed 18446744
 # --force replaces a run and nothing else: not a directory of other files, not the working one.
 expect_error "not a tinygrok run" train "${TINY[@]}" --out not_a_run --force
 # Without --force each says what will work: --resume or --force for a run, another --out else.
-expect_error "run directory run already exists; pass --resume to continue the run there or --force" \
+expect_error "run already exists; pass --resume to continue the run there or --force" \
   train "${TINY[@]}" --out run
 expect_error "not_a_run already exists and is not empty (and not a run); choose another --out" \
   train "${TINY[@]}" --out not_a_run
