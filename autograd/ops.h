@@ -15,6 +15,8 @@ namespace tg {
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
+// On int64, div truncates toward zero, as C++ and torch.div(..., rounding_mode="trunc") do
+// (PyTorch's plain `/` would return floats); a zero divisor is an error, INT64_MIN / -1 wraps.
 Tensor div(const Tensor& a, const Tensor& b);
 Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
