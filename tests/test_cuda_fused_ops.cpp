@@ -146,6 +146,38 @@ TEST_CASE("cuda fused cross_entropy: large logits, bad targets, no rows", "[cuda
   CHECK(dlogits.shape() == Shape{0, 5});
 }
 
+#ifndef TG_CUDA_HOST_EMULATION  // 65,536 blocks: too many to emulate, and nothing to race there
+// The loss's last-block sum over the largest grid the kernel launches (8 rows a block, 65,536
+// blocks, the grid-stride loop taking the last rows): on a GPU the blocks finish in any order,
+// and the block that counts itself last must still see every other block's row losses. The
+// emulator runs blocks one after another, so only a GPU can show a missing fence.
+TEST_CASE("cuda fused cross_entropy: the last of 65,536 blocks sums every row", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& gpu = backend_for(kGpu);
+  Backend& cpu = backend_for(Device::cpu());
+  const int64_t rows = 8 * 65536 + 5, classes = 3;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    INFO(dtype_name(dtype));
+    const Tensor logits = random_normal({rows, classes}, dtype, 31, 2);
+    const Tensor targets = random_indices({rows}, classes, 32);
+    Tensor loss, dlogits, loss2, dlogits2;
+    for (int again = 0; again < 3; ++again) {  // the counter is reset for the next launch
+      gpu.cross_entropy_with_grad(logits.to(kGpu), targets.to(kGpu), ReduceOp::Sum, loss,
+                                  dlogits);
+      gpu.Backend::cross_entropy_with_grad(logits.to(kGpu), targets.to(kGpu), ReduceOp::Sum,
+                                           loss2, dlogits2);
+      check_close(loss, loss2, 0);
+    }
+    check_close(dlogits, dlogits2, 0);
+    if (dtype == DType::Float64) {  // float32's sums of half a million rows differ by order
+      Tensor loss_cpu, dlogits_cpu;
+      cpu.cross_entropy_with_grad(logits, targets, ReduceOp::Sum, loss_cpu, dlogits_cpu);
+      check_close(loss, loss_cpu, 1e-10);  // a block left out would be ~1e-6 off
+    }
+  }
+}
+#endif
+
 TEST_CASE("cuda fused cross_entropy: the autograd op, forward and backward, equals the CPU's",
           "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();

@@ -155,6 +155,19 @@ TEST_CASE("cuda linear_backward: ReLU masks in v7's 16-byte loads on aligned row
       }
 }
 
+#ifndef TG_CUDA_HOST_EMULATION  // too many threads to emulate, and nothing to race there
+// The bias gradient's last-block sum (column_sums_kernel) over a thousand blocks: on a GPU they
+// finish in any order, and the last must see every block's partial sums, bit for bit the CPU's.
+TEST_CASE("cuda linear_backward: the bias gradient's last block over a thousand blocks",
+          "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(709);
+  // 64,000 rows in 1,000 chunks of 64, 300 columns: 300,000 partial sums, 1,172 blocks of 256.
+  check_backward(64000, 3, 300, View::Plain, View::Plain, Activation::Relu, true, false, true,
+                 gen);
+}
+#endif
+
 TEST_CASE("cuda linear_backward: every activation, bias and wanted gradient", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   Generator gen(703);
