@@ -111,11 +111,11 @@ GemmArgs gemm_rows(const GemmArgs& args, int first, int rows) {
   return part;
 }
 
-void sgemm_by_rows(const GemmArgs& args, int rows_per_launch, cudaStream_t stream) {
+void sgemm_by_rows(const GemmArgs& args, int rows_per_launch, cudaStream_t stream, SgemmFn run) {
   check(rows_per_launch > 0, "sgemm_by_rows: ", rows_per_launch, " rows per launch");
   for (int first = 0; first < args.M;) {
     const int rows = std::min(rows_per_launch, args.M - first);
-    sgemm(gemm_rows(args, first, rows), stream);
+    run(gemm_rows(args, first, rows), stream);
     first += rows;
   }
 }

@@ -133,10 +133,12 @@ constexpr int kMaxRowsPerLaunch = 65535 * 32;
 // The rows [first, first + rows) of the product: M = rows, and A and its mask (row `first` of
 // op(A)), C, pre and the residual moved to that row; B, the bias and the batch strides stay.
 GemmArgs gemm_rows(const GemmArgs& args, int first, int rows);
-// sgemm(args) as the products gemm_rows(args, first, rows_per_launch) for first = 0,
-// rows_per_launch, ...: each element of C the same bits as one launch gives whenever each block
-// picks the same version and split (as for rows_per_launch a multiple of 4 and no split-K).
-void sgemm_by_rows(const GemmArgs& args, int rows_per_launch, cudaStream_t stream);
+// run(args) (sgemm, or sgemm_batch_sum) as run(gemm_rows(args, first, rows_per_launch)) for
+// first = 0, rows_per_launch, ...: each element of C the same bits as one launch gives whenever
+// each block picks the same version and split (as for rows_per_launch a multiple of 4 and no
+// split-K).
+void sgemm_by_rows(const GemmArgs& args, int rows_per_launch, cudaStream_t stream,
+                   SgemmFn run = sgemm);
 
 // Split-K (split_k.cu): the size of the K slices sgemm() runs side by side for these arguments,
 // a multiple of 16, or 0 when it runs the product whole (a K under 256, or output tiles enough to

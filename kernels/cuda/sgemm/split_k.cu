@@ -152,14 +152,8 @@ void sgemm_batch_sum(const GemmArgs& args, cudaStream_t stream) {
   sum.groups = 1;
   sum.stride_a = sum.stride_b = sum.stride_c = 0;
   check_gemm_args(sum, "sgemm_batch_sum");
-  if (args.M > kMaxRowsPerLaunch) {  // as sgemm(): blocks of rows, each summed on its own
-    for (int first = 0; first < args.M;) {
-      const int rows = std::min(kMaxRowsPerLaunch, args.M - first);
-      sgemm_batch_sum(gemm_rows(args, first, rows), stream);
-      first += rows;
-    }
-    return;
-  }
+  if (args.M > kMaxRowsPerLaunch)  // as sgemm(): blocks of rows, each summed on its own
+    return sgemm_by_rows(args, kMaxRowsPerLaunch, stream, sgemm_batch_sum);
   const int64_t matrices = args.batch, elements = static_cast<int64_t>(args.M) * args.N;
   if (elements == 0) return;
   const Tensor workspace = workspace_for(matrices * elements);
