@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "grok/analysis/run_analysis.h"
 #include "grok/cli/command.h"
+#include "grok/cli/number_option.h"
 #include "grok/config.h"
 
 namespace tg::grok::cli {
@@ -22,21 +23,22 @@ class AnalyzeCommand : public Command {
         "frequencies, neuron clusters, restricted/excluded loss, weight norms and the "
         "grokking-time prediction, sharpness, softmax collapse; into RUN/analysis/");
     app_->add_option("run", run_dir_, "The run directory")->required();
-    CLI::Option* rho = app_->add_option(
-        "--rho", rho_, "Sharpness radius, absolute (default: --rho-fraction of each ||theta||)");
-    app_->add_option("--rho-fraction", options_.rho_fraction,
+    CLI::Option* rho = add_number_option(
+        app_, "--rho", rho_, "Sharpness radius, absolute (default: --rho-fraction of each ||theta||)");
+    add_number_option(app_, "--rho-fraction", options_.rho_fraction,
                      "Sharpness radius as a fraction of each snapshot's ||theta||")
         ->capture_default_str()
         ->excludes(rho);
-    app_->add_option("--sharpness-steps", options_.sharpness_steps,
+    add_number_option(app_, "--sharpness-steps", options_.sharpness_steps,
                      "Projected gradient-ascent steps of the sharpness estimate")
         ->capture_default_str();
-    app_->add_option("--key-frequencies", options_.key_frequencies,
+    add_number_option(app_, "--key-frequencies", options_.key_frequencies,
                      "Use these key frequencies (comma-separated) instead of finding them")
         ->delimiter(',');
-    app_->add_option("--every", options_.every, "Analyse every Nth snapshot (and the last)")
+    add_number_option(app_, "--every", options_.every, "Analyse every Nth snapshot (and the last)")
         ->capture_default_str();
-    app_->add_option("--threads", threads_, "CPU threads; 0 = every core")->capture_default_str();
+    add_number_option(app_, "--threads", threads_, "CPU threads; 0 = every core")
+        ->capture_default_str();
     app_->add_flag("--no-plots", no_plots_, "Write the .gp scripts but do not run gnuplot");
     app_->add_flag("--quiet", options_.quiet, "No progress on stderr");
     rho_option_ = rho;

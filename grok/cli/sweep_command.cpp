@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "grok/cli/command.h"
+#include "grok/cli/number_option.h"
 #include "grok/config.h"
 #include "grok/sweep/grid.h"
 #include "grok/sweep/heatmap_plot.h"
@@ -183,11 +184,11 @@ class SweepCommand : public Command {
     app_->add_option("--out", args_.out, "Sweep directory: spec.json, runs/, results.csv, "
                      "heatmap.csv, heatmap_*.png")
         ->required();
-    app_->add_option("--workers", args_.workers,
+    add_number_option(app_, "--workers", args_.workers,
                      "Runs at once (per MPI rank); 0 = the cores / --threads (shared among the "
                      "ranks on a node)")
         ->capture_default_str();
-    app_->add_option("--threads", args_.threads, "CPU threads of each run; 0 = every core")
+    add_number_option(app_, "--threads", args_.threads, "CPU threads of each run; 0 = every core")
         ->capture_default_str();
     app_->add_flag("--force", args_.force,
                    "Use --out even if it holds another spec's sweep (runs of the same "

@@ -1,8 +1,9 @@
 // `tinygrok train`: a grokking run from a preset plus flags (grok/trainer.h does the run).
 #include <algorithm>
-#include <charconv>
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 
 #include "core/strict_json.h"
 #include "grok/cli/command.h"
+#include "grok/cli/number_option.h"
 #include "grok/config.h"
 #include "grok/trainer.h"
 
@@ -52,6 +54,7 @@ struct Overrides {
   template <typename T>
   void add(CLI::App& app, const std::string& name, T TrainConfig::*field, const std::string& help) {
     CLI::Option* option = app.add_option(name, flags.*field, help)->capture_default_str();
+    if constexpr (std::is_arithmetic_v<T>) option->transform(CLI::Validator(read_decimal<T>, ""));
     copies.emplace_back(option, [this, field](TrainConfig& c) { c.*field = flags.*field; });
   }
   void add_flag(CLI::App& app, const std::string& name, bool TrainConfig::*field,
@@ -74,17 +77,24 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
   std::vector<std::string> given_to_new_run;
   if (options.resume) {
     // A resumed run keeps its saved configuration; only kResumeMayChange may change.
-    std::ifstream in(fs::path(options.out) / "config.json");
-    check(in.good(), "--resume: ", options.out, " is not a run directory (no config.json)");
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     const std::string path = (fs::path(options.out) / "config.json").string();
+    check(fs::exists(path), "--resume: ", options.out, " is not a run directory (no config.json)");
+    check(fs::is_regular_file(path), "--resume: ", path, " is not a file");
+    std::ifstream in(path);
+    check(in.good(), "--resume: cannot read ", path, ": ", std::strerror(errno));
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     json saved;
     try {  // an edited config.json with a key twice would silently keep the last
       saved = parse_json_refusing_repeated_keys<json>(text, "--resume: " + path + ": ");
     } catch (const json::exception&) {
-      throw Error(cat("--resume: ", options.out, "/config.json is not valid JSON"));
+      throw Error(cat("--resume: ", path, " is not valid JSON"));
     }
-    config = config_from_json(saved);
+    try {  // what train would refuse as a flag, refused as the file's
+      config = config_from_json(saved);
+      validate(config);
+    } catch (const Error& e) {
+      throw Error(cat("--resume: ", path, ": ", e.what()));
+    }
     std::vector<std::string> given;
     TrainConfig changed = config;
     overrides.apply(changed, &given);
@@ -92,6 +102,7 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
       check(std::find(std::begin(kResumeMayChange), std::end(kResumeMayChange), flag) !=
                 std::end(kResumeMayChange),
             "--resume: ", flag, " cannot change a run in progress", kOnlyThoseMayChange);
+    check_given_flags_apply(changed, given);  // --cuda-graph on a CPU run, say
     config = changed;
   } else {
     config = preset(preset_name);
@@ -154,7 +165,9 @@ class TrainCommand : public Command {
     o.add(t, "--wd", &TrainConfig::wd, "Weight decay (decoupled for adamw)");
     
     betas_option_ =
-        t.add_option("--betas", betas_, "Adam betas: two numbers")->expected(2)->capture_default_str();
+        add_number_option(&t, "--betas", betas_, "Adam betas: two numbers")
+            ->expected(2)
+            ->capture_default_str();
     o.add(t, "--warmup", &TrainConfig::warmup, "Linear warm-up steps (lr = base * min(step/warmup, 1))");
     o.add(t, "--schedule", &TrainConfig::schedule, "After warm-up: constant or cosine");
     o.add(t, "--clip", &TrainConfig::clip, "Clip the gradient's global norm to this; 0 = off");
@@ -163,17 +176,6 @@ class TrainCommand : public Command {
     o.add(t, "--eval-every", &TrainConfig::eval_every, "Steps between evals (metrics rows)");
     o.add(t, "--checkpoint-every", &TrainConfig::checkpoint_every, "Steps between checkpoints");
     o.add(t, "--seed", &TrainConfig::seed, "Seed of the split, the weights and the batches");
-    // Read whole, as an unsigned 64-bit number: CLI11 alone wraps "-1" to 2^64 - 1 and saturates
-    // a number past 2^64.
-    t.get_option("--seed")->check(CLI::Validator(
-        [](std::string& text) {
-          uint64_t seed = 0;
-          const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seed);
-          return error == std::errc() && end == text.data() + text.size() && !text.empty()
-                     ? std::string()
-                     : "must be a whole number from 0 to 18446744073709551615, got " + text;
-        },
-        ""));
     o.add(t, "--threads", &TrainConfig::threads, "CPU threads; 0 = every core");
     o.add(t, "--device", &TrainConfig::device, "cpu (cuda when built with the CUDA backend)");
     o.add(t, "--cuda-graph", &TrainConfig::cuda_graph,
@@ -222,10 +224,13 @@ class TrainCommand : public Command {
 
   int run() override {
     options_.resume = app_->get_option("--resume")->count() > 0;
-    if (options_.resume)  // the flags that run_train's own check cannot see
+    if (options_.resume) {  // the flags that run_train's own check cannot see
       for (const char* flag : {"--preset", "--betas"})
         check(app_->get_option(flag)->count() == 0, "--resume: ", flag,
               " cannot change a run in progress", kOnlyThoseMayChange);
+      check(!options_.force, "--force: has no effect with --resume (it replaces a run; a resumed "
+            "run continues its own)");
+    }
     return run_train(preset_name_, overrides_, betas_, betas_option_, options_);
   }
 
