@@ -128,12 +128,13 @@ void validate(const TrainConfig& c) {
         "), got ", c.heads);
   check(c.d_mlp >= 1, "--d-mlp: must be positive, got ", c.d_mlp);
   check(c.dropout >= 0 && c.dropout < 1, "--dropout: must be in [0, 1), got ", c.dropout);
-  check(c.lr > 0, "--lr: must be positive, got ", c.lr);
-  check(c.wd >= 0, "--wd: must be >= 0, got ", c.wd);
+  check(c.lr > 0 && std::isfinite(c.lr), "--lr: must be positive and finite, got ", c.lr);
+  check(c.wd >= 0 && std::isfinite(c.wd), "--wd: must be finite and >= 0, got ", c.wd);
   check(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1,
         "--betas: each must be in [0, 1), got ", c.beta1, " ", c.beta2);
   check(c.warmup >= 0, "--warmup: must be >= 0, got ", c.warmup);
-  check(c.clip >= 0, "--clip: must be >= 0, got ", c.clip);
+  check(c.clip >= 0 && std::isfinite(c.clip), "--clip: must be finite and >= 0 (0 = off), got ",
+        c.clip);
   check(c.batch >= -1, "--batch: must be >= -1 (0 = full batch, -1 = min(512, ceil(N/2))), got ",
         c.batch);
   check(c.steps > 0, "--steps: must be positive, got ", c.steps);
