@@ -19,7 +19,7 @@ LogitDecomposition decompose_logits(const std::vector<double>& logits, int64_t p
   // projections on each. (The sine of k = p/2 vanishes and is skipped.)
   std::vector<std::vector<double>> directions;
   for (int64_t k : keys) {
-    check(k >= 1 && 2 * k <= p, "decompose_logits: key frequency ", k, " is not in [1, ", p / 2,
+    check(k >= 1 && k <= p / 2, "decompose_logits: key frequency ", k, " is not in [1, ", p / 2,
           "]");
     for (int phase = 0; phase < 2; ++phase) {
       std::vector<double> u(static_cast<size_t>(pairs));

@@ -63,6 +63,8 @@ std::map<std::string, Tensor> as_map(const NamedTensors& tensors, DType dtype) {
 }
 
 json read_json(const fs::path& path) {
+  check(!fs::exists(path) || fs::is_regular_file(path), "analyze: ", path.string(),
+        " is not a file");
   std::ifstream in(path);
   check(in.good(), "analyze: cannot read ", path.string());
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -268,6 +270,7 @@ json analyze_run(const std::string& run_dir, const AnalysisOptions& options) {
   const json config_json = read_json(dir / "config.json");  // its errors name the file already
   try {
     config = config_from_json(config_json);
+    validate(config);  // what train would refuse, before it sizes a dataset or a model
   } catch (const Error& e) {
     throw Error(cat("analyze: ", (dir / "config.json").string(), ": ", e.what()));
   }
@@ -318,8 +321,10 @@ json analyze_run(const std::string& run_dir, const AnalysisOptions& options) {
   // The key frequencies, from the last weights' embedding unless given.
   std::vector<int64_t> keys = options.key_frequencies;
   const bool keys_given = !keys.empty();
+  check(fourier || !keys_given,
+        "--key-frequencies: has no effect on an s5 run (the Fourier analysis is of Z_p)");
   for (size_t i = 0; i < keys.size(); ++i) {
-    check(keys[i] >= 1 && 2 * keys[i] <= p, "--key-frequencies: ", keys[i],
+    check(keys[i] >= 1 && keys[i] <= p / 2, "--key-frequencies: ", keys[i],
           " is not a frequency of Z_", p, " (1..", p / 2, ")");
     // A frequency listed twice would count its energy twice, and the restricted loss with it.
     check(std::find(keys.begin(), keys.begin() + i, keys[i]) == keys.begin() + i,
@@ -413,7 +418,9 @@ json analyze_run(const std::string& run_dir, const AnalysisOptions& options) {
 
   // --- outputs --------------------------------------------------------------------------------
   const fs::path out_dir = dir / "analysis";
-  fs::create_directories(out_dir);
+  std::error_code error;
+  fs::create_directories(out_dir, error);
+  check(!error, "analyze: cannot create ", out_dir.string(), ": ", error.message());
   write_analysis_csv(out_dir / "analysis.csv", results);
   write_weight_norms_csv(out_dir / "weight_norms.csv", results);
   std::vector<std::string> outputs = {"analysis.csv", "weight_norms.csv"};

@@ -36,8 +36,11 @@ int run_eval(const std::string& path) {
   TrainConfig config;
   try {
     config = config_from_json(json::parse(config_it->second));
+    validate(config);  // what train would refuse, before it sizes a dataset or a model
   } catch (const json::exception&) {
     throw Error(cat("eval: checkpoint ", path, ": the configuration in its metadata is not JSON"));
+  } catch (const Error& e) {
+    throw Error(cat("eval: checkpoint ", path, ": the configuration in its metadata: ", e.what()));
   }
   const Dataset data = make_dataset(parse_operation(config.op), config.p);
   std::string split_path = find_split(path);
