@@ -67,11 +67,13 @@ std::vector<MetricsRow> MetricsLog::read(const std::string& path) {
     if (line.empty()) continue;
     MetricsRow r;
     long long step = 0;
-    const int fields = std::sscanf(line.c_str(), "%lld,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &step,
+    int consumed = -1;  // all of the line, or it has more than the eight columns
+    const int fields = std::sscanf(line.c_str(), "%lld,%lf,%lf,%lf,%lf,%lf,%lf,%lf%n", &step,
                                    &r.train_loss, &r.train_acc, &r.test_loss, &r.test_acc,
-                                   &r.weight_norm, &r.lr, &r.elapsed_s);
-    check(fields == 8, "metrics: ", path, " line ", line_number, " is not a metrics row: '", line,
-          "'");
+                                   &r.weight_norm, &r.lr, &r.elapsed_s, &consumed);
+    if (fields != 8 || consumed != static_cast<int>(line.size()))
+      throw Error(cat("metrics: ", path, " line ", line_number, " is not a metrics row: '", line,
+                      "'"));
     r.step = step;
     rows.push_back(r);
   }

@@ -177,7 +177,9 @@ Tensor SafetensorsFile::at(const std::string& name) const {
 
 SafetensorsFile load_safetensors(const std::string& path) {
   const std::string at = where(path);
-  File in(path, O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO in the file's place is refused below, not waited on (reads of a regular
+  // file ignore the flag).
+  File in(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   check(in.is_open(), at, "cannot open: ", os_error());
   struct stat info {};
   check(::fstat(in.fd(), &info) == 0, at, "cannot stat: ", os_error());

@@ -1,9 +1,11 @@
 // SweepSpec: reading a sweep's JSON file and checking every key and value against TrainConfig.
 #include "grok/sweep/spec.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -32,7 +34,10 @@ bool fits(const nlohmann::json& field_default, const ordered_json& v) {
   if (field_default.is_string()) return v.is_string();
   if (field_default.is_number_float()) return v.is_number();
   if (field_default.is_number_unsigned()) return v.is_number_unsigned();  // the seed: >= 0
-  if (field_default.is_number_integer()) return v.is_number_integer();
+  if (field_default.is_number_integer())  // a signed field: no unsigned value past INT64_MAX
+    return v.is_number_integer() &&
+           (!v.is_number_unsigned() ||
+            v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
   return false;
 }
 
@@ -41,7 +46,7 @@ std::string expected_type(const nlohmann::json& field_default) {
   if (field_default.is_string()) return "a string";
   if (field_default.is_number_float()) return "a number";
   if (field_default.is_number_unsigned()) return "a non-negative integer";
-  return "an integer";
+  return "an integer that int64 holds";
 }
 
 // Checks that `key` names a TrainConfig field the spec may set, and that `value` has its type.
