@@ -17,6 +17,7 @@
 #include "core/denormal.h"
 #include "core/factories.h"
 #include "grok/analysis/eval_tracker.h"
+#include "grok/atomic_write.h"
 #include "grok/batch_sampler.h"
 #include "grok/checkpoint.h"
 #include "grok/loss.h"
@@ -132,9 +133,7 @@ std::map<std::string, Tensor> on_device(const std::vector<std::pair<std::string,
 }
 
 void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  check(out.good(), "train: cannot write ", path.string());
-  out << text;
+  write_file_atomically(path.string(), text, "train");
 }
 
 // A checkpoint resumes only the run that wrote it: its saved configuration must equal this one
@@ -189,7 +188,9 @@ RunLock prepare_run_dir(const RunOptions& options) {
     const RunLock replaced(options.out, "--out");
     fs::remove_all(dir);
   }
-  fs::create_directories(dir);
+  std::error_code error;
+  fs::create_directories(dir, error);
+  check(!error, "--out: cannot create ", options.out, ": ", error.message());
   return RunLock(options.out, "--out");
 }
 
