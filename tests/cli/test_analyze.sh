@@ -58,6 +58,10 @@ expect_error "not a run directory" analyze nowhere
 expect_error "--every" analyze run --every 0 --no-plots
 expect_error "--key-frequencies: 7" analyze run --key-frequencies 7 --no-plots
 expect_error "--key-frequencies: 3 is listed twice" analyze run --key-frequencies 1,3,3 --no-plots
+# 2 * 2^62 overflows int64: the range check must not wrap it into range.
+expect_error "--key-frequencies: 4611686018427387904 is not a frequency" \
+  analyze run --key-frequencies 4611686018427387904 --no-plots
+expect_error "--threads: expected a number, got nothing" analyze run --threads "" --no-plots
 expect_error "--rho" analyze run --rho -1 --no-plots
 expect_error "excludes" analyze run --rho 0.1 --rho-fraction 0.01
 expect_error "--track: unknown metric" train --p 13 --track entropy --out bad

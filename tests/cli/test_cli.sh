@@ -237,6 +237,8 @@ expect_error "missing_run" train --resume missing_run
 expect_error "--lr" train --resume run --lr 0.5
 expect_error "--betas" train --resume run --betas 0.5 0.5
 expect_error "--steps" train --resume run --steps 100
+expect_error "--force: has no effect with --resume" train --resume run --force
+expect_error "--cuda-graph: has no effect without --device cuda" train --resume run --cuda-graph off
 expect_error "model.safetensors" train --resume truncated --steps 400
 expect_error "model.safetensors" train "${TINY[@]}" --init truncated --out new
 expect_error "model.safetensors" eval truncated
@@ -245,8 +247,25 @@ expect_error "missing_run" eval missing_run
 expect_error "unknown command 'trian'" trian --steps 10
 expect_error "--betas" train "${TINY[@]}" --betas 0.9 --out new   # a CLI11 parse error: exit 2 too
 expect_error "--threads: must be between 0" train --p 23 --threads 100000 --out new
-expect_error "--seed: must be a whole number" train "${TINY[@]}" --seed -1 --out new
-expect_error "--seed: must be a whole number" train "${TINY[@]}" --seed 18446744073709551616 --out new
+expect_error "--seed: expected a whole number >= 0, got '-1'" train "${TINY[@]}" --seed -1 --out new
+expect_error "--seed: '18446744073709551616' is out of range" \
+  train "${TINY[@]}" --seed 18446744073709551616 --out new
+# Numbers are read whole and in decimal: CLI11 alone reads "" as 0, "0x10" as 16, and clamps a
+# number past int64 to its largest.
+expect_error "--wd: expected a number, got nothing" train "${TINY[@]}" --wd "" --out new
+expect_error "--p: expected a whole number, got '0x10'" train --p 0x10 --out new
+expect_error "--warmup: '99999999999999999999' is out of range" \
+  train "${TINY[@]}" --warmup 99999999999999999999 --out new
+expect_error "--betas: expected a number, got '0.9x'" train "${TINY[@]}" --betas 0.9x 0.98 --out new
+"$BIN" train --p 023 --frac 0.6 --d-mlp 8 --threads 1 --steps 1 --quiet --out octal 2>"$LOG/octal.err"
+expect "--p 023 is 23, not octal 19" py "import json; assert json.load(open('octal/config.json'))['p'] == 23"
+rm -rf octal
+# Infinite values train would only trip over at its first step, after --force had removed the run.
+for flag in --clip --wd --lr; do
+  expect_error "$flag: must be" train --p 23 --frac 0.6 --d-mlp 64 --threads 1 $flag inf \
+    --out run --force
+done
+expect_error "--wd: must be" train "${TINY[@]}" --wd inf --wd-target init --out run --force
 # --force replaces a run and nothing else: not a directory of other files, not the working one.
 expect_error "not a tinygrok run" train "${TINY[@]}" --out not_a_run --force
 # Without --force each says what will work: --resume or --force for a run, another --out else.
@@ -298,6 +317,18 @@ expect_error 'twice/config.json: key "lr" is given twice' train --resume twice -
 rm -rf twice
 expect_error "nan_weights/checkpoint/model.safetensors: tensor" train --resume nan_weights --steps 400
 rm -rf nan_weights
+# A config.json that train would refuse as flags is refused as the file's, naming it.
+cp -r run bad_p && sed -i 's/"p": 23/"p": 0/' bad_p/config.json
+expect_error "--resume: bad_p/config.json: --p: must be at least 2, got 0" train --resume bad_p
+rm -rf bad_p
+# A metrics row with more than its columns is refused, not rewritten by the resume.
+cp -r run extra && sed -i '3s/$/,99/' extra/metrics.csv
+expect_error "extra/metrics.csv line 3 is not a metrics row" train --resume extra --steps 400 --quiet
+rm -rf extra
+# A FIFO where the checkpoint should be is refused, not waited on.
+cp -r run fifo && rm fifo/checkpoint/model.safetensors && mkfifo fifo/checkpoint/model.safetensors
+expect_error "model.safetensors: not a regular file" eval fifo
+rm -rf fifo
 
 # --- on a GPU: the short run on cuda:0 logs what the CPU run logged, within float32 rounding ----
 if [ $gpu -eq 1 ]; then

@@ -127,6 +127,8 @@ bad() {  # bad DESCRIPTION EXPECTED-TEXT SPEC-TEXT [FLAGS...]
 bad "unknown key" "grid.wdd: unknown key" '{"grid": {"wdd": [1]}}'
 bad "empty list" "grid.wd: is an empty list" '{"grid": {"wd": []}}'
 bad "wrong type" "base.steps: must be an integer" '{"base": {"steps": "10"}, "grid": {"wd": [1]}}'
+bad "past int64" "grid.batch: must be an integer that int64 holds" \
+  '{"grid": {"batch": [18446744073709551615]}}'
 bad "heatmap axis" "heatmap.y: 'lr' is not a key of the grid" \
   '{"grid": {"wd": [1]}, "heatmap": {"x": "wd", "y": "lr"}}'
 bad "invalid point" "grid point frac=1.5: --frac" '{"grid": {"frac": [0.5, 1.5]}}'
