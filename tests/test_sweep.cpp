@@ -246,7 +246,8 @@ TEST_CASE("sweep grid: a field a point's run ignores keeps the preset's value an
   }
 }
 
-TEST_CASE("sweep runner: a run directory is skipped, resumed, started or redone", "[sweep]") {
+TEST_CASE("sweep runner: a run directory is skipped, resumed, started, redone or kept",
+          "[sweep]") {
   TempDir dir;
   TrainConfig config = preset("default");
   config.threads = 1;
@@ -279,7 +280,17 @@ TEST_CASE("sweep runner: a run directory is skipped, resumed, started or redone"
   deeper.layers = 3;
   write_text(run / "config.json", to_json(deeper).dump(2));
   REQUIRE(plan_run(run.string(), transformer) == RunAction::Redo);  // there, it is read
-  write_text(run / "config.json", R"({"wd": 1, "wd": 1})");  // a key twice: not this config
+  // A config.json that cannot be read beside a finished run or a checkpoint is damage: the run
+  // is kept (the point fails), not replaced.
+  write_text(run / "config.json", R"({"wd": 1, "wd": 1})");  // a key twice
+  REQUIRE(plan_run(run.string(), config) == RunAction::Damaged);
+  write_text(run / "config.json", "{not json");
+  REQUIRE(plan_run(run.string(), config) == RunAction::Damaged);
+  fs::remove(run / "summary.json");
+  REQUIRE(plan_run(run.string(), config) == RunAction::Damaged);  // the checkpoint alone
+  fs::remove(run / "config.json");
+  REQUIRE(plan_run(run.string(), config) == RunAction::Damaged);
+  fs::remove_all(run / "checkpoint");  // nothing to lose: a partial run, replaced
   REQUIRE(plan_run(run.string(), config) == RunAction::Redo);
   write_text(run / "config.json", "{not json");
   REQUIRE(plan_run(run.string(), config) == RunAction::Redo);

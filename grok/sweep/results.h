@@ -23,7 +23,8 @@ struct RunResult {
   // completed, grokked or nan_loss (a finished run); failed, interrupted, or not_run.
   std::string status = "not_run";
   // What the sweep did this time: skipped (finished before), started, resumed (from its
-  // checkpoint), redone (a partial or different run replaced), or "" (not run).
+  // checkpoint), redone (a partial or different run replaced), kept (a run beside a config.json
+  // that cannot be read: left alone, status failed), or "" (not run).
   std::string action;
   nlohmann::json values = nlohmann::json::object();  // column -> number (or absent: empty cell)
 };

@@ -45,15 +45,18 @@ json comparable(TrainConfig config) {
   return fields;
 }
 
-bool same_config(const fs::path& run_dir, const TrainConfig& config) {
+enum class ConfigMatch { Same, Different, Unreadable };
+
+ConfigMatch compare_config(const fs::path& run_dir, const TrainConfig& config) {
   std::ifstream in(run_dir / "config.json");
-  if (!in.good()) return false;
+  if (!in.good()) return ConfigMatch::Unreadable;
   try {
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     const json saved = parse_json_refusing_repeated_keys<json>(text, "");
-    return comparable(config_from_json(saved)) == comparable(config);
-  } catch (const std::exception&) {  // unreadable or an older, different format: not the same
-    return false;
+    return comparable(config_from_json(saved)) == comparable(config) ? ConfigMatch::Same
+                                                                      : ConfigMatch::Different;
+  } catch (const std::exception&) {  // damaged, edited, or of a format this version cannot read
+    return ConfigMatch::Unreadable;
   }
 }
 
@@ -78,6 +81,7 @@ const char* action_name(RunAction action) {
     case RunAction::Resume: return "resumed";
     case RunAction::Start: return "started";
     case RunAction::Redo: return "redone";
+    case RunAction::Damaged: return "kept";
   }
   return "?";
 }
@@ -177,10 +181,15 @@ std::string describe(const RunResult& r) {
 RunAction plan_run(const std::string& run_dir, const TrainConfig& config) {
   const fs::path dir(run_dir);
   if (!fs::exists(dir)) return RunAction::Start;
-  if (!same_config(dir, config)) return RunAction::Redo;
+  const bool checkpoint = fs::exists(dir / "checkpoint" / "model.safetensors");
+  switch (compare_config(dir, config)) {
+    case ConfigMatch::Different: return RunAction::Redo;
+    case ConfigMatch::Unreadable:  // a run writes config.json first: this is damage, not a start
+      return checkpoint || finished_summary(dir) ? RunAction::Damaged : RunAction::Redo;
+    case ConfigMatch::Same: break;
+  }
   if (finished_summary(dir)) return RunAction::Skip;
-  if (fs::exists(dir / "checkpoint" / "model.safetensors")) return RunAction::Resume;
-  return RunAction::Redo;
+  return checkpoint ? RunAction::Resume : RunAction::Redo;
 }
 
 std::vector<RunResult> run_points(const SweepSpec& spec, const std::vector<GridPoint>& points,
@@ -291,6 +300,16 @@ std::vector<RunResult> run_points(const SweepSpec& spec, const std::vector<GridP
         ++done;
         report(cat("[", done, "/", points.size(), "] ", points[i].name,
                    ": skipped, finished by another process: ", describe(results[i])));
+        continue;
+      }
+      if (job.action == RunAction::Damaged) {
+        results[i].status = "failed";
+        results[i].action = action_name(RunAction::Damaged);
+        ++done;
+        report(cat("[", done, "/", points.size(), "] ", points[i].name, ": FAILED (",
+                   (job.run_dir / "config.json").string(), " is missing or cannot be read, beside "
+                   "the run's checkpoint or summary: left as it is; repair it, or remove ",
+                   job.run_dir.string(), " to run this point again)"));
         continue;
       }
       std::vector<std::string> args{"train"};

@@ -21,6 +21,8 @@ enum class RunAction {
   Resume,  // a checkpoint of this configuration without a finished summary: train --resume
   Start,   // no run directory yet: train --out
   Redo,    // anything else (a partial run, another configuration): train --out --force
+  Damaged,  // a checkpoint or a finished summary beside a config.json that is missing or cannot
+            // be read: left alone, and the point fails (its work is not thrown away)
 };
 
 // What to do with the run directory of a point whose configuration is `config`. Configurations

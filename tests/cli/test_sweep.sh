@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Command-line tests of `tinygrok sweep`: a 2 x 2 grid of tiny runs with --workers 2 (results.csv
-# in grid order with plausible values that match each run's files, heatmap.csv's medians, the
-# PNGs); a rerun that skips every run and touches none; a run without its summary resumed and one
-# without its checkpoint redone, alone; bad specs (exit 2, one line naming the file and the key,
-# nothing written); a failing run beside a NaN one (the sweep goes on and exits 1); every config
-# field passed to train as a flag; Ctrl-C (exit 130) and the rerun that finishes the grid, waiting
-# for a run directory another process holds; and, when the build has MPI and mpirun is here,
-# `mpirun -np 2` giving the same results.csv.
+# Command-line tests of `tinygrok sweep`: a 2 x 2 grid of tiny runs with --workers 2 (results.csv in
+# grid order with plausible values that match each run's files, heatmap.csv's medians, the PNGs); a
+# rerun that skips every run and touches none; a run without its summary resumed and one without its
+# checkpoint redone, alone; a finished run beside a damaged config.json kept; bad specs (exit 2, one
+# line naming the file and the key, nothing written); a failing run beside a NaN one (the sweep goes
+# on and exits 1); every config field passed to train as a flag; Ctrl-C (exit 130) and the rerun
+# that finishes the grid, waiting for a run directory another process holds; and, when the build has
+# MPI and mpirun is here, `mpirun -np 2` giving the same results.csv.
 #
 # Usage: bash tests/cli/test_sweep.sh path/to/tinygrok    (CTest runs it as the test `cli_sweep`)
 set -u
@@ -110,6 +110,20 @@ cmp -s "$LOG/kept.before" "$LOG/kept.after" && ok || fail "the runs left alone w
 # The same values again (training is deterministic): all but wall_seconds.
 cmp -s <(without_wall "$LOG/results.before") <(without_wall s1/results.csv) && ok ||
   fail "results changed after resume/redo: $(diff "$LOG/results.before" s1/results.csv)"
+# A finished run beside a damaged config.json is kept, not replaced: the point fails (exit 1).
+echo x >>"s1/runs/wd=1.0,seed=0/config.json"
+mtimes s1/runs | grep -e '^./wd=1.0,seed=0/' >"$LOG/damaged.before"
+"$BIN" sweep spec.json --out s1 --workers 2 2>"$LOG/s4.err"
+[ $? -eq 1 ] && ok || fail "a sweep over a damaged run did not exit 1: $(cat "$LOG/s4.err")"
+grep -q "wd=1.0,seed=0: FAILED (.*config.json is missing or cannot be read" "$LOG/s4.err" && ok ||
+  fail "the damaged run was not reported: $(cat "$LOG/s4.err")"
+mtimes s1/runs | grep -e '^./wd=1.0,seed=0/' | cmp -s "$LOG/damaged.before" - && ok ||
+  fail "the damaged run's files were touched"
+sed -i '$d' "s1/runs/wd=1.0,seed=0/config.json"  # repaired: skipped again
+"$BIN" sweep spec.json --out s1 --workers 2 2>"$LOG/s5.err" && ok ||
+  fail "the sweep after the repair: $(cat "$LOG/s5.err")"
+grep -q "4 skipped (finished before)" "$LOG/s5.err" && ok ||
+  fail "expected 4 skipped after the repair: $(cat "$LOG/s5.err")"
 
 # --- bad input: exit 2, one line naming the file and the key, nothing written -----------------
 bad() {  # bad DESCRIPTION EXPECTED-TEXT SPEC-TEXT [FLAGS...]
