@@ -62,7 +62,7 @@ void check_finite_tensors(const std::vector<std::pair<std::string, Tensor>>& ten
     const auto bad = std::find_if(values.begin(), values.end(),
                                   [](double v) { return !std::isfinite(v); });
     check(bad == values.end(), file, ": tensor '", name, "' holds ", *bad, " at element ",
-          bad - values.begin(), " (of ", values.size(), "); its weights cannot be used");
+          bad - values.begin(), " (of ", values.size(), "); the checkpoint cannot be used");
   }
 }
 

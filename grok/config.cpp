@@ -90,6 +90,10 @@ void validate_variants(const TrainConfig& c) {
   check(std::isfinite(c.grokfast_lamb) && c.grokfast_lamb >= 0,
         "--grokfast-lamb: must be >= 0 (0 = the method's default), got ", c.grokfast_lamb);
   check(c.grokfast_window >= 1, "--grokfast-window: must be at least 1, got ", c.grokfast_window);
+  // The filter acts once the window is full, and holds the window's gradients in memory.
+  check(c.grokfast != "ma" || c.grokfast_window <= c.steps, "--grokfast-window: ",
+        c.grokfast_window, " is more than --steps (", c.steps,
+        "): the window would never fill, and the filter never act");
   one_of("--loss", c.loss, {"softmax", "stablemax"});
   check(std::isfinite(c.init_scale) && c.init_scale > 0, "--init-scale: must be positive, got ",
         c.init_scale);

@@ -266,6 +266,8 @@ for flag in --clip --wd --lr; do
     --out run --force
 done
 expect_error "--wd: must be" train "${TINY[@]}" --wd inf --wd-target init --out run --force
+expect_error "--grokfast-window: 9223372036854775807 is more than --steps (20)" \
+  train "${TINY[@]}" --steps 20 --grokfast ma --grokfast-window 9223372036854775807 --out new
 # --force replaces a run and nothing else: not a directory of other files, not the working one.
 expect_error "not a tinygrok run" train "${TINY[@]}" --out not_a_run --force
 # Without --force each says what will work: --resume or --force for a run, another --out else.
