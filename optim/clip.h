@@ -13,7 +13,9 @@ double global_grad_norm(const std::vector<Tensor>& params);
 
 // Like torch.nn.utils.clip_grad_norm_: when the global gradient norm exceeds max_norm, scales
 // every gradient in place by max_norm / (norm + 1e-6); returns the norm before clipping.
-// (Precisely: scales when that factor is below 1, as PyTorch's clamped factor does.)
+// (Precisely: scales when that factor is below 1, as PyTorch's clamped factor does. A NaN norm
+// leaves the gradients as they are, where PyTorch makes them all NaN: the step's loss check stops
+// a run either way.)
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
 // sqrt(sum of x^2) over all elements of all `tensors` (each defined and floating), in double:

@@ -103,6 +103,10 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
                 std::end(kResumeMayChange),
             "--resume: ", flag, " cannot change a run in progress", kOnlyThoseMayChange);
     check_given_flags_apply(changed, given);  // --cuda-graph on a CPU run, say
+    // A cosine schedule falls to its end over --steps: another length would make lr jump.
+    check(config.schedule != "cosine" || changed.steps == config.steps,
+          "--resume: --steps cannot change a run with --schedule cosine (its learning rate falls "
+          "over the run's ", config.steps, " steps)");
     config = changed;
   } else {
     config = preset(preset_name);

@@ -238,6 +238,9 @@ expect_error "--lr" train --resume run --lr 0.5
 expect_error "--betas" train --resume run --betas 0.5 0.5
 expect_error "--steps" train --resume run --steps 100
 expect_error "--force: has no effect with --resume" train --resume run --force
+cp -r run cosine && sed -i 's/"schedule": "constant"/"schedule": "cosine"/' cosine/config.json
+expect_error "--steps cannot change a run with --schedule cosine" train --resume cosine --steps 400
+rm -rf cosine
 expect_error "--cuda-graph: has no effect without --device cuda" train --resume run --cuda-graph off
 expect_error "model.safetensors" train --resume truncated --steps 400
 expect_error "model.safetensors" train "${TINY[@]}" --init truncated --out new
