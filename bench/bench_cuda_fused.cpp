@@ -10,9 +10,10 @@
 // Counters: MB = 28 bytes per element (p, g, m, v read; p, m, v written), GB/s = MB / median
 // time, median_us per call.
 //
-// Timing: CUDA events on the backend's stream around a batch of calls (1 at the large size, 20
+// Timing: CUDA events on the backend's stream around a batch of calls (5 at the large size, 20
 // at the model's, so that the batch measures back-to-back calls, host overhead included), after
-// 3 warm-up batches, for at least 0.1 s; counters use the median batch.
+// 3 warm-up batches, for at least 0.1 s; counters use the median batch (spread_%: the 10th-90th
+// percentile range of the batches, what scripts/device_tables.py counts as a tie).
 //   ./build/bench/bench_cuda_fused --benchmark_counters_tabular=true
 // Without a CUDA device every benchmark reports "skipped: no CUDA device".
 #include <benchmark/benchmark.h>
@@ -173,6 +174,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   if (!device_present()) std::printf("bench_cuda_fused: no CUDA device; every benchmark skips\n");
+  warm_up_gpu();
   register_workloads({{"adamw/step", adamw_step},
                       {"adamw/step_norms", adamw_step_norms},
                       {"adamw/ops", adamw_ops},

@@ -3,9 +3,10 @@
 // cores on inputs rounded to 10-bit mantissas: faster, not float32-exact, not a fair target).
 //
 // Shapes are written M x K x N: C[M, N] = A[M, K] @ B[K, N], row-major, float32. Squares 1024,
-// 2048, 4096, and the nanda step's GEMMs (B = 3830 examples): 3830x128x512 (forward),
-// 11490x128x128, and 512x3830x128, the weight gradient x^T @ dy, run with A transposed as backward
-// runs it (A stored [3830, 512]).
+// 2048, 4096, and the nanda step's GEMMs (B = 3830 examples): 3830x128x512 (the MLP's W_in),
+// 3830x512x128 (its W_out, K = 512, which split-K runs in 5 slices), and two weight gradients
+// x^T @ dy, run with A transposed as backward runs it: 512x3830x128 (W_in's, A stored
+// [3830, 512]) and 128x3830x113 (the unembedding's).
 //
 // sgemm/engine/<shape> is what the backend runs for the shape: tg::cuda::sgemm() on the
 // backend's stream, which splits a product of few output tiles and a long K (the weight
@@ -15,7 +16,9 @@
 // as a product grows, one at 2048 and up), so that the host's launch latency, paid once when
 // the stream is idle, is not counted as the kernel's; manual time, at least 0.1 s of it per
 // entry, after 3 warm-up launches. The counters use the median batch per launch: GFLOP/s =
-// 2 M N K / median, %cuBLAS = cuBLAS TF32-off's median / this median. Before timing, each
+// 2 M N K / median, %cuBLAS = cuBLAS TF32-off's median / this median (and, for a version on
+// TF32 tensor cores, %cuBLAS_TF32 against cuBLAS with TF32 on, its like), spread_% = the
+// 10th-90th percentile range of the batches over the median. Before timing, each
 // entry's output is compared with cuBLAS TF32-off (rel_err counter); a wrong one is reported
 // as an error, not timed. The model shapes' inputs fit in L2 (so do the squares up to 2048),
 // as they would when the training step reruns them.
@@ -41,6 +44,7 @@
 
 using namespace tg::cuda;
 using tg::bench::device_present;
+using tg::bench::spread_percent;
 
 namespace {
 
@@ -59,7 +63,8 @@ struct Shape {
 
 const Shape kShapes[] = {
     {1024, 1024, 1024, false}, {2048, 2048, 2048, false}, {4096, 4096, 4096, false},
-    {3830, 128, 512, false},   {11490, 128, 128, false},  {512, 3830, 128, true},
+    {3830, 128, 512, false},   {3830, 512, 128, false},   {512, 3830, 128, true},
+    {128, 3830, 113, true},
 };
 
 // Records a CUDA or cuBLAS failure as the benchmark's error; true when all is well.
@@ -163,18 +168,20 @@ double median(std::vector<double> v) {
   return v.empty() ? NAN : v[v.size() / 2];
 }
 
-// cuBLAS TF32-off's median time per shape (measured once, on first need), the 100% mark.
-double cublas_fp32_median_ms(const Problem& p) {
-  static std::map<Shape, double> cache;
-  auto it = cache.find(p.shape);
+// cuBLAS's median time per shape and math mode (measured once, on first need): TF32 off is
+// the 100% mark; TF32 on, the like of a version on tensor cores.
+double cublas_median_ms(const Problem& p, bool tf32) {
+  static std::map<std::pair<Shape, bool>, double> cache;
+  auto it = cache.find({p.shape, tf32});
   if (it != cache.end()) return it->second;
   const GemmArgs g = p.args();
-  auto run = [&] { cublas_sgemm(false, g); };
+  auto run = [&] { cublas_sgemm(tf32, g); };
   for (int i = 0; i < 3; ++i) run();
   std::vector<double> ms;
   for (int i = 0; i < 30; ++i) ms.push_back(time_launches(p, run));
-  return cache[p.shape] = median(ms);
+  return cache[{p.shape, tf32}] = median(ms);
 }
+
 
 // ||x - y|| / ||y||
 double relative_error(const std::vector<float>& x, const std::vector<float>& y) {
@@ -189,7 +196,7 @@ double relative_error(const std::vector<float>& x, const std::vector<float>& y) 
 // The timed loop shared by all entries; sets the counters from the median.
 template <typename Run>
 void timed_loop(benchmark::State& state, const Problem& p, Run run,
-                cudaStream_t stream = nullptr) {
+                cudaStream_t stream = nullptr, bool tf32 = false) {
   for (int i = 0; i < 3; ++i) run();
   std::vector<double> ms;
   for (auto _ : state) {
@@ -201,7 +208,9 @@ void timed_loop(benchmark::State& state, const Problem& p, Run run,
   const double med = median(ms);
   state.counters["median_ms"] = med;
   state.counters["GFLOP/s"] = p.shape.flops() / (med / 1e3) / 1e9;
-  state.counters["%cuBLAS"] = 100.0 * cublas_fp32_median_ms(p) / med;
+  state.counters["spread_%"] = spread_percent(ms);
+  state.counters["%cuBLAS"] = 100.0 * cublas_median_ms(p, false) / med;
+  if (tf32) state.counters["%cuBLAS_TF32"] = 100.0 * cublas_median_ms(p, true) / med;
 }
 
 void BM_sgemm_version(benchmark::State& state, size_t version_index, Shape shape) {
@@ -232,7 +241,7 @@ void BM_sgemm_version(benchmark::State& state, size_t version_index, Shape shape
                                       : "wrong result: rel_err vs cuBLAS >= 1e-5");
   }
   try {
-    timed_loop(state, p, [&] { v.run(g, nullptr); });
+    timed_loop(state, p, [&] { v.run(g, nullptr); }, nullptr, v.tf32);
   } catch (const std::exception& e) {  // an exception escaping the benchmark aborts the program
     state.SkipWithError(e.what());
   }
@@ -284,6 +293,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   if (!device_present()) std::printf("bench_cuda_gemm: no CUDA device; every benchmark skips\n");
+  tg::bench::warm_up_gpu();
   for (const Shape& s : kShapes) {
     benchmark::RegisterBenchmark(("sgemm/cublas_fp32/" + s.name()).c_str(), BM_cublas, false, s)
         ->UseManualTime()

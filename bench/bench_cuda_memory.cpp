@@ -147,14 +147,14 @@ Workload adamw_workload(Size s) {
   return {28.0 * static_cast<double>(elements), [optimizer] { optimizer->step(); }};
 }
 
-// cudaMemcpyAsync device to device of `copy_bytes` bytes: the median batch's milliseconds per
-// call, measured once per (bytes, batch).
+// cudaMemcpyAsync device to device of `copy_bytes` bytes (random data): the median batch's
+// milliseconds per call over 100 batches, measured once per (bytes, batch).
 double memcpy_median_ms(size_t copy_bytes, int calls) {
   static std::map<std::pair<size_t, int>, double> cache;
   const auto key = std::make_pair(copy_bytes, calls);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   const int64_t floats = static_cast<int64_t>((copy_bytes + 3) / 4);
-  const Tensor src = zeros({floats}, DType::Float32, kGpu);
+  const Tensor src = random_on_gpu({floats});
   const Tensor dst = zeros({floats}, DType::Float32, kGpu);
   const cudaStream_t stream = cuda::current_stream(0);
   const std::function<void()> run = [&] {
@@ -163,7 +163,7 @@ double memcpy_median_ms(size_t copy_bytes, int calls) {
   Events ev;
   for (int i = 0; i < 3; ++i) time_batch(stream, ev.start, ev.stop, calls, run);
   std::vector<double> ms;
-  for (int i = 0; i < 30; ++i)
+  for (int i = 0; i < 100; ++i)
     ms.push_back(time_batch(stream, ev.start, ev.stop, calls, run) / calls);
   return cache[key] = median(ms);
 }
@@ -211,6 +211,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   if (!device_present()) std::printf("bench_cuda_memory: no CUDA device; every benchmark skips\n");
+  warm_up_gpu();
   const std::pair<const char*, Workload (*)(Size)> ops[] = {
       {"copy", copy_workload},
       {"transpose_copy", transpose_workload},

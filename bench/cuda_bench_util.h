@@ -39,6 +39,35 @@ enum class Size { Large, Model };
 inline const char* size_name(Size s) { return s == Size::Large ? "large" : "model"; }
 inline int calls_per_batch(Size s) { return s == Size::Large ? 5 : 20; }
 
+// Before the first measurement: 256 MB device copies for 0.3 s, so that the GPU's clocks have
+// left their idle state (an H200 idles at a fraction of its SM clock) and the first entry, the
+// copy reference of bench_cuda_memory among them, is not timed on the way up.
+inline void warm_up_gpu() {
+  if (!device_present()) return;
+  void *src = nullptr, *dst = nullptr;
+  const size_t bytes = size_t(256) << 20;
+  if (cudaMalloc(&src, bytes) != cudaSuccess || cudaMalloc(&dst, bytes) != cudaSuccess) {
+    cudaFree(src);
+    (void)cudaGetLastError();
+    return;
+  }
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start);
+  for (float ms = 0; ms < 300;) {
+    for (int i = 0; i < 20; ++i) cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    if (cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) break;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(src);
+  cudaFree(dst);
+  (void)cudaGetLastError();
+}
+
 // What one benchmark runs: a call on tensors it owns, and the bytes that call must move.
 struct Workload {
   double bytes = 0;
@@ -67,6 +96,13 @@ inline double median(std::vector<double> v) {
   return v.empty() ? NAN : v[v.size() / 2];
 }
 
+// The 10th to 90th percentile range of the batches, in % of their median: two entries whose
+// medians are closer than this are not told apart (scripts/device_tables.py calls them a tie).
+inline double spread_percent(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? NAN : 100.0 * (v[v.size() * 9 / 10] - v[v.size() / 10]) / v[v.size() / 2];
+}
+
 struct Events {
   cudaEvent_t start = nullptr, stop = nullptr;
   Events() {
@@ -82,9 +118,10 @@ struct Events {
 };
 
 // Times make(size)'s workload as a manual-time benchmark: 3 warm-up batches, then one batch of
-// calls_per_batch(size) calls per iteration, between events on the backend's stream. Returns
-// the median batch's milliseconds per call, or a negative value after marking the benchmark
-// skipped (no GPU, an exception, or a failed CUDA call).
+// calls_per_batch(size) calls per iteration, between events on the backend's stream (so Google
+// Benchmark's own Time column is per batch: calls/batch says how many). Returns the median
+// batch's milliseconds per call, or a negative value after marking the benchmark skipped (no
+// GPU, an exception, or a failed CUDA call); sets the counters calls/batch and spread_%.
 inline double time_workload(benchmark::State& state, Workload (*make)(Size), Size size,
                             double& bytes) {
   if (!device_present()) {
@@ -108,6 +145,8 @@ inline double time_workload(benchmark::State& state, Workload (*make)(Size), Siz
       state.SkipWithError("a CUDA call failed");
       return -1;
     }
+    state.counters["calls/batch"] = calls;
+    state.counters["spread_%"] = spread_percent(ms);
     return median(ms) / calls;
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());

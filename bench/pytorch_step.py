@@ -24,10 +24,12 @@ a mode that fails is reported as "error" (its traceback on stderr), and the scri
 
 Models (--model):
   every-position  as written above: every position's queries, attention, MLP (the default)
-  last-position   what the loss reads, as tinygrok computes it: keys and values at every
-                  position, the query, attention, MLP and unembedding at the last one only (the
-                  same loss and gradients in exact arithmetic: the test checks it against the
-                  fixture too), so that the ratio to tinygrok is of the same FLOPs
+  last-position   what the loss reads, as tinygrok computes it: the first layer's queries, keys
+                  and values as products of the (position, token) table of T x vocab rows,
+                  gathered per example, and the attention, MLP and unembedding at the last
+                  position only (the same loss and gradients in exact arithmetic: the test
+                  checks it against the fixture too), so that the ratio to tinygrok is of the
+                  same FLOPs
 
 Timing: --warmup steps, then --repeats batches of --steps steps, each batch timed with CUDA events
 (time.perf_counter on the CPU) and synchronised at its ends only, so PyTorch's asynchronous launches
@@ -41,7 +43,7 @@ models, and its summary puts each mode's ms/step beside tinygrok's step as bench
 times it (the same way: CUDA events around batches of steps, the median batch), with the ratio.
 On the CPU, compare with `build/bench/bench_train_step --benchmark_filter=nanda` at the same
 thread count (--threads). The every-position model, as a PyTorch user writes it, runs ~14 GFLOP
-a step; tinygrok, and --model last-position, only what the last position's loss reads (~3.7).
+a step; tinygrok, and --model last-position, only what the last position's loss reads (~3.8).
 Debian's PyTorch (BLAS_INFO=generic) calls whichever libblas.so.3 is installed, and the reference
 BLAS is ~10x slower than OpenBLAS: the JSON's "blas" names the library loaded.
 
@@ -104,12 +106,13 @@ class NandaTransformer(torch.nn.Module):
 
     def forward(self, tokens):  # int64 [B, T] -> logits [B, p] at position T - 1
         T = tokens.shape[1]
-        x = self.W_E[tokens] + self.W_pos[:T]  # [B, T, d_model]
-        k = torch.einsum("btd,hde->bhte", x, self.W_K)
-        v = torch.einsum("btd,hde->bhte", x, self.W_V)
-        if self.last_position:  # the last query sees every key: no mask
-            x = x[:, -1:]  # [B, 1, d_model]
-        q = torch.einsum("btd,hde->bhte", x, self.W_Q)
+        if self.last_position:
+            q, k, v, x = self.table_attention_inputs(tokens)
+        else:
+            x = self.W_E[tokens] + self.W_pos[:T]  # [B, T, d_model]
+            k = torch.einsum("btd,hde->bhte", x, self.W_K)
+            v = torch.einsum("btd,hde->bhte", x, self.W_V)
+            q = torch.einsum("btd,hde->bhte", x, self.W_Q)
         scores = torch.einsum("bhqe,bhke->bhqk", q, k) / math.sqrt(self.d_head)
         if not self.last_position:
             scores = scores.masked_fill(self.future[:T, :T], float("-inf"))
@@ -118,15 +121,32 @@ class NandaTransformer(torch.nn.Module):
         x = x + F.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out
         return x[:, -1] @ self.W_U
 
+    def table_attention_inputs(self, tokens):
+        """The last position's query and residual, and every position's keys and values, from the
+        (position, token) table as tinygrok computes them: an example's embedded row at position
+        t is one of T x vocab, so Q, K and V are products of those rows, gathered per example."""
+        T, vocab = tokens.shape[1], self.W_E.shape[0]
+        table = (self.W_E[None] + self.W_pos[:T, None]).reshape(T * vocab, -1)  # [T*V, d]
+        rows = torch.arange(T, device=tokens.device) * vocab + tokens  # [B, T]: table rows
+        k = torch.einsum("rd,hde->hre", table, self.W_K)[:, rows].permute(1, 0, 2, 3)
+        v = torch.einsum("rd,hde->hre", table, self.W_V)[:, rows].permute(1, 0, 2, 3)
+        last = rows[:, -1:]  # [B, 1]: the last query sees every key, so no mask
+        q = torch.einsum("rd,hde->hre", table, self.W_Q)[:, last].permute(1, 0, 2, 3)
+        return q, k, v, table[last]  # [B, H, 1, e], [B, H, T, e] twice, [B, 1, d]
+
 
 def step_gflop(setup):
-    """Matrix-product FLOPs of a step as the model computes them (every position, or queries at
-    the last one only), x3 for the backward."""
-    rows = setup["n_train"] * setup["n_ctx"]
-    queries = setup["n_train"] if setup["model"] == "last-position" else rows
+    """Matrix-product FLOPs of a step as the model computes them (every position; or the table's
+    rows for Q, K and V, and the last position for the rest), x3 for the backward."""
     d, mlp, t = setup["d_model"], setup["d_mlp"], setup["n_ctx"]
-    forward = (2 * 2 * rows * d * d           # K and V projections
-               + 2 * 2 * queries * d * d      # Q and O projections
+    if setup["model"] == "last-position":
+        queries = setup["n_train"]
+        qkv = 3 * 2 * t * (setup["p"] + 1) * d * d  # the (position, token) table's products
+    else:
+        queries = setup["n_train"] * t
+        qkv = 3 * 2 * queries * d * d
+    forward = (qkv
+               + 2 * queries * d * d          # O projection
                + 2 * 2 * queries * d * mlp    # MLP in and out
                + 2 * 2 * queries * t * d      # scores and pattern @ v
                + 2 * setup["n_train"] * d * setup["p"])  # unembedding

@@ -4,13 +4,14 @@
 # programs, the CUDA benchmarks and the CLI only: CI runs the rest of the suite), run the CUDA
 # tests, time the nanda step host-driven, on the device and as a CUDA graph, train nanda to
 # grokking on the GPU (issue 6's 5 s target), the same run with and without the graph (equal
-# metrics), the same step in PyTorch (bench/pytorch_step.py: the model as a PyTorch user writes
-# it, and computing only the last position as tinygrok does), the fused kernels against their
-# compositions, the step with index_add's tiled kernel, the kernel benchmarks against
-# cuBLAS, the CUDA tests and the step with dependent launches, the step and nanda's grokking run
-# with TF32 tensor cores, the memory-bound ops' bandwidth against a device copy, and where the
-# machine has them compute-sanitizer on the kernels that share memory and ncu's per-kernel
-# times; print a table last.
+# metrics), the same step in PyTorch eager and with CUDA graphs (bench/pytorch_step.py: the model
+# as a PyTorch user writes it, and computing only what the loss reads as tinygrok does), the
+# fused kernels against their compositions, the memory-bound ops' bandwidth against a device
+# copy, the kernel benchmarks against cuBLAS, the step with index_add's tiled kernel, the step
+# and nanda's grokking run with TF32 tensor cores, the step and the CUDA tests with dependent
+# launches, PyTorch's torch.compile modes (slow to compile), and where the machine has them
+# compute-sanitizer on the kernels that share memory and ncu's per-kernel times; print a table
+# last.
 #
 #   scripts/device_check.sh [--quick] [--from STAGE] [--budget SECONDS]
 #     --quick      the rerun after a fix: the build, the CUDA tests, the step's time, nanda to
@@ -22,7 +23,9 @@
 #
 # The device lease is 15 minutes in all, each machine's start (a minute or two) included, and a
 # machine stays warm only 30 s after a call: a rerun builds from scratch on a fresh one. 360 s
-# leaves room for a fix and a --quick rerun; give the machine back between the two calls.
+# leaves room for a fix and a --quick rerun; give the machine back between the two calls. A
+# second call pays the start and the build again: give it --budget of what the device tool's
+# status says is left, less 180 s, or the machine is taken back mid-run and \$OUT with it.
 #
 # What comes back: the device tool returns at most 8 files from $OUT, so the run writes
 # everything under build-device/results and leaves three files in $OUT: summary.txt (the
@@ -60,8 +63,8 @@ if [ -z "$budget" ]; then
 fi
 # The stages after the build, in the order they run (keep in step with the calls below).
 stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off pytorch_step pytorch_step_last
-  fused_bench step_bench_tiled gemm_bench cuda_tests_pdl step_bench_pdl step_bench_tf32 gpu_grok_tf32
-  memory_bench racecheck racecheck_bias memcheck ncu_kernels"
+  fused_bench memory_bench gemm_bench step_bench_tiled step_bench_tf32 gpu_grok_tf32 step_bench_pdl
+  cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck ncu_kernels"
 if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
   echo "device_check.sh: --from '$from' is no stage; the stages:" $stages >&2
   exit 2
@@ -83,9 +86,9 @@ reached=true
 built=false
 
 # stage NAME CAP COMMAND...: runs it with its output appended to the log (and to
-# $results/NAME.out), for at most CAP seconds and never past the budget; a stage that would get
-# under 15 s is skipped and says so, as are the stages before --from's and, once the build has
-# failed, every stage that needs it.
+# $results/NAME.out) and its wall time in $results/NAME.wall, for at most CAP seconds and never
+# past the budget; a stage that would get under 15 s is skipped and says so, as are the stages
+# before --from's and, once the build has failed, every stage that needs it.
 stage() {
   local name=$1 cap=$2 left=$((budget - SECONDS)) why=
   shift 2
@@ -107,10 +110,13 @@ stage() {
     echo "=== $name: skipped, $why" >> "$log"
     return 124
   fi
-  local limit=$((cap < left ? cap : left)) start=$SECONDS
+  local limit=$((cap < left ? cap : left)) start=$SECONDS wall_start=${EPOCHREALTIME:-}
   echo "=== $name (limit ${limit}s): $*" >> "$log"
   timeout -k 15 "$limit" "$@" > "$results/$name.out" 2>&1
   local rc=$?
+  # The process's wall time, start-up included (issue 6's 5 s is of the whole run).
+  [ -n "$wall_start" ] && awk -v a="${wall_start/,/.}" -v b="${EPOCHREALTIME/,/.}" \
+    'BEGIN { printf "%.3f\n", b - a }' > "$results/$name.wall"
   cat "$results/$name.out" >> "$log"
   summary+=("$(printf '%-18s %-8s %5ss' "$name" "$([ $rc -eq 0 ] && echo ok || echo "rc=$rc")" \
     $((SECONDS - start)))")
@@ -143,10 +149,13 @@ cuda_tests() {
 }
 
 # bench NAME BINARY JSON_NAME [ENV...]: a Google Benchmark program of build-device/bench, its
-# table in the log and its JSON under $results.
+# table in the log and its JSON under $results; for the fused kernels also the names it
+# registers (bench_cuda_fused.list), so that a pair the time limit cut shows as not measured.
 bench() {
-  local name=$1 binary=build-device/bench/$2 json=$3
+  local name=$1 program=$2 binary=build-device/bench/$2 json=$3
   shift 3
+  [ "$program" = bench_cuda_fused ] && [ -x "$binary" ] &&
+    timeout 20 "$binary" --benchmark_list_tests > "$results/$program.list" 2>/dev/null
   stage "$name" 150 env "$@" "$binary" --benchmark_counters_tabular=true \
     --benchmark_out="$results/$json" --benchmark_out_format=json
 }
@@ -210,32 +219,35 @@ if [ -f build-device/nanda_graph_on/metrics.csv ] && [ -f build-device/nanda_gra
 fi
 
 if ! $quick; then
-  # The same nanda step in PyTorch (eager, CUDA graphs, torch.compile), for the table below: the
-  # model as a PyTorch user writes it (every position), then computing what the loss reads only,
-  # as tinygrok does (the same FLOPs). The JSON is written after each mode, so a time limit keeps
-  # the modes that ran.
-  stage pytorch_step 90 python3 bench/pytorch_step.py --device cuda \
-    --modes eager,graphs,compile,compile-reduce-overhead --json "$results/pytorch_step.json"
+  # The same nanda step in PyTorch, eager and as one CUDA graph, for the table below: the model
+  # as a PyTorch user writes it (every position), then computing what the loss reads only, as
+  # tinygrok does (the same FLOPs). The JSON is written after each mode, so a time limit keeps
+  # the modes that ran. torch.compile's modes come late (pytorch_compile): compiling them cold
+  # takes a minute, and no target needs them.
+  stage pytorch_step 60 python3 bench/pytorch_step.py --device cuda --modes eager,graphs \
+    --json "$results/pytorch_step.json"
   stage pytorch_step_last 40 python3 bench/pytorch_step.py --device cuda --model last-position \
     --modes eager,graphs --json "$results/pytorch_step_last.json"
   bench fused_bench bench_cuda_fused bench_cuda_fused.json
+  bench memory_bench bench_cuda_memory bench_cuda_memory.json
+  bench gemm_bench bench_cuda_gemm bench_cuda_gemm.json
   # The step with index_add's tiled kernel (the CPU's order) instead of its sorted path
   # (kernels/cuda/index_add_sorted.h): which one the default should be.
   bench step_bench_tiled bench_cuda_train_step bench_cuda_train_step_tiled.json \
     TG_CUDA_INDEX_ADD=tiled
-  bench gemm_bench bench_cuda_gemm bench_cuda_gemm.json
-
-  # Dependent launches (TG_CUDA_PDL=1, kernels/cuda/dependent_launch.h), not yet on by default:
-  # the CUDA tests with them (a kernel that raced the one before it would show there), then the
-  # step's time with them.
-  cuda_tests cuda_tests_pdl 120 TG_CUDA_PDL=1
-  bench step_bench_pdl bench_cuda_train_step bench_cuda_train_step_pdl.json TG_CUDA_PDL=1
 
   # TF32 tensor cores (TG_CUDA_TF32=1: best_sgemm may take v8, inputs rounded to TF32), opt-in
   # as in PyTorch: the step's time with them, and nanda to grokking with them.
   bench step_bench_tf32 bench_cuda_train_step bench_cuda_train_step_tf32.json TG_CUDA_TF32=1
   train_run gpu_grok_tf32 60 build-device/nanda_grok_tf32 TG_CUDA_TF32=1 -- --stop-at-grok
-  bench memory_bench bench_cuda_memory bench_cuda_memory.json
+
+  # Dependent launches (TG_CUDA_PDL=1, kernels/cuda/dependent_launch.h), not yet on by default:
+  # the step's time with them, then the CUDA tests with them (a kernel that raced the one before
+  # it would show there).
+  bench step_bench_pdl bench_cuda_train_step bench_cuda_train_step_pdl.json TG_CUDA_PDL=1
+  cuda_tests cuda_tests_pdl 120 TG_CUDA_PDL=1
+  stage pytorch_compile 90 python3 bench/pytorch_step.py --device cuda \
+    --modes eager,compile,compile-reduce-overhead --json "$results/pytorch_compile.json"
 
   # Where the machine has them (H200.md: on Firecracker, not on gVisor): the kernels that share
   # memory between threads or blocks under compute-sanitizer's race and memory checkers
@@ -255,7 +267,9 @@ if ! $quick; then
   fi
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$ncu_bin" ]; then
-    stage ncu_kernels 150 "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv \
+    # --cache-control none: the step's kernels find their data in L2, as they do when it runs.
+    stage ncu_kernels 150 "$ncu_bin" --clock-control none --cache-control none \
+      --metrics gpu__time_duration.sum --csv \
       --log-file "$results/ncu_kernels.csv" build-device/tinygrok train --preset nanda --device cuda \
       --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run --force --quiet
   else

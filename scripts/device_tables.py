@@ -6,9 +6,11 @@ met or MISSED:
 
   python3 scripts/device_tables.py build-device/results
 
-A table whose files are missing is left out; one that cannot be read says so in a line and the
-others still print, since this summary is what comes back first from a 15-minute device lease.
-Tested on files of the same shape in tests/device_tables_test.py.
+A table whose files are missing is left out, but a target whose files are missing says NOT
+MEASURED; a file that cannot be read says so in a line and the others still print, since this
+summary is what comes back first from a 15-minute device lease. A Google Benchmark file cut short
+by its stage's time limit keeps its complete entries. Tested on files of the same shape in
+tests/device_tables_test.py.
 """
 import collections
 import csv
@@ -26,14 +28,44 @@ def short(name):
     return name[3:] if name.startswith("BM_") else name
 
 
-def benchmarks(path):
-    """The entries of a Google Benchmark JSON file, or [] when it is missing or unreadable
-    (a stage cut by its time limit leaves no JSON, or a partial one)."""
+def read_benchmarks(path):
+    """(the entries of a Google Benchmark JSON file, whether the file was cut short). Google
+    Benchmark closes the file's list only as it ends, so a stage killed by its time limit leaves
+    an unterminated one: its complete entries (each closed by a line "    }") are kept. [] when
+    the file is missing or nothing in it can be read."""
     try:
         with open(path) as f:
-            return json.load(f)["benchmarks"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+            text = f.read()
+    except OSError:
+        return [], False
+    try:
+        return json.loads(text)["benchmarks"], False
+    except (ValueError, KeyError, TypeError):
+        pass
+    cut = text.rfind("\n    }")
+    if cut < 0:
+        return [], True
+    try:
+        return json.loads(text[:cut + 6] + "\n  ]\n}")["benchmarks"], True
+    except (ValueError, KeyError, TypeError):
+        return [], True
+
+
+def benchmarks(path):
+    """The entries of a Google Benchmark JSON file (read_benchmarks), or []."""
+    return read_benchmarks(path)[0]
+
+
+def listed(results, program):
+    """The short names a benchmark program registers, from the list device_check.sh saves before
+    running it (PROGRAM.list, --benchmark_list_tests), and the names its JSON holds."""
+    names = [short(b["name"]) for b in benchmarks(os.path.join(results, program + ".json"))]
+    try:
+        with open(os.path.join(results, program + ".list")) as f:
+            names += [short(line.strip()) for line in f if line.strip()]
+    except OSError:
+        pass
+    return list(dict.fromkeys(names))
 
 
 def timed(entry, counter):
@@ -50,10 +82,17 @@ def bench_errors(results):
                 why = b.get("error_message", "")
                 if b.get("error_occurred") and "declines these arguments" not in why:
                     by_message[why].append(f"{path[:-5]}: {short(b['name'])}")
+    cut = []
+    for path in sorted(os.listdir(results)):
+        if path.startswith("bench_cuda_") and path.endswith(".json"):
+            entries, was_cut = read_benchmarks(os.path.join(results, path))
+            if was_cut:
+                cut.append(f"{path}: cut short by its time limit; its {len(entries)} complete "
+                           "entries are kept")
     if not by_message:
-        return []
+        return cut
     count = sum(len(names) for names in by_message.values())
-    lines = [f"benchmark entries with errors ({count}):"]
+    lines = cut + [f"benchmark entries with errors ({count}):"]
     for why, names in by_message.items():
         if len(names) > 3:
             lines.append(f"  {len(names)} entries: {why[:100]}")
@@ -64,15 +103,25 @@ def bench_errors(results):
 
 
 def memory_table(results):
-    """Each memory-bound op's bandwidth and its fraction of a device copy of the same bytes."""
+    """Each memory-bound op's bandwidth and its fraction of a device copy of the same bytes, at
+    the large size; at the model's shapes (in L2, microseconds a call) the time per call, which
+    the host's dispatch is part of, not a bandwidth."""
     rows = [b for b in benchmarks(os.path.join(results, "bench_cuda_memory.json"))
             if timed(b, "GB/s")]
-    if not rows:
-        return []
-    lines = ["memory bench (GB/s, % of a device copy of the same bytes):"]
-    for b in rows:
-        copy = f"{b['%copy']:6.1f}%" if isinstance(b.get("%copy"), (int, float)) else ""
-        lines.append(f"  {short(b['name']):<36} {b['GB/s']:8.0f} GB/s {copy}")
+    large = [b for b in rows if not short(b["name"]).endswith("/model")]
+    model = [b for b in rows if short(b["name"]).endswith("/model")]
+    lines = []
+    if large:
+        lines.append("memory bench, past the L2 (GB/s, % of a device copy of the same bytes):")
+        for b in large:
+            copy = f"{b['%copy']:6.1f}%" if isinstance(b.get("%copy"), (int, float)) else ""
+            lines.append(f"  {short(b['name']):<36} {b['GB/s']:8.0f} GB/s {copy}")
+    if model:
+        lines.append("memory bench at the model's shapes (in L2; us per call, the host's dispatch "
+                     "included: not a bandwidth):")
+        for b in model:
+            us = f"{b['median_us']:8.1f} us" if isinstance(b.get("median_us"), (int, float)) else ""
+            lines.append(f"  {short(b['name']):<36} {us}")
     return lines
 
 
@@ -86,22 +135,37 @@ def composition_of(name):
     return None
 
 
+# A fused kernel and its composition whose times differ by less than this (or than either's own
+# spread between batches) are a tie: a GEMM-dominated pair differs by ~1% by construction.
+TIE_PERCENT = 2.0
+
+
 def fused_pairs(results):
-    """(name, fused us, composition us) for each fused entry timed beside its composition."""
+    """(name, fused us, composition us, noise %) for each fused entry timed beside its
+    composition; noise: the larger spread of the two (spread_%) or TIE_PERCENT."""
     runs = {short(b["name"]): b
             for b in benchmarks(os.path.join(results, "bench_cuda_fused.json"))}
     pairs = []
     for name, b in runs.items():
         other = runs.get(composition_of(name) or "")
         if other is not None and timed(b, "median_us") and timed(other, "median_us"):
-            pairs.append((name, b["median_us"], other["median_us"]))
+            spreads = [e["spread_%"] for e in (b, other) if timed(e, "spread_%")]
+            pairs.append((name, b["median_us"], other["median_us"],
+                          max([TIE_PERCENT] + spreads)))
     return pairs
+
+
+def expected_fused_pairs(results):
+    """The fused entries bench_cuda_fused registers beside a composition, timed or not."""
+    names = listed(results, "bench_cuda_fused")
+    return [name for name in names if composition_of(name) in names]
 
 
 def fused_table(results):
     """Each fused kernel against the composition it replaced (issue 6: each faster)."""
     lines = [f"  {name:<40} {fused:9.1f} us  vs {unfused:9.1f} us  {unfused / fused:5.2f}x"
-             for name, fused, unfused in fused_pairs(results)]
+             f"  (noise {noise:.0f}%)"
+             for name, fused, unfused, noise in fused_pairs(results)]
     if not lines:
         return []
     return ["fused kernels against their compositions (median us per call, speed-up):"] + lines
@@ -118,12 +182,18 @@ def gemm_table(results):
         version, shape = parts[1], parts[2]
         if shape not in shapes:
             shapes.append(shape)
-        share = f" {b['%cuBLAS']:3.0f}%" if isinstance(b.get("%cuBLAS"), (int, float)) else ""
+        if isinstance(b.get("%cuBLAS_TF32"), (int, float)):  # a version on TF32 tensor cores
+            share = f" {b['%cuBLAS_TF32']:3.0f}%t"
+        elif isinstance(b.get("%cuBLAS"), (int, float)):
+            share = f" {b['%cuBLAS']:3.0f}% "
+        else:
+            share = ""
         cells[version][shape] = f"{b['GFLOP/s']:6.0f}{share}"
     if not cells:
         return []
     width = max(16, max(len(s) for s in shapes) + 1)
-    lines = ["SGEMM GFLOP/s and % of cuBLAS (TF32 off) per shape M x K x N:",
+    lines = ["SGEMM GFLOP/s and % of cuBLAS (TF32 off; t: of cuBLAS with TF32 on, for a version "
+             "on TF32 tensor cores) per shape M x K x N:",
              "  " + f"{'':<18}" + "".join(f"{s:>{width}}" for s in shapes)]
     for version, row in cells.items():
         lines.append(f"  {version:<18}" + "".join(f"{row.get(s, '-'):>{width}}" for s in shapes))
@@ -184,7 +254,7 @@ def pytorch_table(results):
     replay (what train runs) and the eager step on the device (--cuda-graph off)."""
     ours = {mode: us / 1e3 for mode, us in tinygrok_step_us(results).items()}
     lines = []
-    for path in ("pytorch_step.json", "pytorch_step_last.json"):
+    for path in ("pytorch_step.json", "pytorch_step_last.json", "pytorch_compile.json"):
         full = os.path.join(results, path)
         if not os.path.exists(full):
             continue
@@ -253,68 +323,142 @@ def verdict(ok):
     return "met" if ok else "MISSED"
 
 
+def not_measured(what, why):
+    return f"{what}: NOT MEASURED ({why})"
+
+
+def stage_wall_seconds(results, stage):
+    """The wall time device_check.sh measured around a stage's process (STAGE.wall), or None."""
+    try:
+        with open(os.path.join(results, stage + ".wall")) as f:
+            return float(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+STEP_TARGET = "full-batch nanda step <= 100 us"
+
+
 def step_target(results):
     graph = tinygrok_step_us(results).get("graph")
     if graph is None:
-        return []
-    return [f"full-batch nanda step <= 100 us: {graph:.1f} us (graph replay)  "
-            + verdict(graph <= 100)]
+        return [not_measured(STEP_TARGET, "no graph us/step in bench_cuda_train_step.json")]
+    return [f"{STEP_TARGET}: {graph:.1f} us (graph replay)  " + verdict(graph <= 100)]
+
+
+GROK_TARGET = "nanda --stop-at-grok to test acc >= 99% in <= 5 s"
 
 
 def grok_target(results):
     path = os.path.join(results, "nanda_grok_summary.json")
     if not os.path.exists(path):
-        return []
+        return [not_measured(GROK_TARGET, "no summary.json from the gpu_grok stage")]
     with open(path) as f:
         s = json.load(f)
     test_acc = (s.get("final") or {}).get("test_acc")
-    process = process_wall_seconds(os.path.join(results, "gpu_grok.out"))
-    wall = process if process is not None else s.get("wall_seconds")
-    how = "the process, CUDA start-up included" if process is not None else "train()'s clock"
     grokked = (s.get("status") == "grokked" and isinstance(test_acc, (int, float))
                and test_acc >= 0.99)
-    return [f"nanda --stop-at-grok to test acc >= 99% in <= 5 s: status {s.get('status')}, "
-            f"test acc {test_acc}, {wall:.2f} s wall ({how})  " + verdict(grokked and wall <= 5)]
+    # The target is the whole process's wall time, CUDA start-up and evals included: the
+    # script's clock around the stage, else GNU time's; train()'s own clock starts after the
+    # CUDA context and the model exist, so it cannot decide the target.
+    wall = stage_wall_seconds(results, "gpu_grok")
+    how = "the process, by device_check.sh's clock"
+    if wall is None:
+        wall = process_wall_seconds(os.path.join(results, "gpu_grok.out"))
+        how = "the process, by GNU time"
+    head = f"{GROK_TARGET}: status {s.get('status')}, test acc {test_acc}, "
+    if wall is None:
+        train_wall = s.get("wall_seconds", float("nan"))
+        return [head + f"{train_wall:.2f} s by train()'s clock (start-up excluded: not the "
+                "target's measure)  " + ("MISSED" if not grokked else "NOT MEASURED")]
+    return [head + f"{wall:.2f} s wall ({how})  " + verdict(grokked and wall <= 5)]
+
+
+def pytorch_eager_ms(results, path):
+    full = os.path.join(results, path)
+    if not os.path.exists(full):
+        return None
+    with open(full) as f:
+        return next((r["ms_per_step"] for r in json.load(f)["results"]
+                     if r["mode"] == "eager" and r["status"] == "ok"), None)
 
 
 def pytorch_target(results):
+    """Issue 6's comparison: the model as a PyTorch user writes it (every position), eager. The
+    same model computing only what the loss reads, as tinygrok does, is shown beside it."""
     graph = tinygrok_step_us(results).get("graph")
     lines = []
-    for path, model in (("pytorch_step.json", "every position"),
-                        ("pytorch_step_last.json", "last position")):
-        full = os.path.join(results, path)
-        if graph is None or not os.path.exists(full):
+    for path, model, role in (("pytorch_step.json", "every position", "issue 6's comparison"),
+                              ("pytorch_step_last.json", "last position, tinygrok's work",
+                               "for information")):
+        what = f">= 10x PyTorch eager ({model}; {role})"
+        eager = pytorch_eager_ms(results, path)
+        if graph is None or eager is None:
+            lines.append(not_measured(what, "no tinygrok graph step" if graph is None
+                                      else f"no eager result in {path}"))
             continue
-        with open(full) as f:
-            eager = next((r["ms_per_step"] for r in json.load(f)["results"]
-                          if r["mode"] == "eager" and r["status"] == "ok"), None)
-        if eager is not None:
-            speedup = eager * 1e3 / graph
-            lines.append(f">= 10x PyTorch eager ({model}): {speedup:.1f}x  "
-                         + verdict(speedup >= 10))
+        speedup = eager * 1e3 / graph
+        lines.append(f"{what}: {speedup:.1f}x"
+                     + (f"  {verdict(speedup >= 10)}" if role == "issue 6's comparison" else ""))
     return lines
 
 
+FUSED_TARGET = "each fused kernel faster than its composition"
+
+
 def fused_target(results):
-    ratios = [(name, unfused / fused) for name, fused, unfused in fused_pairs(results)]
-    if not ratios:
+    pairs = fused_pairs(results)
+    expected = expected_fused_pairs(results)
+    if not expected:
+        return [not_measured(FUSED_TARGET, "no bench_cuda_fused results")]
+    timed_names = {name for name, *_ in pairs}
+    unmeasured = [name for name in expected if name not in timed_names]
+    slower, ties = [], []
+    for name, fused, unfused, noise in pairs:
+        change = 100 * (unfused / fused - 1)
+        if change < -noise:
+            slower.append(f"{name} {unfused / fused:.2f}x")
+        elif abs(change) <= noise:
+            ties.append(f"{name} {unfused / fused:.2f}x")
+    faster = len(pairs) - len(slower) - len(ties)
+    text = f"{FUSED_TARGET}: {faster} of {len(expected)} faster beyond noise"
+    if ties:
+        text += f"; within noise: {', '.join(ties)}"
+    if slower:
+        text += f"; slower: {', '.join(slower)}"
+    if unmeasured:
+        text += f"; not measured: {len(unmeasured)} ({', '.join(unmeasured[:3])}"
+        text += ", ...)" if len(unmeasured) > 3 else ")"
+    result = ("MISSED" if slower else "NOT MEASURED" if unmeasured
+              else "TIED (within noise)" if ties else "met")
+    return [text + "  " + result]
+
+
+def failed_cuda_tests(results):
+    """The CUDA test programs device_check.sh's cuda_tests stage saw fail, or []."""
+    try:
+        with open(os.path.join(results, "cuda_tests.out")) as f:
+            text = f.read()
+    except OSError:
         return []
-    slower = [f"{name} {ratio:.2f}x" for name, ratio in ratios if ratio <= 1]
-    return [f"each fused kernel faster than its composition: {len(ratios) - len(slower)} of "
-            f"{len(ratios)}" + (f"; not: {', '.join(slower)}" if slower else "") + "  "
-            + verdict(not slower)]
+    tail = text.split("The following tests FAILED:", 1)
+    return sorted(set(re.findall(r"test_cuda_[a-z_0-9]+", tail[1]))) if len(tail) == 2 else []
 
 
 def targets_table(results):
-    """Issue 6's targets on this run, each met or MISSED; a target without its files is left
-    out, and one whose files cannot be read says so."""
+    """Issue 6's targets on this run, each met, MISSED or NOT MEASURED (its stage skipped, cut or
+    failed); one whose files cannot be read says so."""
     lines = []
     for target in (step_target, grok_target, pytorch_target, fused_target):
         try:
             lines += [f"  {line}" for line in target(results)]
         except Exception as e:
             lines.append(f"  {target.__name__}: could not be made: {type(e).__name__}: {e}")
-    return ["issue 6's targets on this GPU:"] + lines if lines else []
+    failed = failed_cuda_tests(results)
+    if failed:
+        lines.append(f"  the CUDA tests FAILED ({', '.join(failed)}): the speeds above are of "
+                     "kernels not shown correct")
+    return ["issue 6's targets on this GPU:"] + lines
 
 
 TABLES = [targets_table, bench_errors, memory_table, fused_table, gemm_table, step_table,
