@@ -24,16 +24,17 @@ class AnalyzeCommand : public Command {
         "grokking-time prediction, sharpness, softmax collapse; into RUN/analysis/");
     app_->add_option("run", run_dir_, "The run directory")->required();
     CLI::Option* rho = add_number_option(
-        app_, "--rho", rho_, "Sharpness radius, absolute (default: --rho-fraction of each ||theta||)");
+        app_, "--rho", rho_,
+        "Sharpness radius, absolute (default: --rho-fraction of each ||theta||)");
     add_number_option(app_, "--rho-fraction", options_.rho_fraction,
-                     "Sharpness radius as a fraction of each snapshot's ||theta||")
+                      "Sharpness radius as a fraction of each snapshot's ||theta||")
         ->capture_default_str()
         ->excludes(rho);
     add_number_option(app_, "--sharpness-steps", options_.sharpness_steps,
-                     "Projected gradient-ascent steps of the sharpness estimate")
+                      "Projected gradient-ascent steps of the sharpness estimate")
         ->capture_default_str();
     add_number_option(app_, "--key-frequencies", options_.key_frequencies,
-                     "Use these key frequencies (comma-separated) instead of finding them")
+                      "Use these key frequencies (comma-separated) instead of finding them")
         ->delimiter(',');
     add_number_option(app_, "--every", options_.every, "Analyse every Nth snapshot (and the last)")
         ->capture_default_str();

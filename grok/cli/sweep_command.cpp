@@ -185,8 +185,8 @@ class SweepCommand : public Command {
                      "heatmap.csv, heatmap_*.png")
         ->required();
     add_number_option(app_, "--workers", args_.workers,
-                     "Runs at once (per MPI rank); 0 = the cores / --threads (shared among the "
-                     "ranks on a node)")
+                      "Runs at once (per MPI rank); 0 = the cores / --threads (shared among the "
+                      "ranks on a node)")
         ->capture_default_str();
     add_number_option(app_, "--threads", args_.threads, "CPU threads of each run; 0 = every core")
         ->capture_default_str();

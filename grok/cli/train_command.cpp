@@ -1,7 +1,7 @@
 // `tinygrok train`: a grokking run from a preset plus flags (grok/trainer.h does the run).
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
