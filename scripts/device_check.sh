@@ -100,7 +100,7 @@ stage() {
   if ! $reached && [ "$name" != configure ] && [ "$name" != build ]; then
     why="before --from $from"
   elif ! $built && [ "$name" != configure ] && [ "$name" != build ] &&
-    [[ $name != pytorch_step* ]]; then  # PyTorch needs none of the build
+    [[ $name != pytorch_* ]]; then  # PyTorch needs none of the build
     why="the build failed"
   elif [ "$left" -lt 15 ]; then
     why="the budget of ${budget}s is spent"
