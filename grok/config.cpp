@@ -94,7 +94,6 @@ void validate_variants(const TrainConfig& c) {
   check(c.grokfast != "ma" || c.grokfast_window <= c.steps, "--grokfast-window: ",
         c.grokfast_window, " is more than --steps (", c.steps,
         "): the window would never fill, and the filter never act");
-  one_of("--loss", c.loss, {"softmax", "stablemax"});
   check(std::isfinite(c.init_scale) && c.init_scale > 0, "--init-scale: must be positive, got ",
         c.init_scale);
   // --init-scale scales freshly drawn weights; weights loaded by --init are used as they are.
@@ -104,7 +103,7 @@ void validate_variants(const TrainConfig& c) {
 }
 }  // namespace
 
-void validate(const TrainConfig& c) {
+void validate_data_and_model(const TrainConfig& c) {
   Operation op;
   try {
     op = parse_operation(c.op);
@@ -122,8 +121,6 @@ void validate(const TrainConfig& c) {
   one_of("--act", c.act, {"relu", "gelu", "x2"});
   one_of("--ln", c.ln, {"none", "pre", "post"});
   one_of("--tokens", c.tokens, {"ab", "abeq", "aopbeq"});
-  one_of("--optimizer", c.optimizer, {"adamw", "adam", "sgd"});
-  one_of("--schedule", c.schedule, {"constant", "cosine"});
   check(c.model != "mlp" || c.tokens == "ab", "--tokens: the mlp model reads [a, b] tokens "
         "(--tokens ab), got '", c.tokens, "'");
   check(c.layers >= 1, "--layers: must be at least 1, got ", c.layers);
@@ -131,6 +128,13 @@ void validate(const TrainConfig& c) {
   check(c.heads >= 1 && c.d_model % c.heads == 0, "--heads: must divide --d-model (", c.d_model,
         "), got ", c.heads);
   check(c.d_mlp >= 1, "--d-mlp: must be positive, got ", c.d_mlp);
+  one_of("--loss", c.loss, {"softmax", "stablemax"});
+}
+
+void validate(const TrainConfig& c) {
+  validate_data_and_model(c);
+  one_of("--optimizer", c.optimizer, {"adamw", "adam", "sgd"});
+  one_of("--schedule", c.schedule, {"constant", "cosine"});
   check(c.dropout >= 0 && c.dropout < 1, "--dropout: must be in [0, 1), got ", c.dropout);
   check(c.lr > 0 && std::isfinite(c.lr), "--lr: must be positive and finite, got ", c.lr);
   check(c.wd >= 0 && std::isfinite(c.wd), "--wd: must be finite and >= 0, got ", c.wd);

@@ -75,6 +75,11 @@ std::vector<std::string> preset_names();
 // Checks every value, throwing tg::Error naming the flag ("--frac: must be in (0, 1), got 1.5").
 void validate(const TrainConfig& config);
 
+// Checks what rebuilding a run's data and model reads (the task, the split's fraction, the
+// model's shape, the loss), as validate() does: eval and analyze of a finished run, whose
+// training settings a later version may judge differently, need no more.
+void validate_data_and_model(const TrainConfig& config);
+
 // --threads (train, analyze, sweep): 0 (every core) up to 4 threads a core. More only slows a
 // run down, and OpenMP fails to start tens of thousands (or crashes trying).
 void check_threads_flag(int64_t threads);

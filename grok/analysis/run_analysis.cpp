@@ -270,7 +270,7 @@ json analyze_run(const std::string& run_dir, const AnalysisOptions& options) {
   const json config_json = read_json(dir / "config.json");  // its errors name the file already
   try {
     config = config_from_json(config_json);
-    validate(config);  // what train would refuse, before it sizes a dataset or a model
+    validate_data_and_model(config);  // before it sizes a dataset or a model
   } catch (const Error& e) {
     throw Error(cat("analyze: ", (dir / "config.json").string(), ": ", e.what()));
   }

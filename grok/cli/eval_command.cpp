@@ -36,7 +36,7 @@ int run_eval(const std::string& path) {
   TrainConfig config;
   try {
     config = config_from_json(json::parse(config_it->second));
-    validate(config);  // what train would refuse, before it sizes a dataset or a model
+    validate_data_and_model(config);  // before it sizes a dataset or a model
   } catch (const json::exception&) {
     throw Error(cat("eval: checkpoint ", path, ": the configuration in its metadata is not JSON"));
   } catch (const Error& e) {

@@ -89,9 +89,8 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     } catch (const json::exception&) {
       throw Error(cat("--resume: ", path, " is not valid JSON"));
     }
-    try {  // what train would refuse as a flag, refused as the file's
+    try {
       config = config_from_json(saved);
-      validate(config);
     } catch (const Error& e) {
       throw Error(cat("--resume: ", path, ": ", e.what()));
     }
@@ -107,6 +106,13 @@ int run_train(const std::string& preset_name, const Overrides& overrides,
     check(config.schedule != "cosine" || changed.steps == config.steps,
           "--resume: --steps cannot change a run with --schedule cosine (its learning rate falls "
           "over the run's ", config.steps, " steps)");
+    try {  // what train would refuse as flags, refused as the file's (and the flags given)
+      validate(changed);
+    } catch (const Error& e) {
+      std::string with;
+      for (const std::string& flag : given) with += (with.empty() ? " with " : ", ") + flag;
+      throw Error(cat("--resume: ", path, with, ": ", e.what()));
+    }
     config = changed;
   } else {
     config = preset(preset_name);

@@ -55,6 +55,15 @@ expect_error() {  # expect_error TEXT ARGS...: fails, one line on stderr contain
   grep -qF -- "$text" err.err && ok || fail "'$*' said '$(cat err.err)', not '$text'"
 }
 expect_error "not a run directory" analyze nowhere
+# A stored model train would refuse is refused, naming config.json; a training setting a later
+# version judges differently does not stop the analysis of a finished run.
+cp -r run bad_model && sed -i 's/"p": 13,/"p": 0,/' bad_model/config.json
+expect_error "bad_model/config.json: --p: must be at least 2, got 0" analyze bad_model --no-plots
+rm -rf bad_model
+cp -r run odd_training && sed -i 's/"clip": 0.0,/"clip": -1.0,/' odd_training/config.json
+"$BIN" analyze odd_training --no-plots --quiet --threads 1 >odd.out 2>odd.err && ok ||
+  fail "analyze of a run whose training settings train would refuse: $(cat odd.err)"
+rm -rf odd_training
 expect_error "--every" analyze run --every 0 --no-plots
 expect_error "--key-frequencies: 7" analyze run --key-frequencies 7 --no-plots
 expect_error "--key-frequencies: 3 is listed twice" analyze run --key-frequencies 1,3,3 --no-plots

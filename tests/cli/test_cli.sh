@@ -325,6 +325,8 @@ rm -rf nan_weights
 # A config.json that train would refuse as flags is refused as the file's, naming it.
 cp -r run bad_p && sed -i 's/"p": 23/"p": 0/' bad_p/config.json
 expect_error "--resume: bad_p/config.json: --p: must be at least 2, got 0" train --resume bad_p
+expect_error "--resume: run/config.json with --steps: --steps: must be positive, got 0" \
+  train --resume run --steps 0
 rm -rf bad_p
 # A metrics row with more than its columns is refused, not rewritten by the resume.
 cp -r run extra && sed -i '3s/$/,99/' extra/metrics.csv
