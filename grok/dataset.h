@@ -48,7 +48,8 @@ struct Dataset {
 // Every valid pair of `op` over Z_p with its label. p must be in [2, kMaxModulus]; div needs a
 // prime p. For s5 the argument p is ignored: the elements are the 120 permutations of {0..4} in
 // lexicographic order (element 0 is the identity), p is 120, and the label of (a, b) is the index
-// of a∘b, applying b first: (a∘b)(i) = a[b[i]].
+// of a∘b, applying b first: (a∘b)(i) = a[b[i]]. Power et al.'s code applies a first (b[a]): its
+// table is this one's transpose, the same task with the operands swapped.
 Dataset make_dataset(Operation op, int64_t p);
 
 // How an (a, b) pair becomes a token sequence.
