@@ -44,6 +44,7 @@
 
 using namespace tg::cuda;
 using tg::bench::device_present;
+using tg::bench::median;
 using tg::bench::spread_percent;
 
 namespace {
@@ -161,11 +162,6 @@ double time_launches(const Problem& p, Run run, cudaStream_t stream = nullptr) {
   float ms = 0;
   cudaEventElapsedTime(&ms, p.start, p.stop);
   return ms / launches;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? NAN : v[v.size() / 2];
 }
 
 // cuBLAS's median time per shape and math mode (measured once, on first need): TF32 off is

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -130,10 +129,6 @@ std::map<std::string, Tensor> on_device(const std::vector<std::pair<std::string,
   std::map<std::string, Tensor> out;
   for (const auto& [name, t] : tensors) out.emplace(name, t.to(device));
   return out;
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  write_file_atomically(path.string(), text, "train");
 }
 
 // A checkpoint resumes only the run that wrote it: its saved configuration must equal this one
@@ -385,7 +380,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
                  : cat("is not recorded as a CUDA graph (", capture_blocker, ")").c_str());
   const fs::path dir(options.out);
   if (!options.resume) {
-    write_text(dir / "config.json", to_json(config).dump(2) + "\n");
+    write_file_atomically((dir / "config.json").string(), to_json(config).dump(2) + "\n", "train");
     write_split(dir / "split.txt", split);
   }
   // A resume reads and checks both logs before it rewrites either (rows after the checkpoint
@@ -676,7 +671,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   summary["wall_seconds"] = elapsed();
   summary["train_ms_per_step"] =
       state.timed_steps > 0 ? 1000 * state.train_seconds / state.timed_steps : 0.0;
-  write_text(dir / "summary.json", summary.dump(2) + "\n");
+  write_file_atomically((dir / "summary.json").string(), summary.dump(2) + "\n", "train");
   plot_curves(options.out, options.quiet);
 
   if (status == RunStatus::NanLoss) std::fprintf(stderr, "%s\n", nan_message.c_str());
