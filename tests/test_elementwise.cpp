@@ -462,6 +462,39 @@ TEST_CASE("elementwise: binary kernels match a host reference with broadcasting 
     }
 }
 
+TEST_CASE("elementwise: masked_fill matches a host reference on awkward sizes and layouts",
+          "[elementwise]") {
+  // The strided kernel walks x, the mask and the output by three strides each: x laid out in
+  // every way, masks of every dtype broadcast over leading, middle and last axes (stride 0).
+  Generator gen(13);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{7, 13}, {7, 13}}, {{7, 13}, {13}},       {{7, 13}, {7, 1}},  {{3, 5, 9}, {5, 1}},
+      {{2, 3, 5, 5}, {5, 5}}, {{129, 257}, {1, 257}}, {{70001}, {70001}}, {{5}, {}}};
+  const std::vector<Layout> layouts = {Layout::Contiguous, Layout::Transposed, Layout::Stepped,
+                                       Layout::Expanded};
+  for (DType dtype : {DType::Float32, DType::Float64})
+    for (DType mask_dtype : {DType::Int64, DType::Float32, DType::Float64})
+      for (const auto& [sx, sm] : shapes)
+        for (size_t l = 0; l < layouts.size(); ++l) {
+          if (numel(sx) > 10000 && l % 2 == 1) continue;  // the threaded rows: two layouts
+          const Layout lx = layouts[l], lm = layouts[(l + 1) % layouts.size()];
+          INFO(dtype_name(dtype) << " " << shape_str(sx) << " " << layout_name(lx) << ", "
+                                 << dtype_name(mask_dtype) << " mask " << shape_str(sm) << " "
+                                 << layout_name(lm));
+          const Tensor x = make_input(sx, lx, gen, dtype, -4, 4);
+          // Integers in [-1, 1]: about a third of the mask is 0 (keep x), the rest nonzero.
+          const Tensor mask = make_input(sm, lm, gen, mask_dtype, -1.4, 1.4, true);
+          const Tensor out = masked_fill(x, mask, -7.5);
+          REQUIRE(out.shape() == sx);
+          REQUIRE(out.dtype() == dtype);
+          const std::vector<double> vx = strided_values(x);
+          const std::vector<double> vm = broadcast_values(strided_values(mask), sm, sx);
+          std::vector<double> ref(vx.size());
+          for (size_t i = 0; i < ref.size(); ++i) ref[i] = vm[i] != 0 ? -7.5 : vx[i];
+          CHECK(relative_error(out.to_vector<double>(), ref) == 0);
+        }
+}
+
 // --- gradients ---------------------------------------------------------------------------------
 
 TEST_CASE("elementwise: gradcheck of add, sub, mul, div with broadcasting", "[elementwise]") {
@@ -482,10 +515,17 @@ TEST_CASE("elementwise: gradcheck of add, sub, mul, div with broadcasting", "[el
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return in[0] + in[1] / in[2]; },
                   {randn({3, 1}, gen, DType::Float64).requires_grad_(), x.detach().requires_grad_(),
                    uniform({2, 3, 1}, 0.5, 2, gen, DType::Float64).requires_grad_()});
-  // Only one input requires grad; the other is a constant.
+  // Only one input requires grad; the other is a constant. mul saves each input only for the
+  // other's gradient, so either side alone (broadcast, too) must still get its own.
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return in[0] * in[1]; },
                   {randn({3, 5}, gen, DType::Float64).requires_grad_(),
                    randn({3, 5}, gen, DType::Float64)});
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return in[0] * in[1]; },
+                  {randn({3, 1}, gen, DType::Float64),
+                   randn({3, 5}, gen, DType::Float64).requires_grad_()});
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return in[0] / in[1]; },
+                  {randn({3, 5}, gen, DType::Float64),
+                   uniform({5}, 0.5, 2, gen, DType::Float64).requires_grad_()});
   // The same tensor on both sides: d(x*x) = 2x accumulates from both uses.
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return in[0] * in[0]; },
                   {randn({3, 5}, gen, DType::Float64).requires_grad_()});

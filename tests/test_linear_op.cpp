@@ -63,6 +63,17 @@ TEST_CASE("linear: gradcheck for every activation, with and without bias", "[lin
         return linear(in[0].t(), in[1], in[2], Activation::Relu);
       },
       {xt, W_const, randn({3}, gen, DType::Float64).requires_grad_()});
+  // Each input alone needing a gradient: backward keeps x only for dW and W only for dx, and
+  // the bias's sum must not need either.
+  for (Activation act : kActivations)
+    for (int only = 0; only < 3; ++only) {
+      INFO("activation " << nn::activation_name(act) << ", only input " << only
+                         << " (x, W, b) requires grad");
+      std::vector<Tensor> in = {x.detach(), W.detach(), b.detach()};
+      in[static_cast<size_t>(only)].requires_grad_();
+      CHECK_GRADCHECK(
+          [act](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2], act); }, in);
+    }
 }
 
 TEST_CASE("linear: equals matmul + bias + activation in float32 on awkward sizes", "[linear]") {

@@ -255,6 +255,10 @@ TEST_CASE("matmul: gradcheck, including 1-D, transposed and batch-broadcast oper
   CHECK_GRADCHECK(mm, {leaf({2, 1, 3, 4}), leaf({5, 4, 2})});  // batch broadcast both ways
   CHECK_GRADCHECK(mm, {leaf({3, 4}), leaf({2, 4, 2})});  // 2-D shared across a batch
   CHECK_GRADCHECK(mm, {leaf({3, 4}), randn({4, 2}, gen, DType::Float64)});  // only a needs grad
+  // Only b: backward saves a only when b needs grad (and b only when a does), so each side
+  // alone must reach its gradient; b's summed over the batch a broadcasts it to.
+  CHECK_GRADCHECK(mm, {randn({3, 4}, gen, DType::Float64), leaf({4, 2})});
+  CHECK_GRADCHECK(mm, {randn({2, 3, 4}, gen, DType::Float64), leaf({4, 2})});
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return matmul(in[0].t(), in[1]); },
                   {leaf({4, 3}), leaf({4, 2})});
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return matmul(in[0], in[1].t()); },
@@ -357,4 +361,11 @@ TEST_CASE("head_matmul: gradcheck, with the rows broadcast over the heads and st
       [](const std::vector<Tensor>& in) { return head_matmul(in[0], in[1].transpose(1, 2)); },
       {leaf({5, 2, 3}), leaf({2, 4, 3})});
   CHECK_GRADCHECK(hm, {leaf({4, 3, 5}), randn({3, 5, 2}, gen, DType::Float64)});
+  // Only W (a constant table's projections): backward keeps x only when W needs grad.
+  CHECK_GRADCHECK(hm, {randn({4, 3, 5}, gen, DType::Float64), leaf({3, 5, 2})});
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        return head_matmul(in[0].unsqueeze(1).expand({in[0].size(0), 3, in[0].size(1)}), in[1]);
+      },
+      {randn({6, 4}, gen, DType::Float64), leaf({3, 4, 2})});
 }

@@ -665,6 +665,18 @@ TEST_CASE("nn_ops: large inputs (threaded rows) match naive references, forward 
       for (int64_t c = 0; c < d; ++c) ref[index[i] * d + c] += u[i * d + c];
     CHECK(relative_error(table.grad().to_vector<double>(), ref) < 1e-13);
   }
+  SECTION("embedding's forward gathers the right rows when threads split the index") {
+    // The table above is zeros: its gather says nothing. A random one, and the gather by hand.
+    const Tensor table = randn({7, d}, gen, DType::Float64);
+    std::vector<int64_t> index(50001);
+    for (size_t i = 0; i < index.size(); ++i) index[i] = static_cast<int64_t>((i * 5 + 3) % 7);
+    const std::vector<double> t = table.to_vector<double>();
+    std::vector<double> ref;
+    ref.reserve(index.size() * d);
+    for (const int64_t r : index)
+      for (int64_t c = 0; c < d; ++c) ref.push_back(t[r * d + c]);
+    CHECK(relative_error(embedding(table, from_vector(index)).to_vector<double>(), ref) == 0);
+  }
 }
 
 // --- cat ----------------------------------------------------------------------------------------

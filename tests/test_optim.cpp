@@ -334,6 +334,47 @@ TEST_CASE("adam/adamw: fused update matches the tensor-op reference on awkward s
   }
 }
 
+// SGD's one-pass CPU update (optim/sgd.cpp) against the same formulas as tensor ops, for every
+// combination of momentum and decay (each is its own compiled loop), float32 and float64, on
+// sizes that are not multiples of the SIMD width, the last one split across threads.
+TEST_CASE("sgd: fused update matches the tensor-op reference on awkward sizes", "[optim]") {
+  const std::vector<Shape> shapes = {{1}, {7}, {5, 13}, {3, 11, 17}, {40009}};
+  for (const DType dtype : {DType::Float32, DType::Float64})
+    for (const double momentum : {0.0, 0.9})
+      for (const double wd : {0.0, 0.1}) {
+        INFO(dtype_name(dtype) << ", momentum " << momentum << ", weight decay " << wd);
+        Generator gen(43);
+        std::vector<Tensor> fused_params, ref_params, bufs;
+        for (const Shape& shape : shapes) {
+          const Tensor p = randn(shape, gen, dtype);
+          fused_params.push_back(p.clone().requires_grad_());
+          ref_params.push_back(p.clone());
+          bufs.push_back(zeros_like(p));
+        }
+        SGD fused(fused_params, 0.1, momentum, wd);
+        const double tol = dtype == DType::Float32 ? 1e-6 : 1e-13;
+        for (int step = 0; step < 4; ++step) {
+          const double lr = 0.1 * (step + 1) / 4;  // as a warm-up schedule would change it
+          fused.set_lr(lr);
+          for (size_t i = 0; i < shapes.size(); ++i) {
+            const Tensor g = randn(shapes[i], gen, dtype) * std::pow(10.0, step % 3 - 1);
+            set_grad(fused_params[i], g);
+            // torch.optim.SGD: d = g + wd p; buf = momentum buf + d (buf = d at first);
+            // p -= lr d.
+            NoGradGuard no_grad;
+            Tensor d = wd != 0 ? g + scale(ref_params[i], wd) : g;
+            if (momentum != 0) d = bufs[i] = scale(bufs[i], momentum) + d;
+            ref_params[i] = ref_params[i] - scale(d, lr);
+          }
+          fused.step();
+          for (size_t i = 0; i < shapes.size(); ++i) {
+            INFO("step " << step + 1 << ", parameter " << i << " " << shape_str(shapes[i]));
+            CHECK(relative_error(values(fused_params[i]), values(ref_params[i])) < tol);
+          }
+        }
+      }
+}
+
 TEST_CASE("optim: the fused updates do not depend on the number of threads", "[optim]") {
   const std::vector<std::pair<std::string, Factory>> cases = {
       {"sgd", sgd_factory(0.1, 0.9, 0.1)},
@@ -644,6 +685,28 @@ TEST_CASE("clip: global norm of weights", "[optim]") {
   CHECK(one_thread == Approx(std::sqrt(reference)).epsilon(1e-13));
   REQUIRE_TG_ERROR(global_norm({Tensor()}), Contains("tensor 0 is an undefined tensor"));
   REQUIRE_TG_ERROR(global_norm({zeros({1}), arange(3)}), Contains("tensor 1") && Contains("int64"));
+}
+
+// The in-place scaling's CPU loop (optim/clip.cpp) on gradients long enough to be split across
+// threads, with an odd tail: g * max_norm / (norm + 1e-6) everywhere, for either thread count.
+TEST_CASE("clip: large gradients are scaled as g * factor, for 1 and 2 threads", "[optim]") {
+  Generator gen(12);
+  const Tensor g32 = randn({70001}, gen), g64 = randn({3, 40009}, gen, DType::Float64);
+  const int saved_threads = omp_get_max_threads();
+  for (const int threads : {1, 2}) {
+    INFO(threads << " threads");
+    omp_set_num_threads(threads);
+    Tensor a = zeros({70001}).requires_grad_(), b = zeros({3, 40009}, DType::Float64);
+    b.requires_grad_();
+    set_grad(a, g32);
+    set_grad(b, g64);
+    const double norm = global_norm({g32, g64});
+    CHECK(clip_grad_norm({a, b}, 2.5) == norm);
+    const double factor = 2.5 / (norm + 1e-6);
+    CHECK(relative_error(values(a.grad()), values(g32 * factor)) < 1e-7);
+    CHECK(relative_error(values(b.grad()), values(g64 * factor)) < 1e-15);
+  }
+  omp_set_num_threads(saved_threads);
 }
 
 TEST_CASE("adam_step on the CPU: the norms change no bit of the update", "[optim]") {
