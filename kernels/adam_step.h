@@ -1,5 +1,6 @@
 // What every backend's adam_step shares (host code): the step's scalars from AdamHyper
-// (kernels/adam_scalars.h), and the checks of the call's lists.
+// (kernels/adam_scalars.h), the choice of the update's weight decay, and the checks of the
+// call's lists.
 #pragma once
 
 #include <cmath>
@@ -14,6 +15,16 @@ namespace tg {
 template <typename T>
 AdamScalars<T> adam_scalars(const AdamHyper& h) {
   return adam_scalars<T>(h.lr, h.step, h.beta1, h.beta2, h.eps, h.weight_decay);
+}
+
+// Calls update.template operator()<kL2, kDecoupled>() with the weight decay `h` asks for: kL2
+// adds weight_decay * p to g (Adam), kDecoupled scales p by 1 - lr * weight_decay (AdamW). Zero
+// weight decay is skipped rather than applied: 0 * inf is NaN (PyTorch skips it too).
+template <typename Update>
+void dispatch_weight_decay(const AdamHyper& h, Update&& update) {
+  if (h.weight_decay == 0) update.template operator()<false, false>();
+  else if (h.decoupled) update.template operator()<false, true>();
+  else update.template operator()<true, false>();
 }
 
 // adam_step's contract (kernels/backend.h), checked before anything is written.

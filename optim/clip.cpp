@@ -5,25 +5,15 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "kernels/cpu/block_sum_of_squares.h"
 #include "kernels/cpu/loops.h"
 
 namespace tg::optim {
 
 namespace {
 
-// Elements per partial sum. Blocks are fixed, and their partial sums are added in order, so the
-// result is the same for any number of threads.
-constexpr int64_t kNormBlock = 8192;
-
-// sum of x[i]^2 over [0, n), in double. Not inlined, so that every block, whichever branch of
-// parallel_for runs it, goes through the same machine code and gives the same bits.
-template <typename T>
-TG_ONE_COPY double block_sum_of_squares(const T* x, int64_t n) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-  return sum;
-}
+using cpu::block_sum_of_squares;
+using cpu::kNormBlock;
 
 template <typename T>
 double sum_of_squares(const T* x, int64_t n) {

@@ -32,6 +32,7 @@
 #endif
 
 #include "kernels/adam_step.h"
+#include "kernels/cpu/block_sum_of_squares.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -115,18 +116,9 @@ void fused_adam_update(T* p, const T* g, T* m, T* v, int64_t n, const AdamScalar
   adam_tail<T, kL2, kDecoupled>(p, g, m, v, n, s);
 }
 
-// Elements per block of the norms' partial sums: a multiple of every SIMD width, small enough
-// that the block is still in L1/L2 when it is read again after its update.
-constexpr int64_t kNormBlock = 8192;
-
-// sum of x[i]^2 over [0, n), in double (one compiled copy, as adam_vectors).
-template <typename T>
-TG_ONE_COPY double block_sum_of_squares(const T* x, int64_t n) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-  return sum;
-}
+// The norms' blocks are optim/clip.cpp's: the same block size and the same block sums.
+using cpu::block_sum_of_squares;
+using cpu::kNormBlock;
 
 // The update with norms: adds the parameter's sum of g^2 (as read) to *grad_sq and its sum of p^2
 // (after the update) to *weight_sq, where those are not null.
@@ -187,14 +179,10 @@ void CpuBackend::adam_step(const std::vector<Tensor>& params, const std::vector<
   dispatch_floating(params[0].dtype(), "adam_step", [&]<typename T>() {
     const AdamScalars<T> s = adam_scalars<T>(h);
     for (size_t i = 0; i < params.size(); ++i) {
-      const auto run = [&]<bool kL2, bool kDecoupled>() {
+      dispatch_weight_decay(hyper, [&]<bool kL2, bool kDecoupled>() {
         adam_one<T, kL2, kDecoupled>(params[i], grads[i], exp_avg[i], exp_avg_sq[i], s,
                                      grad_norm_sq, weight_norm_sq);
-      };
-      // Zero weight decay is skipped rather than applied: 0 * inf is NaN (PyTorch skips it too).
-      if (hyper.weight_decay == 0) run.template operator()<false, false>();
-      else if (hyper.decoupled) run.template operator()<false, true>();
-      else run.template operator()<true, false>();
+      });
     }
   });
 }

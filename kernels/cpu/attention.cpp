@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/attention_layout.h"
+#include "kernels/attention_outputs.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/loops.h"
 
@@ -174,15 +175,7 @@ void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
   check_rows("attention", q_rows, q.size(0), "query row");
   check_rows("attention", kv_rows, k.size(0), "key row");
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
-  z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype())
-                : Tensor::empty({at.batch, at.queries, at.heads, at.value_size}, q.dtype());
-  pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype());
-  if (pattern.numel() == 0) {
-    if (z.numel() == 0) return;
-    fill(z, 0);  // sum_heads over no heads
-    if (residual.defined()) z = binary(BinaryOp::Add, index_select(residual, q_rows), z);
-    return;
-  }
+  if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, pattern)) return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
     const T *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>();
     const T* pr = residual.defined() ? residual.data<T>() : nullptr;

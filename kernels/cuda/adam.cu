@@ -245,18 +245,14 @@ void CudaBackend::adam_step(const std::vector<Tensor>& params, const std::vector
       const unsigned grid = static_cast<unsigned>(std::min<int64_t>(chunks, int64_t{1} << 16));
       DeviceStep launch_step = step;
       launch_step.count = on_device && launched_chunks + chunks == total_chunks;  // the last
-      const auto go = [&]<bool kL2, bool kDecoupled>() {
+      dispatch_weight_decay(hyper, [&]<bool kL2, bool kDecoupled>() {
         if (norms)
           launch(adam_kernel<T, kL2, kDecoupled, true>, grid, kBlockThreads, stream, table, s,
                  launch_step, launch_partials);
         else
           launch(adam_kernel<T, kL2, kDecoupled, false>, grid, kBlockThreads, stream, table, s,
                  launch_step, launch_partials);
-      };
-      // Zero weight decay is skipped, as on the CPU.
-      if (hyper.weight_decay == 0) go.template operator()<false, false>();
-      else if (hyper.decoupled) go.template operator()<false, true>();
-      else go.template operator()<true, false>();
+      });
     };
     AdamTable<T> table{};
     for (size_t i = 0; i < params.size(); ++i) {

@@ -40,6 +40,7 @@
 // [B, Tq, H, Dh] and [B, T, H, Dh | Dv], and sums them into the tables with index_add, which adds
 // in index order. No floating-point atomics: the results do not depend on timing or grid size.
 #include "kernels/attention_layout.h"
+#include "kernels/attention_outputs.h"
 #include "kernels/cuda/attention.h"
 
 #include <algorithm>
@@ -509,16 +510,7 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
       residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
   check_rows(*this, "attention", q_rows, q.size(0), kv_rows, k.size(0), false);
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
-  z = sum_heads ? Tensor::empty({at.batch, at.queries, at.value_size}, q.dtype(), device())
-                : Tensor::empty({at.batch, at.queries, at.heads, at.value_size}, q.dtype(),
-                                device());
-  pattern = Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype(), device());
-  if (pattern.numel() == 0) {
-    if (z.numel() == 0) return;
-    fill(z, 0);  // sum_heads over no heads
-    if (residual.defined()) z = binary(BinaryOp::Add, index_select(residual, q_rows), z);
-    return;
-  }
+  if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, pattern)) return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
     DeviceGuard guard(index_);
     cudaStream_t stream = current_stream(index_);
