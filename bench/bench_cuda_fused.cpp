@@ -31,14 +31,13 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
-#include "grok/dataset.h"
-#include "grok/trainer.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/stream.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
 #include "tinygrok.h"
+#include "adamw_params.h"
 #include "cuda_bench_util.h"
 
 using namespace tg;
@@ -49,30 +48,6 @@ namespace {
 // --- AdamW ----------------------------------------------------------------------------------
 
 constexpr double kLr = 1e-3, kBeta1 = 0.9, kBeta2 = 0.98, kEps = 1e-8, kWeightDecay = 1.0;
-
-// The parameters, with gradients as backward leaves them: one 64M-element tensor, or the nanda
-// model's list.
-std::vector<Tensor> adamw_params(Size s) {
-  std::vector<Tensor> params;
-  if (s == Size::Large) {
-    params.push_back(random_on_gpu({int64_t{1} << 26}).requires_grad_());
-  } else {
-    const grok::TrainConfig c = grok::preset("nanda");
-    const grok::Dataset data = grok::make_dataset(grok::parse_operation(c.op), c.p);
-    Generator gen(0);
-    std::shared_ptr<nn::Model> model = grok::build_model(c, data, gen);
-    model->to(kGpu);
-    params = model->parameters();
-  }
-  for (Tensor& p : params) p.impl()->grad = random_on_gpu(p.shape()).impl_ptr();
-  return params;
-}
-
-double adamw_bytes(const std::vector<Tensor>& params) {
-  double elements = 0;
-  for (const Tensor& p : params) elements += static_cast<double>(p.numel());
-  return 28.0 * elements;
-}
 
 // The unfused AdamW step (what optim/adam.cpp ran off the CPU before adam_step): per parameter a
 // chain of elementwise ops in adam_lanes' order, the step's scalars as 0-d tensors.

@@ -33,13 +33,12 @@
 #include <vector>
 
 #include "autograd/grad_mode.h"
-#include "grok/dataset.h"
-#include "grok/trainer.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/index_add_sorted.h"
 #include "kernels/cuda/stream.h"
 #include "optim/adam.h"
 #include "tinygrok.h"
+#include "adamw_params.h"
 #include "cuda_bench_util.h"
 
 using namespace tg;
@@ -127,24 +126,9 @@ Workload index_add_workload(Size s, bool tiled) {
 // One AdamW step (the trainer's optimiser, weight decay 1) over one 64M-element parameter, or
 // over the nanda model's parameters. Reads p, g, m, v and writes p, m, v: 28 bytes an element.
 Workload adamw_workload(Size s) {
-  std::vector<Tensor> params;
-  if (s == Size::Large) {
-    params.push_back(random_on_gpu({int64_t{1} << 26}).requires_grad_());
-  } else {
-    const grok::TrainConfig c = grok::preset("nanda");
-    const grok::Dataset data = grok::make_dataset(grok::parse_operation(c.op), c.p);
-    Generator gen(0);
-    std::shared_ptr<nn::Model> model = grok::build_model(c, data, gen);
-    model->to(kGpu);
-    params = model->parameters();
-  }
-  int64_t elements = 0;
-  for (Tensor& p : params) {
-    p.impl()->grad = random_on_gpu(p.shape()).impl_ptr();  // a gradient, as backward leaves it
-    elements += p.numel();
-  }
+  const std::vector<Tensor> params = adamw_params(s);
   auto optimizer = std::make_shared<optim::AdamW>(params, 1e-3, 0.9, 0.98, 1e-8, 1.0);
-  return {28.0 * static_cast<double>(elements), [optimizer] { optimizer->step(); }};
+  return {adamw_bytes(params), [optimizer] { optimizer->step(); }};
 }
 
 // cudaMemcpyAsync device to device of `copy_bytes` bytes (random data): the median batch's

@@ -176,6 +176,15 @@ def make_optimizer(model, setup, **options):
                              eps=setup["eps"], weight_decay=setup["wd"], **options)
 
 
+def eager_step(model, optimizer, tokens, labels):
+    """One training step of the plain loop (mode eager, and the graph's warm-up): its loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(tokens), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 class Runner:
     """A mode set up on a fresh model: step() runs one training step and returns its loss tensor."""
 
@@ -194,35 +203,19 @@ class Runner:
 
     def _eager(self, model, setup, tokens, labels):
         optimizer = make_optimizer(model, setup)
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(tokens), labels)
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        self.step = step
+        self.step = lambda: eager_step(model, optimizer, tokens, labels)
 
     def _graphs(self, model, setup, tokens, labels):
         if tokens.device.type != "cuda":
             raise Unavailable("CUDA graphs need --device cuda")
         optimizer = make_optimizer(model, setup, capturable=True)
-
-        def eager_step():
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(tokens), labels)
-            loss.backward()
-            optimizer.step()
-            return loss
-
         # Warm up on a side stream (the optimizer's state is created there), then capture one
         # step with the gradients unset, so that backward writes them inside the graph's pool.
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(3):
-                warmup_loss = eager_step()
+                warmup_loss = eager_step(model, optimizer, tokens, labels)
                 self.steps_done += 1
         torch.cuda.current_stream().wait_stream(side)
         self.last_warmup_loss = float(warmup_loss)  # a float: no tensor kept from the warm-up

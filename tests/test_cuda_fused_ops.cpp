@@ -9,38 +9,24 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "kernels/backend.h"
+#include "seeded_tensors.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
 #include "tinygrok.h"
 
 using namespace tg;
 using tg::testing::error_of;
+using tg::testing::random_indices;
+using tg::testing::random_normal;
 
 namespace {
 
 const Device kGpu = Device::cuda(0);
 
 double tolerance_for(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
-
-Tensor random_normal(const Shape& shape, DType dtype, uint32_t seed, double scale = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> dist(0, scale);
-  std::vector<double> v(static_cast<size_t>(numel(shape)));
-  for (double& e : v) e = dist(rng);
-  return from_vector(v, {numel(shape)}).reshape(shape).to(dtype);
-}
-
-Tensor random_indices(const Shape& shape, int64_t hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int64_t> dist(0, hi - 1);
-  std::vector<int64_t> v(static_cast<size_t>(numel(shape)));
-  for (int64_t& e : v) e = dist(rng);
-  return from_vector(v, {numel(shape)}).reshape(shape);
-}
 
 // `got` (on any device) against `want`: same shape and dtype, and ‖got − want‖ / ‖want‖ below
 // `tolerance`, or, when tolerance is 0, equal element for element.
@@ -84,7 +70,7 @@ TEST_CASE("cuda fused cross_entropy: one pass equals the two kernels and the CPU
           const Tensor logits = transposed
                                     ? random_normal({classes, rows}, dtype, seed, 3).t()
                                     : random_normal({rows, classes}, dtype, seed, 3);
-          const Tensor targets = random_indices({rows}, classes, seed + 1000);
+          const Tensor targets = random_indices({rows}, 0, classes, seed + 1000);
           const Tensor logits_gpu = transposed ? logits.t().to(kGpu).t() : logits.to(kGpu);
           const Tensor targets_gpu = targets.to(kGpu);
           for (ReduceOp reduction : {ReduceOp::Mean, ReduceOp::Sum}) {
@@ -120,7 +106,7 @@ TEST_CASE("cuda fused cross_entropy: large logits, bad targets, no rows", "[cuda
   Backend& cpu = backend_for(Device::cpu());
   // Logits near 1000: the shifted log-sum-exp keeps float32's precision.
   const Tensor big = random_normal({6, 40}, DType::Float32, 7) + 1000.0;
-  const Tensor targets = random_indices({6}, 40, 8);
+  const Tensor targets = random_indices({6}, 0, 40, 8);
   Tensor loss, dlogits, loss_cpu, dlogits_cpu;
   gpu.cross_entropy_with_grad(big.to(kGpu), targets.to(kGpu), ReduceOp::Mean, loss, dlogits);
   cpu.cross_entropy_with_grad(big, targets, ReduceOp::Mean, loss_cpu, dlogits_cpu);
@@ -159,7 +145,7 @@ TEST_CASE("cuda fused cross_entropy: the last of 65,536 blocks sums every row", 
   for (DType dtype : {DType::Float32, DType::Float64}) {
     INFO(dtype_name(dtype));
     const Tensor logits = random_normal({rows, classes}, dtype, 31, 2);
-    const Tensor targets = random_indices({rows}, classes, 32);
+    const Tensor targets = random_indices({rows}, 0, classes, 32);
     Tensor loss, dlogits, loss2, dlogits2;
     for (int again = 0; again < 3; ++again) {  // the counter is reset for the next launch
       gpu.cross_entropy_with_grad(logits.to(kGpu), targets.to(kGpu), ReduceOp::Sum, loss,
@@ -189,7 +175,7 @@ TEST_CASE("cuda fused cross_entropy: the autograd op, forward and backward, equa
                                << upstream);
         ++seed;
         const Tensor x = random_normal({37, 113}, dtype, seed);
-        const Tensor targets = random_indices({37}, 113, seed + 1);
+        const Tensor targets = random_indices({37}, 0, 113, seed + 1);
         Tensor x_cpu = x.clone().requires_grad_();
         Tensor x_gpu = x.to(kGpu).requires_grad_();
         Tensor loss_cpu = cross_entropy(x_cpu, targets, reduction);
@@ -233,7 +219,7 @@ TEST_CASE("cuda fused embedding: forward and backward equal the composition and 
                                    : random_normal({c.vocab, c.width}, dtype, seed);
         const Tensor W_pos = strided ? random_normal({c.width, c.n_pos}, dtype, seed + 1).t()
                                      : random_normal({c.n_pos, c.width}, dtype, seed + 1);
-        const Tensor tokens = random_indices({c.batch, c.len}, c.vocab, seed + 2);
+        const Tensor tokens = random_indices({c.batch, c.len}, 0, c.vocab, seed + 2);
         const Tensor dy = random_normal({c.batch, c.len, c.width}, dtype, seed + 3);
         auto to_gpu = [&](const Tensor& t) { return strided ? t.t().to(kGpu).t() : t.to(kGpu); };
         const Tensor W_E_gpu = to_gpu(W_E), W_pos_gpu = to_gpu(W_pos);
@@ -292,7 +278,7 @@ TEST_CASE("cuda fused embedding: bad tokens and the autograd op", "[cuda]") {
     Tensor P_cpu = W_pos.to(dtype).detach().requires_grad_();
     Tensor E_gpu = W_E.to(dtype).to(kGpu).detach().requires_grad_();
     Tensor P_gpu = W_pos.to(dtype).to(kGpu).detach().requires_grad_();
-    const Tensor tokens = random_indices({11, 2}, 7, 42);
+    const Tensor tokens = random_indices({11, 2}, 0, 7, 42);
     const Tensor dy = random_normal({11, 2, 5}, dtype, 43);
     Tensor y_cpu = embed_positions(E_cpu, P_cpu, tokens);
     Tensor y_gpu = embed_positions(E_gpu, P_gpu, tokens.to(kGpu));

@@ -18,6 +18,7 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/index_add_sorted.h"
 #include "kernels/dispatch.h"
+#include "seeded_tensors.h"
 #include "test_cuda_support.h"
 #include "test_support.h"
 #include "tinygrok.h"
@@ -25,6 +26,8 @@
 using namespace tg;
 using Catch::Matchers::Contains;
 using tg::testing::error_of;
+using tg::testing::random_indices;
+using tg::testing::random_normal;
 
 namespace {
 
@@ -32,25 +35,6 @@ const Device kGpu = Device::cuda(0);
 
 // float32 results within 1e-5 of the CPU's (relative, over the whole tensor); float64 tighter.
 double tolerance_for(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
-
-// Normal values of `shape`, scaled and shifted, from a fixed seed.
-Tensor random_normal(const Shape& shape, DType dtype, uint32_t seed, double scale = 1,
-                     double shift = 0) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> dist(shift, scale);
-  std::vector<double> v(static_cast<size_t>(numel(shape)));
-  for (double& e : v) e = dist(rng);
-  return from_vector(v, {numel(shape)}).reshape(shape).to(dtype);
-}
-
-// int64 values uniform in [lo, hi) (with repeats), of `shape`, from a fixed seed.
-Tensor random_indices(const Shape& shape, int64_t lo, int64_t hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int64_t> dist(lo, hi - 1);
-  std::vector<int64_t> v(static_cast<size_t>(numel(shape)));
-  for (int64_t& e : v) e = dist(rng);
-  return from_vector(v, {numel(shape)}).reshape(shape);
-}
 
 // `got` (a fresh contiguous GPU tensor) against `want` (the CPU's): same shape and dtype, and
 // ‖got − want‖ / ‖want‖ below `tolerance`, or, when tolerance is 0, equal element for element.
