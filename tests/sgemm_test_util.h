@@ -198,6 +198,18 @@ GemmCheck check_gemm(const GemmHost& h, const std::vector<float>& c_buffer, cons
   return r;
 }
 
+// C's matrices out of its buffer (ldc, stride_c, gaps), as the dense [batch, M, N] that
+// check_gemm's reference is: so that one kernel's output can be the reference for another's.
+inline std::vector<float> dense_c(const GemmHost& h, const std::vector<float>& c_buffer) {
+  std::vector<float> dense;
+  dense.reserve(static_cast<size_t>(h.c.batch * h.c.M * h.c.N));
+  for (int z = 0; z < h.c.batch; ++z)
+    for (int64_t m = 0; m < h.c.M; ++m)
+      for (int64_t n = 0; n < h.c.N; ++n)
+        dense.push_back(c_buffer[static_cast<size_t>(z * h.stride_c + m * h.ldc + n)]);
+  return dense;
+}
+
 // The cases every version must get right: awkward sizes (not multiples of any tile), each
 // transpose combination, tight and padded layouts (tight rows of odd length are what the 16-byte
 // versions decline), K = 0, batches with B broadcast. `large` adds the model's shapes, which the
