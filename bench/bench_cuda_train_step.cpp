@@ -61,7 +61,7 @@ void BM_nanda_step(benchmark::State& state, Mode mode) {
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
-      if (mode != Mode::HostDriven) loss_sum.add_(loss.detach());  // as train() sums it
+      if (mode != Mode::HostDriven) loss_sum.add_(loss.detach());  // as DeviceStep sums it
     };
     step();  // eager first: allocator cache warm, index tensors checked
     std::unique_ptr<CapturedWork> graph;

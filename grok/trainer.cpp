@@ -10,20 +10,21 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <optional>
 
-#include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "core/denormal.h"
-#include "core/factories.h"
 #include "grok/analysis/eval_tracker.h"
 #include "grok/atomic_write.h"
 #include "grok/batch_sampler.h"
 #include "grok/checkpoint.h"
+#include "grok/device_step.h"
 #include "grok/loss.h"
 #include "grok/metrics.h"
 #include "grok/plot.h"
 #include "grok/progress.h"
 #include "grok/run_lock.h"
+#include "grok/run_evaluator.h"
 #include "grok/split.h"
 #include "grok/step_capture.h"
 #include "grok/train_variants.h"
@@ -259,6 +260,77 @@ std::shared_ptr<nn::Model> build_model(const TrainConfig& c, const Dataset& data
   return std::make_shared<nn::Transformer>(transformer_config(c, data), gen);
 }
 
+namespace {
+
+// The device --device names; an error naming --device for one this build or machine lacks.
+Device run_device(const TrainConfig& config, const RunOptions& options) {
+  try {
+    const Device device = parse_device(config.device);
+    backend_for(device);  // a clear error for a device this build or machine lacks
+    return device;
+  } catch (const Error& e) {
+    throw Error(cat("--device: ", e.what(),
+                    options.resume ? "; --device can move a run (--device cpu: on the CPU)" : ""));
+  }
+}
+
+// --batch 0 is the full training set; -1 half of it, at most 512.
+int64_t batch_size_of(const TrainConfig& config, int64_t n_train) {
+  const int64_t batch_size = config.batch == 0    ? n_train
+                             : config.batch == -1 ? std::min<int64_t>(512, (n_train + 1) / 2)
+                                                  : config.batch;
+  check(batch_size <= n_train, "--batch: ", batch_size, " is larger than the training set (",
+        n_train, " pairs)");
+  return batch_size;
+}
+
+// The step on the host's watch (the CPU, and every run whose step cannot stay on the device):
+// returns the loss, read at once; a non-finite one returns before the update, which is not made.
+double host_step(nn::Model& model, optim::Optimizer& optimizer, TrainVariants& variants,
+                 LossKind loss_kind, const Tensor& tokens, const Tensor& labels,
+                 const std::vector<Tensor>& params, double clip) {
+  const Tensor loss = loss_of(loss_kind, model.forward(tokens), labels);
+  const double loss_value = loss.item();
+  if (!std::isfinite(loss_value)) return loss_value;
+  optimizer.zero_grad();
+  loss.backward();
+  // The filters (Grokfast, ⊥Grad) transform the loss's own gradient, so they come straight
+  // after backward: Grokfast's memory must hold raw gradients, not clipped ones. Clipping then
+  // bounds what the optimiser actually receives (Grokfast can amplify it (1 + lamb)-fold).
+  variants.filter_gradients();
+  if (clip > 0) optim::clip_grad_norm(params, clip);
+  variants.before_step(optimizer.lr());
+  optimizer.step();
+  variants.after_step();
+  return loss_value;
+}
+
+// summary.json: how the run ended, T_m and T_g, its last metrics row, its time.
+json run_summary(RunStatus status, const RunState& state, int64_t batch_size,
+                 const std::vector<MetricsRow>& rows, double wall_seconds) {
+  json summary;
+  summary["status"] = status_name(status);
+  summary["steps"] = state.step;
+  summary["batch_size"] = batch_size;
+  summary["T_m"] = state.t_m >= 0 ? json(state.t_m) : json(nullptr);
+  summary["T_g"] = state.t_g >= 0 ? json(state.t_g) : json(nullptr);
+  summary["ratio"] = state.t_m > 0 && state.t_g >= 0
+                         ? json(static_cast<double>(state.t_g) / static_cast<double>(state.t_m))
+                         : json(nullptr);
+  if (!rows.empty()) {
+    const MetricsRow& f = rows.back();
+    summary["final"] = {{"step", f.step},           {"train_loss", f.train_loss},
+                        {"train_acc", f.train_acc}, {"test_loss", f.test_loss},
+                        {"test_acc", f.test_acc},   {"weight_norm", f.weight_norm}};
+  }
+  summary["wall_seconds"] = wall_seconds;
+  summary["train_ms_per_step"] =
+      state.timed_steps > 0 ? 1000 * state.train_seconds / state.timed_steps : 0.0;
+  return summary;
+}
+
+}  // namespace
+
 RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // --- everything that can fail on bad input, before the run directory is touched -----------
   validate(config);
@@ -268,14 +340,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
           " is not a run directory (no config.json)");
     lock = RunLock(options.out, "--resume");  // before its checkpoint is read
   }
-  Device device;
-  try {
-    device = parse_device(config.device);
-    backend_for(device);  // a clear error for a device this build or machine lacks
-  } catch (const Error& e) {
-    throw Error(cat("--device: ", e.what(),
-                    options.resume ? "; --device can move a run (--device cpu: on the CPU)" : ""));
-  }
+  const Device device = run_device(config, options);
   const Dataset data = make_dataset(parse_operation(config.op), config.p);
   // A resumed run reads its own split.txt: the --split file it started from may have moved.
   const std::string split_file =
@@ -283,11 +348,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   const Split split = split_file.empty() ? random_split(data, config.frac, config.seed)
                                          : read_split(split_file, data);
   const int64_t n_train = static_cast<int64_t>(split.train.size());
-  const int64_t batch_size = config.batch == 0    ? n_train
-                             : config.batch == -1 ? std::min<int64_t>(512, (n_train + 1) / 2)
-                                                  : config.batch;
-  check(batch_size <= n_train, "--batch: ", batch_size, " is larger than the training set (",
-        n_train, " pairs)");
+  const int64_t batch_size = batch_size_of(config, n_train);
   Checkpoint resume_from;
   if (options.resume) resume_from = load_checkpoint(options.out);
   // --init matters only at the start: a resumed run has its own weights (and the --init
@@ -396,6 +457,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   MetricsLog metrics((dir / "metrics.csv").string(), kept_rows);
   Progress progress(config.steps, options.quiet ? nullptr : stderr);
 
+  // --- what the loop does: checkpoints, snapshots, evals, NaN stops, the steps --------------
   const auto session_start = std::chrono::steady_clock::now();
   const double elapsed_before = state.elapsed_s;
   auto elapsed = [&] { return elapsed_before + seconds_since(session_start); };
@@ -422,35 +484,16 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     last_snapshot = state.step;
   };
 
+  // At every eval: a metrics.csv row, the analyses and snapshot due, T_m and T_g, the grok
+  // streak, and the progress line with the step rate since the last eval.
+  RunEvaluator evaluator(*model, loss_kind, train_tokens, train_labels, test_tokens, test_labels,
+                         record_step);
   int64_t steps_at_last_eval = state.step;
   double train_seconds_at_last_eval = state.train_seconds;
   int64_t step_of_last_eval = -1;  // in this session
   double train_loss_at_last_eval = 0;
-  // With the step recorded, the evals are too, after the first (eager: its index checks cover
-  // the replays): one replay computes both sets' sums, and one read brings them back.
-  std::unique_ptr<CapturedWork> eval_graph;
-  Tensor eval_sums;  // float64 [2, 2]: (loss sum, correct) of the train set, then the test set
-  bool evaluated_eagerly = false;
-  auto measure = [&]() -> std::pair<LossAccuracy, LossAccuracy> {
-    if (!record_step || !evaluated_eagerly) {
-      evaluated_eagerly = true;
-      return {evaluate(*model, train_tokens, train_labels, loss_kind),
-              evaluate(*model, test_tokens, test_labels, loss_kind)};
-    }
-    if (!eval_graph) {
-      eval_sums = Tensor::empty({2, 2}, DType::Float64, device);
-      eval_graph = backend_for(device).capture([&] {
-        evaluate_sums(*model, train_tokens, train_labels, loss_kind, eval_sums.select(0, 0));
-        evaluate_sums(*model, test_tokens, test_labels, loss_kind, eval_sums.select(0, 1));
-      });
-    }
-    eval_graph->replay();
-    const std::vector<double> sums = eval_sums.to_vector<double>();  // waits for the device
-    const auto n_tr = static_cast<double>(n_train), n_te = static_cast<double>(split.test.size());
-    return {{sums[0] / n_tr, sums[1] / n_tr}, {sums[2] / n_te, sums[3] / n_te}};
-  };
   auto eval = [&] {
-    const auto [train_m, test_m] = measure();
+    const auto [train_m, test_m] = evaluator.measure();
     step_of_last_eval = state.step;
     train_loss_at_last_eval = train_m.loss;
     MetricsRow row{state.step, train_m.loss, train_m.accuracy, test_m.loss, test_m.accuracy,
@@ -467,7 +510,6 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
     steps_at_last_eval = state.step;
     train_seconds_at_last_eval = state.train_seconds;
     progress.update(row, rate);
-    return row;
   };
 
   stop_requested = false;
@@ -488,9 +530,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // look fine until the next step: check the weights themselves before they replace the last
   // good checkpoint (the eval at this step, if there was one, has already measured them).
   auto save_if_finite = [&] {
-    const double loss = step_of_last_eval == state.step
-                            ? train_loss_at_last_eval
-                            : evaluate(*model, train_tokens, train_labels, loss_kind).loss;
+    const double loss =
+        step_of_last_eval == state.step ? train_loss_at_last_eval : evaluator.train_loss();
     if (!std::isfinite(loss)) {
       stop_for_nan(loss, cat("after step ", state.step));
       return false;
@@ -500,133 +541,51 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   };
   if (!options.resume) eval();
 
-  // The step on the device. Its losses are summed in loss_sum; the host reads the sum only when
-  // it waits anyway (an eval, a checkpoint, the end), so a non-finite loss is found there, and
-  // the time of the steps since the last wait is counted then.
-  Tensor loss_sum;  // float64 []
-  if (step_on_device) loss_sum = zeros({}, DType::Float64, device);
-  int64_t steps_checked = state.step;  // the losses of steps up to here were finite
-  int64_t unsettled_steps = 0;         // steps queued since the host last waited
-  auto unsettled_since = std::chrono::steady_clock::now();
-  auto step_on_the_device = [&](const Tensor& tokens, const Tensor& labels) {
-    const Tensor loss = loss_of(loss_kind, model->forward(tokens), labels);
-    optimizer->zero_grad();
-    loss.backward();
-    optimizer->step();
-    NoGradGuard no_grad;
-    loss_sum.add_(loss.detach());  // one kernel: converts to float64 as it adds
-  };
-  // Minibatches: each epoch's batches are uploaded at once, in the epoch's order, into buffers
-  // that stay put; batch k of the epoch is rows [k B, (k + 1) B) of them. So a step reads the
-  // same addresses at every batch position k, and each k has its own recording.
-  Tensor epoch_tokens, epoch_labels;
-  uint64_t uploaded_epoch = 0;  // the sampler's generator offset of the epoch in the buffers
-  auto batch_on_device = [&](int64_t& k) -> std::pair<Tensor, Tensor> {
-    if (full_batch) {
-      k = 0;
-      return {train_tokens, train_labels};
-    }
-    sampler.next();
-    k = sampler.position() / batch_size - 1;
-    if (!epoch_tokens.defined() || sampler.generator_offset() != uploaded_epoch) {
-      const std::vector<int64_t>& order = sampler.epoch_order();
-      const std::vector<int64_t> used(order.begin(),
-                                      order.begin() + batches_per_epoch * batch_size);
-      const Tensor tokens = make_tokens(data, used, format).to(device);
-      const Tensor labels = make_labels(data, used).to(device);
-      if (!epoch_tokens.defined()) {
-        epoch_tokens = tokens;
-        epoch_labels = labels;
-      } else {  // into the same memory: the recordings read it
-        epoch_tokens.copy_(tokens);
-        epoch_labels.copy_(labels);
-      }
-      uploaded_epoch = sampler.generator_offset();
-    }
-    return {epoch_tokens.slice(0, k * batch_size, (k + 1) * batch_size),
-            epoch_labels.slice(0, k * batch_size, (k + 1) * batch_size)};
-  };
-  // The first step at each batch position runs eagerly: its index checks read flags back to
-  // the host, which a recording cannot, and they cover the replays, which read the same index
-  // tensors (for minibatches, rows of the same validated training set). Recording runs nothing:
-  // the step is done by the replay that follows.
-  std::vector<std::unique_ptr<CapturedWork>> step_graphs(full_batch ? 1 : batches_per_epoch);
-  std::vector<char> stepped_eagerly(step_graphs.size(), 0);
-  auto device_step = [&] {
-    if (unsettled_steps == 0) unsettled_since = std::chrono::steady_clock::now();
-    int64_t k = 0;
-    const auto [tokens, labels] = batch_on_device(k);
-    std::unique_ptr<CapturedWork>& graph = step_graphs[k];
-    if (record_step && !graph && stepped_eagerly[k]) {
-      graph = backend_for(device).capture([&] { step_on_the_device(tokens, labels); });
-      if (!options.quiet && k == 0)
-        std::fprintf(stderr, "tinygrok train: recorded the step: %zu device operations, replayed "
-                     "as one CUDA graph launch%s\n", graph->operations(),
-                     full_batch ? "" : cat(" (one graph per batch of the epoch: ",
-                                           batches_per_epoch, ")").c_str());
-    }
-    if (graph) {
-      graph->replay();
-    } else {
-      step_on_the_device(tokens, labels);
-      stepped_eagerly[k] = 1;
-    }
-    ++unsettled_steps;
-  };
-  // Waits for the queued steps, counts their time, and checks their losses: false (and the run
-  // stops) when one was not finite.
+  // The step on the device sums its losses there, and the host reads the sum only when it waits
+  // anyway (an eval, a checkpoint, the end): a non-finite loss is found there, and the time of
+  // the steps since the last wait is counted then.
+  std::optional<DeviceStep> device_step;
+  if (step_on_device)
+    device_step.emplace(*model, *optimizer, loss_kind, sampler, data, format, train_tokens,
+                        train_labels, record_step, !options.quiet);
+  // False (and the run stops) when a queued step's loss was not finite.
   auto settle_device_steps = [&] {
-    if (unsettled_steps == 0) return true;
-    const double sum = loss_sum.item();  // waits for the device
-    state.train_seconds += seconds_since(unsettled_since);
-    state.timed_steps += unsettled_steps;
-    unsettled_steps = 0;
-    if (!std::isfinite(sum)) {
-      stop_for_nan(sum, cat("at a step in (", steps_checked, ", ", state.step, "]"));
-      return false;
-    }
-    loss_sum.fill_(0);
-    steps_checked = state.step;
-    return true;
+    if (!device_step) return true;
+    const DeviceStep::Settled settled = device_step->settle();
+    state.train_seconds += settled.seconds;
+    state.timed_steps += settled.steps;
+    if (std::isfinite(settled.loss_sum)) return true;
+    stop_for_nan(settled.loss_sum,
+                 cat("at a step in (", state.step - settled.steps, ", ", state.step, "]"));
+    return false;
   };
-
-  // The step on the host's watch (every other run, and the CPU): the loss is read at once, and
-  // a non-finite one stops the run before its update (false).
-  auto host_step = [&] {
+  // Every other run, and the CPU: a non-finite loss stops the run before its update (false).
+  auto step_on_host = [&] {
     const auto step_start = std::chrono::steady_clock::now();
     optimizer->set_lr(schedule.at(state.step));
     const std::vector<int64_t> batch = sampler.next();
     const Tensor tokens =
         full_batch ? train_tokens : make_tokens(data, batch, format).to(device);
     const Tensor labels = full_batch ? train_labels : make_labels(data, batch).to(device);
-    const Tensor loss = loss_of(loss_kind, model->forward(tokens), labels);
-    const double loss_value = loss.item();
-    if (!std::isfinite(loss_value)) {
-      stop_for_nan(loss_value, cat("at step ", state.step + 1));
+    const double loss =
+        host_step(*model, *optimizer, variants, loss_kind, tokens, labels, params, config.clip);
+    if (!std::isfinite(loss)) {
+      stop_for_nan(loss, cat("at step ", state.step + 1));
       return false;
     }
-    optimizer->zero_grad();
-    loss.backward();
-    // The filters (Grokfast, ⊥Grad) transform the loss's own gradient, so they come straight
-    // after backward: Grokfast's memory must hold raw gradients, not clipped ones. Clipping then
-    // bounds what the optimiser actually receives (Grokfast can amplify it (1 + lamb)-fold).
-    variants.filter_gradients();
-    if (config.clip > 0) optim::clip_grad_norm(params, config.clip);
-    variants.before_step(optimizer->lr());
-    optimizer->step();
-    variants.after_step();
     state.train_seconds += seconds_since(step_start);
     ++state.timed_steps;
     return true;
   };
 
+  // --- the loop -----------------------------------------------------------------------------
   while (state.step < config.steps) {
     if (stop_requested) {
       status = RunStatus::Interrupted;
       break;
     }
-    if (step_on_device) device_step();
-    else if (!host_step()) break;
+    if (device_step) device_step->step();
+    else if (!step_on_host()) break;
     ++state.step;
     const bool last = state.step == config.steps;
     const bool eval_due = state.step % config.eval_every == 0 || last;
@@ -653,25 +612,9 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
 
   // --- summary and plot ----------------------------------------------------------------------
   const std::vector<MetricsRow> rows = MetricsLog::read((dir / "metrics.csv").string());
-  json summary;
-  summary["status"] = status_name(status);
-  summary["steps"] = state.step;
-  summary["batch_size"] = batch_size;
-  summary["T_m"] = state.t_m >= 0 ? json(state.t_m) : json(nullptr);
-  summary["T_g"] = state.t_g >= 0 ? json(state.t_g) : json(nullptr);
-  summary["ratio"] = state.t_m > 0 && state.t_g >= 0
-                         ? json(static_cast<double>(state.t_g) / static_cast<double>(state.t_m))
-                         : json(nullptr);
-  if (!rows.empty()) {
-    const MetricsRow& f = rows.back();
-    summary["final"] = {{"step", f.step},           {"train_loss", f.train_loss},
-                        {"train_acc", f.train_acc}, {"test_loss", f.test_loss},
-                        {"test_acc", f.test_acc},   {"weight_norm", f.weight_norm}};
-  }
-  summary["wall_seconds"] = elapsed();
-  summary["train_ms_per_step"] =
-      state.timed_steps > 0 ? 1000 * state.train_seconds / state.timed_steps : 0.0;
-  write_file_atomically((dir / "summary.json").string(), summary.dump(2) + "\n", "train");
+  write_file_atomically((dir / "summary.json").string(),
+                        run_summary(status, state, batch_size, rows, elapsed()).dump(2) + "\n",
+                        "train");
   plot_curves(options.out, options.quiet);
 
   if (status == RunStatus::NanLoss) std::fprintf(stderr, "%s\n", nan_message.c_str());
