@@ -10,8 +10,8 @@
 # copy, the kernel benchmarks against cuBLAS, the step with index_add's tiled kernel, the step
 # and nanda's grokking run with TF32 tensor cores, the step and the CUDA tests with dependent
 # launches, PyTorch's torch.compile modes (slow to compile), and where the machine has them
-# compute-sanitizer on the kernels that share memory and ncu's per-kernel times; print a table
-# last.
+# compute-sanitizer on the kernels that share memory, ncu's per-kernel times, and ncu's
+# occupancy and throughput for each kernel of one step; print a table last.
 #
 #   scripts/device_check.sh [--quick] [--from STAGE] [--budget SECONDS]
 #     --quick      the rerun after a fix: the build, the CUDA tests, the step's time, nanda to
@@ -64,7 +64,7 @@ fi
 # The stages after the build, in the order they run (keep in step with the calls below).
 stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off pytorch_step pytorch_step_last
   fused_bench memory_bench gemm_bench step_bench_tiled step_bench_tf32 gpu_grok_tf32 step_bench_pdl
-  cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck ncu_kernels"
+  cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck ncu_kernels ncu_sections"
 if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
   echo "device_check.sh: --from '$from' is no stage; the stages:" $stages >&2
   exit 2
@@ -272,6 +272,15 @@ if ! $quick; then
       --metrics gpu__time_duration.sum --csv \
       --log-file "$results/ncu_kernels.csv" build-device/tinygrok train --preset nanda --device cuda \
       --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run --force --quiet
+    # Why each of the step's kernels takes its time: occupancy, waves, registers, and the SMs'
+    # and memory's share of their peak, for the kernels of the first training step (the eval
+    # before it launches 19 of those the filter keeps; docs/gpu_runs/ has the first reading).
+    stage ncu_sections 90 "$ncu_bin" --clock-control none --cache-control none \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --csv --page details \
+      -k 'regex:fused_|warptiling|blocktiling|split_k|adam|column_sums|group_sums|row_totals|cross_entropy' \
+      --launch-skip 32 --launch-count 40 --log-file "$results/ncu_sections.csv" \
+      build-device/tinygrok train --preset nanda --device cuda --steps 3 --eval-every 1000 \
+      --cuda-graph off --out build-device/ncu_run --force --quiet
   else
     summary+=("$(printf '%-18s %-8s %s' ncu absent "no ncu on this machine")")
   fi

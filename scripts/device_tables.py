@@ -291,7 +291,9 @@ def ncu_table(results):
         if row.get("Metric Name") != "gpu__time_duration.sum":
             continue
         name = row["Kernel Name"]
-        for noise in ("void ", "(anonymous namespace)::", "tg::cuda::", "sgemm_detail::"):
+        # ncu names the anonymous namespace "unnamed>" (its "<" lost).
+        for noise in ("void ", "(anonymous namespace)::", "<unnamed>::", "unnamed>::",
+                      "tg::cuda::", "sgemm_detail::"):
             name = name.replace(noise, "")
         name = name.split("(")[0]
         total[name] += float(row["Metric Value"].replace(",", "")) * NCU_UNITS.get(
@@ -303,6 +305,48 @@ def ncu_table(results):
              f"({sum(calls.values())} kernels, {sum(total.values()) / 1e3:.0f} us in all):"]
     for name, ns in total.most_common(25):
         lines.append(f"  {name[:48]:<48} {ns / 1e3:9.1f} us  {calls[name]:5d} calls")
+    return lines
+
+
+NCU_SECTION_METRICS = (("Duration", "us"), ("Compute (SM) Throughput", "SM %"),
+                       ("Memory Throughput", "mem %"), ("Achieved Occupancy", "occ %"),
+                       ("Theoretical Occupancy", "max occ %"), ("Registers Per Thread", "regs"),
+                       ("Waves Per SM", "waves"))
+
+
+def ncu_sections_table(results):
+    """ncu's sections for the first training step's kernels, one line each, in launch order: how
+    full each keeps the GPU (occupancy, waves) and how near its peaks it runs."""
+    path = os.path.join(results, "ncu_sections.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = [line for line in f if line.startswith('"')]  # ncu's own messages are not quoted
+    kernels = {}  # ID -> (name, grid, block, {metric: value}), in launch order
+    for row in csv.DictReader(rows):
+        metric = row.get("Metric Name")
+        if metric not in dict(NCU_SECTION_METRICS):
+            continue
+        name = row["Kernel Name"]
+        # ncu names the anonymous namespace "unnamed>" (its "<" lost).
+        for noise in ("void ", "(anonymous namespace)::", "<unnamed>::", "unnamed>::",
+                      "tg::cuda::", "sgemm_detail::"):
+            name = name.replace(noise, "")
+        kernel = kernels.setdefault(row["ID"], (name.split("(")[0], row["Grid Size"],
+                                                row["Block Size"], {}))
+        value = float(row["Metric Value"].replace(",", ""))
+        if metric == "Duration":
+            value *= NCU_UNITS.get(row["Metric Unit"], 1) / 1e3  # in us
+        kernel[3][metric] = value
+    if not kernels:
+        return []
+    lines = ["ncu sections, the first training step's kernels in launch order (eager, nanda):",
+             f"  {'kernel':<44} {'grid':<14} {'block':<7}"
+             + " ".join(f"{unit:>9}" for _, unit in NCU_SECTION_METRICS)]
+    for name, grid, block, values in kernels.values():
+        cells = " ".join(f"{values[m]:9.1f}" if m in values else f"{'-':>9}"
+                         for m, _ in NCU_SECTION_METRICS)
+        lines.append(f"  {name[:44]:<44} {grid:<14} {block.split(',')[0].strip('( '):<7}{cells}")
     return lines
 
 
@@ -462,7 +506,7 @@ def targets_table(results):
 
 
 TABLES = [targets_table, bench_errors, memory_table, fused_table, gemm_table, step_table,
-          pytorch_table, ncu_table]
+          pytorch_table, ncu_table, ncu_sections_table]
 
 
 def main(argv):

@@ -182,6 +182,32 @@ class DeviceTablesTest(unittest.TestCase):
         self.assertRegex(text, r"adam_kernel<float> +4\.0 us +2 calls")
         self.assertRegex(text, r"copy_kernel<float, float, false> +0\.7 us +1 calls")
 
+    def test_ncu_sections_table_lists_kernels_in_launch_order(self):
+        header = ('"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream",'
+                  '"Block Size","Grid Size","Device","CC","Section Name","Metric Name",'
+                  '"Metric Unit","Metric Value"\n')
+        row = ('"{i}","1","tinygrok","host","{kernel}","1","7","(256, 1, 1)","{grid}","0","9.0",'
+               '"SpeedOfLight","{metric}","{unit}","{value}"\n')
+        gemm = "void tg::cuda::(anonymous namespace)::warptiling_kernel<0, 0, 1, 0>(GemmArgs)"
+        attention = "void unnamed>::fused_forward_kernel<float, 8192>(X)"  # as ncu 2025 names it
+        self.write("ncu_sections.csv", "==PROF== Connected to process 1\n" + header
+                   + row.format(i=7, kernel=attention, grid="(3830, 1, 1)", metric="Duration",
+                                unit="usecond", value="70.66")
+                   + row.format(i=3, kernel=gemm, grid="(4, 30, 1)", metric="Duration",
+                                unit="nsecond", value="49,600")
+                   + row.format(i=3, kernel=gemm, grid="(4, 30, 1)",
+                                metric="Achieved Occupancy", unit="%", value="12.5")
+                   + row.format(i=3, kernel=gemm, grid="(4, 30, 1)", metric="Block Limit SM",
+                                unit="block", value="32"))
+        text = self.summary()
+        self.assertIn("ncu sections, the first training step's kernels", text)
+        # launch order is the file's order of first appearance; absent metrics show as -
+        self.assertRegex(text, r"fused_forward_kernel<float, 8192> +\(3830, 1, 1\) +256 +70\.7 +-")
+        self.assertRegex(text, r"warptiling_kernel<0, 0, 1, 0> +\(4, 30, 1\) +256 +49\.6 +- +- "
+                               r"+12\.5 +-")
+        self.assertLess(text.index("fused_forward_kernel"), text.index("warptiling_kernel"))
+        self.assertNotIn("unnamed", text)
+
     def write_targets(self, graph_us, wall_s, status, test_acc, eager_ms, fused_us):
         self.write_bench("bench_cuda_train_step.json", [
             entry("BM_nanda_step/on_device/iterations:40/manual_time", **{"us/step": 400.0}),
