@@ -279,23 +279,32 @@ NCU_UNITS = {"nsecond": 1, "ns": 1, "usecond": 1e3, "us": 1e3, "msecond": 1e6, "
              "second": 1e9, "s": 1e9}
 
 
-def ncu_table(results):
-    """ncu's kernel times summed by kernel name over a short eager run: where a step's time goes."""
-    path = os.path.join(results, "ncu_kernels.csv")
+def ncu_rows(results, file_name):
+    """The metric rows of an ncu --csv log under results (none when it is missing)."""
+    path = os.path.join(results, file_name)
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        rows = [line for line in f if line.startswith('"')]  # ncu's own messages are not quoted
+        lines = [line for line in f if line.startswith('"')]  # ncu's own messages are not quoted
+    return list(csv.DictReader(lines))
+
+
+def kernel_short_name(name):
+    """A kernel's name without its return type, namespaces and parameter list."""
+    # ncu names the anonymous namespace "unnamed>" (its "<" lost).
+    for noise in ("void ", "(anonymous namespace)::", "<unnamed>::", "unnamed>::",
+                  "tg::cuda::", "sgemm_detail::"):
+        name = name.replace(noise, "")
+    return name.split("(")[0]
+
+
+def ncu_table(results):
+    """ncu's kernel times summed by kernel name over a short eager run: where a step's time goes."""
     total, calls = collections.Counter(), collections.Counter()
-    for row in csv.DictReader(rows):
+    for row in ncu_rows(results, "ncu_kernels.csv"):
         if row.get("Metric Name") != "gpu__time_duration.sum":
             continue
-        name = row["Kernel Name"]
-        # ncu names the anonymous namespace "unnamed>" (its "<" lost).
-        for noise in ("void ", "(anonymous namespace)::", "<unnamed>::", "unnamed>::",
-                      "tg::cuda::", "sgemm_detail::"):
-            name = name.replace(noise, "")
-        name = name.split("(")[0]
+        name = kernel_short_name(row["Kernel Name"])
         total[name] += float(row["Metric Value"].replace(",", "")) * NCU_UNITS.get(
             row["Metric Unit"], 1)
         calls[name] += 1
@@ -317,23 +326,13 @@ NCU_SECTION_METRICS = (("Duration", "us"), ("Compute (SM) Throughput", "SM %"),
 def ncu_sections_table(results):
     """ncu's sections for the first training step's kernels, one line each, in launch order: how
     full each keeps the GPU (occupancy, waves) and how near its peaks it runs."""
-    path = os.path.join(results, "ncu_sections.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        rows = [line for line in f if line.startswith('"')]  # ncu's own messages are not quoted
     kernels = {}  # ID -> (name, grid, block, {metric: value}), in launch order
-    for row in csv.DictReader(rows):
+    for row in ncu_rows(results, "ncu_sections.csv"):
         metric = row.get("Metric Name")
         if metric not in dict(NCU_SECTION_METRICS):
             continue
-        name = row["Kernel Name"]
-        # ncu names the anonymous namespace "unnamed>" (its "<" lost).
-        for noise in ("void ", "(anonymous namespace)::", "<unnamed>::", "unnamed>::",
-                      "tg::cuda::", "sgemm_detail::"):
-            name = name.replace(noise, "")
-        kernel = kernels.setdefault(row["ID"], (name.split("(")[0], row["Grid Size"],
-                                                row["Block Size"], {}))
+        kernel = kernels.setdefault(row["ID"], (kernel_short_name(row["Kernel Name"]),
+                                                row["Grid Size"], row["Block Size"], {}))
         value = float(row["Metric Value"].replace(",", ""))
         if metric == "Duration":
             value *= NCU_UNITS.get(row["Metric Unit"], 1) / 1e3  # in us
