@@ -107,17 +107,18 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
 // mantissa bits: each rounding up to 2^-11 relative) in the tensor-core versions.
 double tolerance(const SgemmVersion& v) { return v.tf32 ? 5e-3 : 1e-5; }
 
-// The version best_sgemm() picks for aligned rows while TF32 is not allowed.
+// The version best_sgemm() picks for aligned rows while TF32 is not allowed and no version is
+// forced: the last one measured on a GPU.
 const SgemmVersion& last_float32_version() {
   const SgemmVersion* last = nullptr;
   for (const SgemmVersion& v : sgemm_versions())
-    if (!v.tf32) last = &v;
+    if (!v.tf32 && v.measured) last = &v;
   return *last;
 }
 
 // The versions that implement the operand masks; every other one must decline them.
 bool implements_masks(const SgemmVersion& v) {
-  return v.number == 1 || v.number == 5 || v.number == 7 || v.number == 8;
+  return v.number == 1 || v.number == 5 || v.number >= 7;
 }
 
 // The masks of one case and the operands as read through them.
@@ -174,6 +175,17 @@ bool check_masks(const SgemmVersion& v, const GemmHost& h, const Masks& masks, i
                 static_cast<long long>(r.unwritten), static_cast<long long>(r.non_finite),
                 static_cast<long long>(r.written_gaps), same_bits ? "equal to" : "differs from");
   return ok;
+}
+
+// Whether f() throws tg::Error.
+template <typename F>
+bool rejects(const F& f) {
+  try {
+    f();
+  } catch (const tg::Error&) {
+    return true;
+  }
+  return false;
 }
 
 // Split-K (split_k.cu) through sgemm(), the engine's entry: the slice sizes it picks, then on long
@@ -574,14 +586,6 @@ int check_groups() {
     }
   };
   const auto bits_equal = [](float x, float y) { return std::memcmp(&x, &y, sizeof x) == 0; };
-  const auto rejects = [](const auto& f) {
-    try {
-      f();
-    } catch (const tg::Error&) {
-      return true;
-    }
-    return false;
-  };
   uint64_t seed = 9000;
   std::vector<float> bias(256);
   for (size_t n = 0; n < bias.size(); ++n) bias[n] = 0.25f * static_cast<float>(n % 7) - 0.75f;
@@ -652,8 +656,8 @@ int check_groups() {
              name + ": supports() " + (supported ? "takes" : "declines") +
                  " the grouped product but " + (alone_supported ? "takes" : "declines") +
                  " its groups alone");
-      // The 16-byte versions take the 16-byte aligned cases, and decline the others.
-      if (v.number >= 6 && (v.number != 6 || !c.epilogue))
+      // The 16-byte versions (v6 to v8) take the 16-byte aligned cases, and decline the others.
+      if (v.number >= 6 && v.number <= 8 && (v.number != 6 || !c.epilogue))
         expect(supported == (c.shift == 0 && rows_aligned),
                name + ": supports() " + (supported ? "takes" : "declines") + " it");
       if (!supported || !alone_supported) continue;
@@ -865,6 +869,52 @@ int check_groups() {
   return failures;
 }
 
+// A forced version (set_forced_sgemm, as TG_CUDA_SGEMM=<number>): best_sgemm() takes it wherever
+// it accepts the arguments, measured or not, TF32 or not, and its own choice elsewhere; sgemm()
+// then runs it, split-K included (a K of 2999 in slices). Numbers that are no version throw.
+// Returns the number of failures.
+int check_forced_versions(uint64_t seed) {
+  int failures = 0;
+  const auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      ++failures;
+      std::printf("FAIL forced version: %s\n", what.c_str());
+    }
+  };
+  expect(forced_sgemm() == 0, "a version is forced without TG_CUDA_SGEMM");
+  const int last = static_cast<int>(sgemm_versions().size());
+  for (int number : {-1, last + 1})
+    expect(rejects([&] { set_forced_sgemm(number); }), std::to_string(number) + " is rejected");
+  for (int number : {9, 10, 6}) {  // unmeasured float32, unmeasured TF32, 16-byte rows only
+    const SgemmVersion& v = sgemm_versions()[static_cast<size_t>(number - 1)];
+    for (const GemmCase& c :
+         {GemmCase{64, 64, 64}, GemmCase{129, 77, 33}, GemmCase{37, 33, 2999}}) {
+      const GemmHost h = make_gemm_host(c, seed++);
+      std::vector<float> out(h.c_size, poison());
+      const GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
+      set_forced_sgemm(0);
+      const SgemmVersion& own = best_sgemm(args);
+      set_forced_sgemm(number);
+      const SgemmVersion& want = v.supports(args) ? v : own;
+      const std::string name = "v" + std::to_string(number) + " on " + c.name();
+      expect(best_sgemm(args).number == want.number,
+             name + ": best_sgemm() = v" + std::to_string(best_sgemm(args).number) +
+                 ", expected v" + std::to_string(want.number));
+      sgemm(args, nullptr);
+      const GemmCheck r = check_gemm(h, out, h.reference);
+      // TF32's inputs really are rounded: more error than float32 gives, within TF32's.
+      const bool error_ok = want.tf32 ? r.rel_error > 1e-5 && r.rel_error < 5e-3
+                                      : r.rel_error < 1e-5;
+      expect(error_ok && r.unwritten == 0 && r.written_gaps == 0,
+             name + " through sgemm(): relative error " + std::to_string(r.rel_error) + ", " +
+                 std::to_string(r.unwritten) + " unwritten, " + std::to_string(r.written_gaps) +
+                 " written outside C");
+    }
+  }
+  set_forced_sgemm(0);
+  return failures;
+}
+
 }  // namespace
 
 int main() {
@@ -998,6 +1048,7 @@ int main() {
     }
   }
   set_allow_tf32(false);
+  failures += check_forced_versions(seed);
   const int split_k_failures = check_split_k();
   failures += split_k_failures;
   const int groups_failures = check_groups();

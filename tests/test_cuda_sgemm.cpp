@@ -132,7 +132,32 @@ TEST_CASE("best_sgemm: the warptiled version for aligned rows, v5 when rows are 
   GemmArgs odd_stride = fake_args(64, 64, 64);
   odd_stride.batch = 2, odd_stride.stride_a = 64 * 64 + 1, odd_stride.stride_c = 64 * 64;
   CHECK(best_sgemm(odd_stride).number == 5);
-  for (const SgemmVersion& v : sgemm_versions()) CHECK(v.tf32 == (v.number == 8));  // tensor cores
+  for (const SgemmVersion& v : sgemm_versions())  // tensor cores on TF32 inputs
+    CHECK(v.tf32 == (v.number == 8 || v.number == 10));
+}
+
+TEST_CASE("best_sgemm: versions not yet measured only when forced (TG_CUDA_SGEMM)") {
+  REQUIRE(forced_sgemm() == 0);  // the test runs without TG_CUDA_SGEMM
+  for (const SgemmVersion& v : sgemm_versions())
+    if (!v.measured) {
+      INFO(version_name(v));
+      CHECK(best_sgemm(fake_args(3830, 512, 128)).number != v.number);
+      set_allow_tf32(true);
+      CHECK(best_sgemm(fake_args(3830, 512, 128)).number != v.number);
+      set_allow_tf32(false);
+      set_forced_sgemm(v.number);
+      CHECK(best_sgemm(fake_args(3830, 512, 128)).number == v.number);
+      set_forced_sgemm(0);
+    }
+  set_forced_sgemm(6);  // v6 takes only 16-byte rows: elsewhere best_sgemm's own choice
+  CHECK(best_sgemm(fake_args(64, 64, 64)).number == 6);
+  CHECK(best_sgemm(fake_args(129, 77, 33)).number == 5);
+  set_forced_sgemm(0);
+  CHECK(best_sgemm(fake_args(64, 64, 64)).number == 7);
+  const int last = static_cast<int>(sgemm_versions().size());
+  REQUIRE_THROWS_WITH(set_forced_sgemm(last + 1),
+                      Catch::Contains("is no SGEMM version (1 to " + std::to_string(last)));
+  REQUIRE_THROWS_WITH(set_forced_sgemm(-1), Catch::Contains("-1 is no SGEMM version"));
 }
 
 TEST_CASE("check_gemm_args rejects short leading dimensions, negative sizes, overlapping C") {

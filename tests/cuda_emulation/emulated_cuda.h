@@ -144,6 +144,15 @@ inline void make_context(Context& c, char* stack, size_t size, void (*entry)()) 
 }
 #endif
 
+// An asynchronous copy to shared memory (cp.async) issued but not yet waited for: its source
+// bytes, read at issue (global memory does not change under a kernel), land at `to` only when
+// the thread waits for its group (cp_async_wait_group below).
+struct PendingCopy {
+  void* to;
+  unsigned char bytes[16];
+  int size;
+};
+
 struct Fiber {
   Context context;
   char* stack = nullptr;
@@ -151,6 +160,13 @@ struct Fiber {
   int lane = 0, warp = 0;
   enum State { Ready, AtBlockBarrier, AtWarpBarrier, Done } state = Ready;
   void* fake_stack = nullptr;  // AddressSanitizer's bookkeeping while switched out
+  std::vector<PendingCopy> async_copies;   // in issue order
+  std::vector<size_t> async_group_ends;    // committed groups: where each ends in async_copies
+};
+
+// One lane's operands of an emulated mma.sync (tensor_core_mma below).
+struct MmaShare {
+  uint32_t a[4], b[2];
 };
 
 struct Block {
@@ -159,6 +175,7 @@ struct Block {
   const void* scheduler_stack_bottom = nullptr;
   size_t scheduler_stack_size = 0;
   std::vector<uint64_t> slots;  // one shuffle slot per thread of the block
+  std::vector<MmaShare> mma_shares;  // one per thread of the block, for tensor_core_mma
   Fiber* running = nullptr;
   void (*run)(const void*) = nullptr;  // runs the kernel with its arguments, as one thread
   const void* run_state = nullptr;
@@ -452,6 +469,7 @@ void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) 
   b.run_state = &launch;
   b.fibers.resize(threads);
   b.slots.assign(((threads + warpSize - 1) / warpSize) * warpSize, 0);
+  b.mma_shares.resize(b.slots.size());
   std::lock_guard<std::recursive_mutex> lock(kernel_mutex);
   Block* const outer = current_block;
   const dim3 outer_thread = threadIdx;
@@ -474,6 +492,8 @@ void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) 
           f.lane = static_cast<int>(i % warpSize);
           f.warp = static_cast<int>(i / warpSize);
           f.state = Fiber::Ready;
+          f.async_copies.clear();  // what the block before left unwaited lands nowhere
+          f.async_group_ends.clear();
           f.stack = stacks[i].get();
           make_context(f.context, f.stack, kFiberStackBytes, &fiber_main);
         }
@@ -924,6 +944,77 @@ inline float __float_to_tf32(float f) {
   return f;
 }
 }  // namespace nvcuda::wmma
+
+// ---- the PTX that kernels/cuda/sgemm/tensor_core.cuh writes as inline assembly ---------------
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32, d += a @ b over the warp: A is 16 x 8, B
+// 8 x 8, D 16 x 8, spread over the lanes as the PTX ISA lays them out (g = lane / 4,
+// t = lane % 4): a[r] is A(g + 8 (r % 2), t + 4 (r / 2)), b[r] is B(t + 4 r, g), d[r] is
+// D(g + 8 (r / 2), 2 t + r % 2). Every lane posts its operands, then computes its own four
+// outputs from the whole warp's, so a kernel that puts an element in the wrong register gets a
+// wrong product here as on a GPU. Like the hardware, it reads only an input's TF32 bits (the
+// low 13 mantissa bits are ignored), and the products of TF32 values are exact in float; the
+// order of the additions is the hardware's own, so results are compared with a tolerance.
+namespace tg_emulation {
+inline float tf32_value(uint32_t bits) {
+  bits &= ~0x1fffu;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+inline void tensor_core_mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  Block& blk = *current_block;
+  const Fiber& f = self();
+  const size_t first = static_cast<size_t>(f.warp) * warpSize;
+  blk.mma_shares[first + f.lane] = {{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+  wait_at(Fiber::AtWarpBarrier);  // every lane has posted
+  const int g = f.lane / 4, t = f.lane % 4;
+  float out[4];
+  for (int r = 0; r < 4; ++r) {
+    const int row = g + 8 * (r / 2), col = 2 * t + r % 2;
+    float sum = d[r];
+    for (int k = 0; k < 8; ++k) {
+      const MmaShare& a_lane = blk.mma_shares[first + (row % 8) * 4 + k % 4];
+      const MmaShare& b_lane = blk.mma_shares[first + col * 4 + k % 4];
+      sum += tf32_value(a_lane.a[row / 8 + 2 * (k / 4)]) * tf32_value(b_lane.b[k / 4]);
+    }
+    out[r] = sum;
+  }
+  wait_at(Fiber::AtWarpBarrier);  // every lane has read
+  std::memcpy(d, out, sizeof out);
+}
+
+// cp.async.{ca,cg}.shared.global [to], [from], size, src_size: src_size bytes of `from`, then
+// zeros up to `size`, into shared memory once the thread waits for the copy's group.
+inline void cp_async(void* to, const void* from, int size, int src_size) {
+  PendingCopy copy{to, {}, size};
+  std::memcpy(copy.bytes, from, static_cast<size_t>(src_size));
+  self().async_copies.push_back(copy);
+}
+// cp.async.commit_group: the copies issued since the last commit become one group.
+inline void cp_async_commit_group() {
+  Fiber& f = self();
+  f.async_group_ends.push_back(f.async_copies.size());
+}
+// cp.async.wait_group n: the thread's committed groups but the newest n have landed.
+inline void cp_async_wait_group(int n) {
+  Fiber& f = self();
+  if (static_cast<int>(f.async_group_ends.size()) <= n) return;
+  const size_t landed_groups = f.async_group_ends.size() - static_cast<size_t>(n);
+  const size_t landed = f.async_group_ends[landed_groups - 1];
+  for (size_t i = 0; i < landed; ++i)
+    std::memcpy(f.async_copies[i].to, f.async_copies[i].bytes,
+                static_cast<size_t>(f.async_copies[i].size));
+  f.async_copies.erase(f.async_copies.begin(), f.async_copies.begin() + landed);
+  f.async_group_ends.erase(f.async_group_ends.begin(), f.async_group_ends.begin() + landed_groups);
+  for (size_t& end : f.async_group_ends) end -= landed;
+}
+}  // namespace tg_emulation
+
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
 
 // ---- cuBLAS: only its status codes (the backend names them in errors; it calls no cuBLAS) -------
 enum cublasStatus_t {

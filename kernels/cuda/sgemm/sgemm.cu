@@ -15,7 +15,8 @@ const std::vector<SgemmVersion>& sgemm_versions() {
   static const std::vector<SgemmVersion> versions = {
       sgemm_v1_naive(),          sgemm_v2_coalesced(),      sgemm_v3_smem_tiling(),
       sgemm_v4_blocktiling_1d(), sgemm_v5_blocktiling_2d(), sgemm_v6_vectorized(),
-      sgemm_v7_warptiling(),     sgemm_v8_wmma_tf32(),
+      sgemm_v7_warptiling(),     sgemm_v8_wmma_tf32(),      sgemm_v9_mma_3xtf32(),
+      sgemm_v10_mma_tf32(),
   };
   return versions;
 }
@@ -39,14 +40,56 @@ bool allow_tf32() {
 
 void set_allow_tf32(bool allow) { tf32_setting().store(allow ? 1 : 0); }
 
-// Each version is faster than the one before it, so the best is the highest-numbered version
-// that accepts the arguments, float32 unless TF32 is allowed. (Expected ranking from the
-// worklog's design; the H200 numbers in docs/benchmarks.md are what should confirm or reorder it.)
+namespace {
+void check_version_number(int number, const char* source) {
+  const int last = static_cast<int>(sgemm_versions().size());
+  check(number >= 0 && number <= last, source, ": ", number, " is no SGEMM version (1 to ", last,
+        ", or 0 for best_sgemm's own choice)");
+}
+
+std::atomic<int>& forced_setting() {  // -1: not yet read from the environment
+  static std::atomic<int> setting{-1};
+  return setting;
+}
+}  // namespace
+
+int forced_sgemm() {
+  int setting = forced_setting().load();
+  if (setting < 0) {
+    const char* env = std::getenv("TG_CUDA_SGEMM");
+    setting = 0;
+    if (env != nullptr && *env != '\0') {
+      char* end = nullptr;
+      const long number = std::strtol(env, &end, 10);
+      check(*end == '\0' && number >= 0 && number <= 1000, "TG_CUDA_SGEMM=", env,
+            ": not a version number");
+      setting = static_cast<int>(number);
+      check_version_number(setting, "TG_CUDA_SGEMM");
+    }
+    forced_setting().store(setting);
+  }
+  return setting;
+}
+
+void set_forced_sgemm(int number) {
+  check_version_number(number, "set_forced_sgemm");
+  forced_setting().store(number);
+}
+
+// Each version is faster than the one before it, so the best is the highest-numbered measured
+// version that accepts the arguments, float32 unless TF32 is allowed. (The ranking was the
+// design's expectation; the first H200 run, docs/benchmarks.md, confirmed v7 for float32 and v8
+// for TF32 at the model's shapes, though v6 beats v7 on large squares. A version joins the
+// default only once a GPU run has measured it.)
 const SgemmVersion& best_sgemm(const GemmArgs& args) {
   const auto& versions = sgemm_versions();
+  if (const int forced = forced_sgemm()) {
+    const SgemmVersion& v = versions[static_cast<size_t>(forced - 1)];
+    if (v.supports(args)) return v;
+  }
   const bool tf32 = allow_tf32();
   for (auto it = versions.rbegin(); it != versions.rend(); ++it)
-    if ((!it->tf32 || tf32) && it->supports(args)) return *it;
+    if (it->measured && (!it->tf32 || tf32) && it->supports(args)) return *it;
   throw Error(cat("sgemm: no version supports [", args.M, ", ", args.K, "] @ [", args.K, ", ",
                   args.N, "] x ", args.batch, " (grid too large)"));
 }

@@ -1,6 +1,6 @@
 // SGEMM over raw device pointers: the family of numbered versions (v1 naive ... v7 warptiling,
-// v8 on TF32 tensor cores), the registry that lists them in order, and best_sgemm(), which picks
-// the one the engine uses.
+// v8 to v10 on tensor cores), the registry that lists them in order, and best_sgemm(), which
+// picks the one the engine uses.
 //
 // Convention (row-major, as the rest of tinygrok): C[M, N] = op(A)[M, K] @ op(B)[K, N].
 //   A: trans_a false -> A is stored [M, K], element (m, k) at A[m * lda + k]
@@ -32,7 +32,7 @@
 // which mask as they stage tiles in shared memory, bit for bit what the same version gives for
 // the unfused dpre; v1 masks inside its multiply-add, where a compiler may round the two
 // differently (fused or separate multiply and add). Versions that do not implement masks decline
-// them in supports(): v1 (the reference), v5 and v7 do.
+// them in supports(): v1 (the reference), v5, v7 and the tensor-core versions (v8 to v10) do.
 //
 // This header needs no CUDA include path: cudaStream_t is declared the way the runtime does.
 // All launches are asynchronous on the given stream; a launch error throws tg::Error naming the
@@ -94,15 +94,27 @@ struct SgemmVersion {
   bool (*supports)(const GemmArgs&);  // false for arguments this version cannot do (alignment,
                                       // an epilogue or masks it does not implement)
   bool tf32 = false;  // true: rounds inputs to TF32, not comparable with float32 at 1e-5
+  // false until a GPU run has timed it (docs/benchmarks.md): best_sgemm() passes it over unless
+  // TG_CUDA_SGEMM names it, so the engine's default is always a version measured faster.
+  bool measured = true;
 };
 
 // Every version, in order of number. Tests and benchmarks iterate this list.
 const std::vector<SgemmVersion>& sgemm_versions();
 
-// The version the engine uses for these arguments: the fastest version whose supports() accepts
-// them, float32 unless TF32 is allowed (below). v5 accepts everything up to kMaxRowsPerLaunch
-// rows (the epilogue and masks included), so there is always one there.
+// The version the engine uses for these arguments: the one forced (below) if it accepts them,
+// else the fastest measured version whose supports() accepts them, float32 unless TF32 is
+// allowed (below). v5 accepts everything up to kMaxRowsPerLaunch rows (the epilogue and masks
+// included), so there is always one there.
 const SgemmVersion& best_sgemm(const GemmArgs& args);
+
+// The version best_sgemm() takes whenever it accepts the arguments, whether measured or TF32 or
+// not (forcing a TF32 version allows TF32 for it): 0, none, unless the environment has
+// TG_CUDA_SGEMM=<number> or set_forced_sgemm(number) was called. For timing one version in the
+// whole engine (scripts/device_check.sh's step variants). A number that is no version throws
+// tg::Error naming the valid ones.
+int forced_sgemm();
+void set_forced_sgemm(int number);
 
 // Whether best_sgemm() may pick a TF32 version (tensor cores; inputs rounded to 10 mantissa bits,
 // about 1e-3 relative error): off unless the environment has TG_CUDA_TF32=1 or set_allow_tf32(true)

@@ -13,5 +13,7 @@ SgemmVersion sgemm_v5_blocktiling_2d();
 SgemmVersion sgemm_v6_vectorized();
 SgemmVersion sgemm_v7_warptiling();
 SgemmVersion sgemm_v8_wmma_tf32();
+SgemmVersion sgemm_v9_mma_3xtf32();
+SgemmVersion sgemm_v10_mma_tf32();
 
 }  // namespace tg::cuda

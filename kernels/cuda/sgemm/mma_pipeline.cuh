@@ -1,0 +1,206 @@
+// The tensor-core SGEMM that v9 (3xTF32, float32-accurate) and v10 (TF32) instantiate: PTX
+// mma.sync fragments instead of WMMA, tiles small enough to fill the GPU at the model's shapes,
+// and a three-stage cp.async pipeline that copies the next tiles while the tensor cores work.
+//
+// Why these choices (docs/benchmarks.md, the first H200 run): v7 and v8 run one 256-thread
+// block of 128 x 128 per SM, and a product of 3,830 x 512 then fills less than one wave of 132
+// SMs at 12.5% occupancy. Here a block is 64 x 64 of C with 128 threads (4 warps of 32 x 32),
+// so that product has 480 blocks and an SM holds several; K goes in tiles of 16.
+//
+// Each tile keeps its stored layout in shared memory (A as [m][k], or [k][m] when stored
+// transposed; B as [k][n], or [n][k]), so every copy is a straight cp.async of 16 bytes (4 when
+// the rows are not 16-byte aligned: the unembedding's 113 columns) with zeros past the edges, and
+// the rows are padded so that a warp's fragment reads hit 32 different banks. A warp's 32 x 32
+// is 2 x 4 mma tiles of 16 x 8; per k step of 8 it reads its A and B fragments from shared memory
+// as the PTX ISA lays them out (tensor_core.cuh), rounds or splits them to TF32, and issues the
+// mma.sync instructions.
+//
+// SPLIT (3xTF32): each operand element is big + small (split_tf32), and the product
+// accumulates small * big' + big * small' + big * big', three mma per tile and k step: float32
+// accuracy on tensor cores. Without SPLIT, one mma of the rounded inputs: TF32's ~1e-3.
+//
+// The pipeline: tiles 0 and 1 are in flight before the loop; at tile t the block waits for
+// tile t's copies, passes a barrier (so every thread's copies are visible, and every warp has
+// finished tile t - 1), starts the copies of tile t + 2 into the slot tile t - 1 used, and
+// computes tile t. One barrier per tile. With operand masks (a ReLU backward's dy read where y is
+// positive) the copies become loads through the mask into registers and plain shared stores, in
+// the same slots and order. The epilogue (bias, activation, pre, residual) as the other
+// versions: store_one, element by element, from the accumulators.
+#pragma once
+
+#include "kernels/cuda/sgemm/common.cuh"
+#include "kernels/cuda/sgemm/tensor_core.cuh"
+
+namespace tg::cuda::sgemm_detail::mma_pipeline {
+
+constexpr int BM = 64, BN = 64, BK = 16, STAGES = 3;
+constexpr int WM = 32, WN = 32;  // warp tile
+constexpr int WARPS_N = BN / WN;
+constexpr int kThreads = (BM / WM) * WARPS_N * 32;  // 128
+constexpr int MI = WM / 16, NI = WN / 8;             // mma tiles of 16 x 8 per warp: 2 x 4
+// Shared rows: a tile stored along k is 16 floats wide, padded to 20 (a fragment read's 8 rows
+// x 4 columns then fall on banks 20 g + t, all different); a tile stored along m or n is 64
+// wide, padded to 72 (4 rows x 8 columns on banks 8 t + g). Both keep rows 16-byte aligned.
+constexpr int LD_K = BK + 4, LD_MN = BM + 8;
+static_assert(BM == BN, "one padded width for tiles stored along m and along n");
+constexpr int kSlotFloats = BM * LD_K > BK * LD_MN ? BM * LD_K : BK * LD_MN;
+
+// Copies the R x C tile at logical (r0, c0) of a rows x cols operand X (stored transposed when
+// T) into the slot s, in the stored layout, zeros past the edges: VEC = 4, cp.async of 16 bytes
+// (X's rows 16-byte aligned); VEC = 1, of 4 bytes. With MASK, loads through `mask` (laid out as
+// X; none when null) instead, stored with plain shared stores.
+template <int R, int C, bool T, int VEC, bool MASK>
+__device__ __forceinline__ void load_tile_async(float* s, const float* X, const float* mask,
+                                                int64_t ld, int rows, int cols, int r0, int c0) {
+  constexpr int SR = T ? C : R, SC = T ? R : C;  // the tile in the stored layout
+  constexpr int LDS = SC == BK ? LD_K : LD_MN;
+  constexpr int PER_ROW = SC / VEC;
+  static_assert((SR * PER_ROW) % kThreads == 0, "every thread copies the same count");
+  const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
+  const int sr0 = T ? c0 : r0, sc0 = T ? r0 : c0;
+#pragma unroll
+  for (int j = 0; j < SR * PER_ROW / kThreads; ++j) {
+    const int i = static_cast<int>(threadIdx.x) + j * kThreads;
+    const int sr = i / PER_ROW, sc = (i % PER_ROW) * VEC;
+    const int gr = sr0 + sr, gc = sc0 + sc;
+    float* const to = s + sr * LDS + sc;
+    if constexpr (MASK) {
+      if constexpr (VEC == 4) {
+        *reinterpret_cast<float4*>(to) =
+            load4_masked(X, mask, ld, gr, gc, stored_rows, stored_cols);
+      } else {
+        float v = 0.0f;
+        if (gr < stored_rows && gc < stored_cols) {
+          const int64_t at = static_cast<int64_t>(gr) * ld + gc;
+          v = mask ? relu_masked(mask[at], X[at]) : X[at];
+        }
+        *to = v;
+      }
+    } else {
+      // The elements of this copy inside the matrix (0 past an edge: all zeros, X not read).
+      const int left = gr < stored_rows ? stored_cols - gc : 0;
+      const int inside = left < 0 ? 0 : left < VEC ? left : VEC;
+      const float* from = inside > 0 ? X + static_cast<int64_t>(gr) * ld + gc : X;
+      cp_async<VEC * 4>(to, from, inside * 4);
+    }
+  }
+}
+
+// Element (m, k) of the A tile and (k, n) of the B tile in their slots.
+template <bool TA>
+__device__ __forceinline__ float a_at(const float* s, int m, int k) {
+  return TA ? s[k * LD_MN + m] : s[m * LD_K + k];
+}
+template <bool TB>
+__device__ __forceinline__ float b_at(const float* s, int k, int n) {
+  return TB ? s[n * LD_K + k] : s[k * LD_MN + n];
+}
+
+// One operand element as the mma's TF32 input: big (rounded) and, with SPLIT, small.
+template <bool SPLIT>
+__device__ __forceinline__ void to_tf32(float x, uint32_t& big, uint32_t& small) {
+  if constexpr (SPLIT) {
+    split_tf32(x, big, small);
+  } else {
+    big = __float_as_uint(round_to_tf32(x));
+    small = 0;
+  }
+}
+
+template <bool SPLIT, bool TA, bool TB, bool EPI, bool MASK, int VEC>
+__global__ void __launch_bounds__(kThreads) mma_kernel(GemmArgs p) {
+  kernel_prologue();
+  const int K = entry_k(p);  // this entry's K: its slice's, under split-K
+  __shared__ __align__(16) float As[STAGES][kSlotFloats];
+  __shared__ __align__(16) float Bs[STAGES][kSlotFloats];
+  const float *A, *B, *mask_a, *mask_b;
+  float* C;
+  select_batch(p, A, B, C);
+  select_batch_masks(p, mask_a, mask_b);
+  const EpilogueRows epi_rows = EPI ? select_batch_epilogue(p) : EpilogueRows{};
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;  // the lane's place in the mma fragments
+  const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
+
+  const int tiles = ceil_div(K, BK);
+  auto load = [&](int tile) {
+    const int slot = tile % STAGES, k0 = tile * BK;
+    load_tile_async<BM, BK, TA, VEC, MASK>(As[slot], A, mask_a, p.lda, p.M, K, m0, k0);
+    load_tile_async<BK, BN, TB, VEC, MASK>(Bs[slot], B, mask_b, p.ldb, K, p.N, k0, n0);
+  };
+#pragma unroll
+  for (int tile = 0; tile < STAGES - 1; ++tile) {
+    if (tile < tiles) load(tile);
+    cp_async_commit();  // an empty group past the last tile keeps the wait's count simple
+  }
+
+  float acc[MI][NI][4] = {};
+  for (int tile = 0; tile < tiles; ++tile) {
+    cp_async_wait<STAGES - 2>();  // this thread's copies of `tile` have landed
+    __syncthreads();              // everyone's have; everyone is done with tile - 1
+    if (tile + STAGES - 1 < tiles) load(tile + STAGES - 1);
+    cp_async_commit();
+    const float* a_s = As[tile % STAGES];
+    const float* b_s = Bs[tile % STAGES];
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 8) {
+      uint32_t a_big[MI][4], a_small[MI][4], b_big[NI][2], b_small[NI][2];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+          to_tf32<SPLIT>(a_at<TA>(a_s, wm0 + mi * 16 + g + 8 * (r % 2), kk + t + 4 * (r / 2)),
+                         a_big[mi][r], a_small[mi][r]);
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+          to_tf32<SPLIT>(b_at<TB>(b_s, kk + t + 4 * r, wn0 + ni * 8 + g), b_big[ni][r],
+                         b_small[ni][r]);
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni) {
+          if constexpr (SPLIT) {  // the small terms first, so the big one adds to their sum
+            mma_tf32_16x8x8(acc[mi][ni], a_small[mi], b_big[ni]);
+            mma_tf32_16x8x8(acc[mi][ni], a_big[mi], b_small[ni]);
+          }
+          mma_tf32_16x8x8(acc[mi][ni], a_big[mi], b_big[ni]);
+        }
+    }
+  }
+
+  // acc[mi][ni][r] is C(wm0 + 16 mi + g + 8 (r / 2), wn0 + 8 ni + 2 t + r % 2) of the block.
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int m = m0 + wm0 + mi * 16 + g + 8 * (r / 2);
+        const int n = n0 + wn0 + ni * 8 + 2 * t + r % 2;
+        if (m < p.M && n < p.N)
+          store_one<EPI>(p, C, epi_rows, static_cast<int64_t>(m) * p.ldc + n, n,
+                         acc[mi][ni][r]);
+      }
+}
+
+// Launches the kernel for these arguments: 16-byte copies where float4_aligned(), else 4-byte.
+template <bool SPLIT>
+void run(const char* name, const GemmArgs& args, cudaStream_t stream) {
+  with_transposes_epilogue_and_mask(args, [&](auto ta, auto tb, auto epi, auto mask) {
+    constexpr bool TA = decltype(ta)::value, TB = decltype(tb)::value;
+    constexpr bool EPI = decltype(epi)::value, MASK = decltype(mask)::value;
+    const dim3 grid(ceil_div(args.N, BN), ceil_div(args.M, BM));
+    if (float4_aligned(args))
+      launch(name, mma_kernel<SPLIT, TA, TB, EPI, MASK, 4>, grid, dim3(kThreads), args, stream);
+    else
+      launch(name, mma_kernel<SPLIT, TA, TB, EPI, MASK, 1>, grid, dim3(kThreads), args, stream);
+  });
+}
+
+// Any alignment, the epilogue and the masks: only the grid's height limits it.
+inline bool supports(const GemmArgs& a) { return grid_fits(a, BM); }
+
+}  // namespace tg::cuda::sgemm_detail::mma_pipeline
