@@ -4,7 +4,8 @@
 # programs, the CUDA benchmarks and the CLI only: CI runs the rest of the suite), run the CUDA
 # tests, time the nanda step host-driven, on the device and as a CUDA graph, train nanda to
 # grokking on the GPU (issue 6's 5 s target), the same run with and without the graph (equal
-# metrics), the same step in PyTorch eager and with CUDA graphs (bench/pytorch_step.py: the model
+# metrics), the step with each tensor-core SGEMM not yet measured (v9, v10) and nanda to grokking
+# with v9, the same step in PyTorch eager and with CUDA graphs (bench/pytorch_step.py: the model
 # as a PyTorch user writes it, and computing only what the loss reads as tinygrok does), the
 # fused kernels against their compositions, the memory-bound ops' bandwidth against a device
 # copy, the kernel benchmarks against cuBLAS, the step with index_add's tiled kernel, the step
@@ -15,7 +16,7 @@
 #
 #   scripts/device_check.sh [--quick] [--from STAGE] [--budget SECONDS]
 #     --quick      the rerun after a fix: the build, the CUDA tests, the step's time, nanda to
-#                  grokking and graph == eager
+#                  grokking, graph == eager, and the step and grokking with v9 and v10
 #     --from S     after the build, skip the stages before S (a second call that runs what the
 #                  first one's budget left out: the table names the stages)
 #     --budget S   start no stage after S seconds, and cut each stage's limit to what is left
@@ -62,7 +63,8 @@ if [ -z "$budget" ]; then
   if $quick; then budget=240; else budget=360; fi
 fi
 # The stages after the build, in the order they run (keep in step with the calls below).
-stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off pytorch_step pytorch_step_last
+stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off step_bench_v9 step_bench_v10
+  gpu_grok_v9 pytorch_step pytorch_step_last
   fused_bench memory_bench gemm_bench step_bench_tiled step_bench_tf32 gpu_grok_tf32 step_bench_pdl
   cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck ncu_kernels ncu_sections"
 if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
@@ -217,6 +219,13 @@ if [ -f build-device/nanda_graph_on/metrics.csv ] && [ -f build-device/nanda_gra
     summary+=("graph==eager       DIFFER   metrics.csv with and without the CUDA graph differ")
   fi
 fi
+
+# The tensor-core SGEMMs no GPU has timed yet (kernels/cuda/sgemm/sgemm.h, `measured`; the
+# engine passes them over unless TG_CUDA_SGEMM forces one): the step with v9 (3xTF32, float32
+# accuracy) and with v10 (TF32), and nanda to grokking with v9: whether either becomes the default.
+bench step_bench_v9 bench_cuda_train_step bench_cuda_train_step_v9.json TG_CUDA_SGEMM=9
+bench step_bench_v10 bench_cuda_train_step bench_cuda_train_step_v10.json TG_CUDA_SGEMM=10
+train_run gpu_grok_v9 60 build-device/nanda_grok_v9 TG_CUDA_SGEMM=9 -- --stop-at-grok
 
 if ! $quick; then
   # The same nanda step in PyTorch, eager and as one CUDA graph, for the table below: the model

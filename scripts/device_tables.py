@@ -203,8 +203,12 @@ def gemm_table(results):
 STEP_RUNS = [("bench_cuda_train_step.json", ""),
              ("bench_cuda_train_step_pdl.json", ", TG_CUDA_PDL=1"),
              ("bench_cuda_train_step_tf32.json", ", TG_CUDA_TF32=1"),
-             ("bench_cuda_train_step_tiled.json", ", TG_CUDA_INDEX_ADD=tiled")]
-GROK_RUNS = [("nanda_grok_summary.json", ""), ("nanda_grok_tf32_summary.json", ", TG_CUDA_TF32=1")]
+             ("bench_cuda_train_step_tiled.json", ", TG_CUDA_INDEX_ADD=tiled"),
+             ("bench_cuda_train_step_v9.json", ", TG_CUDA_SGEMM=9"),
+             ("bench_cuda_train_step_v10.json", ", TG_CUDA_SGEMM=10")]
+GROK_RUNS = [("nanda_grok_summary.json", ""),
+             ("nanda_grok_tf32_summary.json", ", TG_CUDA_TF32=1"),
+             ("nanda_grok_v9_summary.json", ", TG_CUDA_SGEMM=9")]
 
 
 def step_table(results):

@@ -79,7 +79,15 @@ class DeviceTablesTest(unittest.TestCase):
             failed("BM_nanda_step/graph/iterations:40/manual_time", "CUDA error: launch failed")])
         self.write("nanda_grok_summary.json", {"status": "grokked", "T_g": 4200,
                                                "wall_seconds": 3.21, "train_ms_per_step": 0.097})
+        self.write_bench("bench_cuda_train_step_v9.json", [
+            entry("BM_nanda_step/graph/iterations:40/manual_time", **{"us/step": 61.5})])
+        self.write("nanda_grok_v9_summary.json", {"status": "grokked", "T_g": 4300,
+                                                  "wall_seconds": 1.5})
         text = self.summary()
+        self.assertIn("tinygrok nanda step on the GPU, TG_CUDA_SGEMM=9 (us/step", text)
+        self.assertRegex(text, r"TG_CUDA_SGEMM=9 \(us/step[^\n]*\n  nanda_step/graph +61\.5 us")
+        self.assertIn("on the GPU, TG_CUDA_SGEMM=9: status grokked, T_g 4300, "
+                      "train()'s wall 1.50 s", text)
         self.assertIn("tinygrok nanda step on the GPU (us/step", text)
         self.assertRegex(text, r"nanda_step/graph +95\.0 us  38 graph nodes")
         self.assertRegex(text, r"nanda_step/on_device +180\.2 us")
