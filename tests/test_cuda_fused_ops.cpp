@@ -206,6 +206,9 @@ TEST_CASE("cuda fused embedding: forward and backward equal the composition and 
   const std::vector<EmbedCase> cases = {
       {1, 1, 1, 1, 1},   {5, 3, 33, 7, 3},   {130, 3, 33, 114, 5}, {7, 7, 128, 7, 7},
       {130, 1, 128, 3, 2}, {5, 7, 1, 114, 9}, {0, 3, 33, 7, 4},     {4, 0, 5, 7, 3},
+      // dW_pos's blocks of 32 columns x 32 row groups: rows past a multiple of 32, columns
+      // past a multiple of 32, and a batch of many rows per group.
+      {70, 3, 40, 9, 3},   {1001, 2, 33, 5, 3},
   };
   uint32_t seed = 500;
   for (const EmbedCase& c : cases) {
@@ -233,7 +236,7 @@ TEST_CASE("cuda fused embedding: forward and backward equal the composition and 
         check_close(out, cpu.embed_with_positions(W_E, W_pos, tokens), 0);
 
         // Backward: dW_E is index_add's (index_add_sorted.h: the CPU's within rounding); dW_pos
-        // summed in double in increasing b.
+        // summed in double, 32 row groups then their partial sums in order.
         Tensor dW_E, dW_pos, dW_E2, dW_pos2, dW_E_ref, dW_pos_ref;
         gpu.embed_with_positions_backward(dy_gpu, tokens_gpu, c.vocab, c.n_pos, dW_E, dW_pos);
         CHECK(dW_E.shape() == Shape{c.vocab, c.width});
