@@ -265,8 +265,11 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
   CHECK_FALSE(cuda::fused_attention_fits(64, 64, 32, 16, DType::Float64, true));
   REQUIRE(cuda::fused_attention_enabled());
 
-  // {B, Tq, T, H, Dh, Dv}: the nanda shape's T, H and Dh (B cut down), then T = 64 and 65.
+  // {B, Tq, T, H, Dh, Dv}: the nanda shape's T, H and Dh (B cut down), then T = 64 and 65. The
+  // smallest shapes run a warp per example, 8 to a block: 19 examples fill two blocks and part
+  // of a third (nanda's last-position step: one query); 4 queries is the most one warp takes.
   const std::vector<Sizes> sizes = {{2, 1, 1, 1, 1, 3},     {5, 3, 3, 4, 32, 32},
+                                    {19, 1, 3, 4, 32, 32},  {9, 4, 4, 2, 7, 5},
                                     {3, 5, 5, 4, 7, 2},     {2, 3, 17, 4, 32, 5},
                                     {2, 33, 33, 1, 128, 7}, {2, 64, 64, 4, 32, 16},
                                     {1, 64, 64, 1, 128, 128}, {2, 7, 65, 4, 7, 9}};

@@ -8,9 +8,11 @@
 //
 // One kernel (T <= 64, the head's rows fitting in 40 KB of shared memory, 8 KB when they can, so
 // that more blocks share an SM; set_fused_attention in kernels/cuda/attention.h turns it off).
-// One block per example b, all heads in turn, a warp per query up to 8 warps: the block
-// stages head h's key and value rows in shared memory (rows padded to an odd stride, so that 32
-// lanes reading one column of 32 rows hit 32 banks), then each warp takes queries i = w, w + W, ...
+// One block per example b, all heads in turn, a warp per query up to 8 warps (for the smallest
+// shapes, nanda's among them, one warp per example instead, 8 examples a block: Team, below):
+// the block stages head h's key and value rows in shared memory (rows padded to an odd stride,
+// so that 32 lanes reading one column of 32 rows hit 32 banks), then each warp takes queries
+// i = w, w + W, ...
 // Per example rather than per (b, h): with sum_heads, z_i is one running sum over the heads in
 // order, as on the CPU, and the thread that owns z_i[e] owns it for every head, so it simply
 // carries its sum on; per-(b, h) blocks would need a second pass to add the heads. The nanda
@@ -47,6 +49,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_backend.h"
@@ -216,11 +219,15 @@ __global__ void value_grad_kernel(Layout at, const T* dz, const T* pattern,
 
 constexpr int64_t kFusedMaxKeys = 2 * kWarp;  // T: each lane holds keys l and l + 32
 constexpr int kFusedMaxWarps = 8;             // per block; fewer when there are fewer queries
-// A head's staged rows live in a static shared array of one of two sizes: the small one for
-// shapes like nanda's (T = 3: a few hundred elements), which leaves room for many blocks per SM,
-// the large one for longer rows (one or two blocks' worth of an SM's shared memory).
+// A head's staged rows live in a static shared array of one of three sizes: for the smallest
+// shapes (nanda's T = 3: a few hundred elements) a slice of 2 KB for each of a block's
+// kFusedMaxWarps warps, each warp an example (FusedStage::PerWarp, below); for small shapes one
+// 8 KB array per block, which leaves room for many blocks per SM; the large one for longer rows
+// (one or two blocks' worth of an SM's shared memory).
+constexpr int64_t kWarpStageBytes = 2 * 1024;
 constexpr int64_t kSmallStageBytes = 8 * 1024;
 constexpr int64_t kStageBytes = 40 * 1024;
+constexpr int64_t kPerWarpMaxQueries = 4;  // one warp takes an example's queries in turn
 
 // Elements of T in a staging area of `Bytes`.
 template <typename T, int64_t Bytes>
@@ -240,26 +247,105 @@ __host__ __device__ inline int64_t staged_elements(int64_t keys, int64_t queries
   return keys * (padded(head_size) + padded(value_size)) + (backward ? queries * keys : 0);
 }
 
-// Threads per block: a warp per query, at most kFusedMaxWarps.
-int fused_block_threads(int64_t queries) {
+// How the one-kernel paths lay a shape out: an example per warp with its rows in the warp's
+// 2 KB slice (PerWarp), or an example per block with its rows in the block's 8 KB (Small) or
+// 40 KB (Large) array.
+enum class FusedStage { PerWarp, Small, Large };
+
+template <typename T>
+FusedStage fused_stage(const Layout& at, bool backward) {
+  const int64_t staged =
+      staged_elements(at.keys, at.queries, at.head_size, at.value_size, backward);
+  if (at.queries <= kPerWarpMaxQueries &&
+      staged <= kWarpStageBytes / static_cast<int64_t>(sizeof(T)))
+    return FusedStage::PerWarp;
+  return staged <= Stage<T, kSmallStageBytes>::elements ? FusedStage::Small : FusedStage::Large;
+}
+
+// Threads per block: kFusedMaxWarps warps of an example each, or a warp per query, at most
+// kFusedMaxWarps.
+int fused_block_threads(FusedStage stage, int64_t queries) {
+  if (stage == FusedStage::PerWarp) return kWarp * kFusedMaxWarps;
   return kWarp * static_cast<int>(std::clamp<int64_t>(queries, 1, kFusedMaxWarps));
 }
 
-// Blocks: one per example, capped (each block loops over examples b, b + grid, ...).
-unsigned fused_grid(int64_t batch) {
-  return static_cast<unsigned>(std::clamp<int64_t>(batch, 1, int64_t{1} << 16));
+// Calls f(staging bytes, per warp), each a std::integral_constant, for the stage: the one-kernel
+// paths' template arguments.
+template <typename F>
+void with_fused_stage(FusedStage stage, F&& f) {
+  switch (stage) {
+    case FusedStage::PerWarp:
+      return f(std::integral_constant<int64_t, kWarpStageBytes * kFusedMaxWarps>{},
+               std::true_type{});
+    case FusedStage::Small:
+      return f(std::integral_constant<int64_t, kSmallStageBytes>{}, std::false_type{});
+    case FusedStage::Large:
+      return f(std::integral_constant<int64_t, kStageBytes>{}, std::false_type{});
+  }
 }
 
-// Copies head h's key and value rows of example b into shared memory, [T, padded(Dh | Dv)].
+// Blocks: enough for one example per warp or per block, capped (each warp or block then loops
+// over examples b, b + all warps or blocks, ...).
+unsigned fused_grid(FusedStage stage, int64_t batch) {
+  const int64_t per_block = stage == FusedStage::PerWarp ? kFusedMaxWarps : 1;
+  return static_cast<unsigned>(
+      std::clamp<int64_t>((batch + per_block - 1) / per_block, 1, int64_t{1} << 16));
+}
+
+// The threads that share one example in the one-kernel paths: the whole block, a warp per query;
+// or, PerWarp, one warp that takes the example's queries in turn while the block's other warps
+// take other examples. (With nanda's shapes, one query of 3 keys, a block per example was one
+// warp, and an SM holds at most 32 blocks: on the H200 the forward ran at 27% occupancy.)
+// The arithmetic is the same either way; only who does it, and which barrier, differ.
+template <bool PerWarp>
+struct Team {
+  int rank, size;                      // this thread's place in the team; the team's threads
+  int64_t query0, query_step;          // the queries this thread's warp takes
+  int64_t first_example, example_step;  // the examples this team takes
+  int slice;                           // which of the block's staging slices is the team's
+
+  __device__ Team() {
+    const int warp = static_cast<int>(threadIdx.x) / kWarp;
+    const int warps = static_cast<int>(blockDim.x) / kWarp;
+    if constexpr (PerWarp) {
+      rank = static_cast<int>(threadIdx.x) % kWarp, size = kWarp;
+      query0 = 0, query_step = 1;
+      first_example = static_cast<int64_t>(blockIdx.x) * warps + warp;
+      example_step = static_cast<int64_t>(gridDim.x) * warps;
+      slice = warp;
+    } else {
+      rank = static_cast<int>(threadIdx.x), size = static_cast<int>(blockDim.x);
+      query0 = warp, query_step = warps;
+      first_example = blockIdx.x, example_step = gridDim.x;
+      slice = 0;
+    }
+  }
+  __device__ static void sync() {
+    if constexpr (PerWarp) {
+      __syncwarp();
+    } else {
+      __syncthreads();
+    }
+  }
+};
+
+// The team's part of a block's staging array of `Elements`: all of it, or a warp's slice.
+template <bool PerWarp, typename T>
+__device__ T* team_stage(T* stage, int64_t elements, const Team<PerWarp>& team) {
+  return PerWarp ? stage + team.slice * (elements / kFusedMaxWarps) : stage;
+}
+
+// Copies head h's key and value rows of example b into shared memory, [T, padded(Dh | Dv)], by
+// the `size` threads of a team (`rank` this thread's place).
 template <typename T>
 __device__ void stage_keys_values(const Layout& at, int64_t b, int64_t h, const T* k, const T* v,
-                                  T* k_s, T* v_s) {
+                                  T* k_s, T* v_s, int rank, int size) {
   const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
-  for (int64_t n = threadIdx.x; n < at.keys * at.head_size; n += blockDim.x) {
+  for (int64_t n = rank; n < at.keys * at.head_size; n += size) {
     const int64_t j = n / at.head_size, d = n % at.head_size;
     k_s[j * ks + d] = k[at.k(b, j, h) + d];
   }
-  for (int64_t n = threadIdx.x; n < at.keys * at.value_size; n += blockDim.x) {
+  for (int64_t n = rank; n < at.keys * at.value_size; n += size) {
     const int64_t j = n / at.value_size, e = n % at.value_size;
     v_s[j * vs + e] = v[at.v(b, j, h) + e];
   }
@@ -268,7 +354,7 @@ __device__ void stage_keys_values(const Layout& at, int64_t b, int64_t h, const 
 // The whole forward: per example, per head in order, each warp's queries. Writes z (with
 // sum_heads, each thread adds head h to the sum it wrote for heads 0..h-1, and after the last
 // head the residual row, when there is one) and the pattern.
-template <typename T, int64_t StageBytes>
+template <typename T, int64_t StageBytes, bool PerWarp>
 __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T* v,
                                      const T* residual, T scale, T* z, T* pattern) {
   kernel_prologue();
@@ -276,16 +362,16 @@ __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T*
   __shared__ T probs[kFusedMaxWarps][kFusedMaxKeys];  // each warp's current P row
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
   const int warp = static_cast<int>(threadIdx.x) / kWarp;
-  const int warps = static_cast<int>(blockDim.x) / kWarp;
+  const Team<PerWarp> team;
   const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
-  T* k_s = stage;
-  T* v_s = stage + at.keys * ks;
+  T* k_s = team_stage(stage, Stage<T, StageBytes>::elements, team);
+  T* v_s = k_s + at.keys * ks;
   T* p_w = probs[warp];
-  for (int64_t b = blockIdx.x; b < at.batch; b += gridDim.x) {
+  for (int64_t b = team.first_example; b < at.batch; b += team.example_step) {
     for (int64_t h = 0; h < at.heads; ++h) {
-      stage_keys_values(at, b, h, k, v, k_s, v_s);
-      __syncthreads();
-      for (int64_t i = warp; i < at.queries; i += warps) {  // the same i in every lane
+      stage_keys_values(at, b, h, k, v, k_s, v_s, team.rank, team.size);
+      team.sync();
+      for (int64_t i = team.query0; i < at.queries; i += team.query_step) {  // same i, all lanes
         const int64_t last = at.last_key(i);
         const T* qi = q + at.q(b, i, h);
         T score[2] = {0, 0};
@@ -322,7 +408,7 @@ __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T*
         }
         __syncwarp();  // read before the warp's next query overwrites it
       }
-      __syncthreads();  // before the next head's rows replace these
+      team.sync();  // before the next head's rows replace these
     }
   }
 }
@@ -330,39 +416,38 @@ __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T*
 // The whole backward: per example, per head in order, dv from P; dS in place of P; then dq and
 // dk. Example row n's gradients go to row destination(q_dest | kv_dest, n): the table row itself
 // when the rows are distinct, else row n of a dense buffer that index_add then sums.
-template <typename T, int64_t StageBytes>
+template <typename T, int64_t StageBytes, bool PerWarp>
 __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const T* k, const T* v,
                                       const T* pattern, T scale, const int64_t* q_dest,
                                       const int64_t* kv_dest, T* dq, T* dk, T* dv) {
   kernel_prologue();
   __shared__ T stage[Stage<T, StageBytes>::elements];
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
-  const int warp = static_cast<int>(threadIdx.x) / kWarp;
-  const int warps = static_cast<int>(blockDim.x) / kWarp;
+  const Team<PerWarp> team;
   const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
   const int64_t dh = at.head_size, dvs = at.value_size, nt = at.keys, nq = at.queries;
-  T* k_s = stage;
+  T* k_s = team_stage(stage, Stage<T, StageBytes>::elements, team);
   T* v_s = k_s + nt * ks;
   T* ps = v_s + nt * vs;  // [Tq, T]: P, then dS
-  for (int64_t b = blockIdx.x; b < at.batch; b += gridDim.x) {
+  for (int64_t b = team.first_example; b < at.batch; b += team.example_step) {
     for (int64_t h = 0; h < at.heads; ++h) {
-      stage_keys_values(at, b, h, k, v, k_s, v_s);
+      stage_keys_values(at, b, h, k, v, k_s, v_s, team.rank, team.size);
       const T* p_bh = pattern + at.pattern_row(b, h, 0);  // the Tq rows are consecutive
-      for (int64_t n = threadIdx.x; n < nq * nt; n += blockDim.x) ps[n] = p_bh[n];
-      __syncthreads();
+      for (int64_t n = team.rank; n < nq * nt; n += team.size) ps[n] = p_bh[n];
+      team.sync();
 
       // dv_j[e] = sum_i P_ij dz_i[e] over the queries that see key j, in order.
-      for (int64_t n = threadIdx.x; n < nt * dvs; n += blockDim.x) {
+      for (int64_t n = team.rank; n < nt * dvs; n += team.size) {
         const int64_t j = n / dvs, e = n % dvs;
         T acc = 0;
         for (int64_t i = at.first_query(j); i < nq; ++i)
           acc += ps[i * nt + j] * dz[at.z(b, i, h) + e];
         dv[(destination(kv_dest, b * nt + j) * at.heads + h) * dvs + e] = acc;
       }
-      __syncthreads();  // P is read; dS replaces it
+      team.sync();  // P is read; dS replaces it
 
       // dS row i, one warp: dP_ij into registers, then P_ij (dP_ij - sum_j' P_ij' dP_ij').
-      for (int64_t i = warp; i < nq; i += warps) {
+      for (int64_t i = team.query0; i < nq; i += team.query_step) {
         const int64_t last = at.last_key(i);
         const T* dzi = dz + at.z(b, i, h);
         T* row = ps + i * nt;
@@ -380,11 +465,11 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
           if (j <= last) row[j] = static_cast<T>(row[j] * (dp[c] - weighted));
         }
       }
-      __syncthreads();
+      team.sync();
 
       // dq_i[d] = scale sum_j dS_ij k_j[d] over keys j <= last, then dk_j[d] = scale sum_i
       // dS_ij q_i[d] over the queries that see key j, both in order; one thread per element.
-      for (int64_t n = threadIdx.x; n < (nq + nt) * dh; n += blockDim.x) {
+      for (int64_t n = team.rank; n < (nq + nt) * dh; n += team.size) {
         const int64_t d = n % dh;
         T acc = 0;
         if (n < nq * dh) {
@@ -398,16 +483,9 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
           dk[(destination(kv_dest, b * nt + j) * at.heads + h) * dh + d] = acc;
         }
       }
-      __syncthreads();  // before the next head's rows replace these
+      team.sync();  // before the next head's rows replace these
     }
   }
-}
-
-// Whether the layout's staged rows fit the small staging area (else the large one takes them).
-template <typename T>
-bool fits_small_stage(const Layout& at, bool backward) {
-  return staged_elements(at.keys, at.queries, at.head_size, at.value_size, backward) <=
-         Stage<T, kSmallStageBytes>::elements;
 }
 
 std::atomic<bool> fused_enabled{true};
@@ -517,11 +595,13 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
     const T* r = residual.defined() ? residual.data<T>() : nullptr;
     if (fused_attention_enabled() && fused_attention_fits(at.keys, at.queries, at.head_size,
                                                           at.value_size, q.dtype(), false)) {
-      const auto kernel = fits_small_stage<T>(at, false) ? fused_forward_kernel<T, kSmallStageBytes>
-                                                          : fused_forward_kernel<T, kStageBytes>;
-      launch(kernel, fused_grid(at.batch), fused_block_threads(at.queries), stream, at,
-             q.data<T>(), k.data<T>(), v.data<T>(), r, static_cast<T>(scale), z.data<T>(),
-             pattern.data<T>());
+      const FusedStage stage = fused_stage<T>(at, false);
+      with_fused_stage(stage, [&](auto bytes, auto per_warp) {
+        launch(fused_forward_kernel<T, decltype(bytes)::value, decltype(per_warp)::value>,
+               fused_grid(stage, at.batch), fused_block_threads(stage, at.queries), stream, at,
+               q.data<T>(), k.data<T>(), v.data<T>(), r, static_cast<T>(scale), z.data<T>(),
+               pattern.data<T>());
+      });
       return;
     }
     const int64_t rows = at.batch * at.heads * at.queries;
@@ -583,11 +663,13 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
     dv = target(distinct.kv, v, at.keys);
     if (fused_attention_enabled() &&
         fused_attention_fits(at.keys, at.queries, at.head_size, at.value_size, q.dtype(), true)) {
-      const auto kernel = fits_small_stage<T>(at, true) ? fused_backward_kernel<T, kSmallStageBytes>
-                                                         : fused_backward_kernel<T, kStageBytes>;
-      launch(kernel, fused_grid(at.batch), fused_block_threads(at.queries), stream, at,
-             dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), pattern.data<T>(), s, q_dest,
-             kv_dest, dq.data<T>(), dk.data<T>(), dv.data<T>());
+      const FusedStage stage = fused_stage<T>(at, true);
+      with_fused_stage(stage, [&](auto bytes, auto per_warp) {
+        launch(fused_backward_kernel<T, decltype(bytes)::value, decltype(per_warp)::value>,
+               fused_grid(stage, at.batch), fused_block_threads(stage, at.queries), stream, at,
+               dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), pattern.data<T>(), s, q_dest,
+               kv_dest, dq.data<T>(), dk.data<T>(), dv.data<T>());
+      });
     } else {
       const int64_t rows = at.batch * at.heads * at.queries;
       const Tensor ds = Tensor::empty(pattern.shape(), q.dtype(), device());  // [B, H, Tq, T]
