@@ -13,9 +13,9 @@
 // barriers, reduction order, what the host code does with the results — not speed.
 //
 // Races it makes visible rather than proves absent: one warp at a time runs as far as it can,
-// and TG_EMULATION_SCHEDULE=reverse runs the blocks, the warps and the lanes last to first
-// (schedule()), so a read that needs a barrier before it gets another value in one of the two
-// orders; CTest runs every emulated test both ways. Fresh device memory and blocks released to
+// and TG_EMULATION_SCHEDULE=reverse runs the blocks, the warps and the lanes last to first,
+// switching warps at every warp barrier (schedule()), so a read that needs a barrier before it
+// gets another value in one of the two orders; CTest runs every emulated test both ways. Fresh device memory and blocks released to
 // the caching allocator read as NaN (0xFF bytes), so a kernel that reads what nothing wrote
 // shows. What it cannot see: a shuffle orders memory here as __syncwarp() does, which the CUDA
 // memory model does not promise; and __shared__ memory holds what the block before left (GCC
@@ -390,36 +390,49 @@ inline void resume(Block& b, Fiber& f) {
   finish_switch(fake_stack, nullptr, nullptr);
 }
 
-// Runs the block's threads to the end, one warp at a time and each as far as it can go: its
-// lanes in turn, through the warp's own shuffles and __syncwarp()s, until the warp finishes or
-// waits at __syncthreads(); then the next warp; then, once every thread has arrived, past the
-// barrier. So each warp runs ahead of the others as far as a GPU could let it, and what one
-// warp writes and another reads with no barrier between happens in the other order in one of
-// the two schedules (reverse_schedule()). A kernel whose threads wait at different barriers
-// (a bug on a GPU too) stops the program with a message rather than hanging.
+// Runs the block's threads to the end. Forward: one warp at a time and each as far as it can
+// go: its lanes in turn, through the warp's own shuffles and __syncwarp()s, until the warp
+// finishes or waits at __syncthreads(); then the next warp; then, once every thread has arrived,
+// past the barrier. So each warp runs ahead of the others as far as a GPU could let it. Reverse
+// (reverse_schedule()): the warps last to first, each only to its next warp barrier before the
+// next warp's turn, round and round, so that warps interleave as on a GPU. What one warp writes
+// and another reads with no barrier between then happens in another order in one of the two
+// schedules: warps that share memory with only __syncwarp() between them show too. A kernel
+// whose threads wait at different barriers (a bug on a GPU too) stops the program with a
+// message rather than hanging.
 inline void schedule(Block& b) {
   const size_t threads = b.fibers.size();
   const size_t warps = (threads + warpSize - 1) / warpSize;
   const bool reverse = reverse_schedule();
+  // Runs warp w's ready lanes, then lets them past its barrier when all its live lanes are
+  // there: whether the warp moved on from a barrier.
+  const auto step_warp = [&](size_t w) {
+    const size_t lo = w * warpSize, hi = std::min(threads, lo + warpSize);
+    for (size_t k = 0; k < hi - lo; ++k) {
+      Fiber& f = b.fibers[reverse ? hi - 1 - k : lo + k];
+      if (f.state == Fiber::Ready) resume(b, f);
+    }
+    bool waiting = false, all_there = true;  // the warp's live lanes all at its barrier?
+    for (size_t i = lo; i < hi; ++i) {
+      const Fiber::State s = b.fibers[i].state;
+      waiting |= s == Fiber::AtWarpBarrier;
+      all_there &= s == Fiber::AtWarpBarrier || s == Fiber::Done;
+    }
+    if (!waiting || !all_there) return false;
+    for (size_t i = lo; i < hi; ++i)
+      if (b.fibers[i].state == Fiber::AtWarpBarrier) b.fibers[i].state = Fiber::Ready;
+    return true;
+  };
   for (;;) {
-    for (size_t n = 0; n < warps; ++n) {
-      const size_t w = reverse ? warps - 1 - n : n;
-      const size_t lo = w * warpSize, hi = std::min(threads, lo + warpSize);
-      for (;;) {
-        for (size_t k = 0; k < hi - lo; ++k) {
-          Fiber& f = b.fibers[reverse ? hi - 1 - k : lo + k];
-          if (f.state == Fiber::Ready) resume(b, f);
-        }
-        bool waiting = false, all_there = true;  // the warp's live lanes all at its barrier?
-        for (size_t i = lo; i < hi; ++i) {
-          const Fiber::State s = b.fibers[i].state;
-          waiting |= s == Fiber::AtWarpBarrier;
-          all_there &= s == Fiber::AtWarpBarrier || s == Fiber::Done;
-        }
-        if (!waiting || !all_there) break;
-        for (size_t i = lo; i < hi; ++i)
-          if (b.fibers[i].state == Fiber::AtWarpBarrier) b.fibers[i].state = Fiber::Ready;
+    if (reverse) {
+      for (bool moved = true; moved;) {
+        moved = false;
+        for (size_t n = 0; n < warps; ++n) moved |= step_warp(warps - 1 - n);
       }
+    } else {
+      for (size_t w = 0; w < warps; ++w)
+        while (step_warp(w)) {
+        }
     }
     bool all_done = true, block_waiting = false, block_all_there = true;
     for (const Fiber& f : b.fibers) {

@@ -55,7 +55,7 @@ __global__ void last_writer(int* out) {
 }
 
 // Thread 0 reads a flag after one warp barrier; thread 32 (warp 1) sets it after two. Only a
-// warp that runs ahead through its own barriers, before warp 0 reads, shows the flag.
+// warp that runs ahead through its own barriers, before warp 0 reads, would show the flag.
 __global__ void run_ahead(int* out) {
   kernel_prologue();
   __shared__ int flag;
@@ -65,6 +65,18 @@ __global__ void run_ahead(int* out) {
   if (threadIdx.x == 0) *out = flag;
   __syncwarp();
   if (threadIdx.x == 32) flag = 1;
+}
+
+// Warp 1 sets a flag after its first warp barrier; warp 0 reads it after its second.
+__global__ void take_turns(int* out) {
+  kernel_prologue();
+  __shared__ int flag;
+  if (threadIdx.x == 0) flag = 0;
+  __syncthreads();
+  __syncwarp();
+  if (threadIdx.x == 32) flag = 1;
+  __syncwarp();
+  if (threadIdx.x == 0) *out = flag;
 }
 
 }  // namespace
@@ -83,10 +95,17 @@ TEST_CASE("emulated threads between barriers run in index order, or reversed") {
   CHECK(out.read()[0] == (tg_emulation::reverse_schedule() ? 0 : 69));
 }
 
-TEST_CASE("an emulated warp runs through its own barriers ahead of the other warps") {
+TEST_CASE("emulated warps: forward, each runs ahead through its own barriers; reversed, "
+          "they take turns at every warp barrier") {
   DeviceArray<int> out(1, -1);
+  // Warp 0 reads the flag after its first warp barrier, warp 1 sets it after its second.
+  // Forward, warp 0 runs to its end first; reversed, warp 1 reaches only its second barrier
+  // before warp 0 passes its first: 0 both ways (running ahead, warp 1 would have set it).
   tg::cuda::launch(run_ahead, dim3(1), dim3(64), nullptr, out.p);
-  // Forward, warp 0 runs to its end first; reversed, warp 1 does, and sets the flag.
+  CHECK(out.read()[0] == 0);
+  // Warp 1 sets the flag after its first warp barrier, warp 0 reads it after its second:
+  // reversed, warp 1 moves first at each turn and has set it; forward, warp 0 read it first.
+  tg::cuda::launch(take_turns, dim3(1), dim3(64), nullptr, out.p);
   CHECK(out.read()[0] == (tg_emulation::reverse_schedule() ? 1 : 0));
 }
 
