@@ -1,14 +1,24 @@
 // CUDA reductions (the CUDA twin of kernels/cpu/reduce.cpp): sum, mean and max over any sorted
 // set of axes, and argmax along one axis, on strided inputs.
 //
-// One warp per output element. The output's elements are the row-major order of x's kept axes
-// (an outer StridedIndexer gives each one's base offset in x); its reduced elements are the
-// row-major order j of x's reduced axes (an inner StridedIndexer). Lane l takes j = l, l + 32, ...
-// in increasing order, then a fixed shuffle tree combines the 32 lanes into lane 0, which writes
-// the output. Nothing depends on the launch geometry or on timing, so every run gives the same
-// bits. As on the CPU, float sums accumulate in double (int64 in int64); max and argmax follow the
-// CPU's NaN rules: a NaN is the max of anything, and argmax gives the first NaN, else the first
-// maximum.
+// The output's elements are the row-major order of x's kept axes (an outer StridedIndexer gives
+// each one's base offset in x); its reduced elements are the row-major order j of x's reduced
+// axes (an inner StridedIndexer). Each output is reduced in one of two ways, chosen from the
+// reduction's (outer, length) alone (plan_for says when and why):
+//  - a warp per output, when outputs are many (the rows of a matrix): lane l folds in
+//    j = l, l + 32, ... in increasing order, then a fixed shuffle tree combines the 32 lanes into
+//    lane 0, which writes the output;
+//  - a block per output, when they are few and long (a full sum to one number): thread t folds
+//    in j = t, t + 256, ..., each warp combines its lanes by the same tree, and warp 0 combines
+//    the 8 warps' results, read from shared memory, by that tree again. When even that leaves
+//    most of the GPU idle (one output of a million elements), each output's j are cut into a
+//    fixed number of consecutive parts, a block each, and a second launch combines each output's
+//    parts' results as the warp path combines elements (two passes, no atomics).
+// The path, the block size and the parts are fixed by (outer, length), and nothing depends on
+// the grid's size or on timing, so every run gives the same bits; the two paths may differ in
+// the last bits of a float sum, as any two orders do. As on the CPU, float sums accumulate in
+// double (int64 in wrapping int64); max and argmax follow the CPU's NaN rules: a NaN is the max
+// of anything, and argmax gives the first NaN, else the first maximum.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -31,6 +41,7 @@ namespace {
 
 constexpr int kWarp = 32;
 constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kBlockWarps = kBlockThreads / kWarp;
 
 // Where x's elements lie: the base offset of each output element (over the kept axes) and the
 // offset of each reduced element from it (over the reduced axes, in the listed order).
@@ -73,6 +84,37 @@ void check_axes(const Tensor& x, const std::vector<int>& axes, const char* op) {
   }
 }
 
+// ---- how each output is spread over threads -----------------------------------------------------
+
+// A warp per output fills a GPU only when there are thousands of outputs (an H200 holds 132 SMs
+// x 64 warps = 8,448 warps at once). Below this many (about half that), most warp slots would
+// idle while each warp walks its output 32 elements at a time, so outputs get a block each.
+constexpr int64_t kFewOutputs = 4096;
+// Split outputs: the parts make the grid up to about as many blocks as a GPU holds at once (an
+// H200: 132 SMs x 8 blocks of 256 threads)...
+constexpr int64_t kSplitBlocks = 1024;
+// ...but each part keeps at least this many elements (8 per thread of its block), so that the
+// partial pass does enough to be worth the second launch.
+constexpr int64_t kMinPartLength = 8 * kBlockThreads;
+
+struct ReducePlan {
+  bool by_block = false;  // else a warp per output
+  int64_t parts = 1;      // > 1: split outputs, each part's result combined by a second launch
+};
+
+// The path of a reduction of `outer` outputs of `length` elements each. A block per output when
+// outputs are few (kFewOutputs) and each has a block's worth of elements (else most of its
+// threads would idle instead); split into parts only when the outputs are too few to give the
+// GPU kSplitBlocks blocks. A function of (outer, length) only: reduce and reduce_sum_pair reduce
+// an output alike, to the bit.
+ReducePlan plan_for(int64_t outer, int64_t length) {
+  if (outer >= kFewOutputs || length < kBlockThreads) return {};
+  const int64_t to_fill = (kSplitBlocks + outer - 1) / outer;
+  return {true, std::max<int64_t>(1, std::min(length / kMinPartLength, to_fill))};
+}
+
+// ---- the reductions: what a thread carries, and how it combines ---------------------------------
+
 // Is v a NaN? (Never for integers.)
 template <typename T>
 __device__ inline bool is_nan(T v) {
@@ -112,102 +154,236 @@ __device__ inline void argmax_combine(T& best, int64_t& best_i, T v, int64_t i) 
   }
 }
 
-// Each warp visits its output elements o; all lanes of a warp see the same o, so the shuffles
-// below always have the full warp.
-#define TG_FOR_EACH_WARP_OUTPUT(o, outer)                                                    \
-  const int lane = static_cast<int>(threadIdx.x) % kWarp;                                    \
-  for (int64_t o = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;    \
-       o < (outer); o += static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp)
-
-// One sum reduction of x: its output, and where its elements lie (ReduceLayout).
-template <typename T>
-struct SumJob {
-  T* out;
-  int64_t outer, length;
-  StridedIndexer<1> outer_ix, inner_ix;
-};
-
-// Output element o of a sum job, by the whole warp.
-template <typename T, typename Acc>
-__device__ __forceinline__ void sum_output(const T* x, const SumJob<T>& job, int64_t o, bool mean,
-                                           int lane) {
-  int64_t base[1], off[1];
-  job.outer_ix.offsets(o, base);
-  Acc total = 0;
-  for (int64_t j = lane; j < job.length; j += kWarp) {
-    job.inner_ix.offsets(j, off);
-    total = wrapping_add(total, static_cast<Acc>(x[base[0] + off[0]]));
-  }
-  for (int step = kWarp / 2; step > 0; step /= 2)
-    total = wrapping_add(total, __shfl_down_sync(kFullMask, total, step));
-  if (lane == 0) {
-    const T sum = static_cast<T>(total);
-    job.out[o] = mean ? static_cast<T>(static_cast<double>(sum) *
-                                       (1.0 / static_cast<double>(job.length)))
-                      : sum;
-  }
-}
+// Each reduction says what a thread carries (State), where it starts, how element j of value v
+// folds in, how a state combines with one of later elements, how a state moves between lanes,
+// and what the output is. States are plain data: they live in shared memory and partials.
 
 // The sum or, with `mean`, the mean (ReduceOp::Mean: the sum rounded to T, then scaled in
-// double, as kernels/cpu/reduce.cpp does). With kPair, a second sum of x follows the first one's
-// outputs in the same launch (reduce_sum_pair); each output is computed as alone.
-template <typename T, typename Acc, bool kPair>
-__global__ void sum_kernel(const T* x, SumJob<T> first, SumJob<T> second, bool mean) {
-  kernel_prologue();
-  TG_FOR_EACH_WARP_OUTPUT(o, kPair ? first.outer + second.outer : first.outer) {
-    if (!kPair || o < first.outer) sum_output<T, Acc>(x, first, o, mean, lane);
-    else sum_output<T, Acc>(x, second, o - first.outer, mean, lane);
+// double, as kernels/cpu/reduce.cpp does).
+template <typename T>
+struct SumOp {
+  using In = T;
+  using Out = T;
+  using State = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+  bool mean = false;
+
+  __device__ static State start() { return 0; }
+  __device__ static void fold(State& s, T v, int64_t) {
+    s = wrapping_add(s, static_cast<State>(v));
+  }
+  __device__ static void combine(State& s, State later) { s = wrapping_add(s, later); }
+  __device__ static State shuffle_down(State s, int step) {
+    return __shfl_down_sync(kFullMask, s, step);
+  }
+  __device__ Out finish(State s, int64_t length) const {
+    const T sum = static_cast<T>(s);
+    if (!mean) return sum;
+    return static_cast<T>(static_cast<double>(sum) * (1.0 / static_cast<double>(length)));
+  }
+};
+
+template <typename T>
+struct MaxOp {
+  using In = T;
+  using Out = T;
+  using State = T;
+
+  __device__ static State start() { return lowest<T>(); }
+  __device__ static void fold(State& s, T v, int64_t) { s = max_of(s, v); }
+  __device__ static void combine(State& s, State later) { s = max_of(s, later); }
+  __device__ static State shuffle_down(State s, int step) {
+    return __shfl_down_sync(kFullMask, s, step);
+  }
+  __device__ Out finish(State s, int64_t) const { return s; }
+};
+
+template <typename T>
+struct ArgmaxState {
+  T value;
+  int64_t index;  // -1: no candidate yet
+};
+
+template <typename T>
+struct ArgmaxOp {
+  using In = T;
+  using Out = int64_t;
+  using State = ArgmaxState<T>;
+
+  __device__ static State start() { return {T(0), -1}; }
+  __device__ static void fold(State& s, T v, int64_t j) { argmax_combine(s.value, s.index, v, j); }
+  __device__ static void combine(State& s, State later) {
+    argmax_combine(s.value, s.index, later.value, later.index);
+  }
+  __device__ static State shuffle_down(State s, int step) {
+    return {__shfl_down_sync(kFullMask, s.value, step),
+            __shfl_down_sync(kFullMask, s.index, step)};
+  }
+  __device__ Out finish(State s, int64_t) const { return s.index; }
+};
+
+// ---- the kernels --------------------------------------------------------------------------------
+
+// One reduction of x: its outputs, where its elements lie, and its plan. A launch takes up to
+// two (reduce_sum_pair); an absent one has no outputs.
+template <typename Op>
+struct ReduceJob {
+  typename Op::Out* out = nullptr;
+  typename Op::State* partials = nullptr;  // [outer, parts], when parts > 1
+  int64_t outer = 0, length = 0;
+  StridedIndexer<1> outer_ix, inner_ix;
+  ReducePlan plan;
+
+  // A block's units of work: kBlockWarps outputs, a warp each, or one part of one output.
+  __host__ __device__ int64_t units() const {
+    return plan.by_block ? outer * plan.parts : (outer + kBlockWarps - 1) / kBlockWarps;
+  }
+};
+
+// Folds into s the elements j = first, first + stride, ... (below end) of the output at x + base,
+// in that order.
+template <typename Op>
+__device__ __forceinline__ void fold_elements(typename Op::State& s, const typename Op::In* x,
+                                              int64_t base, const StridedIndexer<1>& inner_ix,
+                                              int64_t first, int64_t end, int64_t stride) {
+  int64_t off[1];
+  for (int64_t j = first; j < end; j += stride) {
+    inner_ix.offsets(j, off);
+    Op::fold(s, x[base + off[0]], j);
   }
 }
 
-template <typename T>
-__global__ void max_kernel(const T* x, T* out, int64_t outer, int64_t length,
-                           StridedIndexer<1> outer_ix, StridedIndexer<1> inner_ix) {
+// The warp's 32 states combined into lane 0's (the other lanes hold partial results). Lane l
+// takes lane l + step's, the later elements, so the order is fixed. Call with the full warp.
+template <typename Op>
+__device__ __forceinline__ typename Op::State warp_combine(typename Op::State s) {
+  for (int step = kWarp / 2; step > 0; step /= 2) Op::combine(s, Op::shuffle_down(s, step));
+  return s;
+}
+
+// The block's states combined into thread 0's: each warp's lanes, then warp 0 combines the
+// warps' results by the same tree. Every thread of the block must call it.
+template <typename Op>
+__device__ typename Op::State block_combine(typename Op::State s) {
+  __shared__ typename Op::State warp_results[kBlockWarps];
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  s = warp_combine<Op>(s);
+  if (lane == 0) warp_results[warp] = s;
+  __syncthreads();
+  if (warp == 0) s = warp_combine<Op>(lane < kBlockWarps ? warp_results[lane] : Op::start());
+  __syncthreads();  // every warp has read warp_results before the block's next unit writes them
+  return s;
+}
+
+// Unit u of a job (ReduceJob::units): the outputs of its warps, or a part of one output.
+template <typename Op>
+__device__ void reduce_unit(const typename Op::In* x, const Op& op, const ReduceJob<Op>& job,
+                            int64_t u) {
+  using State = typename Op::State;
+  int64_t base[1];
+  if (!job.plan.by_block) {
+    const int lane = static_cast<int>(threadIdx.x) % kWarp;
+    const int64_t o = u * kBlockWarps + static_cast<int64_t>(threadIdx.x) / kWarp;
+    if (o >= job.outer) return;  // the whole warp
+    job.outer_ix.offsets(o, base);
+    State s = Op::start();
+    fold_elements<Op>(s, x, base[0], job.inner_ix, lane, job.length, kWarp);
+    s = warp_combine<Op>(s);
+    if (lane == 0) job.out[o] = op.finish(s, job.length);
+    return;
+  }
+  const int64_t parts = job.plan.parts;
+  const int64_t o = u / parts, part = u % parts;
+  const int64_t chunk = (job.length + parts - 1) / parts;
+  const int64_t begin = part * chunk, end = std::min(begin + chunk, job.length);
+  job.outer_ix.offsets(o, base);
+  State s = Op::start();
+  fold_elements<Op>(s, x, base[0], job.inner_ix, begin + threadIdx.x, end, kBlockThreads);
+  s = block_combine<Op>(s);
+  if (threadIdx.x != 0) return;
+  if (parts == 1) job.out[o] = op.finish(s, job.length);
+  else job.partials[u] = s;  // u = o * parts + part
+}
+
+// Every output of `first`, then of `second`; split outputs get their parts' results in
+// partials (combine_parts_kernel finishes them).
+template <typename Op>
+__global__ void reduce_kernel(const typename Op::In* x, Op op, ReduceJob<Op> first,
+                              ReduceJob<Op> second) {
   kernel_prologue();
-  TG_FOR_EACH_WARP_OUTPUT(o, outer) {
-    int64_t base[1], off[1];
-    outer_ix.offsets(o, base);
-    T best = lowest<T>();
-    for (int64_t j = lane; j < length; j += kWarp) {
-      inner_ix.offsets(j, off);
-      best = max_of(best, x[base[0] + off[0]]);
-    }
-    for (int step = kWarp / 2; step > 0; step /= 2)
-      best = max_of(best, __shfl_down_sync(kFullMask, best, step));
-    if (lane == 0) out[o] = best;
+  const int64_t first_units = first.units(), units = first_units + second.units();
+  // A unit, and so its path, depends on blockIdx only: uniform across the block, as
+  // block_combine's barriers require.
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    if (u < first_units) reduce_unit(x, op, first, u);
+    else reduce_unit(x, op, second, u - first_units);
   }
 }
 
-template <typename T>
-__global__ void argmax_kernel(const T* x, int64_t* out, int64_t outer, int64_t length,
-                              StridedIndexer<1> outer_ix, StridedIndexer<1> inner_ix) {
+// How many of a job's outputs are split (all or none: parts is the job's).
+template <typename Op>
+__host__ __device__ int64_t split_outputs(const ReduceJob<Op>& job) {
+  return job.plan.parts > 1 ? job.outer : 0;
+}
+
+// The second pass: each split output's parts' results (at most ~kSplitBlocks) combined as the
+// warp path combines elements, a warp per output: lane l takes parts l, l + 32, ... in order,
+// then the shuffle tree.
+template <typename Op>
+__global__ void combine_parts_kernel(Op op, ReduceJob<Op> first, ReduceJob<Op> second) {
   kernel_prologue();
-  TG_FOR_EACH_WARP_OUTPUT(o, outer) {
-    int64_t base[1], off[1];
-    outer_ix.offsets(o, base);
-    T best = T(0);
-    int64_t best_i = -1;
-    for (int64_t j = lane; j < length; j += kWarp) {
-      inner_ix.offsets(j, off);
-      argmax_combine(best, best_i, x[base[0] + off[0]], j);
-    }
-    for (int step = kWarp / 2; step > 0; step /= 2) {
-      const T v = __shfl_down_sync(kFullMask, best, step);
-      const int64_t i = __shfl_down_sync(kFullMask, best_i, step);
-      argmax_combine(best, best_i, v, i);
-    }
-    if (lane == 0) out[o] = best_i;
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int64_t first_split = split_outputs(first);
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp;
+  for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+       i < first_split + split_outputs(second); i += warps) {
+    const bool in_first = i < first_split;
+    const ReduceJob<Op>& job = in_first ? first : second;
+    const int64_t o = in_first ? i : i - first_split, parts = job.plan.parts;
+    typename Op::State s = Op::start();
+    for (int64_t part = lane; part < parts; part += kWarp)
+      Op::combine(s, job.partials[o * parts + part]);
+    s = warp_combine<Op>(s);
+    if (lane == 0) job.out[o] = op.finish(s, job.length);
   }
 }
 
-#undef TG_FOR_EACH_WARP_OUTPUT
+template <typename Op>
+ReduceJob<Op> job_for(typename Op::Out* out, const ReduceLayout& layout) {
+  ReduceJob<Op> job;
+  job.out = out;
+  job.outer = layout.outer;
+  job.length = layout.length;
+  job.outer_ix = layout.outer_ix;
+  job.inner_ix = layout.inner_ix;
+  job.plan = plan_for(layout.outer, layout.length);
+  return job;
+}
 
-// Threads for one warp per output element (grid_for caps the grid; the loop covers the rest).
-unsigned grid_for_warps(int64_t outer) { return grid_for(outer * kWarp); }
-
-template <typename T>
-SumJob<T> sum_job(const Tensor& out, const ReduceLayout& layout) {
-  return {out.data<T>(), layout.outer, layout.length, layout.outer_ix, layout.inner_ix};
+// Runs one or two jobs (each with outputs and elements) on the stream, with room for the
+// partial results of split outputs (freed here: the stream runs the kernels before any reuse).
+template <typename Op>
+void run_jobs(Device device, cudaStream_t stream, const typename Op::In* x, const Op& op,
+              ReduceJob<Op> first, ReduceJob<Op> second = {}) {
+  using State = typename Op::State;
+  const int64_t first_partials = split_outputs(first) * first.plan.parts;
+  const int64_t second_partials = split_outputs(second) * second.plan.parts;
+  Tensor partials;
+  if (first_partials + second_partials > 0) {
+    const int64_t bytes = (first_partials + second_partials) * static_cast<int64_t>(sizeof(State));
+    partials = Tensor::empty({(bytes + 7) / 8}, DType::Int64, device);
+    State* room = reinterpret_cast<State*>(partials.data<int64_t>());
+    if (first_partials > 0) first.partials = room;
+    if (second_partials > 0) second.partials = room + first_partials;
+  }
+  const int64_t units = first.units() + second.units();
+  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(units, int64_t{1} << 16));
+  launch(reduce_kernel<Op>, grid, kBlockThreads, stream, x, op, first, second);
+  if (partials.defined()) {
+    const int64_t split = split_outputs(first) + split_outputs(second);
+    launch(combine_parts_kernel<Op>, grid_for(split * kWarp), kBlockThreads, stream, op, first,
+           second);
+  }
 }
 
 }  // namespace
@@ -224,20 +400,19 @@ Tensor CudaBackend::reduce(ReduceOp op, const Tensor& x, const std::vector<int>&
   if (layout.outer == 0) return out;
   DeviceGuard guard(index_);
   cudaStream_t stream = current_stream(index_);
-  const unsigned grid = grid_for_warps(layout.outer);
   dispatch(x.dtype(), [&]<typename T>() {
-    if (op != ReduceOp::Max) {
-      using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
-      launch(sum_kernel<T, Acc, false>, grid, kBlockThreads, stream, x.data<T>(),
-             sum_job<T>(out, layout), SumJob<T>{}, op == ReduceOp::Mean);
-    } else {
-      launch(max_kernel<T>, grid, kBlockThreads, stream, x.data<T>(), out.data<T>(), layout.outer,
-             layout.length, layout.outer_ix, layout.inner_ix);
-    }
+    if (op == ReduceOp::Max)
+      run_jobs(device(), stream, x.data<T>(), MaxOp<T>{},
+               job_for<MaxOp<T>>(out.data<T>(), layout));
+    else
+      run_jobs(device(), stream, x.data<T>(), SumOp<T>{op == ReduceOp::Mean},
+               job_for<SumOp<T>>(out.data<T>(), layout));
   });
   return out;
 }
 
+// Both sums in one launch (two with split outputs); each output is computed as alone, by the
+// plan reduce would give it, so the bits are reduce's.
 std::pair<Tensor, Tensor> CudaBackend::reduce_sum_pair(const Tensor& x,
                                                        const std::vector<int>& axes_a,
                                                        const std::vector<int>& axes_b) {
@@ -251,10 +426,9 @@ std::pair<Tensor, Tensor> CudaBackend::reduce_sum_pair(const Tensor& x,
                                 Tensor::empty(kept_shape(x, axes_b), x.dtype(), device())};
   DeviceGuard guard(index_);
   dispatch(x.dtype(), [&]<typename T>() {
-    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
-    launch(sum_kernel<T, Acc, true>, grid_for_warps(a.outer + b.outer), kBlockThreads,
-           current_stream(index_), x.data<T>(), sum_job<T>(out.first, a),
-           sum_job<T>(out.second, b), false);
+    run_jobs(device(), current_stream(index_), x.data<T>(), SumOp<T>{},
+             job_for<SumOp<T>>(out.first.data<T>(), a),
+             job_for<SumOp<T>>(out.second.data<T>(), b));
   });
   return out;
 }
@@ -267,10 +441,9 @@ Tensor CudaBackend::argmax(const Tensor& x, int axis) {
   const ReduceLayout layout = layout_for(x, {axis}, "argmax");
   if (layout.outer == 0) return out;
   DeviceGuard guard(index_);
-  cudaStream_t stream = current_stream(index_);
   dispatch(x.dtype(), [&]<typename T>() {
-    launch(argmax_kernel<T>, grid_for_warps(layout.outer), kBlockThreads, stream, x.data<T>(),
-           out.data<int64_t>(), layout.outer, layout.length, layout.outer_ix, layout.inner_ix);
+    run_jobs(device(), current_stream(index_), x.data<T>(), ArgmaxOp<T>{},
+             job_for<ArgmaxOp<T>>(out.data<int64_t>(), layout));
   });
   return out;
 }
