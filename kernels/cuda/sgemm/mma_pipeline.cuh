@@ -47,8 +47,9 @@ constexpr int kSlotFloats = BM * LD_K > BK * LD_MN ? BM * LD_K : BK * LD_MN;
 
 // Copies the R x C tile at logical (r0, c0) of a rows x cols operand X (stored transposed when
 // T) into the slot s, in the stored layout, zeros past the edges: VEC = 4, cp.async of 16 bytes
-// (X's rows 16-byte aligned); VEC = 1, of 4 bytes. With MASK, loads through `mask` (laid out as
-// X; none when null) instead, stored with plain shared stores.
+// (X's rows 16-byte aligned); VEC = 1, of 4 bytes. With MASK and a mask (laid out as X), loads
+// through the mask instead, stored with plain shared stores; an operand without one (the other
+// operand of a ReLU backward's product) is still copied asynchronously.
 template <int R, int C, bool T, int VEC, bool MASK>
 __device__ __forceinline__ void load_tile_async(float* s, const float* X, const float* mask,
                                                 int64_t ld, int rows, int cols, int r0, int c0) {
@@ -64,7 +65,7 @@ __device__ __forceinline__ void load_tile_async(float* s, const float* X, const 
     const int sr = i / PER_ROW, sc = (i % PER_ROW) * VEC;
     const int gr = sr0 + sr, gc = sc0 + sc;
     float* const to = s + sr * LDS + sc;
-    if constexpr (MASK) {
+    if (MASK && mask != nullptr) {  // the same for the whole block
       if constexpr (VEC == 4) {
         *reinterpret_cast<float4*>(to) =
             load4_masked(X, mask, ld, gr, gc, stored_rows, stored_cols);
@@ -72,7 +73,7 @@ __device__ __forceinline__ void load_tile_async(float* s, const float* X, const 
         float v = 0.0f;
         if (gr < stored_rows && gc < stored_cols) {
           const int64_t at = static_cast<int64_t>(gr) * ld + gc;
-          v = mask ? relu_masked(mask[at], X[at]) : X[at];
+          v = relu_masked(mask[at], X[at]);
         }
         *to = v;
       }
