@@ -763,6 +763,59 @@ TEST_CASE("cuda elementwise: every binary op equals the CPU's, broadcast and str
   check_close(overflowing.to(kGpu).sum(), overflowing.sum(), 0);
 }
 
+// The contiguous kernels (16 bytes an access, kernels/cuda/elementwise.cu) against the strided
+// ones, their reference, on the same values: every size around a whole number of 16-byte packs,
+// bit for bit. The strided kernels get the values as every other element of a [n, 2] tensor,
+// and as a contiguous run that starts one element past a 16-byte boundary.
+TEST_CASE("cuda elementwise: the contiguous kernels give the strided kernels' bits", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Backend& gpu = backend_for(kGpu);
+  const std::vector<std::pair<UnaryOp, double>> float_unary = {
+      {UnaryOp::Neg, 0},   {UnaryOp::Exp, 0},  {UnaryOp::Log, 0},      {UnaryOp::Sqrt, 0},
+      {UnaryOp::Tanh, 0},  {UnaryOp::Relu, 0}, {UnaryOp::Step, 0},     {UnaryOp::Gelu, 0},
+      {UnaryOp::GeluGrad, 0}, {UnaryOp::PowScalar, 2.5}, {UnaryOp::Scale, -0.37}};
+  const std::vector<std::pair<UnaryOp, double>> int_unary = {
+      {UnaryOp::Neg, 0}, {UnaryOp::Relu, 0}, {UnaryOp::Scale, 2.5}};
+  const BinaryOp binary_ops[] = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
+                                 BinaryOp::Eq,  BinaryOp::Ne,  BinaryOp::Lt,  BinaryOp::Le,
+                                 BinaryOp::Gt,  BinaryOp::Ge};
+  const auto same_bits = [](const Tensor& got, const Tensor& want) {
+    const Tensor g = got.to(Device::cpu()).contiguous(), w = want.to(Device::cpu()).contiguous();
+    REQUIRE(g.shape() == w.shape());
+    CHECK(std::memcmp(g.raw_data(), w.raw_data(),
+                      static_cast<size_t>(g.numel()) * dtype_size(g.dtype())) == 0);
+  };
+  uint32_t seed = 700;
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    const bool whole = dtype == DType::Int64;
+    for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 31, 1023, 4097}) {
+      INFO(dtype_name(dtype) << ", " << n << " elements");
+      // Positive values (log, sqrt, pow), whole ones for int64; equal pairs for comparisons.
+      const Tensor pairs_a = random_values({n, 2}, dtype, 0.1, 4, seed++, whole).to(kGpu);
+      const Tensor pairs_b = random_values({n, 2}, dtype, 1, 4, seed++, true).to(kGpu);
+      const Tensor strided_a = pairs_a.slice(1, 0, 1), strided_b = pairs_b.slice(1, 0, 1);
+      if (n > 1) REQUIRE_FALSE(strided_a.is_contiguous());  // one element is contiguous
+      const Tensor a = strided_a.contiguous(), b = strided_b.contiguous();  // [n, 1]
+      Tensor shifted_a = Tensor::empty({n + 1, 1}, dtype, kGpu);
+      shifted_a.slice(0, 1, n + 1).copy_(a);
+      const Tensor misaligned_a = shifted_a.slice(0, 1, n + 1);
+      REQUIRE(misaligned_a.is_contiguous());
+      for (const auto& [op, param] : whole ? int_unary : float_unary) {
+        INFO("unary op " << static_cast<int>(op));
+        const Tensor fast = gpu.unary(op, a, param);
+        same_bits(fast, gpu.unary(op, strided_a, param));
+        same_bits(fast, gpu.unary(op, misaligned_a, param));
+      }
+      for (BinaryOp op : binary_ops) {
+        INFO("binary op " << static_cast<int>(op));
+        const Tensor fast = gpu.binary(op, a, b);
+        same_bits(fast, gpu.binary(op, strided_a, strided_b));
+        same_bits(fast, gpu.binary(op, misaligned_a, b));
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda elementwise: masked_fill equals the CPU's for masks of every dtype", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   struct Case {
