@@ -15,13 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "cuda_compare.h"
 #include "kernels/backend.h"
 #include "op_test_util.h"
 #include "test_cuda_support.h"
 #include "tinygrok.h"
 
 using namespace tg;
-using tg::testing::relative_error;
+using tg::testing::check_matches_cpu;
+using tg::testing::random_values;
 
 namespace {
 
@@ -73,17 +75,6 @@ std::vector<Case> cases() {
   };
 }
 
-// Uniform values in [lo, hi) of `dtype`, from a fixed seed; whole numbers when `whole` (ties for
-// max and argmax).
-Tensor random_values(const Shape& shape, DType dtype, double lo, double hi, uint32_t seed,
-                     bool whole) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<double> v(static_cast<size_t>(numel(shape)));
-  for (double& e : v) e = whole ? std::floor(dist(rng)) : dist(rng);
-  return from_vector(v, {numel(shape)}).reshape(shape).to(dtype);
-}
-
 // int64 values spread over most of the range, so that sums wrap around.
 Tensor wrapping_int64(const Shape& shape, uint32_t seed) {
   std::mt19937_64 rng(seed);
@@ -100,28 +91,6 @@ Tensor with_nans(const Tensor& x, uint32_t seed) {
   std::uniform_int_distribution<size_t> where(0, v.size() - 1);
   for (int k = 0; k < 3; ++k) v[where(rng)] = NAN;
   return from_vector(v, {x.numel()}).reshape(x.shape()).to(x.dtype());
-}
-
-// `got` (on the GPU) against `want` (the CPU's): the same shape and dtype, NaN where want has
-// one, and the other values equal (int64 compared as int64) or, with a tolerance, within that
-// relative error over the whole tensor.
-void check_matches(const Tensor& got, const Tensor& want, double tolerance) {
-  REQUIRE(got.device() == kGpu);
-  REQUIRE(got.shape() == want.shape());
-  REQUIRE(got.dtype() == want.dtype());
-  if (want.dtype() == DType::Int64) {
-    CHECK(got.to_vector<int64_t>() == want.to_vector<int64_t>());
-    return;
-  }
-  const auto g = got.to_vector<double>(), w = want.to_vector<double>();
-  int64_t nan_mismatches = 0, differ = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    nan_mismatches += std::isnan(g[i]) != std::isnan(w[i]);
-    differ += !(g[i] == w[i] || (std::isnan(g[i]) && std::isnan(w[i])));
-  }
-  CHECK(nan_mismatches == 0);
-  if (tolerance == 0) CHECK(differ == 0);
-  else CHECK(relative_error(g, w) < tolerance);
 }
 
 // The same bits (a GPU result read twice, or two GPU results).
@@ -153,12 +122,12 @@ TEST_CASE("cuda reduce paths: sum and mean equal the CPU's on both paths", "[cud
                               : random_values(c.base, dtype, -4, 4, seed++, false);
       const Tensor x = c.view(base), xg = c.view(base.to(kGpu));
       const Tensor sum = gpu.reduce(ReduceOp::Sum, xg, c.axes);
-      check_matches(sum, cpu.reduce(ReduceOp::Sum, x, c.axes),
-                    dtype == DType::Int64 ? 0 : sum_tolerance(dtype));
+      check_matches_cpu(sum, cpu.reduce(ReduceOp::Sum, x, c.axes),
+                        dtype == DType::Int64 ? 0 : sum_tolerance(dtype));
       check_same_bits(gpu.reduce(ReduceOp::Sum, xg, c.axes), sum);  // deterministic
       if (dtype == DType::Int64) continue;
       const Tensor mean = gpu.reduce(ReduceOp::Mean, xg, c.axes);
-      check_matches(mean, cpu.reduce(ReduceOp::Mean, x, c.axes), sum_tolerance(dtype));
+      check_matches_cpu(mean, cpu.reduce(ReduceOp::Mean, x, c.axes), sum_tolerance(dtype));
       // The mean is the sum, rounded to T, scaled by 1 / the whole length (not a part's).
       const double length = static_cast<double>(x.numel() / sum.numel());
       check_same_bits(mean, gpu.unary(UnaryOp::Scale, sum, 1 / length));
@@ -166,30 +135,12 @@ TEST_CASE("cuda reduce paths: sum and mean equal the CPU's on both paths", "[cud
   }
 }
 
-TEST_CASE("cuda reduce paths: max equals the CPU's on both paths, NaNs included", "[cuda]") {
+TEST_CASE("cuda reduce paths: max and argmax equal the CPU's (first maximum, first NaN)",
+          "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   Backend& cpu = backend_for(Device::cpu());
   Backend& gpu = backend_for(kGpu);
   uint32_t seed = 100;
-  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
-    for (const Case& c : cases()) {
-      const Tensor plain = random_values(c.base, dtype, -3, 3, seed++, true);
-      std::vector<Tensor> bases = {plain};
-      if (dtype != DType::Int64) bases.push_back(with_nans(plain, seed++));
-      for (const Tensor& base : bases) {
-        INFO(dtype_name(dtype) << " " << c.name << (&base == &bases[0] ? "" : " with NaNs"));
-        check_matches(gpu.reduce(ReduceOp::Max, c.view(base.to(kGpu)), c.axes),
-                      cpu.reduce(ReduceOp::Max, c.view(base), c.axes), 0);
-      }
-    }
-  }
-}
-
-TEST_CASE("cuda reduce paths: argmax gives the CPU's first maximum and first NaN", "[cuda]") {
-  TG_REQUIRE_CUDA_DEVICE();
-  Backend& cpu = backend_for(Device::cpu());
-  Backend& gpu = backend_for(kGpu);
-  uint32_t seed = 200;
   for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
     for (const Case& c : cases()) {
       // Whole numbers in [-3, 3): the maximum is tied at many places.
@@ -198,8 +149,10 @@ TEST_CASE("cuda reduce paths: argmax gives the CPU's first maximum and first NaN
       if (dtype != DType::Int64) bases.push_back(with_nans(plain, seed++));
       for (const Tensor& base : bases) {
         INFO(dtype_name(dtype) << " " << c.name << (&base == &bases[0] ? "" : " with NaNs"));
-        check_matches(gpu.argmax(c.view(base.to(kGpu)), c.argmax_axis),
-                      cpu.argmax(c.view(base), c.argmax_axis), 0);
+        const Tensor x_gpu = c.view(base.to(kGpu)), x_cpu = c.view(base);
+        check_matches_cpu(gpu.reduce(ReduceOp::Max, x_gpu, c.axes),
+                          cpu.reduce(ReduceOp::Max, x_cpu, c.axes), 0);
+        check_matches_cpu(gpu.argmax(x_gpu, c.argmax_axis), cpu.argmax(x_cpu, c.argmax_axis), 0);
       }
     }
   }
@@ -248,8 +201,8 @@ TEST_CASE("cuda reduce paths: reduce_sum_pair gives reduce's bits on mixed paths
         check_same_bits(a, gpu.reduce(ReduceOp::Sum, xg, c.axes));
         check_same_bits(b, gpu.reduce(ReduceOp::Sum, xg, {d}));
         const double tolerance = dtype == DType::Int64 ? 0 : sum_tolerance(dtype);
-        check_matches(a, cpu.reduce(ReduceOp::Sum, x, c.axes), tolerance);
-        check_matches(b, cpu.reduce(ReduceOp::Sum, x, {d}), tolerance);
+        check_matches_cpu(a, cpu.reduce(ReduceOp::Sum, x, c.axes), tolerance);
+        check_matches_cpu(b, cpu.reduce(ReduceOp::Sum, x, {d}), tolerance);
       }
     }
   }

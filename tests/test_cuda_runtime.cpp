@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_compare.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/dependent_launch.h"
@@ -30,6 +31,8 @@
 #include "tinygrok.h"
 
 using namespace tg;
+using tg::testing::check_matches_cpu;
+using tg::testing::random_values;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 
@@ -554,18 +557,6 @@ TEST_CASE("cuda runtime: matmul_sum equals the CPU's composition", "[cuda]") {
 
 namespace {
 
-// Values of `shape` drawn uniformly from [lo, hi) by a fixed seed; whole numbers when `whole`, so
-// that comparisons, ties of max and argmax, and int64 inputs have equal elements to find.
-Tensor random_values(const Shape& shape, DType dtype, double lo, double hi, uint32_t seed,
-                     bool whole = false) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> dist(lo, hi);
-  const int64_t n = numel(shape);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (double& e : v) e = whole ? std::floor(dist(rng)) : dist(rng);
-  return from_vector(v, {n}).reshape(shape).to(dtype);
-}
-
 using View = std::function<Tensor(const Tensor&)>;
 
 struct ViewCase {
@@ -595,24 +586,10 @@ std::vector<ViewCase> view_cases() {
   };
 }
 
-// `got` (a fresh contiguous GPU tensor) against `want` (the CPU's): same shape and dtype, and
-// values within `tolerance` of relative error over the whole tensor, or, when tolerance is 0,
-// equal element for element (a NaN matching a NaN).
+// `got` (a fresh contiguous GPU tensor) against `want` (the CPU's), as check_matches_cpu.
 void check_close(const Tensor& got, const Tensor& want, double tolerance) {
-  CHECK(got.device() == kGpu);
   CHECK(got.is_contiguous());
-  const Tensor host = got.to(Device::cpu());
-  REQUIRE(host.shape() == want.shape());
-  REQUIRE(host.dtype() == want.dtype());
-  const auto g = host.to_vector<double>(), w = want.to_vector<double>();
-  int64_t nan_mismatches = 0, differ = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    nan_mismatches += std::isnan(g[i]) != std::isnan(w[i]);
-    differ += !(g[i] == w[i] || (std::isnan(g[i]) && std::isnan(w[i])));
-  }
-  CHECK(nan_mismatches == 0);
-  if (tolerance == 0) CHECK(differ == 0);
-  else CHECK(relative_error(g, w) < tolerance);
+  check_matches_cpu(got, want, tolerance);
 }
 
 }  // namespace
