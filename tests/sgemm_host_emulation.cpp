@@ -896,7 +896,8 @@ int check_forced_versions(uint64_t seed) {
       const SgemmVersion& own = best_sgemm(args);
       set_forced_sgemm(number);
       const SgemmVersion& want = v.supports(args) ? v : own;
-      const std::string name = "v" + std::to_string(number) + " on " + c.name();
+      std::string name = "v";  // appended, not "v" + ...: GCC 12's -Wrestrict false positive
+      name += std::to_string(number) + " on " + c.name();
       expect(best_sgemm(args).number == want.number,
              name + ": best_sgemm() = v" + std::to_string(best_sgemm(args).number) +
                  ", expected v" + std::to_string(want.number));

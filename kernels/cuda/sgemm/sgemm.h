@@ -95,7 +95,7 @@ struct SgemmVersion {
                                       // an epilogue or masks it does not implement)
   bool tf32 = false;  // true: rounds inputs to TF32, not comparable with float32 at 1e-5
   // false until a GPU run has timed it (docs/benchmarks.md): best_sgemm() passes it over unless
-  // TG_CUDA_SGEMM names it, so the engine's default is always a version measured faster.
+  // TG_CUDA_SGEMM names it, so the engine's default is always a version a GPU has timed.
   bool measured = true;
 };
 
