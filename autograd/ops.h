@@ -71,17 +71,22 @@ Tensor softmax(const Tensor& x, int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 // Causal attention (see Backend::attention): q [B, Tq, H, Dh], k, v [B, T, H, Dh] ->
 // [B, Tq, H, Dh], query i at position T - Tq + i; scores scaled by `scale`. Fused: one pass per
-// (batch, head).
-Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
+// (batch, head). Backward computes the probabilities again from each row's softmax maximum and
+// sum; they are kept only when asked for: a non-null `pattern` receives them, [B, H, Tq, T]
+// (0 where masked; for analysis, not differentiable).
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                        Tensor* pattern = nullptr);
 // The same with q, k, v rows read through int64 index tables: q_table[q_rows [B, Tq]] and
 // k_table, v_table[kv_rows [B, T]] (tables [rows, H, Dh], values [rows, H, Dv]) ->
 // [B, Tq, H, Dv], or [B, Tq, Dv] summed over the heads when `sum_heads`, without gathering
 // them; backward scatter-adds into the tables. With sum_heads, a residual table [Rq, Dv] (a row
 // per q_table row) may come too: its rows at q_rows are added to the output, as
-// embedding(residual, q_rows) + table_attention(...) to the bit, in the same kernel.
+// embedding(residual, q_rows) + table_attention(...) to the bit, in the same kernel. `pattern`
+// as causal_attention's.
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                        const Tensor& q_rows, const Tensor& kv_rows, double scale,
-                       bool sum_heads = false, const Tensor& residual = Tensor());
+                       bool sum_heads = false, const Tensor& residual = Tensor(),
+                       Tensor* pattern = nullptr);
 // A whole attention layer without biases over a table of rows (a first layer's embedding
 // table [R, d_model]; autograd/ops/table_attention_layer.cpp): each head's q, k, v rows
 // table @ W_Q[h], W_K[h], W_V[h] ([H, d_model, d_head]), the values through W_O[h]
@@ -90,10 +95,11 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
 // and table_attention to the bit, in fewer launches: the three projections (and their weight
 // gradients) as one grouped product, the table's gradient as one sum of all the per-head
 // products, which takes the residual's gradient too when the residual is the table itself.
+// `pattern` as causal_attention's.
 Tensor table_attention_layer(const Tensor& table, const Tensor& W_Q, const Tensor& W_K,
                              const Tensor& W_V, const Tensor& W_O, const Tensor& q_rows,
                              const Tensor& kv_rows, double scale,
-                             const Tensor& residual = Tensor());
+                             const Tensor& residual = Tensor(), Tensor* pattern = nullptr);
 enum class Reduction { Mean, Sum, None };
 // logits [N, C], int64 targets [N] in [0, C): -log softmax(logits)[n, target[n]], reduced.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets,

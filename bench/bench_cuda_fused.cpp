@@ -170,7 +170,9 @@ int main(int argc, char** argv) {
 //   large  dense q, k, v (distinct rows: gradients straight into the tables), B = 3830,
 //          T = Tq = 64, H = 4, Dh = Dv = 32
 // MB counts each example's rows once, as the kernels read them (forward: q, k, v rows in, z and
-// the pattern out; backward: dz, q, k, v rows and the pattern in, dq, dk, dv rows out).
+// the softmax statistics out; backward: dz, q, k, v rows and the statistics in, dq, dk, dv rows
+// out). The pattern is not asked for, as in training; the several kernels still write and read
+// it as scratch, which is part of what the one kernel saves.
 // fused/attention/residual/<fused|unfused>/model: the block's x + attn(x) at the read-out
 // position, forward and backward, with x a row of the (position, token) table [342, 128]: the
 // residual added by the attention kernel and scattered back in the backward's index_add launch,
@@ -221,23 +223,24 @@ Workload attention_workload(Size s, bool backward, bool fused) {
   const Tensor index = attention_rows(c);
   const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
   Backend& gpu = backend_for(kGpu);
-  Tensor z, pattern;
-  gpu.attention(q, k, v, index, index, scale, c.sum_heads, Tensor(), z, pattern);
+  Tensor z, stats;
+  gpu.attention(q, k, v, index, index, scale, c.sum_heads, Tensor(), z, stats, nullptr);
   const Tensor dz = random_on_gpu(z.shape());
   const double rows_in = static_cast<double>(c.batch * c.keys * c.heads) *
                          static_cast<double>(2 * c.head_size + c.value_size);
-  const double zs = static_cast<double>(z.numel()), ps = static_cast<double>(pattern.numel());
+  const double zs = static_cast<double>(z.numel()), ss = static_cast<double>(stats.numel());
   if (!backward)
-    return {4.0 * (rows_in + zs + ps), [=, &gpu] {
+    return {4.0 * (rows_in + zs + ss), [=, &gpu] {
               cuda::set_fused_attention(fused);
-              Tensor out, probs;
-              gpu.attention(q, k, v, index, index, scale, c.sum_heads, Tensor(), out, probs);
+              Tensor out, out_stats;
+              gpu.attention(q, k, v, index, index, scale, c.sum_heads, Tensor(), out, out_stats,
+                            nullptr);
               cuda::set_fused_attention(true);
             }};
-  return {4.0 * (zs + 2 * rows_in + ps), [=, &gpu] {
+  return {4.0 * (zs + 2 * rows_in + ss), [=, &gpu] {
             cuda::set_fused_attention(fused);
             Tensor dq, dk, dv, dresidual;
-            gpu.attention_backward(dz, q, k, v, index, index, pattern, scale, c.sum_heads,
+            gpu.attention_backward(dz, q, k, v, index, index, stats, scale, c.sum_heads,
                                    Tensor(), dq, dk, dv, dresidual);
             cuda::set_fused_attention(true);
           }};
@@ -256,15 +259,15 @@ Workload attention_residual_workload(bool fused) {
   const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
   Backend& gpu = backend_for(kGpu);
   return {4.0 * 2 * static_cast<double>(dz.numel()), [=, &gpu] {
-            Tensor z, pattern, dq, dk, dv, dresidual;
+            Tensor z, stats, dq, dk, dv, dresidual;
             if (fused) {
-              gpu.attention(q, k, v, q_rows, kv_rows, scale, true, residual, z, pattern);
-              gpu.attention_backward(dz, q, k, v, q_rows, kv_rows, pattern, scale, true,
+              gpu.attention(q, k, v, q_rows, kv_rows, scale, true, residual, z, stats, nullptr);
+              gpu.attention_backward(dz, q, k, v, q_rows, kv_rows, stats, scale, true,
                                      residual, dq, dk, dv, dresidual);
             } else {
-              gpu.attention(q, k, v, q_rows, kv_rows, scale, true, Tensor(), z, pattern);
+              gpu.attention(q, k, v, q_rows, kv_rows, scale, true, Tensor(), z, stats, nullptr);
               z = gpu.binary(BinaryOp::Add, gpu.index_select(residual, q_rows), z);
-              gpu.attention_backward(dz, q, k, v, q_rows, kv_rows, pattern, scale, true,
+              gpu.attention_backward(dz, q, k, v, q_rows, kv_rows, stats, scale, true,
                                      Tensor(), dq, dk, dv, dresidual);
               dresidual = gpu.index_add(dz, q_rows, table_rows);
             }

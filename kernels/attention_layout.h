@@ -1,7 +1,7 @@
 // AttentionLayout: where the fused table attention's operands live (kernels/cpu/attention.cpp and
 // kernels/cuda/attention.cu share it): query i / key j of example b, head h, in its table, and
-// where row (b, h, i) of the [B, H, Tq, T] pattern starts. The row indices are on the backend's
-// device; the methods run on the host (CPU) or in a kernel (CUDA).
+// where row (b, h, i) of the [B, H, Tq, T] pattern and of the softmax statistics starts. The row
+// indices are on the backend's device; the methods run on the host (CPU) or in a kernel (CUDA).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,10 @@ struct AttentionLayout {
   }
   TG_HOST_DEVICE int64_t pattern_row(int64_t b, int64_t h, int64_t i) const {
     return ((b * heads + h) * queries + i) * keys;
+  }
+  // Where row (b, h, i)'s softmax statistics (maximum, sum) start in [B, H, Tq, 2].
+  TG_HOST_DEVICE int64_t stats_row(int64_t b, int64_t h, int64_t i) const {
+    return ((b * heads + h) * queries + i) * 2;
   }
   TG_HOST_DEVICE int64_t last_key(int64_t i) const { return keys - queries + i; }
   // The first query that sees key j.

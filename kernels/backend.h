@@ -147,8 +147,12 @@ class Backend {
   // contiguous; int64 q_rows [B, Tq] and kv_rows [B, T], Tq <= T. Query i of example b is
   // q_table[q_rows[b, i]], sits at position T - Tq + i, and attends with scores scaled by `scale`
   // to keys and values k_table[kv_rows[b, j]], v_table[kv_rows[b, j]] for j <= T - Tq + i.
-  // Outputs z [B, Tq, H, Dh] and, for backward, the pattern [B, H, Tq, T] (softmax
-  // probabilities, 0 where masked). Dense q [B, Tq, H, Dh] is the table [B * Tq, H, Dh] with
+  // Outputs z [B, Tq, H, Dh] and, for backward, each score row's softmax statistics
+  // softmax_stats [B, H, Tq, 2]: the row's largest scaled score m and its sum of exp(S_ij - m)
+  // (rounded to the dtype), from which the backward recomputes P_ij = exp(S_ij - m) / sum, as
+  // the forward computed it. The probabilities themselves, the pattern [B, H, Tq, T] (0 where
+  // masked), are written only when asked for (`pattern` not null): kept for analysis, never for
+  // the backward. Dense q [B, Tq, H, Dh] is the table [B * Tq, H, Dh] with
   // q_rows[b, i] = b * Tq + i (and likewise k and v). Values may have their own width Dv
   // (v_table [Rkv, H, Dv]), and with `sum_heads` z is summed over the heads, [B, Tq, Dv]: a
   // value table already multiplied by each head's output projection then gives the attention
@@ -157,15 +161,17 @@ class Backend {
   // sum, to the bit as that addition done afterwards, so the residual stream costs no gather.
   virtual void attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                          const Tensor& q_rows, const Tensor& kv_rows, double scale,
-                         bool sum_heads, const Tensor& residual, Tensor& z, Tensor& pattern) = 0;
+                         bool sum_heads, const Tensor& residual, Tensor& z,
+                         Tensor& softmax_stats, Tensor* pattern) = 0;
   // Gradients with respect to the three tables (rows no example reads get 0), summed over the
   // batch in an order that does not depend on the thread count; when the forward had a residual
   // (passed again, only its shape is read), also dresidual = index_add(dz, q_rows, Rq).
   virtual void attention_backward(const Tensor& dz, const Tensor& q_table, const Tensor& k_table,
                                   const Tensor& v_table, const Tensor& q_rows,
-                                  const Tensor& kv_rows, const Tensor& pattern, double scale,
-                                  bool sum_heads, const Tensor& residual, Tensor& dq_table,
-                                  Tensor& dk_table, Tensor& dv_table, Tensor& dresidual) = 0;
+                                  const Tensor& kv_rows, const Tensor& softmax_stats,
+                                  double scale, bool sum_heads, const Tensor& residual,
+                                  Tensor& dq_table, Tensor& dk_table, Tensor& dv_table,
+                                  Tensor& dresidual) = 0;
   // logits [N, C], int64 targets [N] -> per-row loss [N] and, for backward, the shifted
   // log-sum-exp [N]: log(sum_c exp(logits[n, c] - max_c logits[n, c])). It lies in [0, log C], so
   // it keeps full precision in float32, where the plain log-sum-exp of logits near 1000 would not.

@@ -80,7 +80,8 @@ Tensor Attention::project_out(const Tensor& z) const {
 double Attention::scale() const { return 1 / std::sqrt(static_cast<double>(d_head_)); }
 
 Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
-                                const Tensor& kv_rows, const Tensor& residual) const {
+                                const Tensor& kv_rows, const Tensor& residual,
+                                Tensor* pattern) const {
   check(table.dim() == 2 && table.size(1) == d_model_, "Attention: table must be [rows, d_model = ",
         d_model_, "], got ", shape_str(table.shape()));
   // Each head's output projection is folded into the value table, v_h @ W_O[h] per table row
@@ -89,17 +90,17 @@ Tensor Attention::forward_table(const Tensor& table, const Tensor& q_rows,
   // biases the layer is one op, whose products run grouped; with them, the composition.
   if (!b_Q_.defined())
     return table_attention_layer(table, W_Q_, W_K_, W_V_, W_O_, q_rows, kv_rows, scale(),
-                                 residual);
+                                 residual, pattern);
   const Tensor x = rows_per_head(table, n_heads_);
   const Shape rows = {table.size(0)};
   const Tensor v_out = head_matmul(project_heads(x, W_V_, b_V_, rows), W_O_);  // [R, H, d_model]
   Tensor out = table_attention(project_heads(x, W_Q_, b_Q_, rows),
                                project_heads(x, W_K_, b_K_, rows), v_out, q_rows, kv_rows,
-                               scale(), /*sum_heads=*/true, residual);
+                               scale(), /*sum_heads=*/true, residual, pattern);
   return b_O_.defined() ? out + b_O_ : out;
 }
 
-Tensor Attention::forward(const Tensor& x, int64_t queries) const {
+Tensor Attention::forward(const Tensor& x, int64_t queries, Tensor* pattern) const {
   check(x.dim() == 3 && x.size(2) == d_model_, "Attention: x must be [B, T, d_model = ", d_model_,
         "], got ", shape_str(x.shape()));
   const int64_t len = x.size(1);
@@ -112,7 +113,8 @@ Tensor Attention::forward(const Tensor& x, int64_t queries) const {
       queries == len ? kv_in : rows_per_head(x.slice(1, len - queries, len), n_heads_);
   return project_out(causal_attention(project_heads(q_in, W_Q_, b_Q_, {batch, queries}),
                                       project_heads(kv_in, W_K_, b_K_, {batch, len}),
-                                      project_heads(kv_in, W_V_, b_V_, {batch, len}), scale()));
+                                      project_heads(kv_in, W_V_, b_V_, {batch, len}), scale(),
+                                      pattern));
 }
 
 Tensor Attention::forward_reference(const Tensor& x) const {

@@ -17,7 +17,9 @@ class Attention : public Module {
   // x [B, T, d_model] -> [B, Tq, d_model]: the attention output at the last Tq = `queries`
   // positions (all T when -1). Position t attends to positions <= t; scores are scaled by
   // 1/sqrt(d_head). Keys and values come from every position, queries only from those asked for.
-  Tensor forward(const Tensor& x, int64_t queries = -1) const;
+  // A non-null `pattern` receives the attention probabilities [B, H, Tq, T] (for analysis; not
+  // differentiable); otherwise they are not kept: the backward computes them again.
+  Tensor forward(const Tensor& x, int64_t queries = -1, Tensor* pattern = nullptr) const;
   // The same at every position as the straightforward composition (batched matmuls, a causal
   // mask, softmax), kept as the reference the fast path is tested against.
   Tensor forward_reference(const Tensor& x) const;
@@ -28,9 +30,9 @@ class Attention : public Module {
   // fused attention -> [B, Tq, d_model]. Nothing per example is gathered, and the output
   // projection is applied to the value table rather than to every example. A residual table
   // [R, d_model] (undefined: none), the residual stream at each table row, is added at q_rows by
-  // the same kernel: the block's x + attn(x) in one launch.
+  // the same kernel: the block's x + attn(x) in one launch. `pattern` as forward's.
   Tensor forward_table(const Tensor& table, const Tensor& q_rows, const Tensor& kv_rows,
-                       const Tensor& residual = Tensor()) const;
+                       const Tensor& residual = Tensor(), Tensor* pattern = nullptr) const;
 
   const Tensor& W_Q() const { return W_Q_; }
   const Tensor& W_K() const { return W_K_; }

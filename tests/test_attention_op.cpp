@@ -1,6 +1,7 @@
 // Fused causal attention (causal_attention and Backend::attention): float64 gradchecks, the
-// forward, the pattern and the q/k/v gradients against the matmul / masked_fill / softmax
-// composition on awkward sizes, independence of the thread count, and the input checks.
+// forward, the pattern (asked for) and the softmax statistics (the backward's) and the q/k/v
+// gradients against the matmul / masked_fill / softmax composition on awkward sizes,
+// independence of the thread count, and the input checks.
 #include <catch2/catch.hpp>
 
 #include <omp.h>
@@ -119,16 +120,13 @@ TEST_CASE("attention_op: float32 output, pattern and gradients match the composi
       CHECK(relative_error(got.dk, ref.dk) < tol);
       CHECK(relative_error(got.dv, ref.dv) < tol);
 
-      // The primitive's pattern is the softmax, with exact zeros where masked.
-      Tensor z, pattern;
-      backend_for(Device::cpu())
-          .attention(q.reshape({n.batch * n.queries, n.heads, -1}),
-                     k.reshape({n.batch * n.keys, n.heads, -1}),
-                     v.reshape({n.batch * n.keys, n.heads, -1}),
-                     arange(n.batch * n.queries).reshape({n.batch, n.queries}),
-                     arange(n.batch * n.keys).reshape({n.batch, n.keys}), scale, false,
-                     Tensor(), z, pattern);
+      // Asked for, the pattern is the softmax, with exact zeros where masked, and asking
+      // changes nothing else.
+      Tensor pattern;
+      const Tensor z = causal_attention(q, k, v, scale, &pattern);
+      CHECK(z.contiguous().to_vector<double>() == got.z);
       REQUIRE(pattern.shape() == Shape{n.batch, n.heads, n.queries, n.keys});
+      CHECK(pattern.grad_fn() == nullptr);
       const std::vector<double> p = pattern.to_vector<double>();
       CHECK(relative_error(p, reference_pattern(q, k, scale).contiguous().to_vector<double>()) <
             1e-5);
@@ -137,6 +135,26 @@ TEST_CASE("attention_op: float32 output, pattern and gradients match the composi
         const int64_t i = static_cast<int64_t>(e) / n.keys % n.queries;
         if (j > n.keys - n.queries + i) REQUIRE(p[e] == 0);
       }
+
+      // The primitive's statistics, what the backward computes the pattern from: each row's
+      // largest scaled score and its sum of exp(score - largest).
+      Tensor z_again, stats;
+      backend_for(Device::cpu())
+          .attention(q.reshape({n.batch * n.queries, n.heads, -1}),
+                     k.reshape({n.batch * n.keys, n.heads, -1}),
+                     v.reshape({n.batch * n.keys, n.heads, -1}),
+                     arange(n.batch * n.queries).reshape({n.batch, n.queries}),
+                     arange(n.batch * n.keys).reshape({n.batch, n.keys}), scale, false,
+                     Tensor(), z_again, stats, nullptr);
+      REQUIRE(stats.shape() == Shape{n.batch, n.heads, n.queries, 2});
+      const Tensor scores = masked_fill(
+          q.permute({0, 2, 1, 3}).matmul(k.permute({0, 2, 3, 1})).to(DType::Float64) * scale,
+          causal_mask(n.queries, n.keys), -INFINITY);  // [B, H, Tq, T]
+      const Tensor peak = max(scores, {-1}, /*keepdim=*/true);
+      CHECK(relative_error(stats.select(3, 0).contiguous().to_vector<double>(),
+                           peak.squeeze(-1).to_vector<double>()) < 1e-5);
+      CHECK(relative_error(stats.select(3, 1).contiguous().to_vector<double>(),
+                           sum(exp(scores - peak), {-1}).to_vector<double>()) < 1e-5);
     }
   }
 }
@@ -342,11 +360,12 @@ namespace {
 // values through W_O, then table_attention.
 Tensor composed_attention_layer(const Tensor& table, const Tensor& W_Q, const Tensor& W_K,
                                 const Tensor& W_V, const Tensor& W_O, const Tensor& q_rows,
-                                const Tensor& kv_rows, double scale, const Tensor& residual) {
+                                const Tensor& kv_rows, double scale, const Tensor& residual,
+                                Tensor* pattern) {
   const Tensor x = table.unsqueeze(1).expand({table.size(0), W_Q.size(0), table.size(1)});
   return table_attention(head_matmul(x, W_Q), head_matmul(x, W_K),
                          head_matmul(head_matmul(x, W_V), W_O), q_rows, kv_rows, scale, true,
-                         residual);
+                         residual, pattern);
 }
 
 enum class ResidualKind { None, Table, Separate };
@@ -389,18 +408,20 @@ TEST_CASE("attention_op: table_attention_layer equals its composition to the bit
                                   : kind == ResidualKind::Table ? leaves[0]
                                                                 : leaves[5].t();
           const auto layer = fused ? table_attention_layer : composed_attention_layer;
+          Tensor pattern;
           const Tensor z = layer(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], q_rows,
-                                 kv_rows, 0.4, residual);
+                                 kv_rows, 0.4, residual, &pattern);
           z.backward(dz);
           std::vector<std::vector<double>> out = {z.to_vector<double>()};
           for (const Tensor& t : leaves)
             out.push_back(t.grad().defined() ? t.grad().to_vector<double>()
                                              : std::vector<double>());
+          out.push_back(pattern.to_vector<double>());
           return out;
         };
         const auto fused = run(true), composed = run(false);
         for (size_t i = 0; i < fused.size(); ++i) {
-          INFO("output " << i << " (z, dtable, dW_Q, dW_K, dW_V, dW_O, dresidual)");
+          INFO("output " << i << " (z, dtable, dW_Q, dW_K, dW_V, dW_O, dresidual, pattern)");
           CHECK(fused[i] == composed[i]);
         }
         CHECK(fused[6].empty() == (kind != ResidualKind::Separate));

@@ -1,5 +1,6 @@
-// CUDA fused causal attention (kernels/cuda/attention.cu) against the CPU backend: z, the pattern
-// and the three table gradients, through Backend::attention directly and through the autograd ops
+// CUDA fused causal attention (kernels/cuda/attention.cu) against the CPU backend: z, the softmax
+// statistics, the pattern (and that not asking for it changes nothing else) and the three table
+// gradients, through Backend::attention directly and through the autograd ops
 // (table_attention, causal_attention), with dense rows, distinct rows in a shuffled order (some
 // table rows unread) and the first layer's shared (position, token) rows; Tq < T, Dv != Dh,
 // sum_heads on and off, T = 1, 5, 17, B = 1, 3, H = 1, 4, float32 and float64, strided inputs;
@@ -16,6 +17,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -158,15 +160,17 @@ void check_unread_rows_zero(const Tensor& grad, const Tensor& rows, const char* 
 }
 
 struct Forward {
-  Tensor z, pattern;
+  Tensor z, stats, pattern;  // pattern: undefined unless asked for
 };
 
-// The forward, with in.residual added when `residual` (which needs sum_heads).
+// The forward, with in.residual added when `residual` (which needs sum_heads), asking for the
+// pattern when `keep_pattern`.
 Forward run_forward(const Inputs& in, double scale, bool sum_heads, Device device,
-                    bool residual = false) {
+                    bool residual = false, bool keep_pattern = true) {
   Forward out;
   backend_for(device).attention(in.q, in.k, in.v, in.q_rows, in.kv_rows, scale, sum_heads,
-                                residual ? in.residual : Tensor(), out.z, out.pattern);
+                                residual ? in.residual : Tensor(), out.z, out.stats,
+                                keep_pattern ? &out.pattern : nullptr);
   return out;
 }
 
@@ -174,10 +178,10 @@ struct Grads {
   Tensor dq, dk, dv, dresidual;  // dresidual only with a residual
 };
 
-Grads run_backward(const Tensor& dz, const Inputs& in, const Tensor& pattern, double scale,
+Grads run_backward(const Tensor& dz, const Inputs& in, const Tensor& stats, double scale,
                    bool sum_heads, Device device, bool residual = false) {
   Grads g;
-  backend_for(device).attention_backward(dz, in.q, in.k, in.v, in.q_rows, in.kv_rows, pattern,
+  backend_for(device).attention_backward(dz, in.q, in.k, in.v, in.q_rows, in.kv_rows, stats,
                                          scale, sum_heads, residual ? in.residual : Tensor(),
                                          g.dq, g.dk, g.dv, g.dresidual);
   return g;
@@ -218,6 +222,7 @@ TEST_CASE("cuda attention: forward and backward match the CPU backend", "[cuda][
           const Forward got = run_forward(gpu, scale, sum_heads, kGpu);
           REQUIRE(got.z.shape() == z_shape(n, sum_heads));
           check_close(got.z, want.z, tol, "z");
+          check_close(got.stats, want.stats, tol, "softmax statistics");
           check_close(got.pattern, want.pattern, tol, "pattern");
           // [B, H, Tq, T], exact zeros where key j comes after query i's position.
           const auto p = got.pattern.to_vector<double>();
@@ -229,9 +234,9 @@ TEST_CASE("cuda attention: forward and backward match the CPU backend", "[cuda][
 
           const Shape zs = z_shape(n, sum_heads);
           const Grads gw = run_backward(make_dz(zs, dtype, seed, strided, kCpu), cpu,
-                                        want.pattern, scale, sum_heads, kCpu);
+                                        want.stats, scale, sum_heads, kCpu);
           const Grads gg = run_backward(make_dz(zs, dtype, seed, strided, kGpu), gpu,
-                                        got.pattern, scale, sum_heads, kGpu);
+                                        got.stats, scale, sum_heads, kGpu);
           check_close(gg.dq, gw.dq, tol, "dq");
           check_close(gg.dk, gw.dk, tol, "dk");
           check_close(gg.dv, gw.dv, tol, "dv");
@@ -303,20 +308,29 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
 
           const Forward want = run_forward(cpu, scale, sum_heads, kCpu, residual);
           const Grads gw =
-              run_backward(dz_cpu, cpu, want.pattern, scale, sum_heads, kCpu, residual);
+              run_backward(dz_cpu, cpu, want.stats, scale, sum_heads, kCpu, residual);
           const Forward fused = run_forward(gpu, scale, sum_heads, kGpu, residual);
           const Grads gf =
-              run_backward(dz_gpu, gpu, fused.pattern, scale, sum_heads, kGpu, residual);
-          const auto [unfused, gu] = [&] {
+              run_backward(dz_gpu, gpu, fused.stats, scale, sum_heads, kGpu, residual);
+          // Not asking for the pattern changes no other bit (the one-kernel path then writes
+          // none; the several kernels keep it as scratch).
+          const Forward fused_bare = run_forward(gpu, scale, sum_heads, kGpu, residual, false);
+          const auto [unfused, gu, unfused_bare] = [&] {
             UnfusedAttention off;
             Forward f = run_forward(gpu, scale, sum_heads, kGpu, residual);
-            Grads g = run_backward(dz_gpu, gpu, f.pattern, scale, sum_heads, kGpu, residual);
-            return std::pair{f, g};
+            Grads g = run_backward(dz_gpu, gpu, f.stats, scale, sum_heads, kGpu, residual);
+            Forward bare = run_forward(gpu, scale, sum_heads, kGpu, residual, false);
+            return std::tuple{f, g, bare};
           }();
           for (const Forward* got : {&fused, &unfused}) {
             INFO((got == &fused ? "one kernel" : "several kernels"));
             check_close(got->z, want.z, tol, "z");
+            check_close(got->stats, want.stats, tol, "softmax statistics");
             check_close(got->pattern, want.pattern, tol, "pattern");
+            const Forward& bare = got == &fused ? fused_bare : unfused_bare;
+            CHECK_FALSE(bare.pattern.defined());
+            CHECK(bare.z.to_vector<double>() == got->z.to_vector<double>());
+            CHECK(bare.stats.to_vector<double>() == got->stats.to_vector<double>());
           }
           for (const Grads* got : {&gf, &gu}) {
             INFO((got == &gf ? "one kernel" : "several kernels"));
@@ -338,6 +352,7 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
             CHECK(relative_error(a.to_vector<double>(), b.to_vector<double>()) < tol);
           };
           gpu_close(fused.z, unfused.z, "z, one kernel against several");
+          gpu_close(fused.stats, unfused.stats, "statistics, one kernel against several");
           gpu_close(fused.pattern, unfused.pattern, "pattern, one kernel against several");
           gpu_close(gf.dq, gu.dq, "dq, one kernel against several");
           gpu_close(gf.dk, gu.dk, "dk, one kernel against several");
@@ -415,9 +430,9 @@ TEST_CASE("cuda attention: the same inputs give the same bits every run", "[cuda
     std::vector<std::vector<float>> first;
     for (int run = 0; run < 2; ++run) {
       const Forward f = run_forward(in, 0.5, true, kGpu, true);
-      const Grads g = run_backward(dz, in, f.pattern, 0.5, true, kGpu, true);
+      const Grads g = run_backward(dz, in, f.stats, 0.5, true, kGpu, true);
       std::vector<std::vector<float>> all;
-      for (const Tensor* t : {&f.z, &f.pattern, &g.dq, &g.dk, &g.dv, &g.dresidual})
+      for (const Tensor* t : {&f.z, &f.stats, &f.pattern, &g.dq, &g.dk, &g.dv, &g.dresidual})
         all.push_back(t->to_vector<float>());
       if (run == 0) first = all;
       else CHECK(all == first);
@@ -446,13 +461,14 @@ TEST_CASE("cuda attention: a residual gives the bits of a gather and an add afte
         if (!one_kernel) several.emplace();
         const Forward with = run_forward(in, 0.3, true, kGpu, true);
         const Forward without = run_forward(in, 0.3, true, kGpu);
-        const Grads g = run_backward(dz, in, with.pattern, 0.3, true, kGpu, true);
-        const Grads g0 = run_backward(dz, in, without.pattern, 0.3, true, kGpu);
+        const Grads g = run_backward(dz, in, with.stats, 0.3, true, kGpu, true);
+        const Grads g0 = run_backward(dz, in, without.stats, 0.3, true, kGpu);
         several.reset();
         // x + attention(x): the residual's rows gathered, then added to the heads' sum.
         const Tensor added = gpu.binary(BinaryOp::Add, gpu.index_select(in.residual, in.q_rows),
                                         without.z);
         CHECK(with.z.to_vector<float>() == added.to_vector<float>());
+        CHECK(with.stats.to_vector<float>() == without.stats.to_vector<float>());
         CHECK(with.pattern.to_vector<float>() == without.pattern.to_vector<float>());
         // The gather's gradient: dz scattered back through q_rows; the tables' are unchanged.
         REQUIRE(g.dresidual.shape() == in.residual.shape());
@@ -561,15 +577,15 @@ TEST_CASE("cuda attention: empty batches and no queries", "[cuda][attention]") {
         in.kv_rows = zeros({e.batch, e.keys}, DType::Int64, device);
         const Forward f = run_forward(in, 1.0, sum_heads, device);
         const Tensor dz = zeros(f.z.shape(), DType::Float32, device);
-        const Grads g = run_backward(dz, in, f.pattern, 1.0, sum_heads, device);
-        results.insert(results.end(), {f.z, f.pattern, g.dq, g.dk, g.dv});
+        const Grads g = run_backward(dz, in, f.stats, 1.0, sum_heads, device);
+        results.insert(results.end(), {f.z, f.stats, f.pattern, g.dq, g.dk, g.dv});
       }
-      for (size_t r = 0; r < 5; ++r) {
+      for (size_t r = 0; r < 6; ++r) {
         INFO("output " << r);
-        CHECK(results[5 + r].device() == kGpu);
-        CHECK(results[5 + r].shape() == results[r].shape());
+        CHECK(results[6 + r].device() == kGpu);
+        CHECK(results[6 + r].shape() == results[r].shape());
       }
-      for (size_t r = 7; r < 10; ++r)  // the table gradients: all zero
+      for (size_t r = 9; r < 12; ++r)  // the table gradients: all zero
         for (const double g : results[r].to_vector<double>()) CHECK(g == 0);
     }
   }
@@ -594,12 +610,12 @@ TEST_CASE("cuda attention: bad row indices and dtypes give the CPU's errors",
       auto values = rows.to_vector<int64_t>();
       values[bad.position] = bad.value;
       rows = from_vector(values, rows.shape()).to(device);
-      // A valid pattern for the backward, from rows that are all in range.
+      // Valid statistics for the backward, from rows that are all in range.
       const Inputs good = make_inputs(n, Rows::Dense, DType::Float32, 3, false, device);
       const Forward f = run_forward(good, 0.5, false, device);
       forward_errors.push_back(error_of([&] { run_forward(in, 0.5, false, device); }));
       backward_errors.push_back(error_of([&] {
-        run_backward(ones(f.z.shape(), DType::Float32, device), in, f.pattern, 0.5, false,
+        run_backward(ones(f.z.shape(), DType::Float32, device), in, f.stats, 0.5, false,
                      device);
       }));
     }
@@ -616,6 +632,19 @@ TEST_CASE("cuda attention: bad row indices and dtypes give the CPU's errors",
   const Inputs good = make_inputs(n, Rows::Dense, DType::Float32, 3, false, kGpu);
   CHECK(run_forward(good, 0.5, false, kGpu).z.shape() == Shape{2, 3, 2, 3});
 
+  // Statistics that are not the forward's (here the pattern, [B, H, Tq, T]).
+  std::vector<std::string> stats_errors;
+  for (Device device : {kCpu, kGpu}) {
+    const Inputs in = make_inputs(n, Rows::Dense, DType::Float32, 3, false, device);
+    const Forward f = run_forward(in, 0.5, false, device);
+    stats_errors.push_back(error_of([&] {
+      run_backward(ones(f.z.shape(), DType::Float32, device), in, f.pattern, 0.5, false, device);
+    }));
+  }
+  CHECK(stats_errors[0] == "attention_backward: softmax_stats must be float32 [2, 2, 3, 2] (the "
+                           "forward's), got float32 [2, 2, 3, 4]");
+  CHECK(stats_errors[1] == stats_errors[0]);
+
   // int64 tables are not attention's.
   std::vector<std::string> forward_errors, backward_errors;
   for (Device device : {kCpu, kGpu}) {
@@ -626,7 +655,7 @@ TEST_CASE("cuda attention: bad row indices and dtypes give the CPU's errors",
     ints.v = ints.v.to(DType::Int64);
     forward_errors.push_back(error_of([&] { run_forward(ints, 0.5, false, device); }));
     backward_errors.push_back(error_of([&] {
-      run_backward(f.z.to(DType::Int64), ints, f.pattern.to(DType::Int64), 0.5, false, device);
+      run_backward(f.z.to(DType::Int64), ints, f.stats.to(DType::Int64), 0.5, false, device);
     }));
   }
   CHECK(forward_errors[0] == "attention: not defined for int64");

@@ -292,7 +292,8 @@ TEST_CASE("nn: Attention is causal: a later token never changes an earlier posit
   }
 }
 
-TEST_CASE("nn: Attention matches a per-head host reference", "[nn]") {
+TEST_CASE("nn: Attention and its pattern, when asked for, match a per-head host reference",
+          "[nn]") {
   Generator gen(9);
   const int64_t batch = 3, len = 4, d_model = 6, heads = 3, d_head = 5;  // awkward sizes
   Attention attn(d_model, heads, d_head, gen, /*bias=*/true);
@@ -306,6 +307,7 @@ TEST_CASE("nn: Attention matches a per-head host reference", "[nn]") {
              bV = state.at("b_V").to_vector<double>(), bO = state.at("b_O").to_vector<double>();
 
   std::vector<double> ref(static_cast<size_t>(batch * len * d_model), 0.0);
+  std::vector<double> ref_pattern(static_cast<size_t>(batch * heads * len * len), 0.0);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h) {
       // q, k, v [len, d_head] for this head
@@ -334,6 +336,8 @@ TEST_CASE("nn: Attention matches a per-head host reference", "[nn]") {
           peak = std::max(peak, score[s]);
         }
         for (int64_t s = 0; s <= t; ++s) total += std::exp(score[s] - peak);
+        for (int64_t s = 0; s <= t; ++s)
+          ref_pattern[((b * heads + h) * len + t) * len + s] = std::exp(score[s] - peak) / total;
         for (int64_t e = 0; e < d_head; ++e) {
           double z = 0;
           for (int64_t s = 0; s <= t; ++s) z += std::exp(score[s] - peak) / total * v[s * d_head + e];
@@ -345,6 +349,12 @@ TEST_CASE("nn: Attention matches a per-head host reference", "[nn]") {
   for (int64_t i = 0; i < batch * len; ++i)
     for (int64_t d = 0; d < d_model; ++d) ref[i * d_model + d] += bO[d];
   CHECK(relative_error(attn.forward(x).to_vector<double>(), ref) < 1e-5);
+  // Asked for, the pattern [B, H, T, T] comes out too, and the output is the same to the bit.
+  Tensor pattern;
+  const Tensor y = attn.forward(x, -1, &pattern);
+  CHECK(y.to_vector<float>() == attn.forward(x).to_vector<float>());
+  REQUIRE(pattern.shape() == Shape{batch, heads, len, len});
+  CHECK(relative_error(pattern.to_vector<double>(), ref_pattern) < 1e-5);
 }
 
 // --- OneHotMLP ------------------------------------------------------------------------------------

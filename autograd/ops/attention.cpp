@@ -2,8 +2,10 @@
 //   z_i = sum_j softmax_j(scale q_i . k_j) v_j  over keys j <= T - Tq + i
 // table_attention reads q, k and v rows through index tables and scatter-adds its gradients
 // back into the tables; causal_attention is the same kernel on dense tensors, viewed as tables
-// with one row per (example, position). The forward saves the probability pattern
-// [B, H, Tq, T]; backward is one fused kernel that returns the three gradients together. A
+// with one row per (example, position). The forward saves each score row's softmax maximum and
+// sum ([B, H, Tq, 2]), not the probabilities: backward is one fused kernel that computes them
+// again and returns the three gradients together. The pattern [B, H, Tq, T] comes out only
+// when asked for, for analysis, and is not differentiable. A
 // residual table's rows, added to a head-summed output, come with it: the residual stream's
 // gather, add and (backward) scatter-add cost no launch of their own.
 #include "autograd/ops/common.h"
@@ -24,7 +26,7 @@ void check_attention_rows(const char* op, const Tensor& q_rows, const Tensor& kv
 
 Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                        const Tensor& q_rows, const Tensor& kv_rows, double scale, bool sum_heads,
-                       const Tensor& residual) {
+                       const Tensor& residual, Tensor* pattern) {
   for (const Tensor* t : {&q_table, &k_table, &v_table}) check_floating("table_attention", *t);
   check_same_device_and_dtype("table_attention", q_table, k_table);
   check_same_device_and_dtype("table_attention", q_table, v_table);
@@ -51,25 +53,27 @@ Tensor table_attention(const Tensor& q_table, const Tensor& k_table, const Tenso
   // edges still point at the tables themselves.
   const Tensor q = contiguous_copy_if_needed(q_table), k = contiguous_copy_if_needed(k_table),
                v = contiguous_copy_if_needed(v_table);
-  Tensor z, pattern;
+  Tensor z, softmax_stats;
   backend_for(q.device())
-      .attention(q, k, v, q_rows, kv_rows, scale, sum_heads, residual, z, pattern);
+      .attention(q, k, v, q_rows, kv_rows, scale, sum_heads, residual, z, softmax_stats, pattern);
   if (!needs_grad({&q_table, &k_table, &v_table, &residual})) return z;
   return record(
       z, "AttentionBackward",
       [q = save(q), k = save(k), v = save(v), q_rows = save(q_rows), kv_rows = save(kv_rows),
-       pattern = save(pattern), scale, sum_heads,
+       softmax_stats, scale, sum_heads,
        residual = save(residual)](const Tensor& g) -> std::vector<Tensor> {
         Tensor dq, dk, dv, dresidual;
         backend_for(g.device())
-            .attention_backward(contiguous_copy_if_needed(g), q, k, v, q_rows, kv_rows, pattern,
-                                scale, sum_heads, residual, dq, dk, dv, dresidual);
+            .attention_backward(contiguous_copy_if_needed(g), q, k, v, q_rows, kv_rows,
+                                softmax_stats, scale, sum_heads, residual, dq, dk, dv,
+                                dresidual);
         return {dq, dk, dv, dresidual};
       },
       {&q_table, &k_table, &v_table, &residual});
 }
 
-Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                        Tensor* pattern) {
   for (const Tensor* t : {&q, &k, &v}) check_floating("causal_attention", *t);
   check_same_device_and_dtype("causal_attention", q, k);
   check_same_device_and_dtype("causal_attention", q, v);
@@ -93,7 +97,8 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
   const Tensor kv_rows = rows(batch * keys).reshape({batch, keys});
   return table_attention(q.reshape({batch * queries, heads, head_size}),
                          k.reshape({batch * keys, heads, head_size}),
-                         v.reshape({batch * keys, heads, head_size}), q_rows, kv_rows, scale);
+                         v.reshape({batch * keys, heads, head_size}), q_rows, kv_rows, scale,
+                         /*sum_heads=*/false, Tensor(), pattern);
 }
 
 }  // namespace tg

@@ -35,7 +35,8 @@ Tensor heads_first(const Tensor& t) { return t.permute({1, 0, 2}); }
 
 Tensor table_attention_layer(const Tensor& table, const Tensor& W_Q, const Tensor& W_K,
                              const Tensor& W_V, const Tensor& W_O, const Tensor& q_rows,
-                             const Tensor& kv_rows, double scale, const Tensor& residual_in) {
+                             const Tensor& kv_rows, double scale, const Tensor& residual_in,
+                             Tensor* pattern) {
   check_floating("table_attention_layer", table);
   for (const Tensor* W : {&W_Q, &W_K, &W_V, &W_O})
     check_same_device_and_dtype("table_attention_layer", table, *W);
@@ -76,22 +77,23 @@ Tensor table_attention_layer(const Tensor& table, const Tensor& W_Q, const Tenso
                               {heads_first(q), heads_first(k), heads_first(v)});
   Tensor vo = Tensor::empty({rows, heads, d_out}, x.dtype(), x.device());
   backend.matmul_into(heads_first(v), W_O.detach(), heads_first(vo));
-  Tensor z, pattern;
-  backend.attention(q, k, vo, q_rows, kv_rows, scale, /*sum_heads=*/true, residual, z, pattern);
+  Tensor z, softmax_stats;
+  backend.attention(q, k, vo, q_rows, kv_rows, scale, /*sum_heads=*/true, residual, z,
+                    softmax_stats, pattern);
   if (!needs_grad({&table, &W_Q, &W_K, &W_V, &W_O, &residual_in})) return z;
 
   return record(
       z, "TableAttentionLayerBackward",
       [x = save(x), W_Q = save(W_Q), W_K = save(W_K), W_V = save(W_V), W_O = save(W_O), q, k, v,
-       vo, q_rows = save(q_rows), kv_rows = save(kv_rows), pattern, scale, residual,
+       vo, q_rows = save(q_rows), kv_rows = save(kv_rows), softmax_stats, scale, residual,
        residual_is_table, need_table = table.requires_grad(),
        need_qkv = W_Q.requires_grad() || W_K.requires_grad() || W_V.requires_grad(),
        need_o = W_O.requires_grad()](const Tensor& g) -> std::vector<Tensor> {
         Backend& backend = backend_for(g.device());
         Tensor dq, dk, dvo, dres;
         backend.attention_backward(contiguous_copy_if_needed(g), q, k, vo, q_rows, kv_rows,
-                                   pattern, scale, /*sum_heads=*/true, residual, dq, dk, dvo,
-                                   dres);
+                                   softmax_stats, scale, /*sum_heads=*/true, residual, dq, dk,
+                                   dvo, dres);
         Tensor dW_O, dW_Q, dW_K, dW_V, dtable;
         if (need_o) dW_O = backend.matmul(v.permute({1, 2, 0}), heads_first(dvo));
         const Tensor dresidual = residual_is_table ? Tensor() : dres;

@@ -5,6 +5,8 @@
 //             dq_i = scale sum_j dS_ij k_j,  dk_j = scale sum_i dS_ij q_i,  dv_j = sum_i P_ij dz_i
 // Values may be wider than queries and keys (Dv), and z may be summed over the heads, and then
 // have a residual row added (the residual stream, read through q_rows: no gather of its own).
+// The forward keeps each score row's maximum and sum, from which the backward computes the
+// probabilities again (the pattern is the caller's only when asked for, for analysis).
 // The forward and the first half of the backward (dS) give each batch row to one thread. The
 // second half scatter-adds into the tables: for dense inputs (no row shared by two examples)
 // still batch row by batch row, but where examples share rows (the first layer's
@@ -44,27 +46,48 @@ void axpy(T alpha, const T* __restrict x, T* __restrict y, int64_t n) {
 // Where each operand lives (shared with the other backend's attention).
 using Layout = AttentionLayout;
 
+// Row (b, h, i)'s scaled scores into p[0, last].
+template <typename T>
+void scores(const Layout& at, int64_t b, int64_t h, int64_t i, const T* q, const T* k, T scale,
+            T* p) {
+  const T* qi = q + at.q(b, i, h);
+  for (int64_t j = 0; j <= at.last_key(i); ++j)
+    p[j] = scale * dot(qi, k + at.k(b, j, h), at.head_size);
+}
+
+// The probabilities in place of the scores p[0, last] from the row's statistics (maximum, sum),
+// 0 beyond: the one formula of the forward and of the backward's recomputation.
+template <typename T>
+void probabilities(const T* stats, int64_t last, int64_t keys, T* p) {
+  const T peak = stats[0];
+  const double total = stats[1];
+  for (int64_t j = 0; j <= last; ++j) p[j] = static_cast<T>(std::exp(double(p[j] - peak)) / total);
+  std::fill(p + last + 1, p + keys, T(0));
+}
+
 // Forward for batch row b. Not inlined, so that the serial and the OpenMP branches of
 // parallel_for run the same machine code (and round the same way). residual: null, or a row per
-// q_table row added to the heads' sum.
+// q_table row added to the heads' sum. The probabilities go to `pattern` (the caller's, or
+// scratch) and the statistics they come from to `stats`.
 template <typename T>
 TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, const T* k,
-                                     const T* v, const T* residual, T scale, T* z, T* pattern) {
+                                     const T* v, const T* residual, T scale, T* z, T* stats,
+                                     T* pattern) {
   if (at.sum_heads)  // the heads accumulate into one row per query
     for (int64_t i = 0; i < at.queries; ++i) std::fill_n(z + at.z(b, i, 0), at.value_size, T(0));
   for (int64_t h = 0; h < at.heads; ++h) {
     for (int64_t i = 0; i < at.queries; ++i) {
       const int64_t last = at.last_key(i);
-      const T* qi = q + at.q(b, i, h);
       T* p = pattern + at.pattern_row(b, h, i);
-      for (int64_t j = 0; j <= last; ++j) p[j] = scale * dot(qi, k + at.k(b, j, h), at.head_size);
+      T* row_stats = stats + at.stats_row(b, h, i);
+      scores(at, b, h, i, q, k, scale, p);
       // Subtract the maximum so exp never overflows; the row always keeps key 0.
       const T peak = *std::max_element(p, p + last + 1);
       double total = 0;
       for (int64_t j = 0; j <= last; ++j) total += std::exp(double(p[j] - peak));
-      for (int64_t j = 0; j <= last; ++j)
-        p[j] = static_cast<T>(std::exp(double(p[j] - peak)) / total);
-      std::fill(p + last + 1, p + at.keys, T(0));
+      row_stats[0] = peak;
+      row_stats[1] = static_cast<T>(total);  // rounded first, as the backward will read it
+      probabilities(row_stats, last, at.keys, p);
 
       T* zi = z + at.z(b, i, h);
       if (!at.sum_heads) std::fill_n(zi, at.value_size, T(0));
@@ -81,15 +104,19 @@ TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, co
   }
 }
 
-// Backward, first half, for batch row b: dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij') into `ds`
-// (laid out as the pattern).
+// Backward, first half, for batch row b: the pattern again, from the scores and the forward's
+// statistics, into `pattern`; then dS_ij = P_ij (dP_ij - sum_j' P_ij' dP_ij') into `ds` (laid
+// out as the pattern).
 template <typename T>
-TG_ONE_COPY void score_grad_batch_row(const Layout& at, int64_t b, const T* dz, const T* v,
-                                      const T* pattern, T* ds) {
+TG_ONE_COPY void score_grad_batch_row(const Layout& at, int64_t b, const T* dz, const T* q,
+                                      const T* k, const T* v, const T* stats, T scale,
+                                      T* pattern, T* ds) {
   for (int64_t h = 0; h < at.heads; ++h) {
     for (int64_t i = 0; i < at.queries; ++i) {
       const int64_t last = at.last_key(i), row = at.pattern_row(b, h, i);
-      const T* p = pattern + row;
+      T* p = pattern + row;
+      scores(at, b, h, i, q, k, scale, p);
+      probabilities(stats + at.stats_row(b, h, i), last, at.keys, p);
       T* d = ds + row;
       const T* dzi = dz + at.z(b, i, h);
       double weighted = 0;
@@ -165,7 +192,8 @@ void check_rows(const char* op, const Tensor& rows, int64_t table_rows, const ch
 void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                            const Tensor& v_table_in, const Tensor& q_rows_in,
                            const Tensor& kv_rows_in, double scale, bool sum_heads,
-                           const Tensor& residual_in, Tensor& z, Tensor& pattern) {
+                           const Tensor& residual_in, Tensor& z, Tensor& softmax_stats,
+                           Tensor* pattern) {
   const Tensor q = contiguous_copy_if_needed(q_table_in), k = contiguous_copy_if_needed(k_table_in),
                v = contiguous_copy_if_needed(v_table_in);
   const Tensor residual =
@@ -175,15 +203,22 @@ void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
   check_rows("attention", q_rows, q.size(0), "query row");
   check_rows("attention", kv_rows, k.size(0), "key row");
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
-  if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, pattern)) return;
+  if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, softmax_stats, pattern))
+    return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
     const T *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>();
     const T* pr = residual.defined() ? residual.data<T>() : nullptr;
-    T *pz = z.data<T>(), *pp = pattern.data<T>();
+    T *pz = z.data<T>(), *ps = softmax_stats.data<T>();
+    // Unasked-for probabilities go to scratch, allocated here: nothing may throw inside a
+    // parallel region.
+    std::vector<T> scratch;
+    if (pattern == nullptr)
+      scratch.resize(static_cast<size_t>(at.batch * at.heads * at.queries * at.keys));
+    T* pp = pattern != nullptr ? pattern->data<T>() : scratch.data();
     const T s = static_cast<T>(scale);
     parallel_for(at.batch, batch_grain(at), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b)
-        attention_batch_row<T>(at, b, pq, pk, pv, pr, s, pz, pp);
+        attention_batch_row<T>(at, b, pq, pk, pv, pr, s, pz, ps, pp);
     });
   });
 }
@@ -191,17 +226,18 @@ void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
 void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_in,
                                     const Tensor& k_table_in, const Tensor& v_table_in,
                                     const Tensor& q_rows_in, const Tensor& kv_rows_in,
-                                    const Tensor& pattern_in, double scale, bool sum_heads,
+                                    const Tensor& stats_in, double scale, bool sum_heads,
                                     const Tensor& residual, Tensor& dq, Tensor& dk, Tensor& dv,
                                     Tensor& dresidual) {
   const Tensor dz = contiguous_copy_if_needed(dz_in), q = contiguous_copy_if_needed(q_table_in),
                k = contiguous_copy_if_needed(k_table_in), v = contiguous_copy_if_needed(v_table_in),
-               pattern = contiguous_copy_if_needed(pattern_in);
+               stats = contiguous_copy_if_needed(stats_in);
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   check_rows("attention_backward", q_rows, q.size(0), "query row");
   check_rows("attention_backward", kv_rows, k.size(0), "key row");
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
+  check_softmax_stats("attention_backward", stats, at, q.dtype());
   dq = Tensor::empty(q.shape(), q.dtype());
   dk = Tensor::empty(k.shape(), k.dtype());
   dv = Tensor::empty(v.shape(), v.dtype());
@@ -209,13 +245,16 @@ void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_i
   if (residual.defined()) dresidual = index_add(dz, q_rows, residual.size(0));
   dispatch_floating(q.dtype(), "attention_backward", [&]<typename T>() {
     const T *pdz = dz.data<T>(), *pq = q.data<T>(), *pk = k.data<T>(), *pv = v.data<T>(),
-            *pp = pattern.data<T>();
+            *pst = stats.data<T>();
     T *pdq = dq.data<T>(), *pdk = dk.data<T>(), *pdv = dv.data<T>();
     const T s = static_cast<T>(scale);
     // Allocated here: nothing may throw inside a parallel region.
-    std::vector<T> ds(static_cast<size_t>(pattern.numel()));
+    const auto pattern_size = static_cast<size_t>(at.batch * at.heads * at.queries * at.keys);
+    std::vector<T> pattern(pattern_size), ds(pattern_size);
+    T* pp = pattern.data();
     parallel_for(at.batch, batch_grain(at), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) score_grad_batch_row<T>(at, b, pdz, pv, pp, ds.data());
+      for (int64_t b = b0; b < b1; ++b)
+        score_grad_batch_row<T>(at, b, pdz, pq, pk, pv, pst, s, pp, ds.data());
     });
     if (rows_distinct(q_rows, q.size(0)) && rows_distinct(kv_rows, k.size(0))) {
       // Dense q, k, v (one table row per example and position): no two examples share a row,

@@ -17,21 +17,21 @@
 // order, as on the CPU, and the thread that owns z_i[e] owns it for every head, so it simply
 // carries its sum on; per-(b, h) blocks would need a second pass to add the heads. The nanda
 // shapes (B = 3830) still give thousands of blocks. The forward computes scores, mask, softmax
-// and P v for a query in one warp (lane l holds keys l and l + 32) and writes z and the pattern.
-// The backward stages K, V and the pattern's [Tq, T] block, then: dv (one thread per (j, e),
-// from P), dS in place of P (one warp per query), dq and dk (one thread per output element),
-// each written as the several kernels' are (below: into the table, or densely for index_add).
-//   The pattern is written because the contract (Backend::attention) returns it and today's
-// backward reads it. "Probabilities only when asked" would make it optional: the backward
-// kernel stages K already, so it can recompute S and P from q, k and the softmax's per-row
-// maximum and sum (2 numbers per row instead of T), and the forward would write the pattern only
-// for analysis.
+// and P v for a query in one warp (lane l holds keys l and l + 32) and writes z, each row's
+// softmax statistics (maximum and sum: 2 numbers where the pattern has T) and the pattern only
+// when it is asked for, for analysis. The backward stages K and V, computes the pattern's
+// [Tq, T] block again from the queries, the staged keys and the statistics, then: dv (one
+// thread per (j, e), from P), dS in place of P (one warp per query), dq and dk (one thread per
+// output element), each written as the several kernels' are (below: into the table, or densely
+// for index_add).
 //
-// Several kernels (any T, and shared rows). Softmax rows (forward) and dS rows (backward) take
-// one warp per (b, h, i): lane l handles keys j = l, l + 32, ..., and a fixed xor-shuffle tree
-// combines the lanes' maxima and their double sums (every lane ends with the same bits).
-// Everything else is one thread per output element, summing over keys (z, dq) or queries
-// (dk, dv) in increasing order, as the CPU does.
+// Several kernels (any T, and shared rows), with the pattern as scratch between them where it
+// was not asked for (the backward first computes it again from the statistics, a thread per
+// element). Softmax rows (forward) and dS rows (backward) take one warp per (b, h, i): lane l
+// handles keys j = l, l + 32, ..., and a fixed xor-shuffle tree combines the lanes' maxima and
+// their double sums (every lane ends with the same bits). Everything else is one thread per
+// output element, summing over keys (z, dq) or queries (dk, dv) in increasing order, as the
+// CPU does.
 //
 // Precision, in both, is the CPU's: dot products and the weighted sums of rows in T, the softmax
 // denominator and sum_j P dP in double.
@@ -76,6 +76,13 @@ __device__ T dot(const T* a, const T* b, int64_t n) {
   return sum;
 }
 
+// P_ij from the scaled score and its row's statistics (maximum, sum): the one formula of the
+// forward and of the backward's recomputation, as the CPU's.
+template <typename T>
+__device__ T probability(T score, T peak, T total) {
+  return static_cast<T>(::exp(static_cast<double>(score - peak)) / static_cast<double>(total));
+}
+
 // Each warp visits its pattern rows `row` = (b * H + h) * Tq + i; all lanes of a warp see the
 // same row, so the shuffles always have the full warp.
 #define TG_FOR_EACH_WARP_ROW(row, rows)                                                      \
@@ -84,10 +91,11 @@ __device__ T dot(const T* a, const T* b, int64_t n) {
        row < (rows); row += static_cast<int64_t>(gridDim.x) * blockDim.x / kWarp)
 
 // Forward, first half: pattern row (b, h, i) = softmax of the scaled scores over keys
-// j <= last, 0 beyond. The scores are staged in the row itself; each lane rereads only its own.
+// j <= last, 0 beyond, and the row's statistics. The scores are staged in the row itself; each
+// lane rereads only its own.
 template <typename T>
-__global__ void softmax_rows_kernel(Layout at, const T* q, const T* k, T scale, T* pattern,
-                                    int64_t rows) {
+__global__ void softmax_rows_kernel(Layout at, const T* q, const T* k, T scale, T* stats,
+                                    T* pattern, int64_t rows) {
   kernel_prologue();
   TG_FOR_EACH_WARP_ROW(row, rows) {
     const int64_t i = row % at.queries, bh = row / at.queries;
@@ -105,8 +113,32 @@ __global__ void softmax_rows_kernel(Layout at, const T* q, const T* k, T scale, 
     double total = 0;
     for (int64_t j = lane; j <= last; j += kWarp) total += ::exp(static_cast<double>(p[j] - peak));
     total = warp_sum(total);
+    const T total_t = static_cast<T>(total);  // rounded first, as the backward will read it
+    if (lane == 0) {
+      stats[row * 2] = peak;
+      stats[row * 2 + 1] = total_t;
+    }
     for (int64_t j = lane; j < at.keys; j += kWarp)
-      p[j] = j <= last ? static_cast<T>(::exp(static_cast<double>(p[j] - peak)) / total) : T(0);
+      p[j] = j <= last ? probability(p[j], peak, total_t) : T(0);
+  }
+}
+
+// Backward's first step: the pattern again, one thread per element, from the scores and the
+// forward's statistics.
+template <typename T>
+__global__ void pattern_from_stats_kernel(Layout at, const T* q, const T* k, T scale,
+                                          const T* stats, T* pattern, int64_t n) {
+  kernel_prologue();
+  TG_GRID_STRIDE_LOOP(idx, n) {
+    const int64_t j = idx % at.keys, row = idx / at.keys;
+    const int64_t i = row % at.queries, bh = row / at.queries;
+    const int64_t h = bh % at.heads, b = bh / at.heads;
+    if (j > at.last_key(i)) {
+      pattern[idx] = T(0);
+      continue;
+    }
+    const T score = scale * dot(q + at.q(b, i, h), k + at.k(b, j, h), at.head_size);
+    pattern[idx] = probability(score, stats[row * 2], stats[row * 2 + 1]);
   }
 }
 
@@ -353,10 +385,11 @@ __device__ void stage_keys_values(const Layout& at, int64_t b, int64_t h, const 
 
 // The whole forward: per example, per head in order, each warp's queries. Writes z (with
 // sum_heads, each thread adds head h to the sum it wrote for heads 0..h-1, and after the last
-// head the residual row, when there is one) and the pattern.
+// head the residual row, when there is one), the rows' statistics and, when asked for (not
+// null), the pattern.
 template <typename T, int64_t StageBytes, bool PerWarp>
 __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T* v,
-                                     const T* residual, T scale, T* z, T* pattern) {
+                                     const T* residual, T scale, T* z, T* stats, T* pattern) {
   kernel_prologue();
   __shared__ T stage[Stage<T, StageBytes>::elements];
   __shared__ T probs[kFusedMaxWarps][kFusedMaxKeys];  // each warp's current P row
@@ -391,11 +424,17 @@ __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T*
           total += ex[c];
         }
         total = warp_sum(total);
-        T* p = pattern + at.pattern_row(b, h, i);
+        const T total_t = static_cast<T>(total);  // rounded first, as the backward reads it
+        if (lane == 0) {
+          stats[at.stats_row(b, h, i)] = peak;
+          stats[at.stats_row(b, h, i) + 1] = total_t;
+        }
         for (int c = 0; c < 2; ++c) {
           const int64_t j = lane + c * kWarp;
           if (j >= at.keys) continue;
-          p_w[j] = p[j] = j <= last ? static_cast<T>(ex[c] / total) : T(0);
+          // ex[c] is probability()'s exp, here already at hand
+          p_w[j] = j <= last ? static_cast<T>(ex[c] / static_cast<double>(total_t)) : T(0);
+          if (pattern != nullptr) pattern[at.pattern_row(b, h, i) + j] = p_w[j];
         }
         __syncwarp();  // the row is in p_w
         for (int64_t e = lane; e < at.value_size; e += kWarp) {
@@ -413,12 +452,13 @@ __global__ void fused_forward_kernel(Layout at, const T* q, const T* k, const T*
   }
 }
 
-// The whole backward: per example, per head in order, dv from P; dS in place of P; then dq and
-// dk. Example row n's gradients go to row destination(q_dest | kv_dest, n): the table row itself
-// when the rows are distinct, else row n of a dense buffer that index_add then sums.
+// The whole backward: per example, per head in order, P again from the scores and the forward's
+// statistics; dv from P; dS in place of P; then dq and dk. Example row n's gradients go to row
+// destination(q_dest | kv_dest, n): the table row itself when the rows are distinct, else row n
+// of a dense buffer that index_add then sums.
 template <typename T, int64_t StageBytes, bool PerWarp>
 __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const T* k, const T* v,
-                                      const T* pattern, T scale, const int64_t* q_dest,
+                                      const T* stats, T scale, const int64_t* q_dest,
                                       const int64_t* kv_dest, T* dq, T* dk, T* dv) {
   kernel_prologue();
   __shared__ T stage[Stage<T, StageBytes>::elements];
@@ -432,8 +472,18 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
   for (int64_t b = team.first_example; b < at.batch; b += team.example_step) {
     for (int64_t h = 0; h < at.heads; ++h) {
       stage_keys_values(at, b, h, k, v, k_s, v_s, team.rank, team.size);
-      const T* p_bh = pattern + at.pattern_row(b, h, 0);  // the Tq rows are consecutive
-      for (int64_t n = team.rank; n < nq * nt; n += team.size) ps[n] = p_bh[n];
+      team.sync();
+
+      // P row i, one warp, as the forward computed it (the same scores from the same rows).
+      for (int64_t i = team.query0; i < nq; i += team.query_step) {
+        const int64_t last = at.last_key(i);
+        const T* qi = q + at.q(b, i, h);
+        const T* row_stats = stats + at.stats_row(b, h, i);
+        for (int64_t j = lane; j < nt; j += kWarp)
+          ps[i * nt + j] = j <= last ? probability(scale * dot(qi, k_s + j * ks, dh), row_stats[0],
+                                                   row_stats[1])
+                                     : T(0);
+      }
       team.sync();
 
       // dv_j[e] = sum_i P_ij dz_i[e] over the queries that see key j, in order.
@@ -573,7 +623,8 @@ bool fused_attention_fits(int64_t keys, int64_t queries, int64_t head_size, int6
 void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
                             const Tensor& v_table_in, const Tensor& q_rows_in,
                             const Tensor& kv_rows_in, double scale, bool sum_heads,
-                            const Tensor& residual_in, Tensor& z, Tensor& pattern) {
+                            const Tensor& residual_in, Tensor& z, Tensor& softmax_stats,
+                            Tensor* pattern) {
   check_on(q_table_in, device(), "attention", "q_table");
   check_on(k_table_in, device(), "attention", "k_table");
   check_on(v_table_in, device(), "attention", "v_table");
@@ -588,11 +639,13 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
       residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
   check_rows(*this, "attention", q_rows, q.size(0), kv_rows, k.size(0), false);
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
-  if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, pattern)) return;
+  if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, softmax_stats, pattern))
+    return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
     DeviceGuard guard(index_);
     cudaStream_t stream = current_stream(index_);
     const T* r = residual.defined() ? residual.data<T>() : nullptr;
+    T* stats = softmax_stats.data<T>();
     if (fused_attention_enabled() && fused_attention_fits(at.keys, at.queries, at.head_size,
                                                           at.value_size, q.dtype(), false)) {
       const FusedStage stage = fused_stage<T>(at, false);
@@ -600,23 +653,28 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
         launch(fused_forward_kernel<T, decltype(bytes)::value, decltype(per_warp)::value>,
                fused_grid(stage, at.batch), fused_block_threads(stage, at.queries), stream, at,
                q.data<T>(), k.data<T>(), v.data<T>(), r, static_cast<T>(scale), z.data<T>(),
-               pattern.data<T>());
+               stats, pattern != nullptr ? pattern->data<T>() : nullptr);
       });
       return;
     }
+    // The second kernel reads the probabilities: scratch when they were not asked for.
+    const Tensor probs =
+        pattern != nullptr ? *pattern
+                           : Tensor::empty({at.batch, at.heads, at.queries, at.keys}, q.dtype(),
+                                           device());
     const int64_t rows = at.batch * at.heads * at.queries;
     launch(softmax_rows_kernel<T>, grid_for(rows * kWarp), kBlockThreads, stream, at,
-           q.data<T>(), k.data<T>(), static_cast<T>(scale), pattern.data<T>(), rows);
+           q.data<T>(), k.data<T>(), static_cast<T>(scale), stats, probs.data<T>(), rows);
     if (z.numel() > 0)
       launch(weighted_values_kernel<T>, grid_for(z.numel()), kBlockThreads, stream, at,
-             v.data<T>(), r, pattern.data<T>(), z.data<T>(), z.numel());
+             v.data<T>(), r, probs.data<T>(), z.data<T>(), z.numel());
   });
 }
 
 void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_in,
                                      const Tensor& k_table_in, const Tensor& v_table_in,
                                      const Tensor& q_rows_in, const Tensor& kv_rows_in,
-                                     const Tensor& pattern_in, double scale, bool sum_heads,
+                                     const Tensor& stats_in, double scale, bool sum_heads,
                                      const Tensor& residual, Tensor& dq, Tensor& dk, Tensor& dv,
                                      Tensor& dresidual) {
   const char* op = "attention_backward";
@@ -626,17 +684,18 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
   check_on(v_table_in, device(), op, "v_table");
   check_on(q_rows_in, device(), op, "q_rows");
   check_on(kv_rows_in, device(), op, "kv_rows");
-  check_on(pattern_in, device(), op, "pattern");
+  check_on(stats_in, device(), op, "softmax_stats");
   const Tensor dz = contiguous_copy_if_needed(dz_in), q = contiguous_copy_if_needed(q_table_in),
                k = contiguous_copy_if_needed(k_table_in), v = contiguous_copy_if_needed(v_table_in),
-               pattern = contiguous_copy_if_needed(pattern_in);
+               stats = contiguous_copy_if_needed(stats_in);
   const Tensor q_rows = contiguous_copy_if_needed(q_rows_in),
                kv_rows = contiguous_copy_if_needed(kv_rows_in);
   const RowsDistinct distinct =
       check_rows(*this, op, q_rows, q.size(0), kv_rows, k.size(0), true);
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
+  check_softmax_stats(op, stats, at, q.dtype());
   dispatch_floating(q.dtype(), op, [&]<typename T>() {
-    if (pattern.numel() == 0) {  // no example reads any row
+    if (at.batch * at.heads * at.queries * at.keys == 0) {  // no example reads any row
       dq = Tensor::empty(q.shape(), q.dtype(), device());
       dk = Tensor::empty(k.shape(), k.dtype(), device());
       dv = Tensor::empty(v.shape(), v.dtype(), device());
@@ -667,12 +726,16 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
       with_fused_stage(stage, [&](auto bytes, auto per_warp) {
         launch(fused_backward_kernel<T, decltype(bytes)::value, decltype(per_warp)::value>,
                fused_grid(stage, at.batch), fused_block_threads(stage, at.queries), stream, at,
-               dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), pattern.data<T>(), s, q_dest,
+               dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), stats.data<T>(), s, q_dest,
                kv_dest, dq.data<T>(), dk.data<T>(), dv.data<T>());
       });
     } else {
       const int64_t rows = at.batch * at.heads * at.queries;
-      const Tensor ds = Tensor::empty(pattern.shape(), q.dtype(), device());  // [B, H, Tq, T]
+      const Shape pattern_shape{at.batch, at.heads, at.queries, at.keys};
+      const Tensor pattern = Tensor::empty(pattern_shape, q.dtype(), device()),
+                   ds = Tensor::empty(pattern_shape, q.dtype(), device());
+      launch(pattern_from_stats_kernel<T>, grid_for(pattern.numel()), kBlockThreads, stream, at,
+             q.data<T>(), k.data<T>(), s, stats.data<T>(), pattern.data<T>(), pattern.numel());
       launch(score_grad_kernel<T>, grid_for(rows * kWarp), kBlockThreads, stream, at,
              dz.data<T>(), v.data<T>(), pattern.data<T>(), ds.data<T>(), rows);
       const int64_t nq = at.batch * at.queries * at.heads * at.head_size;

@@ -49,10 +49,11 @@ class CudaBackend final : public Backend {
   Tensor softmax_backward(const Tensor& y, const Tensor& dy, int axis, bool log) override;
   void attention(const Tensor& q_table, const Tensor& k_table, const Tensor& v_table,
                  const Tensor& q_rows, const Tensor& kv_rows, double scale, bool sum_heads,
-                 const Tensor& residual, Tensor& z, Tensor& pattern) override;
+                 const Tensor& residual, Tensor& z, Tensor& softmax_stats,
+                 Tensor* pattern) override;
   void attention_backward(const Tensor& dz, const Tensor& q_table, const Tensor& k_table,
                           const Tensor& v_table, const Tensor& q_rows, const Tensor& kv_rows,
-                          const Tensor& pattern, double scale, bool sum_heads,
+                          const Tensor& softmax_stats, double scale, bool sum_heads,
                           const Tensor& residual, Tensor& dq_table, Tensor& dk_table,
                           Tensor& dv_table, Tensor& dresidual) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, Tensor& loss,
