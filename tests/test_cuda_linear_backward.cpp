@@ -168,6 +168,15 @@ TEST_CASE("cuda linear_backward: the bias gradient's last block over a thousand 
 }
 #endif
 
+TEST_CASE("cuda linear_backward: the bias gradient's last block adds 11 chunks in order",
+          "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(710);
+  // 650 rows: 10 chunks of 64 and one of 10, which the last block reads 8 at a time, then 3.
+  for (Activation act : {Activation::Relu, Activation::Identity})
+    check_backward(650, 3, 5, View::Plain, View::Plain, act, true, false, true, gen);
+}
+
 TEST_CASE("cuda linear_backward: every activation, bias and wanted gradient", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   Generator gen(703);

@@ -28,6 +28,7 @@
 #include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/full_sum.cuh"
 #include "kernels/cuda/rounded.cuh"
 #include "kernels/cuda/stream.h"
 #include "kernels/cuda/warp.cuh"
@@ -107,9 +108,8 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* ta
 // read of the row. Lane l keeps classes l + 32 k (k < kPerLane) in registers; every sum visits a
 // lane's classes in increasing order, as the two-kernel route does, so the bits agree. Then the
 // last block to finish (counted in blocks_done, a zero counter, zero again at the end) writes
-// *loss = row_scale * the sum of row_losses, as reduce's sum_kernel computes a mean (row_scale
-// 1 / N) or a sum (1): one warp, lane l adding rows l, l + 32, ... in double, then the same
-// shuffle tree into lane 0.
+// *loss = row_scale * the sum of row_losses, as reduce computes a mean (row_scale 1 / N) or a
+// sum (1), to the bit (block_sum_as_reduce).
 template <typename T, int kPerLane>
 __global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* targets,
                                                double row_scale, T* row_losses, T* loss,
@@ -161,14 +161,10 @@ __global__ void cross_entropy_with_grad_kernel(const T* logits, const int64_t* t
   __shared__ bool last;
   if (threadIdx.x == 0) last = atomicAdd(blocks_done, 1ull) == gridDim.x - 1ull;
   __syncthreads();
-  if (!last || threadIdx.x >= kWarp) return;
+  if (!last) return;
   __threadfence();  // and the other blocks' row losses visible to this one
-  const volatile T* losses = row_losses;  // written by other blocks: read past this SM's L1
-  double total = 0;
-  for (int64_t j = lane; j < rows; j += kWarp) total += static_cast<double>(losses[j]);
-  for (int step = kWarp / 2; step > 0; step /= 2)
-    total += __shfl_down_sync(kFullMask, total, step);
-  if (lane == 0) {
+  const double total = block_sum_as_reduce(row_losses, rows);
+  if (threadIdx.x == 0) {
     *loss = static_cast<T>(static_cast<double>(static_cast<T>(total)) * row_scale);
     *blocks_done = 0;
   }

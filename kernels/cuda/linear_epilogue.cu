@@ -28,6 +28,7 @@
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/gemm_operands.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/ordered_sum.cuh"
 #include "kernels/cuda/rounded.cuh"
 #include "kernels/cuda/stream.h"
 #include "kernels/dispatch.h"
@@ -120,12 +121,8 @@ __global__ void column_sums_kernel(const T* dpre, const T* relu_mask, T* partial
   __syncthreads();
   if (!last) return;
   __threadfence();  // and the other blocks' partials visible to this one
-  const volatile T* sums = partial;  // written by other blocks: read past this SM's L1
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-    T acc = T(0);
-    for (int64_t k = 0; k < chunks; ++k) acc += sums[k * cols + c];
-    out[c] = acc;
-  }
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    out[c] = ordered_sum_from_l2<T>(partial + c, chunks, cols);
   if (threadIdx.x == 0) *blocks_done = 0;
 }
 

@@ -31,6 +31,7 @@
 #include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/reduce_plan.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/cuda/strided_indexer.h"
 #include "kernels/dispatch.h"
@@ -84,34 +85,7 @@ void check_axes(const Tensor& x, const std::vector<int>& axes, const char* op) {
   }
 }
 
-// ---- how each output is spread over threads -----------------------------------------------------
-
-// A warp per output fills a GPU only when there are thousands of outputs (an H200 holds 132 SMs
-// x 64 warps = 8,448 warps at once). Below this many (about half that), most warp slots would
-// idle while each warp walks its output 32 elements at a time, so outputs get a block each.
-constexpr int64_t kFewOutputs = 4096;
-// Split outputs: the parts make the grid up to about as many blocks as a GPU holds at once (an
-// H200: 132 SMs x 8 blocks of 256 threads)...
-constexpr int64_t kSplitBlocks = 1024;
-// ...but each part keeps at least this many elements (8 per thread of its block), so that the
-// partial pass does enough to be worth the second launch.
-constexpr int64_t kMinPartLength = 8 * kBlockThreads;
-
-struct ReducePlan {
-  bool by_block = false;  // else a warp per output
-  int64_t parts = 1;      // > 1: split outputs, each part's result combined by a second launch
-};
-
-// The path of a reduction of `outer` outputs of `length` elements each. A block per output when
-// outputs are few (kFewOutputs) and each has a block's worth of elements (else most of its
-// threads would idle instead); split into parts only when the outputs are too few to give the
-// GPU kSplitBlocks blocks. A function of (outer, length) only: reduce and reduce_sum_pair reduce
-// an output alike, to the bit.
-ReducePlan plan_for(int64_t outer, int64_t length) {
-  if (outer >= kFewOutputs || length < kBlockThreads) return {};
-  const int64_t to_fill = (kSplitBlocks + outer - 1) / outer;
-  return {true, std::max<int64_t>(1, std::min(length / kMinPartLength, to_fill))};
-}
+// How each output is spread over threads: plan_for, in kernels/cuda/reduce_plan.h.
 
 // ---- the reductions: what a thread carries, and how it combines ---------------------------------
 
