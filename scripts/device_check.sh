@@ -7,12 +7,13 @@
 # metrics), the step with each tensor-core SGEMM not yet measured (v9, v10) and nanda to grokking
 # with v9, the same step in PyTorch eager and with CUDA graphs (bench/pytorch_step.py: the model
 # as a PyTorch user writes it, and computing only what the loss reads as tinygrok does), the
-# fused kernels against their compositions, the memory-bound ops' bandwidth against a device
-# copy, the kernel benchmarks against cuBLAS, the step with index_add's tiled kernel, the step
-# and nanda's grokking run with TF32 tensor cores, the step and the CUDA tests with dependent
-# launches, PyTorch's torch.compile modes (slow to compile), and where the machine has them
-# compute-sanitizer on the kernels that share memory, ncu's per-kernel times, and ncu's
-# occupancy and throughput for each kernel of one step; print a table last.
+# fused kernels against their compositions (the linear layers also with v9), the memory-bound
+# ops' bandwidth against a device copy, the kernel benchmarks against cuBLAS, the step with
+# index_add's tiled kernel, the step and nanda's grokking run with TF32 tensor cores, the step
+# and the CUDA tests with dependent launches, PyTorch's torch.compile modes (slow to compile),
+# and where the machine has them compute-sanitizer on the kernels that share memory, ncu's
+# per-kernel times, and ncu's occupancy and throughput for each kernel of one step; print a
+# table last.
 #
 #   scripts/device_check.sh [--quick] [--from STAGE] [--budget SECONDS]
 #     --quick      the rerun after a fix: the build, the CUDA tests, the step's time, nanda to
@@ -65,8 +66,9 @@ fi
 # The stages after the build, in the order they run (keep in step with the calls below).
 stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off step_bench_v9 step_bench_v10
   gpu_grok_v9 pytorch_step pytorch_step_last
-  fused_bench memory_bench gemm_bench step_bench_tiled step_bench_tf32 gpu_grok_tf32 step_bench_pdl
-  cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck ncu_kernels ncu_sections"
+  fused_bench fused_bench_v9 memory_bench gemm_bench step_bench_tiled step_bench_tf32
+  gpu_grok_tf32 step_bench_pdl cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck
+  ncu_kernels ncu_sections"
 if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
   echo "device_check.sh: --from '$from' is no stage; the stages:" $stages >&2
   exit 2
@@ -238,6 +240,11 @@ if ! $quick; then
   stage pytorch_step_last 40 python3 bench/pytorch_step.py --device cuda --model last-position \
     --modes eager,graphs --json "$results/pytorch_step_last.json"
   bench fused_bench bench_cuda_fused bench_cuda_fused.json
+  # The linear layers' fused kernels and compositions again with v9 forced on both sides (Google
+  # Benchmark reads --benchmark_filter from BENCHMARK_FILTER): whether a ReLU layer's masked
+  # backward, slower than its composition on v7, wins on v9's pipeline.
+  bench fused_bench_v9 bench_cuda_fused bench_cuda_fused_v9.json TG_CUDA_SGEMM=9 \
+    BENCHMARK_FILTER=linear
   bench memory_bench bench_cuda_memory bench_cuda_memory.json
   bench gemm_bench bench_cuda_gemm bench_cuda_gemm.json
   # The step with index_add's tiled kernel (the CPU's order) instead of its sorted path

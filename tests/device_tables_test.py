@@ -111,6 +111,19 @@ class DeviceTablesTest(unittest.TestCase):
         self.assertRegex(text, r"fused/adamw/step/model +10\.0 us  vs +80\.0 us  +8\.00x")
         self.assertRegex(text, r"fused/adamw/step_norms/model +12\.0 us  vs +96\.0 us  +8\.00x")
         self.assertNotIn("embedding", text)
+        self.assertNotIn("v9 forced", text)
+        # The linear layers again with v9 forced: a table of their own, and not the target's.
+        self.write_bench("bench_cuda_fused_v9.json", [
+            entry("fused/linear_relu_backward/fused/model" + OPT, median_us=30.0),
+            entry("fused/linear_relu_backward/unfused/model" + OPT, median_us=36.0),
+        ])
+        text = self.summary()
+        v9 = text.split("SGEMM v9 forced (TG_CUDA_SGEMM=9)", 1)
+        self.assertEqual(len(v9), 2)
+        self.assertRegex(v9[1], r"fused/linear_relu_backward/fused/model +30\.0 us  vs"
+                                r" +36\.0 us  +1\.20x")
+        self.assertNotIn("linear_relu_backward", v9[0])
+        self.assertRegex(text, r"each fused kernel faster than its composition: 3 of 3 faster")
 
     def test_gemm_table_has_a_column_per_shape(self):
         self.write_bench("bench_cuda_gemm.json", [
