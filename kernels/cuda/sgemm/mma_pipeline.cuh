@@ -22,10 +22,14 @@
 // The pipeline: tiles 0 and 1 are in flight before the loop; at tile t the block waits for
 // tile t's copies, passes a barrier (so every thread's copies are visible, and every warp has
 // finished tile t - 1), starts the copies of tile t + 2 into the slot tile t - 1 used, and
-// computes tile t. One barrier per tile. With operand masks (a ReLU backward's dy read where y is
-// positive) the copies become loads through the mask into registers and plain shared stores, in
-// the same slots and order. The epilogue (bias, activation, pre, residual) as the other
-// versions: store_one, element by element, from the accumulators.
+// computes tile t. One barrier per tile. With an operand mask (a ReLU backward's dy read where y
+// is positive) the mask's tile is copied the same way, into a slot of its own, and once the
+// wait says a thread's copies have landed, the thread zeroes the elements it copied where their
+// mask is not positive, before the barrier: the copies stay asynchronous and the barrier is
+// still the only one. (Both operands masked, which no caller asks for, would need two mask
+// slots beyond the 48 KB of static shared memory: the second then loads through its mask into
+// registers and stores plainly, as v7 does.) The epilogue (bias, activation, pre, residual) as
+// the other versions: store_one, element by element, from the accumulators.
 #pragma once
 
 #include "kernels/cuda/sgemm/common.cuh"
@@ -45,27 +49,41 @@ constexpr int LD_K = BK + 4, LD_MN = BM + 8;
 static_assert(BM == BN, "one padded width for tiles stored along m and along n");
 constexpr int kSlotFloats = BM * LD_K > BK * LD_MN ? BM * LD_K : BK * LD_MN;
 
+// Where a tile of R x C (stored transposed when T) lies in its slot, and which of its copies
+// thread threadIdx.x makes: copy j < kCopies is of VEC floats at stored (row, col).
+template <int R, int C, bool T, int VEC>
+struct TileCopies {
+  static constexpr int SR = T ? C : R, SC = T ? R : C;  // the tile in the stored layout
+  static constexpr int LDS = SC == BK ? LD_K : LD_MN;
+  static constexpr int PER_ROW = SC / VEC;
+  static constexpr int kCopies = SR * PER_ROW / kThreads;
+  static_assert((SR * PER_ROW) % kThreads == 0, "every thread copies the same count");
+  __device__ static int row(int j) {
+    return (static_cast<int>(threadIdx.x) + j * kThreads) / PER_ROW;
+  }
+  __device__ static int col(int j) {
+    return (static_cast<int>(threadIdx.x) + j * kThreads) % PER_ROW * VEC;
+  }
+};
+
 // Copies the R x C tile at logical (r0, c0) of a rows x cols operand X (stored transposed when
 // T) into the slot s, in the stored layout, zeros past the edges: VEC = 4, cp.async of 16 bytes
-// (X's rows 16-byte aligned); VEC = 1, of 4 bytes. With MASK and a mask (laid out as X), loads
-// through the mask instead, stored with plain shared stores; an operand without one (the other
-// operand of a ReLU backward's product) is still copied asynchronously.
+// (X's rows 16-byte aligned); VEC = 1, of 4 bytes. With MASK and a mask (laid out as X): with a
+// mask slot mask_s, the mask's tile is copied there the same way (mask_own_copies applies it
+// once the copies land); without one, loads through the mask into registers, stored plainly.
 template <int R, int C, bool T, int VEC, bool MASK>
 __device__ __forceinline__ void load_tile_async(float* s, const float* X, const float* mask,
-                                                int64_t ld, int rows, int cols, int r0, int c0) {
-  constexpr int SR = T ? C : R, SC = T ? R : C;  // the tile in the stored layout
-  constexpr int LDS = SC == BK ? LD_K : LD_MN;
-  constexpr int PER_ROW = SC / VEC;
-  static_assert((SR * PER_ROW) % kThreads == 0, "every thread copies the same count");
+                                                float* mask_s, int64_t ld, int rows, int cols,
+                                                int r0, int c0) {
+  using Tile = TileCopies<R, C, T, VEC>;
   const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
   const int sr0 = T ? c0 : r0, sc0 = T ? r0 : c0;
 #pragma unroll
-  for (int j = 0; j < SR * PER_ROW / kThreads; ++j) {
-    const int i = static_cast<int>(threadIdx.x) + j * kThreads;
-    const int sr = i / PER_ROW, sc = (i % PER_ROW) * VEC;
+  for (int j = 0; j < Tile::kCopies; ++j) {
+    const int sr = Tile::row(j), sc = Tile::col(j);
     const int gr = sr0 + sr, gc = sc0 + sc;
-    float* const to = s + sr * LDS + sc;
-    if (MASK && mask != nullptr) {  // the same for the whole block
+    float* const to = s + sr * Tile::LDS + sc;
+    if (MASK && mask != nullptr && mask_s == nullptr) {  // the same for the whole block
       if constexpr (VEC == 4) {
         *reinterpret_cast<float4*>(to) =
             load4_masked(X, mask, ld, gr, gc, stored_rows, stored_cols);
@@ -81,9 +99,24 @@ __device__ __forceinline__ void load_tile_async(float* s, const float* X, const 
       // The elements of this copy inside the matrix (0 past an edge: all zeros, X not read).
       const int left = gr < stored_rows ? stored_cols - gc : 0;
       const int inside = left < 0 ? 0 : left < VEC ? left : VEC;
-      const float* from = inside > 0 ? X + static_cast<int64_t>(gr) * ld + gc : X;
-      cp_async<VEC * 4>(to, from, inside * 4);
+      const int64_t at = inside > 0 ? static_cast<int64_t>(gr) * ld + gc : 0;
+      cp_async<VEC * 4>(to, X + at, inside * 4);
+      if (MASK && mask_s != nullptr)
+        cp_async<VEC * 4>(mask_s + sr * Tile::LDS + sc, mask + at, inside * 4);
     }
+  }
+}
+
+// Zeroes the elements of slot s this thread copied (load_tile_async) where their mask, copied to
+// mask_s, is not positive. Needs only this thread's copies landed: no barrier before it.
+template <int R, int C, bool T, int VEC>
+__device__ __forceinline__ void mask_own_copies(float* s, const float* mask_s) {
+  using Tile = TileCopies<R, C, T, VEC>;
+#pragma unroll
+  for (int j = 0; j < Tile::kCopies; ++j) {
+    const int at = Tile::row(j) * Tile::LDS + Tile::col(j);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) s[at + e] = relu_masked(mask_s[at + e], s[at + e]);
   }
 }
 
@@ -114,10 +147,14 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(GemmArgs p) {
   const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   __shared__ __align__(16) float As[STAGES][kSlotFloats];
   __shared__ __align__(16) float Bs[STAGES][kSlotFloats];
+  __shared__ __align__(16) float Ms[MASK ? STAGES : 1][MASK ? kSlotFloats : 4];  // a mask's tiles
   const float *A, *B, *mask_a, *mask_b;
   float* C;
   select_batch(p, A, B, C);
   select_batch_masks(p, mask_a, mask_b);
+  // The masked operand's mask is copied asynchronously when it is the only one (block-uniform).
+  const bool async_mask_a = MASK && mask_a != nullptr && mask_b == nullptr;
+  const bool async_mask_b = MASK && mask_b != nullptr && mask_a == nullptr;
   const EpilogueRows epi_rows = EPI ? select_batch_epilogue(p) : EpilogueRows{};
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -127,8 +164,10 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(GemmArgs p) {
   const int tiles = ceil_div(K, BK);
   auto load = [&](int tile) {
     const int slot = tile % STAGES, k0 = tile * BK;
-    load_tile_async<BM, BK, TA, VEC, MASK>(As[slot], A, mask_a, p.lda, p.M, K, m0, k0);
-    load_tile_async<BK, BN, TB, VEC, MASK>(Bs[slot], B, mask_b, p.ldb, K, p.N, k0, n0);
+    load_tile_async<BM, BK, TA, VEC, MASK>(As[slot], A, mask_a, async_mask_a ? Ms[slot] : nullptr,
+                                           p.lda, p.M, K, m0, k0);
+    load_tile_async<BK, BN, TB, VEC, MASK>(Bs[slot], B, mask_b, async_mask_b ? Ms[slot] : nullptr,
+                                           p.ldb, K, p.N, k0, n0);
   };
 #pragma unroll
   for (int tile = 0; tile < STAGES - 1; ++tile) {
@@ -139,7 +178,9 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(GemmArgs p) {
   float acc[MI][NI][4] = {};
   for (int tile = 0; tile < tiles; ++tile) {
     cp_async_wait<STAGES - 2>();  // this thread's copies of `tile` have landed
-    __syncthreads();              // everyone's have; everyone is done with tile - 1
+    if (async_mask_a) mask_own_copies<BM, BK, TA, VEC>(As[tile % STAGES], Ms[tile % STAGES]);
+    if (async_mask_b) mask_own_copies<BK, BN, TB, VEC>(Bs[tile % STAGES], Ms[tile % STAGES]);
+    __syncthreads();  // everyone's have (masked); everyone is done with tile - 1
     if (tile + STAGES - 1 < tiles) load(tile + STAGES - 1);
     cp_async_commit();
     const float* a_s = As[tile % STAGES];
