@@ -367,18 +367,25 @@ __device__ T* team_stage(T* stage, int64_t elements, const Team<PerWarp>& team) 
   return PerWarp ? stage + team.slice * (elements / kFusedMaxWarps) : stage;
 }
 
+// The one-kernel paths index a head's staged rows with int: they hold at most 40 KB. nvcc
+// compiles an int64 division as a test of both operands' high words, then a 32-bit division or
+// a subroutine of dozens of instructions; with int there is only the 32-bit division, per
+// element staged or computed.
+
 // Copies head h's key and value rows of example b into shared memory, [T, padded(Dh | Dv)], by
 // the `size` threads of a team (`rank` this thread's place).
 template <typename T>
 __device__ void stage_keys_values(const Layout& at, int64_t b, int64_t h, const T* k, const T* v,
                                   T* k_s, T* v_s, int rank, int size) {
-  const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
-  for (int64_t n = rank; n < at.keys * at.head_size; n += size) {
-    const int64_t j = n / at.head_size, d = n % at.head_size;
+  const int nt = static_cast<int>(at.keys), dh = static_cast<int>(at.head_size),
+            dvs = static_cast<int>(at.value_size);
+  const int ks = static_cast<int>(padded(dh)), vs = static_cast<int>(padded(dvs));
+  for (int n = rank; n < nt * dh; n += size) {
+    const int j = n / dh, d = n % dh;
     k_s[j * ks + d] = k[at.k(b, j, h) + d];
   }
-  for (int64_t n = rank; n < at.keys * at.value_size; n += size) {
-    const int64_t j = n / at.value_size, e = n % at.value_size;
+  for (int n = rank; n < nt * dvs; n += size) {
+    const int j = n / dvs, e = n % dvs;
     v_s[j * vs + e] = v[at.v(b, j, h) + e];
   }
 }
@@ -464,8 +471,9 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
   __shared__ T stage[Stage<T, StageBytes>::elements];
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
   const Team<PerWarp> team;
-  const int64_t ks = padded(at.head_size), vs = padded(at.value_size);
-  const int64_t dh = at.head_size, dvs = at.value_size, nt = at.keys, nq = at.queries;
+  const int dh = static_cast<int>(at.head_size), dvs = static_cast<int>(at.value_size),
+            nt = static_cast<int>(at.keys), nq = static_cast<int>(at.queries);
+  const int ks = static_cast<int>(padded(dh)), vs = static_cast<int>(padded(dvs));
   T* k_s = team_stage(stage, Stage<T, StageBytes>::elements, team);
   T* v_s = k_s + nt * ks;
   T* ps = v_s + nt * vs;  // [Tq, T]: P, then dS
@@ -487,8 +495,8 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
       team.sync();
 
       // dv_j[e] = sum_i P_ij dz_i[e] over the queries that see key j, in order.
-      for (int64_t n = team.rank; n < nt * dvs; n += team.size) {
-        const int64_t j = n / dvs, e = n % dvs;
+      for (int n = team.rank; n < nt * dvs; n += team.size) {
+        const int j = n / dvs, e = n % dvs;
         T acc = 0;
         for (int64_t i = at.first_query(j); i < nq; ++i)
           acc += ps[i * nt + j] * dz[at.z(b, i, h) + e];
@@ -519,15 +527,16 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
 
       // dq_i[d] = scale sum_j dS_ij k_j[d] over keys j <= last, then dk_j[d] = scale sum_i
       // dS_ij q_i[d] over the queries that see key j, both in order; one thread per element.
-      for (int64_t n = team.rank; n < (nq + nt) * dh; n += team.size) {
-        const int64_t d = n % dh;
+      for (int n = team.rank; n < (nq + nt) * dh; n += team.size) {
+        const int d = n % dh;
         T acc = 0;
         if (n < nq * dh) {
-          const int64_t i = n / dh, last = at.last_key(i);
+          const int i = n / dh;
+          const int64_t last = at.last_key(i);
           for (int64_t j = 0; j <= last; ++j) acc += (scale * ps[i * nt + j]) * k_s[j * ks + d];
           dq[(destination(q_dest, b * nq + i) * at.heads + h) * dh + d] = acc;
         } else {
-          const int64_t j = n / dh - nq;
+          const int j = n / dh - nq;
           for (int64_t i = at.first_query(j); i < nq; ++i)
             acc += (scale * ps[i * nt + j]) * q[at.q(b, i, h) + d];
           dk[(destination(kv_dest, b * nt + j) * at.heads + h) * dh + d] = acc;
