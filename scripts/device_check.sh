@@ -5,7 +5,7 @@
 # tests, time the nanda step host-driven, on the device and as a CUDA graph, train nanda to
 # grokking on the GPU (issue 6's 5 s target), the same run with and without the graph (equal
 # metrics), the step with each tensor-core SGEMM not yet measured (v9, v10) and nanda to grokking
-# with v9, the same step in PyTorch eager and with CUDA graphs (bench/pytorch_step.py: the model
+# with each, the same step in PyTorch eager and with CUDA graphs (bench/pytorch_step.py: the model
 # as a PyTorch user writes it, and computing only what the loss reads as tinygrok does), the
 # fused kernels against their compositions (the linear layers also with v9), the memory-bound
 # ops' bandwidth against a device copy, the kernel benchmarks against cuBLAS, the step with
@@ -65,7 +65,7 @@ if [ -z "$budget" ]; then
 fi
 # The stages after the build, in the order they run (keep in step with the calls below).
 stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off step_bench_v9 step_bench_v10
-  gpu_grok_v9 pytorch_step pytorch_step_last
+  gpu_grok_v9 gpu_grok_v10 pytorch_step pytorch_step_last
   fused_bench fused_bench_v9 memory_bench gemm_bench step_bench_tiled step_bench_tf32
   gpu_grok_tf32 step_bench_pdl cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck
   ncu_kernels ncu_sections"
@@ -224,10 +224,12 @@ fi
 
 # The tensor-core SGEMMs no GPU has timed yet (kernels/cuda/sgemm/sgemm.h, `measured`; the
 # engine passes them over unless TG_CUDA_SGEMM forces one): the step with v9 (3xTF32, float32
-# accuracy) and with v10 (TF32), and nanda to grokking with v9: whether either becomes the default.
+# accuracy) and with v10 (TF32), and nanda to grokking with each (v10's rounding could move the
+# grokking step, as v8's TF32 did): whether either becomes the default.
 bench step_bench_v9 bench_cuda_train_step bench_cuda_train_step_v9.json TG_CUDA_SGEMM=9
 bench step_bench_v10 bench_cuda_train_step bench_cuda_train_step_v10.json TG_CUDA_SGEMM=10
 train_run gpu_grok_v9 60 build-device/nanda_grok_v9 TG_CUDA_SGEMM=9 -- --stop-at-grok
+train_run gpu_grok_v10 60 build-device/nanda_grok_v10 TG_CUDA_SGEMM=10 -- --stop-at-grok
 
 if ! $quick; then
   # The same nanda step in PyTorch, eager and as one CUDA graph, for the table below: the model

@@ -218,7 +218,8 @@ STEP_RUNS = [("bench_cuda_train_step.json", ""),
              ("bench_cuda_train_step_v10.json", ", TG_CUDA_SGEMM=10")]
 GROK_RUNS = [("nanda_grok_summary.json", ""),
              ("nanda_grok_tf32_summary.json", ", TG_CUDA_TF32=1"),
-             ("nanda_grok_v9_summary.json", ", TG_CUDA_SGEMM=9")]
+             ("nanda_grok_v9_summary.json", ", TG_CUDA_SGEMM=9"),
+             ("nanda_grok_v10_summary.json", ", TG_CUDA_SGEMM=10")]
 
 
 def step_table(results):

@@ -83,7 +83,11 @@ class DeviceTablesTest(unittest.TestCase):
             entry("BM_nanda_step/graph/iterations:40/manual_time", **{"us/step": 61.5})])
         self.write("nanda_grok_v9_summary.json", {"status": "grokked", "T_g": 4300,
                                                   "wall_seconds": 1.5})
+        self.write("nanda_grok_v10_summary.json", {"status": "grokked", "T_g": 5100,
+                                                   "wall_seconds": 1.25})
         text = self.summary()
+        self.assertIn("on the GPU, TG_CUDA_SGEMM=10: status grokked, T_g 5100, "
+                      "train()'s wall 1.25 s", text)
         self.assertIn("tinygrok nanda step on the GPU, TG_CUDA_SGEMM=9 (us/step", text)
         self.assertRegex(text, r"TG_CUDA_SGEMM=9 \(us/step[^\n]*\n  nanda_step/graph +61\.5 us")
         self.assertIn("on the GPU, TG_CUDA_SGEMM=9: status grokked, T_g 4300, "
