@@ -1,7 +1,7 @@
 // The optimised models against the straightforward composition: for the nanda, power (2 layers,
 // pre-LN) and mlp presets, and a few shapes around them, forward() and forward_reference() give
-// the same loss and the same gradient for every parameter within float32 rounding, on random
-// weights and a random batch of the preset's own data.
+// the same loss and the same gradient for every parameter within float32 rounding (float64's
+// for the sweep over depths), on random weights and a random batch of the preset's own data.
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
@@ -37,9 +37,10 @@ LossAndGrads loss_and_grads(nn::Model& model, bool reference, const Tensor& toke
   return out;
 }
 
-// Builds the preset's model (weights from `seed`) and a batch of `batch` training pairs, and
-// compares the two paths.
-void check_paths_agree(grok::TrainConfig config, int64_t batch, uint64_t seed) {
+// Builds the preset's model (weights from `seed`, in `dtype`) and a batch of `batch` training
+// pairs, and compares the two paths: within float32 rounding, or float64's.
+void check_paths_agree(grok::TrainConfig config, int64_t batch, uint64_t seed,
+                       DType dtype = DType::Float32) {
   const grok::Dataset data = grok::make_dataset(grok::parse_operation(config.op), config.p);
   const grok::Split split = grok::random_split(data, config.frac, seed);
   const std::vector<int64_t> pairs(split.train.begin(), split.train.begin() + batch);
@@ -48,16 +49,18 @@ void check_paths_agree(grok::TrainConfig config, int64_t batch, uint64_t seed) {
   const Tensor labels = grok::make_labels(data, pairs);
   Generator gen(seed);
   auto model = grok::build_model(config, data, gen);
+  model->to(dtype);
+  const double tol = dtype == DType::Float64 ? 1e-10 : 1e-5;
 
   const LossAndGrads fast = loss_and_grads(*model, false, tokens, labels);
   const LossAndGrads ref = loss_and_grads(*model, true, tokens, labels);
-  CHECK(fast.loss == Approx(ref.loss).epsilon(1e-5));
-  CHECK(relative_error(fast.logits, ref.logits) < 1e-5);
+  CHECK(fast.loss == Approx(ref.loss).epsilon(tol));
+  CHECK(relative_error(fast.logits, ref.logits) < tol);
   for (const auto& [name, g] : ref.grads) {
     INFO("parameter " << name);
     REQUIRE(fast.grads.at(name).size() == g.size());
     REQUIRE_FALSE(g.empty());
-    CHECK(relative_error(fast.grads.at(name), g) < 2e-4);
+    CHECK(relative_error(fast.grads.at(name), g) < 20 * tol);
   }
 }
 
@@ -93,10 +96,13 @@ grok::TrainConfig small_transformer() {
 
 TEST_CASE("fast path: other depths, post-LN, GELU and [a, b] tokens agree", "[fast_path]") {
   grok::TrainConfig c = small_transformer();
+  // In float64: a ReLU's gradient jumps at 0, and through three layers float32's rounding, which
+  // differs between the two paths, can put a unit's input on either side of it (a unit of the
+  // last block did, and moved every earlier gradient by 1e-3).
   for (int64_t layers : {0, 1, 3}) {
     INFO("layers " << layers);
     c.layers = layers;
-    check_paths_agree(c, 211, 4);  // 211 of the 288 training pairs
+    check_paths_agree(c, 211, 4, DType::Float64);  // 211 of the 288 training pairs
   }
   c.layers = 2;
   c.ln = "post";
