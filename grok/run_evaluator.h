@@ -1,8 +1,10 @@
-// RunEvaluator: a run's evals, the model's loss and accuracy on its training and test sets:
-// eagerly, or (with the step recorded) replayed as one recorded graph whose sums are read at once.
+// RunEvaluator: a run's evals, the model's loss and accuracy on its training and test sets and its
+// weight norm: eagerly, or (with the step recorded) replayed as one recorded graph whose sums are
+// read at once.
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "grok/loss.h"
 #include "grok/metrics.h"
@@ -20,8 +22,9 @@ class RunEvaluator {
 
   struct Measured {
     LossAccuracy train, test;
+    double weight_norm = 0;  // optim::global_norm of the model's parameters
   };
-  // Both sets, as an eval measures them (their values do not depend on how).
+  // Both sets and the weight norm, as an eval measures them (their values do not depend on how).
   Measured measure();
 
   // The training set's loss alone, measured eagerly: a check, not an eval.
@@ -31,6 +34,7 @@ class RunEvaluator {
   nn::Model& model_;
   LossKind loss_;
   Tensor train_tokens_, train_labels_, test_tokens_, test_labels_;
+  std::vector<Tensor> params_;  // the model's, in its order (the weight norm's order)
   bool record_;
   bool evaluated_eagerly_ = false;
   std::unique_ptr<CapturedWork> graph_;

@@ -493,11 +493,11 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   int64_t step_of_last_eval = -1;  // in this session
   double train_loss_at_last_eval = 0;
   auto eval = [&] {
-    const auto [train_m, test_m] = evaluator.measure();
+    const auto [train_m, test_m, weight_norm] = evaluator.measure();
     step_of_last_eval = state.step;
     train_loss_at_last_eval = train_m.loss;
     MetricsRow row{state.step, train_m.loss, train_m.accuracy, test_m.loss, test_m.accuracy,
-                   optim::global_norm(params), schedule.at(std::max<int64_t>(state.step - 1, 0)),
+                   weight_norm, schedule.at(std::max<int64_t>(state.step - 1, 0)),
                    elapsed()};
     metrics.write(row);
     if (tracker) tracker->record(state.step, *model, train_tokens, train_labels);

@@ -51,10 +51,14 @@ class SumOfSquares {
       return;
     }
     if (pending_.defined() && pending_.device() != t.device()) flush();
+    add_on_device(pending_, t);
+  }
+  // pending += sum(t^2) in double, on t's device (pending = it, when undefined).
+  static void add_on_device(Tensor& pending, const Tensor& t) {
     NoGradGuard no_grad;
     const Tensor x = t.detach().to(DType::Float64);
     const Tensor s = sum(x * x);
-    pending_ = pending_.defined() ? pending_ + s : s;
+    pending = pending.defined() ? pending + s : s;
   }
   double total() {
     flush();
@@ -120,6 +124,22 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     }
   }
   return norm;
+}
+
+Tensor sum_of_squares_on_device(const std::vector<Tensor>& tensors) {
+  check(!tensors.empty(), "sum_of_squares_on_device: no tensors");
+  Tensor total;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    check(t.defined(), "sum_of_squares_on_device: tensor ", i, " is an undefined tensor");
+    check_floating_entry(t, "sum_of_squares_on_device", "tensor", i);
+    check(!t.device().is_cpu() && t.device() == tensors[0].device(),
+          "sum_of_squares_on_device: tensor ", i, " is on ", t.device().str(),
+          "; all must be on one device other than the CPU (tensor 0 is on ",
+          tensors[0].device().str(), ")");
+    SumOfSquares::add_on_device(total, t);
+  }
+  return total;
 }
 
 double global_norm(const std::vector<Tensor>& tensors) {

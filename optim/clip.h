@@ -22,4 +22,9 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 // the weight norm ||theta||.
 double global_norm(const std::vector<Tensor>& tensors);
 
+// global_norm's sum of squares (before the square root) of tensors all on one device other than
+// the CPU, left there as a 0-d float64 tensor: the same kernels in the same order, so the same
+// bits. It reads nothing back, so it can be recorded (Backend::capture), as a run's evals are.
+Tensor sum_of_squares_on_device(const std::vector<Tensor>& tensors);
+
 }  // namespace tg::optim

@@ -410,3 +410,33 @@ TEST_CASE("cuda Adam with its step count on the device counts each call once, in
     CHECK(device_opt.steps() == 2);
   }
 }
+
+// A recorded eval's weight norm (grok/run_evaluator.cpp) must be global_norm's, bit for bit.
+TEST_CASE("cuda sum_of_squares_on_device: global_norm's bits, eagerly and recorded; its errors",
+          "[cuda][optim]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(31);
+  std::vector<Tensor> params;
+  for (int64_t n : {1, 33, 4097, 65536}) params.push_back(normal({n}, 0, 1, gen).to(kGpu));
+  params.push_back(normal({7, 3}, 0, 1, gen, DType::Float64).to(kGpu));
+  const double norm = optim::global_norm(params);
+  CHECK(std::sqrt(optim::sum_of_squares_on_device(params).item()) == norm);
+
+  Tensor out = zeros({1}, DType::Float64, kGpu);
+  const auto recorded = backend_for(kGpu).capture(
+      [&] { out.copy_(optim::sum_of_squares_on_device(params).reshape({1})); });
+  recorded->replay();
+  CHECK(std::sqrt(out.item()) == norm);
+  params[0].copy_(full({1}, 1e3, DType::Float32, kGpu));  // replays read the weights of now
+  recorded->replay();
+  CHECK(std::sqrt(out.item()) == optim::global_norm(params));
+  CHECK(std::sqrt(out.item()) > 1e3);
+
+  CHECK_THROWS_WITH(optim::sum_of_squares_on_device({}),
+                    Catch::Matchers::Contains("sum_of_squares_on_device: no tensors"));
+  CHECK_THROWS_WITH(optim::sum_of_squares_on_device({params[0], ones({2})}),
+                    Catch::Matchers::Contains("tensor 1 is on cpu; all must be on one device "
+                                              "other than the CPU (tensor 0 is on cuda:0)"));
+  CHECK_THROWS_WITH(optim::sum_of_squares_on_device({zeros({2}, DType::Int64, kGpu)}),
+                    Catch::Matchers::Contains("not a float tensor"));
+}
