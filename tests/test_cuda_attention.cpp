@@ -4,9 +4,10 @@
 // (table_attention, causal_attention), with dense rows, distinct rows in a shuffled order (some
 // table rows unread) and the first layer's shared (position, token) rows; Tq < T, Dv != Dh,
 // sum_heads on and off, T = 1, 5, 17, B = 1, 3, H = 1, 4, float32 and float64, strided inputs;
-// then the one-kernel paths (T <= 64) and the multi-kernel ones (set_fused_attention(false))
-// against the CPU and each other on T = 1, 3, 5, 17, 33, 64 and 65 (beyond the one-kernel
-// paths), Dh = 1, 7, 32, 128, with and without a residual table; the residual against a gather
+// then the one-kernel paths (T <= 64; one query of T <= 32 a kernel of its own) and the
+// multi-kernel ones (set_fused_attention(false)) against the CPU and each other on T = 1, 3, 5,
+// 17, 32, 33, 64 and 65 (beyond the one-kernel paths), H = 1 to 9, Dh = 1, 7, 32, 128, with and
+// without a residual table; the residual against a gather
 // and an add, bit for bit; then run-to-run determinism, empty inputs and the row-index and
 // dtype errors. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
@@ -270,11 +271,16 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
   CHECK_FALSE(cuda::fused_attention_fits(64, 64, 32, 16, DType::Float64, true));
   REQUIRE(cuda::fused_attention_enabled());
 
-  // {B, Tq, T, H, Dh, Dv}: the nanda shape's T, H and Dh (B cut down), then T = 64 and 65. The
-  // smallest shapes run a warp per example, 8 to a block: 19 examples fill two blocks and part
-  // of a third (nanda's last-position step: one query); 4 queries is the most one warp takes.
+  // {B, Tq, T, H, Dh, Dv}: the nanda shape's T, H and Dh (B cut down), then T = 64 and 65. One
+  // query of at most 32 keys takes the single-query kernels, 8 / H examples a block (at least
+  // one): nanda's last-position step (19 examples: 9 blocks and half of a tenth), 3 heads (2
+  // examples a block, 6 of 8 warps busy), 9 heads (a warp takes two heads), and 33 keys (the
+  // team kernels). The other small shapes run a warp per example, 8 to a block; 4 queries is the
+  // most one warp takes.
   const std::vector<Sizes> sizes = {{2, 1, 1, 1, 1, 3},     {5, 3, 3, 4, 32, 32},
-                                    {19, 1, 3, 4, 32, 32},  {9, 4, 4, 2, 7, 5},
+                                    {19, 1, 3, 4, 32, 32},  {5, 1, 32, 3, 4, 6},
+                                    {3, 1, 32, 9, 7, 5},    {3, 1, 33, 2, 4, 4},
+                                    {9, 4, 4, 2, 7, 5},
                                     {3, 5, 5, 4, 7, 2},     {2, 3, 17, 4, 32, 5},
                                     {2, 33, 33, 1, 128, 7}, {2, 64, 64, 4, 32, 16},
                                     {1, 64, 64, 1, 128, 128}, {2, 7, 65, 4, 7, 9}};

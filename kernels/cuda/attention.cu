@@ -25,6 +25,11 @@
 // output element), each written as the several kernels' are (below: into the table, or densely
 // for index_add).
 //
+// One query of at most 32 keys (the step's last position) has a one-kernel path of its own: a
+// block takes a few examples, a warp each (example, head)'s softmax (backward: P and dS) into
+// shared memory, then a thread each output element, z summed over the heads in a register
+// (single_query_forward_kernel, below).
+//
 // Several kernels (any T, and shared rows), with the pattern as scratch between them where it
 // was not asked for (the backward first computes it again from the statistics, a thread per
 // element). Softmax rows (forward) and dS rows (backward) take one warp per (b, h, i): lane l
@@ -547,6 +552,162 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
   }
 }
 
+// ---- the one-kernel paths for one query, T <= 32 ------------------------------------------------
+
+// One query per example (a transformer's last position: the step's fast path) leaves the team
+// kernels above little to share: a warp went through an example's heads in turn, each head a few
+// dependent trips to memory, and z went back and forth through global memory between heads.
+// Here a block takes kSingleQueryWarps / H examples (at least 1) in two phases:
+//   A: a warp per (example, head), lane j key j: the scores, softmax and statistics (backward:
+//      P again, and dS), into shared memory;
+//   B: every output element a thread, all heads of an example at once, z summed over the heads
+//      in a register.
+// The arithmetic is the team kernels', expression for expression and in the same order.
+constexpr int kSingleQueryWarps = 8;
+constexpr int kSingleQueryMaxKeys = kWarp;   // a lane per key
+constexpr int kSingleQueryMaxPairs = kWarp;  // (example, head) pairs a block holds
+
+__host__ __device__ inline int single_query_examples(int64_t heads) {
+  return heads >= kSingleQueryWarps ? 1 : kSingleQueryWarps / static_cast<int>(heads);
+}
+
+bool single_query_fits(const Layout& at) {
+  return at.queries == 1 && at.keys <= kSingleQueryMaxKeys &&
+         at.heads <= kSingleQueryMaxPairs;
+}
+
+unsigned single_query_grid(const Layout& at) {
+  const int64_t per_block = single_query_examples(at.heads);
+  return static_cast<unsigned>(
+      std::clamp<int64_t>((at.batch + per_block - 1) / per_block, 1, int64_t{1} << 16));
+}
+
+// Phase A of both directions for pair (g, h), lane `lane` (key j = lane): the scaled score of
+// key j, or nothing (false) beyond the last key.
+template <typename T>
+__device__ bool single_query_score(const Layout& at, int64_t b, int64_t h, int lane,
+                                   const T* q, const T* k, T scale, T& score) {
+  if (lane >= at.keys) return false;
+  score = scale * dot(q + at.q(b, 0, h), k + at.k(b, lane, h), at.head_size);
+  return true;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
+    single_query_forward_kernel(Layout at, const T* q, const T* k, const T* v,
+                                const T* residual, T scale, T* z, T* stats, T* pattern) {
+  kernel_prologue();
+  __shared__ T probs[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // [g * H + h][j]
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  const int group = single_query_examples(at.heads);
+  const int heads = static_cast<int>(at.heads), nt = static_cast<int>(at.keys);
+  const int dvs = static_cast<int>(at.value_size);
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * group; first < at.batch;
+       first += static_cast<int64_t>(gridDim.x) * group) {
+    const int examples = static_cast<int>(at.batch - first < group ? at.batch - first : group);
+    for (int pair = warp; pair < examples * heads; pair += kSingleQueryWarps) {  // A
+      const int64_t b = first + pair / heads, h = pair % heads;
+      T score = 0;
+      const bool key = single_query_score(at, b, h, lane, q, k, scale, score);
+      // Subtract the maximum so exp never overflows; the row always keeps key 0. (A NaN score
+      // counts as -inf here, as in the team kernel's running maximum.)
+      const T lowest = static_cast<T>(-HUGE_VAL);
+      const T peak = warp_max(key && score > lowest ? score : lowest);
+      const double ex = key ? ::exp(static_cast<double>(score - peak)) : 0;
+      const double total = warp_sum(ex);
+      const T total_t = static_cast<T>(total);  // rounded first, as the backward reads it
+      if (lane == 0) {
+        stats[at.stats_row(b, h, 0)] = peak;
+        stats[at.stats_row(b, h, 0) + 1] = total_t;
+      }
+      if (key) {
+        const T p = static_cast<T>(ex / static_cast<double>(total_t));
+        probs[pair][lane] = p;
+        if (pattern != nullptr) pattern[at.pattern_row(b, h, 0) + lane] = p;
+      }
+    }
+    __syncthreads();
+    const int per_example = at.sum_heads ? dvs : heads * dvs;
+    for (int n = static_cast<int>(threadIdx.x); n < examples * per_example;
+         n += static_cast<int>(blockDim.x)) {
+      const int g = n / per_example, e = n % dvs;
+      const int64_t b = first + g;
+      const int h0 = at.sum_heads ? 0 : n % per_example / dvs;
+      const int h1 = at.sum_heads ? heads : h0 + 1;
+      T acc = 0;  // head by head, key by key, as the team kernel's running sum
+      for (int h = h0; h < h1; ++h)
+        for (int j = 0; j < nt; ++j) acc += probs[g * heads + h][j] * v[at.v(b, j, h) + e];
+      if (residual != nullptr)  // as x + attention(x), afterwards
+        acc = acc + residual[at.q_rows[b] * at.value_size + e];
+      z[at.z(b, 0, h0) + e] = acc;
+    }
+    __syncthreads();  // before the next examples' rows replace these
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
+    single_query_backward_kernel(Layout at, const T* dz, const T* q, const T* k, const T* v,
+                                 const T* stats, T scale, const int64_t* q_dest,
+                                 const int64_t* kv_dest, T* dq, T* dk, T* dv) {
+  kernel_prologue();
+  __shared__ T probs[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // [g * H + h][j]
+  __shared__ T score_grads[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // dS, likewise
+  const int lane = static_cast<int>(threadIdx.x) % kWarp;
+  const int warp = static_cast<int>(threadIdx.x) / kWarp;
+  const int group = single_query_examples(at.heads);
+  const int heads = static_cast<int>(at.heads), nt = static_cast<int>(at.keys);
+  const int dh = static_cast<int>(at.head_size), dvs = static_cast<int>(at.value_size);
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * group; first < at.batch;
+       first += static_cast<int64_t>(gridDim.x) * group) {
+    const int examples = static_cast<int>(at.batch - first < group ? at.batch - first : group);
+    for (int pair = warp; pair < examples * heads; pair += kSingleQueryWarps) {  // A
+      const int64_t b = first + pair / heads, h = pair % heads;
+      T score = 0, p = 0, dp = 0;
+      const bool key = single_query_score(at, b, h, lane, q, k, scale, score);
+      double weighted = 0;
+      if (key) {
+        const T* row_stats = stats + at.stats_row(b, h, 0);
+        p = probability(score, row_stats[0], row_stats[1]);
+        dp = dot(dz + at.z(b, 0, h), v + at.v(b, lane, h), at.value_size);
+        weighted += static_cast<double>(p) * dp;
+      }
+      weighted = warp_sum(weighted);
+      if (key) {
+        probs[pair][lane] = p;
+        score_grads[pair][lane] = static_cast<T>(p * (dp - weighted));
+      }
+    }
+    __syncthreads();
+    // B: dv_j = P_j dz, dq = scale sum_j dS_j k_j, dk_j = scale dS_j q, an element a thread.
+    const int nv = nt * heads * dvs, nq = heads * dh, nk = nt * heads * dh;
+    for (int n = static_cast<int>(threadIdx.x); n < examples * (nv + nq + nk);
+         n += static_cast<int>(blockDim.x)) {
+      const int g = n / (nv + nq + nk);
+      int m = n % (nv + nq + nk);
+      const int64_t b = first + g;
+      T acc = 0;
+      if (m < nv) {
+        const int j = m / (heads * dvs), h = m / dvs % heads, e = m % dvs;
+        acc += probs[g * heads + h][j] * dz[at.z(b, 0, h) + e];
+        dv[(destination(kv_dest, b * nt + j) * at.heads + h) * dvs + e] = acc;
+      } else if ((m -= nv) < nq) {
+        const int h = m / dh, d = m % dh;
+        for (int j = 0; j < nt; ++j)
+          acc += (scale * score_grads[g * heads + h][j]) * k[at.k(b, j, h) + d];
+        dq[(destination(q_dest, b) * at.heads + h) * dh + d] = acc;
+      } else {
+        m -= nq;
+        const int j = m / (heads * dh), h = m / dh % heads, d = m % dh;
+        acc += (scale * score_grads[g * heads + h][j]) * q[at.q(b, 0, h) + d];
+        dk[(destination(kv_dest, b * nt + j) * at.heads + h) * dh + d] = acc;
+      }
+    }
+    __syncthreads();  // before the next examples' rows replace these
+  }
+}
+
 std::atomic<bool> fused_enabled{true};
 
 // Range check of n row indices against a table of table_rows rows: the first bad position goes
@@ -655,6 +816,12 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
     cudaStream_t stream = current_stream(index_);
     const T* r = residual.defined() ? residual.data<T>() : nullptr;
     T* stats = softmax_stats.data<T>();
+    if (fused_attention_enabled() && single_query_fits(at)) {
+      launch(single_query_forward_kernel<T>, single_query_grid(at), kSingleQueryWarps * kWarp,
+             stream, at, q.data<T>(), k.data<T>(), v.data<T>(), r, static_cast<T>(scale),
+             z.data<T>(), stats, pattern != nullptr ? pattern->data<T>() : nullptr);
+      return;
+    }
     if (fused_attention_enabled() && fused_attention_fits(at.keys, at.queries, at.head_size,
                                                           at.value_size, q.dtype(), false)) {
       const FusedStage stage = fused_stage<T>(at, false);
@@ -729,8 +896,13 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
     dq = target(distinct.q, q, at.queries);
     dk = target(distinct.kv, k, at.keys);
     dv = target(distinct.kv, v, at.keys);
-    if (fused_attention_enabled() &&
-        fused_attention_fits(at.keys, at.queries, at.head_size, at.value_size, q.dtype(), true)) {
+    if (fused_attention_enabled() && single_query_fits(at)) {
+      launch(single_query_backward_kernel<T>, single_query_grid(at), kSingleQueryWarps * kWarp,
+             stream, at, dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), stats.data<T>(), s,
+             q_dest, kv_dest, dq.data<T>(), dk.data<T>(), dv.data<T>());
+    } else if (fused_attention_enabled() &&
+               fused_attention_fits(at.keys, at.queries, at.head_size, at.value_size, q.dtype(),
+                                    true)) {
       const FusedStage stage = fused_stage<T>(at, true);
       with_fused_stage(stage, [&](auto bytes, auto per_warp) {
         launch(fused_backward_kernel<T, decltype(bytes)::value, decltype(per_warp)::value>,
