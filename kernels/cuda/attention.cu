@@ -566,6 +566,7 @@ __global__ void fused_backward_kernel(Layout at, const T* dz, const T* q, const 
 constexpr int kSingleQueryWarps = 8;
 constexpr int kSingleQueryMaxKeys = kWarp;   // a lane per key
 constexpr int kSingleQueryMaxPairs = kWarp;  // (example, head) pairs a block holds
+constexpr int kSingleQueryLoads = 8;         // value rows' loads in flight per output element
 
 __host__ __device__ inline int single_query_examples(int64_t heads) {
   return heads >= kSingleQueryWarps ? 1 : kSingleQueryWarps / static_cast<int>(heads);
@@ -581,6 +582,18 @@ unsigned single_query_grid(const Layout& at) {
   return static_cast<unsigned>(
       std::clamp<int64_t>((at.batch + per_block - 1) / per_block, 1, int64_t{1} << 16));
 }
+
+// The table rows of a block's examples, staged in phase A for phase B: its value (and key) rows
+// are then one load away, not two.
+struct RowsOfExamples {
+  int64_t key[kSingleQueryWarps][kSingleQueryMaxKeys];  // [g][j]
+  int64_t query[kSingleQueryWarps];                     // [g]
+  // By the warp of example b's head 0, which is the block's g-th example.
+  __device__ void stage(const Layout& at, int64_t b, int g, int lane) {
+    if (lane < at.keys) key[g][lane] = at.kv_rows[b * at.keys + lane];
+    if (lane == 0) query[g] = at.q_rows[b];
+  }
+};
 
 // Phase A of both directions for pair (g, h), lane `lane` (key j = lane): the scaled score of
 // key j, or nothing (false) beyond the last key.
@@ -598,6 +611,7 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
                                 const T* residual, T scale, T* z, T* stats, T* pattern) {
   kernel_prologue();
   __shared__ T probs[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // [g * H + h][j]
+  __shared__ RowsOfExamples rows;
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
   const int warp = static_cast<int>(threadIdx.x) / kWarp;
   const int group = single_query_examples(at.heads);
@@ -608,6 +622,7 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
     const int examples = static_cast<int>(at.batch - first < group ? at.batch - first : group);
     for (int pair = warp; pair < examples * heads; pair += kSingleQueryWarps) {  // A
       const int64_t b = first + pair / heads, h = pair % heads;
+      if (h == 0) rows.stage(at, b, pair / heads, lane);
       T score = 0;
       const bool key = single_query_score(at, b, h, lane, q, k, scale, score);
       // Subtract the maximum so exp never overflows; the row always keeps key 0. (A NaN score
@@ -635,11 +650,24 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
       const int64_t b = first + g;
       const int h0 = at.sum_heads ? 0 : n % per_example / dvs;
       const int h1 = at.sum_heads ? heads : h0 + 1;
-      T acc = 0;  // head by head, key by key, as the team kernel's running sum
-      for (int h = h0; h < h1; ++h)
-        for (int j = 0; j < nt; ++j) acc += probs[g * heads + h][j] * v[at.v(b, j, h) + e];
+      // Head by head, key by key, as the team kernel's running sum: terms t = (h - h0) T + j.
+      T acc = 0;
+      const int terms = (h1 - h0) * nt;
+      for (int t0 = 0; t0 < terms; t0 += kSingleQueryLoads) {
+        T value[kSingleQueryLoads];  // independent loads in flight together; the adds in order
+#pragma unroll
+        for (int u = 0; u < kSingleQueryLoads; ++u) {
+          const int t = t0 + u, h = h0 + t / nt;
+          value[u] = t < terms ? v[(rows.key[g][t % nt] * heads + h) * dvs + e] : T(0);
+        }
+#pragma unroll
+        for (int u = 0; u < kSingleQueryLoads; ++u) {
+          const int t = t0 + u;
+          if (t < terms) acc += probs[g * heads + h0 + t / nt][t % nt] * value[u];
+        }
+      }
       if (residual != nullptr)  // as x + attention(x), afterwards
-        acc = acc + residual[at.q_rows[b] * at.value_size + e];
+        acc = acc + residual[rows.query[g] * at.value_size + e];
       z[at.z(b, 0, h0) + e] = acc;
     }
     __syncthreads();  // before the next examples' rows replace these
@@ -654,6 +682,7 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
   kernel_prologue();
   __shared__ T probs[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // [g * H + h][j]
   __shared__ T score_grads[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // dS, likewise
+  __shared__ RowsOfExamples rows;
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
   const int warp = static_cast<int>(threadIdx.x) / kWarp;
   const int group = single_query_examples(at.heads);
@@ -664,6 +693,7 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
     const int examples = static_cast<int>(at.batch - first < group ? at.batch - first : group);
     for (int pair = warp; pair < examples * heads; pair += kSingleQueryWarps) {  // A
       const int64_t b = first + pair / heads, h = pair % heads;
+      if (h == 0) rows.stage(at, b, pair / heads, lane);
       T score = 0, p = 0, dp = 0;
       const bool key = single_query_score(at, b, h, lane, q, k, scale, score);
       double weighted = 0;
@@ -695,12 +725,12 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
       } else if ((m -= nv) < nq) {
         const int h = m / dh, d = m % dh;
         for (int j = 0; j < nt; ++j)
-          acc += (scale * score_grads[g * heads + h][j]) * k[at.k(b, j, h) + d];
+          acc += (scale * score_grads[g * heads + h][j]) * k[(rows.key[g][j] * heads + h) * dh + d];
         dq[(destination(q_dest, b) * at.heads + h) * dh + d] = acc;
       } else {
         m -= nq;
         const int j = m / (heads * dh), h = m / dh % heads, d = m % dh;
-        acc += (scale * score_grads[g * heads + h][j]) * q[at.q(b, 0, h) + d];
+        acc += (scale * score_grads[g * heads + h][j]) * q[(rows.query[g] * heads + h) * dh + d];
         dk[(destination(kv_dest, b * nt + j) * at.heads + h) * dh + d] = acc;
       }
     }
