@@ -41,6 +41,10 @@ constexpr int64_t kMinK = 256;          // a shorter K is not split
 constexpr int64_t kMinSliceK = 32;      // two of v7's k steps
 constexpr int kSliceAlign = 16;         // keeps 16-byte rows (and v7's BK) within a slice
 
+// Slices a thread loads at a time before adding them in order: the weight gradients' 30 slices
+// take two trips to memory, not one per slice.
+constexpr int kSumLoads = 16;
+
 // C = the sum of the slices of each product in `partial` ([matrices, slices, M, N], contiguous),
 // slice 0 first, through the epilogue when EPI; one thread per element of the products.
 template <bool EPI>
@@ -52,7 +56,17 @@ __global__ void split_k_sum_kernel(const float* partial, int64_t matrices, int64
     const int64_t matrix = e / elements, r = e % elements;
     const float* slice = partial + matrix * slices * elements + r;
     float acc = slice[0];
-    for (int64_t s = 1; s < slices; ++s) acc += slice[s * elements];
+    for (int64_t s0 = 1; s0 < slices; s0 += kSumLoads) {
+      float term[kSumLoads];  // loads in flight together; the adds in slice order
+#pragma unroll
+      for (int u = 0; u < kSumLoads; ++u)
+        term[u] = s0 + u < slices ? slice[(s0 + u) * elements] : 0.0f;
+#pragma unroll
+      for (int u = 0; u < kSumLoads; ++u) {
+        if (s0 + u >= slices) break;
+        acc += term[u];
+      }
+    }
     const int64_t m = r / p.N;
     const int n = static_cast<int>(r % p.N);
     const int64_t at = matrix_offsets(p, matrix).c + m * p.ldc + n;
