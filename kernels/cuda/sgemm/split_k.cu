@@ -1,5 +1,5 @@
-// Split-K: a product with few output tiles and a long K, run as K slices side by side; and the
-// sum of a batch of products into one output.
+// Split-K: a product with few output tiles and a K of 128 or more, run as K slices side by side;
+// and the sum of a batch of products into one output.
 //
 // A weight gradient x^T @ dy of the nanda MLP is [128, 3830] @ [3830, 512]: four 128 x 128 output
 // tiles, so v7 would run four blocks on a GPU of 132 SMs, each looping over all 3830 k, about
@@ -37,7 +37,10 @@ using namespace sgemm_detail;
 
 constexpr int kTile = 128;              // v7's block tile, M and N
 constexpr int64_t kTargetBlocks = 128;  // about one wave of an H100 / H200 (132 SMs)
-constexpr int64_t kMinK = 256;          // a shorter K is not split
+// A shorter K is not split. At 128 the step's unembedding (3830 x 128 x 113: 30 blocks, v5's
+// for its unaligned rows, 37 us on the H200, each block's k loop a chain of trips to memory)
+// and its table's Q, K, V (12 products of 342 x 128 x 32: 36 blocks, 22 us) run 4 slices of 32.
+constexpr int64_t kMinK = 128;
 constexpr int64_t kMinSliceK = 32;      // two of v7's k steps
 constexpr int kSliceAlign = 16;         // keeps 16-byte rows (and v7's BK) within a slice
 
