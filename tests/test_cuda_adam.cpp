@@ -6,7 +6,8 @@
 // (same operations, same order, no FMA contraction); the CPU's fused loop agrees to rounding (its
 // compiler may contract). The norms agree with sums of squares by hand to rounding (summed in
 // other orders) and repeat bit for bit. Then Adam/AdamW on cuda:0 against the CPU, and
-// the checks that leave every buffer unwritten. Every case skips visibly without a GPU.
+// the checks that leave every buffer unwritten; and the recordable weight norm of an eval
+// (optim::sum_of_squares_on_device) against global_norm. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
 #include <cmath>

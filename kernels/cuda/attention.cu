@@ -572,9 +572,13 @@ __host__ __device__ inline int single_query_examples(int64_t heads) {
   return heads >= kSingleQueryWarps ? 1 : kSingleQueryWarps / static_cast<int>(heads);
 }
 
+// (The kernels index a block's outputs with int: at most T H (Dh + Dv) + H Dh per example.)
 bool single_query_fits(const Layout& at) {
   return at.queries == 1 && at.keys <= kSingleQueryMaxKeys &&
-         at.heads <= kSingleQueryMaxPairs;
+         at.heads <= kSingleQueryMaxPairs &&
+         single_query_examples(at.heads) * (at.keys + 1) * at.heads *
+                 (at.head_size + at.value_size) <
+             (int64_t{1} << 30);
 }
 
 unsigned single_query_grid(const Layout& at) {
