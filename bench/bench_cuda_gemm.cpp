@@ -6,11 +6,12 @@
 // 2048, 4096, and the nanda step's GEMMs (B = 3830 examples): 3830x128x512 (the MLP's W_in),
 // 3830x512x128 (its W_out, K = 512, which split-K runs in 5 slices), and two weight gradients
 // x^T @ dy, run with A transposed as backward runs it: 512x3830x128 (W_in's, A stored
-// [3830, 512]) and 128x3830x113 (the unembedding's); and the unembedding itself, 3830x128x113
-// (rows of 113 floats, not 16-byte aligned: the versions that need them decline).
+// [3830, 512]) and 128x3830x113 (the unembedding's); and the unembedding itself, 3830x128x113,
+// and its input gradient, 3830x113x128 (rows of 113 floats, not 16-byte aligned: the versions
+// that need them decline).
 //
 // sgemm/engine/<shape> is what the backend runs for the shape: tg::cuda::sgemm() on the
-// backend's stream, which splits a product of few output tiles and a K of 128 or more (the
+// backend's stream, which splits a product of few output tiles and a K of 64 or more (the
 // weight gradient 512x3830x128_AT, the unembedding: split_k.cu) where each version entry runs
 // it whole.
 //
@@ -67,7 +68,7 @@ struct Shape {
 const Shape kShapes[] = {
     {1024, 1024, 1024, false}, {2048, 2048, 2048, false}, {4096, 4096, 4096, false},
     {3830, 128, 512, false},   {3830, 512, 128, false},   {512, 3830, 128, true},
-    {128, 3830, 113, true},    {3830, 128, 113, false},
+    {128, 3830, 113, true},    {3830, 128, 113, false},   {3830, 113, 128, false},
 };
 
 // Records a CUDA or cuBLAS failure as the benchmark's error; true when all is well.

@@ -216,7 +216,8 @@ int check_split_k() {
   expect(split_k_slice(args_of(3830, 512, 128, 1)) == 0, "120 tiles of K = 128 are not split");
   expect(split_k_slice(args_of(3830, 113, 128, 1)) == 32, "slice of 3830x113x128 (30 tiles)");
   expect(split_k_slice(args_of(342, 32, 128, 12)) == 32, "slice of 12 x 342x32x128");
-  expect(split_k_slice(args_of(3830, 113, 113, 1)) == 0, "K = 113 is not split");
+  expect(split_k_slice(args_of(3830, 128, 113, 1)) == 48, "slice of 3830x128x113 (K = 113)");
+  expect(split_k_slice(args_of(3830, 113, 63, 1)) == 0, "K = 63 is not split");
   expect(split_k_slice(args_of(1024, 1024, 4096, 1)) == 2048, "64 tiles in two slices");
   expect(split_k_slice(args_of(1024, 2048, 4096, 1)) == 0, "128 tiles are not split");
   expect(split_k_slice(args_of(8, 8, 4096, 20000)) == 0, "more entries than one launch holds");

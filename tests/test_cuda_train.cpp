@@ -389,12 +389,12 @@ TEST_CASE("cuda train: the nanda step records as one graph of a bounded number o
   // (three launches for both index arrays) and summing in two, which trades the tiled kernel's
   // chain of thousands of adds for the "=" row for chains of at most 64): each kernel more is a
   // launch more in every step, so a new one should be a choice, and this budget moves with it;
-  // then 5 more, split-K taking K = 128 too (the unembedding, the table's products; on these 5
-  // examples also the MLP's K = 128 products), each trading a block's loop over 128 k for 4
-  // slices of 32 and a sum.
+  // then 6 more, split-K taking K from 64 (the unembedding and its input gradient, the table's
+  // products; on these 5 examples also the MLP's K = 128 products), each trading a block's
+  // loop over all of K for slices of at least 32 and a sum.
   INFO("the nanda step records " << graph->operations() << " device operations");
   CHECK(graph->operations() > 0);
-  CHECK(graph->operations() <= 40);
+  CHECK(graph->operations() <= 41);
 }
 
 TEST_CASE("cuda train: a recorded run's non-finite loss is found at the next wait, and stops it",

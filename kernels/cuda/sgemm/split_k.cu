@@ -1,4 +1,4 @@
-// Split-K: a product with few output tiles and a K of 128 or more, run as K slices side by side;
+// Split-K: a product with few output tiles and a K of 64 or more, run as K slices side by side;
 // and the sum of a batch of products into one output.
 //
 // A weight gradient x^T @ dy of the nanda MLP is [128, 3830] @ [3830, 512]: four 128 x 128 output
@@ -37,11 +37,13 @@ using namespace sgemm_detail;
 
 constexpr int kTile = 128;              // v7's block tile, M and N
 constexpr int64_t kTargetBlocks = 128;  // about one wave of an H100 / H200 (132 SMs)
-// A shorter K is not split. At 128 the step's unembedding (3830 x 128 x 113: 30 blocks, v5's
-// for its unaligned rows, 37 us on the H200, each block's k loop a chain of trips to memory)
-// and its table's Q, K, V (12 products of 342 x 128 x 32: 36 blocks, 22 us) run 4 slices of 32.
-constexpr int64_t kMinK = 128;
 constexpr int64_t kMinSliceK = 32;      // two of v7's k steps
+// A shorter K is not split: it would not make two slices of kMinSliceK. So the step's
+// unembedding (3830 x 128 x 113: 30 blocks, v5's for its unaligned rows, 37 us on the H200,
+// each block's k loop a chain of trips to memory) and its table's Q, K, V (12 products of
+// 342 x 128 x 32: 36 blocks, 22 us) run 4 slices of 32, and the unembedding's input gradient
+// (3830 x 113 x 128, K = 113: 30 blocks, 36 us) 3 slices of 48, 48 and 17.
+constexpr int64_t kMinK = 2 * kMinSliceK;
 constexpr int kSliceAlign = 16;         // keeps 16-byte rows (and v7's BK) within a slice
 
 // Slices a thread loads at a time before adding them in order: the weight gradients' 30 slices
