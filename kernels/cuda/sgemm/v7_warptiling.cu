@@ -11,7 +11,8 @@
 // requirement as v6; supports() declines unaligned arguments and best_sgemm() falls back to v5.
 // Implements the epilogue (bias, activation, pre-activation output, residual) and the operand
 // masks (a ReLU backward's dy, 0 where y <= 0; one more 16-byte read per four elements),
-// each in a separate kernel per layout.
+// each in a separate kernel per layout. Seven of the 16 layouts are held to 128 registers, so
+// that an SM runs two blocks (blocks_per_sm, below).
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
@@ -32,8 +33,24 @@ static_assert((WSUBM / TM) * LANES_N == 32, "one step of a warp is 32 lanes");
 static_assert(TM == 4 && TN == 4, "the shared reads and C stores below move 4 floats at a time");
 constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
 
+// Blocks an SM holds at once. Left to itself ptxas gives most layouts 149-173 registers a thread,
+// so a 256-thread block takes more than half of an SM's 65,536 registers and the SM runs one
+// block: 8 warps to hide each other's trips to memory. v6, at 125-128 registers and two blocks
+// an SM, beat v7 on the large squares of the first H200 run. Held to 128 registers (two blocks,
+// 16 warps), these layouts compile without spilling on sm_80 and sm_90 (nvcc 13, ptxas -v):
+// every layout without a mask, except the epilogue after a transposed B tile, and the ReLU
+// backward's input gradient (dy masked, W transposed). The others spill at 128 on one
+// architecture or both, and keep one block. Grids of at most one wave (the nanda step's
+// products, split-K's 128 blocks) run one block an SM either way.
 template <bool TA, bool TB, bool EPI, bool MASK>
-__global__ void __launch_bounds__(kThreads) warptiling_kernel(GemmArgs p) {
+constexpr int blocks_per_sm() {
+  const bool fits_128 = (!MASK && !(EPI && TB)) || (!TA && TB && !EPI && MASK);
+  return fits_128 ? 2 : 1;
+}
+
+template <bool TA, bool TB, bool EPI, bool MASK>
+__global__ void __launch_bounds__(kThreads, (blocks_per_sm<TA, TB, EPI, MASK>()))
+    warptiling_kernel(GemmArgs p) {
   kernel_prologue();
   const int K = entry_k(p);  // this entry's K: its slice's, under split-K
   __shared__ __align__(16) float As[BK * LDA_S];  // As[k][m]: transposed
