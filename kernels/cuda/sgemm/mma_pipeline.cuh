@@ -78,7 +78,9 @@ __device__ __forceinline__ void load_tile_async(float* s, const float* X, const 
   using Tile = TileCopies<R, C, T, VEC>;
   const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
   const int sr0 = T ? c0 : r0, sc0 = T ? r0 : c0;
-#pragma unroll
+  // At most four copies unrolled: the 4-byte copies' eight, all unrolled, held their addresses
+  // in 126-168 registers a thread (and spilled, masked), where four at a time take 67-117.
+#pragma unroll 4
   for (int j = 0; j < Tile::kCopies; ++j) {
     const int sr = Tile::row(j), sc = Tile::col(j);
     const int gr = sr0 + sr, gc = sc0 + sc;
