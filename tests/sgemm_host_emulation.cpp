@@ -3,13 +3,14 @@
 // index math (tiles, edges, transposes, batches, 16-byte paths) on machines without a GPU. Build
 // it with AddressSanitizer and out-of-bounds reads show too (the operands are exactly sized).
 // Then the epilogue (bias, activation, pre-activation output, residual) on the same cases, in
-// every version that accepts it (v5, and v7 on 16-byte rows): pre must be the plain product plus
-// the bias bit for bit, C must be act(pre) (plus the residual), and nothing outside C or pre may
-// be written.
+// every version that accepts it (v5, v7 and the tensor-core versions): pre must be the plain
+// product plus the bias bit for bit, C must be act(pre) (plus the residual), and nothing outside
+// C or pre may be written.
 // Then the operand masks (mask_a, mask_b: a ReLU backward's dy read where pre is not <= 0) in every
-// version that implements them (v1, v5, v7; the others must decline them): A only, B only and
-// both, against a float64 reference of the masked operands; in v5 and v7 also bit for bit
-// against the same version's plain product of the masked operands, and with the epilogue on top.
+// version that implements them (v1, v5, v7 on 16-byte rows, v8 to v10; the others must decline
+// them): A only, B only and both, against a float64 reference of the masked operands; in v5 and
+// v7 also bit for bit against the same version's plain product of the masked operands, and with
+// the epilogue on top.
 // (v1 masks inside its multiply-add, which the compiler may contract differently.)
 // Then split-K through sgemm() (check_split_k), and grouped products (GemmArgs::groups) and
 // sgemm_batch_sum (check_groups): each group bit for bit as the same version run on it alone.
@@ -660,8 +661,9 @@ int check_groups() {
              name + ": supports() " + (supported ? "takes" : "declines") +
                  " the grouped product but " + (alone_supported ? "takes" : "declines") +
                  " its groups alone");
-      // The 16-byte versions (v6 to v8) take the 16-byte aligned cases, and decline the others.
-      if (v.number >= 6 && v.number <= 8 && (v.number != 6 || !c.epilogue))
+      // The 16-byte versions (v6 and v8) take the 16-byte aligned cases, and decline the others
+      // (v7 takes both: 4-byte loads where rows are not aligned).
+      if ((v.number == 6 && !c.epilogue) || v.number == 8)
         expect(supported == (c.shift == 0 && rows_aligned),
                name + ": supports() " + (supported ? "takes" : "declines") + " it");
       if (!supported || !alone_supported) continue;
@@ -971,7 +973,17 @@ int main() {
           }
           continue;
         }
-        if (!v.supports(with_masks)) {  // they take every argument they take plain
+        // They take every argument they take plain, but v7 masks only 16-byte rows (v8's).
+        const bool sixteen_byte_rows = sgemm_versions().at(7).supports(with_masks);
+        if (v.number == 7 && !sixteen_byte_rows) {
+          if (v.supports(with_masks)) {
+            ++failures;
+            std::printf("FAIL v7_%s %s takes masks on rows not 16-byte aligned\n", v.name,
+                        c.name().c_str());
+          }
+          continue;
+        }
+        if (!v.supports(with_masks)) {
           ++failures;
           std::printf("FAIL v%d_%s %s declines masks\n", v.number, v.name, c.name().c_str());
           continue;
@@ -1000,7 +1012,8 @@ int main() {
                     static_cast<long long>(r.written_gaps));
       }
     }
-    // The engine's choice: a 16-byte version where the rows allow it, v5 where they do not.
+    // The engine's choice: the last measured float32 version (v7, any alignment without masks)
+    // where it accepts the arguments, v5 where it does not.
     const GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
     const int best = best_sgemm(args).number;
     const SgemmVersion& last = last_float32_version();
@@ -1017,15 +1030,18 @@ int main() {
       std::printf("FAIL best_sgemm(%s, epilogue) = v%d, expected v%d\n", c.name().c_str(),
                   best_sgemm(epi).number, expected);
     }
-    // With masks too (v6 declines them, so it is never in between either).
+    // With masks too (v6 declines them, so it is never in between either): v7 takes them on
+    // 16-byte rows only, the rows v8 accepts.
     const GemmArgs with_masks = masked_args(h, masks, 3, out.data());
-    if (best_sgemm(with_masks).number != expected) {
+    const bool sixteen_byte_rows = sgemm_versions().at(7).supports(with_masks);
+    const int expected_masked = sixteen_byte_rows ? expected : 5;
+    if (best_sgemm(with_masks).number != expected_masked) {
       ++failures;
       std::printf("FAIL best_sgemm(%s, masks) = v%d, expected v%d\n", c.name().c_str(),
-                  best_sgemm(with_masks).number, expected);
+                  best_sgemm(with_masks).number, expected_masked);
     }
   }
-  // With TF32 allowed, the tensor-core version where the rows allow it (and v5 where not); off
+  // With TF32 allowed, the tensor-core version where the rows allow it (and v7 where not); off
   // again for the rest.
   if (allow_tf32()) {
     ++failures;
@@ -1036,7 +1052,7 @@ int main() {
     const GemmHost h = make_gemm_host(c, seed++);
     std::vector<float> out(h.c_size);
     const int best = best_sgemm(h.args(h.A.data(), h.B.data(), out.data())).number;
-    const int expected = c.K % 4 == 0 ? 8 : 5;
+    const int expected = c.K % 4 == 0 ? 8 : 7;
     if (best != expected) {
       ++failures;
       std::printf("FAIL best_sgemm(%s) with TF32 allowed = v%d, expected v%d\n",

@@ -121,17 +121,22 @@ TEST_CASE("sgemm registry: versions numbered 1, 2, ... in order, each described"
   }
 }
 
-TEST_CASE("best_sgemm: the warptiled version for aligned rows, v5 when rows are not 16-byte") {
+TEST_CASE("best_sgemm: the warptiled version at any alignment, v5 for masks on unaligned rows") {
   CHECK(best_sgemm(fake_args(3830, 512, 128)).number == 7);
   CHECK(best_sgemm(fake_args(129, 77, 33, 3)).number == 7);  // odd sizes, padded aligned rows
-  CHECK(best_sgemm(fake_args(129, 77, 33)).number == 5);     // K = 33: A's rows misaligned
-  CHECK(best_sgemm(fake_args(1, 1, 1)).number == 5);
+  CHECK(best_sgemm(fake_args(129, 77, 33)).number == 7);     // K = 33: A's rows misaligned
+  CHECK(best_sgemm(fake_args(1, 1, 1)).number == 7);
   GemmArgs misaligned = fake_args(64, 64, 64);
   misaligned.B = fake_pointer(1);
-  CHECK(best_sgemm(misaligned).number == 5);
+  CHECK(best_sgemm(misaligned).number == 7);
   GemmArgs odd_stride = fake_args(64, 64, 64);
   odd_stride.batch = 2, odd_stride.stride_a = 64 * 64 + 1, odd_stride.stride_c = 64 * 64;
-  CHECK(best_sgemm(odd_stride).number == 5);
+  CHECK(best_sgemm(odd_stride).number == 7);
+  GemmArgs masked = fake_args(64, 64, 64);
+  masked.mask_a = fake_pointer(1);  // a mask on 16-byte rows must be 16-byte aligned too
+  CHECK(best_sgemm(masked).number == 5);
+  masked.mask_a = fake_pointer(4);
+  CHECK(best_sgemm(masked).number == 7);
   for (const SgemmVersion& v : sgemm_versions())  // tensor cores on TF32 inputs
     CHECK(v.tf32 == (v.number == 8 || v.number == 10));
 }
@@ -151,7 +156,7 @@ TEST_CASE("best_sgemm: versions not yet measured only when forced (TG_CUDA_SGEMM
     }
   set_forced_sgemm(6);  // v6 takes only 16-byte rows: elsewhere best_sgemm's own choice
   CHECK(best_sgemm(fake_args(64, 64, 64)).number == 6);
-  CHECK(best_sgemm(fake_args(129, 77, 33)).number == 5);
+  CHECK(best_sgemm(fake_args(129, 77, 33)).number == 7);
   set_forced_sgemm(0);
   CHECK(best_sgemm(fake_args(64, 64, 64)).number == 7);
   const int last = static_cast<int>(sgemm_versions().size());
@@ -230,7 +235,7 @@ TEST_CASE("every sgemm version matches float64 and cuBLAS (TF32 off) on awkward 
       CHECK(vs_double.rel_error < tolerance);
       CHECK(vs_blas.rel_error < tolerance);
     }
-    CHECK(supported >= 5);  // v1..v5 take everything; v6, v7 only aligned rows
+    CHECK(supported >= 6);  // v1..v5 and v7 take everything; v6 only aligned rows
   }
   for (const SgemmVersion& v : sgemm_versions()) {
     INFO(version_name(v));

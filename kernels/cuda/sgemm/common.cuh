@@ -212,19 +212,21 @@ __device__ __forceinline__ void load_tile(float* s, const float* X, int64_t ld, 
 }
 
 // Stored elements (r, c .. c + 3) of a rows x cols row-major matrix as one float4, zeros past the
-// edges; a single 16-byte load when all four are inside. Needs X + r * ld + c 16-byte aligned
-// (float4_aligned() and c % 4 == 0).
+// edges. ALIGNED: a single 16-byte load when all four are inside, which needs X + r * ld + c
+// 16-byte aligned (float4_aligned() and c % 4 == 0). Else four 4-byte loads, at any address.
+template <bool ALIGNED = true>
 __device__ __forceinline__ float4 load4(const float* X, int64_t ld, int r, int c, int rows,
                                         int cols) {
   float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   if (r < rows) {
     const float* p = X + static_cast<int64_t>(r) * ld + c;
-    if (c + 3 < cols) {
+    if (ALIGNED && c + 3 < cols) {
       v = *reinterpret_cast<const float4*>(p);
     } else {
       if (c < cols) v.x = p[0];
       if (c + 1 < cols) v.y = p[1];
       if (c + 2 < cols) v.z = p[2];
+      if (!ALIGNED && c + 3 < cols) v.w = p[3];
     }
   }
   return v;
@@ -246,7 +248,10 @@ __device__ __forceinline__ float4 load4_masked(const float* X, const float* mask
 // in shared memory as one 16-byte store when T == SMEM_T, else as four scalar stores down a column
 // (this is how a row-major A tile becomes the k-major As[k][m] the inner loop reads).
 // With MASK, the elements are read through `mask` (laid out as X, 16-byte aligned as X is).
-template <int R, int C, int NT, bool T, bool SMEM_T, int LDS, bool MASK = false>
+// Without ALIGNED (and without MASK), the same tile from rows at any address: each group of four
+// read as four 4-byte loads (load4<false>).
+template <int R, int C, int NT, bool T, bool SMEM_T, int LDS, bool MASK = false,
+          bool ALIGNED = true>
 __device__ __forceinline__ void load_tile_float4(float* s, const float* X, int64_t ld, int rows,
                                                  int cols, int r0, int c0,
                                                  const float* mask = nullptr) {
@@ -254,6 +259,7 @@ __device__ __forceinline__ void load_tile_float4(float* s, const float* X, int64
   constexpr int PER_ROW = SC / 4;  // float4s per stored tile row
   static_assert(SC % 4 == 0 && (SR * PER_ROW) % NT == 0, "whole float4s, same count per thread");
   static_assert(LDS % 4 == 0, "16-byte aligned shared-memory rows");
+  static_assert(ALIGNED || !MASK, "masked tiles take 16-byte rows");
   const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
   const int sr0 = T ? c0 : r0, sc0 = T ? r0 : c0;
 #pragma unroll
@@ -261,7 +267,7 @@ __device__ __forceinline__ void load_tile_float4(float* s, const float* X, int64
     const int i = static_cast<int>(threadIdx.x) + j * NT;
     const int sr = i / PER_ROW, sc = (i % PER_ROW) * 4;
     const float4 v = MASK ? load4_masked(X, mask, ld, sr0 + sr, sc0 + sc, stored_rows, stored_cols)
-                          : load4(X, ld, sr0 + sr, sc0 + sc, stored_rows, stored_cols);
+                          : load4<ALIGNED>(X, ld, sr0 + sr, sc0 + sc, stored_rows, stored_cols);
     if constexpr (T == SMEM_T) {
       *reinterpret_cast<float4*>(&s[sr * LDS + sc]) = v;
     } else {
@@ -273,24 +279,26 @@ __device__ __forceinline__ void load_tile_float4(float* s, const float* X, int64
   }
 }
 
-// C[m, n .. n + 3] = v, skipping what lies outside M x N; one 16-byte store when all four are
-// inside (needs float4_aligned() and n % 4 == 0).
+// C[m, n .. n + 3] = v, skipping what lies outside M x N. ALIGNED: one 16-byte store when all
+// four are inside (needs float4_aligned() and n % 4 == 0); else four 4-byte stores.
+template <bool ALIGNED = true>
 __device__ __forceinline__ void store4(float* C, int64_t ldc, int m, int n, int M, int N,
                                        float4 v) {
   if (m >= M) return;
   float* p = C + static_cast<int64_t>(m) * ldc + n;
-  if (n + 3 < N) {
+  if (ALIGNED && n + 3 < N) {
     *reinterpret_cast<float4*>(p) = v;
   } else {
     if (n < N) p[0] = v.x;
     if (n + 1 < N) p[1] = v.y;
     if (n + 2 < N) p[2] = v.z;
+    if (!ALIGNED && n + 3 < N) p[3] = v.w;
   }
 }
 
-// store4() of C[m, n .. n + 3] (and pre) through the epilogue when EPI; the bias is read only
-// for columns inside N.
-template <bool EPI>
+// store4<ALIGNED>() of C[m, n .. n + 3] (and pre) through the epilogue when EPI; the bias is
+// read only for columns inside N.
+template <bool EPI, bool ALIGNED = true>
 __device__ __forceinline__ void store4_epilogue(const GemmArgs& p, float* C, const EpilogueRows& e,
                                                 int m, int n, float4 v) {
   if constexpr (EPI) {
@@ -300,7 +308,7 @@ __device__ __forceinline__ void store4_epilogue(const GemmArgs& p, float* C, con
     v.y = n + 1 < p.N ? add_bias(p.bias, v.y, n + 1) : v.y;
     v.z = n + 2 < p.N ? add_bias(p.bias, v.z, n + 2) : v.z;
     v.w = n + 3 < p.N ? add_bias(p.bias, v.w, n + 3) : v.w;
-    if (e.pre) store4(e.pre, p.ldc, m, n, p.M, p.N, v);
+    if (e.pre) store4<ALIGNED>(e.pre, p.ldc, m, n, p.M, p.N, v);
     v = make_float4(activate(p.act, v.x), activate(p.act, v.y), activate(p.act, v.z),
                     activate(p.act, v.w));
     if (e.residual) {
@@ -311,7 +319,7 @@ __device__ __forceinline__ void store4_epilogue(const GemmArgs& p, float* C, con
       if (n + 3 < p.N) v.w = v.w + r[3];
     }
   }
-  store4(C, p.ldc, m, n, p.M, p.N, v);
+  store4<ALIGNED>(C, p.ldc, m, n, p.M, p.N, v);
 }
 
 // Throws tg::Error when the last launch failed (bad configuration, too many resources, ...).

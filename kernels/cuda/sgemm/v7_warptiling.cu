@@ -7,12 +7,14 @@
 // So a thread still owns 8 x 8 of C (as in v6), but as 2 x 2 blocks of 4 x 4 spread over the
 // warp tile. Per k, the warp's shared reads are then 8 adjacent float4s of As and 4 adjacent
 // float4s of Bs per step (v6: the Bs float4s of a warp are 16 scattered runs, two bank wavefronts
-// each), and its stores to C are runs of 64 bytes. Same 16-byte tile loaders and alignment
-// requirement as v6; supports() declines unaligned arguments and best_sgemm() falls back to v5.
+// each), and its stores to C are runs of 64 bytes. Same 16-byte tile loaders as v6.
 // Implements the epilogue (bias, activation, pre-activation output, residual) and the operand
 // masks (a ReLU backward's dy, 0 where y <= 0; one more 16-byte read per four elements),
 // each in a separate kernel per layout. Seven of the 16 layouts are held to 128 registers, so
 // that an SM runs two blocks (blocks_per_sm, below).
+// Rows that are not 16-byte aligned (the nanda unembedding's 113 columns) take the same kernel
+// with each float4 of a tile load or C store moved as four floats (ALIGNED false), masks
+// excepted; before, best_sgemm() fell back to v5 for them.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
@@ -40,15 +42,16 @@ constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
 // 16 warps), these layouts compile without spilling on sm_80 and sm_90 (nvcc 13, ptxas -v):
 // every layout without a mask, except the epilogue after a transposed B tile, and the ReLU
 // backward's input gradient (dy masked, W transposed). The others spill at 128 on one
-// architecture or both, and keep one block. Grids of at most one wave (the nanda step's
-// products, split-K's 128 blocks) run one block an SM either way.
+// architecture or both, and keep one block (the unaligned kernels, ALIGNED false, fit 128
+// registers unasked). Grids of at most one wave (the nanda step's products, split-K's 128
+// blocks) run one block an SM either way.
 template <bool TA, bool TB, bool EPI, bool MASK>
 constexpr int blocks_per_sm() {
   const bool fits_128 = (!MASK && !(EPI && TB)) || (!TA && TB && !EPI && MASK);
   return fits_128 ? 2 : 1;
 }
 
-template <bool TA, bool TB, bool EPI, bool MASK>
+template <bool TA, bool TB, bool EPI, bool MASK, bool ALIGNED>
 __global__ void __launch_bounds__(kThreads, (blocks_per_sm<TA, TB, EPI, MASK>()))
     warptiling_kernel(GemmArgs p) {
   kernel_prologue();
@@ -69,10 +72,10 @@ __global__ void __launch_bounds__(kThreads, (blocks_per_sm<TA, TB, EPI, MASK>())
   float acc[WMITER * TM][WNITER * TN] = {};
   float a_reg[WMITER * TM], b_reg[WNITER * TN];
   for (int k0 = 0; k0 < K; k0 += BK) {
-    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S, MASK>(As, A, p.lda, p.M, K, m0, k0,
-                                                              mask_a);
-    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S, MASK>(Bs, B, p.ldb, K, p.N, k0, n0,
-                                                               mask_b);
+    load_tile_float4<BM, BK, kThreads, TA, true, LDA_S, MASK, ALIGNED>(As, A, p.lda, p.M, K, m0,
+                                                                       k0, mask_a);
+    load_tile_float4<BK, BN, kThreads, TB, false, LDB_S, MASK, ALIGNED>(Bs, B, p.ldb, K, p.N, k0,
+                                                                        n0, mask_b);
     __syncthreads();
 #pragma unroll
     for (int k = 0; k < BK; ++k) {
@@ -103,27 +106,38 @@ __global__ void __launch_bounds__(kThreads, (blocks_per_sm<TA, TB, EPI, MASK>())
 #pragma unroll
       for (int wn = 0; wn < WNITER; ++wn) {
         const int r = wm * TM + i, c = wn * TN;
-        store4_epilogue<EPI>(p, C, epi_rows, m0 + row + wm * WSUBM + i, n0 + col + wn * WSUBN,
-                             make_float4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
+        store4_epilogue<EPI, ALIGNED>(
+            p, C, epi_rows, m0 + row + wm * WSUBM + i, n0 + col + wn * WSUBN,
+            make_float4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]));
       }
 }
 
 void run(const GemmArgs& args, cudaStream_t stream) {
+  const bool aligned = float4_aligned(args);
   with_transposes_epilogue_and_mask(args, [&](auto ta, auto tb, auto epi, auto mask) {
-    launch("v7_warptiling",
-           warptiling_kernel<decltype(ta)::value, decltype(tb)::value, decltype(epi)::value,
-                             decltype(mask)::value>,
-           dim3(ceil_div(args.N, BN), ceil_div(args.M, BM)), dim3(kThreads), args, stream);
+    constexpr bool TA = decltype(ta)::value, TB = decltype(tb)::value;
+    constexpr bool EPI = decltype(epi)::value, MASK = decltype(mask)::value;
+    const dim3 grid(ceil_div(args.N, BN), ceil_div(args.M, BM));
+    if (aligned)
+      launch("v7_warptiling", warptiling_kernel<TA, TB, EPI, MASK, true>, grid, dim3(kThreads),
+             args, stream);
+    else if constexpr (!MASK)  // supports() declines unaligned masks
+      launch("v7_warptiling", warptiling_kernel<TA, TB, EPI, false, false>, grid,
+             dim3(kThreads), args, stream);
   });
 }
 
-bool supports(const GemmArgs& a) { return float4_aligned(a) && grid_fits(a, BM); }
+// Any alignment without masks; masked operands need 16-byte rows.
+bool supports(const GemmArgs& a) {
+  return (float4_aligned(a) || !a.has_mask()) && grid_fits(a, BM);
+}
 
 }  // namespace
 
 SgemmVersion sgemm_v7_warptiling() {
   return {7, "warptiling",
-          "warp tiles of 64x32, 4x4 per lane per step: compact shared reads and C stores, BK 16",
+          "warp tiles of 64x32, 4x4 per lane per step: compact shared reads and C stores, BK 16; "
+          "4-byte loads where rows are not 16-byte aligned",
           run, supports};
 }
 
