@@ -976,7 +976,7 @@ int main() {
         // They take every argument they take plain, but v7 masks only 16-byte rows (v8's).
         const bool sixteen_byte_rows = sgemm_versions().at(7).supports(with_masks);
         if (v.number == 7 && !sixteen_byte_rows) {
-          if (v.supports(with_masks)) {
+          if (v.supports(with_masks) || !rejects([&] { v.run(with_masks, nullptr); })) {
             ++failures;
             std::printf("FAIL v7_%s %s takes masks on rows not 16-byte aligned\n", v.name,
                         c.name().c_str());

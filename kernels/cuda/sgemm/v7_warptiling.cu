@@ -121,9 +121,11 @@ void run(const GemmArgs& args, cudaStream_t stream) {
     if (aligned)
       launch("v7_warptiling", warptiling_kernel<TA, TB, EPI, MASK, true>, grid, dim3(kThreads),
              args, stream);
-    else if constexpr (!MASK)  // supports() declines unaligned masks
+    else if constexpr (!MASK)
       launch("v7_warptiling", warptiling_kernel<TA, TB, EPI, false, false>, grid,
              dim3(kThreads), args, stream);
+    else  // supports() declines them
+      throw Error("sgemm v7_warptiling: operand masks need 16-byte aligned rows");
   });
 }
 
