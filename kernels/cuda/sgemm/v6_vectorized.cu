@@ -9,8 +9,9 @@
 // transposed A (A^T @ B in backward) is already k-major and goes in with one. Rows are padded by
 // 4 floats, which keeps those scalar stores from colliding in the same bank.
 // Needs 16-byte aligned rows (pointers, leading dimensions and batch strides multiples of 4
-// floats): supports() declines other arguments and best_sgemm() falls back to v5. Edges of the
-// matrix (M, N, K not multiples of the tile) are handled with scalar loads and stores.
+// floats): supports() declines other arguments, which best_sgemm() gives another version.
+// Edges of the matrix (M, N, K not multiples of the tile) are handled with scalar loads and
+// stores.
 #include "kernels/cuda/sgemm/common.cuh"
 #include "kernels/cuda/sgemm/versions.h"
 
