@@ -79,7 +79,8 @@ __device__ __forceinline__ void load_tile_async(float* s, const float* X, const 
   const int stored_rows = T ? cols : rows, stored_cols = T ? rows : cols;
   const int sr0 = T ? c0 : r0, sc0 = T ? r0 : c0;
   // At most four copies unrolled: the 4-byte copies' eight, all unrolled, held their addresses
-  // in 126-168 registers a thread (and spilled, masked), where four at a time take 67-117.
+  // in up to 168 registers a thread on sm_90 (v9 94-168, v10 121-168, two of v10's masked
+  // layouts spilling), where four at a time take 67-122 (sm_80: 80-124).
 #pragma unroll 4
   for (int j = 0; j < Tile::kCopies; ++j) {
     const int sr = Tile::row(j), sc = Tile::col(j);
