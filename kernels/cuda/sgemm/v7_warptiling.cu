@@ -36,14 +36,14 @@ static_assert(TM == 4 && TN == 4, "the shared reads and C stores below move 4 fl
 constexpr int LDA_S = BM + 4, LDB_S = BN + 4;
 
 // Blocks an SM holds at once. Left to itself ptxas gives most layouts 149-173 registers a thread,
-// so a 256-thread block takes more than half of an SM's 65,536 registers and the SM runs one
-// block: 8 warps to hide each other's trips to memory. v6, at 125-128 registers and two blocks
-// an SM, beat v7 on the large squares of the first H200 run. Held to 128 registers (two blocks,
-// 16 warps), these layouts compile without spilling on sm_80 and sm_90 (nvcc 13, ptxas -v):
-// every layout without a mask, except the epilogue after a transposed B tile, and the ReLU
-// backward's input gradient (dy masked, W transposed). The others spill at 128 on one
-// architecture or both, and keep one block (the unaligned kernels, ALIGNED false, fit 128
-// registers unasked). Grids of at most one wave (the nanda step's products, split-K's 128
+// so a 256-thread block takes more than half of an SM's 65,536 registers and the SM runs one block:
+// 8 warps to hide each other's trips to memory. v6, at 125-128 registers and two blocks an SM, beat
+// v7 on the large squares of the first H200 run. Held to 128 registers (two blocks, 16 warps),
+// these layouts compile without spilling on sm_80 and sm_90 (nvcc 13, ptxas -v): every layout
+// without a mask, except the epilogue after a transposed B tile, and the ReLU backward's input
+// gradient (dy masked, W transposed). The other nine keep one block: eight spill at 128 on sm_80 or
+// sm_90, and the ninth (every flag set) no caller uses. The unaligned kernels (ALIGNED false) fit
+// 128 registers unasked. Grids of at most one wave (the nanda step's products, split-K's 128
 // blocks) run one block an SM either way.
 template <bool TA, bool TB, bool EPI, bool MASK>
 constexpr int blocks_per_sm() {
