@@ -2,10 +2,10 @@
 // against a float64 reference on the awkward small cases of tests/sgemm_test_util.h: checks the
 // index math (tiles, edges, transposes, batches, 16-byte paths) on machines without a GPU. Build
 // it with AddressSanitizer and out-of-bounds reads show too (the operands are exactly sized).
-// Then the epilogue (bias, activation, pre-activation output, residual) on the same cases, in
-// every version that accepts it (v5, v7 and the tensor-core versions): pre must be the plain
-// product plus the bias bit for bit, C must be act(pre) (plus the residual), and nothing outside
-// C or pre may be written.
+// Then the epilogue (bias, activation, pre-activation output, residual, output mask) on the same
+// cases, in every version that accepts it (v5, v7 and the tensor-core versions): pre must be the
+// plain product plus the bias bit for bit, C must be act(pre) (plus the residual; 0 where mask_c
+// is <= 0), and nothing outside C or pre may be written.
 // Then the operand masks (mask_a, mask_b: a ReLU backward's dy read where pre is not <= 0) in every
 // version that implements them (v1, v5, v7 on 16-byte rows, v8 to v10; the others must decline
 // them): A only, B only and both, against a float64 reference of the masked operands; in v5 and
@@ -55,19 +55,36 @@ float activate(tg::Activation act, float x) {
   return x;
 }
 
-// One run of version v with the epilogue (act; a bias when has_bias; a pre output when
-// want_pre; a residual, laid out as C, when has_residual) on the operands of `base` (which may
-// carry masks) against the same version's product without the epilogue `plain` (C's buffer):
-// true when it passes.
+// The epilogue's parts, as check_epilogue takes them: one of 64 combinations (4 activations, and
+// each of bias, pre, residual and mask_c there or not).
+struct EpilogueCombo {
+  tg::Activation act;
+  bool bias, pre, residual, mask_c;
+  explicit EpilogueCombo(int combo)
+      : act(kActivations[combo % 4]),
+        bias((combo / 4) % 2 != 0),
+        pre((combo / 8) % 2 != 0),
+        residual((combo / 16) % 2 != 0),
+        mask_c((combo / 32) % 2 != 0) {}
+};
+constexpr int kEpilogueCombos = 64;
+
+// One run of version v with the epilogue (e.act; a bias when e.bias; a pre output when e.pre; a
+// residual and an output mask, laid out as C, when e.residual and e.mask_c) on the operands of
+// `base` (which may carry operand masks) against the same version's product without the
+// epilogue `plain` (C's buffer): true when it passes.
 bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
-                    const GemmArgs& base, const std::vector<float>& plain, tg::Activation act,
-                    bool has_bias, bool want_pre, bool has_residual, uint64_t seed) {
+                    const GemmArgs& base, const std::vector<float>& plain, const EpilogueCombo& e,
+                    uint64_t seed) {
+  const tg::Activation act = e.act;
+  const bool has_bias = e.bias, want_pre = e.pre, has_residual = e.residual;
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> bias(static_cast<size_t>(std::max(c.N, 1)));
   for (float& b : bias) b = u(rng);
   std::vector<float> residual(h.c_size);
   for (float& r : residual) r = u(rng);
+  const std::vector<float> mask_c = random_mask(residual, rng);  // 0, -0, negative, NaN among them
   std::vector<float> out(h.c_size, poison()), pre(h.c_size, poison());
   GemmArgs args = base;
   args.C = out.data();
@@ -75,10 +92,12 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
   args.act = act;
   args.pre = want_pre ? pre.data() : nullptr;
   args.residual = has_residual ? residual.data() : nullptr;
+  args.mask_c = e.mask_c ? mask_c.data() : nullptr;
   if (!v.supports(args)) return true;  // declined: counted by the caller
   v.run(args, nullptr);
   // Expected buffers: pre = plain + bias (the unfused bias_activation's float add, + 0 without a
-  // bias), C = act(pre) (+ the residual, a float add afterwards); the gaps stay poisoned.
+  // bias), C = act(pre) (+ the residual, a float add afterwards; then 0 where mask_c <= 0, NaN
+  // masks keeping the value); the gaps stay poisoned.
   int64_t bad_pre = 0, bad_c = 0;
   for (int z = 0; z < c.batch; ++z)
     for (int m = 0; m < c.M; ++m)
@@ -86,7 +105,8 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
         const size_t at = static_cast<size_t>(z * h.stride_c + m * h.ldc + n);
         const float want_pre_v = plain[at] + (has_bias ? bias[static_cast<size_t>(n)] : 0.0f);
         const float activated = activate(act, want_pre_v);
-        const float want_c = has_residual ? activated + residual[at] : activated;
+        const float summed = has_residual ? activated + residual[at] : activated;
+        const float want_c = e.mask_c && mask_c[at] <= 0.0f ? 0.0f : summed;
         if (want_pre && std::memcmp(&pre[at], &want_pre_v, sizeof(float)) != 0) ++bad_pre;
         if (std::memcmp(&out[at], &want_c, sizeof(float)) != 0) ++bad_c;
         out[at] = poison();  // so that the scan below finds only writes outside C
@@ -95,10 +115,10 @@ bool check_epilogue(const SgemmVersion& v, const GemmCase& c, const GemmHost& h,
   int64_t gaps = 0;
   for (size_t i = 0; i < h.c_size; ++i) gaps += !is_poison(out[i]) + !is_poison(pre[i]);
   if (bad_pre == 0 && bad_c == 0 && gaps == 0) return true;
-  std::printf("FAIL v%d_%s %s epilogue act %d bias %d pre %d residual %d masks %d%d: %lld of pre "
-              "and %lld of C differ from the unfused result, %lld written outside\n",
+  std::printf("FAIL v%d_%s %s epilogue act %d bias %d pre %d residual %d mask_c %d masks %d%d: "
+              "%lld of pre and %lld of C differ from the unfused result, %lld written outside\n",
               v.number, v.name, c.name().c_str(), static_cast<int>(act), has_bias, want_pre,
-              has_residual,
+              has_residual, e.mask_c,
               base.mask_a != nullptr, base.mask_b != nullptr, static_cast<long long>(bad_pre),
               static_cast<long long>(bad_c), static_cast<long long>(gaps));
   return false;
@@ -249,15 +269,17 @@ int check_split_k() {
         expect(std::memcmp(out.data(), again.data(), out.size() * sizeof(float)) == 0,
                name + ": the same bits twice");
         // The epilogue on the sum: pre = the plain split product + bias, C = relu(pre) plus a
-        // residual.
+        // residual, then 0 where the output mask is <= 0.
         std::vector<float> bias(static_cast<size_t>(c.N)), pre(h.c_size, poison());
-        std::vector<float> residual(h.c_size);
+        std::vector<float> residual(h.c_size), mask_c(h.c_size);
         for (int n = 0; n < c.N; ++n) bias[n] = 0.25f * static_cast<float>(n % 7) - 0.75f;
-        for (size_t i = 0; i < residual.size(); ++i)
+        for (size_t i = 0; i < residual.size(); ++i) {
           residual[i] = 0.125f * static_cast<float>(i % 11) - 0.5f;
+          mask_c[i] = static_cast<float>(i % 5) - 1.0f;  // -1, 0, 1, 2, 3
+        }
         GemmArgs epi = h.args(h.A.data(), h.B.data(), again.data());
         epi.bias = bias.data(), epi.act = tg::Activation::Relu, epi.pre = pre.data();
-        epi.residual = residual.data();
+        epi.residual = residual.data(), epi.mask_c = mask_c.data();
         std::fill(again.begin(), again.end(), poison());
         sgemm(epi, nullptr);
         int64_t bad = 0;
@@ -265,7 +287,8 @@ int check_split_k() {
           for (int m = 0; m < c.M; ++m)
             for (int n = 0; n < c.N; ++n) {
               const size_t at = static_cast<size_t>(z * h.stride_c + m * h.ldc + n);
-              const float v = out[at] + bias[n], y = (v > 0 ? v : 0.0f) + residual[at];
+              const float v = out[at] + bias[n];
+              const float y = mask_c[at] <= 0 ? 0.0f : (v > 0 ? v : 0.0f) + residual[at];
               bad += std::memcmp(&pre[at], &v, sizeof v) != 0 ||
                      std::memcmp(&again[at], &y, sizeof y) != 0;
             }
@@ -300,15 +323,17 @@ int check_row_blocks() {
       const GemmCase c{37, 21, 19, (t & 1) != 0, (t & 2) != 0, 2, t == 3, padded};
       const GemmHost h = make_gemm_host(c, seed++);
       const Masks masks = make_masks(h, seed * 17);
-      std::vector<float> bias(static_cast<size_t>(c.N)), residual(h.c_size);
+      std::vector<float> bias(static_cast<size_t>(c.N)), residual(h.c_size), mask_c(h.c_size);
       for (int n = 0; n < c.N; ++n) bias[n] = 0.25f * static_cast<float>(n % 7) - 0.75f;
-      for (size_t i = 0; i < residual.size(); ++i)
+      for (size_t i = 0; i < residual.size(); ++i) {
         residual[i] = 0.125f * static_cast<float>(i % 11) - 0.5f;
+        mask_c[i] = static_cast<float>(i % 3);  // C is 0 at a third of its elements
+      }
       std::vector<float> whole(h.c_size, poison()), whole_pre(h.c_size, poison());
       const auto with_epilogue = [&](float* out, float* pre) {
         GemmArgs a = masked_args(h, masks, 3, out);
         a.bias = bias.data(), a.act = tg::Activation::Relu, a.pre = pre;
-        a.residual = residual.data();
+        a.residual = residual.data(), a.mask_c = mask_c.data();
         return a;
       };
       sgemm(with_epilogue(whole.data(), whole_pre.data()), nullptr);
@@ -769,6 +794,7 @@ int check_groups() {
     rejected("groups with pre", [&](GemmArgs& a) { a.pre = pre.data(); });
     rejected("groups with mask_a", [&](GemmArgs& a) { a.mask_a = mask.data(); });
     rejected("groups with mask_b", [&](GemmArgs& a) { a.mask_b = mask.data(); });
+    rejected("groups with mask_c", [&](GemmArgs& a) { a.mask_c = residual.data(); });
   }
 
   // 4. sgemm_batch_sum.
@@ -943,17 +969,15 @@ int main() {
       v.run(args, nullptr);
       const GemmCheck r = check_gemm(h, out, h.reference);
       ++runs;
-      // The epilogue against this version's own plain product; two of the 32 combinations of
-      // activation, bias, pre and residual per case, rotating, so that all of them meet every
-      // layout.
+      // The epilogue against this version's own plain product; two of the 64 combinations of
+      // activation, bias, pre, residual and output mask per case, rotating, so that all of them
+      // meet every layout.
       GemmArgs epi = args;
       epi.act = tg::Activation::Relu;
       if (v.supports(epi)) {
         for (int j = 0; j < 2; ++j) {
-          const int combo = static_cast<int>((seed * 2 + j) % 32);
-          failures += !check_epilogue(v, c, h, args, out, kActivations[combo % 4],
-                                      (combo / 4) % 2 != 0, (combo / 8) % 2 != 0, combo / 16 != 0,
-                                      seed * 7 + j);
+          const int combo = static_cast<int>((seed * 2 + j) % kEpilogueCombos);
+          failures += !check_epilogue(v, c, h, args, out, EpilogueCombo(combo), seed * 7 + j);
           ++epilogue_runs;
         }
       } else if (v.number >= 7 || v.number == 5) {  // they take every argument they take plain
@@ -994,10 +1018,9 @@ int main() {
         GemmArgs masked_epi = with_masks;
         masked_epi.act = tg::Activation::Relu;
         if (which == 3 && v.supports(masked_epi)) {
-          const int combo = static_cast<int>(seed % 32);
-          failures += !check_epilogue(v, c, h, with_masks, masked_out, kActivations[combo % 4],
-                                      (combo / 4) % 2 != 0, (combo / 8) % 2 != 0,
-                                      combo / 16 != 0, seed * 11);
+          const int combo = static_cast<int>(seed % kEpilogueCombos);
+          failures += !check_epilogue(v, c, h, with_masks, masked_out, EpilogueCombo(combo),
+                                      seed * 11);
           ++epilogue_runs;
         }
       }

@@ -46,7 +46,7 @@ inline bool float4_aligned(const GemmArgs& a) {
          a.ldc % 4 == 0 && a.stride_a % 4 == 0 && a.stride_b % 4 == 0 && a.stride_c % 4 == 0 &&
          a.slice_stride_a % 4 == 0 && a.slice_stride_b % 4 == 0 && a.slice_stride_c % 4 == 0 &&
          (!a.pre || aligned(a.pre)) &&  // pre shares C's ldc and stride_c
-         (!a.residual || aligned(a.residual)) &&  // and so does the residual
+         (!a.residual || aligned(a.residual)) && (!a.mask_c || aligned(a.mask_c)) &&  // as C
          (!a.mask_a || aligned(a.mask_a)) && (!a.mask_b || aligned(a.mask_b)) &&  // and A's, B's
          groups_aligned(a);
 }
@@ -132,7 +132,8 @@ __device__ __forceinline__ void select_batch_masks(const GemmArgs& p, const floa
 }
 
 // The epilogue's pre-activation output and residual input for batch entry blockIdx.z (each null
-// when there is none).
+// when there is none). (The output mask is found from C's own pointer as each value is stored,
+// mask_at(): held here for the whole kernel, it made v7 spill.)
 struct EpilogueRows {
   float* pre = nullptr;
   const float* residual = nullptr;
@@ -140,6 +141,12 @@ struct EpilogueRows {
 __device__ __forceinline__ EpilogueRows select_batch_epilogue(const GemmArgs& p) {
   const int64_t c = batch_offsets(p).c;
   return {p.pre ? p.pre + c : nullptr, p.residual ? p.residual + c : nullptr};
+}
+
+// mask_c's element for C[at], C being the batch entry's output (p.C moved to its matrix): the
+// mask is laid out as C, so it sits as far from p.mask_c.
+__device__ __forceinline__ const float* mask_at(const GemmArgs& p, const float* C, int64_t at) {
+  return p.mask_c + (C - p.C) + at;
 }
 
 // The epilogue's arithmetic, exactly that of kernels/cuda/linear_epilogue.cu's bias_activation
@@ -165,6 +172,12 @@ __device__ __forceinline__ float add_bias(const float* bias, float acc, int n) {
   return acc + (bias ? bias[n] : 0.0f);
 }
 
+// The ReLU's backward through mask_c (a select, as activation_backward's): 0 where the mask is
+// <= 0, else the gradient (NaN masks too).
+__device__ __forceinline__ float relu_mask(float mask, float gradient) {
+  return mask <= 0.0f ? 0.0f : gradient;
+}
+
 // Stores C[at] (and pre[at]) for the accumulator of column n, with or without the epilogue.
 template <bool EPI>
 __device__ __forceinline__ void store_one(const GemmArgs& p, float* C, const EpilogueRows& e,
@@ -173,7 +186,8 @@ __device__ __forceinline__ void store_one(const GemmArgs& p, float* C, const Epi
     const float v = add_bias(p.bias, acc, n);
     if (e.pre) e.pre[at] = v;
     const float y = activate(p.act, v);
-    C[at] = e.residual ? y + e.residual[at] : y;
+    const float out = e.residual ? y + e.residual[at] : y;
+    C[at] = p.mask_c ? relu_mask(*mask_at(p, C, at), out) : out;
   } else {
     C[at] = acc;
   }
@@ -318,6 +332,13 @@ __device__ __forceinline__ void store4_epilogue(const GemmArgs& p, float* C, con
       if (n + 2 < p.N) v.z = v.z + r[2];
       if (n + 3 < p.N) v.w = v.w + r[3];
     }
+    if (p.mask_c) {
+      const float* k = mask_at(p, C, static_cast<int64_t>(m) * p.ldc + n);
+      if (n < p.N) v.x = relu_mask(k[0], v.x);
+      if (n + 1 < p.N) v.y = relu_mask(k[1], v.y);
+      if (n + 2 < p.N) v.z = relu_mask(k[2], v.z);
+      if (n + 3 < p.N) v.w = relu_mask(k[3], v.w);
+    }
   }
   store4<ALIGNED>(C, p.ldc, m, n, p.M, p.N, v);
 }
@@ -347,6 +368,7 @@ void launch(const char* name, Kernel kernel, dim3 grid, dim3 block, const GemmAr
     part.C += b0 * args.stride_c;
     if (part.pre) part.pre += b0 * args.stride_c;
     if (part.residual) part.residual += b0 * args.stride_c;
+    if (part.mask_c) part.mask_c += b0 * args.stride_c;
     if (part.mask_a) part.mask_a += b0 * args.stride_a;
     if (part.mask_b) part.mask_b += b0 * args.stride_b;
     grid.z = part.batch;

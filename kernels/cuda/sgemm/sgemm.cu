@@ -114,7 +114,7 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
   if (a.groups > 1) {
     check(a.group_a[0] == 0 && a.group_b[0] == 0 && a.group_c[0] == 0, who,
           ": the first group's offsets must be 0");
-    check(!a.pre && !a.residual && !a.has_mask(), who,
+    check(!a.pre && !a.residual && !a.mask_c && !a.has_mask(), who,
           ": groups take no pre-activation output, residual or mask");
   }
   const bool has_c = a.M > 0 && a.N > 0 && a.batch > 0;
@@ -131,7 +131,7 @@ void check_gemm_args(const GemmArgs& a, const char* who) {
   check(!a.pre || a.pre != a.C, who, ": the pre-activation output must not be C");
   check(!a.residual || (a.residual != a.C && a.residual != a.pre), who,
         ": the residual must not be an output");
-  for (const float* mask : {a.mask_a, a.mask_b})
+  for (const float* mask : {a.mask_a, a.mask_b, a.mask_c})
     check(!mask || (mask != a.C && mask != a.pre), who, ": a mask must not be an output");
   const bool reads = has_c && a.K > 0;
   check(!has_c || a.C, who, ": C is null");
@@ -151,6 +151,7 @@ GemmArgs gemm_rows(const GemmArgs& args, int first, int rows) {
   if (part.C) part.C += c_offset;
   if (part.pre) part.pre += c_offset;
   if (part.residual) part.residual += c_offset;
+  if (part.mask_c) part.mask_c += c_offset;
   return part;
 }
 

@@ -20,10 +20,13 @@
 // v = acc + bias[n] (+ 0 without a bias, as the unfused bias_activation adds, so -0 becomes +0),
 // C = act(v), and pre (same ldc and stride_c as C) = v when pre is not null; with a residual
 // (laid out as C, and read only), C = act(v) + residual, as a residual block's x + f(x) adds it.
-// The bias is one [N] vector for every batch matrix. The epilogue's arithmetic is the unfused
-// kernels' (kernels/cuda/linear_epilogue.cu, then an add), so fused and unfused results agree
-// bit for bit. Without it (no bias, Identity, no pre, no residual) every version runs its plain
-// kernel.
+// The bias is one [N] vector for every batch matrix. Last, with mask_c (laid out as C, read
+// only), C stores 0 where mask_c's element is <= 0 and keeps the value elsewhere (a NaN mask
+// keeps it): the ReLU backward of the layer below, whose output mask_c is, applied to the
+// gradient this product makes for it (cuBLASLt's DRELU epilogue). The epilogue's arithmetic is
+// the unfused kernels' (kernels/cuda/linear_epilogue.cu, then an add, then the ReLU's
+// activation_backward, a select), so fused and unfused results agree bit for bit. Without it
+// (no bias, Identity, no pre, no residual, no mask_c) every version runs its plain kernel.
 // Optional masks on the operands (a ReLU layer's backward reading dy through its mask, so that
 // dpre = dy where y is not <= 0 is never written): mask_a, laid out exactly as A (lda, trans_a,
 // stride_a), reads element (m, k) of A as 0 where mask_a's element there is <= 0 and keeps it
@@ -79,8 +82,13 @@ struct GemmArgs {
   int slices = 1;
   int64_t slice_stride_a = 0, slice_stride_b = 0, slice_stride_c = 0;
   int64_t split_k_total = 0;
+  // The epilogue's output mask (see above): C stores 0 where this is <= 0; laid out as C, or
+  // null. (Last, so that the other fields keep their offsets in the kernels' parameters.)
+  const float* mask_c = nullptr;
 
-  bool has_epilogue() const { return bias || act != Activation::Identity || pre || residual; }
+  bool has_epilogue() const {
+    return bias || act != Activation::Identity || pre || residual || mask_c;
+  }
   bool has_mask() const { return mask_a || mask_b; }
 };
 

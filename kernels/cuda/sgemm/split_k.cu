@@ -101,6 +101,7 @@ GemmArgs into_workspace(const GemmArgs& args, const Tensor& workspace, int64_t s
   part.act = Activation::Identity;
   part.pre = nullptr;
   part.residual = nullptr;
+  part.mask_c = nullptr;
   part.C = workspace.data<float>();
   part.ldc = args.N;
   part.stride_c = stride;
