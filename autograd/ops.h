@@ -115,6 +115,13 @@ Tensor stablemax_cross_entropy(const Tensor& logits, const Tensor& targets,
 // linear(...) + residual gives it to the bit, in the same pass.
 Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b,
               Activation act = Activation::Identity, const Tensor& residual = Tensor());
+// Two linear layers as one op (autograd/ops/mlp.cpp): act(x @ W_in + b_in) @ W_out + b_out
+// (+ residual), x [..., in], W_in [in, hidden], W_out [hidden, out], biases optional. The
+// values of linear(linear(x, W_in, b_in, act), W_out, b_out, Identity, residual); for ReLU the
+// backward applies the mask as the second layer's input-gradient GEMM stores it, so the first
+// layer's GEMMs read a plain gradient.
+Tensor mlp(const Tensor& x, const Tensor& W_in, const Tensor& b_in, Activation act,
+           const Tensor& W_out, const Tensor& b_out, const Tensor& residual = Tensor());
 // table [V, D...], int64 index of any shape -> [index.shape..., D...]; backward scatter-adds.
 Tensor embedding(const Tensor& table, const Tensor& index);
 // W_E [V, D], W_pos [P, D], int64 tokens [B, T], T <= P -> [B, T, D]:

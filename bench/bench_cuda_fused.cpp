@@ -476,10 +476,11 @@ Workload linear_relu_backward_workload(Size s, bool fused) {
   return {bytes, [=, &gpu] {
             Tensor dx, dW, db;
             if (fused)
-              gpu.linear_backward(dy, x, W, saved, Activation::Relu, true, Tensor(), dx, dW, db);
+              gpu.linear_backward(dy, x, W, saved, Activation::Relu, true, Tensor(), Tensor(), dx,
+                                  dW, db);
             else
-              gpu.Backend::linear_backward(dy, x, W, saved, Activation::Relu, true, Tensor(), dx, dW,
-                                           db);
+              gpu.Backend::linear_backward(dy, x, W, saved, Activation::Relu, true, Tensor(),
+                                           Tensor(), dx, dW, db);
           }};
 }
 
@@ -490,6 +491,56 @@ const bool kLinearReluBackwardRegistered = register_workloads(
     {
       {"linear_relu_backward/fused", linear_relu_backward_fused},
       {"linear_relu_backward/unfused", linear_relu_backward_unfused},
+    });
+
+}  // namespace
+
+// --- an MLP's backward (autograd/ops/mlp.cpp): the ReLU mask in a GEMM's epilogue -------------
+// fused/mlp_backward/<fused|unfused>/<size>: the gradients of out = relu(x @ W_in + b_in) @ W_out
+// + b_out from dout, float32, every one wanted (dx, dW_in, db_in, dW_out, db_out), given h (the
+// hidden layer relu(...), which the forward keeps):
+//   fused    what the mlp op's backward runs: the second layer's CudaBackend::linear_backward,
+//            whose dx GEMM stores dpre = (dout @ W_out^T) * (h > 0) through its epilogue
+//            (dx_relu_mask), then the first layer's as an Identity layer, plain GEMMs
+//   unfused  Backend::linear_backward for each layer, the composition: dh = dout @ W_out^T,
+//            activation_backward (dpre and db_in), then dx = dpre @ W_in^T, dW_in = x^T @ dpre
+//   model    the nanda MLP: x [3830, 128], W_in [128, 512], W_out [512, 128]
+//   large    x [4096, 1024], W_in [1024, 4096], W_out [4096, 1024]
+// MB is what the backward must move at least (dout, h, x, W_in, W_out in; the five gradients
+// out), the same for both.
+namespace {
+
+Workload mlp_backward_workload(Size s, bool fused) {
+  const int64_t m = s == Size::Model ? 3830 : 4096, d = s == Size::Model ? 128 : 1024,
+                f = s == Size::Model ? 512 : 4096;
+  const Tensor x = random_on_gpu({m, d}), W_in = random_on_gpu({d, f});
+  const Tensor W_out = random_on_gpu({f, d}), dout = random_on_gpu({m, d});
+  const Tensor h = relu(random_on_gpu({m, f}));
+  Backend& gpu = backend_for(kGpu);
+  const double bytes = 4.0 * static_cast<double>(3 * m * d + m * f + 4 * d * f + f + d);
+  return {bytes, [=, &gpu] {
+            Tensor dh, dW_out, db_out, dx, dW_in, db_in;
+            if (fused) {
+              gpu.linear_backward(dout, h, W_out, Tensor(), Activation::Identity, true, Tensor(),
+                                  h, dh, dW_out, db_out);
+              gpu.linear_backward(dh, x, W_in, Tensor(), Activation::Identity, true, Tensor(),
+                                  Tensor(), dx, dW_in, db_in);
+            } else {
+              gpu.Backend::linear_backward(dout, h, W_out, Tensor(), Activation::Identity, true,
+                                           Tensor(), Tensor(), dh, dW_out, db_out);
+              gpu.Backend::linear_backward(dh, x, W_in, h, Activation::Relu, true, Tensor(),
+                                           Tensor(), dx, dW_in, db_in);
+            }
+          }};
+}
+
+Workload mlp_backward_fused(Size s) { return mlp_backward_workload(s, true); }
+Workload mlp_backward_unfused(Size s) { return mlp_backward_workload(s, false); }
+
+const bool kMlpBackwardRegistered = register_workloads(
+    {
+      {"mlp_backward/fused", mlp_backward_fused},
+      {"mlp_backward/unfused", mlp_backward_unfused},
     });
 
 }  // namespace

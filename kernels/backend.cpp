@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "kernels/cpu/cpu_backend.h"
 #ifdef TINYGROK_HAVE_CUDA
@@ -128,8 +129,9 @@ void Backend::embed_with_positions_backward(const Tensor& dy, const Tensor& toke
 
 void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
                               const Tensor& saved, Activation act, bool with_dbias,
-                              const Tensor& dx_residual, Tensor& dx, Tensor& dW, Tensor& dbias) {
-  check_dx_residual(dx_residual, dy, W);
+                              const Tensor& dx_residual, const Tensor& dx_relu_mask, Tensor& dx,
+                              Tensor& dW, Tensor& dbias) {
+  check_dx_extras(dx_residual, dx_relu_mask, dy, W);
   dx = dW = dbias = Tensor();
   if (with_dbias) dbias = Tensor::empty({dy.size(1)}, dy.dtype(), device());
   // Identity without a bias has dpre = dy: nothing to compute.
@@ -143,16 +145,23 @@ void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W
   else if (x.defined())
     dW = matmul(x.transpose(0, 1), dpre);
   if (dx_residual.defined()) dx = binary(BinaryOp::Add, dx_residual, dx);
+  if (dx_relu_mask.defined())
+    dx = activation_backward(dx.contiguous(), dx_relu_mask, Activation::Relu, Tensor());
 }
 
-void check_dx_residual(const Tensor& dx_residual, const Tensor& dy, const Tensor& W) {
-  if (!dx_residual.defined()) return;
-  check(W.defined(), "linear_backward: a dx_residual without W: no dx to add it to");
-  check(dx_residual.dim() == 2 && dx_residual.size(0) == dy.size(0) &&
-            dx_residual.size(1) == W.size(0) && dx_residual.dtype() == dy.dtype(),
-        "linear_backward: dx_residual ", shape_str(dx_residual.shape()), " ",
-        dtype_name(dx_residual.dtype()), " must be dx's [", dy.size(0), ", ", W.size(0), "] ",
-        dtype_name(dy.dtype()));
+void check_dx_extras(const Tensor& dx_residual, const Tensor& dx_relu_mask, const Tensor& dy,
+                     const Tensor& W) {
+  for (const auto& [t, name] : {std::pair{&dx_residual, "dx_residual"},
+                                std::pair{&dx_relu_mask, "dx_relu_mask"}}) {
+    if (!t->defined()) continue;
+    check(W.defined(), "linear_backward: a ", name, " without W: no dx to apply it to");
+    check(t->dim() == 2 && t->size(0) == dy.size(0) && t->size(1) == W.size(0) &&
+              t->dtype() == dy.dtype(),
+          "linear_backward: ", name, " ", shape_str(t->shape()), " ", dtype_name(t->dtype()),
+          " must be dx's [", dy.size(0), ", ", W.size(0), "] ", dtype_name(dy.dtype()));
+  }
+  check(!dx_relu_mask.defined() || dx_relu_mask.is_contiguous(),
+        "linear_backward: dx_relu_mask must be contiguous");
 }
 
 void Backend::fill_iota(const Tensor& dst) {

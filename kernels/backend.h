@@ -227,12 +227,21 @@ class Backend {
   // [K, D] when x is defined (each left undefined otherwise: pass only what the wanted gradients
   // need), and with `with_dbias`, dbias [D] = the column sums of dpre, summed as
   // activation_backward sums them. A dx_residual [N, K] (undefined: none; only with W) is
-  // added to dx, as dx_residual + dx: the gradient x's other consumers sent already. By default
-  // those primitives (matmul_pair for the two products, then an add); a backend may apply act'
-  // as the GEMMs load dy and never write dpre, and add dx_residual as dx is stored.
+  // added to dx, as dx_residual + dx: the gradient x's other consumers sent already. Then, with
+  // dx_relu_mask [N, K] (contiguous; undefined: none; only with W), x is a ReLU's output and dx
+  // goes on through that ReLU's backward: 0 where dx_relu_mask <= 0, as activation_backward
+  // (Relu) gives it; every gradient of x must be in dx by then. By default those primitives
+  // (matmul_pair for the two products, an add, activation_backward); a backend may apply act'
+  // as the GEMMs load dy and never write dpre, and add dx_residual and apply dx_relu_mask as
+  // dx is stored.
   virtual void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
                                const Tensor& saved, Activation act, bool with_dbias,
-                               const Tensor& dx_residual, Tensor& dx, Tensor& dW, Tensor& dbias);
+                               const Tensor& dx_residual, const Tensor& dx_relu_mask, Tensor& dx,
+                               Tensor& dW, Tensor& dbias);
+  // Whether linear_backward applies a float32 dx_relu_mask as dx's GEMM stores it. Where it does
+  // not (the default: a pass of its own), a ReLU layer's backward is cheaper left to the layer
+  // below, whose activation_backward masks dy and sums the bias gradient in one pass.
+  virtual bool masks_dx_as_stored() const { return false; }
   // table [V, ...], int64 index of any shape -> [index.shape..., ...]: out[i] = table[index[i]].
   virtual Tensor index_select(const Tensor& table, const Tensor& index) = 0;
   // The scatter-add adjoint: out [rows, ...] with out[index[i]] += src[i].
@@ -303,9 +312,10 @@ class Backend {
   virtual bool capturing() const { return false; }
 };
 
-// Throws tg::Error unless linear_backward's dx_residual (if defined) is dx's shape and dtype
-// and there is a W to make dx with.
-void check_dx_residual(const Tensor& dx_residual, const Tensor& dy, const Tensor& W);
+// Throws tg::Error unless linear_backward's dx_residual and dx_relu_mask (each if defined) have
+// dx's shape and dtype (the mask contiguous) and there is a W to make dx with.
+void check_dx_extras(const Tensor& dx_residual, const Tensor& dx_relu_mask, const Tensor& dy,
+                     const Tensor& W);
 
 // Throws tg::Error unless matmul_sum's arguments fit together (shapes, dtypes), naming them.
 void check_matmul_sum_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,

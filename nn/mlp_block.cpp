@@ -21,8 +21,7 @@ MLPBlock::MLPBlock(int64_t d_model, int64_t d_mlp, Activation act, Generator& ge
 }
 
 Tensor MLPBlock::forward(const Tensor& x, const Tensor& residual) const {
-  return tg::linear(tg::linear(x, W_in_, b_in_, act_), W_out_, b_out_, Activation::Identity,
-                    residual);
+  return tg::mlp(x, W_in_, b_in_, act_, W_out_, b_out_, residual);
 }
 
 Tensor MLPBlock::forward_reference(const Tensor& x) const {

@@ -242,11 +242,11 @@ if ! $quick; then
   stage pytorch_step_last 40 python3 bench/pytorch_step.py --device cuda --model last-position \
     --modes eager,graphs --json "$results/pytorch_step_last.json"
   bench fused_bench bench_cuda_fused bench_cuda_fused.json
-  # The linear layers' fused kernels and compositions again with v9 forced on both sides (Google
-  # Benchmark reads --benchmark_filter from BENCHMARK_FILTER): whether a ReLU layer's masked
-  # backward, slower than its composition on v7, wins on v9's pipeline.
+  # The linear layers' and the MLP's fused kernels and compositions again with v9 forced on both
+  # sides (Google Benchmark reads --benchmark_filter from BENCHMARK_FILTER): whether a ReLU
+  # layer's masked backward, slower than its composition on v7, wins on v9's pipeline.
   bench fused_bench_v9 bench_cuda_fused bench_cuda_fused_v9.json TG_CUDA_SGEMM=9 \
-    BENCHMARK_FILTER=linear
+    BENCHMARK_FILTER='linear|mlp'
   bench memory_bench bench_cuda_memory bench_cuda_memory.json
   bench gemm_bench bench_cuda_gemm bench_cuda_gemm.json
   # The step with index_add's tiled kernel (the CPU's order) instead of its sorted path

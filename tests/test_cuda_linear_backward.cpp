@@ -7,7 +7,8 @@
 // (v7's 16-byte masked loads); exact zeros in the pre-activation; transposed and offset views of
 // x and W; with and without bias; dx or dW not wanted; Identity (no mask), and Gelu and Square
 // (the composition, unchanged); N = 0 and a layer whose every unit is off; a dx residual (the
-// gradient x's other consumers sent, added by dx's GEMM as it stores) on a rotating subset.
+// gradient x's other consumers sent, added by dx's GEMM as it stores) and a dx ReLU mask (x a
+// ReLU's output: dx zeroed where it is <= 0, by dx's GEMM as it stores) on rotating subsets.
 // Then the autograd op end to end against the CPU, also when x feeds a skip connection. Every case skips visibly without a GPU.
 #include <catch2/catch.hpp>
 
@@ -62,37 +63,48 @@ struct Grads {
 };
 
 // One backward: the GPU's fused linear_backward against the GPU's composition and the CPU's.
-// With with_dx_residual, a gradient [N, K] (x_view's layout) that dx's GEMM adds as it stores.
+// With with_dx_residual, a gradient [N, K] (x_view's layout) that dx's GEMM adds as it stores;
+// with with_dx_relu_mask, a ReLU's output [N, K] through which it stores dx.
 void check_backward(int64_t N, int64_t K, int64_t D, View x_view, View w_view, Activation act,
                     bool with_bias, bool want_dx, bool want_dW, Generator& gen,
-                    bool all_off = false, bool with_dx_residual = false) {
+                    bool all_off = false, bool with_dx_residual = false,
+                    bool with_dx_relu_mask = false) {
   INFO("x [" << N << ", " << K << "] view " << static_cast<int>(x_view) << ", W [" << K << ", "
              << D << "] view " << static_cast<int>(w_view) << ", " << nn::activation_name(act)
              << ", bias " << with_bias << ", dx " << want_dx << ", dW " << want_dW
              << (with_dx_residual ? ", dx residual" : "")
+             << (with_dx_relu_mask ? ", dx relu mask" : "")
              << (all_off ? ", every unit off" : ""));
   const Pair x = random_pair(N, K, x_view, gen), W = random_pair(K, D, w_view, gen);
   const Pair dy = random_pair(N, D, View::Plain, gen);
   const Pair saved = saved_for(act, N, D, gen, all_off);
   const bool residual = with_dx_residual && want_dx;
   const Pair dx_residual = residual ? random_pair(N, K, x_view, gen) : Pair{};
+  // From a generator of its own, so that the other operands are those of the cases before it.
+  Generator mask_gen(static_cast<uint64_t>(N * 1000003 + K * 1009 + D));
+  const Pair dx_mask = with_dx_relu_mask && want_dx
+                           ? saved_for(Activation::Relu, N, K, mask_gen)
+                           : Pair{};
   // dx needs W and dW needs x: the caller passes only what the wanted gradients need.
   auto run = [&](Backend& backend, bool composed, const Tensor& dy_, const Tensor& x_,
-                 const Tensor& W_, const Tensor& saved_, const Tensor& residual_) {
+                 const Tensor& W_, const Tensor& saved_, const Tensor& residual_,
+                 const Tensor& mask_) {
     Grads g;
     const Tensor xs = want_dW ? x_ : Tensor(), Ws = want_dx ? W_ : Tensor();
     if (composed)
-      backend.Backend::linear_backward(dy_, xs, Ws, saved_, act, with_bias, residual_, g.dx,
-                                       g.dW, g.db);
+      backend.Backend::linear_backward(dy_, xs, Ws, saved_, act, with_bias, residual_, mask_,
+                                       g.dx, g.dW, g.db);
     else
-      backend.linear_backward(dy_, xs, Ws, saved_, act, with_bias, residual_, g.dx, g.dW, g.db);
+      backend.linear_backward(dy_, xs, Ws, saved_, act, with_bias, residual_, mask_, g.dx, g.dW,
+                              g.db);
     return g;
   };
-  const Grads fused =
-      run(gpu_backend(), false, dy.gpu, x.gpu, W.gpu, saved.gpu, dx_residual.gpu);
-  const Grads unfused =
-      run(gpu_backend(), true, dy.gpu, x.gpu, W.gpu, saved.gpu, dx_residual.gpu);
-  const Grads cpu = run(cpu_backend(), false, dy.cpu, x.cpu, W.cpu, saved.cpu, dx_residual.cpu);
+  const Grads fused = run(gpu_backend(), false, dy.gpu, x.gpu, W.gpu, saved.gpu, dx_residual.gpu,
+                          dx_mask.gpu);
+  const Grads unfused = run(gpu_backend(), true, dy.gpu, x.gpu, W.gpu, saved.gpu,
+                            dx_residual.gpu, dx_mask.gpu);
+  const Grads cpu = run(cpu_backend(), false, dy.cpu, x.cpu, W.cpu, saved.cpu, dx_residual.cpu,
+                        dx_mask.cpu);
 
   CHECK(fused.dx.defined() == want_dx);
   CHECK(fused.dW.defined() == want_dW);
@@ -103,6 +115,13 @@ void check_backward(int64_t N, int64_t K, int64_t D, View x_view, View w_view, A
     CHECK(fused.dx.is_contiguous());
     check_close(fused.dx, unfused.dx, "dx, fused vs unfused");
     check_close(fused.dx, cpu.dx, "dx vs CPU");
+    if (dx_mask.cpu.defined()) {  // exactly 0 wherever the ReLU was off
+      const std::vector<float> got = fused.dx.to_vector<float>();
+      const std::vector<float> mask = dx_mask.cpu.to_vector<float>();
+      int64_t leaked = 0;
+      for (size_t i = 0; i < got.size(); ++i) leaked += mask[i] <= 0.0f && got[i] != 0.0f;
+      CHECK(leaked == 0);
+    }
   }
   if (want_dW) {
     CHECK(fused.dW.device() == kGpu);
@@ -135,7 +154,8 @@ TEST_CASE("cuda linear_backward: ReLU masks in v5's loads on awkward shapes", "[
         const View w_view = i % 2 == 0 ? View::Plain : View::Transposed;
         const bool want_dx = i % 7 != 3, want_dW = i % 7 != 5;
         check_backward(N, K, D, x_view, w_view, act, i % 2 == 0 || i % 3 == 0, want_dx, want_dW,
-                       gen, false, /*with_dx_residual=*/i % 4 == 1);
+                       gen, false, /*with_dx_residual=*/i % 4 == 1,
+                       /*with_dx_relu_mask=*/i % 3 != 1);
         ++i;
       }
 }
@@ -150,7 +170,7 @@ TEST_CASE("cuda linear_backward: ReLU masks in v7's 16-byte loads on aligned row
         const View x_view = i % 2 == 0 ? View::Plain : View::Transposed;
         const View w_view = i % 3 == 0 ? View::Transposed : View::Plain;
         check_backward(N, K, D, x_view, w_view, Activation::Relu, i % 2 == 0, true, true, gen,
-                       false, /*with_dx_residual=*/i % 3 != 2);
+                       false, /*with_dx_residual=*/i % 3 != 2, /*with_dx_relu_mask=*/i % 2 == 0);
         ++i;
       }
 }
@@ -185,7 +205,7 @@ TEST_CASE("cuda linear_backward: every activation, bias and wanted gradient", "[
       for (int wanted = 0; wanted < 4; ++wanted) {
         const bool want_dx = wanted & 1, want_dW = wanted & 2;
         check_backward(65, 36, 20, View::Plain, View::Plain, act, with_bias, want_dx, want_dW,
-                       gen, false, /*with_dx_residual=*/with_bias);
+                       gen, false, /*with_dx_residual=*/with_bias, /*with_dx_relu_mask=*/true);
         check_backward(33, 7, 130, View::Offset, View::Transposed, act, with_bias, want_dx,
                        want_dW, gen);
       }
@@ -257,4 +277,50 @@ TEST_CASE("cuda linear_backward: a residual block's skip gradient joins dx in it
     };
     check_close(run(kGpu), run(Device::cpu()), "dx");
   }
+}
+
+// The mlp op (autograd/ops/mlp.cpp), whose backward on the GPU masks the hidden layer's gradient
+// as the second layer's dx GEMM stores it, then runs the first layer's GEMMs unmasked: against
+// the same block as two linear ops on the GPU (whose first layer reads dy through the mask in
+// its GEMMs) and against the CPU (where the op runs the composition's calls). Three blocks: a
+// plain MLP, x + mlp(x), and (x + mlp(x)) * x, x read again, at nanda's widths (rows
+// 16-byte aligned: both GPU paths run the same SGEMM version on the same values, so every
+// gradient has the same bits) and at odd ones (masked loads on unaligned rows take another
+// version: within 1e-5).
+TEST_CASE("cuda mlp: the ReLU mask in dx's GEMM gives the composition's gradients", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  Generator gen(707);
+  for (const std::array<int64_t, 3>& s :
+       {std::array<int64_t, 3>{61, 128, 512}, std::array<int64_t, 3>{7, 33, 9}})
+    for (int block = 0; block < 3; ++block) {
+      const int64_t rows = s[0], d = s[1], hidden = s[2];
+      const bool aligned = d % 4 == 0 && hidden % 4 == 0;
+      INFO(rows << " rows, " << d << " -> " << hidden << " -> " << d << ", block " << block);
+      const Tensor x0 = randn({rows, d}, gen), W1 = randn({d, hidden}, gen);
+      const Tensor b1 = randn({hidden}, gen), W2 = randn({hidden, d}, gen), b2 = randn({d}, gen);
+      const Tensor g0 = randn({rows, d}, gen);
+      auto run = [&](Device device, bool as_mlp) {
+        Tensor leaf = x0.to(device).detach().requires_grad_();
+        Tensor w1 = W1.to(device).detach().requires_grad_(), c1 = b1.to(device).detach();
+        Tensor w2 = W2.to(device).detach().requires_grad_(), c2 = b2.to(device).detach();
+        c1.requires_grad_(), c2.requires_grad_();
+        const Tensor x = leaf * 1.0;  // an op's output
+        const Tensor residual = block == 0 ? Tensor() : x;
+        Tensor y = as_mlp ? mlp(x, w1, c1, Activation::Relu, w2, c2, residual)
+                          : linear(linear(x, w1, c1, Activation::Relu), w2, c2,
+                                   Activation::Identity, residual);
+        if (block == 2) y = y * x;  // x's other consumer
+        y.backward(g0.to(device));
+        return std::vector<Tensor>{y, leaf.grad(), w1.grad(), c1.grad(), w2.grad(), c2.grad()};
+      };
+      const std::vector<Tensor> fused = run(kGpu, true), composed = run(kGpu, false);
+      const std::vector<Tensor> cpu = run(Device::cpu(), true);
+      const char* names[] = {"y", "dx", "dW_in", "db_in", "dW_out", "db_out"};
+      for (size_t i = 0; i < fused.size(); ++i) {
+        INFO(names[i]);
+        if (aligned) check_bitwise(fused[i], composed[i], "mlp vs two linear ops on the GPU");
+        check_close(fused[i], composed[i], "mlp vs two linear ops on the GPU");
+        check_close(fused[i], cpu[i], "mlp on the GPU vs the CPU");
+      }
+    }
 }

@@ -69,7 +69,7 @@ Tensor linear(const Tensor& x, const Tensor& W, const Tensor& b, Activation act,
         backend_for(g.device())
             .linear_backward(dy, saved_x, saved_w,
                              saved.defined() ? saved.reshape(dy.shape()) : Tensor(), act, has_b,
-                             dx_pending, dx, dW, db);
+                             dx_pending, Tensor(), dx, dW, db);
         return {dx.defined() ? dx.reshape(x_shape) : Tensor(), dW, db, g};
       },
       {&x, &W, &b, &residual});

@@ -67,8 +67,10 @@ class CudaBackend final : public Backend {
   Tensor activation_backward(const Tensor& dy, const Tensor& saved, Activation act,
                              const Tensor& dbias) override;
   void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W, const Tensor& saved,
-                       Activation act, bool with_dbias, const Tensor& dx_residual, Tensor& dx,
-                       Tensor& dW, Tensor& dbias) override;
+                       Activation act, bool with_dbias, const Tensor& dx_residual,
+                       const Tensor& dx_relu_mask, Tensor& dx, Tensor& dW,
+                       Tensor& dbias) override;
+  bool masks_dx_as_stored() const override { return true; }
   Tensor index_select(const Tensor& table, const Tensor& index) override;
   Tensor index_add(const Tensor& src, const Tensor& index, int64_t rows) override;
   // Up to four index_adds of one dtype in one launch (the attention backward's q, k, value and

@@ -18,8 +18,10 @@
 // gradient sums the masked dy in the order above (a select, no multiply: still the CPU's sums bit
 // for bit). That saves dpre's [N, D] buffer and the kernel that writes it; the price is a second
 // load (the mask) wherever a GEMM loads a tile of dy. A dx_residual (the gradient x's other
-// consumers sent already) is added by dx's GEMM as it stores, the epilogue's residual. Gelu and
-// Square, whose derivatives are not masks, and float64 take the base class's composition.
+// consumers sent already) is added by dx's GEMM as it stores, the epilogue's residual, and a
+// dx_relu_mask (x a ReLU's output) is applied by it after that, the epilogue's mask_c: the
+// layer below then takes dx as its dpre, and its GEMMs load no mask (autograd's mlp op). Gelu
+// and Square, whose derivatives are not masks, and float64 take the base class's composition.
 #include <cstdint>
 #include <string>
 
@@ -155,10 +157,10 @@ void column_sums(const T* dpre, const T* relu_mask, T* dbias, int64_t rows, int6
 // One float32 product op(a) @ op(b) of 2-D views into a fresh contiguous [M, N] through the
 // SGEMM, a read through a_mask and b through b_mask where those are defined (each of its
 // operand's shape and strides, so that the operand's layout describes it too), plus a residual
-// [M, N] where that is defined.
+// [M, N] where that is defined, then 0 where c_mask (contiguous [M, N]) is defined and <= 0.
 Tensor masked_product(const Tensor& a_in, const Tensor& a_mask, const Tensor& b_in,
-                      const Tensor& b_mask, const Tensor& residual_in, Device device,
-                      cudaStream_t stream) {
+                      const Tensor& b_mask, const Tensor& residual_in, const Tensor& c_mask,
+                      Device device, cudaStream_t stream) {
   Tensor a = a_in, b = b_in;  // (a masked operand is dy, contiguous: never copied)
   Tensor out = Tensor::empty({a.size(0), b.size(1)}, DType::Float32, device);
   if (out.numel() == 0) return out;
@@ -169,6 +171,7 @@ Tensor masked_product(const Tensor& a_in, const Tensor& a_mask, const Tensor& b_
   args.mask_a = a_mask.defined() ? a_mask.data<float>() : nullptr;
   args.mask_b = b_mask.defined() ? b_mask.data<float>() : nullptr;
   args.residual = residual.defined() ? residual.data<float>() : nullptr;
+  args.mask_c = c_mask.defined() ? c_mask.data<float>() : nullptr;
   sgemm(args, stream);
   return out;
 }
@@ -239,14 +242,14 @@ Tensor CudaBackend::activation_backward(const Tensor& dy, const Tensor& saved, A
 
 void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W,
                                   const Tensor& saved, Activation act, bool with_dbias,
-                                  const Tensor& dx_residual, Tensor& dx, Tensor& dW,
-                                  Tensor& dbias) {
+                                  const Tensor& dx_residual, const Tensor& dx_relu_mask,
+                                  Tensor& dx, Tensor& dW, Tensor& dbias) {
   // Gelu's and Square's derivatives are no masks; float64 has no SGEMM; empty products need no
   // kernels: the composition of primitives (which checks what it is given).
   const bool relu = act == Activation::Relu;
   if (dy.dtype() != DType::Float32 || (!relu && act != Activation::Identity) || dy.numel() == 0)
-    return Backend::linear_backward(dy, x, W, saved, act, with_dbias, dx_residual, dx, dW,
-                                    dbias);
+    return Backend::linear_backward(dy, x, W, saved, act, with_dbias, dx_residual,
+                                    dx_relu_mask, dx, dW, dbias);
   check(dy.dim() == 2 && dy.is_contiguous(), "linear_backward: dy must be contiguous [N, D], got ",
         shape_str(dy.shape()));
   check(!relu || (saved.defined() && saved.shape() == dy.shape() && saved.is_contiguous() &&
@@ -259,8 +262,10 @@ void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tenso
   if (relu) check_on(saved, device(), "linear_backward", "saved");
   if (x.defined()) check_on(x, device(), "linear_backward", "x");
   if (W.defined()) check_on(W, device(), "linear_backward", "W");
-  check_dx_residual(dx_residual, dy, W);
+  check_dx_extras(dx_residual, dx_relu_mask, dy, W);
   if (dx_residual.defined()) check_on(dx_residual, device(), "linear_backward", "dx_residual");
+  if (dx_relu_mask.defined())
+    check_on(dx_relu_mask, device(), "linear_backward", "dx_relu_mask");
   const DeviceGuard guard(index_);
   const cudaStream_t stream = current_stream(index_);
   const int64_t rows = dy.size(0), cols = dy.size(1);
@@ -272,9 +277,11 @@ void CudaBackend::linear_backward(const Tensor& dy, const Tensor& x, const Tenso
                        dbias.data<float>(), rows, cols, last_block_counter(), device(), stream);
   }
   if (W.defined())
-    dx = masked_product(dy, mask, W.transpose(0, 1), Tensor(), dx_residual, device(), stream);
+    dx = masked_product(dy, mask, W.transpose(0, 1), Tensor(), dx_residual, dx_relu_mask,
+                        device(), stream);
   if (x.defined())
-    dW = masked_product(x.transpose(0, 1), Tensor(), dy, mask, Tensor(), device(), stream);
+    dW = masked_product(x.transpose(0, 1), Tensor(), dy, mask, Tensor(), Tensor(), device(),
+                        stream);
 }
 
 }  // namespace tg::cuda
