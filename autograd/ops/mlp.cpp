@@ -74,7 +74,9 @@ Tensor mlp(const Tensor& x, const Tensor& W_in, const Tensor& b_in, Activation a
       [saved_x = W_in.requires_grad() ? save(rows) : Tensor(),
        saved_w_in = x.requires_grad() ? save(W_in) : Tensor(),
        saved_w_out = need_first ? save(W_out) : Tensor(),
-       saved_pre = keep_pre ? pre : Tensor(), h, act, x_shape = x.shape(), n_rows, in,
+       saved_pre = keep_pre ? pre : Tensor(),
+       h = W_out.requires_grad() || act == Activation::Relu ? h : Tensor(), act,
+       x_shape = x.shape(), n_rows, in,
        out_features, has_b_in = b_in.defined() && b_in.requires_grad(),
        has_b_out = b_out.defined() && b_out.requires_grad(),
        need_w_out = W_out.requires_grad(), need_first, residual_is_x,
@@ -86,8 +88,7 @@ Tensor mlp(const Tensor& x, const Tensor& W_in, const Tensor& b_in, Activation a
         const bool mask_in_dx =
             act == Activation::Relu && g.dtype() == DType::Float32 && backend.masks_dx_as_stored();
         Tensor dh, dW_out, db_out;
-        backend.linear_backward(dout, need_w_out ? h : Tensor(),
-                                saved_w_out, Tensor(),
+        backend.linear_backward(dout, need_w_out ? h : Tensor(), saved_w_out, Tensor(),
                                 Activation::Identity, has_b_out, Tensor(),
                                 need_first && mask_in_dx ? h : Tensor(), dh, dW_out, db_out);
         Tensor dx, dW_in, db_in;
@@ -101,9 +102,7 @@ Tensor mlp(const Tensor& x, const Tensor& W_in, const Tensor& b_in, Activation a
             if (others.defined()) dx_pending = others.reshape({n_rows, in});
           }
           // What act' reads: h for a ReLU, the pre-activation for Gelu and Square.
-          const Tensor saved = act == Activation::Identity ? Tensor()
-                               : saved_pre.defined()       ? saved_pre
-                                                           : h;
+          const Tensor saved = act == Activation::Relu ? h : saved_pre;
           backend.linear_backward(dh, saved_x, saved_w_in, mask_in_dx ? Tensor() : saved,
                                   mask_in_dx ? Activation::Identity : act, has_b_in, dx_pending,
                                   Tensor(), dx, dW_in, db_in);
