@@ -9,7 +9,9 @@
 // (the composition, unchanged); N = 0 and a layer whose every unit is off; a dx residual (the
 // gradient x's other consumers sent, added by dx's GEMM as it stores) and a dx ReLU mask (x a
 // ReLU's output: dx zeroed where it is <= 0, by dx's GEMM as it stores) on rotating subsets.
-// Then the autograd op end to end against the CPU, also when x feeds a skip connection. Every case skips visibly without a GPU.
+// Then the autograd op end to end against the CPU, also when x feeds a skip connection, and
+// the mlp op (its ReLU mask in dx's GEMM) against two linear ops. Every case skips visibly
+// without a GPU.
 #include <catch2/catch.hpp>
 
 #include <array>
