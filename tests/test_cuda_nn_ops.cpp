@@ -17,6 +17,7 @@
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/index_add_sorted.h"
+#include "kernels/cuda/stream.h"
 #include "kernels/dispatch.h"
 #include "seeded_tensors.h"
 #include "test_cuda_support.h"
@@ -443,24 +444,37 @@ TEST_CASE("cuda index_select and index_add, by either path, agree with the CPU f
         cpu.index_add(src, index, 3).to_vector<float>());
 }
 
-// The sorted path on the rows of the nanda step's key and value tables: 3 positions of 3830
-// examples into 3 x 114 (position, token) rows, the last position's token always "=" (one row of
-// 3830), at widths below, at and past a block of 128 columns; with the tables' four scatter-adds
-// in one call, two of them through each index array (one sort each).
+// The row indices of the nanda step's key and value tables (kv: 3 positions of each example into
+// 3 x 114 (position, token) rows, the last position's token always "=": one row of them all) and
+// of its query table (q: the last position's row), on the host.
+struct NandaTableRows {
+  static constexpr int64_t kVocab = 114, kRows = 3 * kVocab;
+  Tensor kv, q;
+  explicit NandaTableRows(int64_t batch, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<int64_t> kv_rows(static_cast<size_t>(3 * batch));
+    std::vector<int64_t> q_rows(static_cast<size_t>(batch));
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t t = 0; t < 2; ++t)
+        kv_rows[static_cast<size_t>(3 * b + t)] = t * kVocab + static_cast<int64_t>(rng() % 113);
+      kv_rows[static_cast<size_t>(3 * b + 2)] = 2 * kVocab + 113;
+      q_rows[static_cast<size_t>(b)] = 2 * kVocab + 113;
+    }
+    kv = from_vector(kv_rows);
+    q = from_vector(q_rows);
+  }
+};
+
+// The sorted path on the nanda step's table rows (3830 examples; the "=" row takes them all), at
+// widths below, at and past a block of 128 columns; with the tables' four scatter-adds in one
+// call, two of them through each index array (one sort each).
 TEST_CASE("cuda index_add: the sorted path on the nanda step's table rows", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   auto& gpu = static_cast<cuda::CudaBackend&>(backend_for(kGpu));
   const IndexAddPath path(true);
-  const int64_t batch = 3830, vocab = 114, rows = 3 * vocab;
-  std::mt19937 rng(1300);
-  std::vector<int64_t> kv(static_cast<size_t>(3 * batch)), q(static_cast<size_t>(batch));
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t t = 0; t < 2; ++t)
-      kv[static_cast<size_t>(3 * b + t)] = t * vocab + static_cast<int64_t>(rng() % 113);
-    kv[static_cast<size_t>(3 * b + 2)] = 2 * vocab + 113;
-    q[static_cast<size_t>(b)] = 2 * vocab + 113;
-  }
-  const Tensor kv_rows = from_vector(kv), q_rows = from_vector(q);
+  const int64_t batch = 3830, rows = NandaTableRows::kRows;
+  const NandaTableRows table_rows(batch, 1300);
+  const Tensor &kv_rows = table_rows.kv, &q_rows = table_rows.q;
   const Tensor kv_rows_g = kv_rows.to(kGpu), q_rows_g = q_rows.to(kGpu);
   uint32_t seed = 1301;
   for (DType dtype : {DType::Float32, DType::Float64}) {
@@ -488,6 +502,82 @@ TEST_CASE("cuda index_add: the sorted path on the nanda step's table rows", "[cu
       gpu.index_add_together({{src_g, kv_rows_g, rows}, {src_g, kv_rows_g, rows + 5}});
   check_index_add(sums[0], src, kv_rows, rows, true);
   check_index_add(sums[1], src, kv_rows, rows + 5, true);
+}
+
+// Rows computed as they are read (cuda::WeightedRows): weights [n, H] times H blocks of x's rows
+// sum to the bits of a buffer holding those rounded products, by the sorted path's order. The
+// attention backward's three uses: x rows through another index array (its key table: q rows),
+// rows n / group with every head reading the same x row (its value table, heads summed) or each
+// head its own block (heads apart); next to a scatter-add of a buffer in the same call. Head
+// widths 1, 32 (nanda's) and 33; the nanda step's rows at a cut batch, and a shuffled index.
+TEST_CASE("cuda index_add: weighted rows sum the bits of their products' buffer", "[cuda]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  const int64_t batch = 301, keys = 3, heads = 4, rows = NandaTableRows::kRows;
+  const NandaTableRows nanda(batch, 1310);
+  std::vector<int64_t> shuffled(static_cast<size_t>(batch * keys));
+  std::mt19937 rng(1311);
+  for (int64_t& r : shuffled) r = static_cast<int64_t>(rng() % 7);  // few rows, long runs
+  const Tensor q_rows = nanda.q, q_rows_g = q_rows.to(kGpu);
+  const cudaStream_t stream = cuda::current_stream(kGpu.index);
+  uint32_t seed = 1312;
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    for (bool nanda_rows : {true, false}) {
+      const Tensor index = nanda_rows ? nanda.kv : from_vector(shuffled);
+      const Tensor index_g = index.to(kGpu);
+      for (int64_t width : {1, 32, 33}) {
+        for (int use = 0; use < 3; ++use) {  // keys, values (heads summed), values (heads apart)
+          INFO(dtype_name(dtype) << " head width " << width << " use " << use
+                                 << (nanda_rows ? ", nanda's rows" : ", shuffled rows"));
+          const int64_t n = batch * keys;
+          const Tensor weights = random_normal({n, heads}, dtype, seed++);
+          // x and the row of it that entry m = n / keys reads: a q table row, or example m's.
+          const int64_t x_rows_count = use == 0 ? rows : batch;
+          const int64_t row_stride = use == 1 ? width : heads * width;
+          const int64_t head_stride = use == 1 ? 0 : width;
+          const Tensor x = random_normal({x_rows_count, row_stride}, dtype, seed++);
+          const std::vector<double> w = weights.to_vector<double>(), xv = x.to_vector<double>();
+          const std::vector<int64_t> qr = q_rows.to_vector<int64_t>();
+          std::vector<double> products(static_cast<size_t>(n * heads * width));
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t row = use == 0 ? qr[static_cast<size_t>(i / keys)] : i / keys;
+            for (int64_t h = 0; h < heads; ++h)
+              for (int64_t e = 0; e < width; ++e)  // exact in double; rounded once by .to()
+                products[static_cast<size_t>((i * heads + h) * width + e)] =
+                    w[static_cast<size_t>(i * heads + h)] *
+                    xv[static_cast<size_t>(row * row_stride + h * head_stride + e)];
+          }
+          const Tensor buffer = from_vector(products, {n, heads * width}).to(dtype);
+          const Tensor other = random_normal({batch, 5}, dtype, seed++);  // a buffer's add
+          Tensor got = Tensor::empty({rows, heads * width}, dtype, kGpu);
+          Tensor got_other = Tensor::empty({rows, 5}, dtype, kGpu);
+          const cuda::WeightedRows weighted{weights.to(kGpu), x.to(kGpu),
+                                            use == 0 ? q_rows_g : Tensor(), keys, heads, width,
+                                            row_stride, head_stride};
+          cuda::sorted_index_add({{other.to(kGpu), q_rows_g, got_other, rows},
+                                  {Tensor(), index_g, got, rows, weighted}},
+                                 stream);
+          check_index_add(got, buffer, index, rows, true);
+          check_index_add(got_other, other, q_rows, rows, true);
+        }
+      }
+    }
+  }
+  // What sorted_index_add refuses: weights of another count, or x too short for its rows.
+  const Tensor index_g = nanda.kv.to(kGpu);
+  const int64_t n = batch * keys;
+  Tensor out = Tensor::empty({rows, heads * 2}, DType::Float32, kGpu);
+  const Tensor x = zeros({batch, 2}, DType::Float32, kGpu);
+  const Tensor weights = zeros({n, heads}, DType::Float32, kGpu);
+  const Tensor short_weights = zeros({n - 1, heads}, DType::Float32, kGpu);
+  const Tensor short_x = zeros({batch - 1, 2}, DType::Float32, kGpu);
+  CHECK_NOTHROW(cuda::sorted_index_add(
+      {{Tensor(), index_g, out, rows, {weights, x, Tensor(), keys, heads, 2, 2, 0}}}, stream));
+  for (const cuda::WeightedRows& bad :
+       {cuda::WeightedRows{short_weights, x, Tensor(), keys, heads, 2, 2, 0},
+        cuda::WeightedRows{weights, short_x, Tensor(), keys, heads, 2, 2, 0},
+        cuda::WeightedRows{weights, x, Tensor(), keys, heads, 3, 2, 0}})
+    CHECK_THROWS_WITH(cuda::sorted_index_add({{Tensor(), index_g, out, rows, bad}}, stream),
+                      Catch::Contains("does not take"));
 }
 
 // Which scatter-adds the sorted path takes: its count table (a cell per row for every 256

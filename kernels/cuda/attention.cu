@@ -45,7 +45,11 @@
 // repeats (dense q, k, v), found by the same device pass that range-checks the indices; where
 // examples share rows (the first layer's (position, token) tables) it computes them densely,
 // [B, Tq, H, Dh] and [B, T, H, Dh | Dv], and sums them into the tables with index_add, which adds
-// in index order. No floating-point atomics: the results do not depend on timing or grid size.
+// in index order. The single-query kernel, where the sorted scatter-add takes the sums, writes
+// its dk and dv only as weights (scale dS and P, [B T, H]) of the q and dz rows they multiply,
+// and the scatter-add forms the products as it reads them: the same bits, without the dense
+// buffers (kernels/cuda/index_add_sorted.h). No floating-point atomics: the results do not
+// depend on timing or grid size.
 #include "kernels/attention_layout.h"
 #include "kernels/attention_outputs.h"
 #include "kernels/cuda/attention.h"
@@ -60,6 +64,7 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device_checks.h"
 #include "kernels/cuda/device_guard.h"
+#include "kernels/cuda/index_add_sorted.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/stream.h"
 #include "kernels/cuda/warp.cuh"
@@ -682,10 +687,12 @@ template <typename T>
 __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
     single_query_backward_kernel(Layout at, const T* dz, const T* q, const T* k, const T* v,
                                  const T* stats, T scale, const int64_t* q_dest,
-                                 const int64_t* kv_dest, T* dq, T* dk, T* dv) {
+                                 const int64_t* kv_dest, T* dq, T* dk, T* dv, T* k_weights,
+                                 T* v_weights) {
   kernel_prologue();
   __shared__ T probs[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // [g * H + h][j]
   __shared__ T score_grads[kSingleQueryMaxPairs][kSingleQueryMaxKeys];  // dS, likewise
+  const bool as_weights = v_weights != nullptr;  // dk, dv as rows' weights (index_add_sorted.h)
   __shared__ RowsOfExamples rows;
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
   const int warp = static_cast<int>(threadIdx.x) / kWarp;
@@ -710,12 +717,19 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
       weighted = warp_sum(weighted);
       if (key) {
         probs[pair][lane] = p;
-        score_grads[pair][lane] = static_cast<T>(p * (dp - weighted));
+        const T ds = static_cast<T>(p * (dp - weighted));
+        score_grads[pair][lane] = ds;
+        if (as_weights) {  // dv_j's weight P_j (of dz) and dk_j's scale dS_j (of q)
+          v_weights[(b * nt + lane) * heads + h] = p;
+          k_weights[(b * nt + lane) * heads + h] = scale * ds;
+        }
       }
     }
     __syncthreads();
-    // B: dv_j = P_j dz, dq = scale sum_j dS_j k_j, dk_j = scale dS_j q, an element a thread.
-    const int nv = nt * heads * dvs, nq = heads * dh, nk = nt * heads * dh;
+    // B: dv_j = P_j dz, dq = scale sum_j dS_j k_j, dk_j = scale dS_j q, an element a thread (dq
+    // alone when dk and dv went out as weights).
+    const int nv = as_weights ? 0 : nt * heads * dvs, nq = heads * dh,
+              nk = as_weights ? 0 : nt * heads * dh;
     for (int n = static_cast<int>(threadIdx.x); n < examples * (nv + nq + nk);
          n += static_cast<int>(blockDim.x)) {
       const int g = n / (nv + nq + nk);
@@ -927,13 +941,67 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
     };
     const int64_t* q_dest = distinct.q ? q_rows.data<int64_t>() : nullptr;
     const int64_t* kv_dest = distinct.kv ? kv_rows.data<int64_t>() : nullptr;
+    const bool single_query = fused_attention_enabled() && single_query_fits(at);
+    // Whether the sorted scatter-add takes every sum of this backward: the switch is on, each
+    // fits it, and check_rows's range checks cover every table (the autograd op's shapes;
+    // anything else goes through index_add_together, which checks each index array itself).
+    const auto sorted_sums_fit = [&] {
+      const int64_t examples = at.batch * at.queries, pairs = at.batch * at.keys;
+      return sorted_index_add_enabled() && v.size(0) == k.size(0) &&
+             (distinct.q || sorted_index_add_fits(examples, q.size(0), at.heads * at.head_size)) &&
+             sorted_index_add_fits(pairs, k.size(0), at.heads * at.head_size) &&
+             sorted_index_add_fits(pairs, v.size(0), at.heads * at.value_size) &&
+             (!residual.defined() ||
+              (residual.size(0) == q.size(0) &&
+               sorted_index_add_fits(examples, residual.size(0),
+                                     residual.numel() / residual.size(0))));
+    };
     dq = target(distinct.q, q, at.queries);
-    dk = target(distinct.kv, k, at.keys);
-    dv = target(distinct.kv, v, at.keys);
-    if (fused_attention_enabled() && single_query_fits(at)) {
+    if (single_query && !distinct.kv && sorted_sums_fit()) {
+      // dk and dv as weights, scale dS and P, of the query's q and dz rows ([B T, H] each),
+      // which the sorted scatter-add multiplies as it reads them: no dense [B, T, H, Dh | Dv]
+      // buffers (23.5 MB for nanda's value table, written and read again). The sums are the
+      // bits of those buffers' (index_add_sorted.h).
+      const Tensor k_weights = Tensor::empty({at.batch * at.keys, at.heads}, q.dtype(), device());
+      const Tensor v_weights = Tensor::empty({at.batch * at.keys, at.heads}, q.dtype(), device());
       launch(single_query_backward_kernel<T>, single_query_grid(at), kSingleQueryWarps * kWarp,
              stream, at, dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), stats.data<T>(), s,
-             q_dest, kv_dest, dq.data<T>(), dk.data<T>(), dv.data<T>());
+             q_dest, kv_dest, dq.data<T>(), nullptr, nullptr, k_weights.data<T>(),
+             v_weights.data<T>());
+      std::vector<SortedScatterAdd> sums;
+      const auto sum_into = [&](const Tensor& table, Shape dense_shape, const Tensor& rows) {
+        dense_shape.erase(dense_shape.begin(), dense_shape.begin() + rows.dim());
+        dense_shape.insert(dense_shape.begin(), table.size(0));
+        return Tensor::empty(dense_shape, q.dtype(), device());
+      };
+      const Shape k_dense{at.batch, at.keys, at.heads, at.head_size};
+      const Shape v_dense{at.batch, at.keys, at.heads, at.value_size};
+      if (!distinct.q) {
+        sums.push_back({dq, q_rows, sum_into(q, dq.shape(), q_rows), q.size(0)});
+        dq = sums.back().out;
+      }
+      dk = sum_into(k, k_dense, kv_rows);
+      sums.push_back({Tensor(), kv_rows, dk, k.size(0),
+                      {k_weights, q, q_rows, at.keys, at.heads, at.head_size,
+                       at.heads * at.head_size, at.head_size}});
+      dv = sum_into(v, v_dense, kv_rows);
+      sums.push_back({Tensor(), kv_rows, dv, v.size(0),
+                      {v_weights, dz, Tensor(), at.keys, at.heads, at.value_size,
+                       at.sum_heads ? at.value_size : at.heads * at.value_size,
+                       at.sum_heads ? 0 : at.value_size}});
+      if (residual.defined()) {
+        dresidual = sum_into(residual, dz.shape(), q_rows);
+        sums.push_back({dz, q_rows, dresidual, residual.size(0)});
+      }
+      sorted_index_add(sums, stream);
+      return;
+    }
+    dk = target(distinct.kv, k, at.keys);
+    dv = target(distinct.kv, v, at.keys);
+    if (single_query) {
+      launch(single_query_backward_kernel<T>, single_query_grid(at), kSingleQueryWarps * kWarp,
+             stream, at, dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), stats.data<T>(), s,
+             q_dest, kv_dest, dq.data<T>(), dk.data<T>(), dv.data<T>(), nullptr, nullptr);
     } else if (fused_attention_enabled() &&
                fused_attention_fits(at.keys, at.queries, at.head_size, at.value_size, q.dtype(),
                                     true)) {

@@ -21,17 +21,21 @@
 //           it holds, in order, into partial[the run's first slot];
 //   totals  each row adds its runs' partial sums in order.
 // No chain is longer than kScatterGroup adds or a row's count over kScatterGroup, and nothing
-// depends on timing: the results are the same bits every run.
+// depends on timing: the results are the same bits every run. A scatter-add's source rows may be
+// weighted rows of another tensor (WeightedRows), each product formed, rounded, as the groups'
+// sums read it.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/index_add_sorted.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/rounded.cuh"
 #include "kernels/dispatch.h"
 
 namespace tg::cuda {
@@ -140,10 +144,28 @@ __global__ void place_kernel(RowSorts sorts) {
   s.sorted[s.start[r] + static_cast<int64_t>(s.base[q * s.rows + r]) + rank] = i;
 }
 
+// Row n's elements computed from WeightedRows (index_add_sorted.h).
+template <typename T>
+struct WeightedSource {
+  const T* weights;  // [n, heads]; null: the scatter-add reads src
+  const T* x;
+  const int64_t* x_rows;
+  int64_t group, heads, head_width, x_row_stride, x_head_stride;
+
+  __device__ T at(int64_t n, int64_t c) const {
+    const int64_t h = c / head_width, e = c % head_width, m = n / group;
+    const int64_t row = x_rows != nullptr ? x_rows[m] : m;
+    const T w = weights[n * heads + h], v = x[row * x_row_stride + h * x_head_stride + e];
+    if constexpr (std::is_floating_point_v<T>) return mul_rn(w, v);  // never fused with the add
+    else return w * v;
+  }
+};
+
 // One scatter-add over its index array's sorted list.
 template <typename T>
 struct GroupedAdd {
-  const T* src;           // [n, width]
+  const T* src;           // [n, width], or null for `weighted`
+  WeightedSource<T> weighted;
   const int64_t* index;   // [n]
   const int64_t* sorted;  // [n]
   const int64_t* start;   // [rows + 1]
@@ -181,7 +203,9 @@ __global__ void group_sums_kernel(GroupedAdds<T> adds) {
     T v[kBatch];  // independent loads in flight together; the adds stay in order
 #pragma unroll
     for (int k = 0; k < kBatch; ++k)
-      v[k] = j0 + k < len ? a.src[position[j0 + k] * a.width + c] : T(0);
+      v[k] = j0 + k >= len ? T(0)
+             : a.src != nullptr ? a.src[position[j0 + k] * a.width + c]
+                                : a.weighted.at(position[j0 + k], c);
 #pragma unroll
     for (int k = 0; k < kBatch; ++k) {
       const int j = j0 + k;
@@ -228,6 +252,21 @@ __global__ void row_totals_kernel(GroupedAdds<T> adds) {
 }
 
 int64_t chunks_for(int64_t n) { return (n + kSortThreads - 1) / kSortThreads; }
+
+// Whether `w` describes n rows of `width` elements of `dtype`. With x_rows, which x rows they
+// name is on the device: the caller has range-checked them (the attention's q rows).
+bool weighted_rows_fit(const WeightedRows& w, int64_t n, int64_t width, DType dtype) {
+  if (!w.weights.defined() || !w.x.defined() || w.weights.dtype() != dtype ||
+      w.x.dtype() != dtype || w.group <= 0 || w.heads <= 0 || w.head_width <= 0 ||
+      w.heads * w.head_width != width || w.weights.numel() != n * w.heads)
+    return false;
+  const int64_t x_rows_needed = (n + w.group - 1) / w.group;
+  if (w.x_rows.defined())
+    return w.x_rows.dtype() == DType::Int64 && w.x_rows.numel() >= x_rows_needed;
+  const int64_t last = (x_rows_needed - 1) * w.x_row_stride + (w.heads - 1) * w.x_head_stride +
+                       w.head_width - 1;
+  return last < w.x.numel();
+}
 int64_t column_blocks_for(int64_t width) { return (width + kColumns - 1) / kColumns; }
 
 bool sorted_from_environment() {
@@ -251,8 +290,8 @@ bool sorted_index_add_fits(int64_t n, int64_t rows, int64_t width) {
 void sorted_index_add(const std::vector<SortedScatterAdd>& adds, cudaStream_t stream) {
   check(!adds.empty() && adds.size() <= static_cast<size_t>(kMaxScatterAdds),
         "sorted_index_add: ", adds.size(), " scatter-adds, 1 to ", kMaxScatterAdds, " in one call");
-  const DType dtype = adds.front().src.dtype();
-  const Device device = adds.front().src.device();
+  const DType dtype = adds.front().out.dtype();
+  const Device device = adds.front().out.device();
 
   // One sort per distinct index array (and row count): the attention backward's q and residual
   // tables share the q rows, its key and value tables the key rows.
@@ -263,9 +302,11 @@ void sorted_index_add(const std::vector<SortedScatterAdd>& adds, cudaStream_t st
   int64_t max_chunks = 0;
   for (const SortedScatterAdd& add : adds) {
     const int64_t n = add.index.numel();
-    check(add.src.dtype() == dtype && add.src.numel() > 0 && add.src.numel() % n == 0 &&
-              add.out.numel() == add.rows * (add.src.numel() / n) &&
-              sorted_index_add_fits(n, add.rows, add.src.numel() / n),
+    check(add.out.dtype() == dtype && add.out.numel() > 0 && add.out.numel() % add.rows == 0 &&
+              sorted_index_add_fits(n, add.rows, add.out.numel() / add.rows) &&
+              (add.src.defined()
+                   ? add.src.dtype() == dtype && add.src.numel() == n * (add.out.numel() / add.rows)
+                   : weighted_rows_fit(add.weighted, n, add.out.numel() / add.rows, dtype)),
           "sorted_index_add: a scatter-add it does not take");
     int found = -1;
     for (int k = 0; k < sort_count; ++k)
@@ -302,8 +343,25 @@ void sorted_index_add(const std::vector<SortedScatterAdd>& adds, cudaStream_t st
       const int64_t width = add.out.numel() / add.rows;
       const Tensor partial = Tensor::empty({s.n * width}, dtype, device);
       scratch.push_back(partial);
-      grouped.of[t] = {add.src.data<T>(), s.index,       s.sorted, s.start,
-                       partial.data<T>(), add.out.data<T>(), s.n,  add.rows, width};
+      const WeightedRows& w = add.weighted;
+      const WeightedSource<T> weighted =
+          add.src.defined()
+              ? WeightedSource<T>{}
+              : WeightedSource<T>{w.weights.data<T>(), w.x.data<T>(),
+                                  w.x_rows.defined() ? w.x_rows.data<int64_t>() : nullptr,
+                                  w.group,           w.heads,
+                                  w.head_width,      w.x_row_stride,
+                                  w.x_head_stride};
+      grouped.of[t] = {add.src.defined() ? add.src.data<T>() : nullptr,
+                       weighted,
+                       s.index,
+                       s.sorted,
+                       s.start,
+                       partial.data<T>(),
+                       add.out.data<T>(),
+                       s.n,
+                       add.rows,
+                       width};
       max_tiles = std::max(max_tiles, (s.n + kScatterGroup - 1) / kScatterGroup);
       max_rows = std::max(max_rows, add.rows);
       max_column_blocks = std::max(max_column_blocks, column_blocks_for(width));

@@ -33,11 +33,27 @@ bool sorted_index_add_fits(int64_t n, int64_t rows, int64_t width);
 // backward's q, k, value and residual tables.
 constexpr int kMaxScatterAdds = 4;
 
-// One scatter-add: out [rows, width] = the rows of src [n, width] added where index [n] points.
-// src and index contiguous on the device, the indices already range-checked; out allocated.
+// Rows of a scatter-add's source computed as they are read, not read from a buffer: row n is
+// `heads` blocks of head_width columns, and block h of it is weights[n, h] times the head_width
+// elements of x from x_row * x_row_stride + h * x_head_stride, where x_row is x_rows[n / group]
+// (or n / group itself when x_rows is undefined). Each product is rounded on its own, so the sums
+// are the bits they would be from a buffer holding the rounded products. The attention backward's
+// key and value tables take their gradients so: weight P (values) or scale dS (keys) times the
+// query's dz or its q row, and a buffer of those would be B T H (Dh + Dv) elements.
+struct WeightedRows {
+  Tensor weights;  // [n, heads]
+  Tensor x;
+  Tensor x_rows;   // [n / group], or undefined
+  int64_t group = 1, heads = 1, head_width = 0, x_row_stride = 0, x_head_stride = 0;
+};
+
+// One scatter-add: out [rows, width] = the rows of src [n, width] added where index [n] points
+// (src undefined: the rows of `weighted`, width heads * head_width). src, index and the weighted
+// rows' tensors contiguous on the device, the indices already range-checked; out allocated.
 struct SortedScatterAdd {
   Tensor src, index, out;
   int64_t rows;
+  WeightedRows weighted{};
 };
 
 // Up to kMaxScatterAdds scatter-adds, all of one dtype, each fitting (sorted_index_add_fits), on
