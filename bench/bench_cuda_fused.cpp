@@ -184,6 +184,11 @@ int main(int argc, char** argv) {
 // gradient one sum) against the composition it replaced (head_matmul per projection,
 // table_attention, the table's gradient added by autograd). MB counts the table and the four
 // weights read and their gradients written, once.
+// fused/attention/key_value_rows/<fused|unfused>/model: the backward at nanda's read-out
+// position (one query, shared rows, heads summed: the step's case), its key and value gradients
+// handed to the sorted scatter-add as weights of rows (set_weighted_key_value_rows) against
+// dense per-example buffers, [B, 3, 4, 32] and [B, 3, 4, 128], written and read back. MB counts
+// what both must move: dz and the statistics read, the tables' gradients written.
 namespace {
 
 struct AttentionCase {
@@ -307,6 +312,30 @@ Workload attention_layer_workload(bool fused) {
           }};
 }
 
+Workload key_value_rows_workload(bool weighted) {
+  const AttentionCase c = attention_case(Size::Model);  // shared rows, heads summed
+  const int64_t table_rows = c.keys * kAttentionTokens;
+  const Tensor kv_rows = attention_rows(c);
+  const Tensor q_rows = kv_rows.slice(1, c.keys - 1, c.keys).contiguous();  // the read-out
+  const Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
+  const Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
+  const Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
+  const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
+  Backend& gpu = backend_for(kGpu);
+  Tensor z, stats;
+  gpu.attention(q, k, v, q_rows, kv_rows, scale, true, Tensor(), z, stats, nullptr);
+  const Tensor dz = random_on_gpu(z.shape());
+  const double bytes = 4.0 * static_cast<double>(dz.numel() + stats.numel() + q.numel() +
+                                                 k.numel() + v.numel());
+  return {bytes, [=, &gpu] {
+            cuda::set_weighted_key_value_rows(weighted);
+            Tensor dq, dk, dv, dresidual;
+            gpu.attention_backward(dz, q, k, v, q_rows, kv_rows, stats, scale, true, Tensor(), dq,
+                                   dk, dv, dresidual);
+            cuda::set_weighted_key_value_rows(true);
+          }};
+}
+
 Workload attention_forward_fused(Size s) { return attention_workload(s, false, true); }
 Workload attention_forward_unfused(Size s) { return attention_workload(s, false, false); }
 Workload attention_backward_fused(Size s) { return attention_workload(s, true, true); }
@@ -326,6 +355,8 @@ const bool kAttentionResidualRegistered = register_workloads(
       {"attention/residual/unfused", [](Size) { return attention_residual_workload(false); }},
       {"attention/layer/fused", [](Size) { return attention_layer_workload(true); }},
       {"attention/layer/unfused", [](Size) { return attention_layer_workload(false); }},
+      {"attention/key_value_rows/fused", [](Size) { return key_value_rows_workload(true); }},
+      {"attention/key_value_rows/unfused", [](Size) { return key_value_rows_workload(false); }},
     },
     {Size::Model});
 

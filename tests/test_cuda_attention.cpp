@@ -364,11 +364,19 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
           gpu_close(gf.dk, gu.dk, "dk, one kernel against several");
           gpu_close(gf.dv, gu.dv, "dv, one kernel against several");
           // One query and shared key rows: the one-kernel path hands dk and dv to the sorted
-          // scatter-add as weights of rows (cuda::WeightedRows), the several kernels as dense
-          // buffers of the same rounded products, which it sums in the same order.
+          // scatter-add as weights of rows (cuda::WeightedRows); as dense buffers of the same
+          // rounded products, which it sums in the same order, every gradient keeps its bits.
           if (n.queries == 1 && n.keys <= 32 && mode == Rows::Shared) {
-            CHECK(gf.dk.to_vector<double>() == gu.dk.to_vector<double>());
-            CHECK(gf.dv.to_vector<double>() == gu.dv.to_vector<double>());
+            cuda::set_weighted_key_value_rows(false);
+            const Grads dense =
+                run_backward(dz_gpu, gpu, fused.stats, scale, sum_heads, kGpu, residual);
+            cuda::set_weighted_key_value_rows(true);
+            INFO("weighted rows against dense buffers");
+            CHECK(gf.dq.to_vector<double>() == dense.dq.to_vector<double>());
+            CHECK(gf.dk.to_vector<double>() == dense.dk.to_vector<double>());
+            CHECK(gf.dv.to_vector<double>() == dense.dv.to_vector<double>());
+            if (residual)
+              CHECK(gf.dresidual.to_vector<double>() == dense.dresidual.to_vector<double>());
           }
           if (residual) gpu_close(gf.dresidual, gu.dresidual, "dresidual, one against several");
         }

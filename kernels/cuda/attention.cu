@@ -757,6 +757,7 @@ __global__ void __launch_bounds__(kSingleQueryWarps * kWarp)
 }
 
 std::atomic<bool> fused_enabled{true};
+std::atomic<bool> weighted_rows_enabled{true};
 
 // Range check of n row indices against a table of table_rows rows: the first bad position goes
 // to *first_bad. With `seen` ([table_rows], all kNone on entry), also whether a row repeats:
@@ -830,6 +831,8 @@ RowsDistinct check_rows(CudaBackend& backend, const char* op, const Tensor& q_ro
 
 void set_fused_attention(bool enabled) { fused_enabled.store(enabled); }
 bool fused_attention_enabled() { return fused_enabled.load(); }
+void set_weighted_key_value_rows(bool enabled) { weighted_rows_enabled.store(enabled); }
+bool weighted_key_value_rows_enabled() { return weighted_rows_enabled.load(); }
 
 bool fused_attention_fits(int64_t keys, int64_t queries, int64_t head_size, int64_t value_size,
                           DType dtype, bool backward) {
@@ -957,7 +960,7 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
                                      residual.numel() / residual.size(0))));
     };
     dq = target(distinct.q, q, at.queries);
-    if (single_query && !distinct.kv && sorted_sums_fit()) {
+    if (single_query && !distinct.kv && weighted_key_value_rows_enabled() && sorted_sums_fit()) {
       // dk and dv as weights, scale dS and P, of the query's q and dz rows ([B T, H] each),
       // which the sorted scatter-add multiplies as it reads them: no dense [B, T, H, Dh | Dv]
       // buffers (23.5 MB for nanda's value table, written and read again). The sums are the

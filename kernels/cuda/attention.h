@@ -15,6 +15,13 @@ namespace tg::cuda {
 void set_fused_attention(bool enabled);
 bool fused_attention_enabled();
 
+// On (the default): the one-query backward, where key and value rows are shared and the sorted
+// scatter-add sums them, hands it dk and dv as weights of rows (cuda::WeightedRows). Off: as
+// dense per-example buffers, as before. The sums are the same bits either way; for the tests
+// that check so and the benchmark that times the two. Process-wide, as above.
+void set_weighted_key_value_rows(bool enabled);
+bool weighted_key_value_rows_enabled();
+
 // Whether the one-kernel forward (backward: false) or backward (true) takes T keys, Tq queries,
 // head size Dh and value size Dv in `dtype`: T <= 64 and the head's rows fit in shared memory.
 bool fused_attention_fits(int64_t keys, int64_t queries, int64_t head_size, int64_t value_size,
