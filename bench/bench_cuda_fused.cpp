@@ -251,14 +251,20 @@ Workload attention_workload(Size s, bool backward, bool fused) {
           }};
 }
 
+// The model case at the read-out position, as the step has it: one query (the last position's
+// row), shared rows, heads summed, random tables.
+struct ReadOut {
+  AttentionCase c = attention_case(Size::Model);
+  int64_t table_rows = c.keys * kAttentionTokens;
+  Tensor kv_rows = attention_rows(c);
+  Tensor q_rows = kv_rows.slice(1, c.keys - 1, c.keys).contiguous();
+  Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
+  Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
+  Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
+};
+
 Workload attention_residual_workload(bool fused) {
-  const AttentionCase c = attention_case(Size::Model);  // shared rows, heads summed
-  const int64_t table_rows = c.keys * kAttentionTokens;
-  const Tensor kv_rows = attention_rows(c);
-  const Tensor q_rows = kv_rows.slice(1, c.keys - 1, c.keys).contiguous();  // the read-out
-  const Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
-  const Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
-  const Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
+  const auto [c, table_rows, kv_rows, q_rows, q, k, v] = ReadOut{};
   const Tensor residual = random_on_gpu({table_rows, c.value_size});
   const Tensor dz = random_on_gpu({c.batch, 1, c.value_size});
   const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
@@ -313,13 +319,7 @@ Workload attention_layer_workload(bool fused) {
 }
 
 Workload key_value_rows_workload(bool weighted) {
-  const AttentionCase c = attention_case(Size::Model);  // shared rows, heads summed
-  const int64_t table_rows = c.keys * kAttentionTokens;
-  const Tensor kv_rows = attention_rows(c);
-  const Tensor q_rows = kv_rows.slice(1, c.keys - 1, c.keys).contiguous();  // the read-out
-  const Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
-  const Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
-  const Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
+  const auto [c, table_rows, kv_rows, q_rows, q, k, v] = ReadOut{};
   const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
   Backend& gpu = backend_for(kGpu);
   Tensor z, stats;
