@@ -53,6 +53,19 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Adds the wall time of its scope to a total.
+class AddWallTime {
+ public:
+  explicit AddWallTime(double& total) : total_(total) {}
+  ~AddWallTime() { total_ += seconds_since(start_); }
+  AddWallTime(const AddWallTime&) = delete;
+  AddWallTime& operator=(const AddWallTime&) = delete;
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
 std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c,
                                                  const std::vector<Tensor>& params) {
   const double wd = optimizer_weight_decay(c);  // 0 when decaying toward theta_0 (TrainVariants)
@@ -77,6 +90,8 @@ struct RunState {
   double elapsed_s = 0;        // wall time of the run so far, over all its sessions
   double train_seconds = 0;    // time inside training steps only
   int64_t timed_steps = 0;
+  double eval_seconds = 0;        // inside evals (both sets, a metrics row, analyses, snapshots)
+  double checkpoint_seconds = 0;  // checking the weights and writing checkpoints
   // The random streams and the optimiser's step count, captured by save().
   int64_t optimizer_steps = 0;
   uint64_t sampler_offset = 0;
@@ -91,6 +106,8 @@ struct RunState {
             {"elapsed_s", json(elapsed_s).dump()},
             {"train_seconds", json(train_seconds).dump()},
             {"timed_steps", std::to_string(timed_steps)},
+            {"eval_seconds", json(eval_seconds).dump()},
+            {"checkpoint_seconds", json(checkpoint_seconds).dump()},
             {"optimizer_steps", std::to_string(optimizer_steps)},
             {"sampler_offset", std::to_string(sampler_offset)},
             {"sampler_position", std::to_string(sampler_position)},
@@ -110,6 +127,10 @@ struct RunState {
     s.elapsed_s = metadata_number<double>(m, "elapsed_s", where);
     s.train_seconds = metadata_number<double>(m, "train_seconds", where);
     s.timed_steps = count("timed_steps");
+    // Checkpoints from before 2026-12-01 have neither: their runs' time so far counts as other.
+    for (auto [key, seconds] : {std::pair{"eval_seconds", &s.eval_seconds},
+                                std::pair{"checkpoint_seconds", &s.checkpoint_seconds}})
+      if (m.count(key) != 0) *seconds = metadata_number<double>(m, key, where);
     s.optimizer_steps = count("optimizer_steps");
     s.sampler_offset = metadata_number<uint64_t>(m, "sampler_offset", where);
     s.sampler_position = count("sampler_position");
@@ -324,6 +345,13 @@ json run_summary(RunStatus status, const RunState& state, int64_t batch_size,
                         {"test_acc", f.test_acc},   {"weight_norm", f.weight_norm}};
   }
   summary["wall_seconds"] = wall_seconds;
+  // Where the wall time went; other: the loop's own work, a NaN's or an interrupt's wait, the end.
+  summary["wall_seconds_by_part"] = {
+      {"steps", state.train_seconds},
+      {"evals", state.eval_seconds},
+      {"checkpoints", state.checkpoint_seconds},
+      {"other",
+       wall_seconds - state.train_seconds - state.eval_seconds - state.checkpoint_seconds}};
   summary["train_ms_per_step"] =
       state.timed_steps > 0 ? 1000 * state.train_seconds / state.timed_steps : 0.0;
   return summary;
@@ -493,6 +521,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   int64_t step_of_last_eval = -1;  // in this session
   double train_loss_at_last_eval = 0;
   auto eval = [&] {
+    const AddWallTime timed(state.eval_seconds);
     const auto [train_m, test_m, weight_norm] = evaluator.measure();
     step_of_last_eval = state.step;
     train_loss_at_last_eval = train_m.loss;
@@ -530,6 +559,7 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // look fine until the next step: check the weights themselves before they replace the last
   // good checkpoint (the eval at this step, if there was one, has already measured them).
   auto save_if_finite = [&] {
+    const AddWallTime timed(state.checkpoint_seconds);
     const double loss =
         step_of_last_eval == state.step ? train_loss_at_last_eval : evaluator.train_loss();
     if (!std::isfinite(loss)) {

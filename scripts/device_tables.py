@@ -244,11 +244,19 @@ def step_table(results):
             with open(full) as f:
                 s = json.load(f)
             per_step = s.get("train_ms_per_step")
+            parts = s.get("wall_seconds_by_part")
             lines.append(
                 f"nanda --stop-at-grok on the GPU{how}: status {s.get('status')}, "
                 f"T_g {s.get('T_g')}, train()'s wall {s.get('wall_seconds', float('nan')):.2f} s"
-                + (f", {per_step * 1000:.1f} us/step" if isinstance(per_step, (int, float)) else ""))
+                + (f", {per_step * 1000:.1f} us/step" if isinstance(per_step, (int, float)) else "")
+                + (" (" + ", ".join(f"{part} {parts[part]:.3f} s" for part in WALL_PARTS
+                                    if isinstance(parts.get(part), (int, float))) + ")"
+                   if isinstance(parts, dict) else ""))
     return lines
+
+
+# summary.json's wall_seconds_by_part, in the order the line names them (the file sorts keys).
+WALL_PARTS = ("steps", "evals", "checkpoints", "other")
 
 
 def tinygrok_step_us(results):

@@ -77,8 +77,10 @@ class DeviceTablesTest(unittest.TestCase):
                   **{"us/step": 95.0, "graph_nodes": 38.0})])
         self.write_bench("bench_cuda_train_step_pdl.json", [
             failed("BM_nanda_step/graph/iterations:40/manual_time", "CUDA error: launch failed")])
-        self.write("nanda_grok_summary.json", {"status": "grokked", "T_g": 4200,
-                                               "wall_seconds": 3.21, "train_ms_per_step": 0.097})
+        self.write("nanda_grok_summary.json", {
+            "status": "grokked", "T_g": 4200, "wall_seconds": 3.21, "train_ms_per_step": 0.097,
+            "wall_seconds_by_part": {"checkpoints": 0.06, "evals": 0.2, "other": 0.05,
+                                     "steps": 2.9}})
         self.write_bench("bench_cuda_train_step_v9.json", [
             entry("BM_nanda_step/graph/iterations:40/manual_time", **{"us/step": 61.5})])
         self.write("nanda_grok_v9_summary.json", {"status": "grokked", "T_g": 4300,
@@ -97,7 +99,8 @@ class DeviceTablesTest(unittest.TestCase):
         self.assertRegex(text, r"nanda_step/on_device +180\.2 us")
         self.assertIn("TG_CUDA_PDL=1", text)
         self.assertIn("(CUDA error: launch failed)", text)
-        self.assertIn("status grokked, T_g 4200, train()'s wall 3.21 s, 97.0 us/step", text)
+        self.assertIn("status grokked, T_g 4200, train()'s wall 3.21 s, 97.0 us/step (steps "
+                      "2.900 s, evals 0.200 s, checkpoints 0.060 s, other 0.050 s)", text)
         self.assertIn("benchmark entries with errors (1):", text)
 
     def test_fused_kernels_against_their_compositions(self):

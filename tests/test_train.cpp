@@ -250,7 +250,7 @@ TEST_CASE("a run writes config.json, split.txt, metrics.csv, summary.json, curve
   // summary.json agrees with metrics.csv.
   const json summary = read_json(dir / "summary.json");
   for (const char* key : {"status", "steps", "T_m", "T_g", "ratio", "final", "wall_seconds",
-                          "train_ms_per_step"}) {
+                          "train_ms_per_step", "wall_seconds_by_part"}) {
     INFO(key);
     REQUIRE(summary.contains(key));
   }
@@ -274,6 +274,20 @@ TEST_CASE("a run writes config.json, split.txt, metrics.csv, summary.json, curve
   REQUIRE(final_row["weight_norm"].get<double>() == num(rows.back(), WeightNorm));
   REQUIRE(summary["wall_seconds"].get<double>() > 0);
   REQUIRE(summary["train_ms_per_step"].get<double>() > 0);
+  // The wall time by part: steps, evals and the checkpoint at the end took some, the rest is
+  // other, and the parts add up to the whole.
+  const json& parts = summary["wall_seconds_by_part"];
+  REQUIRE(parts.size() == 4);
+  double whole = 0;
+  for (const char* part : {"steps", "evals", "checkpoints", "other"}) {
+    INFO(part);
+    REQUIRE(parts.contains(part));
+    REQUIRE(parts[part].get<double>() >= (std::string(part) == "other" ? 0.0 : 1e-9));
+    whole += parts[part].get<double>();
+  }
+  REQUIRE(whole == Approx(summary["wall_seconds"].get<double>()));
+  REQUIRE(parts["steps"].get<double>() ==
+          Approx(summary["train_ms_per_step"].get<double>() * c.steps / 1000));
 
   // The checkpoint at the end: the model's parameters by name, AdamW's two moments per
   // parameter, and the run state with the configuration in the metadata.
@@ -406,6 +420,7 @@ TEST_CASE("a resumed run's metrics equal an uninterrupted run's exactly", "[trai
     REQUIRE(first_half.steps % c.checkpoint_every == 0);
     REQUIRE(train(first_half, fresh(b)) == RunStatus::Completed);
     REQUIRE(checkpoint_step(b) == n / 2);
+    const std::map<std::string, std::string> first_half_state = load_checkpoint(b).run_state;
     // Resumed as `tinygrok train --resume B --steps N` does: config.json, then the new length.
     TrainConfig rest = config_from_json(read_json(fs::path(b) / "config.json"));
     REQUIRE(rest.steps == n / 2);
@@ -435,6 +450,19 @@ TEST_CASE("a resumed run's metrics equal an uninterrupted run's exactly", "[trai
       INFO(key);
       REQUIRE(sa[key] == sb[key]);
     }
+    // The clocks go on from the checkpoint's: the resumed run's include the first half's, as
+    // they were when its checkpoint was written (before that checkpoint's own writing).
+    for (const char* part : {"eval_seconds", "train_seconds", "checkpoint_seconds"}) {
+      INFO(part);
+      const double first_half_seconds = std::stod(first_half_state.at(part));
+      const double resumed_seconds = std::stod(cb.run_state.at(part));
+      if (std::string(part) == "checkpoint_seconds") {
+        REQUIRE(resumed_seconds >= first_half_seconds);  // the second half may write just one
+      } else {
+        REQUIRE(first_half_seconds > 0);
+        REQUIRE(resumed_seconds > first_half_seconds);
+      }
+    }
     return ca;
   };
 
@@ -442,6 +470,20 @@ TEST_CASE("a resumed run's metrics equal an uninterrupted run's exactly", "[trai
     TrainConfig c = tiny_mlp();
     c.checkpoint_every = 50;
     check_resume(c, "mlp");
+  }
+  SECTION("a checkpoint from before the clocks by part: they start from 0") {
+    TrainConfig c = tiny_mlp();
+    const std::string run = tmp / "older";
+    REQUIRE(train(c, fresh(run)) == RunStatus::Completed);
+    Checkpoint older = load_checkpoint(run);
+    older.run_state.erase("eval_seconds");
+    older.run_state.erase("checkpoint_seconds");
+    save_checkpoint(run, older);
+    c.steps += 20;
+    REQUIRE(train(c, resumed(run)) == RunStatus::Completed);
+    const json parts = read_json(fs::path(run) / "summary.json")["wall_seconds_by_part"];
+    REQUIRE(parts["evals"].get<double>() > 0);  // this session's eval at its last step
+    REQUIRE(parts["checkpoints"].get<double>() > 0);
   }
   SECTION("minibatches with dropout, a transformer, checkpoint in mid-epoch") {
     const TrainConfig c = tiny_transformer();
