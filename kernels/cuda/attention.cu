@@ -827,6 +827,53 @@ RowsDistinct check_rows(CudaBackend& backend, const char* op, const Tensor& q_ro
   return {host[2] == kNone, host[3] == kNone};
 }
 
+// The one-query backward where key rows repeat and the sorted scatter-add takes every sum: dk
+// and dv go out as weights, scale dS and P ([B T, H] each), of the query's q and dz rows, which
+// the scatter-add multiplies as it reads them: no dense [B, T, H, Dh | Dv] buffers (23.5 MB for
+// nanda's value table, written and read again), and the sums are those buffers' bits
+// (index_add_sorted.h). dq arrives as the backward's target for it: the zeroed table where
+// q_dest gives distinct rows, else a dense buffer, summed here like the residual's dz.
+template <typename T>
+void single_query_backward_as_weights(const Layout& at, cudaStream_t stream, T scale,
+                                      const Tensor& dz, const Tensor& q, const Tensor& k,
+                                      const Tensor& v, const Tensor& stats, const Tensor& q_rows,
+                                      const Tensor& kv_rows, const int64_t* q_dest,
+                                      const Tensor& residual, Tensor& dq, Tensor& dk, Tensor& dv,
+                                      Tensor& dresidual) {
+  const Device device = q.device();
+  const Tensor k_weights = Tensor::empty({at.batch * at.keys, at.heads}, q.dtype(), device);
+  const Tensor v_weights = Tensor::empty({at.batch * at.keys, at.heads}, q.dtype(), device);
+  launch(single_query_backward_kernel<T>, single_query_grid(at), kSingleQueryWarps * kWarp,
+         stream, at, dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), stats.data<T>(), scale,
+         q_dest, nullptr, dq.data<T>(), nullptr, nullptr, k_weights.data<T>(),
+         v_weights.data<T>());
+  // Each sum's output: the table's rows, then the dense shape's dimensions past the indices'.
+  const auto sum_into = [&](const Tensor& table, Shape dense_shape, const Tensor& rows) {
+    dense_shape.erase(dense_shape.begin(), dense_shape.begin() + rows.dim());
+    dense_shape.insert(dense_shape.begin(), table.size(0));
+    return Tensor::empty(dense_shape, q.dtype(), device);
+  };
+  std::vector<SortedScatterAdd> sums;
+  if (q_dest == nullptr) {
+    sums.push_back({dq, q_rows, sum_into(q, dq.shape(), q_rows), q.size(0)});
+    dq = sums.back().out;
+  }
+  dk = sum_into(k, {at.batch, at.keys, at.heads, at.head_size}, kv_rows);
+  sums.push_back({Tensor(), kv_rows, dk, k.size(0),
+                  {k_weights, q, q_rows, at.keys, at.heads, at.head_size,
+                   at.heads * at.head_size, at.head_size}});
+  dv = sum_into(v, {at.batch, at.keys, at.heads, at.value_size}, kv_rows);
+  sums.push_back({Tensor(), kv_rows, dv, v.size(0),
+                  {v_weights, dz, Tensor(), at.keys, at.heads, at.value_size,
+                   at.sum_heads ? at.value_size : at.heads * at.value_size,
+                   at.sum_heads ? 0 : at.value_size}});
+  if (residual.defined()) {
+    dresidual = sum_into(residual, dz.shape(), q_rows);
+    sums.push_back({dz, q_rows, dresidual, residual.size(0)});
+  }
+  sorted_index_add(sums, stream);
+}
+
 }  // namespace
 
 void set_fused_attention(bool enabled) { fused_enabled.store(enabled); }
@@ -961,42 +1008,8 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
     };
     dq = target(distinct.q, q, at.queries);
     if (single_query && !distinct.kv && weighted_key_value_rows_enabled() && sorted_sums_fit()) {
-      // dk and dv as weights, scale dS and P, of the query's q and dz rows ([B T, H] each),
-      // which the sorted scatter-add multiplies as it reads them: no dense [B, T, H, Dh | Dv]
-      // buffers (23.5 MB for nanda's value table, written and read again). The sums are the
-      // bits of those buffers' (index_add_sorted.h).
-      const Tensor k_weights = Tensor::empty({at.batch * at.keys, at.heads}, q.dtype(), device());
-      const Tensor v_weights = Tensor::empty({at.batch * at.keys, at.heads}, q.dtype(), device());
-      launch(single_query_backward_kernel<T>, single_query_grid(at), kSingleQueryWarps * kWarp,
-             stream, at, dz.data<T>(), q.data<T>(), k.data<T>(), v.data<T>(), stats.data<T>(), s,
-             q_dest, kv_dest, dq.data<T>(), nullptr, nullptr, k_weights.data<T>(),
-             v_weights.data<T>());
-      std::vector<SortedScatterAdd> sums;
-      const auto sum_into = [&](const Tensor& table, Shape dense_shape, const Tensor& rows) {
-        dense_shape.erase(dense_shape.begin(), dense_shape.begin() + rows.dim());
-        dense_shape.insert(dense_shape.begin(), table.size(0));
-        return Tensor::empty(dense_shape, q.dtype(), device());
-      };
-      const Shape k_dense{at.batch, at.keys, at.heads, at.head_size};
-      const Shape v_dense{at.batch, at.keys, at.heads, at.value_size};
-      if (!distinct.q) {
-        sums.push_back({dq, q_rows, sum_into(q, dq.shape(), q_rows), q.size(0)});
-        dq = sums.back().out;
-      }
-      dk = sum_into(k, k_dense, kv_rows);
-      sums.push_back({Tensor(), kv_rows, dk, k.size(0),
-                      {k_weights, q, q_rows, at.keys, at.heads, at.head_size,
-                       at.heads * at.head_size, at.head_size}});
-      dv = sum_into(v, v_dense, kv_rows);
-      sums.push_back({Tensor(), kv_rows, dv, v.size(0),
-                      {v_weights, dz, Tensor(), at.keys, at.heads, at.value_size,
-                       at.sum_heads ? at.value_size : at.heads * at.value_size,
-                       at.sum_heads ? 0 : at.value_size}});
-      if (residual.defined()) {
-        dresidual = sum_into(residual, dz.shape(), q_rows);
-        sums.push_back({dz, q_rows, dresidual, residual.size(0)});
-      }
-      sorted_index_add(sums, stream);
+      single_query_backward_as_weights<T>(at, stream, s, dz, q, k, v, stats, q_rows, kv_rows,
+                                          q_dest, residual, dq, dk, dv, dresidual);
       return;
     }
     dk = target(distinct.kv, k, at.keys);
