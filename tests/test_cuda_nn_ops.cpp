@@ -562,7 +562,8 @@ TEST_CASE("cuda index_add: weighted rows sum the bits of their products' buffer"
       }
     }
   }
-  // What sorted_index_add refuses: weights of another count, or x too short for its rows.
+  // What sorted_index_add refuses: weights of another count, x too short for its rows, heads
+  // that do not make the output's width, a stride backwards.
   const Tensor index_g = nanda.kv.to(kGpu);
   const int64_t n = batch * keys;
   Tensor out = Tensor::empty({rows, heads * 2}, DType::Float32, kGpu);
@@ -575,7 +576,8 @@ TEST_CASE("cuda index_add: weighted rows sum the bits of their products' buffer"
   for (const cuda::WeightedRows& bad :
        {cuda::WeightedRows{short_weights, x, Tensor(), keys, heads, 2, 2, 0},
         cuda::WeightedRows{weights, short_x, Tensor(), keys, heads, 2, 2, 0},
-        cuda::WeightedRows{weights, x, Tensor(), keys, heads, 3, 2, 0}})
+        cuda::WeightedRows{weights, x, Tensor(), keys, heads, 3, 2, 0},
+        cuda::WeightedRows{weights, x, Tensor(), keys, heads, 2, -2, 0}})
     CHECK_THROWS_WITH(cuda::sorted_index_add({{Tensor(), index_g, out, rows, bad}}, stream),
                       Catch::Contains("does not take"));
 }

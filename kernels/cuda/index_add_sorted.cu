@@ -252,13 +252,15 @@ __global__ void row_totals_kernel(GroupedAdds<T> adds) {
 }
 
 int64_t chunks_for(int64_t n) { return (n + kSortThreads - 1) / kSortThreads; }
+int64_t column_blocks_for(int64_t width) { return (width + kColumns - 1) / kColumns; }
 
 // Whether `w` describes n rows of `width` elements of `dtype`. With x_rows, which x rows they
 // name is on the device: the caller has range-checked them (the attention's q rows).
 bool weighted_rows_fit(const WeightedRows& w, int64_t n, int64_t width, DType dtype) {
   if (!w.weights.defined() || !w.x.defined() || w.weights.dtype() != dtype ||
       w.x.dtype() != dtype || w.group <= 0 || w.heads <= 0 || w.head_width <= 0 ||
-      w.heads * w.head_width != width || w.weights.numel() != n * w.heads)
+      w.heads * w.head_width != width || w.weights.numel() != n * w.heads ||
+      w.x_row_stride < 0 || w.x_head_stride < 0)
     return false;
   const int64_t x_rows_needed = (n + w.group - 1) / w.group;
   if (w.x_rows.defined())
@@ -267,7 +269,6 @@ bool weighted_rows_fit(const WeightedRows& w, int64_t n, int64_t width, DType dt
                        w.head_width - 1;
   return last < w.x.numel();
 }
-int64_t column_blocks_for(int64_t width) { return (width + kColumns - 1) / kColumns; }
 
 bool sorted_from_environment() {
   const char* value = std::getenv("TG_CUDA_INDEX_ADD");
