@@ -144,7 +144,9 @@ __global__ void place_kernel(RowSorts sorts) {
   s.sorted[s.start[r] + static_cast<int64_t>(s.base[q * s.rows + r]) + rank] = i;
 }
 
-// Row n's elements computed from WeightedRows (index_add_sorted.h).
+// Row n's elements computed from WeightedRows (index_add_sorted.h). The divisions are 64-bit
+// (tens of instructions each), so none is in the sums' loop: a thread's column gives its head
+// and offset once, and each entry's x row is found once, when the tile's entries are staged.
 template <typename T>
 struct WeightedSource {
   const T* weights;  // [n, heads]; null: the scatter-add reads src
@@ -152,10 +154,20 @@ struct WeightedSource {
   const int64_t* x_rows;
   int64_t group, heads, head_width, x_row_stride, x_head_stride;
 
-  __device__ T at(int64_t n, int64_t c) const {
-    const int64_t h = c / head_width, e = c % head_width, m = n / group;
-    const int64_t row = x_rows != nullptr ? x_rows[m] : m;
-    const T w = weights[n * heads + h], v = x[row * x_row_stride + h * x_head_stride + e];
+  struct Column {
+    int64_t head, x_offset;  // x's element for column c of a row: its x row's start + x_offset
+  };
+  __device__ Column column(int64_t c) const {
+    const int64_t h = c / head_width;
+    return {h, h * x_head_stride + c % head_width};
+  }
+  // Where entry n's x row starts.
+  __device__ int64_t x_start(int64_t n) const {
+    const int64_t m = n / group;
+    return (x_rows != nullptr ? x_rows[m] : m) * x_row_stride;
+  }
+  __device__ T at(int64_t n, int64_t x_row_start, Column col) const {
+    const T w = weights[n * heads + col.head], v = x[x_row_start + col.x_offset];
     if constexpr (std::is_floating_point_v<T>) return mul_rn(w, v);  // never fused with the add
     else return w * v;
   }
@@ -185,6 +197,7 @@ __global__ void group_sums_kernel(GroupedAdds<T> adds) {
   kernel_prologue();
   __shared__ int64_t position[kScatterGroup];
   __shared__ int64_t row[kScatterGroup];
+  __shared__ int64_t x_start[kScatterGroup];  // weighted rows: where each entry's x row starts
   const GroupedAdd<T> a = adds.of[blockIdx.z];
   const int64_t p0 = static_cast<int64_t>(blockIdx.x) * kScatterGroup;
   const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kColumns;
@@ -193,10 +206,13 @@ __global__ void group_sums_kernel(GroupedAdds<T> adds) {
   for (int j = static_cast<int>(threadIdx.x); j < len; j += static_cast<int>(blockDim.x)) {
     position[j] = a.sorted[p0 + j];
     row[j] = a.index[position[j]];
+    if (a.src == nullptr) x_start[j] = a.weighted.x_start(position[j]);
   }
   __syncthreads();
   const int64_t c = c0 + threadIdx.x;
   if (c >= a.width) return;
+  const auto column = a.src == nullptr ? a.weighted.column(c)
+                                       : typename WeightedSource<T>::Column{};
   T acc = T(0);
   int first = 0;  // the current run's first entry
   for (int j0 = 0; j0 < len; j0 += kBatch) {
@@ -205,7 +221,7 @@ __global__ void group_sums_kernel(GroupedAdds<T> adds) {
     for (int k = 0; k < kBatch; ++k)
       v[k] = j0 + k >= len ? T(0)
              : a.src != nullptr ? a.src[position[j0 + k] * a.width + c]
-                                : a.weighted.at(position[j0 + k], c);
+                                : a.weighted.at(position[j0 + k], x_start[j0 + k], column);
 #pragma unroll
     for (int k = 0; k < kBatch; ++k) {
       const int j = j0 + k;
