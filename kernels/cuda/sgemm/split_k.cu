@@ -27,6 +27,7 @@
 
 #include "core/tensor.h"
 #include "kernels/cuda/check.h"
+#include "kernels/fast_divmod.h"
 #include "kernels/cuda/sgemm/common.cuh"
 
 namespace tg::cuda {
@@ -50,15 +51,49 @@ constexpr int kSliceAlign = 16;         // keeps 16-byte rows (and v7's BK) with
 // take two trips to memory, not one per slice.
 constexpr int kSumLoads = 16;
 
+// How the sum's threads split their element e into (matrix, r = its index in the matrix) and r
+// into (row, column): by multiplying (FastDivmod) where every index is below 2^31, as at the
+// step's products, else by the 64-bit division, which costs more than the sum's loads.
+struct SumIndexing {
+  bool fast = false;
+  FastDivmod by_elements, by_columns;  // M N and N, when fast
+};
+
+SumIndexing sum_indexing(int64_t matrices, const GemmArgs& p) {
+  SumIndexing ix;
+  const int64_t elements = static_cast<int64_t>(p.M) * p.N;
+  ix.fast = elements > 0 && matrices * elements <= INT32_MAX;
+  if (ix.fast) {
+    ix.by_elements = FastDivmod(elements);
+    ix.by_columns = FastDivmod(p.N);
+  }
+  return ix;
+}
+
 // C = the sum of the slices of each product in `partial` ([matrices, slices, M, N], contiguous),
 // slice 0 first, through the epilogue when EPI; one thread per element of the products.
 template <bool EPI>
 __global__ void split_k_sum_kernel(const float* partial, int64_t matrices, int64_t slices,
-                                   GemmArgs p) {
+                                   GemmArgs p, SumIndexing ix) {
   kernel_prologue();
   const int64_t elements = static_cast<int64_t>(p.M) * p.N;
   TG_GRID_STRIDE_LOOP(e, matrices * elements) {
-    const int64_t matrix = e / elements, r = e % elements;
+    int64_t matrix, r, m;
+    int n;
+    if (ix.fast) {
+      const auto e32 = static_cast<uint32_t>(e);
+      const uint32_t q = ix.by_elements.div(e32), r32 = ix.by_elements.mod(e32, q);
+      const uint32_t row = ix.by_columns.div(r32);
+      matrix = q;
+      r = r32;
+      m = row;
+      n = static_cast<int>(ix.by_columns.mod(r32, row));
+    } else {
+      matrix = e / elements;
+      r = e % elements;
+      m = r / p.N;
+      n = static_cast<int>(r % p.N);
+    }
     const float* slice = partial + matrix * slices * elements + r;
     float acc = slice[0];
     for (int64_t s0 = 1; s0 < slices; s0 += kSumLoads) {
@@ -72,8 +107,6 @@ __global__ void split_k_sum_kernel(const float* partial, int64_t matrices, int64
         acc += term[u];
       }
     }
-    const int64_t m = r / p.N;
-    const int n = static_cast<int>(r % p.N);
     const int64_t at = matrix_offsets(p, matrix).c + m * p.ldc + n;
     store_one<EPI>(p, p.C, EpilogueRows{p.pre, p.residual}, at, n, acc);
   }
@@ -116,7 +149,7 @@ void sum_slices(const Tensor& partial, int64_t matrices, int64_t slices, const G
                 cudaStream_t stream) {
   const auto run = [&](auto kernel) {
     enqueue_kernel(kernel, grid_for(matrices * out.M * out.N), kBlockThreads, stream,
-                   partial.data<float>(), matrices, slices, out);
+                   partial.data<float>(), matrices, slices, out, sum_indexing(matrices, out));
     check_launch("split_k_sum");
   };
   if (out.has_epilogue())
