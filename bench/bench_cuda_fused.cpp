@@ -261,13 +261,13 @@ struct ReadOut {
   Tensor q = random_on_gpu({table_rows, c.heads, c.head_size});
   Tensor k = random_on_gpu({table_rows, c.heads, c.head_size});
   Tensor v = random_on_gpu({table_rows, c.heads, c.value_size});
+  double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
 };
 
 Workload attention_residual_workload(bool fused) {
-  const auto [c, table_rows, kv_rows, q_rows, q, k, v] = ReadOut{};
+  const auto [c, table_rows, kv_rows, q_rows, q, k, v, scale] = ReadOut{};
   const Tensor residual = random_on_gpu({table_rows, c.value_size});
   const Tensor dz = random_on_gpu({c.batch, 1, c.value_size});
-  const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
   Backend& gpu = backend_for(kGpu);
   return {4.0 * 2 * static_cast<double>(dz.numel()), [=, &gpu] {
             Tensor z, stats, dq, dk, dv, dresidual;
@@ -319,8 +319,7 @@ Workload attention_layer_workload(bool fused) {
 }
 
 Workload key_value_rows_workload(bool weighted) {
-  const auto [c, table_rows, kv_rows, q_rows, q, k, v] = ReadOut{};
-  const double scale = 1 / std::sqrt(static_cast<double>(c.head_size));
+  const auto [c, table_rows, kv_rows, q_rows, q, k, v, scale] = ReadOut{};
   Backend& gpu = backend_for(kGpu);
   Tensor z, stats;
   gpu.attention(q, k, v, q_rows, kv_rows, scale, true, Tensor(), z, stats, nullptr);

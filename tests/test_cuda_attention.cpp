@@ -258,6 +258,14 @@ struct UnfusedAttention {
   UnfusedAttention& operator=(const UnfusedAttention&) = delete;
 };
 
+// Hands the one-query backward's key and value gradients over as dense buffers for its lifetime.
+struct DenseKeyValueRows {
+  DenseKeyValueRows() { cuda::set_weighted_key_value_rows(false); }
+  ~DenseKeyValueRows() { cuda::set_weighted_key_value_rows(true); }
+  DenseKeyValueRows(const DenseKeyValueRows&) = delete;
+  DenseKeyValueRows& operator=(const DenseKeyValueRows&) = delete;
+};
+
 TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kernel paths",
           "[cuda][attention]") {
   TG_REQUIRE_CUDA_DEVICE();
@@ -367,10 +375,10 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
           // scatter-add as weights of rows (cuda::WeightedRows); as dense buffers of the same
           // rounded products, which it sums in the same order, every gradient keeps its bits.
           if (n.queries == 1 && n.keys <= 32 && mode == Rows::Shared) {
-            cuda::set_weighted_key_value_rows(false);
-            const Grads dense =
-                run_backward(dz_gpu, gpu, fused.stats, scale, sum_heads, kGpu, residual);
-            cuda::set_weighted_key_value_rows(true);
+            const Grads dense = [&] {
+              DenseKeyValueRows off;
+              return run_backward(dz_gpu, gpu, fused.stats, scale, sum_heads, kGpu, residual);
+            }();
             INFO("weighted rows against dense buffers");
             CHECK(gf.dq.to_vector<double>() == dense.dq.to_vector<double>());
             CHECK(gf.dk.to_vector<double>() == dense.dk.to_vector<double>());

@@ -27,8 +27,8 @@
 
 #include "core/tensor.h"
 #include "kernels/cuda/check.h"
-#include "kernels/fast_divmod.h"
 #include "kernels/cuda/sgemm/common.cuh"
+#include "kernels/fast_divmod.h"
 
 namespace tg::cuda {
 
