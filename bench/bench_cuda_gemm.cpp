@@ -10,6 +10,10 @@
 // and its input gradient, 3830x113x128 (rows of 113 floats, not 16-byte aligned: the versions
 // that need them decline).
 //
+// sgemm/v9_<tiling>/<shape> is v9's kernel at another block tiling than its 64 x 64
+// (kernels/cuda/sgemm/mma_tilings.h: "32x64k16s3w2" is 32 x 64 a block, K tiles of 16, 3
+// stages, 2 warps), run whole as the version entries are: which tiling suits which shape.
+//
 // sgemm/engine/<shape> is what the backend runs for the shape: tg::cuda::sgemm() on the
 // backend's stream, which splits a product of few output tiles and a K of 64 or more (the
 // weight gradient 512x3830x128_AT, the unembedding: split_k.cu) where each version entry runs
@@ -42,6 +46,7 @@
 #include <vector>
 
 #include "cuda_bench_util.h"
+#include "kernels/cuda/sgemm/mma_tilings.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 #include "kernels/cuda/stream.h"
 
@@ -212,9 +217,9 @@ void timed_loop(benchmark::State& state, const Problem& p, Run run,
   if (tf32) state.counters["%cuBLAS_TF32"] = 100.0 * cublas_median_ms(p, true) / med;
 }
 
-void BM_sgemm_version(benchmark::State& state, size_t version_index, Shape shape) {
+void BM_sgemm_version(benchmark::State& state, const SgemmVersion* version, Shape shape) {
   if (!device_present()) return state.SkipWithError("skipped: no CUDA device");
-  const SgemmVersion& v = sgemm_versions()[version_index];
+  const SgemmVersion& v = *version;
   Problem p;
   if (!p.init(state, shape)) return;
   const GemmArgs g = p.args();
@@ -306,11 +311,17 @@ int main(int argc, char** argv) {
         ->UseManualTime()
         ->MinTime(0.1)
         ->Unit(benchmark::kMicrosecond);
-    for (size_t i = 0; i < sgemm_versions().size(); ++i) {
-      const SgemmVersion& v = sgemm_versions()[i];
+    for (const SgemmVersion& v : sgemm_versions()) {
       const std::string name =
           "sgemm/v" + std::to_string(v.number) + "_" + v.name + "/" + s.name();
-      benchmark::RegisterBenchmark(name.c_str(), BM_sgemm_version, i, s)
+      benchmark::RegisterBenchmark(name.c_str(), BM_sgemm_version, &v, s)
+          ->UseManualTime()
+          ->MinTime(0.1)
+          ->Unit(benchmark::kMicrosecond);
+    }
+    for (const SgemmVersion& t : mma_tilings()) {
+      const std::string name = std::string("sgemm/v9_") + t.name + "/" + s.name();
+      benchmark::RegisterBenchmark(name.c_str(), BM_sgemm_version, &t, s)
           ->UseManualTime()
           ->MinTime(0.1)
           ->Unit(benchmark::kMicrosecond);

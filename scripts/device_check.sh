@@ -8,7 +8,8 @@
 # with each, the same step in PyTorch eager and with CUDA graphs (bench/pytorch_step.py: the model
 # as a PyTorch user writes it, and computing only what the loss reads as tinygrok does), the
 # fused kernels against their compositions (the linear layers also with v9), the memory-bound
-# ops' bandwidth against a device copy, the kernel benchmarks against cuBLAS, the step with
+# ops' bandwidth against a device copy, the kernel benchmarks against cuBLAS (v9's kernel at
+# other block tilings included), the step with v9 at each of those tilings, the step with
 # index_add's tiled kernel, the step and nanda's grokking run with TF32 tensor cores, the step
 # and the CUDA tests with dependent launches, PyTorch's torch.compile modes (slow to compile),
 # and where the machine has them compute-sanitizer on the kernels that share memory, ncu's
@@ -66,7 +67,8 @@ fi
 # The stages after the build, in the order they run (keep in step with the calls below).
 stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off step_bench_v9 step_bench_v10
   gpu_grok_v9 gpu_grok_v10 pytorch_step pytorch_step_last
-  fused_bench fused_bench_v9 memory_bench gemm_bench step_bench_tiled step_bench_tf32
+  fused_bench fused_bench_v9 memory_bench gemm_bench step_bench_tilings step_bench_tiled
+  step_bench_tf32
   gpu_grok_tf32 step_bench_pdl cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck
   ncu_kernels ncu_sections"
 if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
@@ -249,6 +251,21 @@ if ! $quick; then
     BENCHMARK_FILTER='linear|mlp'
   bench memory_bench bench_cuda_memory bench_cuda_memory.json
   bench gemm_bench bench_cuda_gemm bench_cuda_gemm.json
+  # v9's kernel at block tilings other than its 64 x 64 (kernels/cuda/sgemm/mma_tilings.h):
+  # gemm_bench timed each at every shape (sgemm/v9_<tiling>/<shape>); here the recorded step
+  # with every product on v9 at each tiling (masked ones at v9's own), for v9's default.
+  stage step_bench_tilings 120 bash -c '
+    tilings=$(build-device/bench/bench_cuda_gemm --benchmark_list_tests \
+      --benchmark_filter="^sgemm/v9_[0-9]" | grep "^sgemm/v9_" | cut -d/ -f2 | sed "s/^v9_//" |
+      awk "!seen[\$0]++")
+    [ -n "$tilings" ] || { echo "bench_cuda_gemm lists no tilings of v9"; exit 1; }
+    for tiling in $tilings; do
+      echo "--- TG_CUDA_SGEMM=9 TG_CUDA_MMA_TILING=$tiling"
+      TG_CUDA_SGEMM=9 TG_CUDA_MMA_TILING=$tiling build-device/bench/bench_cuda_train_step \
+        --benchmark_filter=graph --benchmark_counters_tabular=true \
+        --benchmark_out="$1/bench_cuda_train_step_v9_$tiling.json" \
+        --benchmark_out_format=json || exit 1
+    done' tilings "$results"
   # The step with index_add's tiled kernel (the CPU's order) instead of its sorted path
   # (kernels/cuda/index_add_sorted.h): which one the default should be.
   bench step_bench_tiled bench_cuda_train_step bench_cuda_train_step_tiled.json \

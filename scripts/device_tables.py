@@ -238,6 +238,7 @@ def step_table(results):
             else:
                 lines.append(f"  {short(b['name']):<28} {'-':>9}     "
                              f"({b.get('error_message', 'no us/step')})")
+    lines += tiling_lines(results)
     for path, how in GROK_RUNS:
         full = os.path.join(results, path)
         if os.path.exists(full):
@@ -253,6 +254,30 @@ def step_table(results):
                                     if isinstance(parts.get(part), (int, float))) + ")"
                    if isinstance(parts, dict) else ""))
     return lines
+
+
+TILING_PREFIX = "bench_cuda_train_step_v9_"  # + <tiling>.json: device_check's step_bench_tilings
+
+
+def tiling_lines(results):
+    """The recorded step with v9 at each of its other block tilings, fastest first."""
+    rows = []
+    for name in os.listdir(results):
+        if not (name.startswith(TILING_PREFIX) and name.endswith(".json")):
+            continue
+        tiling = name[len(TILING_PREFIX):-len(".json")]
+        graph = [b for b in benchmarks(os.path.join(results, name)) if "/graph/" in b["name"]]
+        if graph and timed(graph[0], "us/step"):
+            rows.append((graph[0]["us/step"], f"  {tiling:<28} {graph[0]['us/step']:9.1f} us"))
+        else:
+            why = graph[0].get("error_message", "no us/step") if graph else "no graph entry"
+            rows.append((float("inf"), f"  {tiling:<28} {'-':>9}     ({why})"))
+    if not rows:
+        return []
+    rows.sort()  # by time, then by name
+    return (["tinygrok nanda step's graph replay with v9 at each block tiling "
+             "(TG_CUDA_SGEMM=9 TG_CUDA_MMA_TILING=<tiling>; us/step, fastest first):"]
+            + [text for _, text in rows])
 
 
 # summary.json's wall_seconds_by_part, in the order the line names them (the file sorts keys).

@@ -83,6 +83,12 @@ class DeviceTablesTest(unittest.TestCase):
                                      "steps": 2.9}})
         self.write_bench("bench_cuda_train_step_v9.json", [
             entry("BM_nanda_step/graph/iterations:40/manual_time", **{"us/step": 61.5})])
+        self.write_bench("bench_cuda_train_step_v9_32x64k16s3w2.json", [
+            entry("BM_nanda_step/graph/iterations:40/manual_time", **{"us/step": 55.25})])
+        self.write_bench("bench_cuda_train_step_v9_128x64k16s3w8.json", [
+            entry("BM_nanda_step/graph/iterations:40/manual_time", **{"us/step": 70.0})])
+        self.write_bench("bench_cuda_train_step_v9_32x32k16s4w1.json", [
+            failed("BM_nanda_step/graph/iterations:40/manual_time", "CUDA error: out of memory")])
         self.write("nanda_grok_v9_summary.json", {"status": "grokked", "T_g": 4300,
                                                   "wall_seconds": 1.5})
         self.write("nanda_grok_v10_summary.json", {"status": "grokked", "T_g": 5100,
@@ -94,6 +100,14 @@ class DeviceTablesTest(unittest.TestCase):
         self.assertRegex(text, r"TG_CUDA_SGEMM=9 \(us/step[^\n]*\n  nanda_step/graph +61\.5 us")
         self.assertIn("on the GPU, TG_CUDA_SGEMM=9: status grokked, T_g 4300, "
                       "train()'s wall 1.50 s", text)
+        # The tilings, fastest first, the failed one last with its error; not in v9's own table.
+        self.assertRegex(text, r"v9 at each block tiling \(TG_CUDA_SGEMM=9 TG_CUDA_MMA_TILING="
+                               r"<tiling>; us/step, fastest first\):\n"
+                               r"  32x64k16s3w2 +55\.2 us\n"
+                               r"  128x64k16s3w8 +70\.0 us\n"
+                               r"  32x32k16s4w1 +- +\(CUDA error: out of memory\)")
+        self.assertRegex(text, r"TG_CUDA_SGEMM=9 \(us/step[^\n]*\n  nanda_step/graph +61\.5 us\n"
+                               r"(?!  nanda_step)")
         self.assertIn("tinygrok nanda step on the GPU (us/step", text)
         self.assertRegex(text, r"nanda_step/graph +95\.0 us  38 graph nodes")
         self.assertRegex(text, r"nanda_step/on_device +180\.2 us")
@@ -101,7 +115,9 @@ class DeviceTablesTest(unittest.TestCase):
         self.assertIn("(CUDA error: launch failed)", text)
         self.assertIn("status grokked, T_g 4200, train()'s wall 3.21 s, 97.0 us/step (steps "
                       "2.900 s, evals 0.200 s, checkpoints 0.060 s, other 0.050 s)", text)
-        self.assertIn("benchmark entries with errors (1):", text)
+        self.assertIn("benchmark entries with errors (2):", text)
+        self.assertRegex(text, r"bench_cuda_train_step_v9_32x32k16s4w1: nanda_step/graph +CUDA "
+                               r"error: out of memory")
 
     def test_fused_kernels_against_their_compositions(self):
         self.write_bench("bench_cuda_fused.json", [

@@ -15,6 +15,7 @@
 // Then split-K through sgemm() (check_split_k), and grouped products (GemmArgs::groups) and
 // sgemm_batch_sum (check_groups): each group bit for bit as the same version run on it alone.
 // Then products in blocks of rows (check_row_blocks), up to one too tall for a single launch.
+// Then v9's kernel at its other block tilings (check_mma_tilings, mma_tilings.h).
 // Exit status 0 when every supported case passes.
 #include <algorithm>
 #include <chrono>
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cuda/sgemm/mma_tilings.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 #include "sgemm_test_util.h"
 
@@ -948,6 +950,77 @@ int check_forced_versions(uint64_t seed) {
   return failures;
 }
 
+// v9's kernel at the other block tilings (mma_tilings.h): every case against float64 at v9's
+// tolerance, every element of C written and nothing else, one epilogue combination a case on
+// top of the plain product (rotating), operand masks declined; then v9 with a tiling chosen runs
+// that tiling's bits where it takes the arguments, and its own where it does not (masks). Returns
+// the number of failures.
+int check_mma_tilings(const std::vector<GemmCase>& cases, uint64_t seed) {
+  int failures = 0;
+  const auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      ++failures;
+      std::printf("FAIL mma tiling: %s\n", what.c_str());
+    }
+  };
+  expect(forced_mma_tiling() == nullptr, "a tiling is chosen without TG_CUDA_MMA_TILING");
+  expect(mma_tilings().size() >= 2, "tilings are listed");
+  for (const SgemmVersion& t : mma_tilings()) {
+    expect(t.number == 9 && !t.tf32 && !t.measured, std::string(t.name) + " is v9, unmeasured");
+    for (const GemmCase& c : cases) {
+      const std::string name = std::string(t.name) + " on " + c.name();
+      const GemmHost h = make_gemm_host(c, seed++);
+      std::vector<float> out(h.c_size, poison());
+      const GemmArgs args = h.args(h.A.data(), h.B.data(), out.data());
+      if (!t.supports(args)) {
+        expect(false, name + " declines a plain product");
+        continue;
+      }
+      t.run(args, nullptr);
+      const GemmCheck r = check_gemm(h, out, h.reference);
+      expect(r.rel_error < 1e-5 && r.unwritten == 0 && r.non_finite == 0 && r.written_gaps == 0,
+             name + ": relative error " + std::to_string(r.rel_error) + ", " +
+                 std::to_string(r.unwritten) + " unwritten, " + std::to_string(r.written_gaps) +
+                 " written outside C");
+      const int combo = static_cast<int>(seed % kEpilogueCombos);
+      expect(check_epilogue(t, c, h, args, out, EpilogueCombo(combo), seed * 13),
+             name + " with the epilogue");
+      const Masks masks = make_masks(h, seed * 31);
+      expect(!t.supports(masked_args(h, masks, 1 + static_cast<int>(seed % 3), out.data())),
+             name + " accepts operand masks");
+    }
+  }
+  // v9 with each tiling chosen, on a plain case and one with both operands transposed.
+  const SgemmVersion& v9 = sgemm_versions().at(8);
+  for (const SgemmVersion& t : mma_tilings()) {
+    for (const GemmCase& c : {GemmCase{129, 77, 33}, GemmCase{70, 45, 50, true, true}}) {
+      const std::string name = std::string(t.name) + " chosen, " + c.name();
+      const GemmHost h = make_gemm_host(c, seed++);
+      std::vector<float> own(h.c_size, poison()), chosen(h.c_size, poison());
+      v9.run(h.args(h.A.data(), h.B.data(), own.data()), nullptr);
+      t.run(h.args(h.A.data(), h.B.data(), chosen.data()), nullptr);
+      set_mma_tiling(t.name);
+      std::vector<float> out(h.c_size, poison());
+      v9.run(h.args(h.A.data(), h.B.data(), out.data()), nullptr);
+      expect(std::memcmp(out.data(), chosen.data(), out.size() * sizeof(float)) == 0,
+             name + ": v9 does not give the tiling's bits");
+      // With masks v9 keeps its own tiling: the same bits as with none chosen.
+      const Masks masks = make_masks(h, seed * 37);
+      std::vector<float> masked_chosen(h.c_size, poison()), masked_own(h.c_size, poison());
+      v9.run(masked_args(h, masks, 3, masked_chosen.data()), nullptr);
+      set_mma_tiling("");
+      v9.run(masked_args(h, masks, 3, masked_own.data()), nullptr);
+      expect(std::memcmp(masked_chosen.data(), masked_own.data(),
+                         masked_own.size() * sizeof(float)) == 0,
+             name + ": masked, v9 does not keep its own tiling");
+    }
+  }
+  expect(forced_mma_tiling() == nullptr, "\"\" chooses v9's own tiling");
+  expect(rejects([] { set_mma_tiling("64x64"); }), "an unknown tiling is rejected");
+  expect(forced_mma_tiling() == nullptr, "a rejected name leaves the choice as it was");
+  return failures;
+}
+
 }  // namespace
 
 int main() {
@@ -1099,14 +1172,17 @@ int main() {
   failures += groups_failures;
   const int rows_failures = check_row_blocks();
   failures += rows_failures;
+  const int tiling_failures = check_mma_tilings(cases, seed);
+  failures += tiling_failures;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("sgemm host emulation: %d runs (%d with the epilogue, %d with masks) over %zu cases "
               "and %zu versions, %d declined by supports(); split-K %s; groups and batch sum %s; "
-              "blocks of rows %s; %d failed (%.1f s)\n",
+              "blocks of rows %s; %zu tilings of v9 %s; %d failed (%.1f s)\n",
               runs, epilogue_runs, mask_runs, cases.size(), sgemm_versions().size(), declined,
               split_k_failures == 0 ? "passed" : "FAILED",
               groups_failures == 0 ? "passed" : "FAILED",
-              rows_failures == 0 ? "passed" : "FAILED", failures, seconds);
+              rows_failures == 0 ? "passed" : "FAILED", mma_tilings().size(),
+              tiling_failures == 0 ? "passed" : "FAILED", failures, seconds);
   return failures == 0 ? 0 : 1;
 }

@@ -16,7 +16,7 @@ void run(const GemmArgs& args, cudaStream_t stream) {
 SgemmVersion sgemm_v10_mma_tf32() {
   SgemmVersion v{10, "mma_tf32",
                  "v9 with one mma of the TF32-rounded operands per step: TF32 speed, ~1e-3",
-                 run, sgemm_detail::mma_pipeline::supports};
+                 run, sgemm_detail::mma_pipeline::supports<>};
   v.tf32 = true;
   v.measured = false;
   return v;
