@@ -13,7 +13,7 @@
 # index_add's tiled kernel, the step and nanda's grokking run with TF32 tensor cores, the step
 # and the CUDA tests with dependent launches, PyTorch's torch.compile modes (slow to compile),
 # and where the machine has them compute-sanitizer on the kernels that share memory, ncu's
-# per-kernel times, and ncu's occupancy and throughput for each kernel of one step; print a
+# per-kernel times (also with every product on v9), and ncu's occupancy and throughput for each kernel of one step; print a
 # table last.
 #
 #   scripts/device_check.sh [--quick] [--from STAGE] [--budget SECONDS]
@@ -70,7 +70,7 @@ stages="cuda_tests step_bench gpu_grok gpu_graph_on gpu_graph_off step_bench_v9 
   fused_bench fused_bench_v9 memory_bench gemm_bench step_bench_tilings step_bench_tiled
   step_bench_tf32
   gpu_grok_tf32 step_bench_pdl cuda_tests_pdl pytorch_compile racecheck racecheck_bias memcheck
-  ncu_kernels ncu_sections"
+  ncu_kernels ncu_kernels_v9 ncu_sections"
 if [ -n "$from" ] && ! [[ " $(echo $stages) " == *" $from "* ]]; then
   echo "device_check.sh: --from '$from' is no stage; the stages:" $stages >&2
   exit 2
@@ -307,6 +307,12 @@ if ! $quick; then
       --metrics gpu__time_duration.sum --csv \
       --log-file "$results/ncu_kernels.csv" build-device/tinygrok train --preset nanda --device cuda \
       --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run --force --quiet
+    # The same with every product on v9 (not yet the default): where its step's time goes.
+    stage ncu_kernels_v9 60 env TG_CUDA_SGEMM=9 "$ncu_bin" --clock-control none \
+      --cache-control none --metrics gpu__time_duration.sum --csv \
+      --log-file "$results/ncu_kernels_v9.csv" build-device/tinygrok train --preset nanda \
+      --device cuda --steps 3 --eval-every 1000 --cuda-graph off --out build-device/ncu_run \
+      --force --quiet
     # Why each of the step's kernels takes its time: occupancy, waves, registers, and the SMs'
     # and memory's share of their peak, for the kernels of the first training step (the eval
     # before it launches 19 of those the filter keeps; docs/gpu_runs/ has the first reading).

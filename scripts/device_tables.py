@@ -346,10 +346,10 @@ def kernel_short_name(name):
     return name.split("(")[0]
 
 
-def ncu_table(results):
+def ncu_table(results, file_name="ncu_kernels.csv", how=""):
     """ncu's kernel times summed by kernel name over a short eager run: where a step's time goes."""
     total, calls = collections.Counter(), collections.Counter()
-    for row in ncu_rows(results, "ncu_kernels.csv"):
+    for row in ncu_rows(results, file_name):
         if row.get("Metric Name") != "gpu__time_duration.sum":
             continue
         name = kernel_short_name(row["Kernel Name"])
@@ -358,11 +358,16 @@ def ncu_table(results):
         calls[name] += 1
     if not calls:
         return []
-    lines = [f"ncu: kernel time over a 3-step eager nanda run, evals included "
+    lines = [f"ncu: kernel time over a 3-step eager nanda run{how}, evals included "
              f"({sum(calls.values())} kernels, {sum(total.values()) / 1e3:.0f} us in all):"]
     for name, ns in total.most_common(25):
         lines.append(f"  {name[:48]:<48} {ns / 1e3:9.1f} us  {calls[name]:5d} calls")
     return lines
+
+
+def ncu_table_v9(results):
+    """The same run with every product on SGEMM v9 (device_check.sh's ncu_kernels_v9)."""
+    return ncu_table(results, "ncu_kernels_v9.csv", ", TG_CUDA_SGEMM=9")
 
 
 NCU_SECTION_METRICS = (("Duration", "us"), ("Compute (SM) Throughput", "SM %"),
@@ -553,7 +558,7 @@ def targets_table(results):
 
 
 TABLES = [targets_table, bench_errors, memory_table, fused_table, gemm_table, step_table,
-          pytorch_table, ncu_table, ncu_sections_table]
+          pytorch_table, ncu_table, ncu_table_v9, ncu_sections_table]
 
 
 def main(argv):

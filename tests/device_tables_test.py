@@ -221,10 +221,15 @@ class DeviceTablesTest(unittest.TestCase):
                    + row.format(i=1, kernel=kernel, unit="usecond", value="2.5")
                    + row.format(i=2, kernel="copy_kernel<float, float, false>(float)",
                                 unit="ns", value="700"))
+        self.write("ncu_kernels_v9.csv", header + row.format(
+            i=0, kernel="void tg::cuda::sgemm_detail::mma_pipeline::mma_kernel<float>(GemmArgs)",
+            unit="usecond", value="12"))
         text = self.summary()
-        self.assertIn("(3 kernels, 5 us in all)", text)
+        self.assertIn("nanda run, evals included (3 kernels, 5 us in all)", text)
         self.assertRegex(text, r"adam_kernel<float> +4\.0 us +2 calls")
         self.assertRegex(text, r"copy_kernel<float, float, false> +0\.7 us +1 calls")
+        self.assertRegex(text, r"nanda run, TG_CUDA_SGEMM=9, evals included \(1 kernels, 12 us "
+                               r"in all\):\n  mma_pipeline::mma_kernel<float> +12\.0 us +1 calls")
 
     def test_ncu_sections_table_lists_kernels_in_launch_order(self):
         header = ('"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream",'
