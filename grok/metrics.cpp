@@ -15,8 +15,12 @@ LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labe
   return evaluate(model, tokens, labels, LossKind::Softmax, chunk);
 }
 
+int64_t eval_chunk_rows(Device device) { return device.is_cpu() ? 4096 : 65536; }
+
 void evaluate_sums(nn::Model& model, const Tensor& tokens, const Tensor& labels, LossKind loss,
                    const Tensor& sums, int64_t chunk) {
+  check(chunk >= 0, "evaluate: chunk must be >= 0 rows, got ", chunk);
+  if (chunk == 0) chunk = eval_chunk_rows(tokens.device());
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();

@@ -17,18 +17,24 @@ struct LossAccuracy {
   double accuracy = 0;  // fraction of argmax == label
 };
 
-// Evaluates in eval mode, without recording a graph, in chunks of `chunk` rows; restores the
-// model's train/eval mode afterwards. The loss is `loss` (a run's --loss; grok/loss.h).
+// Rows an eval's forward takes at once on `device` (chunk 0, below): 4,096 on the CPU, whose
+// activations then stay small; 65,536 on a GPU, where a set of nanda's size (8,939 test rows)
+// is then one forward, whose products fill the GPU, instead of three and a 747-row tail.
+int64_t eval_chunk_rows(Device device);
+
+// Evaluates in eval mode, without recording a graph, in chunks of `chunk` rows (0: the device's
+// eval_chunk_rows); restores the model's train/eval mode afterwards. The loss is `loss` (a run's
+// --loss; grok/loss.h).
 LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
-                      LossKind loss, int64_t chunk = 4096);
+                      LossKind loss, int64_t chunk = 0);
 // evaluate()'s sums, left on the device: sums (float64 [2] on the tokens' device) is set to
 // (the summed loss, the number of correct argmaxes). It reads nothing back to the host, so it
 // can be recorded once and replayed (Backend::capture); evaluate() is this plus one read.
 void evaluate_sums(nn::Model& model, const Tensor& tokens, const Tensor& labels, LossKind loss,
-                   const Tensor& sums, int64_t chunk = 4096);
+                   const Tensor& sums, int64_t chunk = 0);
 // The same with the softmax cross-entropy.
 LossAccuracy evaluate(nn::Model& model, const Tensor& tokens, const Tensor& labels,
-                      int64_t chunk = 4096);
+                      int64_t chunk = 0);
 
 // One row of metrics.csv, written at every eval.
 struct MetricsRow {

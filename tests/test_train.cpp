@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -326,6 +327,41 @@ TEST_CASE("model_parameter_count is the built model's count, without building it
     REQUIRE(model_parameter_count(c, data) ==
             static_cast<double>(build_model(c, data, gen)->num_parameters()));
   }
+}
+
+TEST_CASE("an eval's chunks: the device's rows by default, and any size measures the same",
+          "[train]") {
+  CHECK(eval_chunk_rows(Device::cpu()) == 4096);
+  CHECK(eval_chunk_rows(Device::cuda(0)) == 65536);
+  TrainConfig c = preset("nanda");
+  c.p = 31;  // 961 pairs
+  c.d_model = 16;
+  c.d_mlp = 24;
+  c.heads = 2;
+  const Dataset data = make_dataset(parse_operation(c.op), c.p);
+  Generator gen(3);
+  auto model = build_model(c, data, gen);
+  std::vector<int64_t> pairs(static_cast<size_t>(data.size()));
+  std::iota(pairs.begin(), pairs.end(), int64_t{0});
+  const Tensor tokens = make_tokens(data, pairs, token_format(c));
+  const Tensor labels = make_labels(data, pairs);
+  model->train();
+  const LossAccuracy whole = evaluate(*model, tokens, labels, 0);
+  CHECK(model->is_training());  // restored
+  // On the CPU the default is 4,096 rows: the whole set here, the same bits.
+  const LossAccuracy one_chunk = evaluate(*model, tokens, labels, 4096);
+  CHECK(whole.loss == one_chunk.loss);
+  CHECK(whole.accuracy == one_chunk.accuracy);
+  CHECK(whole.accuracy > 0);
+  // Other chunks sum in another order: the same loss within float32's rounding, the same count.
+  for (int64_t chunk : {1, 7, 960, 961, 962}) {
+    INFO("chunk " << chunk);
+    const LossAccuracy m = evaluate(*model, tokens, labels, chunk);
+    CHECK(m.loss == Approx(whole.loss).epsilon(1e-5));
+    CHECK(m.accuracy == whole.accuracy);
+  }
+  CHECK_THROWS_WITH(evaluate(*model, tokens, labels, -1),
+                    Catch::Contains("chunk must be >= 0 rows, got -1"));
 }
 
 TEST_CASE("batch 0 is the full training set and -1 is Power's min(512, ceil(N/2))", "[train]") {
