@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 
 #include "core/error.h"
 #include "kernels/cuda/sgemm/mma_pipeline.cuh"
@@ -14,8 +15,8 @@ using sgemm_detail::mma_pipeline::Tiling;
 
 template <class L>
 void run(const GemmArgs& args, cudaStream_t stream) {
-  sgemm_detail::mma_pipeline::run_without_masks</*SPLIT=*/true, L>("v9_mma_3xtf32 (tiling)",
-                                                                     args, stream);
+  static const std::string name = "v9_mma_3xtf32 at " + L::name();  // in launch errors
+  sgemm_detail::mma_pipeline::run_without_masks</*SPLIT=*/true, L>(name.c_str(), args, stream);
 }
 
 template <class L>
