@@ -13,8 +13,8 @@
 # index_add's tiled kernel, the step and nanda's grokking run with TF32 tensor cores, the step
 # and the CUDA tests with dependent launches, PyTorch's torch.compile modes (slow to compile),
 # and where the machine has them compute-sanitizer on the kernels that share memory, ncu's
-# per-kernel times (also with every product on v9), and ncu's occupancy and throughput for each kernel of one step; print a
-# table last.
+# per-kernel times (also with every product on v9), and ncu's occupancy and throughput for each
+# kernel of one step; print a table last.
 #
 #   scripts/device_check.sh [--quick] [--from STAGE] [--budget SECONDS]
 #     --quick      the rerun after a fix: the build, the CUDA tests, the step's time, nanda to
