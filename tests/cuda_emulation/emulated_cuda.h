@@ -15,11 +15,12 @@
 // Races it makes visible rather than proves absent: one warp at a time runs as far as it can,
 // and TG_EMULATION_SCHEDULE=reverse runs the blocks, the warps and the lanes last to first,
 // switching warps at every warp barrier (schedule()), so a read that needs a barrier before it
-// gets another value in one of the two orders; CTest runs every emulated test both ways. Fresh device memory and blocks released to
-// the caching allocator read as NaN (0xFF bytes), so a kernel that reads what nothing wrote
-// shows. What it cannot see: a shuffle orders memory here as __syncwarp() does, which the CUDA
-// memory model does not promise; and __shared__ memory holds what the block before left (GCC
-// ignores a section attribute on a template's statics, so they cannot be found and refilled).
+// gets another value in one of the two orders; the Release build's CTest runs every emulated
+// test both ways. Fresh device memory and blocks released to the caching allocator read as NaN
+// (0xFF bytes), so a kernel that reads what nothing wrote shows. What it cannot see: a shuffle
+// orders memory here as __syncwarp() does, which the CUDA memory model does not promise; and
+// __shared__ memory holds what the block before left (GCC ignores a section attribute on a
+// template's statics, so they cannot be found and refilled).
 //
 // Stream capture and graphs follow the real API (signatures, enum values, error codes): between
 // cudaStreamBeginCapture and cudaStreamEndCapture, kernel launches, cudaMemcpyAsync and
@@ -366,8 +367,8 @@ namespace tg_emulation {
 // block between two barriers (schedule()). Forward, the default, runs them first to last;
 // TG_EMULATION_SCHEDULE=reverse, last to first. A kernel whose result depends on that order —
 // one thread reading what another writes with no barrier between, a block relying on another
-// having run — then gives another answer in one of the two, which its tests see: CTest runs
-// every emulated test both ways.
+// having run — then gives another answer in one of the two, which its tests see: the Release
+// build's CTest runs every emulated test both ways.
 inline bool reverse_schedule() {
   static const bool reverse = [] {
     const char* order = std::getenv("TG_EMULATION_SCHEDULE");
