@@ -251,6 +251,33 @@ TEST_CASE("nn: train() and eval() reach every submodule", "[nn]") {
   CHECK(!model.embed().is_training());
 }
 
+TEST_CASE("nn: a block's fast paths, called in training, drop what its reference drops", "[nn]") {
+  // Transformer::forward takes the reference path while dropout is on, so only a direct call
+  // reaches the fast paths' dropout branches; they must draw the same masks, in the same order.
+  for (LayerNormMode mode : {LayerNormMode::None, LayerNormMode::Pre, LayerNormMode::Post}) {
+    INFO(layer_norm_mode_name(mode));
+    TransformerConfig c = tiny_config(mode);
+    c.dropout = 0.4;
+    Generator gen(5);
+    TransformerBlock block(c, gen);
+    REQUIRE(block.is_training());
+    Generator data(9);
+    const Tensor table = randn({5, c.d_model}, data);
+    const Tensor rows = from_vector<int64_t>({4, 0, 2, 1, 1, 3, 2, 0, 4}, {3, 3});
+    const Tensor x = embedding(table, rows);  // [3, 3, d_model]
+    const uint64_t start = gen.offset();
+    const std::vector<double> reference = block.forward_reference(x).to_vector<double>();
+    CHECK(gen.offset() > start);  // it drew masks
+    gen.set_state(gen.seed(), start);
+    CHECK(relative_error(block.forward(x).to_vector<double>(), reference) < 1e-5);
+    gen.set_state(gen.seed(), start);
+    CHECK(relative_error(block.forward_table(table, rows, rows).to_vector<double>(), reference) <
+          1e-5);
+    block.eval();
+    CHECK(relative_error(block.forward(x).to_vector<double>(), reference) > 1e-3);
+  }
+}
+
 TEST_CASE("nn: Dropout is the identity in eval mode and drops with scaling in training", "[nn]") {
   Generator gen(3);
   Dropout drop(0.25, gen);
