@@ -85,6 +85,31 @@ if command -v script >/dev/null 2>&1; then
   fi
 fi
 
+# --- without --out: runs/PRESET-DATE-TIME, or the first free NAME-2, NAME-3, ... -------------
+# (scripts/run.sh's way.) Each second of the next 20 already has its directory, as if another
+# run had started then, so the run must take NAME-2; the earlier one is left alone.
+mkdir -p "$TMP/default_out/runs"
+now=$(date +%s)
+for s in $(seq 0 20); do
+  mkdir "$TMP/default_out/runs/default-$(date -d "@$((now + s))" +%Y%m%d-%H%M%S)"
+  touch "$TMP/default_out/runs/default-$(date -d "@$((now + s))" +%Y%m%d-%H%M%S)/earlier"
+done
+(cd "$TMP/default_out" && "$BIN" train "${TINY[@]}" --steps 10 >"$LOG/default_out.out" \
+  2>"$LOG/default_out.err")
+rc=$?
+[ $rc -eq 0 ] && ok || fail "train without --out exits $rc: $(cat "$LOG/default_out.err")"
+claimed=$(cd "$TMP/default_out" && ls -d runs/default-*-2 2>/dev/null)
+if [ "$(echo "$claimed" | wc -w)" -eq 1 ] && [ -s "$TMP/default_out/$claimed/summary.json" ]; then
+  ok
+else
+  fail "train without --out did not run in runs/default-STAMP-2: '$claimed'"
+fi
+grep -qF "run directory $claimed" "$LOG/default_out.err" && ok ||
+  fail "train without --out does not say where it ran: $(head -1 "$LOG/default_out.err")"
+[ "$(find "$TMP/default_out/runs" -name earlier | wc -l)" -eq 21 ] &&
+  [ "$(find "$TMP/default_out/runs" -mindepth 1 -maxdepth 1 | wc -l)" -eq 22 ] && ok ||
+  fail "train without --out touched the directories already there"
+
 # --- eval: JSON with train, test and all p² pairs ---------------------------------------------
 for target in run run/checkpoint run/checkpoint/model.safetensors; do
   "$BIN" eval "$target" >"$LOG/eval.json" 2>"$LOG/eval.err"
