@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda_compare.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/attention.h"
 #include "op_test_util.h"
@@ -32,7 +33,9 @@
 using namespace tg;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
+using tg::testing::check_matches_cpu;
 using tg::testing::relative_error;
+using tg::testing::tolerance_for;
 
 namespace {
 
@@ -137,15 +140,10 @@ Tensor make_dz(const Shape& shape, DType dtype, uint64_t seed, bool strided, Dev
   return randn(reversed, gen, dtype).to(device).permute(order);
 }
 
-double tolerance(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
-
-// got (on the GPU) against want (on the CPU): shape, dtype and ||got - want|| / ||want||.
+// got (on the GPU) against want (on the CPU), as cuda_compare.h compares them.
 void check_close(const Tensor& got, const Tensor& want, double tol, const char* what) {
   INFO(what);
-  REQUIRE(got.device() == kGpu);
-  REQUIRE(got.shape() == want.shape());
-  REQUIRE(got.dtype() == want.dtype());
-  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < tol);
+  check_matches_cpu(got, want, tol);
 }
 
 // Table rows that no example reads have exactly zero gradient.
@@ -216,7 +214,7 @@ TEST_CASE("cuda attention: forward and backward match the CPU backend", "[cuda][
                                  << (sum_heads ? ", sum_heads" : "")
                                  << (strided ? ", strided" : ""));
           const double scale = 1 / std::sqrt(static_cast<double>(n.head_size));
-          const double tol = tolerance(dtype);
+          const double tol = tolerance_for(dtype);
           const Inputs cpu = make_inputs(n, mode, dtype, seed, strided, kCpu);
           const Inputs gpu = make_inputs(n, mode, dtype, seed, strided, kGpu);
           const Forward want = run_forward(cpu, scale, sum_heads, kCpu);
@@ -313,7 +311,7 @@ TEST_CASE("cuda attention: the one-kernel paths match the CPU and the multi-kern
                                  << (fused_forward ? "one kernel" : "several")
                                  << ", backward " << (fused_backward ? "one kernel" : "several"));
           const double scale = 1 / std::sqrt(static_cast<double>(n.head_size));
-          const double tol = tolerance(dtype);
+          const double tol = tolerance_for(dtype);
           const Inputs cpu = make_inputs(n, mode, dtype, seed, strided, kCpu);
           const Inputs gpu = make_inputs(n, mode, dtype, seed, strided, kGpu);
           const Shape zs = z_shape(n, sum_heads);
@@ -398,7 +396,7 @@ TEST_CASE("cuda attention: table_attention and causal_attention gradients match 
   TG_REQUIRE_CUDA_DEVICE();
   uint64_t seed = 500;
   for (DType dtype : {DType::Float32, DType::Float64}) {
-    const double tol = tolerance(dtype);
+    const double tol = tolerance_for(dtype);
     for (Rows mode : {Rows::Dense, Rows::Shared}) {
       for (bool sum_heads : {false, true}) {
         ++seed;

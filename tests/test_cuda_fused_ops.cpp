@@ -11,6 +11,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cuda_compare.h"
 #include "kernels/backend.h"
 #include "seeded_tensors.h"
 #include "test_cuda_support.h"
@@ -18,35 +19,19 @@
 #include "tinygrok.h"
 
 using namespace tg;
+using tg::testing::check_matches_cpu;
 using tg::testing::error_of;
 using tg::testing::random_indices;
 using tg::testing::random_normal;
+using tg::testing::tolerance_for;
 
 namespace {
 
 const Device kGpu = Device::cuda(0);
 
-double tolerance_for(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
-
-// `got` (on any device) against `want`: same shape and dtype, and ‖got − want‖ / ‖want‖ below
-// `tolerance`, or, when tolerance is 0, equal element for element.
+// A GPU result against the CPU's or another GPU result (cuda_compare.h).
 void check_close(const Tensor& got, const Tensor& want, double tolerance) {
-  const Tensor g_host = got.to(Device::cpu()), w_host = want.to(Device::cpu());
-  REQUIRE(g_host.shape() == w_host.shape());
-  REQUIRE(g_host.dtype() == w_host.dtype());
-  const auto g = g_host.to_vector<double>(), w = w_host.to_vector<double>();
-  if (tolerance == 0) {
-    int64_t differ = 0;
-    for (size_t i = 0; i < w.size(); ++i) differ += !(g[i] == w[i]);
-    CHECK(differ == 0);
-    return;
-  }
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    diff += (g[i] - w[i]) * (g[i] - w[i]);
-    norm += w[i] * w[i];
-  }
-  CHECK(std::sqrt(diff) / std::max(std::sqrt(norm), 1e-300) < tolerance);
+  check_matches_cpu(got, want, tolerance);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_compare.h"
 #include "kernels/backend.h"
 #include "nn/activation.h"
 #include "op_test_util.h"
@@ -21,7 +22,8 @@
 
 using namespace tg;
 using tg::testing::error_of;
-using tg::testing::relative_error;
+using tg::testing::check_matches_cpu;
+using tg::testing::tolerance_for;
 
 namespace {
 
@@ -35,18 +37,12 @@ const int64_t kWidths[] = {1, 7, 33, 130};
 Backend& cpu_backend() { return backend_for(Device::cpu()); }
 Backend& gpu_backend() { return backend_for(kGpu); }
 
-double tol_for(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
-
-// A GPU result against the CPU's: both defined or both not, one shape and dtype, and
-// ||got - want|| / ||want|| below tol.
+// A GPU result against the CPU's: both defined or both not, and then as cuda_compare.h
+// compares them.
 void check_close(const Tensor& got, const Tensor& want, double tol, const char* what) {
   INFO(what);
   REQUIRE(got.defined() == want.defined());
-  if (!want.defined()) return;
-  CHECK(got.device() == kGpu);
-  REQUIRE(got.shape() == want.shape());
-  REQUIRE(got.dtype() == want.dtype());
-  CHECK(relative_error(got.to_vector<double>(), want.to_vector<double>()) < tol);
+  if (want.defined()) check_matches_cpu(got, want, tol);
 }
 
 // Bitwise equality of two tensors' values (on any devices).
@@ -111,7 +107,7 @@ TEST_CASE("cuda layer_norm: forward and backward primitives match the CPU", "[cu
           const Pair x = random_pair(rows, d, dtype, gen, strided, 1.5, 3);
           const Pair w = has_w ? random_vector(d, dtype, gen, strided, 1) : Pair{};
           const Pair b = has_b ? random_vector(d, dtype, gen, strided) : Pair{};
-          const double tol = tol_for(dtype);
+          const double tol = tolerance_for(dtype);
 
           Tensor y, mean, rstd, gy, gmean, grstd;
           cpu_backend().layer_norm(x.cpu, w.cpu, b.cpu, 1e-5, y, mean, rstd);
@@ -157,7 +153,7 @@ TEST_CASE("cuda layer_norm: the autograd op on the GPU matches the CPU", "[cuda]
         return Result{y, x.grad(), has_w ? w.grad() : Tensor(), has_b ? b.grad() : Tensor()};
       };
       const Result want = run(Device::cpu()), got = run(kGpu);
-      const double tol = tol_for(dtype);
+      const double tol = tolerance_for(dtype);
       check_close(got.y, want.y, tol, "y");
       check_close(got.dx, want.dx, tol, "dx");
       check_close(got.dw, want.dw, tol, "dweight");
@@ -185,7 +181,7 @@ TEST_CASE("cuda bias_activation: every activation, with and without bias, matche
             const Tensor y = Tensor::empty({rows, cols}, dtype);
             const Tensor cpu_bias = has_bias ? contiguous_copy_if_needed(b.cpu) : Tensor();
             cpu_backend().bias_activation(x.cpu, cpu_bias, act, pre, y);
-            const double tol = tol_for(dtype);
+            const double tol = tolerance_for(dtype);
 
             const Tensor gpre = Tensor::empty({rows, cols}, dtype, kGpu);
             const Tensor gy = Tensor::empty({rows, cols}, dtype, kGpu);
@@ -226,7 +222,7 @@ TEST_CASE("cuda bias_activation: outputs may alias the input", "[cuda]") {
           const Tensor pre = Tensor::empty({rows, cols}, dtype);
           const Tensor y = Tensor::empty({rows, cols}, dtype);
           cpu_backend().bias_activation(x.cpu, b.cpu, act, pre, y);
-          const double tol = tol_for(dtype);
+          const double tol = tolerance_for(dtype);
 
           // x = act(x + b) in place.
           const Tensor io = x.gpu.clone();
@@ -277,7 +273,7 @@ TEST_CASE("cuda activation_backward: dpre and the bias gradient match the CPU", 
             const Tensor gdb = has_dbias ? Tensor::empty({cols}, dtype, kGpu) : Tensor();
             const Tensor dpre = cpu_backend().activation_backward(dy.cpu, saved, act, db);
             const Tensor gdpre = gpu_backend().activation_backward(dy.gpu, gsaved, act, gdb);
-            const double tol = tol_for(dtype);
+            const double tol = tolerance_for(dtype);
             check_close(gdpre, dpre, tol, "dpre");
             check_close(gdb, db, tol, "dbias");
             // Identity and Relu pass dy through or zero it, and the bias gradient is summed in

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_compare.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/index_add_sorted.h"
@@ -26,40 +27,20 @@
 
 using namespace tg;
 using Catch::Matchers::Contains;
+using tg::testing::check_matches_cpu;
 using tg::testing::error_of;
 using tg::testing::random_indices;
 using tg::testing::random_normal;
+using tg::testing::tolerance_for;
 
 namespace {
 
 const Device kGpu = Device::cuda(0);
 
-// float32 results within 1e-5 of the CPU's (relative, over the whole tensor); float64 tighter.
-double tolerance_for(DType dtype) { return dtype == DType::Float32 ? 1e-5 : 1e-12; }
-
-// `got` (a fresh contiguous GPU tensor) against `want` (the CPU's): same shape and dtype, and
-// ‖got − want‖ / ‖want‖ below `tolerance`, or, when tolerance is 0, equal element for element.
+// `got`, a fresh (so contiguous) GPU tensor, against `want` (cuda_compare.h).
 void check_close(const Tensor& got, const Tensor& want, double tolerance) {
-  CHECK(got.device() == kGpu);
   CHECK(got.is_contiguous());
-  const Tensor host = got.to(Device::cpu());
-  REQUIRE(host.shape() == want.shape());
-  REQUIRE(host.dtype() == want.dtype());
-  const auto g = host.to_vector<double>(), w = want.to_vector<double>();
-  if (tolerance == 0) {
-    int64_t differ = 0;
-    for (size_t i = 0; i < w.size(); ++i) differ += !(g[i] == w[i]);
-    CHECK(differ == 0);
-    return;
-  }
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    CHECK(std::isfinite(g[i]) == std::isfinite(w[i]));
-    if (!std::isfinite(w[i])) continue;
-    diff += (g[i] - w[i]) * (g[i] - w[i]);
-    norm += w[i] * w[i];
-  }
-  CHECK(std::sqrt(diff) / std::max(std::sqrt(norm), 1e-300) < tolerance);
+  check_matches_cpu(got, want, tolerance);
 }
 
 
