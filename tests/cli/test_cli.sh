@@ -335,6 +335,39 @@ for name in ['model', 'optimizer']:
 expect_error "metadata 'step' is '1e3', not an integer" train --resume bad_meta --steps 400
 expect_error "metadata 'step' is '1e3', not an integer" eval bad_meta
 rm -rf bad_meta
+# The run's configuration in a checkpoint's metadata: not JSON, or JSON that train would refuse.
+for bad in 'not json' '{"p": 0}'; do
+  cp -r run bad_config
+  py "
+import json, struct, sys
+for name in ['model', 'optimizer']:
+    p = 'bad_config/checkpoint/%s.safetensors' % name
+    b = open(p, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    c = json.loads(h['__metadata__']['config'])
+    h['__metadata__']['config'] = sys.argv[1] if sys.argv[1] == 'not json' else json.dumps(
+        {**c, **json.loads(sys.argv[1])})
+    t = json.dumps(h).encode()
+    t += b' ' * (-len(t) % 8)
+    open(p, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
+" "$bad"
+  if [ "$bad" = 'not json' ]; then
+    expect_error "eval: checkpoint bad_config: the configuration in its metadata is not JSON" \
+      eval bad_config
+    expect_error "the configuration in its metadata is not JSON" \
+      train --resume bad_config --steps 400
+  else
+    expect_error "the configuration in its metadata: --p: must be at least 2, got 0" eval bad_config
+    expect_error "was written by a different run (p: 0 there, 23 here)" \
+      train --resume bad_config --steps 400
+  fi
+  rm -rf bad_config
+done
+# A config.json that is not JSON.
+cp -r run broken && echo '{"p": 23,' > broken/config.json
+expect_error "--resume: broken/config.json is not valid JSON" train --resume broken --steps 400
+rm -rf broken
 # A run from a GPU this machine lacks: the error says how to go on, and --device cpu does.
 cp -r run moved && sed -i 's/"device": "cpu"/"device": "cuda:63"/' moved/config.json
 expect_error "--device can move a run (--device cpu: on the CPU)" train --resume moved --steps 400
