@@ -107,6 +107,11 @@ std::string operation_name(Operation op) {
   return "?";
 }
 
+std::string task_name(Operation op, int64_t p) {
+  return op == Operation::S5 ? cat(operation_name(op), " (", p, " elements)")
+                             : cat(operation_name(op), " mod ", p);
+}
+
 bool Dataset::contains(int64_t pair) const {
   return std::binary_search(pairs.begin(), pairs.end(), pair);
 }
@@ -115,7 +120,7 @@ int64_t Dataset::index_of(int64_t pair) const {
   const auto it = std::lower_bound(pairs.begin(), pairs.end(), pair);
   if (it == pairs.end() || *it != pair) {
     const bool in_range = pair >= 0 && pair < p * p;
-    throw Error(cat(operation_name(op), " mod ", p, ": pair ", pair,
+    throw Error(cat(task_name(op, p), ": pair ", pair,
                     in_range ? cat(" = (", pair / p, ", ", pair % p, ") is not in the dataset")
                              : cat(" is outside [0, ", p * p, ")")));
   }

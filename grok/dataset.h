@@ -27,6 +27,9 @@ enum class Operation {
 // "add", "sub", "mul", "div", "x2y2", "x2xyy2", "x2xyy2x", "x3xy", "x3xy2y", "s5".
 Operation parse_operation(const std::string& name);
 std::string operation_name(Operation op);
+// How messages name a task: "add mod 97", or "s5 (120 elements)" for the group, which has no
+// modulus.
+std::string task_name(Operation op, int64_t p);
 
 bool is_prime(int64_t n);
 

@@ -37,7 +37,7 @@ Split random_split(const Dataset& data, double train_fraction, uint64_t seed) {
   const int64_t n = data.size();
   const auto n_train = static_cast<int64_t>(std::floor(train_fraction * static_cast<double>(n)));
   check(n_train >= 1 && n_train < n, "--frac ", train_fraction, " of ", n, " pairs (",
-        operation_name(data.op), " mod ", data.p, ") gives ", n_train, " train and ",
+        task_name(data.op, data.p), ") gives ", n_train, " train and ",
         n - n_train, " test pairs; both must be non-empty");
   std::vector<int64_t> order = data.pairs;
   Generator gen(derive_seed(seed, DataStream::Split));
@@ -75,7 +75,7 @@ Split read_split(const std::string& path, const Dataset& data) {
     check(ec == std::errc() && end == text.data() + text.size(), where, "'", text,
           "' is not an integer");
     check(data.contains(pair), where, "pair ", pair, " is not in the dataset (",
-          operation_name(data.op), " mod ", data.p, ": ", data.size(), " pairs a*p+b",
+          task_name(data.op, data.p), ": ", data.size(), " pairs a*p+b",
           data.op == Operation::Div ? " with b != 0" : "", ")");
     check(!seen[static_cast<size_t>(pair)], where, "pair ", pair, " appears twice");
     seen[static_cast<size_t>(pair)] = 1;

@@ -458,8 +458,8 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // --- the run directory --------------------------------------------------------------------
   if (!options.resume) lock = prepare_run_dir(options);
   if (!options.quiet)  // only now: a bad flag's error is the one line printed
-    std::fprintf(stderr, "tinygrok train: preset %s, %s mod %lld, %s model, %lld parameters, %s %s\n",
-                 config.preset.c_str(), config.op.c_str(), static_cast<long long>(data.p),
+    std::fprintf(stderr, "tinygrok train: preset %s, %s, %s model, %lld parameters, %s %s\n",
+                 config.preset.c_str(), task_name(data.op, data.p).c_str(),
                  config.model.c_str(), static_cast<long long>(model->num_parameters()),
                  options.resume ? "resuming" : "run directory", options.out.c_str());
   if (!options.quiet && !device.is_cpu())

@@ -40,6 +40,11 @@ TEST_CASE("dataset: operation names round trip, unknown names list the choices",
   REQUIRE_TG_ERROR(parse_operation("foo"),
                    Equals("unknown op 'foo' (expected one of: add, sub, mul, div, x2y2, x2xyy2, "
                           "x2xyy2x, x3xy, x3xy2y, s5)"));
+  // Messages name a task by its modulus; s5, a group of permutations, has none.
+  CHECK(task_name(Operation::Div, 97) == "div mod 97");
+  CHECK(task_name(Operation::S5, 120) == "s5 (120 elements)");
+  REQUIRE_TG_ERROR(make_dataset(Operation::S5, 0).index_of(-1),
+                   Equals("s5 (120 elements): pair -1 is outside [0, 14400)"));
 }
 
 TEST_CASE("dataset: labels of every operation on hand-computed pairs", "[dataset]") {

@@ -606,8 +606,9 @@ std::string analysis_summary(const json& a) {
       << (a["source"] == "snapshots" ? " snapshots"
                                      : " set of weights (no snapshots: the final "
                                        "checkpoint)")
-      << ", steps " << steps.front() << ".." << steps.back() << " (" << show(a["model"]) << ", "
-      << show(a["op"]) << " mod " << a["p"] << ")\n";
+      << ", steps " << steps.front() << ".." << steps.back() << ", " << show(a["model"])
+      << " model, "
+      << task_name(parse_operation(a["op"].get<std::string>()), a["p"].get<int64_t>()) << "\n";
   const json& keys = a["key_frequencies"];
   if (keys.contains("values")) {
     out << "key frequencies: ";

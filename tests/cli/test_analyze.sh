@@ -21,7 +21,7 @@ expect "--track writes analysis_track.csv, a row per eval" \
 "$BIN" analyze run --threads 1 >analyze.out 2>analyze.err
 rc=$?
 [ $rc -eq 0 ] && ok || { fail "analyze exits $rc"; cat analyze.err >&2; }
-for text in "4 snapshots, steps 0..120" "key frequencies:" "neuron clusters" "T_m" \
+for text in "4 snapshots, steps 0..120, mlp model, add mod 13" "key frequencies:" "neuron clusters" "T_m" \
             "restricted loss < 0.1" "sharpness:" "wrote run/analysis/"; do
   if grep -qF -- "$text" analyze.out; then ok; else fail "the summary lacks '$text'"; fi
 done
