@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Command-line tests of `tinygrok`: train --help, a short real run and its files, the plain
-# progress lines off a terminal (and the bar on one), eval's JSON, --split, --init,
-# --stop-at-grok, the training variants' flags, a NaN loss, Ctrl-C and --resume, and every
-# bad-input case (nonzero exit, one line on stderr naming the flag or file, nothing written or
-# changed). On a machine with a GPU, the short run again with --device cuda, whose metrics must
+# progress lines off a terminal (and the bar on one), the run directory made without --out,
+# eval's JSON, --split, --init, --stop-at-grok, the training variants' flags, a NaN loss, Ctrl-C
+# and --resume, a full disk at a checkpoint, and every bad-input case (nonzero exit, one line on
+# stderr naming the flag or file, nothing written or changed). On a machine with a GPU, the short run again with --device cuda, whose metrics must
 # match the CPU's.
 #
 # Usage: bash tests/cli/test_cli.sh path/to/tinygrok    (CTest runs it as the test `cli`)
@@ -459,5 +459,29 @@ assert s['status'] == 'completed' and s['steps'] == $stopped + 20, s
 steps = [int(r['step']) for r in csv.DictReader(open('long/metrics.csv'))]
 assert steps == sorted(set(steps)) and steps[-1] == $stopped + 20, steps
 "
+
+# --- a full disk at a checkpoint: the last checkpoint stays, and --resume goes on from it -----
+# A file size limit (ulimit -f, with SIGXFSZ ignored so that a write fails with EFBIG instead of
+# killing the process) below the checkpoint's size stands in for the full disk.
+"$BIN" train "${TINY[@]}" --steps 400 --eval-every 50 --checkpoint-every 100 --quiet \
+  --out uninterrupted 2>"$LOG/uninterrupted.err" || fail "$(cat "$LOG/uninterrupted.err")"
+"$BIN" train "${TINY[@]}" --steps 200 --eval-every 50 --checkpoint-every 100 --quiet \
+  --out full_disk 2>"$LOG/full_disk.err" || fail "$(cat "$LOG/full_disk.err")"
+saved=$(sha256sum full_disk/checkpoint/*)
+(trap '' XFSZ; ulimit -f 12; exec "$BIN" train --resume full_disk --steps 400 --quiet) \
+  >/dev/null 2>"$LOG/full_disk.err"
+rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <"$LOG/full_disk.err")" -eq 1 ] &&
+  grep -q "checkpoint full_disk/checkpoint.tmp/.*: cannot write .*File too large" \
+    "$LOG/full_disk.err" && ok ||
+  fail "a checkpoint past the disk: exit $rc, $(cat "$LOG/full_disk.err")"
+[ "$(sha256sum full_disk/checkpoint/*)" = "$saved" ] && ok ||
+  fail "a failed checkpoint changed the last one"
+"$BIN" train --resume full_disk --steps 400 --quiet 2>"$LOG/full_disk.err" && ok ||
+  fail "--resume after a full disk: $(cat "$LOG/full_disk.err")"
+cmp -s <(cut -d, -f1-7 uninterrupted/metrics.csv) <(cut -d, -f1-7 full_disk/metrics.csv) &&
+  [ ! -e full_disk/checkpoint.tmp ] && ok ||
+  fail "the run resumed after a full disk differs from an uninterrupted one"
+rm -rf uninterrupted full_disk
 
 finish cli
