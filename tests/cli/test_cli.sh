@@ -318,52 +318,39 @@ b[8 + n:8 + n + 4] = struct.pack('<f', float('nan'))
 open(p, 'wb').write(b)
 "
 expect_error "holds nan at element 0" eval nan_weights
-# A number in a checkpoint's metadata is read whole: "1e3" is not step 1.
-cp -r run bad_meta
-py "
-import json, struct
+# set_checkpoint_metadata RUN KEY VALUE: KEY's value in the metadata of RUN's two checkpoint
+# files (safetensors: an 8-byte header length, the JSON header, the tensors' bytes).
+set_checkpoint_metadata() {
+  py "
+import json, struct, sys
 for name in ['model', 'optimizer']:
-    p = 'bad_meta/checkpoint/%s.safetensors' % name
+    p = sys.argv[1] + '/checkpoint/%s.safetensors' % name
     b = open(p, 'rb').read()
     n = struct.unpack('<Q', b[:8])[0]
     h = json.loads(b[8:8 + n])
-    h['__metadata__']['step'] = '1e3'
+    h['__metadata__'][sys.argv[2]] = sys.argv[3]
     t = json.dumps(h).encode()
     t += b' ' * (-len(t) % 8)
     open(p, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
-"
+" "$@"
+}
+# A number in a checkpoint's metadata is read whole: "1e3" is not step 1.
+cp -r run bad_meta
+set_checkpoint_metadata bad_meta step 1e3
 expect_error "metadata 'step' is '1e3', not an integer" train --resume bad_meta --steps 400
 expect_error "metadata 'step' is '1e3', not an integer" eval bad_meta
 rm -rf bad_meta
 # The run's configuration in a checkpoint's metadata: not JSON, or JSON that train would refuse.
-for bad in 'not json' '{"p": 0}'; do
-  cp -r run bad_config
-  py "
-import json, struct, sys
-for name in ['model', 'optimizer']:
-    p = 'bad_config/checkpoint/%s.safetensors' % name
-    b = open(p, 'rb').read()
-    n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    c = json.loads(h['__metadata__']['config'])
-    h['__metadata__']['config'] = sys.argv[1] if sys.argv[1] == 'not json' else json.dumps(
-        {**c, **json.loads(sys.argv[1])})
-    t = json.dumps(h).encode()
-    t += b' ' * (-len(t) % 8)
-    open(p, 'wb').write(struct.pack('<Q', len(t)) + t + b[8 + n:])
-" "$bad"
-  if [ "$bad" = 'not json' ]; then
-    expect_error "eval: checkpoint bad_config: the configuration in its metadata is not JSON" \
-      eval bad_config
-    expect_error "the configuration in its metadata is not JSON" \
-      train --resume bad_config --steps 400
-  else
-    expect_error "the configuration in its metadata: --p: must be at least 2, got 0" eval bad_config
-    expect_error "was written by a different run (p: 0 there, 23 here)" \
-      train --resume bad_config --steps 400
-  fi
-  rm -rf bad_config
-done
+cp -r run bad_config
+set_checkpoint_metadata bad_config config 'not json'
+expect_error "eval: checkpoint bad_config: the configuration in its metadata is not JSON" \
+  eval bad_config
+expect_error "the configuration in its metadata is not JSON" train --resume bad_config --steps 400
+set_checkpoint_metadata bad_config config "$(sed 's/"p": 23/"p": 0/' run/config.json)"
+expect_error "the configuration in its metadata: --p: must be at least 2, got 0" eval bad_config
+expect_error "was written by a different run (p: 0 there, 23 here)" \
+  train --resume bad_config --steps 400
+rm -rf bad_config
 # A config.json that is not JSON.
 cp -r run broken && echo '{"p": 23,' > broken/config.json
 expect_error "--resume: broken/config.json is not valid JSON" train --resume broken --steps 400
