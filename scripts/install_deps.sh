@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages tinygrok needs that are missing; does nothing when all are there.
+# Installs the Debian packages tinygrok needs that are missing, and any packages named as
+# arguments (a script's own tools: scripts/coverage.sh's gcovr); does nothing when all are there.
 # As root it runs apt-get itself; otherwise it prints the command to run and fails.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ packages=(
   gnuplot-nox             # curves.png of a training run
   openmpi-bin libopenmpi-dev  # tinygrok sweep under mpirun (optional: cmake -DTINYGROK_MPI=OFF)
 )
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do
