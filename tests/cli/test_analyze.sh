@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Command-line tests of `tinygrok analyze`: a tiny run with snapshots (and --track), analysed;
 # the summary on stdout, every output file, the PNGs when gnuplot is installed, --every and
-# --key-frequencies; and every bad-input case (nonzero exit, one line on stderr naming the flag
-# or path).
+# --key-frequencies; a run without summary.json, a - b and s5 (no restricted loss, no Fourier
+# analysis); and every bad-input case (nonzero exit, one line on stderr naming the flag or path).
 #
 # Usage: bash tests/cli/test_analyze.sh path/to/tinygrok    (CTest runs it as `cli_analyze`)
 set -u
@@ -45,6 +45,33 @@ import json; a = json.load(open('run/analysis/analysis.json'))
 assert a['steps'] == [0, 80, 120], a['steps']
 assert a['key_frequencies']['values'] == [1, 3]
 assert a['settings']['sharpness_rho'] == {'rule': 'absolute', 'rho': 0.01}"
+
+# A run killed before it wrote summary.json: T_m and T_g come from metrics.csv, as train finds
+# them. On a - b, Nanda's restricted loss (defined for a + b only) is left out, saying why.
+"$BIN" train --op sub --p 13 --frac 0.6 --d-mlp 32 --lr 0.01 --threads 1 --steps 120 \
+  --eval-every 20 --snapshot-every 60 --out killed --quiet 2>killed.err || fail "$(cat killed.err)"
+rm killed/summary.json
+"$BIN" analyze killed --no-plots --quiet --threads 1 >killed.out 2>killed.err ||
+  fail "analyze of a run without summary.json: $(cat killed.err)"
+expect "without summary.json, T_m is the first eval at train accuracy >= 99%" python3 -c "
+import csv, json
+a = json.load(open('killed/analysis/analysis.json'))
+rows = list(csv.DictReader(open('killed/metrics.csv')))
+t_m = next(int(r['step']) for r in rows if float(r['train_acc']) >= 0.99)
+assert a['grok_time_prediction']['T_m'] == t_m, (a['grok_time_prediction'], t_m)
+assert not a['restricted_loss']['computed']
+assert 'the run\'s op is sub' in a['restricted_loss']['note'], a['restricted_loss']"
+# S5 is not Z_p: no Fourier analysis, and it says so; the task is named by its size, not a modulus.
+"$BIN" train --op s5 --frac 0.5 --d-mlp 16 --threads 1 --steps 20 --eval-every 10 \
+  --snapshot-every 10 --out s5 --quiet 2>s5.err || fail "$(cat s5.err)"
+"$BIN" analyze s5 --no-plots --threads 1 >s5.out 2>s5.err || fail "analyze of s5: $(cat s5.err)"
+grep -qF "3 snapshots, steps 0..20, mlp model, s5 (120 elements)" s5.out && ok ||
+  fail "analyze's summary of s5: $(head -1 s5.out)"
+expect "s5's analysis says why it has no Fourier analysis" python3 -c "
+import json
+a = json.load(open('s5/analysis/analysis.json'))
+for block in ['key_frequencies', 'neuron_clusters']:
+    assert a[block]['note'] == 's5 is not Z_p: no Fourier analysis', a[block]"
 
 expect_error() {  # expect_error TEXT ARGS...: fails, one line on stderr containing TEXT
   local text=$1; shift
