@@ -1,10 +1,12 @@
 // Training-run tests: the run directory's files and their columns, memorisation of a tiny config,
 // T_m/T_g against metrics.csv, exact resume (full batch, and minibatches with dropout), --init,
 // --split, --stop-at-grok, request_stop() and SIGINT, a NaN loss, and every bad-input error
-// (each naming its flag or file, and leaving an existing run directory byte-for-byte unchanged).
+// (each naming its flag or file, and leaving an existing run directory byte-for-byte unchanged),
+// and a run file's write that fails (a full disk, a name taken) keeping the old file.
 #include <catch2/catch.hpp>
 
 #include "test_support.h"
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "grok/atomic_write.h"
 #include "grok/checkpoint.h"
 #include "grok/config.h"
 #include "grok/dataset.h"
@@ -35,6 +38,7 @@
 using namespace tg;
 using namespace tg::grok;
 using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -976,4 +980,40 @@ TEST_CASE("bad input: a tg::Error naming the flag or file, and an existing run d
   longer.steps = 40;
   REQUIRE(train(longer, resumed(run)) == RunStatus::Completed);
   REQUIRE(checkpoint_step(run) == 40);
+}
+
+TEST_CASE("write_file_atomically: a failed write or rename keeps the old file, no temporary left",
+          "[train]") {
+  TempDir tmp;
+  const std::string path = (tmp.path / "summary.json").string();
+  write_file_atomically(path, "old", "test");
+  REQUIRE(read_text(path) == "old");
+
+  // A full disk, as a file size limit below the new content (SIGXFSZ ignored, so the write fails
+  // with EFBIG instead of ending the process); both restored before any check can fail.
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = saved;
+  small.rlim_cur = 4;
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+  std::string error;
+  try {
+    write_file_atomically(path, std::string(4096, 'x'), "test");
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+  CHECK_THAT(error, StartsWith("test: cannot write " + path + ".partial: File too large"));
+  CHECK(read_text(path) == "old");
+  CHECK_FALSE(fs::exists(path + ".partial"));
+
+  // A name the rename cannot take: a directory that is not empty.
+  const fs::path taken = tmp.path / "taken";
+  fs::create_directories(taken / "inside");
+  REQUIRE_TG_ERROR(write_file_atomically(taken.string(), "new", "test"),
+                   StartsWith("test: cannot replace " + taken.string() + ": "));
+  CHECK(fs::is_directory(taken / "inside"));
+  CHECK_FALSE(fs::exists(taken.string() + ".partial"));
 }
