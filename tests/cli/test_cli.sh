@@ -3,8 +3,8 @@
 # progress lines off a terminal (and the bar on one), the run directory made without --out,
 # eval's JSON, --split, --init, --stop-at-grok, the training variants' flags, a NaN loss, Ctrl-C
 # and --resume, a full disk at a checkpoint, and every bad-input case (nonzero exit, one line on
-# stderr naming the flag or file, nothing written or changed). On a machine with a GPU, the short run again with --device cuda, whose metrics must
-# match the CPU's.
+# stderr naming the flag or file, nothing written or changed). On a machine with a GPU, the short
+# run again with --device cuda, whose metrics must match the CPU's.
 #
 # Usage: bash tests/cli/test_cli.sh path/to/tinygrok    (CTest runs it as the test `cli`)
 set -u
@@ -91,8 +91,8 @@ fi
 mkdir -p "$TMP/default_out/runs"
 now=$(date +%s)
 for s in $(seq 0 20); do
-  mkdir "$TMP/default_out/runs/default-$(date -d "@$((now + s))" +%Y%m%d-%H%M%S)"
-  touch "$TMP/default_out/runs/default-$(date -d "@$((now + s))" +%Y%m%d-%H%M%S)/earlier"
+  earlier="$TMP/default_out/runs/default-$(date -d "@$((now + s))" +%Y%m%d-%H%M%S)"
+  mkdir "$earlier" && touch "$earlier/earlier"
 done
 (cd "$TMP/default_out" && "$BIN" train "${TINY[@]}" --steps 10 >"$LOG/default_out.out" \
   2>"$LOG/default_out.err")
