@@ -2,7 +2,8 @@
 # Command-line tests of `tinygrok analyze`: a tiny run with snapshots (and --track), analysed;
 # the summary on stdout, every output file, the PNGs when gnuplot is installed, --every and
 # --key-frequencies; a run without summary.json, a - b and s5 (no restricted loss, no Fourier
-# analysis); and every bad-input case (nonzero exit, one line on stderr naming the flag or path).
+# analysis); a run that groks (the decay law's predictions of T_g); and every bad-input case
+# (nonzero exit, one line on stderr naming the flag or path).
 #
 # Usage: bash tests/cli/test_analyze.sh path/to/tinygrok    (CTest runs it as `cli_analyze`)
 set -u
@@ -72,6 +73,59 @@ import json
 a = json.load(open('s5/analysis/analysis.json'))
 for block in ['key_frequencies', 'neuron_clusters']:
     assert a[block]['note'] == 's5 is not Z_p: no Fourier analysis', a[block]"
+
+# A run that groks, and whose weight norm falls from T_m to T_g: the decay law's predictions of T_g
+# (survey section 3.2), their summary lines and the weight-norm plot's fitted and theoretical
+# curves, checked against metrics.csv. A small transformer on a + b mod 31 groks near step 1,200
+# of the 3,000 allowed, its norm some 15% down from T_m.
+"$BIN" train --preset nanda --p 31 --d-model 64 --d-mlp 256 --frac 0.6 --threads 1 --steps 3000 \
+  --stop-at-grok --eval-every 20 --snapshot-every 200 --out grokked --quiet 2>grokked.err ||
+  fail "the grokking run: $(cat grokked.err)"
+"$BIN" analyze grokked --key-frequencies 5,7 --threads 1 >grokked.out 2>grokked.err ||
+  fail "analyze of a grokked run: $(cat grokked.err)"
+for text in "from T_m to T_g: mean decay rate" "predicted T_g: " " from the fitted rate (error " \
+            "key frequencies: 5 7 ("; do
+  grep -qF -- "$text" grokked.out && ok || fail "the grokked run's summary lacks '$text'"
+done
+expect "the decay law's predictions follow from metrics.csv's norms" py "
+import csv, json, math, statistics
+summary = json.load(open('grokked/summary.json'))
+g = json.load(open('grokked/analysis/analysis.json'))['grok_time_prediction']
+rows = list(csv.DictReader(open('grokked/metrics.csv')))
+norm = {int(r['step']): float(r['weight_norm']) for r in rows}
+t_m = next(int(r['step']) for r in rows if float(r['train_acc']) >= 0.99)
+t_g = next(int(r['step']) for r in rows if float(r['test_acc']) >= 0.99)
+assert summary['status'] == 'grokked' and (summary['T_m'], summary['T_g']) == (t_m, t_g), summary
+assert (g['T_m'], g['T_g_observed']) == (t_m, t_g), g
+assert norm[t_g] < 0.95 * norm[t_m], (norm[t_m], norm[t_g])
+close = lambda a, b: math.isclose(a, b, rel_tol=1e-6)
+log_ratio = math.log(norm[t_m] / norm[t_g])
+between = g['between_T_m_and_T_g']
+assert close(between['rate_mean'], log_ratio / (t_g - t_m)), between
+fit = g['fit']
+window = [s for s in sorted(norm) if fit['window_begin'] <= s <= fit['window_end']]
+assert fit['fitted'] and len(window) == fit['window_evals'] >= 3, fit
+slope = statistics.linear_regression(window, [math.log(norm[s]) for s in window]).slope
+assert close(fit['rate'], -slope), (fit['rate'], -slope)
+assert close(g['predicted_T_g_fit'], t_m + log_ratio / fit['rate']), g
+assert close(g['predicted_T_g_theory'], t_m + log_ratio / (1e-3 * 1.0)), g
+assert close(g['relative_error_fit'], abs(g['predicted_T_g_fit'] - t_g) / (t_g - t_m)), g"
+expect "the weight-norm plot draws the fit over its window and the law from T_m to T_g" py "
+import json
+g = json.load(open('grokked/analysis/analysis.json'))['grok_time_prediction']
+gp = open('grokked/analysis/weight_norm.gp').read()
+fit = 'fit(x) = (x >= %d && x <= %d) ? exp(fit_c - fit_r * x) : 1/0' % (
+    g['fit']['window_begin'], g['T_g_observed'])
+theory = 'theory(x) = (x >= %d && x <= %d) ? ' % (g['T_m'], g['T_g_observed'])
+for line in [fit, theory, 'fit(x) with lines', 'theory(x) with lines']:
+    assert line in gp, 'weight_norm.gp lacks: ' + line"
+grep -qF "set title 'train, test, restricted and excluded loss (key frequencies 5 7)'" \
+  grokked/analysis/losses.gp && ok || fail "losses.gp's title does not name the key frequencies"
+if command -v gnuplot >/dev/null 2>&1; then
+  expect "gnuplot draws the grokked run's plots" test -s grokked/analysis/weight_norm.png -a \
+    -s grokked/analysis/losses.png
+  grep -qF "gnuplot failed" grokked.err && fail "gnuplot failed: $(cat grokked.err)" || ok
+fi
 
 expect_error() {  # expect_error TEXT ARGS...: fails, one line on stderr containing TEXT
   local text=$1; shift
