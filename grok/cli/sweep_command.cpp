@@ -80,7 +80,7 @@ void write_outputs(const SweepArgs& args, const SweepSpec& spec,
   const auto unfinished = std::count_if(results.begin(), results.end(), [](const RunResult& r) {
     return r.status == "interrupted" || r.status == "not_run";
   });
-  std::fprintf(stderr, "sweep: %zu runs: %d skipped (finished before), %d ran, %d resumed; "
+  std::fprintf(stderr, "sweep: %zu runs: %d skipped (already finished), %d ran, %d resumed; "
                "%d failed, %ld unfinished. Results in %s/results.csv and %s/heatmap.csv%s%s%s\n",
                results.size(), counts[0], counts[1], counts[2], counts[3],
                static_cast<long>(unfinished), args.out.c_str(), args.out.c_str(),

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "grok/gnuplot.h"
@@ -72,11 +73,17 @@ bool plot_heatmaps(const std::string& sweep_dir, const PhaseDiagram& d, const st
   const size_t width = std::min<size_t>(1600, 300 + 150 * nx);
   const size_t height = std::min<size_t>(1200, (d.y_key.empty() ? 220 : 200) + 100 * ny);
   const std::string median_note = over.empty() ? "" : ", median over " + over;
-  bool any_grokked = false, any_accuracy = false;
+  bool any_accuracy = false;
+  std::optional<double> fastest, slowest;  // the grokked cells' T_g
   for (const PhaseCell& c : d.cells) {
-    any_grokked |= c.t_g_median.has_value();
     any_accuracy |= c.test_acc_median.has_value();
+    if (!c.t_g_median) continue;
+    fastest = std::min(fastest.value_or(*c.t_g_median), *c.t_g_median);
+    slowest = std::max(slowest.value_or(*c.t_g_median), *c.t_g_median);
   }
+  // One T_g for every grokked cell: gnuplot would warn of an empty colour range. The cells then
+  // take the palette's middle, and the colour bar, with nothing to compare, is left out.
+  const bool one_t_g = fastest && *fastest == *slowest;
 
   const std::string script = sweep_dir + "/heatmap.gp";
   {
@@ -103,7 +110,11 @@ bool plot_heatmaps(const std::string& sweep_dir, const PhaseDiagram& d, const st
                      std::to_string(step_budget) + " steps",
                  '\'')
        << "\nset palette defined (0 '#1a9850', 0.5 '#fee08b', 1 '#d73027')\n"
-       << "set cblabel 'steps'\n" << (any_grokked ? "set colorbox\n" : "unset colorbox\n")
+       << "set cblabel 'steps'\n"
+       << (one_t_g ? "set cbrange [" + number(*fastest - 1, "%.17g") + ":" +
+                         number(*fastest + 1, "%.17g") + "]\n"
+                   : "")
+       << (fastest && !one_t_g ? "set colorbox\n" : "unset colorbox\n")
        << "plot $T_g @cell, \\\n"
           "     $T_g using 1:2:($5 == 1 ? 0.5 : NaN):(0.5) with boxxyerror fillstyle solid 1.0 "
           "noborder fillcolor rgb '#9e9e9e' notitle, \\\n"

@@ -5,8 +5,9 @@
 # checkpoint redone, alone; a finished run beside a damaged config.json kept; bad specs (exit 2, one
 # line naming the file and the key, nothing written); a failing run beside a NaN one (the sweep goes
 # on and exits 1); every config field passed to train as a flag; Ctrl-C (exit 130) and the rerun
-# that finishes the grid, waiting for a run directory another process holds; and, when the build has
-# MPI and mpirun is here, `mpirun -np 2` giving the same results.csv.
+# that finishes the grid, waiting for a run directory another process holds; two sweeps of one grid
+# at once (the second takes the first's run as finished); and, when the build has MPI and mpirun
+# is here, `mpirun -np 2` giving the same results.csv.
 #
 # Usage: bash tests/cli/test_sweep.sh path/to/tinygrok    (CTest runs it as the test `cli_sweep`)
 set -u
@@ -100,7 +101,7 @@ cmp -s "$LOG/results.before" s1/results.csv && ok || fail "the rerun changed res
 rm "s1/runs/wd=1.0,seed=1/summary.json"
 rm -r "s1/runs/wd=0.3,seed=0/checkpoint" "s1/runs/wd=0.3,seed=0/summary.json"
 "$BIN" sweep spec.json --out s1 --workers 2 2>"$LOG/s3.err" && ok || fail "the third run failed"
-grep -q "2 skipped (finished before), 1 ran, 1 resumed" "$LOG/s3.err" && ok ||
+grep -q "2 skipped (already finished), 1 ran, 1 resumed" "$LOG/s3.err" && ok ||
   fail "expected 2 skipped, 1 ran, 1 resumed: $(cat "$LOG/s3.err")"
 grep -q "wd=1.0,seed=1: resuming" "$LOG/s3.err" && grep -q "wd=0.3,seed=0: starting again" "$LOG/s3.err" &&
   ok || fail "not the runs expected were rerun: $(cat "$LOG/s3.err")"
@@ -122,7 +123,7 @@ mtimes s1/runs | grep -e '^./wd=1.0,seed=0/' | cmp -s "$LOG/damaged.before" - &&
 sed -i '$d' "s1/runs/wd=1.0,seed=0/config.json"  # repaired: skipped again
 "$BIN" sweep spec.json --out s1 --workers 2 2>"$LOG/s5.err" && ok ||
   fail "the sweep after the repair: $(cat "$LOG/s5.err")"
-grep -q "4 skipped (finished before)" "$LOG/s5.err" && ok ||
+grep -q "4 skipped (already finished)" "$LOG/s5.err" && ok ||
   fail "expected 4 skipped after the repair: $(cat "$LOG/s5.err")"
 
 # --- bad input: exit 2, one line naming the file and the key, nothing written -----------------
@@ -243,6 +244,37 @@ import csv
 rows = list(csv.DictReader(open('l1/results.csv')))
 assert [r['status'] for r in rows] == ['completed'] * 3 and all(r['steps'] == '5000' for r in rows), rows
 "
+
+# --- two sweeps of one grid at once: the second waits for the run the first is writing --------
+# and, once it ends, takes it as finished (a run of ~2 s, so that the second sweep starts while the
+# first's run holds its directory).
+cat >shared.json <<'EOF'
+{"base": {"p": 53, "frac": 0.6, "d_mlp": 128, "lr": 0.01, "steps": 2000, "eval_every": 100,
+          "checkpoint_every": 100000},
+ "grid": {"seed": [0]}}
+EOF
+"$BIN" sweep shared.json --out shared --workers 1 2>"$LOG/shared1.err" &
+first=$!
+for _ in $(seq 1 600); do [ -f "shared/runs/seed=0/metrics.csv" ] && break; sleep 0.01; done
+"$BIN" sweep shared.json --out shared --workers 1 2>"$LOG/shared2.err" ||
+  fail "the second sweep of a shared grid failed: $(cat "$LOG/shared2.err")"
+wait "$first" || fail "the first sweep of a shared grid failed: $(cat "$LOG/shared1.err")"
+grep -q "seed=0: starting" "$LOG/shared2.err" &&
+  fail "the second sweep ran the point the first was running: $(cat "$LOG/shared2.err")" || ok
+grep -q "\\[1/1\\] seed=0: skipped, finished by another process: completed" "$LOG/shared2.err" &&
+  ok || fail "the second sweep did not take the first's run: $(cat "$LOG/shared2.err")"
+grep -q "1 runs: 1 skipped (already finished), 0 ran, 0 resumed; 0 failed" "$LOG/shared2.err" &&
+  ok || fail "the second sweep's count: $(tail -n 2 "$LOG/shared2.err")"
+expect "both sweeps' results.csv name the one completed run" py "
+import csv
+rows = list(csv.DictReader(open('shared/results.csv')))
+assert [(r['status'], r['steps']) for r in rows] == [('completed', '2000')], rows
+"
+# Its one grokked cell gives the T_g map no range of colours: gnuplot must not warn of it.
+if command -v gnuplot >/dev/null 2>&1; then
+  grep -i "warning" "$LOG/shared1.err" "$LOG/shared2.err" &&
+    fail "gnuplot warned on the one-cell heatmap" || ok
+fi
 
 # --- MPI: two ranks share the grid; rank 0 gathers the same results.csv ---------------------------
 if ! grep -q "^MPI: built in" "$LOG/help"; then
