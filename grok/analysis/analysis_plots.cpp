@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/error.h"
 #include "grok/gnuplot.h"
 
 namespace tg::grok::analysis {
@@ -28,6 +29,14 @@ std::string preamble(const std::string& name, const std::string& what) {
          "set xlabel 'step'\n";
 }
 
+// With one snapshot, a plot against the step has one point: gnuplot's autoscaled range would be
+// empty, which it widens with a warning on stderr. A range of our own keeps analyze's output clean.
+std::string step_range(const json& a) {
+  if (a["steps"].size() != 1) return "";
+  const int64_t step = a["steps"].front().get<int64_t>();
+  return cat("set xrange [", step - 1, ":", step + 1, "]  # one snapshot\n");
+}
+
 std::string join(const json& values, const char* separator) {
   std::string out;
   for (const auto& v : values) out += (out.empty() ? "" : separator) + v.dump();
@@ -36,7 +45,7 @@ std::string join(const json& values, const char* separator) {
 
 std::string losses_script(const json& a) {
   std::ostringstream gp;
-  gp << preamble("losses", "loss curves") << "set logscale y\n"
+  gp << preamble("losses", "loss curves") << step_range(a) << "set logscale y\n"
      << "set format y '%.0e'\n"
      << "set ylabel 'cross-entropy (log)'\n"
      << "set key outside right\n"
@@ -78,13 +87,13 @@ std::string fourier_script(const json& a) {
 
 std::string weight_norm_script(const json& a) {
   const json& g = a["grok_time_prediction"];
+  const bool metrics = a.contains("metrics_csv") && a["metrics_csv"].get<bool>();
   std::ostringstream gp;
   gp << preamble("weight_norm", "weight norm and the decay law") << "set ylabel '||theta||_2'\n"
      << "set key top right\n"
      << "set samples 2000\n"
      << "stats '"
-     << (a.contains("metrics_csv") && a["metrics_csv"].get<bool>() ? "../metrics.csv' using 6"
-                                                                   : "analysis.csv' using 9")
+     << (metrics ? "../metrics.csv' using 6" : "analysis.csv' using 9")
      << " nooutput\n"
      << "set yrange [0:1.15 * STATS_max]  # the fitted curve may leave the data far behind\n"
      << "set title 'weight norm: the exponential fit after T_m and the grokking time it "
@@ -117,16 +126,18 @@ std::string weight_norm_script(const json& a) {
     vertical(g["predicted_T_g_fit"], "T_g predicted (fit)", "#d62728");
     vertical(g["predicted_T_g_theory"], "T_g predicted (lr wd)", "#9467bd");
   }
-  const bool metrics = a.contains("metrics_csv") && a["metrics_csv"].get<bool>();
+  if (!metrics) gp << step_range(a);
   gp << "plot " << (metrics ? "'../metrics.csv' using 1:6" : "'analysis.csv' using 1:9")
      << " with lines lw 2 lc rgb '#000000' title '||theta||'" << extra << "\n";
   return gp.str();
 }
 
+// `ranges`: gnuplot commands that fix the axes where autoscaling would give an empty range.
 std::string series_script(const std::string& name, const std::string& what, int column,
-                          const std::string& ylabel, const std::string& title, bool log_y) {
+                          const std::string& ylabel, const std::string& title, bool log_y,
+                          const std::string& ranges) {
   std::ostringstream gp;
-  gp << preamble(name, what) << "set ylabel '" << ylabel << "'\n"
+  gp << preamble(name, what) << ranges << "set ylabel '" << ylabel << "'\n"
      << "set y2label 'test accuracy'\n"
      << "set y2range [0:1.02]\n"
      << "set y2tics\n";
@@ -153,13 +164,19 @@ json plot_analysis(const std::string& dir, const json& a) {
   const std::string radius = rho["rule"] == "absolute"
                                  ? "rho = " + rho["rho"].dump()
                                  : "rho = " + rho["fraction"].dump() + " x ||theta||";
+  // One snapshot's sharpness is one value on a log axis: a factor of 3 either side (none if 0,
+  // which a log axis leaves out anyway).
+  std::string sharpness_range = step_range(a);
+  const double sharp = a["trends"]["sharpness_first"].get<double>();
+  if (a["steps"].size() == 1 && sharp > 0)
+    sharpness_range += cat("set yrange [", sharp / 3, ":", sharp * 3, "]\n");
   scripts.emplace_back(
       "sharpness", series_script("sharpness", "sharpness", 10, "max L(theta+eps) - L(theta) (log)",
-                                 "sharpness on the train set, " + radius, true));
+                                 "sharpness on the train set, " + radius, true, sharpness_range));
   scripts.emplace_back(
       "softmax_collapse",
       series_script("softmax_collapse", "softmax collapse", 12, "fraction of train samples",
-                    "softmax collapse: float32 sum exp(z - max z) == 1", false));
+                    "softmax collapse: float32 sum exp(z - max z) == 1", false, step_range(a)));
   for (const auto& [name, text] : scripts) std::ofstream(dir + "/" + name + ".gp") << text;
 
   json out;

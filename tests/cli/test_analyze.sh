@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Command-line tests of `tinygrok analyze`: a tiny run with snapshots (and --track), analysed;
 # the summary on stdout, every output file, the PNGs when gnuplot is installed, --every and
-# --key-frequencies; a run without summary.json, a - b and s5 (no restricted loss, no Fourier
-# analysis); a run that groks (the decay law's predictions of T_g); and every bad-input case
-# (nonzero exit, one line on stderr naming the flag or path).
+# --key-frequencies; a run without snapshots, one without summary.json, a - b and s5 (no
+# restricted loss, no Fourier analysis); a run that groks (the decay law's predictions of T_g);
+# and every bad-input case (nonzero exit, one line on stderr naming the flag or path).
 #
 # Usage: bash tests/cli/test_analyze.sh path/to/tinygrok    (CTest runs it as `cli_analyze`)
 set -u
@@ -62,6 +62,18 @@ t_m = next(int(r['step']) for r in rows if float(r['train_acc']) >= 0.99)
 assert a['grok_time_prediction']['T_m'] == t_m, (a['grok_time_prediction'], t_m)
 assert not a['restricted_loss']['computed']
 assert 'the run\'s op is sub' in a['restricted_loss']['note'], a['restricted_loss']"
+# A run without snapshots is analysed at its final checkpoint: a plot against the step then has one
+# point, which gnuplot must draw without warning of an empty range.
+"$BIN" train --p 13 --frac 0.6 --d-mlp 32 --threads 1 --steps 20 --eval-every 10 --out single \
+  --quiet 2>single.err || fail "$(cat single.err)"
+"$BIN" analyze single --threads 1 --quiet >single.out 2>single.err ||
+  fail "analyze of a run without snapshots: $(cat single.err)"
+grep -qF "1 set of weights (no snapshots: the final checkpoint), steps 20..20" single.out && ok ||
+  fail "analyze's summary of a run without snapshots: $(head -1 single.out)"
+if command -v gnuplot >/dev/null 2>&1; then
+  expect "gnuplot draws one snapshot's plots" test "$(ls single/analysis/*.png | wc -l)" -eq 5
+  [ ! -s single.err ] && ok || fail "analyze of one snapshot printed: $(cat single.err)"
+fi
 # S5 is not Z_p: no Fourier analysis, and it says so; the task is named by its size, not a modulus.
 "$BIN" train --op s5 --frac 0.5 --d-mlp 16 --threads 1 --steps 20 --eval-every 10 \
   --snapshot-every 10 --out s5 --quiet 2>s5.err || fail "$(cat s5.err)"
