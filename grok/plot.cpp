@@ -20,6 +20,10 @@ bool plot_curves(const std::string& run_dir, bool quiet) {
           "set terminal pngcairo size 1100,900 noenhanced font ',10'\n"
           "set output 'curves.png'\n"
           "set key autotitle columnhead\n"
+          // The norm's range, before any axis setting filters what stats reads: a flat norm (a
+          // run of a step or two) is an empty range to autoscaling, which gnuplot would widen
+          // with a warning on stderr.
+          "stats 'metrics.csv' using 6 name 'norm' nooutput\n"
           "set multiplot layout 2,1\n"
           "set logscale x\n"
           "set xlabel 'step + 1'\n"
@@ -41,7 +45,11 @@ bool plot_curves(const std::string& run_dir, bool quiet) {
           "unset logscale y2\n"
           "set title 'weight norm ||theta||'\n"
           "set ylabel '||theta||_2'\n"
-          "set autoscale y\n"
+          "if (norm_max - norm_min <= 1e-6 * abs(norm_max)) {\n"
+          "  set yrange [0.99 * norm_min - 1e-6:1.01 * norm_max + 1e-6]\n"
+          "} else {\n"
+          "  set autoscale y\n"
+          "}\n"
           "set key top left\n"
           "plot 'metrics.csv' using ($1+1):6 with lines lw 2 title 'weight norm'\n"
           "unset multiplot\n";

@@ -194,9 +194,16 @@ if command -v gnuplot >/dev/null 2>&1; then
   [ -s "$quoted/curves.png" ] && ok || fail "no curves.png in \"$quoted\": $(cat "$LOG/quoted.err")"
 fi
 rm -rf "$quoted" pwned
-# --quiet: the closing line alone, though gnuplot warns about a one-step run's flat curves.
+# --quiet: the closing line alone. Without it, a one-step run's flat weight norm (an empty range
+# to gnuplot's autoscaling) still draws without a warning from gnuplot.
 "$BIN" train "${TINY[@]}" --steps 1 --quiet --out one_step >/dev/null 2>"$LOG/one_step.err"
 [ "$(wc -l <"$LOG/one_step.err")" -eq 1 ] && ok || fail "--quiet printed: $(cat "$LOG/one_step.err")"
+"$BIN" train "${TINY[@]}" --steps 1 --force --out one_step >/dev/null 2>"$LOG/one_step.err" ||
+  fail "a one-step run: $(cat "$LOG/one_step.err")"
+if command -v gnuplot >/dev/null 2>&1; then
+  grep -i "warning" "$LOG/one_step.err" && fail "gnuplot warned on a one-step run's curves" || ok
+  [ -s one_step/curves.png ] && ok || fail "no curves.png for a one-step run"
+fi
 rm -rf one_step
 
 # --- bad input: exit 2, one line on stderr naming the flag or file, nothing changed -----------
