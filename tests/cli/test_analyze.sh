@@ -153,6 +153,11 @@ expect_error "not a run directory" analyze nowhere
 cp -r run bad_model && sed -i 's/"p": 13,/"p": 0,/' bad_model/config.json
 expect_error "bad_model/config.json: --p: must be at least 2, got 0" analyze bad_model --no-plots
 rm -rf bad_model
+# A config.json whose model is not the snapshots': the error names the snapshot and the tensor.
+cp -r run bad_shape && sed -i 's/"d_mlp": 32,/"d_mlp": 16,/' bad_shape/config.json
+expect_error "bad_shape/snapshots/step_00000000.safetensors does not fit the model of config.json: \
+load_state_dict: W_in: expected [26, 16] float32, got [26, 32] float32" analyze bad_shape --no-plots
+rm -rf bad_shape
 cp -r run odd_training && sed -i 's/"clip": 0.0,/"clip": -1.0,/' odd_training/config.json
 "$BIN" analyze odd_training --no-plots --quiet --threads 1 >odd.out 2>odd.err && ok ||
   fail "analyze of a run whose training settings train would refuse: $(cat odd.err)"

@@ -357,6 +357,13 @@ set_checkpoint_metadata bad_config config "$(sed 's/"p": 23/"p": 0/' run/config.
 expect_error "the configuration in its metadata: --p: must be at least 2, got 0" eval bad_config
 expect_error "was written by a different run (p: 0 there, 23 here)" \
   train --resume bad_config --steps 400
+# A configuration, in the metadata and in config.json alike, whose model is not the tensors'.
+sed -i 's/"d_mlp": 64/"d_mlp": 16/' bad_config/config.json
+set_checkpoint_metadata bad_config config "$(cat bad_config/config.json)"
+expect_error "eval: checkpoint bad_config does not fit its run's model: load_state_dict: W_in" \
+  eval bad_config
+expect_error "--resume: checkpoint bad_config/checkpoint does not fit this run: load_state_dict" \
+  train --resume bad_config --steps 400
 rm -rf bad_config
 # A config.json that is not JSON.
 cp -r run broken && echo '{"p": 23,' > broken/config.json
