@@ -255,7 +255,10 @@ cat >shared.json <<'EOF'
 EOF
 "$BIN" sweep shared.json --out shared --workers 1 2>"$LOG/shared1.err" &
 first=$!
-for _ in $(seq 1 600); do [ -f "shared/runs/seed=0/metrics.csv" ] && break; sleep 0.01; done
+for _ in $(seq 1 3000); do  # up to 30 s for the first sweep's run to be under way
+  [ -f "shared/runs/seed=0/metrics.csv" ] && break
+  sleep 0.01
+done
 "$BIN" sweep shared.json --out shared --workers 1 2>"$LOG/shared2.err" ||
   fail "the second sweep of a shared grid failed: $(cat "$LOG/shared2.err")"
 wait "$first" || fail "the first sweep of a shared grid failed: $(cat "$LOG/shared1.err")"
