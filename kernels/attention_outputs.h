@@ -41,4 +41,18 @@ inline void check_softmax_stats(const char* op, const Tensor& stats, const Atten
         dtype_name(stats.dtype()), " ", shape_str(stats.shape()));
 }
 
+// The residual's contract (Backend::attention): only with sum_heads, [Rq, Dv] of the tables'
+// dtype, a row per q_table row. Each kernel path adds it to the heads' sum; without that sum
+// they would not agree on which head's output it goes to.
+inline void check_attention_residual(const char* op, const Tensor& residual,
+                                     const Tensor& q_table, const AttentionLayout& at) {
+  if (!residual.defined()) return;
+  check(at.sum_heads, op, ": a residual is added to the heads' sum: it needs sum_heads");
+  const Shape expected{q_table.size(0), at.value_size};
+  check(residual.shape() == expected && residual.dtype() == q_table.dtype(), op,
+        ": residual must be ", dtype_name(q_table.dtype()), " ", shape_str(expected),
+        " (a row per q_table row), got ", dtype_name(residual.dtype()), " ",
+        shape_str(residual.shape()));
+}
+
 }  // namespace tg

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <functional>
 #include <optional>
 #include <random>
@@ -583,6 +584,33 @@ TEST_CASE("cuda attention: the attention layer on a table equals its composition
   }
 }
 
+// A NaN in a query row makes its scores NaN: both backends then give that row the maximum -inf
+// (a NaN counts as -inf in it) and NaN probabilities and outputs, and the other rows as usual.
+TEST_CASE("cuda attention: a NaN score row gives the CPU's outputs and statistics",
+          "[cuda][attention]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  NoGradGuard no_grad;
+  // The one-query kernels, then the team kernel (three queries).
+  for (const Sizes& n : {Sizes{3, 1, 3, 2, 4, 4}, Sizes{3, 3, 4, 2, 3, 3}}) {
+    INFO("Tq " << n.queries << " T " << n.keys);
+    std::vector<Forward> forwards;
+    for (Device device : {kCpu, kGpu}) {
+      Inputs in = make_inputs(n, Rows::Dense, DType::Float32, 7, false, device);
+      std::vector<float> q = in.q.to_vector<float>();
+      q[1] = std::numeric_limits<float>::quiet_NaN();  // query row 0, head 0
+      in.q = from_vector(q, in.q.shape()).to(device);
+      forwards.push_back(run_forward(in, 0.5, false, device));
+    }
+    const std::vector<float> stats = forwards[0].stats.to_vector<float>();
+    CHECK(stats[0] == -std::numeric_limits<float>::infinity());  // [b 0, h 0, i 0]: the maximum
+    CHECK(std::isnan(stats[1]));
+    CHECK(std::isfinite(stats[2]));  // [b 0, h 0, i 1] or [b 0, h 1, i 0]
+    check_close(forwards[1].stats, forwards[0].stats, 1e-5, "stats");
+    check_close(forwards[1].z, forwards[0].z, 1e-5, "z");
+    check_close(forwards[1].pattern, forwards[0].pattern, 1e-5, "pattern");
+  }
+}
+
 TEST_CASE("cuda attention: empty batches and no queries", "[cuda][attention]") {
   TG_REQUIRE_CUDA_DEVICE();
   NoGradGuard no_grad;
@@ -671,6 +699,30 @@ TEST_CASE("cuda attention: bad row indices and dtypes give the CPU's errors",
   CHECK(stats_errors[0] == "attention_backward: softmax_stats must be float32 [2, 2, 3, 2] (the "
                            "forward's), got float32 [2, 2, 3, 4]");
   CHECK(stats_errors[1] == stats_errors[0]);
+
+  // A residual without sum_heads (each kernel path would add it to another head), and one of
+  // the wrong shape (rows past its end would be read): forward and backward alike.
+  for (const bool sum_heads : {false, true}) {
+    INFO((sum_heads ? "a residual [6, 2]" : "a residual without sum_heads"));
+    std::vector<std::string> errors;
+    for (Device device : {kCpu, kGpu}) {
+      Inputs in = make_inputs(n, Rows::Dense, DType::Float32, 3, false, device);
+      const Forward f = run_forward(in, 0.5, sum_heads, device);
+      if (sum_heads) in.residual = ones({6, 2}, DType::Float32, device);  // values are 3 wide
+      errors.push_back(error_of([&] { run_forward(in, 0.5, sum_heads, device, true); }));
+      errors.push_back(error_of([&] {
+        run_backward(ones(f.z.shape(), DType::Float32, device), in, f.stats, 0.5, sum_heads,
+                     device, true);
+      }));
+    }
+    const std::string want =
+        sum_heads ? ": residual must be float32 [6, 3] (a row per q_table row), got float32 [6, 2]"
+                  : ": a residual is added to the heads' sum: it needs sum_heads";
+    CHECK(errors[0] == "attention" + want);
+    CHECK(errors[1] == "attention_backward" + want);
+    CHECK(errors[2] == errors[0]);
+    CHECK(errors[3] == errors[1]);
+  }
 
   // int64 tables are not attention's.
   std::vector<std::string> forward_errors, backward_errors;

@@ -15,6 +15,7 @@
 // do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/attention_layout.h"
@@ -81,8 +82,10 @@ TG_ONE_COPY void attention_batch_row(const Layout& at, int64_t b, const T* q, co
       T* p = pattern + at.pattern_row(b, h, i);
       T* row_stats = stats + at.stats_row(b, h, i);
       scores(at, b, h, i, q, k, scale, p);
-      // Subtract the maximum so exp never overflows; the row always keeps key 0.
-      const T peak = *std::max_element(p, p + last + 1);
+      // Subtract the maximum so exp never overflows; the row always keeps key 0. A NaN score
+      // counts as -inf in it, as in the CUDA kernels (the row's probabilities are NaN anyway).
+      T peak = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j <= last; ++j) peak = p[j] > peak ? p[j] : peak;
       double total = 0;
       for (int64_t j = 0; j <= last; ++j) total += std::exp(double(p[j] - peak));
       row_stats[0] = peak;
@@ -203,6 +206,7 @@ void CpuBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
   check_rows("attention", q_rows, q.size(0), "query row");
   check_rows("attention", kv_rows, k.size(0), "key row");
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
+  check_attention_residual("attention", residual, q, at);
   if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, softmax_stats, pattern))
     return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
@@ -238,6 +242,7 @@ void CpuBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_i
   check_rows("attention_backward", kv_rows, k.size(0), "key row");
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
   check_softmax_stats("attention_backward", stats, at, q.dtype());
+  check_attention_residual("attention_backward", residual, q, at);
   dq = Tensor::empty(q.shape(), q.dtype());
   dk = Tensor::empty(k.shape(), k.dtype());
   dv = Tensor::empty(v.shape(), v.dtype());

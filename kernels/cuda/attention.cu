@@ -579,7 +579,7 @@ __host__ __device__ inline int single_query_examples(int64_t heads) {
 
 // (The kernels index a block's outputs with int: at most T H (Dh + Dv) + H Dh per example.)
 bool single_query_fits(const Layout& at) {
-  return at.queries == 1 && at.keys <= kSingleQueryMaxKeys &&
+  return at.queries == 1 && at.keys <= kSingleQueryMaxKeys && at.heads >= 1 &&
          at.heads <= kSingleQueryMaxPairs &&
          single_query_examples(at.heads) * (at.keys + 1) * at.heads *
                  (at.head_size + at.value_size) <
@@ -829,10 +829,12 @@ RowsDistinct check_rows(CudaBackend& backend, const char* op, const Tensor& q_ro
 
 // The one-query backward where key rows repeat and the sorted scatter-add takes every sum: dk
 // and dv go out as weights, scale dS and P ([B T, H] each), of the query's q and dz rows, which
-// the scatter-add multiplies as it reads them: no dense [B, T, H, Dh | Dv] buffers (23.5 MB for
-// nanda's value table, written and read again), and the sums are those buffers' bits
-// (index_add_sorted.h). dq arrives as the backward's target for it: the zeroed table where
-// q_dest gives distinct rows, else a dense buffer, summed here like the residual's dz.
+// the scatter-add multiplies as it reads them: the dense [B, T, H, Dh | Dv] buffers (23.5 MB for
+// nanda's value table) are neither written nor read again, and the sums are those buffers' bits
+// (index_add_sorted.h; its partial sums are still allocated at that size, [n, width], but a
+// run writes only its first row in each tile of 64). dq arrives as the backward's target for
+// it: the zeroed table where q_dest gives distinct rows, else a dense buffer, summed here like
+// the residual's dz.
 template <typename T>
 void single_query_backward_as_weights(const Layout& at, cudaStream_t stream, T scale,
                                       const Tensor& dz, const Tensor& q, const Tensor& k,
@@ -907,6 +909,7 @@ void CudaBackend::attention(const Tensor& q_table_in, const Tensor& k_table_in,
       residual_in.defined() ? contiguous_copy_if_needed(residual_in) : Tensor();
   check_rows(*this, "attention", q_rows, q.size(0), kv_rows, k.size(0), false);
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
+  check_attention_residual("attention", residual, q, at);
   if (!make_attention_outputs(*this, at, q.dtype(), residual, q_rows, z, softmax_stats, pattern))
     return;
   dispatch_floating(q.dtype(), "attention", [&]<typename T>() {
@@ -968,6 +971,7 @@ void CudaBackend::attention_backward(const Tensor& dz_in, const Tensor& q_table_
       check_rows(*this, op, q_rows, q.size(0), kv_rows, k.size(0), true);
   const Layout at = attention_layout(q, v, q_rows, kv_rows, sum_heads);
   check_softmax_stats(op, stats, at, q.dtype());
+  check_attention_residual(op, residual, q, at);
   dispatch_floating(q.dtype(), op, [&]<typename T>() {
     if (at.batch * at.heads * at.queries * at.keys == 0) {  // no example reads any row
       dq = Tensor::empty(q.shape(), q.dtype(), device());

@@ -39,7 +39,9 @@ constexpr int kMaxScatterAdds = 4;
 // (or n / group itself when x_rows is undefined). Each product is rounded on its own, so the sums
 // are the bits they would be from a buffer holding the rounded products. The attention backward's
 // key and value tables take their gradients so: weight P (values) or scale dS (keys) times the
-// query's dz or its q row, and a buffer of those would be B T H (Dh + Dv) elements.
+// query's dz or its q row, and a buffer of those would be B T H (Dh + Dv) elements, written and
+// read again. (The partial sums, below, are still allocated [n, width]: a run's sum goes to its
+// first slot in each tile; compacting them would save memory, not traffic.)
 struct WeightedRows {
   Tensor weights;  // [n, heads]
   Tensor x;
