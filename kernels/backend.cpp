@@ -106,6 +106,7 @@ void Backend::cross_entropy_with_grad(const Tensor& logits, const Tensor& target
 
 Tensor Backend::embed_with_positions(const Tensor& W_E, const Tensor& W_pos,
                                      const Tensor& tokens) {
+  check_embedding_positions("embed_with_positions", tokens, W_pos.size(0));
   const int64_t batch = tokens.size(0), len = tokens.size(1), width = W_E.size(1);
   const Tensor gathered = index_select(W_E, tokens);  // [B, T, D]
   return binary(BinaryOp::Add, gathered,
@@ -115,6 +116,7 @@ Tensor Backend::embed_with_positions(const Tensor& W_E, const Tensor& W_pos,
 void Backend::embed_with_positions_backward(const Tensor& dy, const Tensor& tokens,
                                             int64_t vocab, int64_t n_pos, Tensor& dW_E,
                                             Tensor& dW_pos) {
+  check_embedding_positions("embed_with_positions_backward", tokens, n_pos, dy);
   const int64_t len = tokens.size(1), width = dy.size(2);
   dW_E = index_add(dy, tokens, vocab);
   const Tensor column_sums = reduce(ReduceOp::Sum, dy, {0}).view({len, width});  // [T, D]
@@ -147,6 +149,16 @@ void Backend::linear_backward(const Tensor& dy, const Tensor& x, const Tensor& W
   if (dx_residual.defined()) dx = binary(BinaryOp::Add, dx_residual, dx);
   if (dx_relu_mask.defined())
     dx = activation_backward(dx.contiguous(), dx_relu_mask, Activation::Relu, Tensor());
+}
+
+void check_embedding_positions(const char* op, const Tensor& tokens, int64_t n_pos,
+                               const Tensor& dy) {
+  check(tokens.dim() == 2 && tokens.size(1) <= n_pos, op, ": tokens ",
+        shape_str(tokens.shape()), " must be [B, T] with T <= ", n_pos, " positions");
+  check(!dy.defined() || (dy.dim() == 3 && dy.size(0) == tokens.size(0) &&
+                          dy.size(1) == tokens.size(1)),
+        op, ": dy ", shape_str(dy.defined() ? dy.shape() : Shape{}), " must be [",
+        tokens.size(0), ", ", tokens.size(1), ", D], the tokens' [B, T] and a row each");
 }
 
 void check_dx_extras(const Tensor& dx_residual, const Tensor& dx_relu_mask, const Tensor& dy,

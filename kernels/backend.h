@@ -317,6 +317,12 @@ class Backend {
 void check_dx_extras(const Tensor& dx_residual, const Tensor& dx_relu_mask, const Tensor& dy,
                      const Tensor& W);
 
+// Throws tg::Error unless tokens are [B, T] with T <= n_pos positions and dy (in the backward;
+// undefined in the forward) is [B, T, D]: embed_with_positions's contract, which its kernels
+// index by.
+void check_embedding_positions(const char* op, const Tensor& tokens, int64_t n_pos,
+                               const Tensor& dy = Tensor());
+
 // Throws tg::Error unless matmul_sum's arguments fit together (shapes, dtypes), naming them.
 void check_matmul_sum_args(const std::vector<Tensor>& as, const std::vector<Tensor>& bs,
                            const Tensor& residual);

@@ -246,7 +246,7 @@ TEST_CASE("cuda fused embedding: forward and backward equal the composition and 
   }
 }
 
-TEST_CASE("cuda fused embedding: bad tokens and the autograd op", "[cuda]") {
+TEST_CASE("cuda fused embedding: bad tokens, bad shapes and the autograd op", "[cuda]") {
   TG_REQUIRE_CUDA_DEVICE();
   Backend& gpu = backend_for(kGpu);
   Backend& cpu = backend_for(Device::cpu());
@@ -263,6 +263,31 @@ TEST_CASE("cuda fused embedding: bad tokens and the autograd op", "[cuda]") {
            gpu.embed_with_positions(W_E.to(kGpu).to(DType::Int64), W_pos.to(kGpu).to(DType::Int64),
                                     from_vector<int64_t>({0}).reshape({1, 1}).to(kGpu));
          }).empty());
+
+  // More tokens than positions (the kernels index W_pos and dy by position), and a dy that is
+  // not the tokens' [B, T, D]: the same error on both backends, and on the composition.
+  const Tensor four = from_vector<int64_t>({0, 1, 2, 3}).reshape({1, 4});
+  const std::string too_long = error_of([&] { cpu.embed_with_positions(W_E, W_pos, four); });
+  CHECK(too_long == "embed_with_positions: tokens [1, 4] must be [B, T] with T <= 3 positions");
+  CHECK(error_of([&] {
+          gpu.embed_with_positions(W_E.to(kGpu), W_pos.to(kGpu), four.to(kGpu));
+        }) == too_long);
+  Tensor dW_E, dW_pos;
+  const auto backward_error = [&](Backend& b, const Tensor& dy, const Tensor& tokens) {
+    return error_of([&] {
+      b.embed_with_positions_backward(dy.to(b.device()), tokens.to(b.device()), 7, 3, dW_E,
+                                      dW_pos);
+    });
+  };
+  const Tensor dy4 = random_normal({1, 4, 5}, DType::Float32, 44);
+  CHECK(backward_error(cpu, dy4, four) ==
+        "embed_with_positions_backward: tokens [1, 4] must be [B, T] with T <= 3 positions");
+  CHECK(backward_error(gpu, dy4, four) == backward_error(cpu, dy4, four));
+  const Tensor two = from_vector<int64_t>({0, 1, 2, 3}).reshape({2, 2});
+  CHECK(backward_error(cpu, dy4, two) ==
+        "embed_with_positions_backward: dy [1, 4, 5] must be [2, 2, D], the tokens' [B, T] and "
+        "a row each");
+  CHECK(backward_error(gpu, dy4, two) == backward_error(cpu, dy4, two));
 
   for (DType dtype : {DType::Float32, DType::Float64}) {
     INFO(dtype_name(dtype));

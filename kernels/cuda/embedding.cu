@@ -86,6 +86,7 @@ Tensor CudaBackend::embed_with_positions(const Tensor& W_E_in, const Tensor& W_p
   const Tensor W_E = contiguous_copy_if_needed(W_E_in);
   const Tensor W_pos = contiguous_copy_if_needed(W_pos_in);
   const Tensor tokens = contiguous_copy_if_needed(tokens_in);
+  check_embedding_positions("embed_with_positions", tokens, W_pos.size(0));
   const int64_t batch = tokens.size(0), len = tokens.size(1), width = W_E.size(1);
   DeviceGuard guard(index_);
   check_tokens(tokens, W_E.size(0));
@@ -105,13 +106,14 @@ void CudaBackend::embed_with_positions_backward(const Tensor& dy_in, const Tenso
   check_on(dy_in, device(), "embed_with_positions_backward", "dy");
   check_on(tokens_in, device(), "embed_with_positions_backward", "tokens");
   const Tensor dy = contiguous_copy_if_needed(dy_in);
+  check_embedding_positions("embed_with_positions_backward", tokens_in, n_pos, dy);
   const int64_t batch = dy.size(0), len = dy.size(1), width = dy.size(2);
   dispatch_floating(dy.dtype(), "embed_with_positions_backward", [&]<typename T>() {
     dW_E = index_add(dy, tokens_in, vocab);  // checks the tokens too
     dW_pos = Tensor::empty({n_pos, width}, dy.dtype(), device());
     if (dW_pos.numel() == 0) return;
     DeviceGuard guard(index_);
-    const int64_t n_out = dW_pos.numel(), columns = std::min(len, n_pos) * width;
+    const int64_t n_out = dW_pos.numel(), columns = len * width;  // dy's rows, T <= P
     launch(position_grad_kernel<T>, static_cast<unsigned>((n_out + kColumns - 1) / kColumns),
            dim3(kColumns, kRowGroups), current_stream(index_), dy.data<T>(), dW_pos.data<T>(),
            batch, columns, n_out);
