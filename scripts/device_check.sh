@@ -130,20 +130,21 @@ stage() {
 }
 
 # cuda_tests NAME CAP [ENV...]: the GPU test programs, side by side (their CPU references then
-# share the cores: two OpenMP threads each). Here a program that skips has seen no GPU, which
-# fails the stage; the failed and skipped programs are named in the table.
+# share the cores: two OpenMP threads each), and the linear layers' and the step's again with
+# every product on v9 (sgemm_v9_test_cuda_*, tests/CMakeLists.txt). Here a program that skips
+# has seen no GPU, which fails the stage; the failed and skipped programs are named in the table.
 cuda_tests() {
   local name=$1 cap=$2
   shift 2
-  stage "$name" "$cap" env OMP_NUM_THREADS=2 "$@" ctest --test-dir build-device -R '^test_cuda' \
-    -j "$(nproc)" --output-on-failure
+  stage "$name" "$cap" env OMP_NUM_THREADS=2 "$@" ctest --test-dir build-device \
+    -R '^(sgemm_v9_)?test_cuda' -j "$(nproc)" --output-on-failure
   local rc=$?
   [ -f "$results/$name.out" ] || return $rc
   local failed skipped
   failed=$(sed -n '/The following tests FAILED:/,$p' "$results/$name.out" |
-    grep -oE 'test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
+    grep -oE '(sgemm_v9_)?test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
   skipped=$(sed -n '/The following tests did not run:/,/^$/p' "$results/$name.out" |
-    grep -oE 'test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
+    grep -oE '(sgemm_v9_)?test_cuda_[a-z_0-9]+' | sort -u | tr '\n' ' ')
   [ -n "$failed" ] && summary+=("$(printf '%-18s %-8s %s' "" failed "$failed")")
   if [ -n "$skipped" ]; then
     # The stage's own line said ok (ctest passes a skip): it did not.

@@ -1,10 +1,10 @@
-// SGEMM versions on the GPU: every version of the registry on awkward shapes (edges that are no
-// multiple of any tile, each transpose combination, tight and padded rows, batches with B
-// broadcast, the model's forward and backward shapes), with C poisoned with NaN before each run,
-// against a float64 host reference and against cuBLAS SGEMM with TF32 off; both within 1e-5
-// relative (5e-3 for v8, on TF32 tensor cores), every element written and nothing outside C
-// touched. Also the registry's shape,
-// best_sgemm()'s choice and argument checks, which need no GPU.
+// SGEMM versions on the GPU: every version of the registry, and v9's kernel at each of its other
+// block tilings (mma_tilings.h), on awkward shapes (edges that are no multiple of any tile, each
+// transpose combination, tight and padded rows, batches with B broadcast, the model's forward
+// and backward shapes), with C poisoned with NaN before each run, against a float64 host
+// reference and against cuBLAS SGEMM with TF32 off; both within 1e-5 relative (5e-3 for v8 and
+// v10, on TF32 tensor cores), every element written and nothing outside C touched. Also the
+// registry's shape, best_sgemm()'s choice and argument checks, which need no GPU.
 // Without a usable CUDA device the GPU cases warn "skipped: ...", pass, and are counted
 // (tests/test_cuda_support.h).
 #include <catch2/catch.hpp>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cuda/sgemm/mma_tilings.h"
 #include "kernels/cuda/sgemm/sgemm.h"
 #include "kernels/cuda/stream.h"
 #include "sgemm_test_util.h"
@@ -196,7 +197,9 @@ TEST_CASE("check_gemm_args rejects short leading dimensions, negative sizes, ove
 TEST_CASE("every sgemm version matches float64 and cuBLAS (TF32 off) on awkward shapes") {
   TG_REQUIRE_CUDA_DEVICE();
   const Cublas cublas;
-  std::map<int, int> runs;  // per version number
+  std::vector<SgemmVersion> versions = sgemm_versions();
+  versions.insert(versions.end(), mma_tilings().begin(), mma_tilings().end());
+  std::map<std::string, int> runs;  // per version and tiling
   uint64_t seed = 1000;
   for (const GemmCase& c : sgemm_cases(/*large=*/true)) {
     INFO("case " << c.name());
@@ -215,11 +218,11 @@ TEST_CASE("every sgemm version matches float64 and cuBLAS (TF32 off) on awkward 
     const std::vector<float> reference_blas = dense_c(h, blas_out);
 
     int supported = 0;
-    for (const SgemmVersion& v : sgemm_versions()) {
+    for (const SgemmVersion& v : versions) {
       const GemmArgs args = h.args(a.ptr, b.ptr, out.ptr);
       if (!v.supports(args)) continue;
       ++supported;
-      ++runs[v.number];
+      ++runs[version_name(v)];
       INFO(version_name(v));
       out.poison();
       v.run(args, nullptr);
@@ -237,9 +240,9 @@ TEST_CASE("every sgemm version matches float64 and cuBLAS (TF32 off) on awkward 
     }
     CHECK(supported >= 6);  // v1..v5 and v7 take everything; v6 only aligned rows
   }
-  for (const SgemmVersion& v : sgemm_versions()) {
+  for (const SgemmVersion& v : versions) {
     INFO(version_name(v));
-    CHECK(runs[v.number] > 0);
+    CHECK(runs[version_name(v)] > 0);
   }
 }
 

@@ -161,7 +161,7 @@ void sgemm_by_rows(const GemmArgs& args, int rows_per_launch, cudaStream_t strea
                    SgemmFn run = sgemm);
 
 // Split-K (split_k.cu): the size of the K slices sgemm() runs side by side for these arguments,
-// a multiple of 16, or 0 when it runs the product whole (a K under 256, or output tiles enough to
+// a multiple of 16, or 0 when it runs the product whole (a K under 64, or output tiles enough to
 // fill the GPU). Depends on the arguments only, so the bits do too.
 int64_t split_k_slice(const GemmArgs& args);
 // C = the sum over the batch (all groups', group 0's first) of A_i @ B_i, then the epilogue: one

@@ -40,7 +40,7 @@ constexpr int kTile = 128;              // v7's block tile, M and N
 constexpr int64_t kTargetBlocks = 128;  // about one wave of an H100 / H200 (132 SMs)
 constexpr int64_t kMinSliceK = 32;      // two of v7's k steps
 // A shorter K is not split: it would not make two slices of kMinSliceK. So the step's
-// unembedding (3830 x 128 x 113: 30 blocks, then v5's for its unaligned rows, 37 us on the H200,
+// unembedding (3830 x 128 x 113: 30 blocks, 37 us on the H200 when v5 took its unaligned rows,
 // each block's k loop a chain of trips to memory) and its table's Q, K, V (12 products of
 // 342 x 128 x 32: 36 blocks, 22 us) run 4 slices of 32, and the unembedding's input gradient
 // (3830 x 113 x 128, K = 113: 30 blocks, 36 us) 3 slices of 48, 48 and 17.

@@ -42,7 +42,11 @@ __device__ __forceinline__ float round_to_tf32(float x) {
 // x as big + small, both TF32: big = x rounded to TF32, small = what that rounding lost, rounded
 // again. big * big' + big * small' + small * big' then misses only small * small' (about 2^-22
 // of the product) and small's own rounding: products as accurate as float32's. This is the
-// "3xTF32" of CUTLASS; a NaN or infinity stays in big (small becomes NaN, as it should).
+// "3xTF32" of CUTLASS. Two edges differ from float32, left as they are rather than checked in
+// the inner loop (an input that large or infinite has already broken a training run):
+// - an infinity's small is inf - inf, a NaN, so a product with an infinite input is a NaN
+//   where float32 gives +-inf;
+// - a finite x of magnitude >= 0x7f7ff000 (about 3.4026e38) rounds up to an infinite big.
 __device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& small) {
   const float hi = round_to_tf32(x);
   big = __float_as_uint(hi);
