@@ -4,10 +4,30 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <regex>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "grok/cli/command.h"
+
+namespace {
+
+// CLI11's "--p: At Most 1 required but received 2" (a flag given twice) and "--betas: At least
+// 2 required but received 1" in the words of the rest of tinygrok's errors; others as they are.
+std::string parse_error_text(const CLI::Error& e) {
+  static const std::regex count_error(
+      R"(^(\S+): At (most|least) (\d+) required but received (\d+)$)", std::regex::icase);
+  const std::string what = e.what();
+  std::smatch m;
+  if (!std::regex_match(what, m, count_error)) return what;
+  const std::string option = m[1], bound = m[2], takes = m[3], got = m[4];
+  if (takes == "1" && (bound == "most" || bound == "Most"))
+    return option + " is given " + (got == "2" ? "twice" : got + " times") + ": give it once";
+  return option + " takes " + takes + (takes == "1" ? " value" : " values") + ", got " + got;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace tg::grok::cli;
@@ -15,7 +35,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // One line, like every other error of tinygrok (CLI11's default adds a second).
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return std::string("tinygrok: ") + e.what() + " (see --help)\n";
+    return "tinygrok: " + parse_error_text(e) + " (see --help)\n";
   });
   std::vector<std::unique_ptr<Command>> commands;
   commands.push_back(make_train_command(app));

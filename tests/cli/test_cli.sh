@@ -280,7 +280,13 @@ expect_error "model.safetensors" eval truncated
 expect_error "missing_run" eval missing_run
 [ ! -e missing_run ] && ok || fail "created missing_run"
 expect_error "unknown command 'trian'" trian --steps 10
-expect_error "--betas" train "${TINY[@]}" --betas 0.9 --out new   # a CLI11 parse error: exit 2 too
+# CLI11's parse errors exit 2 too; its counts are put in tinygrok's words (grok/main.cpp).
+expect_error "--betas takes 2 values, got 1" train "${TINY[@]}" --betas 0.9 --out new
+expect_error "--betas takes 2 values, got 4" train "${TINY[@]}" --betas 0.9 0.98 --betas 0.9 0.99 \
+  --out new
+expect_error "--p is given twice: give it once" train --p 23 --p 29 --out new
+expect_error "--wd is given 3 times: give it once" train "${TINY[@]}" --wd 1 --wd 2 --wd 3 --out new
+expect_error "--rho is given twice: give it once" analyze run --rho 0.1 --rho 0.2
 expect_error "--threads: must be between 0" train --p 23 --threads 100000 --out new
 expect_error "--seed: expected a whole number >= 0, got '-1'" train "${TINY[@]}" --seed -1 --out new
 expect_error "--seed: '18446744073709551616' is out of range" \
