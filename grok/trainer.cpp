@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 
@@ -51,6 +53,20 @@ constexpr double kGrokAccuracy = 0.99;  // T_m and T_g: the first eval at or abo
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// TG_PROFILE_STEP=N: the step (counted from 1, over the run's sessions) that runs alone inside
+// the device's profiler range (Backend::profiler_range), so that `ncu --profile-from-start off`
+// profiles one step's kernels (scripts/device_check.sh's ncu_sections); 0 when unset.
+int64_t profiled_step() {
+  const char* value = std::getenv("TG_PROFILE_STEP");
+  if (value == nullptr || *value == '\0') return 0;
+  char* end = nullptr;
+  errno = 0;
+  const long long step = std::strtoll(value, &end, 10);
+  check(*end == '\0' && errno == 0 && step >= 1,
+        "TG_PROFILE_STEP: expected a step number >= 1, got '", value, "'");
+  return step;
 }
 
 // Adds the wall time of its scope to a total.
@@ -362,6 +378,7 @@ json run_summary(RunStatus status, const RunState& state, int64_t batch_size,
 RunStatus train(const TrainConfig& config, const RunOptions& options) {
   // --- everything that can fail on bad input, before the run directory is touched -----------
   validate(config);
+  const int64_t profiled = profiled_step();
   RunLock lock;  // held until train returns
   if (options.resume) {
     check(fs::exists(fs::path(options.out) / "config.json"), "--resume: ", options.out,
@@ -614,8 +631,11 @@ RunStatus train(const TrainConfig& config, const RunOptions& options) {
       status = RunStatus::Interrupted;
       break;
     }
-    if (device_step) device_step->step();
-    else if (!step_on_host()) break;
+    const bool in_profile = state.step + 1 == profiled;
+    if (in_profile) backend_for(device).profiler_range(true);
+    const bool stepped = device_step ? (device_step->step(), true) : step_on_host();
+    if (in_profile) backend_for(device).profiler_range(false);
+    if (!stepped) break;
     ++state.step;
     const bool last = state.step == config.steps;
     const bool eval_due = state.step % config.eval_every == 0 || last;

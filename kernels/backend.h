@@ -310,6 +310,11 @@ class Backend {
   // True while capture() is recording on this backend: code above the kernels (a model's token
   // check) skips its own host reads then, under the same contract.
   virtual bool capturing() const { return false; }
+
+  // Begins (true) or ends (false) the range that a profiler started with collection off records:
+  // on CUDA cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` and `nsys
+  // --capture-range=cudaProfilerApi`. Nothing on the CPU.
+  virtual void profiler_range(bool begin) { (void)begin; }
 };
 
 // Throws tg::Error unless linear_backward's dx_residual and dx_relu_mask (each if defined) have

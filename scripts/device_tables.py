@@ -377,7 +377,7 @@ NCU_SECTION_METRICS = (("Duration", "us"), ("Compute (SM) Throughput", "SM %"),
 
 
 def ncu_sections_table(results):
-    """ncu's sections for the first training step's kernels, one line each, in launch order: how
+    """ncu's sections for training step 2's kernels, one line each, in launch order: how
     full each keeps the GPU (occupancy, waves) and how near its peaks it runs."""
     kernels = {}  # ID -> (name, grid, block, {metric: value}), in launch order
     for row in ncu_rows(results, "ncu_sections.csv"):
@@ -392,7 +392,7 @@ def ncu_sections_table(results):
         kernel[3][metric] = value
     if not kernels:
         return []
-    lines = ["ncu sections, the first training step's kernels in launch order (eager, nanda):",
+    lines = ["ncu sections, training step 2's kernels in launch order (eager, nanda):",
              f"  {'kernel':<44} {'grid':<14} {'block':<7}"
              + " ".join(f"{unit:>9}" for _, unit in NCU_SECTION_METRICS)]
     for name, grid, block, values in kernels.values():

@@ -249,7 +249,7 @@ class DeviceTablesTest(unittest.TestCase):
                    + row.format(i=3, kernel=gemm, grid="(4, 30, 1)", metric="Block Limit SM",
                                 unit="block", value="32"))
         text = self.summary()
-        self.assertIn("ncu sections, the first training step's kernels", text)
+        self.assertIn("ncu sections, training step 2's kernels", text)
         # launch order is the file's order of first appearance; absent metrics show as -
         self.assertRegex(text, r"fused_forward_kernel<float, 8192> +\(3830, 1, 1\) +256 +70\.7 +-")
         self.assertRegex(text, r"warptiling_kernel<0, 0, 1, 0> +\(4, 30, 1\) +256 +49\.6 +- +- "

@@ -43,10 +43,14 @@
 #include "test_cuda_support.h"
 #include "test_support.h"
 #include "tinygrok.h"
+#ifdef TG_CUDA_HOST_EMULATION
+#include "emulated_cuda.h"  // the profiler ranges it counted
+#endif
 
 using namespace tg;
 using namespace tg::grok;
 namespace fs = std::filesystem;
+using tg::testing::ScopedEnv;
 using tg::testing::TempDir;
 
 namespace {
@@ -347,6 +351,48 @@ TEST_CASE("cuda train: the step recorded as a CUDA graph gives the eager step's 
   REQUIRE(train(half, quiet_run(dir / "parts")) == RunStatus::Completed);
   REQUIRE(train(steady, RunOptions{dir / "parts", true, false, true}) == RunStatus::Completed);
   CHECK(same_rows(read_rows(dir / "parts"), read_rows(dir / "whole")));
+}
+
+// TG_PROFILE_STEP=N puts step N, and nothing else, inside the device's profiler range (for ncu
+// --profile-from-start off). The emulator counts the kernels each range saw: two eager steps'
+// ranges the same number (no eval's or checkpoint's kernels), a recorded step's range its
+// replay's. On a GPU (no profiler attached) the runs just complete. A bad value is an error
+// before the run directory is made.
+TEST_CASE("cuda train: TG_PROFILE_STEP puts one step inside the profiler range", "[cuda][train]") {
+  TG_REQUIRE_CUDA_DEVICE();
+  TrainConfig c = tiny_transformer();
+  c.device = "cuda";
+  c.steps = 6;
+  c.eval_every = 3;  // evals after steps 3 and 6, checkpoints at the end
+  TempDir dir;
+  std::vector<uint64_t> kernels;  // per range: step 2 and step 4 eager, step 5 recorded
+  for (const auto& [step, graph] : {std::pair{"2", "off"}, {"4", "off"}, {"5", "on"}}) {
+    INFO("TG_PROFILE_STEP=" << step << ", --cuda-graph " << graph);
+    const ScopedEnv profile("TG_PROFILE_STEP", step);
+    c.cuda_graph = graph;
+#ifdef TG_CUDA_HOST_EMULATION
+    const size_t ranges = tg_emulation::profiler_ranges.size();
+#endif
+    REQUIRE(train(c, quiet_run(dir / (std::string("step") + step))) == RunStatus::Completed);
+#ifdef TG_CUDA_HOST_EMULATION
+    REQUIRE(tg_emulation::profiler_ranges.size() == ranges + 1);
+    const tg_emulation::ProfilerRange& r = tg_emulation::profiler_ranges.back();
+    CHECK(!tg_emulation::profiling);
+    kernels.push_back(r.end - r.first);
+#endif
+  }
+#ifdef TG_CUDA_HOST_EMULATION
+  CHECK(kernels[0] > 10);
+  CHECK(kernels[1] == kernels[0]);
+  CHECK(kernels[2] > 10);
+#endif
+  for (const char* bad : {"0", "two", "3x"}) {
+    const ScopedEnv profile("TG_PROFILE_STEP", bad);
+    REQUIRE_THROWS_WITH(train(c, quiet_run(dir / "bad")),
+                        "TG_PROFILE_STEP: expected a step number >= 1, got '" + std::string(bad) +
+                            "'");
+    CHECK(!fs::exists(dir / "bad"));
+  }
 }
 
 TEST_CASE("cuda train: the nanda step records as one graph of a bounded number of operations",

@@ -7,9 +7,11 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -60,6 +62,23 @@ struct TempDir {
 
   std::string file(const std::string& name) const { return (path / name).string(); }
   std::string operator/(const std::string& name) const { return file(name); }
+};
+
+// An environment variable set for the scope (unset when value is null), then as it was.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> before;
+  ScopedEnv(std::string variable, const char* value) : name(std::move(variable)) {
+    if (const char* old = std::getenv(name.c_str())) before = old;
+    if (value != nullptr) ::setenv(name.c_str(), value, 1);
+    else ::unsetenv(name.c_str());
+  }
+  ~ScopedEnv() {
+    if (before) ::setenv(name.c_str(), before->c_str(), 1);
+    else ::unsetenv(name.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
 };
 
 // A whole file's bytes (a failed REQUIRE when it cannot be read).

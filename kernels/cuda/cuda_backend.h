@@ -97,6 +97,8 @@ class CudaBackend final : public Backend {
   // A CUDA graph (cuda_graph.h).
   std::unique_ptr<CapturedWork> capture(const std::function<void()>& work) override;
   bool capturing() const override;
+  // cudaProfilerStart / cudaProfilerStop on this device (profiler_range.cpp).
+  void profiler_range(bool begin) override;
 
   int index() const { return index_; }
 

@@ -22,6 +22,9 @@
 // __shared__ memory holds what the block before left (GCC ignores a section attribute on a
 // template's statics, so they cannot be found and refilled).
 //
+// cudaProfilerStart and cudaProfilerStop record which kernels ran between them
+// (tg_emulation::profiler_ranges), for a test of what a profiler would see.
+//
 // Stream capture and graphs follow the real API (signatures, enum values, error codes): between
 // cudaStreamBeginCapture and cudaStreamEndCapture, kernel launches, cudaMemcpyAsync and
 // cudaMemsetAsync on the stream are recorded (closures holding copies of their arguments), not
@@ -468,10 +471,20 @@ inline std::vector<std::unique_ptr<char[]>>& stack_pool() {
   return pool;
 }
 
+// Kernels run so far (a graph's replays included), as a profiler would count them.
+inline std::atomic<uint64_t> kernels_run{0};
+// The kernels each cudaProfilerStart ... cudaProfilerStop range saw: [first, end) of kernels_run.
+struct ProfilerRange {
+  uint64_t first = 0, end = 0;
+};
+inline std::vector<ProfilerRange> profiler_ranges;
+inline bool profiling = false;
+
 // Runs kernel<<<grid, block>>>(args...) now: the blocks one after another, each as a set of
 // fibers.
 template <typename... Params, typename... Args>
 void run_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, Args... args) {
+  ++kernels_run;
   const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
   auto& stacks = stack_pool();
   while (stacks.size() < threads) stacks.emplace_back(new char[kFiberStackBytes]);
@@ -692,6 +705,18 @@ inline cudaError_t cudaGetLastError() {
   const cudaError_t e = tg_emulation::last_error;
   tg_emulation::last_error = cudaSuccess;
   return e;
+}
+// <cuda_profiler_api.h>: a start while profiling and a stop while not do nothing, as on a GPU.
+inline cudaError_t cudaProfilerStart() {
+  if (!tg_emulation::profiling)
+    tg_emulation::profiler_ranges.push_back({tg_emulation::kernels_run, 0});
+  tg_emulation::profiling = true;
+  return cudaSuccess;
+}
+inline cudaError_t cudaProfilerStop() {
+  if (tg_emulation::profiling) tg_emulation::profiler_ranges.back().end = tg_emulation::kernels_run;
+  tg_emulation::profiling = false;
+  return cudaSuccess;
 }
 inline cudaError_t cudaGetDeviceCount(int* count) {
   *count = 1;
